@@ -301,6 +301,21 @@ const KNOWN: [&str; 8] = [
 ];
 
 impl Claims {
+    /// The base claims of RFC 8225 only.
+    pub fn base(iat: u64, orig: Party, dest: Dest) -> Self {
+        Self {
+            iat,
+            orig,
+            dest,
+            attest: None,
+            origid: None,
+            div: None,
+            rcd: None,
+            crn: None,
+            extra: BTreeMap::new(),
+        }
+    }
+
     /// The claims of a SHAKEN PASSporT.
     pub fn shaken(iat: u64, orig: Party, dest: Dest, attest: Attestation, origid: OrigId) -> Self {
         Self {

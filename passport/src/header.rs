@@ -28,6 +28,16 @@ pub struct Header {
 }
 
 impl Header {
+    /// A header with the given `alg`, optional `ppt` and `x5u`.
+    pub fn new(alg: impl Into<String>, ppt: Option<String>, x5u: impl Into<String>) -> Self {
+        Self {
+            alg: alg.into(),
+            ppt,
+            x5u: x5u.into(),
+            extra: BTreeMap::new(),
+        }
+    }
+
     /// A SHAKEN header: `alg` ES256, `ppt` shaken, the given `x5u`.
     pub fn shaken(x5u: impl Into<String>) -> Self {
         Self {
