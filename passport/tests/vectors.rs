@@ -295,7 +295,8 @@ fn identity_header_leniency_and_refusals() {
         ]
     );
 
-    let refusals: Vec<(String, fn(&Error) -> bool)> = vec![
+    type Expect = fn(&Error) -> bool;
+    let refusals: Vec<(String, Expect)> = vec![
         (format!("{token};alg=ES256;ppt=shaken"), |e| {
             *e == Error::MissingInfo
         }),
