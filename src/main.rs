@@ -1,1 +1,41 @@
-fn main() {}
+//! `shaken`: the command line over the project's library crates.
+//!
+//! Each command family lives in `commands/`; this file only parses arguments and dispatches.
+//! Exit status: 0 success, 1 a negative answer (a call that failed verification), 2 unusable
+//! input (a file that cannot be read, a key or certificate that cannot be parsed, a bad flag).
+#![forbid(unsafe_code)]
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// STIR/SHAKEN caller-identity attestation: sign, verify and inspect PASSporTs.
+#[derive(Parser, Debug)]
+#[command(name = "shaken", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Offline PASSporT operations: sign, verify, decode.
+    #[command(subcommand)]
+    Passport(commands::passport::PassportCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Passport(command) => commands::passport::run(command),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("shaken: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

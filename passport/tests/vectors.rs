@@ -1,5 +1,10 @@
 //! Conformance vectors (STANDARDS.md §9), tampering, and property tests.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use passport::base64url;
 use passport::error::Part;

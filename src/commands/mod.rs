@@ -1,0 +1,3 @@
+//! Command families of the `shaken` binary.
+
+pub(crate) mod passport;

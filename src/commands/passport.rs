@@ -1,0 +1,292 @@
+//! `shaken passport sign | verify | decode`: offline PASSporT operations.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use passport::claims::{Attestation, Claims, Dest, OrigId, Party};
+use passport::error::SipReason;
+use passport::identity::IdentityHeader;
+use passport::token::{Passport, TokenSigner};
+use passport::verify::{self, VerifyOptions};
+use passport::{cert, NumberingPlan, SigningKey, Tn};
+use serde_json::{json, Map, Value};
+
+/// Offline PASSporT operations.
+#[derive(Subcommand, Debug)]
+pub(crate) enum PassportCommand {
+    /// Sign a SHAKEN PASSporT and print the Identity header value.
+    Sign(SignArgs),
+    /// Verify an Identity header value with a certificate and print a verdict as JSON.
+    Verify(VerifyArgs),
+    /// Print the header and claims of a PASSporT as JSON, without verifying it.
+    Decode(DecodeArgs),
+}
+
+/// Arguments of `shaken passport sign`.
+#[derive(Args, Debug)]
+pub(crate) struct SignArgs {
+    /// Private key, PEM: PKCS#8 (BEGIN PRIVATE KEY) or SEC1 (BEGIN EC PRIVATE KEY).
+    #[arg(long, value_name = "KEY.pem")]
+    key: PathBuf,
+    /// URL of the certificate chain, put in the token's x5u and the header's info.
+    #[arg(long, value_name = "URL")]
+    x5u: String,
+    /// Calling number, in any usual form (+1 215-555-1212, tel:+12155551212, ...).
+    #[arg(long, value_name = "TN")]
+    orig: String,
+    /// Called number; repeat for several.
+    #[arg(long, value_name = "TN", required = true)]
+    dest: Vec<String>,
+    /// Attestation level.
+    #[arg(long, value_name = "A|B|C")]
+    attest: Attestation,
+    /// Origination identifier (a UUID); a random one by default.
+    #[arg(long, value_name = "UUID")]
+    origid: Option<OrigId>,
+    /// Issued-at time in seconds since the epoch; now by default.
+    #[arg(long, value_name = "SECONDS")]
+    iat: Option<u64>,
+    /// Numbering plan for national-form numbers (NANP or CN); none by default.
+    #[arg(long, value_name = "PLAN")]
+    country: Option<NumberingPlan>,
+}
+
+/// Where the Identity header value comes from.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub(crate) struct IdentitySource {
+    /// The Identity header value (token;info=<...>;alg=ES256;ppt=shaken).
+    #[arg(long, value_name = "VALUE")]
+    identity: Option<String>,
+    /// A file holding the Identity header value (an `Identity:` prefix is allowed).
+    #[arg(long, value_name = "FILE")]
+    identity_file: Option<PathBuf>,
+}
+
+/// Arguments of `shaken passport verify`.
+#[derive(Args, Debug)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    source: IdentitySource,
+    /// PEM certificate chain; the first certificate's key checks the signature.
+    #[arg(long, value_name = "CHAIN.pem")]
+    cert: PathBuf,
+    /// Expected calling number: the token's orig must match it.
+    #[arg(long, value_name = "TN")]
+    from: Option<String>,
+    /// Expected called number: the token's dest must contain it. Repeat for several.
+    #[arg(long, value_name = "TN")]
+    to: Vec<String>,
+    /// Reference time in seconds since the epoch (when the call arrived); now by default.
+    #[arg(long, value_name = "SECONDS")]
+    now: Option<u64>,
+    /// Freshness window: the oldest acceptable iat, in seconds before the reference time.
+    #[arg(long, value_name = "SECONDS", default_value_t = verify::DEFAULT_MAX_AGE)]
+    max_age: u64,
+    /// Allowance for clocks running ahead: the newest acceptable iat, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = verify::DEFAULT_MAX_FUTURE)]
+    max_future: u64,
+    /// Numbering plan for national-form --from and --to numbers (NANP or CN).
+    #[arg(long, value_name = "PLAN")]
+    country: Option<NumberingPlan>,
+}
+
+/// Arguments of `shaken passport decode`.
+#[derive(Args, Debug)]
+pub(crate) struct DecodeArgs {
+    #[command(flatten)]
+    source: IdentitySource,
+}
+
+/// Runs one `shaken passport` command.
+pub(crate) fn run(command: PassportCommand) -> Result<ExitCode> {
+    match command {
+        PassportCommand::Sign(args) => sign(args),
+        PassportCommand::Verify(args) => verify(args),
+        PassportCommand::Decode(args) => decode(args),
+    }
+}
+
+fn unix_now() -> Result<u64> {
+    Ok(SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .as_secs())
+}
+
+fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+fn canonical(input: &str, plan: Option<NumberingPlan>, flag: &str) -> Result<Tn> {
+    Tn::canonicalize(input, plan).with_context(|| format!("{flag} {input:?}"))
+}
+
+fn sign(args: SignArgs) -> Result<ExitCode> {
+    if !(args.x5u.starts_with("https://") || args.x5u.starts_with("http://")) {
+        bail!("--x5u {:?} is not an http(s) URL", args.x5u);
+    }
+    if args.x5u.starts_with("http://") {
+        eprintln!("shaken: warning: --x5u is plain http; verifiers outside a lab refuse it");
+    }
+    let key = SigningKey::from_pem(&read_file(&args.key, "key")?)
+        .with_context(|| format!("--key {}", args.key.display()))?;
+    let orig = canonical(&args.orig, args.country, "--orig")?;
+    let dest = args
+        .dest
+        .iter()
+        .map(|d| canonical(d, args.country, "--dest").map(Tn::into_string))
+        .collect::<Result<Vec<_>>>()?;
+    let dest = Dest::tns(dest).context("--dest is required")?;
+    let origid = match args.origid {
+        Some(origid) => origid,
+        None => uuid::Uuid::new_v4().to_string().parse()?,
+    };
+    let iat = match args.iat {
+        Some(iat) => iat,
+        None => unix_now()?,
+    };
+    let claims = Claims::shaken(
+        iat,
+        Party::Tn(orig.into_string()),
+        dest,
+        args.attest,
+        origid,
+    );
+    let signer = TokenSigner::new(key, args.x5u);
+    println!("{}", signer.identity_header(&claims)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Identity header value from the flag or the file, without an `Identity:` prefix.
+fn identity_value(source: &IdentitySource) -> Result<String> {
+    let text = match (&source.identity, &source.identity_file) {
+        (Some(value), _) => value.clone(),
+        (None, Some(path)) => String::from_utf8(read_file(path, "identity file")?)
+            .with_context(|| format!("{} is not UTF-8 text", path.display()))?,
+        (None, None) => bail!("give --identity or --identity-file"),
+    };
+    let text = text.trim();
+    let without_name = text
+        .get(..9)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("identity:"))
+        .map_or(text, |_| &text[9..]);
+    Ok(without_name.trim().to_owned())
+}
+
+/// The members describing a token, as it carries them.
+fn describe(passport: &Passport, out: &mut Map<String, Value>) {
+    let claims = passport.claims();
+    if let Some(attest) = claims.attest {
+        out.insert("attest".into(), json!(attest.as_str()));
+    }
+    out.insert("orig".into(), party_json(&claims.orig));
+    let mut dest = Map::new();
+    if !claims.dest.tn().is_empty() {
+        dest.insert("tn".into(), json!(claims.dest.tn()));
+    }
+    if !claims.dest.uri().is_empty() {
+        dest.insert("uri".into(), json!(claims.dest.uri()));
+    }
+    out.insert("dest".into(), Value::Object(dest));
+    out.insert("iat".into(), json!(claims.iat));
+    if let Some(origid) = &claims.origid {
+        out.insert("origid".into(), json!(origid.as_str()));
+    }
+}
+
+fn party_json(party: &Party) -> Value {
+    match party {
+        Party::Tn(tn) => json!({ "tn": tn }),
+        Party::Uri(uri) => json!({ "uri": uri }),
+    }
+}
+
+fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let value = identity_value(&args.source)?;
+    let key = cert::verifying_key_from_pem_chain(&read_file(&args.cert, "certificate")?)
+        .with_context(|| format!("--cert {}", args.cert.display()))?;
+    let from = args
+        .from
+        .as_deref()
+        .map(|f| canonical(f, args.country, "--from"))
+        .transpose()?;
+    let to = args
+        .to
+        .iter()
+        .map(|t| canonical(t, args.country, "--to"))
+        .collect::<Result<Vec<_>>>()?;
+    let options = VerifyOptions {
+        now: match args.now {
+            Some(now) => now,
+            None => unix_now()?,
+        },
+        max_age: args.max_age,
+        max_future: args.max_future,
+    };
+
+    let mut out = Map::new();
+    let outcome = IdentityHeader::parse(&value).and_then(|identity| {
+        describe(identity.passport(), &mut out);
+        verify::verify_shaken(&identity, &key, &options, from.as_ref(), &to)
+    });
+    let code = match outcome {
+        Ok(()) => {
+            out.insert("verstat".into(), json!("TN-Validation-Passed"));
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            // Everything a received token can get wrong has a SIP code; 438 is the catch-all
+            // of RFC 8224 for an identity that is not valid.
+            let reason = error
+                .sip_reason()
+                .unwrap_or(SipReason::InvalidIdentityHeader);
+            out.insert("verstat".into(), json!("TN-Validation-Failed"));
+            out.insert("reasoncode".into(), json!(reason.code()));
+            out.insert("reasontext".into(), json!(reason.phrase()));
+            out.insert("reasondesc".into(), json!(error.to_string()));
+            ExitCode::from(1)
+        }
+    };
+    println!("{}", Value::Object(out));
+    Ok(code)
+}
+
+fn decode(args: DecodeArgs) -> Result<ExitCode> {
+    let value = identity_value(&args.source)?;
+    let token = value.split(';').next().unwrap_or_default().trim();
+    let passport = match Passport::decode(token) {
+        Ok(passport) => passport,
+        Err(error) => {
+            eprintln!("shaken: cannot decode the PASSporT: {error}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let as_value = |json: String, what: &str| -> Result<Value> {
+        serde_json::from_str(&json).with_context(|| format!("re-reading the {what} JSON"))
+    };
+    let output = json!({
+        "header": as_value(passport.header().to_json(), "header")?,
+        "claims": as_value(passport.claims().to_json(), "claims")?,
+        "signature": passport::base64url::encode(passport.signature()),
+    });
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_prefix_is_stripped() {
+        let source = IdentitySource {
+            identity: Some("  Identity: abc;info=<x>\r\n".into()),
+            identity_file: None,
+        };
+        assert_eq!(identity_value(&source).unwrap(), "abc;info=<x>");
+    }
+}
