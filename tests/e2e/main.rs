@@ -1,1 +1,12 @@
+//! End-to-end tests of the `shaken` binary and of interoperability with independent
+//! implementations, compiled as one test binary with a module per topic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
+mod cli;
+mod interop_pyjwt;
+mod support;

@@ -1,0 +1,122 @@
+//! Helpers: running the binary, OpenSSL, and the Python oracle's virtual environment.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `shaken` with arguments.
+pub(crate) fn shaken<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args(args)
+        .output()
+        .expect("the shaken binary runs")
+}
+
+/// Standard output as text.
+pub(crate) fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Standard output as one JSON value.
+pub(crate) fn stdout_json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(output)))
+}
+
+/// Runs `openssl`, failing the test with a clear message if it is missing or fails.
+pub(crate) fn openssl(args: &[&str], dir: &Path) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl is needed by this test and did not run: {e}"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub(crate) fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("shaken-e2e-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temporary directory")
+}
+
+/// The Python interpreter of the oracle's virtual environment under `target/`, made on first
+/// use from `tests/oracle/requirements.txt`. Never skips: if Python or the package index is
+/// unreachable the test fails and says so.
+pub(crate) fn oracle_python() -> PathBuf {
+    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).expect("read oracle requirements");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyoracle");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("requirements.installed");
+
+    std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR")).expect("target tmp dir");
+    let lock = File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyoracle.lock"))
+        .expect("oracle lock file");
+    lock.lock().expect("lock the oracle environment");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return python;
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    let run = |program: &Path, args: &[&str], what: &str| {
+        let output = Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "Python oracle unavailable: cannot run {} ({e}); install python3 with venv",
+                    program.display()
+                )
+            });
+        assert!(
+            output.status.success(),
+            "Python oracle unavailable: {what} failed (is the package index reachable?):\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(
+        Path::new("python3"),
+        &["-m", "venv", venv.to_str().unwrap()],
+        "python3 -m venv",
+    );
+    run(
+        &python,
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            requirements.to_str().unwrap(),
+        ],
+        "pip install of the pinned oracle packages",
+    );
+    std::fs::write(&stamp, wanted).expect("write oracle stamp");
+    python
+}
+
+/// Runs the oracle script with arguments; returns its output.
+pub(crate) fn oracle(args: &[&str]) -> Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/pyjwt_oracle.py");
+    Command::new(oracle_python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("the oracle runs")
+}
