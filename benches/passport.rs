@@ -77,7 +77,11 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("sign");
     group.throughput(Throughput::Elements(1));
     group.bench_function("raw", |b| {
-        b.iter(|| raw_pair.sign(&rng, black_box(signing_input.as_bytes())).unwrap())
+        b.iter(|| {
+            raw_pair
+                .sign(&rng, black_box(signing_input.as_bytes()))
+                .unwrap()
+        })
     });
     group.bench_function("full", |b| {
         b.iter(|| signer.identity_header(black_box(&claims)).unwrap())
@@ -86,7 +90,10 @@ fn benches(c: &mut Criterion) {
 }
 
 fn p256_pkcs8_der(pem: &str) -> Vec<u8> {
-    passport::pem::parse(pem.as_bytes(), 1).unwrap().remove(0).der
+    passport::pem::parse(pem.as_bytes(), 1)
+        .unwrap()
+        .remove(0)
+        .der
 }
 
 criterion_group!(passport_benches, benches);
