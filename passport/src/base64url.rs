@@ -1,7 +1,7 @@
 //! Base64url without padding (RFC 7515 §2), strict on input.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use base64::{DecodeError, Engine};
 
 use crate::error::{Error, Part};
 
@@ -20,19 +20,40 @@ pub fn encode_into(bytes: &[u8], out: &mut String) {
 /// Only the base64url alphabet is accepted: no padding, no whitespace, no `+` or `/`, and no
 /// non-zero trailing bits, so that one token has exactly one encoding.
 pub fn decode_part(text: &str, part: Part) -> Result<Vec<u8>, Error> {
-    if let Some((offset, found)) = text
-        .char_indices()
-        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-    {
-        return Err(Error::TokenCharacter {
+    URL_SAFE_NO_PAD.decode(text).map_err(|error| match error {
+        DecodeError::InvalidByte(offset, _) | DecodeError::InvalidLastSymbol(offset, _)
+            if !is_base64url(text, offset) =>
+        {
+            character_error(text, offset, part)
+        }
+        DecodeError::InvalidPadding => {
+            let offset = text.find('=').unwrap_or(text.len());
+            character_error(text, offset, part)
+        }
+        _ => Error::Base64(part),
+    })
+}
+
+fn is_base64url(text: &str, offset: usize) -> bool {
+    text.as_bytes()
+        .get(offset)
+        .is_some_and(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The error naming the character at `offset` (which may be inside a multi-byte character).
+fn character_error(text: &str, offset: usize, part: Part) -> Error {
+    let start = (0..=offset.min(text.len()))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    match text.get(start..).and_then(|rest| rest.chars().next()) {
+        Some(found) => Error::TokenCharacter {
             part,
             found,
-            offset,
-        });
+            offset: start,
+        },
+        None => Error::Base64(part),
     }
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| Error::Base64(part))
 }
 
 #[cfg(test)]
@@ -58,6 +79,22 @@ mod tests {
         assert!(matches!(
             decode_part("+/8", Part::Header),
             Err(Error::TokenCharacter { found: '+', .. })
+        ));
+        assert!(matches!(
+            decode_part("ab\u{e9}cd", Part::Header),
+            Err(Error::TokenCharacter {
+                found: '\u{e9}',
+                offset: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            decode_part("ab cd", Part::Header),
+            Err(Error::TokenCharacter {
+                found: ' ',
+                offset: 2,
+                ..
+            })
         ));
         // A single leftover character can never be valid, nor can non-zero trailing bits.
         assert_eq!(
