@@ -24,12 +24,24 @@ enum Command {
     /// Offline PASSporT operations: sign, verify, decode.
     #[command(subcommand)]
     Passport(commands::passport::PassportCommand),
+    /// Policy administrator (STI-PA): key, certificate, SPC tokens.
+    #[command(subcommand)]
+    Pa(commands::pki::PaCommand),
+    /// Service provider: key generation and certificate signing requests.
+    #[command(subcommand)]
+    Sp(commands::pki::SpCommand),
+    /// Certification authority (STI-CA): init, issue, revoke, CRL, lint.
+    #[command(subcommand)]
+    Ca(commands::pki::CaCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Passport(command) => commands::passport::run(command),
+        Command::Pa(command) => commands::pki::run_pa(command),
+        Command::Sp(command) => commands::pki::run_sp(command),
+        Command::Ca(command) => commands::pki::run_ca(command),
     };
     match outcome {
         Ok(code) => code,

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -13,6 +12,8 @@ use passport::token::{Passport, TokenSigner};
 use passport::verify::{self, VerifyOptions};
 use passport::{cert, NumberingPlan, SigningKey, Tn};
 use serde_json::{json, Map, Value};
+
+use super::unix_now;
 
 /// Offline PASSporT operations.
 #[derive(Subcommand, Debug)]
@@ -108,13 +109,6 @@ pub(crate) fn run(command: PassportCommand) -> Result<ExitCode> {
         PassportCommand::Verify(args) => verify(args),
         PassportCommand::Decode(args) => decode(args),
     }
-}
-
-fn unix_now() -> Result<u64> {
-    Ok(SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the system clock is before 1970")?
-        .as_secs())
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
