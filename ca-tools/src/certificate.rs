@@ -280,12 +280,9 @@ pub fn sign_der(key: &p256::SecretKey, message: &[u8]) -> Result<BitString, CaEr
     Ok(BitString::from_bytes(signature.as_bytes())?)
 }
 
-/// Signs a certificate with the issuer's key and returns its DER.
-pub fn sign_certificate(
-    spec: CertificateSpec,
-    issuer_key: &p256::SecretKey,
-) -> Result<Vec<u8>, CaError> {
-    let tbs = TbsCertificate {
+/// The to-be-signed part of a certificate (v3, ecdsa-with-SHA256).
+pub fn tbs_certificate(spec: CertificateSpec) -> Result<TbsCertificate, CaError> {
+    Ok(TbsCertificate {
         version: Version::V3,
         serial_number: spec.serial,
         signature: ecdsa_sha256(),
@@ -303,14 +300,27 @@ pub fn sign_certificate(
         } else {
             Some(spec.extensions)
         },
-    };
+    })
+}
+
+/// Signs a TBS certificate with the issuer's key (ECDSA P-256, SHA-256, RFC 6979) and returns
+/// the certificate's DER. The outer algorithm identifier repeats the TBS one.
+pub fn sign_tbs(tbs: TbsCertificate, issuer_key: &p256::SecretKey) -> Result<Vec<u8>, CaError> {
     let signature = sign_der(issuer_key, &tbs.to_der()?)?;
     let certificate = Certificate {
+        signature_algorithm: tbs.signature.clone(),
         tbs_certificate: tbs,
-        signature_algorithm: ecdsa_sha256(),
         signature,
     };
     Ok(certificate.to_der()?)
+}
+
+/// Signs a certificate with the issuer's key and returns its DER.
+pub fn sign_certificate(
+    spec: CertificateSpec,
+    issuer_key: &p256::SecretKey,
+) -> Result<Vec<u8>, CaError> {
+    sign_tbs(tbs_certificate(spec)?, issuer_key)
 }
 
 /// PEM of one DER certificate.
