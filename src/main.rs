@@ -33,6 +33,9 @@ enum Command {
     /// Certification authority (STI-CA): init, issue, revoke, CRL, lint.
     #[command(subcommand)]
     Ca(commands::pki::CaCommand),
+    /// Certificate repository (STI-CR): serve chains and CRLs over HTTPS.
+    #[command(subcommand)]
+    Repo(commands::repo::RepoCommand),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Command::Pa(command) => commands::pki::run_pa(command),
         Command::Sp(command) => commands::pki::run_sp(command),
         Command::Ca(command) => commands::pki::run_ca(command),
+        Command::Repo(command) => commands::repo::run(command),
     };
     match outcome {
         Ok(code) => code,

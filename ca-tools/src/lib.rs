@@ -23,6 +23,7 @@ pub mod keyfile;
 pub mod lint;
 pub mod pa;
 pub mod profile;
+pub mod repository;
 pub mod spc_token;
 
 pub use error::CaError;

@@ -2,6 +2,7 @@
 
 pub(crate) mod passport;
 pub(crate) mod pki;
+pub(crate) mod repo;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

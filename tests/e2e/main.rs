@@ -9,4 +9,5 @@
 
 mod cli;
 mod interop_pyjwt;
+mod repository;
 mod support;

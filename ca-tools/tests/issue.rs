@@ -1,0 +1,235 @@
+//! `CaDir::issue`: the successful path and every refusal, each with its own error.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use ca_tools::ca::{CaDir, InitOptions};
+use ca_tools::crl::Reason;
+use ca_tools::lint::{self, Severity};
+use ca_tools::{certificate, csr, pa, spc_token, CaError};
+use p256::pkcs8::EncodePublicKey;
+use rand_core::OsRng;
+
+const NOW: u64 = 1_790_000_000;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    ca: CaDir,
+    pa_key: passport::SigningKey,
+    pa_pem: Vec<u8>,
+    sp_key: p256::SecretKey,
+    csr: Vec<u8>,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    pa::init(&dir.path().join("pa"), "Test PA", NOW, false, &mut OsRng).unwrap();
+    let options = InitOptions {
+        organization: "Test CA".into(),
+        country: "US".into(),
+        crl_url: "https://cr.example.net/ca/intermediate.crl".into(),
+        root_crl_url: None,
+        force: false,
+    };
+    let ca = CaDir::init(&dir.path().join("ca"), &options, NOW, &mut OsRng).unwrap();
+    let pa_key = ca_tools::keyfile::read_private_key(&dir.path().join("pa/pa.key")).unwrap();
+    let pa_pem = std::fs::read(dir.path().join("pa/pa.pem")).unwrap();
+    let sp_key = p256::SecretKey::random(&mut OsRng);
+    let csr = csr::build(&sp_key, "1001", "Carrier One", "US").unwrap();
+    Setup {
+        _dir: dir,
+        ca,
+        pa_key,
+        pa_pem,
+        sp_key,
+        csr,
+    }
+}
+
+fn fingerprint(key: &p256::SecretKey) -> String {
+    certificate::spki_fingerprint(key.public_key().to_public_key_der().unwrap().as_bytes())
+}
+
+fn token(s: &Setup, spc: &str, fingerprint: &str, issued_at: u64, ttl: u64) -> String {
+    spc_token::create(
+        &s.pa_key,
+        spc,
+        fingerprint,
+        issued_at,
+        ttl,
+        "jti".into(),
+        None,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_matching_token_and_csr_get_a_clean_chain() {
+    let mut s = setup();
+    let t = token(&s, "1001", &fingerprint(&s.sp_key), NOW, 300);
+    let (chain, serial) =
+        s.ca.issue(&s.csr, &t, &s.pa_pem, 90, NOW, &mut OsRng)
+            .unwrap();
+    let reports = lint::lint_pem(chain.as_bytes(), Some(NOW + 10)).unwrap();
+    assert_eq!(reports.len(), 2, "end entity then the issuing CA");
+    for report in &reports {
+        assert!(
+            report
+                .findings
+                .iter()
+                .all(|f| f.severity() == Severity::Warning),
+            "{report:?}"
+        );
+    }
+    // The serial has at least 64 random bits and is recorded.
+    assert!(serial.len() >= 16, "{serial}");
+    assert_eq!(s.ca.state.issued.len(), 1);
+    assert_eq!(s.ca.state.issued[0].spc, "1001");
+    assert_eq!(s.ca.state.issued[0].not_after, NOW + 90 * 86_400);
+    // The certificate carries the CSR's key and the SPC.
+    let der = passport::cert::chain_from_pem(chain.as_bytes())
+        .unwrap()
+        .remove(0);
+    let key = passport::cert::verifying_key_of(&der).unwrap();
+    assert_eq!(
+        key,
+        passport::SigningKey::from_secret(s.sp_key.clone())
+            .unwrap()
+            .verifying_key()
+            .unwrap()
+    );
+    // Revocation, once, then a CRL that lists it.
+    s.ca.revoke(&serial, Reason::Superseded, NOW + 20).unwrap();
+    assert!(matches!(
+        s.ca.revoke(&serial, Reason::Superseded, NOW + 20),
+        Err(CaError::AlreadyRevoked(_))
+    ));
+    assert!(matches!(
+        s.ca.revoke("00AB", Reason::Superseded, NOW),
+        Err(CaError::UnknownSerial(_))
+    ));
+    let crl = s.ca.crl(24, NOW + 30, false).unwrap();
+    assert!(crl
+        .windows(serial.len() / 2)
+        .any(|w| ca_tools::ca::serial_hex(w) == serial));
+    assert_eq!(s.ca.state.crl_number, 1);
+}
+
+#[test]
+fn an_expired_token_is_refused() {
+    let mut s = setup();
+    let t = token(&s, "1001", &fingerprint(&s.sp_key), NOW - 600, 300);
+    let err =
+        s.ca.issue(&s.csr, &t, &s.pa_pem, 90, NOW, &mut OsRng)
+            .unwrap_err();
+    assert!(
+        matches!(err, CaError::TokenExpired { exp, now: NOW } if exp == NOW - 300),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_token_signed_by_another_key_is_refused() {
+    let mut s = setup();
+    s.pa_key = passport::SigningKey::generate().unwrap();
+    let t = token(&s, "1001", &fingerprint(&s.sp_key), NOW, 300);
+    let err =
+        s.ca.issue(&s.csr, &t, &s.pa_pem, 90, NOW, &mut OsRng)
+            .unwrap_err();
+    assert!(matches!(err, CaError::TokenSignature), "{err}");
+}
+
+#[test]
+fn an_spc_mismatch_is_refused() {
+    let mut s = setup();
+    let t = token(&s, "1002", &fingerprint(&s.sp_key), NOW, 300);
+    let err =
+        s.ca.issue(&s.csr, &t, &s.pa_pem, 90, NOW, &mut OsRng)
+            .unwrap_err();
+    assert!(
+        matches!(&err, CaError::TnAuthListMismatch { token, csr } if token == "SPC 1002" && csr == "SPC 1001"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "SPC token TNAuthList (SPC 1002) differs from the CSR's (SPC 1001)"
+    );
+}
+
+#[test]
+fn a_fingerprint_mismatch_is_refused() {
+    let mut s = setup();
+    let other = p256::SecretKey::random(&mut OsRng);
+    let t = token(&s, "1001", &fingerprint(&other), NOW, 300);
+    let err =
+        s.ca.issue(&s.csr, &t, &s.pa_pem, 90, NOW, &mut OsRng)
+            .unwrap_err();
+    assert!(
+        matches!(&err, CaError::FingerprintMismatch { token, csr } if *token == fingerprint(&other) && *csr == fingerprint(&s.sp_key)),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_csr_with_a_bad_signature_is_refused() {
+    let mut s = setup();
+    let t = token(&s, "1001", &fingerprint(&s.sp_key), NOW, 300);
+    let mut csr = s.csr.clone();
+    let at = csr.windows(11).position(|w| w == b"Carrier One").unwrap();
+    csr[at] = b'K';
+    let err =
+        s.ca.issue(&csr, &t, &s.pa_pem, 90, NOW, &mut OsRng)
+            .unwrap_err();
+    assert!(matches!(err, CaError::CsrSignature), "{err}");
+    // Nothing was recorded for the refusals.
+    assert!(s.ca.state.issued.is_empty());
+}
+
+#[test]
+fn a_token_for_a_ca_certificate_is_refused() {
+    let mut s = setup();
+    let claims = spc_token::SpcTokenClaims {
+        atc: spc_token::Atc {
+            tktype: "TnAuthList".into(),
+            tkvalue: "MAigBhYEMTAwMQ".into(),
+            ca: true,
+            fingerprint: fingerprint(&s.sp_key),
+        },
+        exp: NOW + 300,
+        jti: "j".into(),
+        iss: None,
+    };
+    let pkcs8 = p256::pkcs8::EncodePrivateKey::to_pkcs8_der(s.pa_key.secret()).unwrap();
+    let t = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_bytes()),
+    )
+    .unwrap();
+    let err =
+        s.ca.issue(&s.csr, &t, &s.pa_pem, 90, NOW, &mut OsRng)
+            .unwrap_err();
+    assert!(matches!(err, CaError::TokenForCa), "{err}");
+}
+
+#[test]
+fn reopening_the_directory_keeps_the_state() {
+    let mut s = setup();
+    let t = token(&s, "1001", &fingerprint(&s.sp_key), NOW, 300);
+    s.ca.issue(&s.csr, &t, &s.pa_pem, 90, NOW, &mut OsRng)
+        .unwrap();
+    let reopened = CaDir::open(&s._dir.path().join("ca")).unwrap();
+    assert_eq!(reopened.state, s.ca.state);
+    let options = InitOptions {
+        organization: "Test CA".into(),
+        country: "US".into(),
+        crl_url: "https://cr.example.net/x.crl".into(),
+        root_crl_url: None,
+        force: false,
+    };
+    let err = CaDir::init(&s._dir.path().join("ca"), &options, NOW, &mut OsRng).unwrap_err();
+    assert!(matches!(err, CaError::KeyExists(_)), "{err}");
+}

@@ -1,0 +1,81 @@
+//! `shaken repo serve`: the certificate repository (STI-CR) over HTTPS.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use ca_tools::repository::{self, RepositoryConfig};
+use clap::Subcommand;
+
+/// Certificate repository commands.
+#[derive(Subcommand, Debug)]
+pub(crate) enum RepoCommand {
+    /// Serve the chains (.pem/.crt/.cer) and CRLs (.crl) under DIR over HTTPS.
+    Serve {
+        /// The folder to publish; a file's URL path is its path relative to it.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// TLS certificate chain (PEM).
+        #[arg(long, value_name = "CERT.pem")]
+        tls_cert: PathBuf,
+        /// TLS private key (PKCS#8 or SEC1 PEM).
+        #[arg(long, value_name = "KEY.pem")]
+        tls_key: PathBuf,
+        /// Cache-Control max-age in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = repository::DEFAULT_MAX_AGE)]
+        max_age: u64,
+    },
+}
+
+/// Runs a `shaken repo` command.
+pub(crate) fn run(command: RepoCommand) -> Result<ExitCode> {
+    let RepoCommand::Serve {
+        dir,
+        listen,
+        tls_cert,
+        tls_key,
+        max_age,
+    } = command;
+    let read = |path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let tls = repository::tls_config(&read(&tls_cert)?, &read(&tls_key)?)
+        .context("--tls-cert/--tls-key")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let address = listener.local_addr()?;
+        eprintln!("serving {} at https://{address}/", dir.display());
+        repository::serve(
+            listener,
+            tls,
+            RepositoryConfig { dir, max_age },
+            shutdown_signal(),
+        )
+        .await
+        .context("repository")?;
+        eprintln!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
