@@ -9,5 +9,6 @@
 
 mod cli;
 mod interop_pyjwt;
+mod pki;
 mod repository;
 mod support;
