@@ -122,7 +122,12 @@ pub fn verify(token: &str, pa_key: &VerifyingKey, now: u64) -> Result<CheckedTok
                 _ => CaError::TokenMalformed(e.to_string()),
             }
         })?;
-    let claims = data.claims;
+    check_claims(data.claims, now)
+}
+
+/// The checks on a signed token's claims: unexpired at `now`, `tktype` TNAuthList, `ca` false,
+/// a `tkvalue` that decodes to a TNAuthList, a well-formed `fingerprint`.
+pub fn check_claims(claims: SpcTokenClaims, now: u64) -> Result<CheckedToken, CaError> {
     if claims.exp <= now {
         return Err(CaError::TokenExpired {
             exp: claims.exp,

@@ -12,9 +12,15 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(passport) = Passport::decode(text) {
         let claims = passport.claims();
-        assert_eq!(&Claims::from_json(claims.to_json().as_bytes()).expect("re-encoded claims parse"), claims);
+        assert_eq!(
+            &Claims::from_json(claims.to_json().as_bytes()).expect("re-encoded claims parse"),
+            claims
+        );
         let header = passport.header();
-        assert_eq!(&Header::from_json(header.to_json().as_bytes()).expect("re-encoded header parses"), header);
+        assert_eq!(
+            &Header::from_json(header.to_json().as_bytes()).expect("re-encoded header parses"),
+            header
+        );
         assert!(passport.signing_input().len() < text.len());
     }
     // The claims and header JSON parsers on raw bytes too.

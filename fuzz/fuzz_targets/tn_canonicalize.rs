@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(tn.as_str().len() - digits.len() <= 1);
             assert!(!digits.is_empty() && digits.len() <= 15);
             assert!(digits.bytes().all(|b| b.is_ascii_digit()));
-            assert_eq!(Tn::canonicalize(tn.as_str(), None).expect("canonical re-reads"), tn);
+            assert_eq!(
+                Tn::canonicalize(tn.as_str(), None).expect("canonical re-reads"),
+                tn
+            );
         }
     }
 });

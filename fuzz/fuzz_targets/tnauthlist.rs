@@ -8,6 +8,9 @@ use passport::TnAuthList;
 fuzz_target!(|data: &[u8]| {
     if let Ok(list) = TnAuthList::from_der(data) {
         let der = list.to_der();
-        assert_eq!(TnAuthList::from_der(&der).expect("re-encoded DER decodes"), list);
+        assert_eq!(
+            TnAuthList::from_der(&der).expect("re-encoded DER decodes"),
+            list
+        );
     }
 });
