@@ -1,0 +1,76 @@
+//! The signer crate's error type (operations: registry, trace log, configuration).
+//! Request-level refusals are not errors here: they are [`crate::api::ApiError`] values.
+
+use std::path::PathBuf;
+
+/// What can go wrong operating the signer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignerError {
+    /// The registry or trace database failed.
+    #[error("database {path}: {detail}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// The database was written by a newer version of this program.
+    #[error("database {path} has schema version {found}, newer than this program's {supported}")]
+    SchemaTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// The newest this program knows.
+        supported: i64,
+    },
+    /// An import file has bad lines; nothing was applied.
+    #[error("import refused, nothing was applied: {} bad line(s); first: line {}: {}", .0.len(), .0.first().map_or(0, |b| b.line), .0.first().map_or("", |b| b.reason.as_str()))]
+    Import(Vec<BadLine>),
+    /// A telephone number is not usable.
+    #[error("telephone number: {0}")]
+    Number(#[from] passport::Error),
+    /// The number is not in the registry.
+    #[error("{0} is not registered")]
+    NotRegistered(String),
+    /// A file could not be read or written.
+    #[error("{path}: {detail}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        detail: String,
+    },
+    /// The configuration is invalid.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The signing key does not match the published certificate.
+    #[error("the signing key does not match the certificate {0}")]
+    KeyMismatch(String),
+}
+
+/// One refused line of an import file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadLine {
+    /// 1-based line number (the header is line 1).
+    pub line: usize,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl SignerError {
+    pub(crate) fn db(path: &std::path::Path, error: impl std::fmt::Display) -> Self {
+        Self::Database {
+            path: path.to_owned(),
+            detail: error.to_string(),
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, error: &std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            detail: error.to_string(),
+        }
+    }
+}
