@@ -112,6 +112,16 @@ impl<'a> ObjectWriter<'a> {
     }
 }
 
+/// Parses a JSON object, refusing duplicate member names at any depth; the error is the
+/// parser's message. For request bodies and other JSON that is not part of a token.
+pub fn parse_strict_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice::<StrictValue>(bytes) {
+        Ok(StrictValue(Value::Object(map))) => Ok(map),
+        Ok(_) => Err("not a JSON object".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Parses a JSON object, refusing duplicate member names at any depth.
 pub(crate) fn parse_object(bytes: &[u8], part: Part) -> Result<Map<String, Value>, Error> {
     match serde_json::from_slice::<StrictValue>(bytes) {

@@ -22,7 +22,7 @@ pub mod claims;
 pub mod error;
 pub mod header;
 pub mod identity;
-mod json;
+pub mod json;
 pub mod keys;
 pub mod pem;
 pub mod tn;

@@ -1,0 +1,373 @@
+//! The ATIS-1000082 signing API's request and error shapes.
+//!
+//! Request: `{"signingRequest":{"attest","dest":{"tn":[..]},"iat","orig":{"tn"},"origid"}}`,
+//! plus this project's optional extension member `customerId` (the calling customer, see
+//! [`crate::policy`]). Response: `{"signingResponse":{"identity":"..."}}`. Errors:
+//! `{"requestError":{"serviceException"|"policyException":{"messageId","text","variables"}}}`
+//! where `text` is the standard's template and `variables` fill its `%1`, `%2`.
+//!
+//! | id | HTTP | when |
+//! |---|---|---|
+//! | `SVC4000` | 400 | no body |
+//! | `SVC4001` | 400 | a mandatory member is missing (its name in `variables`) |
+//! | `SVC4002` | 406 | `Accept` does not allow `application/json` |
+//! | `SVC4003` | 404 | unknown path |
+//! | `SVC4004` | 415 | `Content-Type` is not `application/json` |
+//! | `SVC4005` | 400 | a member has an invalid value (name and reason in `variables`) |
+//! | `SVC4006` | 400 (413 when too large) | the body cannot be parsed |
+//! | `SVC4007` | 411 | no `Content-Length` |
+//! | `POL4050` | 405 | another method than POST |
+//! | `POL5000` | 500 | internal failure |
+//! | `POL4030` | 403 | client not authorized (not in the allow-list, or no accepted certificate) — this project's |
+//! | `POL4101` | 403 | calling number not registered — this project's |
+//! | `POL4102` | 403 | calling number suspended — this project's |
+//! | `POL4103` | 403 | the number's customer has not completed real-name verification — this project's |
+//! | `POL4104` | 403 | domestic caller ID through a gateway — this project's |
+//! | `POL4290` | 429 | client over its rate limit — this project's |
+//! | `POL5031` | 503 | registry unavailable — this project's |
+
+use hyper::StatusCode;
+use passport::{Attestation, NumberingPlan, OrigId, Tn};
+use serde_json::{json, Map, Value};
+
+use crate::policy::Refusal;
+
+/// A request-level failure, mapped to one message id and HTTP status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiError {
+    /// SVC4000.
+    MissingBody,
+    /// SVC4001: the member's name.
+    MissingParameter(String),
+    /// SVC4002: the Accept value.
+    NotAcceptable(String),
+    /// SVC4003.
+    NotFound,
+    /// SVC4004.
+    UnsupportedMediaType,
+    /// SVC4005: member name and reason.
+    InvalidValue(String, String),
+    /// SVC4006: the parser's message.
+    Unparsable(String),
+    /// SVC4006 with 413: the body is over the limit.
+    TooLarge(usize),
+    /// SVC4007.
+    MissingContentLength,
+    /// POL4050.
+    MethodNotAllowed,
+    /// POL5000.
+    Internal,
+    /// POL4030.
+    Unauthorized,
+    /// POL4290.
+    RateLimited,
+    /// A policy refusal.
+    Policy(Refusal),
+}
+
+impl ApiError {
+    /// The message id.
+    pub fn message_id(&self) -> &'static str {
+        match self {
+            Self::MissingBody => "SVC4000",
+            Self::MissingParameter(_) => "SVC4001",
+            Self::NotAcceptable(_) => "SVC4002",
+            Self::NotFound => "SVC4003",
+            Self::UnsupportedMediaType => "SVC4004",
+            Self::InvalidValue(..) => "SVC4005",
+            Self::Unparsable(_) | Self::TooLarge(_) => "SVC4006",
+            Self::MissingContentLength => "SVC4007",
+            Self::MethodNotAllowed => "POL4050",
+            Self::Internal => "POL5000",
+            Self::Unauthorized => "POL4030",
+            Self::RateLimited => "POL4290",
+            Self::Policy(Refusal::Unregistered) => "POL4101",
+            Self::Policy(Refusal::Suspended) => "POL4102",
+            Self::Policy(Refusal::NotVerified) => "POL4103",
+            Self::Policy(Refusal::DomesticViaGateway) => "POL4104",
+            Self::Policy(Refusal::RegistryUnavailable) => "POL5031",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingBody
+            | Self::MissingParameter(_)
+            | Self::InvalidValue(..)
+            | Self::Unparsable(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unauthorized => StatusCode::FORBIDDEN,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Policy(Refusal::RegistryUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Policy(_) => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn text_and_variables(&self) -> (&'static str, Vec<String>) {
+        match self {
+            Self::MissingBody => ("Missing request body", vec![]),
+            Self::MissingParameter(name) => ("Missing mandatory parameter \u{2018}%1\u{2019}", vec![name.clone()]),
+            Self::NotAcceptable(accept) => ("Requested response body type \u{2018}%1\u{2019} is not supported", vec![accept.clone()]),
+            Self::NotFound => ("Requested resource was not found", vec![]),
+            Self::UnsupportedMediaType => ("Unsupported request body type, expected \u{2018}%1\u{2019}", vec!["application/json".into()]),
+            Self::InvalidValue(name, reason) => ("Invalid \u{2018}%1\u{2019} parameter value: %2", vec![name.clone(), reason.clone()]),
+            Self::Unparsable(detail) => ("Failed to parse received message body: %1", vec![detail.clone()]),
+            Self::TooLarge(limit) => ("Failed to parse received message body: %1", vec![format!("body larger than {limit} bytes")]),
+            Self::MissingContentLength => ("Missing mandatory Content-Length header", vec![]),
+            Self::MethodNotAllowed => ("Method not allowed", vec![]),
+            Self::Internal => ("Internal Server Error. Please try again later", vec![]),
+            Self::Unauthorized => ("Client not authorized", vec![]),
+            Self::RateLimited => ("Too many requests from this client, limit is %1 per second", vec![]),
+            Self::Policy(Refusal::Unregistered) => ("Calling number \u{2018}%1\u{2019} is not registered", vec![]),
+            Self::Policy(Refusal::Suspended) => ("Calling number \u{2018}%1\u{2019} is suspended", vec![]),
+            Self::Policy(Refusal::NotVerified) => ("Calling number \u{2018}%1\u{2019} belongs to a customer whose real-name registration is incomplete", vec![]),
+            Self::Policy(Refusal::DomesticViaGateway) => ("Domestic calling number \u{2018}%1\u{2019} arrived through a gateway", vec![]),
+            Self::Policy(Refusal::RegistryUnavailable) => ("Number registry unavailable. Please try again later", vec![]),
+        }
+    }
+
+    /// The JSON error body. `extra` fills variables the error itself does not carry (the
+    /// calling number for policy refusals, the limit for rate limiting).
+    pub fn body(&self, extra: Option<&str>) -> Vec<u8> {
+        let (text, mut variables) = self.text_and_variables();
+        if variables.is_empty() && text.contains("%1") {
+            variables.push(extra.unwrap_or_default().to_owned());
+        }
+        let kind = if self.message_id().starts_with("SVC") {
+            "serviceException"
+        } else {
+            "policyException"
+        };
+        let body = json!({"requestError": {kind: {"messageId": self.message_id(), "text": text, "variables": variables}}});
+        body.to_string().into_bytes()
+    }
+}
+
+/// A valid signing request, numbers canonicalized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningRequest {
+    /// Requested attestation.
+    pub attest: Attestation,
+    /// Called numbers.
+    pub dest: Vec<Tn>,
+    /// Issued-at time from the request.
+    pub iat: u64,
+    /// Calling number.
+    pub orig: Tn,
+    /// Origination identifier.
+    pub origid: OrigId,
+    /// The calling customer, if the request names one (`customerId` extension member).
+    pub customer: Option<String>,
+}
+
+fn member<'a>(map: &'a Map<String, Value>, name: &str, path: &str) -> Result<&'a Value, ApiError> {
+    map.get(name)
+        .ok_or_else(|| ApiError::MissingParameter(path.to_owned()))
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> ApiError {
+    ApiError::InvalidValue(name.to_owned(), reason.into())
+}
+
+/// Only `0-9 * # + . - ( )` are accepted in a TN, as ATIS-1000082 servers do.
+fn tn(value: &Value, name: &str, plan: Option<NumberingPlan>) -> Result<Tn, ApiError> {
+    let Value::String(text) = value else {
+        return Err(invalid(name, "not a string"));
+    };
+    if text.is_empty()
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"*#+.-()".contains(&b))
+    {
+        return Err(invalid(
+            name,
+            format!(
+                "{:?} has characters outside 0-9 * # + . - ( )",
+                truncate(text)
+            ),
+        ));
+    }
+    Tn::canonicalize(text, plan).map_err(|e| invalid(name, e.to_string()))
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// Parses a signing request body.
+pub fn parse_signing_request(
+    body: &[u8],
+    plan: Option<NumberingPlan>,
+) -> Result<SigningRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::MissingBody);
+    }
+    let top = passport::json::parse_strict_object(body).map_err(ApiError::Unparsable)?;
+    let Value::Object(request) = member(&top, "signingRequest", "signingRequest")? else {
+        return Err(invalid("signingRequest", "not an object"));
+    };
+    let attest = match member(request, "attest", "attest")? {
+        Value::String(s) => s
+            .parse::<Attestation>()
+            .map_err(|_| invalid("attest", "must be A, B or C"))?,
+        _ => return Err(invalid("attest", "must be A, B or C")),
+    };
+    let Value::Object(dest) = member(request, "dest", "dest")? else {
+        return Err(invalid("dest", "not an object"));
+    };
+    let Value::Array(dest_tns) = member(dest, "tn", "dest.tn")? else {
+        return Err(invalid("dest.tn", "not an array"));
+    };
+    if dest_tns.is_empty() {
+        return Err(invalid("dest.tn", "empty array"));
+    }
+    if dest_tns.len() > 64 {
+        return Err(invalid("dest.tn", "more than 64 numbers"));
+    }
+    let dest = dest_tns
+        .iter()
+        .map(|v| tn(v, "dest.tn", plan))
+        .collect::<Result<Vec<_>, _>>()?;
+    let iat = match member(request, "iat", "iat")? {
+        Value::Number(n) => n
+            .as_u64()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| invalid("iat", "not a positive integer"))?,
+        _ => return Err(invalid("iat", "not a positive integer")),
+    };
+    let Value::Object(orig) = member(request, "orig", "orig")? else {
+        return Err(invalid("orig", "not an object"));
+    };
+    let orig = tn(member(orig, "tn", "orig.tn")?, "orig.tn", plan)?;
+    let origid = match member(request, "origid", "origid")? {
+        Value::String(s) => s
+            .parse::<OrigId>()
+            .map_err(|_| invalid("origid", "not a UUID"))?,
+        _ => return Err(invalid("origid", "not a UUID")),
+    };
+    let customer = match request.get("customerId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => Some(s.clone()),
+        Some(_) => {
+            return Err(invalid(
+                "customerId",
+                "not a non-empty string of at most 128 characters",
+            ))
+        }
+    };
+    Ok(SigningRequest {
+        attest,
+        dest,
+        iat,
+        orig,
+        origid,
+        customer,
+    })
+}
+
+/// The success body.
+pub fn signing_response(identity: &str) -> Vec<u8> {
+    json!({"signingResponse": {"identity": identity}})
+        .to_string()
+        .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"signingRequest":{"attest":"A","dest":{"tn":["+1(212)555-1213"]},"iat":1443208345,"orig":{"tn":"12155551212"},"origid":"de305d54-75b4-431b-adb2-eb6b9e546014"}}"#;
+
+    #[test]
+    fn parses_and_canonicalizes() {
+        let request = parse_signing_request(GOOD.as_bytes(), None).unwrap();
+        assert_eq!(request.dest[0].as_str(), "12125551213");
+        assert_eq!(request.attest, Attestation::A);
+        assert_eq!(request.customer, None);
+    }
+
+    #[test]
+    fn each_member_error_names_the_member() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("", "SVC4000", ""),
+            ("{", "SVC4006", ""),
+            (r#"{"signingRequest":{"a":1,"a":2}}"#, "SVC4006", ""),
+            (r#"{"x":1}"#, "SVC4001", "signingRequest"),
+            (&GOOD.replace(r#""attest":"A","#, ""), "SVC4001", "attest"),
+            (
+                &GOOD.replace(r#""attest":"A""#, r#""attest":"D""#),
+                "SVC4005",
+                "attest",
+            ),
+            (&GOOD.replace(r#""iat":1443208345,"#, ""), "SVC4001", "iat"),
+            (&GOOD.replace("1443208345", "-5"), "SVC4005", "iat"),
+            (&GOOD.replace("1443208345", "\"1\""), "SVC4005", "iat"),
+            (
+                &GOOD.replace(r#""tn":["+1(212)555-1213"]"#, r#""tn":[]"#),
+                "SVC4005",
+                "dest.tn",
+            ),
+            (
+                &GOOD.replace(r#""tn":["+1(212)555-1213"]"#, r#""uri":["sip:a@b"]"#),
+                "SVC4001",
+                "dest.tn",
+            ),
+            (
+                &GOOD.replace("12155551212", "1215555x212"),
+                "SVC4005",
+                "orig.tn",
+            ),
+            (
+                &GOOD.replace(r#""orig":{"tn":"12155551212"},"#, ""),
+                "SVC4001",
+                "orig",
+            ),
+            (
+                &GOOD.replace("de305d54-75b4-431b-adb2-eb6b9e546014", "nope"),
+                "SVC4005",
+                "origid",
+            ),
+        ];
+        for (body, id, variable) in cases {
+            let err = parse_signing_request(body.as_bytes(), None).unwrap_err();
+            assert_eq!(err.message_id(), *id, "{body}");
+            let json: Value = serde_json::from_slice(&err.body(None)).unwrap();
+            let kind = json["requestError"]["serviceException"].clone();
+            assert_eq!(kind["messageId"], *id);
+            if !variable.is_empty() {
+                assert_eq!(kind["variables"][0], *variable, "{body}");
+            }
+        }
+    }
+
+    #[test]
+    fn policy_errors_use_policy_exception_and_fill_the_number() {
+        let err = ApiError::Policy(Refusal::Unregistered);
+        let json: Value = serde_json::from_slice(&err.body(Some("12155551212"))).unwrap();
+        assert_eq!(
+            json["requestError"]["policyException"]["messageId"],
+            "POL4101"
+        );
+        assert_eq!(
+            json["requestError"]["policyException"]["variables"][0],
+            "12155551212"
+        );
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            ApiError::Policy(Refusal::RegistryUnavailable).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(ApiError::Unauthorized.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            ApiError::MethodNotAllowed.status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+}
