@@ -36,6 +36,15 @@ enum Command {
     /// Certificate repository (STI-CR): serve chains and CRLs over HTTPS.
     #[command(subcommand)]
     Repo(commands::repo::RepoCommand),
+    /// Signing service (STI-AS).
+    #[command(subcommand)]
+    Signer(commands::signer::SignerCommand),
+    /// The real-name registry: import, show, suspend, resume.
+    #[command(subcommand)]
+    Registry(commands::signer::RegistryCommand),
+    /// The signer's trace log: traceback lookups and pruning.
+    #[command(subcommand)]
+    Trace(commands::signer::TraceCommand),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +55,9 @@ fn main() -> ExitCode {
         Command::Sp(command) => commands::pki::run_sp(command),
         Command::Ca(command) => commands::pki::run_ca(command),
         Command::Repo(command) => commands::repo::run(command),
+        Command::Signer(command) => commands::signer::run_signer(command),
+        Command::Registry(command) => commands::signer::run_registry(command),
+        Command::Trace(command) => commands::signer::run_trace(command),
     };
     match outcome {
         Ok(code) => code,

@@ -1,6 +1,9 @@
 //! The originating carrier's signer (STI-AS).
 //!
 //! - [`registry`]: the real-name registry (SQLite, CSV import, hot cache);
+//! - [`service`]: the HTTP(S) service: ATIS-1000082 rules, client authorization, rate limits;
+//! - [`api`]: request parsing and the standard's error bodies;
+//! - [`config`], [`credentials`], [`metrics`]: configuration, key and certificate, Prometheus;
 //! - [`policy`]: the attestation policy;
 //! - [`trace`]: the durable trace log with group commit;
 //! - [`error`]: operational errors.
@@ -8,9 +11,13 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod config;
+pub mod credentials;
 pub mod error;
+pub mod metrics;
 pub mod policy;
 pub mod registry;
+pub mod service;
 pub mod trace;
 
 pub use error::SignerError;

@@ -3,6 +3,7 @@
 pub(crate) mod passport;
 pub(crate) mod pki;
 pub(crate) mod repo;
+pub(crate) mod signer;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -371,7 +371,7 @@ mod tests {
         assert!(![bytes, wal]
             .iter()
             .any(|b| b.windows(needle.len()).any(|w| w == needle)));
-        assert_eq!(registry.audit_log(1).unwrap()[0].2, "import:merge");
+        assert_eq!(registry.audit_log(1).unwrap()[0].action, "import:merge");
 
         // Replace drops what the new file does not list.
         let mut progress = |_| {};

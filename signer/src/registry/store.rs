@@ -90,6 +90,21 @@ pub fn identity_hmac(secret: &[u8], document: &str) -> String {
         .collect()
 }
 
+/// One audit record: what changed, when, by whom.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// When.
+    pub at: u64,
+    /// Which command or client.
+    pub actor: String,
+    /// What was done (`import:merge`, `set-status:suspended`, ...).
+    pub action: String,
+    /// What it was done to.
+    pub subject: String,
+    /// Details.
+    pub detail: String,
+}
+
 /// An open registry database.
 pub struct Registry {
     path: PathBuf,
@@ -270,10 +285,7 @@ impl Registry {
     }
 
     /// The audit records, newest first, at most `limit`.
-    pub fn audit_log(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<(u64, String, String, String, String)>, SignerError> {
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>, SignerError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -282,13 +294,13 @@ impl Registry {
             .map_err(|e| self.db(e))?;
         let rows = stmt
             .query_map([limit as i64], |row| {
-                Ok((
-                    row.get::<_, i64>(0)? as u64,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
+                Ok(AuditRecord {
+                    at: row.get::<_, i64>(0)? as u64,
+                    actor: row.get(1)?,
+                    action: row.get(2)?,
+                    subject: row.get(3)?,
+                    detail: row.get(4)?,
+                })
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| self.db(e))?;
@@ -395,13 +407,13 @@ mod tests {
         let log = registry.audit_log(10).unwrap();
         assert_eq!(
             log[0],
-            (
-                100,
-                "cli:suspend".into(),
-                "set-status:suspended".into(),
-                "12155551212".into(),
-                "was active".into()
-            )
+            AuditRecord {
+                at: 100,
+                actor: "cli:suspend".into(),
+                action: "set-status:suspended".into(),
+                subject: "12155551212".into(),
+                detail: "was active".into()
+            }
         );
         assert!(matches!(
             registry.set_status("1999", NumberStatus::Active, "x", 1),

@@ -1,0 +1,276 @@
+//! The signer's TOML configuration. Unknown keys are refused; `shaken signer serve --validate`
+//! checks a file without starting. See `signer/signer.example.toml` for every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use passport::NumberingPlan;
+use serde::Deserialize;
+
+use crate::error::SignerError;
+use crate::policy::{GatewayDomesticRule, OutageRule, PolicyConfig, DEFAULT_EMERGENCY_NUMBERS};
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerConfig {
+    /// Address to listen on (default loopback only).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The x5u URL put in every token.
+    pub x5u: String,
+    /// The signing key (PKCS#8 or SEC1 PEM). Reloaded on SIGHUP.
+    pub key_file: PathBuf,
+    /// A copy of the chain published at x5u. When absent, the chain is fetched from x5u.
+    pub certificate_file: Option<PathBuf>,
+    /// Roots to trust when fetching x5u over HTTPS (PEM); needed for private repositories.
+    pub x5u_tls_roots: Option<PathBuf>,
+    /// The registry database.
+    pub registry_db: PathBuf,
+    /// The trace log database.
+    pub trace_db: PathBuf,
+    /// Days trace records are kept.
+    #[serde(default = "default_retention")]
+    pub trace_retention_days: u64,
+    /// File holding the carrier secret used for identity document HMACs.
+    pub hmac_secret_file: Option<PathBuf>,
+    /// Numbering plan for national-form numbers and the carrier's own country (`NANP`, `CN`).
+    pub country: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Registry cache size (numbers).
+    #[serde(default = "default_cache_capacity")]
+    pub cache_capacity: u64,
+    /// Registry cache lifetime, in seconds.
+    #[serde(default = "default_cache_ttl")]
+    pub cache_ttl_seconds: u64,
+    /// Warn when the certificate expires in fewer days than this.
+    #[serde(default = "default_expiry_warning")]
+    pub certificate_expiry_warning_days: u64,
+    /// The attestation policy.
+    #[serde(default)]
+    pub policy: PolicySection,
+    /// HTTPS, and mutual TLS when `client_ca_file` is set.
+    pub tls: Option<TlsSection>,
+    /// Clients allowed to ask for signatures. None configured: loopback only.
+    #[serde(default)]
+    pub clients: Vec<ClientSection>,
+}
+
+/// `[policy]`.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Emergency numbers (default: 110, 112, 119, 120, 122, 911).
+    pub emergency_numbers: Option<Vec<String>>,
+    /// `refuse` (default) or `sign-c`.
+    #[serde(default)]
+    pub gateway_domestic: GatewayDomesticRule,
+    /// `refuse` (default) or `sign-c`.
+    #[serde(default)]
+    pub registry_outage: OutageRule,
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Server certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Server key (PEM).
+    pub key_file: PathBuf,
+    /// When set, clients must present a certificate issued by one of these roots.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// `[[clients]]`: one allowed client.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSection {
+    /// A name for logs, metrics and the trace log.
+    pub name: String,
+    /// Networks it may connect from (empty: any, when identified by certificate).
+    #[serde(default)]
+    pub ips: Vec<IpNet>,
+    /// SHA-256 of its client certificate (DER), hex with or without `:`.
+    pub certificate_sha256: Option<String>,
+    /// The customer (or trunk) it speaks for, which the policy treats as the calling customer.
+    pub customer: Option<String>,
+    /// Requests per second allowed (0: unlimited).
+    #[serde(default)]
+    pub rate_limit_per_second: u32,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_retention() -> u64 {
+    crate::trace::DEFAULT_RETENTION_DAYS
+}
+fn default_max_body() -> usize {
+    16 * 1024
+}
+fn default_cache_capacity() -> u64 {
+    1_000_000
+}
+fn default_cache_ttl() -> u64 {
+    60
+}
+fn default_expiry_warning() -> u64 {
+    14
+}
+
+impl SignerConfig {
+    /// Reads and checks a configuration file. Relative paths are taken from the file's folder.
+    pub fn load(path: &Path) -> Result<Self, SignerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SignerError::io(path, &e))?;
+        let mut config: Self = toml::from_str(&text)
+            .map_err(|e| SignerError::Config(format!("{}: {e}", path.display())))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.check()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.key_file);
+        fix(&mut self.registry_db);
+        fix(&mut self.trace_db);
+        for p in [
+            &mut self.certificate_file,
+            &mut self.x5u_tls_roots,
+            &mut self.hmac_secret_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p);
+        }
+        if let Some(tls) = &mut self.tls {
+            fix(&mut tls.cert_file);
+            fix(&mut tls.key_file);
+            if let Some(ca) = &mut tls.client_ca_file {
+                fix(ca);
+            }
+        }
+    }
+
+    /// Checks values that the types do not.
+    pub fn check(&self) -> Result<(), SignerError> {
+        let bad = |m: String| Err(SignerError::Config(m));
+        if !self.x5u.starts_with("https://") && !self.x5u.starts_with("http://") {
+            return bad(format!("x5u {:?} is not an http(s) URL", self.x5u));
+        }
+        if let Some(country) = &self.country {
+            country
+                .parse::<NumberingPlan>()
+                .map_err(|e| SignerError::Config(format!("country: {e}")))?;
+        }
+        if self.max_body_bytes < 256 || self.max_body_bytes > 1 << 20 {
+            return bad(format!(
+                "max_body_bytes {} is outside 256..=1048576",
+                self.max_body_bytes
+            ));
+        }
+        for client in &self.clients {
+            if client.ips.is_empty() && client.certificate_sha256.is_none() {
+                return bad(format!(
+                    "client {:?} has neither ips nor certificate_sha256",
+                    client.name
+                ));
+            }
+            if client.certificate_sha256.is_some()
+                && self
+                    .tls
+                    .as_ref()
+                    .and_then(|t| t.client_ca_file.as_ref())
+                    .is_none()
+            {
+                return bad(format!(
+                    "client {:?} is identified by certificate but [tls] has no client_ca_file",
+                    client.name
+                ));
+            }
+        }
+        if let Some(numbers) = &self.policy.emergency_numbers {
+            if numbers
+                .iter()
+                .any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return bad("policy.emergency_numbers must be digits".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The numbering plan, if configured.
+    pub fn plan(&self) -> Option<NumberingPlan> {
+        self.country.as_deref().and_then(|c| c.parse().ok())
+    }
+
+    /// The policy settings.
+    pub fn policy_config(&self) -> PolicyConfig {
+        PolicyConfig {
+            home_country_code: self.plan().map(|p| p.country_code().to_owned()),
+            emergency_numbers: self.policy.emergency_numbers.clone().unwrap_or_else(|| {
+                DEFAULT_EMERGENCY_NUMBERS
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect()
+            }),
+            gateway_domestic: self.policy.gateway_domestic,
+            registry_outage: self.policy.registry_outage,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("signer.example.toml");
+        let config = SignerConfig::load(&path).unwrap();
+        assert_eq!(config.listen, default_listen());
+        assert!(config.key_file.is_absolute());
+        assert_eq!(
+            config.policy_config().home_country_code.as_deref(),
+            Some("1")
+        );
+        assert_eq!(config.clients.len(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let base = "x5u = \"https://cr.example.net/a.pem\"\nkey_file = \"k\"\nregistry_db = \"r\"\ntrace_db = \"t\"\n";
+        assert!(toml::from_str::<SignerConfig>(base)
+            .unwrap()
+            .check()
+            .is_ok());
+        assert!(toml::from_str::<SignerConfig>(&format!("{base}colour = 1\n")).is_err());
+        assert!(toml::from_str::<SignerConfig>(&format!("{base}[policy]\ncolour = 1\n")).is_err());
+        assert!(toml::from_str::<SignerConfig>(&format!(
+            "{base}[policy]\ngateway_domestic = \"maybe\"\n"
+        ))
+        .is_err());
+        let bad_url = base.replace("https://cr.example.net/a.pem", "ftp://x");
+        assert!(toml::from_str::<SignerConfig>(&bad_url)
+            .unwrap()
+            .check()
+            .is_err());
+        let cert_client =
+            format!("{base}[[clients]]\nname = \"sbc\"\ncertificate_sha256 = \"ab\"\n");
+        assert!(toml::from_str::<SignerConfig>(&cert_client)
+            .unwrap()
+            .check()
+            .is_err());
+    }
+}
