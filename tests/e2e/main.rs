@@ -8,7 +8,10 @@
 )]
 
 mod cli;
+mod http;
 mod interop_pyjwt;
 mod pki;
 mod repository;
+mod signer;
+mod signer_process;
 mod support;

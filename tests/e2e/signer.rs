@@ -1,0 +1,420 @@
+//! The signing service through its REST API on 127.0.0.1:0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use passport::identity::IdentityHeader;
+use passport::verify::{verify_shaken, VerifyOptions};
+use passport::{SigningKey, Tn, TokenSigner};
+use signer::policy::{GatewayDomesticRule, OutageRule, PolicyConfig};
+use signer::registry::import::{import, ImportMode, ImportOptions};
+use signer::registry::{CachedRegistry, NumberRecord, Registry};
+use signer::service::{self, Client, NumberLookup, SignerState, StateParts};
+use signer::trace::TraceLog;
+use signer::SignerError;
+
+use crate::http::{post_json, raw};
+use crate::support::{oracle, stderr, stdout_json, tempdir};
+
+pub(crate) const X5U: &str = "https://cr.shaken.test/sp/1001/chain.pem";
+pub(crate) const REGISTRY_CSV: &str = "number,customer,name,verified,status\n\
+    12155551212,c1,Verified One,yes,active\n\
+    12155551213,c1,Verified One,yes,suspended\n\
+    12155551214,c2,Unverified Two,no,active\n\
+    12155560000..12155569999,c3,Range Three,yes,active\n";
+
+pub(crate) fn request(attest: &str, orig: &str, dest: &str, extra: &str) -> String {
+    format!(
+        r#"{{"signingRequest":{{"attest":"{attest}","dest":{{"tn":["{dest}"]}},"iat":1700000000,"orig":{{"tn":"{orig}"}},"origid":"{}"{extra}}}}}"#,
+        uuid::Uuid::new_v4()
+    )
+}
+
+struct FailingRegistry;
+
+impl NumberLookup for FailingRegistry {
+    fn lookup(&self, _tn: &str) -> Result<Option<NumberRecord>, SignerError> {
+        Err(SignerError::Config("simulated registry outage".into()))
+    }
+}
+
+pub(crate) fn test_signer() -> Arc<TokenSigner> {
+    let key =
+        SigningKey::from_pem(&std::fs::read(certs_test::path("sp/1001/key.pem")).unwrap()).unwrap();
+    Arc::new(TokenSigner::new(key, X5U))
+}
+
+struct Running {
+    addr: SocketAddr,
+    trace_db: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    state: Arc<SignerState>,
+}
+
+async fn start(outage: bool, clients: Vec<Client>, policy: PolicyConfig) -> Running {
+    let dir = tempdir();
+    let mut registry = Registry::open(&dir.path().join("registry.sqlite")).unwrap();
+    let mut progress = |_| {};
+    import(
+        &mut registry,
+        REGISTRY_CSV.as_bytes(),
+        ImportOptions {
+            mode: ImportMode::Merge,
+            plan: None,
+            secret: None,
+            actor: "test",
+            now: 1,
+            progress: &mut progress,
+        },
+    )
+    .unwrap();
+    let lookup: Arc<dyn NumberLookup> = if outage {
+        Arc::new(FailingRegistry)
+    } else {
+        Arc::new(CachedRegistry::new(
+            registry,
+            1000,
+            std::time::Duration::from_secs(60),
+        ))
+    };
+    let trace_db = dir.path().join("trace.sqlite");
+    let state = Arc::new(SignerState::new(StateParts {
+        signer: test_signer(),
+        registry: lookup,
+        trace: TraceLog::open(&trace_db).unwrap(),
+        policy,
+        plan: None,
+        clients,
+        max_body: 4096,
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(service::serve(
+        listener,
+        Arc::clone(&state),
+        None,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Running {
+        addr,
+        trace_db,
+        _dir: dir,
+        _stop: stop,
+        state,
+    }
+}
+
+fn nanp_policy() -> PolicyConfig {
+    PolicyConfig {
+        home_country_code: Some("1".into()),
+        ..PolicyConfig::default()
+    }
+}
+
+fn error_id(reply: &crate::http::Reply) -> (String, serde_json::Value) {
+    let json = reply.json();
+    let error = &json["requestError"];
+    let (kind, body) = if error["serviceException"].is_object() {
+        ("serviceException", error["serviceException"].clone())
+    } else {
+        ("policyException", error["policyException"].clone())
+    };
+    assert!(
+        body["text"].is_string() && body["variables"].is_array(),
+        "{json}"
+    );
+    let id = body["messageId"].as_str().unwrap().to_owned();
+    assert_eq!(kind == "serviceException", id.starts_with("SVC"), "{json}");
+    (id, body["variables"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_error_has_its_id_and_status() {
+    let s = start(false, vec![], nanp_policy()).await;
+    let good = request("A", "12155551212", "12125551213", "");
+    let post = |headers: &str, body: &str| {
+        format!(
+            "POST /stir/v1/signing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}\r\n{body}"
+        )
+    };
+    let cases: Vec<(String, u16, &str, Option<&str>)> = vec![
+        (post("Content-Type: application/json\r\nContent-Length: 0\r\n", ""), 400, "SVC4000", None),
+        (post("Content-Type: application/json\r\nContent-Length: 17\r\n", r#"{"signingReq":{}}"#), 400, "SVC4001", Some("signingRequest")),
+        (post(&format!("Content-Type: application/json\r\nAccept: text/html\r\nContent-Length: {}\r\n", good.len()), &good), 406, "SVC4002", Some("text/html")),
+        ("GET /stir/v1/nothing HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into(), 404, "SVC4003", None),
+        (post(&format!("Content-Type: text/plain\r\nContent-Length: {}\r\n", good.len()), &good), 415, "SVC4004", Some("application/json")),
+        (post("Content-Type: application/json\r\nContent-Length: 1\r\n", "{"), 400, "SVC4006", None),
+        (post("Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"), 411, "SVC4007", None),
+        (post("Content-Type: application/json\r\nContent-Length: 5000\r\n", ""), 413, "SVC4006", None),
+        ("PUT /stir/v1/signing HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(), 405, "POL4050", None),
+    ];
+    for (request, status, id, variable) in cases {
+        let reply = raw(s.addr, request.as_bytes()).await;
+        assert_eq!(reply.status, status, "{request}");
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        let (found, variables) = error_id(&reply);
+        assert_eq!(found, id, "{request}");
+        if let Some(variable) = variable {
+            assert_eq!(variables[0], variable, "{request}");
+        }
+        assert!(
+            reply.header("x-requestid").is_some_and(|v| v.len() == 36),
+            "a generated request id"
+        );
+    }
+    let bad_value = request("D", "12155551212", "12125551213", "");
+    let reply = post_json(s.addr, "/stir/v1/signing", &bad_value, &[]).await;
+    assert_eq!(
+        (reply.status, error_id(&reply).0.as_str()),
+        (400, "SVC4005")
+    );
+    assert_eq!(error_id(&reply).1[0], "attest");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_failure_is_pol5000_and_nothing_is_signed() {
+    let s = start(false, vec![], nanp_policy()).await;
+    let conn = rusqlite::Connection::open(&s.trace_db).unwrap();
+    conn.execute_batch("CREATE TRIGGER fail BEFORE INSERT ON trace BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;").unwrap();
+    let reply = post_json(
+        s.addr,
+        "/stir/v1/signing",
+        &request("A", "12155551212", "12125551213", ""),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(error_id(&reply).0, "POL5000");
+    assert!(
+        !String::from_utf8_lossy(&reply.body).contains("identity"),
+        "no signature without a trace record"
+    );
+}
+
+async fn sign(
+    addr: SocketAddr,
+    attest: &str,
+    orig: &str,
+    dest: &str,
+    extra: &str,
+) -> crate::http::Reply {
+    post_json(
+        addr,
+        "/stir/v1/signing",
+        &request(attest, orig, dest, extra),
+        &[],
+    )
+    .await
+}
+
+fn attest_of(reply: &crate::http::Reply) -> String {
+    let json = reply.json();
+    let identity = json["signingResponse"]["identity"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{json}"));
+    let parsed = IdentityHeader::parse(identity).unwrap();
+    parsed.passport().claims().attest.unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_policy_branch() {
+    let s = start(false, vec![], nanp_policy()).await;
+    let ok =
+        |r: &crate::http::Reply| assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = sign(s.addr, "A", "12155551212", "12125551213", "").await;
+    ok(&r);
+    assert_eq!(
+        attest_of(&r),
+        "A",
+        "registered, verified, no customer named: A"
+    );
+    let r = sign(
+        s.addr,
+        "A",
+        "+1(215)555-1212",
+        "12125551213",
+        r#","customerId":"c1""#,
+    )
+    .await;
+    assert_eq!(attest_of(&r), "A", "the owner named: A");
+    let r = sign(
+        s.addr,
+        "A",
+        "12155551212",
+        "12125551213",
+        r#","customerId":"pbx-9""#,
+    )
+    .await;
+    assert_eq!(attest_of(&r), "B", "another customer named: A lowered to B");
+    let r = sign(s.addr, "B", "12155561234", "12125551213", "").await;
+    assert_eq!(
+        attest_of(&r),
+        "B",
+        "a number in a registered range, B requested"
+    );
+    let r = sign(s.addr, "C", "442071234567", "12125551213", "").await;
+    assert_eq!(attest_of(&r), "C", "foreign caller through a gateway");
+
+    let refusals = [
+        ("C", "12155551212", "12125551213", 403, "POL4104"),
+        ("A", "12155550000", "12125551213", 403, "POL4101"),
+        ("A", "12155551213", "12125551213", 403, "POL4102"),
+        ("B", "12155551214", "12125551213", 403, "POL4103"),
+    ];
+    for (attest, orig, dest, status, id) in refusals {
+        let r = sign(s.addr, attest, orig, dest, "").await;
+        assert_eq!(r.status, status, "{orig}");
+        let (found, variables) = error_id(&r);
+        assert_eq!(found, id, "{orig}");
+        assert_eq!(variables[0], orig, "the refused number is named");
+    }
+    let r = sign(s.addr, "A", "12155550000", "911", "").await;
+    assert_eq!(
+        attest_of(&r),
+        "C",
+        "an emergency call from an unregistered number is signed C"
+    );
+    let r = sign(s.addr, "A", "12155551213", "911", "").await;
+    assert_eq!(
+        attest_of(&r),
+        "C",
+        "an emergency call from a suspended number is signed C"
+    );
+
+    // Every decision is in the trace log, refusals included.
+    let signed = signer::trace::lookup_tn(&s.trace_db, "12155551212", 0, u64::MAX >> 2).unwrap();
+    assert!(signed
+        .iter()
+        .any(|r| r.outcome == "refused" && r.message_id.as_deref() == Some("POL4104")));
+    assert_eq!(signed.iter().filter(|r| r.outcome == "signed").count(), 3);
+    let metrics = s.state.metrics.render((0, 0));
+    assert!(
+        metrics.contains(r#"shaken_signer_requests_total{outcome="signed",attest="A"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_and_outage_rules_are_configurable() {
+    let s = start(true, vec![], nanp_policy()).await;
+    let r = sign(s.addr, "A", "12155551212", "12125551213", "").await;
+    assert_eq!((r.status, error_id(&r).0.as_str()), (503, "POL5031"));
+    let r = sign(s.addr, "A", "12155551212", "911", "").await;
+    assert_eq!(
+        attest_of(&r),
+        "C",
+        "emergency calls are signed during an outage"
+    );
+
+    let lenient = PolicyConfig {
+        gateway_domestic: GatewayDomesticRule::SignC,
+        registry_outage: OutageRule::SignC,
+        ..nanp_policy()
+    };
+    let s = start(true, vec![], lenient).await;
+    assert_eq!(
+        attest_of(&sign(s.addr, "A", "12155551212", "12125551213", "").await),
+        "C"
+    );
+    assert_eq!(
+        attest_of(&sign(s.addr, "C", "12155551212", "12125551213", "").await),
+        "C"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_verify_here_and_in_pyjwt_and_the_request_id_is_echoed() {
+    let s = start(false, vec![], nanp_policy()).await;
+    let body = request("A", "12155551212", "+1(212)555-1213", "");
+    let r = post_json(
+        s.addr,
+        "/stir/v1/signing",
+        &body,
+        &["X-RequestID: trace-me-42", "Accept: application/json"],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-requestid"), Some("trace-me-42"));
+    let identity = r.json()["signingResponse"]["identity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(identity.ends_with(&format!(";info=<{X5U}>;alg=ES256;ppt=shaken")));
+    let parsed = IdentityHeader::parse(&identity).unwrap();
+    assert_eq!(
+        parsed.passport().claims().dest.tn(),
+        ["12125551213"],
+        "canonicalized"
+    );
+    let key = passport::cert::verifying_key_from_pem_chain(
+        &std::fs::read(certs_test::path("sp/1001/chain.pem")).unwrap(),
+    )
+    .unwrap();
+    let from = Tn::canonicalize("12155551212", None).unwrap();
+    verify_shaken(
+        &parsed,
+        &key,
+        &VerifyOptions::at(1_700_000_000),
+        Some(&from),
+        &[],
+    )
+    .unwrap();
+
+    let token = identity.split(';').next().unwrap();
+    let cert = certs_test::path("sp/1001/cert.pem");
+    let checked = oracle(&["verify", token, cert.to_str().unwrap()]);
+    assert!(checked.status.success(), "PyJWT: {}", stderr(&checked));
+    assert_eq!(stdout_json(&checked)["claims"]["attest"], "A");
+
+    let records = signer::trace::lookup_tn(&s.trace_db, "12155551212", 0, u64::MAX >> 2).unwrap();
+    assert_eq!(records[0].request_id, "trace-me-42");
+    assert_eq!(
+        records[0].origid.as_deref(),
+        parsed
+            .passport()
+            .claims()
+            .origid
+            .as_ref()
+            .map(|o| o.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_outside_the_allow_list_and_over_their_rate_are_refused() {
+    let section = |name: &str, ips: &[&str], rate: u32| signer::config::ClientSection {
+        name: name.into(),
+        ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+        certificate_sha256: None,
+        customer: None,
+        rate_limit_per_second: rate,
+    };
+    let s = start(
+        false,
+        vec![Client::from_config(&section("far", &["10.0.0.0/8"], 0)).unwrap()],
+        nanp_policy(),
+    )
+    .await;
+    let r = sign(s.addr, "A", "12155551212", "12125551213", "").await;
+    assert_eq!((r.status, error_id(&r).0.as_str()), (403, "POL4030"));
+
+    let s = start(
+        false,
+        vec![Client::from_config(&section("slow", &["127.0.0.1/32"], 2)).unwrap()],
+        nanp_policy(),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            sign(s.addr, "A", "12155551212", "12125551213", "")
+                .await
+                .status,
+        );
+    }
+    assert_eq!(&statuses[..2], [200, 200]);
+    assert!(statuses[2..].contains(&429), "{statuses:?}");
+}

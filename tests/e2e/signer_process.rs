@@ -1,0 +1,279 @@
+//! `shaken signer serve` as a process: configuration, crash durability of the trace log,
+//! SIGHUP key reload, SIGTERM shutdown.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use passport::identity::IdentityHeader;
+
+use crate::http::post_json;
+use crate::signer::{request, REGISTRY_CSV, X5U};
+use crate::support::{shaken, stderr, tempdir};
+
+fn write_config(dir: &Path) {
+    std::fs::copy(certs_test::path("sp/1001/key.pem"), dir.join("sp.key")).unwrap();
+    std::fs::copy(certs_test::path("sp/1001/chain.pem"), dir.join("chain.pem")).unwrap();
+    std::fs::write(dir.join("numbers.csv"), REGISTRY_CSV).unwrap();
+    let out = shaken([
+        "registry",
+        "import",
+        "--db",
+        dir.join("registry.sqlite").to_str().unwrap(),
+        dir.join("numbers.csv").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(
+        dir.join("signer.toml"),
+        format!(
+            "listen = \"127.0.0.1:0\"\nx5u = \"{X5U}\"\nkey_file = \"sp.key\"\ncertificate_file = \"chain.pem\"\n\
+             registry_db = \"registry.sqlite\"\ntrace_db = \"trace.sqlite\"\ncountry = \"NANP\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// Starts the signer; returns the child, its address and the stderr line reader.
+fn spawn(dir: &Path) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args([
+            "signer",
+            "serve",
+            "--config",
+            dir.join("signer.toml").to_str().unwrap(),
+        ])
+        .env("SHAKEN_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, receiver) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = receiver.recv_timeout(Duration::from_millis(100)) {
+            if let Some(address) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("address="))
+            {
+                return (child, address.parse().unwrap(), receiver);
+            }
+        }
+    }
+    let _ = child.kill();
+    panic!("the signer did not report its address");
+}
+
+fn wait_for_line(receiver: &std::sync::mpsc::Receiver<String>, needle: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = receiver.recv_timeout(Duration::from_millis(100)) {
+            if line.contains(needle) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_call_survives_a_crash() {
+    let dir = tempdir();
+    write_config(dir.path());
+    let validate = shaken([
+        "signer",
+        "serve",
+        "--config",
+        dir.path().join("signer.toml").to_str().unwrap(),
+        "--validate",
+    ]);
+    assert!(validate.status.success(), "{}", stderr(&validate));
+    assert!(String::from_utf8_lossy(&validate.stdout).contains("configuration OK"));
+
+    let (mut child, addr, _lines) = spawn(dir.path());
+    let mut tasks = Vec::new();
+    for i in 0..120 {
+        tasks.push(tokio::spawn(async move {
+            let attest = if i % 3 == 0 { "B" } else { "A" };
+            let reply = post_json(
+                addr,
+                "/stir/v1/signing",
+                &request(attest, "12155551212", "12125551213", ""),
+                &[],
+            )
+            .await;
+            if reply.status != 200 {
+                return None;
+            }
+            let identity = reply.json()["signingResponse"]["identity"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let parsed = IdentityHeader::parse(&identity).unwrap();
+            parsed
+                .passport()
+                .claims()
+                .origid
+                .as_ref()
+                .map(|o| o.to_string())
+        }));
+    }
+    let mut answered = Vec::new();
+    for task in tasks {
+        answered.extend(task.await.unwrap());
+    }
+    assert_eq!(answered.len(), 120);
+    // A crash: no shutdown, no flush.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let trace_db = dir.path().join("trace.sqlite");
+    for origid in &answered {
+        let records = signer::trace::lookup_origid(&trace_db, origid).unwrap();
+        assert_eq!(
+            records.len(),
+            1,
+            "origid {origid} answered but not in the trace log"
+        );
+        assert_eq!(records[0].outcome, "signed");
+    }
+    let out = shaken([
+        "trace",
+        "lookup",
+        "--db",
+        trace_db.to_str().unwrap(),
+        "--origid",
+        &answered[0],
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&answered[0]));
+
+    // It restarts on the same files and stops cleanly on SIGTERM.
+    let (mut child, addr, lines) = spawn(dir.path());
+    assert_eq!(
+        post_json(
+            addr,
+            "/stir/v1/signing",
+            &request("A", "12155551212", "12125551213", ""),
+            &[]
+        )
+        .await
+        .status,
+        200
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_for_line(&lines, "signer stopped"));
+    assert!(child.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_key_and_refuses_a_mismatch() {
+    let dir = tempdir();
+    write_config(dir.path());
+    let (mut child, addr, lines) = spawn(dir.path());
+    let hup = |pid: u32| {
+        Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+
+    // A key that does not match the chain: refused, the old key keeps signing.
+    std::fs::copy(
+        certs_test::path("sp/1002/key.pem"),
+        dir.path().join("sp.key"),
+    )
+    .unwrap();
+    hup(child.id());
+    assert!(wait_for_line(&lines, "key reload failed"));
+    let key_1001 = passport::cert::verifying_key_from_pem_chain(
+        &std::fs::read(certs_test::path("sp/1001/chain.pem")).unwrap(),
+    )
+    .unwrap();
+    let signed_by = |reply: crate::http::Reply| {
+        let identity = reply.json()["signingResponse"]["identity"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        IdentityHeader::parse(&identity)
+            .unwrap()
+            .passport()
+            .verify_signature(&key_1001)
+            .is_ok()
+    };
+    assert!(signed_by(
+        post_json(
+            addr,
+            "/stir/v1/signing",
+            &request("A", "12155551212", "12125551213", ""),
+            &[]
+        )
+        .await
+    ));
+
+    // Key and chain rotated together: accepted.
+    std::fs::copy(
+        certs_test::path("sp/1002/chain.pem"),
+        dir.path().join("chain.pem"),
+    )
+    .unwrap();
+    hup(child.id());
+    assert!(wait_for_line(&lines, "signing key reloaded"));
+    assert!(!signed_by(
+        post_json(
+            addr,
+            "/stir/v1/signing",
+            &request("A", "12155551212", "12125551213", ""),
+            &[]
+        )
+        .await
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_mismatched_key_and_certificate_refuse_to_start() {
+    let dir = tempdir();
+    write_config(dir.path());
+    std::fs::copy(
+        certs_test::path("sp/1003/key.pem"),
+        dir.path().join("sp.key"),
+    )
+    .unwrap();
+    let out = shaken([
+        "signer",
+        "serve",
+        "--config",
+        dir.path().join("signer.toml").to_str().unwrap(),
+        "--validate",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("does not match the certificate"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(
+        dir.path().join("signer.toml"),
+        "x5u = \"https://a/b\"\ncolour = 1\n",
+    )
+    .unwrap();
+    let out = shaken([
+        "signer",
+        "serve",
+        "--config",
+        dir.path().join("signer.toml").to_str().unwrap(),
+        "--validate",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("colour"), "{}", stderr(&out));
+}
