@@ -67,6 +67,7 @@ fn spawn(dir: &Path) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the signer did not report its address");
 }
 
