@@ -45,6 +45,9 @@ enum Command {
     /// The signer's trace log: traceback lookups and pruning.
     #[command(subcommand)]
     Trace(commands::signer::TraceCommand),
+    /// Load generator and the raw ECDSA baseline.
+    #[command(subcommand)]
+    Load(commands::load::LoadCommand),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Signer(command) => commands::signer::run_signer(command),
         Command::Registry(command) => commands::signer::run_registry(command),
         Command::Trace(command) => commands::signer::run_trace(command),
+        Command::Load(command) => commands::load::run(command),
     };
     match outcome {
         Ok(code) => code,

@@ -1,0 +1,271 @@
+//! `shaken load`: a load generator for the REST services, and the raw ECDSA baseline that
+//! every speed figure is compared with.
+//!
+//! Closed loop (`--concurrency N`): N keep-alive connections each send the next request as soon
+//! as the previous answer arrives; this finds the maximum sustained rate. Open loop
+//! (`--rate R`): requests are due at fixed times R per second whatever happens, and latency
+//! is measured from when a request was due, so a stalled server shows in the figures instead
+//! of slowing the generator down (no coordinated omission).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+/// Load commands.
+#[derive(Subcommand, Debug)]
+pub(crate) enum LoadCommand {
+    /// Drive a signer with a mix of registered and unregistered calling numbers.
+    Sign(LoadArgs),
+    /// Measure the raw single-core ECDSA P-256 sign and verify rates (aws-lc-rs, key parsed
+    /// once): the baseline the services' figures are compared with.
+    Baseline {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
+}
+
+/// Arguments of a load run.
+#[derive(Args, Debug)]
+pub(crate) struct LoadArgs {
+    /// The service URL, e.g. http://127.0.0.1:8080/stir/v1/signing.
+    #[arg(long)]
+    url: String,
+    /// Keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Open loop at this many requests per second (default: closed loop).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Registered calling numbers, one per line.
+    #[arg(long, value_name = "FILE")]
+    numbers: PathBuf,
+    /// Share of requests from unregistered numbers (refused by the signer).
+    #[arg(long, default_value_t = 0.1)]
+    unregistered_share: f64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `shaken load` command.
+pub(crate) fn run(command: LoadCommand) -> Result<ExitCode> {
+    match command {
+        LoadCommand::Baseline { seconds } => {
+            let (sign, verify) = baseline(Duration::from_secs_f64(seconds))?;
+            println!(
+                "{}",
+                json!({"raw_sign_per_second": sign.round(), "raw_verify_per_second": verify.round()})
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LoadCommand::Sign(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            runtime.block_on(load_sign(args))
+        }
+    }
+}
+
+/// Raw ECDSA P-256 sign and verify operations per second on one core.
+pub(crate) fn baseline(period: Duration) -> Result<(f64, f64)> {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, KeyPair, ParsedPublicKey, ECDSA_P256_SHA256_FIXED,
+        ECDSA_P256_SHA256_FIXED_SIGNING,
+    };
+    let rng = SystemRandom::new();
+    let document =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).context("key")?;
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, document.as_ref())
+        .context("key")?;
+    let public = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref())
+        .context("public key")?;
+    let message = [0x42u8; 400];
+    let signature = pair.sign(&rng, &message).context("sign")?;
+    let rate = |op: &dyn Fn() -> bool| -> Result<f64> {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < period {
+            for _ in 0..64 {
+                if !op() {
+                    bail!("baseline operation failed");
+                }
+            }
+            n += 64;
+        }
+        Ok(n as f64 / start.elapsed().as_secs_f64())
+    };
+    let sign = rate(&|| pair.sign(&rng, &message).is_ok())?;
+    let verify = rate(&|| public.verify_sig(&message, signature.as_ref()).is_ok())?;
+    Ok((sign, verify))
+}
+
+fn target(url: &str) -> Result<(SocketAddr, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .context("--url must be http://HOST:PORT/PATH")?;
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .with_context(|| format!("cannot resolve {authority}"))?
+        .next()
+        .context("no address")?;
+    Ok((addr, path))
+}
+
+struct Shared {
+    histogram: Mutex<Histogram<u64>>,
+    ok: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+    next: AtomicU64,
+}
+
+fn body(numbers: &[String], unregistered_share: f64, seed: u64) -> String {
+    // A cheap deterministic mix (xorshift) is enough to spread the numbers.
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let orig = if (x % 10_000) as f64 / 10_000.0 < unregistered_share || numbers.is_empty() {
+        format!("1999{:07}", x % 10_000_000)
+    } else {
+        numbers[(x as usize / 7) % numbers.len()].clone()
+    };
+    let iat = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        r#"{{"signingRequest":{{"attest":"A","dest":{{"tn":["12125551213"]}},"iat":{iat},"orig":{{"tn":"{orig}"}},"origid":"{}"}}}}"#,
+        uuid::Uuid::new_v4()
+    )
+}
+
+async fn load_sign(args: LoadArgs) -> Result<ExitCode> {
+    let (addr, path) = target(&args.url)?;
+    let numbers: Vec<String> = std::fs::read_to_string(&args.numbers)
+        .with_context(|| format!("cannot read {}", args.numbers.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let numbers = Arc::new(numbers);
+    let shared = Arc::new(Shared {
+        histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        ok: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        next: AtomicU64::new(0),
+    });
+    let duration = Duration::from_secs_f64(args.duration);
+    let start = Instant::now() + Duration::from_millis(200);
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (shared, numbers, path) = (Arc::clone(&shared), Arc::clone(&numbers), path.clone());
+        let (rate, share) = (args.rate, args.unregistered_share);
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            tokio::time::sleep_until(start.into()).await;
+            loop {
+                let index = shared.next.fetch_add(1, Ordering::Relaxed);
+                let due = match rate {
+                    Some(rate) => start + Duration::from_secs_f64(index as f64 / rate),
+                    None => Instant::now(),
+                };
+                if due >= deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                let request = hyper::Request::post(path.as_str())
+                    .header("host", "load")
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body(&numbers, share, index))))?;
+                sender.ready().await?;
+                let result = sender.send_request(request).await;
+                let status = match result {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let _ = response.into_body().collect().await;
+                        status
+                    }
+                    Err(_) => 0,
+                };
+                let micros = u64::try_from(due.elapsed().as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                if let Ok(mut h) = shared.histogram.lock() {
+                    let _ = h.record(micros.min(60_000_000));
+                }
+                match status {
+                    200 => shared.ok.fetch_add(1, Ordering::Relaxed),
+                    403 => shared.refused.fetch_add(1, Ordering::Relaxed),
+                    _ => shared.failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await.context("load task")??;
+    }
+    let elapsed = duration.as_secs_f64();
+    let h = shared
+        .histogram
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock"))?;
+    let (ok, refused, failed) = (
+        shared.ok.load(Ordering::Relaxed),
+        shared.refused.load(Ordering::Relaxed),
+        shared.failed.load(Ordering::Relaxed),
+    );
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let result = json!({
+        "mode": if args.rate.is_some() { "open" } else { "closed" },
+        "target_rate": args.rate, "concurrency": args.concurrency, "seconds": elapsed,
+        "requests": ok + refused + failed, "signed": ok, "refused": refused, "failed": failed,
+        "throughput_per_second": ((ok + refused + failed) as f64 / elapsed).round(),
+        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": h.max() as f64 / 1000.0},
+    });
+    if args.json {
+        println!("{result}");
+    } else {
+        println!(
+            "{} requests in {elapsed:.1} s: {} /s ({ok} signed, {refused} refused, {failed} failed); latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
+            ok + refused + failed,
+            result["throughput_per_second"],
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            h.max() as f64 / 1000.0
+        );
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
