@@ -145,10 +145,10 @@ fn body(numbers: &[String], unregistered_share: f64, seed: u64) -> String {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    let orig = if (x % 10_000) as f64 / 10_000.0 < unregistered_share || numbers.is_empty() {
-        format!("1999{:07}", x % 10_000_000)
-    } else {
-        numbers[(x as usize / 7) % numbers.len()].clone()
+    let registered = numbers.get((x as usize / 7) % numbers.len().max(1));
+    let orig = match registered {
+        Some(tn) if (x % 10_000) as f64 / 10_000.0 >= unregistered_share => tn.clone(),
+        _ => format!("1999{:07}", x % 10_000_000),
     };
     let iat = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -256,7 +256,7 @@ async fn load_sign(args: LoadArgs) -> Result<ExitCode> {
         println!(
             "{} requests in {elapsed:.1} s: {} /s ({ok} signed, {refused} refused, {failed} failed); latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
             ok + refused + failed,
-            result["throughput_per_second"],
+            result.get("throughput_per_second").cloned().unwrap_or_default(),
             ms(0.5),
             ms(0.9),
             ms(0.99),
