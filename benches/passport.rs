@@ -8,7 +8,12 @@
 //!   `TokenSigner::identity_header` building the claims JSON, encoding, signing and formatting.
 //!
 //! `scripts/bench-ratios` prints full/raw throughput ratios from the results.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::hint::black_box;
 
