@@ -42,7 +42,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where the policy gets registry answers; the real one is [`CachedRegistry`].
 pub trait NumberLookup: Send + Sync {
     /// The registry's record for a canonical number.
-    fn lookup(&self, tn: &str) -> Result<Option<NumberRecord>, SignerError>;
+    fn lookup(&self, tn: &str) -> Result<Option<Arc<NumberRecord>>, SignerError>;
     /// Cache (hits, misses), for metrics.
     fn hit_counts(&self) -> (u64, u64) {
         (0, 0)
@@ -50,7 +50,7 @@ pub trait NumberLookup: Send + Sync {
 }
 
 impl NumberLookup for CachedRegistry {
-    fn lookup(&self, tn: &str) -> Result<Option<NumberRecord>, SignerError> {
+    fn lookup(&self, tn: &str) -> Result<Option<Arc<NumberRecord>>, SignerError> {
         CachedRegistry::lookup(self, tn)
     }
     fn hit_counts(&self) -> (u64, u64) {
@@ -373,7 +373,20 @@ fn request_id(headers: &HeaderMap) -> String {
         .get("x-requestid")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+        .map_or_else(new_request_id, str::to_owned)
+}
+
+/// A fresh request id in UUID form: a random per-process prefix and a counter, so that a busy
+/// signer does not ask the kernel for randomness on every request (it is not a secret).
+fn new_request_id() -> String {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<u128> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u128());
+    let n = u128::from(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let value = (prefix & !(u128::from(u64::MAX) | (0xF000_u128 << 64))) | (0x4000_u128 << 64) | n;
+    uuid::Uuid::from_u128(value).to_string()
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>, request_id: &str) -> Response<Full<Bytes>> {
@@ -396,10 +409,7 @@ fn error_response(
     extra: Option<&str>,
     request_id: &str,
 ) -> Response<Full<Bytes>> {
-    state
-        .metrics
-        .errors
-        .inc(&format!("message_id=\"{}\"", error.message_id()));
+    state.metrics.errors.inc_for_message(error.message_id());
     json_response(error.status(), error.body(extra), request_id)
 }
 
@@ -546,10 +556,11 @@ async fn decide_and_sign(
     } else {
         Ok(None)
     };
-    let decision = state
-        .policy
-        .decide(&facts, lookup.as_ref().map(Option::as_ref).map_err(|_| ()));
-    let owner = lookup.ok().flatten().map(|r| r.customer.id);
+    let decision = state.policy.decide(
+        &facts,
+        lookup.as_ref().map(|r| r.as_deref()).map_err(|_| ()),
+    );
+    let owner = lookup.ok().flatten().map(|r| r.customer.id.clone());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -624,12 +635,17 @@ async fn decide_and_sign(
                     .inc("outcome=\"error\",attest=\"none\"");
                 return error_response(state, &ApiError::Internal, None, request_id);
             }
-            state
-                .metrics
-                .requests
-                .inc(&format!("outcome=\"signed\",attest=\"{level}\""));
+            state.metrics.requests.inc(signed_label(level));
             json_response(StatusCode::OK, api::signing_response(&identity), request_id)
         }
+    }
+}
+
+fn signed_label(level: passport::Attestation) -> &'static str {
+    match level {
+        passport::Attestation::A => r#"outcome="signed",attest="A""#,
+        passport::Attestation::B => r#"outcome="signed",attest="B""#,
+        passport::Attestation::C => r#"outcome="signed",attest="C""#,
     }
 }
 

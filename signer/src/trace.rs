@@ -7,19 +7,23 @@
 //! it in one transaction (`synchronous=FULL`, so the commit is on disk) and then releases all
 //! waiters. Under load a batch holds many records and durability costs one disk sync per batch.
 //!
-//! The writer connection never checkpoints the WAL itself (`wal_autocheckpoint=0`): a second
-//! thread with its own connection checkpoints every second, so the disk work of moving pages
-//! into the database file runs beside the writer instead of inside a batch's commit.
+//! Storage is one row per batch: `trace_batch(id INTEGER PRIMARY KEY, first_at, last_at,
+//! count, records)` where `records` holds the batch's records as JSON lines, with an index on
+//! `last_at` (which grows with time, so every write lands at the right edge of the index). A
+//! row per record with indexes on the origid and the calling number would dirty about one page
+//! per record per index and cost more CPU than the signature itself at line rate; one row per
+//! batch costs a share of one insert. Lookups decode the batches of their time window: by
+//! number within `since..until`, by origid within a window when given (a traceback request
+//! knows roughly when the call was) or over the whole log.
 //!
-//! Schema (SQLite, `user_version` 1): `trace(id INTEGER PRIMARY KEY, at, request_id, outcome,
-//! message_id, origid, orig, dest, attest, customer, client)` with indexes on `origid` and
-//! `(orig, at)`; `dest` is the called numbers joined by `,`. Records are appended in time
-//! order, so pruning walks the rowids instead of needing an index on `at`.
+//! The writer never checkpoints the WAL itself (`wal_autocheckpoint=0`): a second thread with
+//! its own connection checkpoints every second, beside the writer instead of inside a commit.
 
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::SignerError;
@@ -30,7 +34,7 @@ const QUEUE: usize = 65_536;
 const MAX_BATCH: usize = 4096;
 
 /// One signing decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceRecord {
     /// When (seconds since the epoch).
     pub at: u64,
@@ -38,17 +42,21 @@ pub struct TraceRecord {
     pub request_id: String,
     /// `signed` or `refused`.
     pub outcome: String,
-    /// The refusal's message id, if refused.
+    /// The refusal's message id, if refused (`emergency` for an emergency call signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
-    /// The token's origid, if signed (or the request's).
+    /// The request's origid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origid: Option<String>,
     /// Calling number (canonical).
     pub orig: String,
     /// Called numbers (canonical).
     pub dest: Vec<String>,
     /// The attestation signed, if signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attest: Option<String>,
     /// The customer the number belongs to, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
     /// The client (SBC) that asked.
     pub client: String,
@@ -69,13 +77,10 @@ fn open_connection(path: &Path) -> Result<Connection, SignerError> {
     let conn = Connection::open(path).map_err(|e| SignerError::db(path, e))?;
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
-         CREATE TABLE IF NOT EXISTS trace (id INTEGER PRIMARY KEY, at INTEGER NOT NULL,
-             request_id TEXT NOT NULL, outcome TEXT NOT NULL, message_id TEXT, origid TEXT,
-             orig TEXT NOT NULL, dest TEXT NOT NULL, attest TEXT, customer TEXT, client TEXT NOT NULL);
-         CREATE INDEX IF NOT EXISTS trace_origid ON trace(origid);
-         CREATE INDEX IF NOT EXISTS trace_orig_at ON trace(orig, at);
-         DROP INDEX IF EXISTS trace_at;
-         PRAGMA user_version = 1;",
+         CREATE TABLE IF NOT EXISTS trace_batch (id INTEGER PRIMARY KEY, first_at INTEGER NOT NULL,
+             last_at INTEGER NOT NULL, count INTEGER NOT NULL, records TEXT NOT NULL);
+         CREATE INDEX IF NOT EXISTS trace_batch_last_at ON trace_batch(last_at);
+         PRAGMA user_version = 2;",
     )
     .map_err(|e| SignerError::db(path, e))?;
     Ok(conn)
@@ -132,25 +137,23 @@ impl TraceLog {
         }
     }
 
-    /// Deletes records older than `retention_days` before `now`; returns how many.
+    /// Deletes the batches whose records are all older than `retention_days` before `now`;
+    /// returns how many records were deleted.
     pub fn prune(path: &Path, retention_days: u64, now: u64) -> Result<usize, SignerError> {
         let conn = open_connection(path)?;
-        let cutoff = now.saturating_sub(retention_days.saturating_mul(86_400));
-        // Records are appended in time order: find the first one to keep by walking rowids
-        // from the oldest (the walk costs what is deleted), and delete everything before it.
-        let first_kept: Option<i64> = conn
+        let cutoff = clamp(now.saturating_sub(retention_days.saturating_mul(86_400)));
+        let records: Option<i64> = conn
             .query_row(
-                "SELECT id FROM trace WHERE at >= ?1 ORDER BY id LIMIT 1",
-                [cutoff as i64],
+                "SELECT sum(count) FROM trace_batch WHERE last_at < ?1",
+                [cutoff],
                 |r| r.get(0),
             )
             .optional()
+            .map_err(|e| SignerError::db(path, e))?
+            .flatten();
+        conn.execute("DELETE FROM trace_batch WHERE last_at < ?1", [cutoff])
             .map_err(|e| SignerError::db(path, e))?;
-        let deleted = match first_kept {
-            Some(id) => conn.execute("DELETE FROM trace WHERE id < ?1", [id]),
-            None => conn.execute("DELETE FROM trace", []),
-        };
-        deleted.map_err(|e| SignerError::db(path, e))
+        Ok(usize::try_from(records.unwrap_or(0)).unwrap_or(0))
     }
 }
 
@@ -168,8 +171,9 @@ impl Drop for TraceLog {
     }
 }
 
-fn write_loop(mut conn: Connection, mut receiver: mpsc::Receiver<Job>) {
+fn write_loop(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut text = String::with_capacity(64 * 1024);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -178,78 +182,88 @@ fn write_loop(mut conn: Connection, mut receiver: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let result = write_batch(&mut conn, &batch).map_err(|e| e.to_string());
+        let result = write_batch(&conn, &batch, &mut text).map_err(|e| e.to_string());
         for (_, done) in batch.drain(..) {
             let _ = done.send(result.clone());
         }
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO trace (at, request_id, outcome, message_id, origid, orig, dest, attest, customer, client)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        for (r, _) in batch {
-            insert.execute(params![
-                r.at as i64,
-                r.request_id,
-                r.outcome,
-                r.message_id,
-                r.origid,
-                r.orig,
-                r.dest.join(","),
-                r.attest,
-                r.customer,
-                r.client
-            ])?;
+fn write_batch(conn: &Connection, batch: &[Job], text: &mut String) -> Result<(), String> {
+    text.clear();
+    let (mut first, mut last) = (u64::MAX, 0);
+    for (record, _) in batch {
+        first = first.min(record.at);
+        last = last.max(record.at);
+        text.push_str(&serde_json::to_string(record).map_err(|e| e.to_string())?);
+        text.push('\n');
+    }
+    conn.prepare_cached(
+        "INSERT INTO trace_batch (first_at, last_at, count, records) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            clamp(first),
+            clamp(last),
+            batch.len() as i64,
+            text.as_str()
+        ])
+    })
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+fn clamp(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+/// The records of the batches overlapping `since..=until` that satisfy `keep`.
+fn scan(
+    path: &Path,
+    since: u64,
+    until: u64,
+    keep: impl Fn(&TraceRecord) -> bool,
+) -> Result<Vec<TraceRecord>, SignerError> {
+    let conn = open_connection(path)?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT records FROM trace_batch WHERE last_at >= ?1 AND first_at <= ?2 ORDER BY id",
+        )
+        .map_err(|e| SignerError::db(path, e))?;
+    let mut rows = stmt
+        .query(params![clamp(since), clamp(until)])
+        .map_err(|e| SignerError::db(path, e))?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| SignerError::db(path, e))? {
+        let records: String = row.get(0).map_err(|e| SignerError::db(path, e))?;
+        for line in records.lines() {
+            let record: TraceRecord = serde_json::from_str(line)
+                .map_err(|e| SignerError::db(path, format!("corrupt trace record: {e}")))?;
+            if (since..=until).contains(&record.at) && keep(&record) {
+                found.push(record);
+            }
         }
     }
-    tx.commit()
+    Ok(found)
 }
 
-fn read_rows(
-    conn: &Connection,
-    sql: &str,
-    args: &[&dyn rusqlite::ToSql],
-) -> rusqlite::Result<Vec<TraceRecord>> {
-    let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map(args, |row| {
-        Ok(TraceRecord {
-            at: row.get::<_, i64>(0)? as u64,
-            request_id: row.get(1)?,
-            outcome: row.get(2)?,
-            message_id: row.get(3)?,
-            origid: row.get(4)?,
-            orig: row.get(5)?,
-            dest: row
-                .get::<_, String>(6)?
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            attest: row.get(7)?,
-            customer: row.get(8)?,
-            client: row.get(9)?,
-        })
-    })?;
-    rows.collect()
-}
-
-const COLUMNS: &str =
-    "at, request_id, outcome, message_id, origid, orig, dest, attest, customer, client";
-
-/// Records for one origid (case-insensitive).
+/// Records for one origid (case-insensitive), over the whole log.
 pub fn lookup_origid(path: &Path, origid: &str) -> Result<Vec<TraceRecord>, SignerError> {
-    let conn = open_connection(path)?;
-    read_rows(
-        &conn,
-        &format!("SELECT {COLUMNS} FROM trace WHERE lower(origid) = lower(?1) ORDER BY id"),
-        &[&origid],
-    )
-    .map_err(|e| SignerError::db(path, e))
+    lookup_origid_between(path, origid, 0, i64::MAX as u64)
+}
+
+/// Records for one origid (case-insensitive) between `since` and `until` (inclusive).
+pub fn lookup_origid_between(
+    path: &Path,
+    origid: &str,
+    since: u64,
+    until: u64,
+) -> Result<Vec<TraceRecord>, SignerError> {
+    scan(path, since, until, |r| {
+        r.origid
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case(origid))
+    })
 }
 
 /// Records of calls from or to `tn` between `since` and `until` (inclusive).
@@ -259,16 +273,9 @@ pub fn lookup_tn(
     since: u64,
     until: u64,
 ) -> Result<Vec<TraceRecord>, SignerError> {
-    let conn = open_connection(path)?;
-    read_rows(
-        &conn,
-        &format!(
-            "SELECT {COLUMNS} FROM trace WHERE at BETWEEN ?2 AND ?3
-             AND (orig = ?1 OR instr(',' || dest || ',', ',' || ?1 || ',') > 0) ORDER BY id"
-        ),
-        &[&tn, &(since as i64), &(until as i64)],
-    )
-    .map_err(|e| SignerError::db(path, e))
+    scan(path, since, until, |r| {
+        r.orig == tn || r.dest.iter().any(|d| d == tn)
+    })
 }
 
 #[cfg(test)]
@@ -314,8 +321,8 @@ mod tests {
             lookup_tn(&path, "12125550007", 0, u64::MAX >> 1).unwrap(),
             vec![record(7)]
         );
-        // These records were written concurrently, so `at` is not in rowid order: pruning may
-        // keep a few old ones a little longer, but never deletes one inside the retention.
+        // Batches mix times: pruning deletes a batch only when all of it is past the
+        // retention, so it may keep a few old records longer, never delete a recent one.
         let pruned = TraceLog::prune(&path, 1, 86_400 + 1100).unwrap();
         assert!(pruned <= 100, "{pruned}");
         let left = lookup_tn(&path, "12155551212", 0, 5000).unwrap();

@@ -15,11 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use bytes::Bytes;
 use clap::{Args, Subcommand};
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 /// Load commands.
@@ -117,6 +114,70 @@ pub(crate) fn baseline(period: Duration) -> Result<(f64, f64)> {
     Ok((sign, verify))
 }
 
+/// A keep-alive HTTP/1.1 connection that sends one request at a time (no pipelining) and
+/// reads the response by its Content-Length: the least work a client can do, so that the
+/// generator takes as little CPU as possible from the service it measures.
+struct Connection {
+    stream: tokio::net::TcpStream,
+    buffer: Vec<u8>,
+    request: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(addr: SocketAddr) -> Result<Self> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buffer: Vec::with_capacity(4096),
+            request: Vec::with_capacity(1024),
+        })
+    }
+
+    /// Sends a POST and returns the response status.
+    async fn post(&mut self, path: &str, body: &str) -> Result<u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.request.clear();
+        self.request.extend_from_slice(
+            format!("POST {path} HTTP/1.1\r\nHost: load\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len())
+                .as_bytes(),
+        );
+        self.request.extend_from_slice(body.as_bytes());
+        self.stream.write_all(&self.request).await?;
+        self.buffer.clear();
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                bail!("connection closed");
+            }
+            self.buffer
+                .extend_from_slice(chunk.get(..n).unwrap_or_default());
+            let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head =
+                String::from_utf8_lossy(self.buffer.get(..end).unwrap_or_default()).into_owned();
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .context("bad status line")?;
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.split_once(':')
+                        .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                })
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or(0);
+            if self.buffer.len() >= end + 4 + length {
+                return Ok(status);
+            }
+        }
+    }
+}
+
 fn target(url: &str) -> Result<(SocketAddr, String)> {
     let rest = url
         .strip_prefix("http://")
@@ -155,7 +216,9 @@ fn body(numbers: &[String], unregistered_share: f64, seed: u64) -> String {
         .map_or(0, |d| d.as_secs());
     format!(
         r#"{{"signingRequest":{{"attest":"A","dest":{{"tn":["12125551213"]}},"iat":{iat},"orig":{{"tn":"{orig}"}},"origid":"{}"}}}}"#,
-        uuid::Uuid::new_v4()
+        uuid::Uuid::from_u128(
+            (u128::from(x) << 64 | u128::from(seed)) & !(0xF000_u128 << 64) | (0x4000_u128 << 64)
+        )
     )
 }
 
@@ -184,11 +247,7 @@ async fn load_sign(args: LoadArgs) -> Result<ExitCode> {
         let (shared, numbers, path) = (Arc::clone(&shared), Arc::clone(&numbers), path.clone());
         let (rate, share) = (args.rate, args.unregistered_share);
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(connection);
+            let mut connection = Connection::open(addr).await?;
             tokio::time::sleep_until(start.into()).await;
             loop {
                 let index = shared.next.fetch_add(1, Ordering::Relaxed);
@@ -200,20 +259,10 @@ async fn load_sign(args: LoadArgs) -> Result<ExitCode> {
                     break;
                 }
                 tokio::time::sleep_until(due.into()).await;
-                let request = hyper::Request::post(path.as_str())
-                    .header("host", "load")
-                    .header("content-type", "application/json")
-                    .body(Full::new(Bytes::from(body(&numbers, share, index))))?;
-                sender.ready().await?;
-                let result = sender.send_request(request).await;
-                let status = match result {
-                    Ok(response) => {
-                        let status = response.status().as_u16();
-                        let _ = response.into_body().collect().await;
-                        status
-                    }
-                    Err(_) => 0,
-                };
+                let status = connection
+                    .post(&path, &body(&numbers, share, index))
+                    .await
+                    .unwrap_or(0);
                 let micros = u64::try_from(due.elapsed().as_micros())
                     .unwrap_or(u64::MAX)
                     .max(1);
@@ -225,6 +274,9 @@ async fn load_sign(args: LoadArgs) -> Result<ExitCode> {
                     403 => shared.refused.fetch_add(1, Ordering::Relaxed),
                     _ => shared.failed.fetch_add(1, Ordering::Relaxed),
                 };
+                if status == 0 {
+                    connection = Connection::open(addr).await?;
+                }
             }
             anyhow::Ok(())
         }));

@@ -33,7 +33,7 @@ pub(crate) fn request(attest: &str, orig: &str, dest: &str, extra: &str) -> Stri
 struct FailingRegistry;
 
 impl NumberLookup for FailingRegistry {
-    fn lookup(&self, _tn: &str) -> Result<Option<NumberRecord>, SignerError> {
+    fn lookup(&self, _tn: &str) -> Result<Option<Arc<NumberRecord>>, SignerError> {
         Err(SignerError::Config("simulated registry outage".into()))
     }
 }

@@ -4,7 +4,7 @@
 //! changes made by another process (an import) are seen within it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -15,7 +15,7 @@ use crate::error::SignerError;
 /// A registry shared by request handlers, with a cache.
 pub struct CachedRegistry {
     registry: Mutex<Registry>,
-    cache: Cache<String, Option<NumberRecord>>,
+    cache: Cache<String, Option<Arc<NumberRecord>>>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -43,7 +43,7 @@ impl CachedRegistry {
     }
 
     /// Looks a canonical number up, from the cache when possible.
-    pub fn lookup(&self, tn: &str) -> Result<Option<NumberRecord>, SignerError> {
+    pub fn lookup(&self, tn: &str) -> Result<Option<Arc<NumberRecord>>, SignerError> {
         if let Some(found) = self.cache.get(tn) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(found);
@@ -54,7 +54,7 @@ impl CachedRegistry {
                 .registry
                 .lock()
                 .map_err(|_| SignerError::Config("registry lock poisoned".into()))?;
-            registry.lookup(tn)?
+            registry.lookup(tn)?.map(Arc::new)
         };
         self.cache.insert(tn.to_owned(), found.clone());
         Ok(found)
