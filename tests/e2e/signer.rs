@@ -179,7 +179,7 @@ async fn every_request_error_has_its_id_and_status() {
 async fn internal_failure_is_pol5000_and_nothing_is_signed() {
     let s = start(false, vec![], nanp_policy()).await;
     let conn = rusqlite::Connection::open(&s.trace_db).unwrap();
-    conn.execute_batch("CREATE TRIGGER fail BEFORE INSERT ON trace BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;").unwrap();
+    conn.execute_batch("CREATE TRIGGER fail BEFORE INSERT ON trace_batch BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;").unwrap();
     let reply = post_json(
         s.addr,
         "/stir/v1/signing",
