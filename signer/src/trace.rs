@@ -62,7 +62,9 @@ pub struct TraceRecord {
     pub client: String,
 }
 
-type Job = (TraceRecord, oneshot::Sender<Result<(), String>>);
+/// A record serialized by the request's task (so the writer thread does no per-record work
+/// beyond copying) with its time, and where to say it is durable.
+type Job = (u64, String, oneshot::Sender<Result<(), String>>);
 
 /// The trace log's writer.
 #[derive(Debug)]
@@ -121,13 +123,14 @@ impl TraceLog {
 
     /// Records `record` and returns once it is on disk.
     pub async fn record(&self, record: TraceRecord) -> Result<(), SignerError> {
+        let line = serde_json::to_string(&record).map_err(|e| SignerError::db(&self.path, e))?;
         let (done, wait) = oneshot::channel();
         let sender = self
             .sender
             .as_ref()
             .ok_or_else(|| SignerError::db(&self.path, "trace log closed"))?;
         sender
-            .send((record, done))
+            .send((record.at, line, done))
             .await
             .map_err(|_| SignerError::db(&self.path, "trace writer stopped"))?;
         match wait.await {
@@ -183,7 +186,7 @@ fn write_loop(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
             }
         }
         let result = write_batch(&conn, &batch, &mut text).map_err(|e| e.to_string());
-        for (_, done) in batch.drain(..) {
+        for (_, _, done) in batch.drain(..) {
             let _ = done.send(result.clone());
         }
     }
@@ -192,10 +195,10 @@ fn write_loop(conn: Connection, mut receiver: mpsc::Receiver<Job>) {
 fn write_batch(conn: &Connection, batch: &[Job], text: &mut String) -> Result<(), String> {
     text.clear();
     let (mut first, mut last) = (u64::MAX, 0);
-    for (record, _) in batch {
-        first = first.min(record.at);
-        last = last.max(record.at);
-        text.push_str(&serde_json::to_string(record).map_err(|e| e.to_string())?);
+    for (at, line, _) in batch {
+        first = first.min(*at);
+        last = last.max(*at);
+        text.push_str(line);
         text.push('\n');
     }
     conn.prepare_cached(

@@ -258,7 +258,9 @@ async fn load_sign(args: LoadArgs) -> Result<ExitCode> {
                 if due >= deadline {
                     break;
                 }
-                tokio::time::sleep_until(due.into()).await;
+                if due > Instant::now() {
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let status = connection
                     .post(&path, &body(&numbers, share, index))
                     .await
