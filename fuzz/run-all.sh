@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS each (default 300), one after another, and prints the
-# execution count each one reached. Corpora grow under fuzz/corpus/ (not committed); the
+# Runs every fuzz target (or the TARGETs named) for SECONDS each (default 300), one after
+# another, and prints the execution count each one reached. Usage: run-all.sh [SECONDS [TARGET...]] Corpora grow under fuzz/corpus/ (not committed); the
 # committed seeds are in fuzz/seeds/. Needs cargo-fuzz (`cargo install cargo-fuzz`).
 set -u
 cd "$(dirname "$0")"
 seconds=${1:-300}
-for target in $(cargo fuzz list); do
+shift || true
+targets=${*:-$(cargo fuzz list)}
+for target in $targets; do
   mkdir -p "corpus/$target"
   log="corpus/$target.log"
   cargo fuzz run -s none "$target" "corpus/$target" "seeds/$target" -- \
