@@ -46,6 +46,8 @@ pub mod oid {
     pub const TN_AUTH_LIST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.26");
     /// `id-kp-serverAuth`.
     pub const SERVER_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1");
+    /// `id-kp-clientAuth`.
+    pub const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
     /// `id-at-countryName`.
     pub const COUNTRY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.6");
     /// `id-at-organizationName`.
@@ -234,6 +236,15 @@ pub mod ext {
             names.push(GeneralName::IpAddress(OctetString::new(bytes)?));
         }
         extension(SubjectAltName::OID, false, &SubjectAltName(names))
+    }
+
+    /// Extended key usage: TLS client authentication.
+    pub fn client_auth() -> Result<Extension, CaError> {
+        extension(
+            ExtendedKeyUsage::OID,
+            false,
+            &ExtendedKeyUsage(vec![oid::CLIENT_AUTH]),
+        )
     }
 
     /// Extended key usage: TLS server authentication.

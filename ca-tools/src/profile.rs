@@ -120,6 +120,18 @@ pub fn tls_server(
     Ok(spec(common, issuer.name.clone(), extensions))
 }
 
+/// A TLS client certificate (for a signer's or verifier's mutual TLS).
+pub fn tls_client(common: Common, issuer: &Issuer) -> Result<CertificateSpec, CaError> {
+    let extensions = vec![
+        ext::basic_constraints(false, None)?,
+        ext::key_usage(KeyUsages::DigitalSignature)?,
+        ext::client_auth()?,
+        ext::subject_key_identifier(&key_identifier(&common.subject_public_key))?,
+        ext::authority_key_identifier(&issuer.key_id)?,
+    ];
+    Ok(spec(common, issuer.name.clone(), extensions))
+}
+
 /// The policy administrator's self-signed token-signing certificate.
 pub fn policy_administrator(common: Common) -> Result<CertificateSpec, CaError> {
     let id = key_identifier(&common.subject_public_key);

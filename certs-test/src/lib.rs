@@ -476,6 +476,22 @@ pub fn generate(out: &Path, seed: u64) -> Result<(), CaError> {
         "policy is SHAKEN CP v1.1 (a warning, not an error)",
     )?;
 
+    // A TLS client certificate (e.g. an SBC's, for a signer's mutual TLS), under the TLS root.
+    let client_key = SecretKey::random(&mut rng);
+    let client_der = certificate::sign_certificate(
+        profile::tls_client(
+            common(&mut rng, &client_key, dn("Test SBC", "sbc-1.test")?, FAR)?,
+            &issuer_of(&tls_root_der)?,
+        )?,
+        &tls_root_key,
+    )?;
+    w.cert(
+        "tls/client.pem",
+        &[&client_der],
+        "TLS client certificate (clientAuth) of a test SBC, under tls/root.pem",
+    )?;
+    w.key("tls/client.key", &client_key, "that client's key")?;
+
     write_readme(&mut w)
 }
 

@@ -134,32 +134,12 @@ pub(crate) fn init_logging() {
 }
 
 fn tls_acceptor(config: &SignerConfig) -> Result<Option<tokio_rustls::TlsAcceptor>> {
-    let Some(tls) = &config.tls else {
-        return Ok(None);
-    };
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-    let mut server =
-        ca_tools::repository::tls_config(&read(&tls.cert_file)?, &read(&tls.key_file)?)?;
-    if let Some(ca_file) = &tls.client_ca_file {
-        let mut roots = rustls::RootCertStore::empty();
-        for der in passport::cert::chain_from_pem(&read(ca_file)?)? {
-            roots.add(der.into()).context("client CA certificate")?;
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .context("client certificate verifier")?;
-        let certified = server.cert_resolver.clone();
-        server = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_cert_resolver(certified);
-    }
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(server))))
+    config
+        .tls
+        .as_ref()
+        .map(signer::tls::acceptor)
+        .transpose()
+        .map_err(Into::into)
 }
 
 /// Runs a `shaken signer` command.

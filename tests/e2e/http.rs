@@ -29,7 +29,15 @@ impl Reply {
 
 /// Sends raw request bytes (the connection is closed after the response).
 pub(crate) async fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    raw_over(stream, request).await
+}
+
+/// Sends raw request bytes over an established stream (plain or TLS).
+pub(crate) async fn raw_over<S>(mut stream: S, request: &[u8]) -> Reply
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     stream.write_all(request).await.unwrap();
     let mut data = Vec::new();
     let mut buf = [0u8; 8192];
@@ -47,7 +55,8 @@ pub(crate) async fn raw(addr: SocketAddr, request: &[u8]) -> Reply {
         .unwrap_or_else(|| panic!("incomplete response: {}", String::from_utf8_lossy(&data)))
 }
 
-fn parse(data: &[u8]) -> Option<Reply> {
+/// Parses a complete response, or `None` if `data` is not one yet.
+pub(crate) fn parse(data: &[u8]) -> Option<Reply> {
     let end = data.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&data[..end]).into_owned();
     let mut lines = head.split("\r\n");

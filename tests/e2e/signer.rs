@@ -418,3 +418,182 @@ async fn clients_outside_the_allow_list_and_over_their_rate_are_refused() {
     assert_eq!(&statuses[..2], [200, 200]);
     assert!(statuses[2..].contains(&429), "{statuses:?}");
 }
+
+mod mutual_tls {
+    use std::sync::Arc;
+
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use sha2::Digest;
+
+    use super::*;
+
+    fn der(relative: &str) -> Vec<u8> {
+        passport::cert::chain_from_pem(&std::fs::read(certs_test::path(relative)).unwrap())
+            .unwrap()
+            .remove(0)
+    }
+
+    fn client_config(with_certificate: bool) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(der("tls/root.pem")))
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = if with_certificate {
+            let key =
+                SigningKey::from_pem(&std::fs::read(certs_test::path("tls/client.key")).unwrap())
+                    .unwrap();
+            let pkcs8 = p256::pkcs8::EncodePrivateKey::to_pkcs8_der(key.secret()).unwrap();
+            builder
+                .with_client_auth_cert(
+                    vec![CertificateDer::from(der("tls/client.pem"))],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec())),
+                )
+                .unwrap()
+        } else {
+            builder.with_no_client_auth()
+        };
+        Arc::new(config)
+    }
+
+    async fn start_tls(
+        fingerprint: &str,
+    ) -> (
+        SocketAddr,
+        tempfile::TempDir,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let dir = tempdir();
+        let mut registry = Registry::open(&dir.path().join("registry.sqlite")).unwrap();
+        let mut progress = |_| {};
+        import(
+            &mut registry,
+            REGISTRY_CSV.as_bytes(),
+            ImportOptions {
+                mode: ImportMode::Merge,
+                plan: None,
+                secret: None,
+                actor: "test",
+                now: 1,
+                progress: &mut progress,
+            },
+        )
+        .unwrap();
+        let client = signer::config::ClientSection {
+            name: "sbc-1".into(),
+            ips: vec![],
+            certificate_sha256: Some(fingerprint.to_owned()),
+            customer: Some("pbx-9".into()),
+            rate_limit_per_second: 0,
+        };
+        let state = Arc::new(SignerState::new(StateParts {
+            signer: test_signer(),
+            registry: Arc::new(CachedRegistry::new(
+                registry,
+                100,
+                std::time::Duration::from_secs(60),
+            )),
+            trace: TraceLog::open(&dir.path().join("trace.sqlite")).unwrap(),
+            policy: PolicyConfig::default(),
+            plan: None,
+            clients: vec![Client::from_config(&client).unwrap()],
+            max_body: 4096,
+        }));
+        let acceptor = signer::tls::acceptor(&signer::config::TlsSection {
+            cert_file: certs_test::path("tls/server.pem"),
+            key_file: certs_test::path("tls/server.key"),
+            client_ca_file: Some(certs_test::path("tls/root.pem")),
+        })
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(service::serve(
+            listener,
+            state,
+            Some(acceptor),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        (addr, dir, stop)
+    }
+
+    async fn post_tls(
+        addr: SocketAddr,
+        with_certificate: bool,
+        body: &str,
+    ) -> Result<crate::http::Reply, std::io::Error> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let mut tls = tokio_rustls::TlsConnector::from(client_config(with_certificate))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await?;
+        // TLS 1.3 reports a refused client certificate on the first read, not in the handshake.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let request = format!(
+            "POST /stir/v1/signing HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tls.write_all(request.as_bytes()).await?;
+        let mut probe = [0u8; 1];
+        let n = tls.read(&mut probe).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("closed"));
+        }
+        let mut rest = Vec::from(&probe[..]);
+        tls.read_to_end(&mut rest).await.ok();
+        crate::http::parse(&rest).ok_or_else(|| std::io::Error::other("incomplete response"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_certificate_identifies_the_client_and_its_customer() {
+        let fingerprint: String = sha2::Sha256::digest(der("tls/client.pem"))
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let (addr, _dir, _stop) = start_tls(&fingerprint).await;
+        let reply = post_tls(addr, true, &request("A", "12155551212", "12125551213", ""))
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(
+            attest_of(&reply),
+            "B",
+            "the client speaks for pbx-9, who does not own the number"
+        );
+
+        assert!(
+            post_tls(addr, false, &request("A", "12155551212", "12125551213", ""))
+                .await
+                .is_err(),
+            "no client certificate"
+        );
+
+        let (addr, _dir2, _stop2) = start_tls(
+            &"AB:"
+                .repeat(31)
+                .chars()
+                .chain("AB".chars())
+                .collect::<String>(),
+        )
+        .await;
+        let reply = post_tls(addr, true, &request("A", "12155551212", "12125551213", ""))
+            .await
+            .unwrap();
+        assert_eq!(
+            (reply.status, error_id(&reply).0.as_str()),
+            (403, "POL4030"),
+            "a valid certificate that is not mapped"
+        );
+    }
+}
