@@ -1,0 +1,456 @@
+//! Fetching certificates (and CRLs) safely from URLs the caller does not control.
+//!
+//! Every x5u comes from a token anyone can forge, so a fetch is treated as hostile input:
+//!
+//! - HTTPS only, unless the policy allows plain HTTP (the local lab and tests);
+//! - ports 443 and 8443 by default, others only by configuration; an optional host allow-list;
+//! - the name is resolved first and every address checked: loopback, private, link-local,
+//!   unspecified and other internal addresses are refused unless the policy allows them; the
+//!   connection then goes to the checked address, so a second DNS answer cannot redirect it;
+//! - connect and total timeouts (2 s each by default), a body cap (64 KiB by default), no
+//!   redirects (a 3xx is an error, never followed), only 200 accepted.
+//!
+//! Repository TLS is checked against the Mozilla roots (webpki-roots) plus any configured
+//! extra roots.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+use crate::error::FetchError;
+
+/// What fetches may do.
+#[derive(Clone, Debug)]
+pub struct FetchPolicy {
+    /// Allow `http://` URLs.
+    pub allow_http: bool,
+    /// Allow loopback, private and other internal addresses.
+    pub allow_private_addresses: bool,
+    /// Allowed ports (`None`: any).
+    pub allowed_ports: Option<Vec<u16>>,
+    /// Allowed host names (`None`: any), compared case-insensitively.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Time to establish the TCP connection.
+    pub connect_timeout: Duration,
+    /// Time for the whole exchange.
+    pub total_timeout: Duration,
+    /// Largest body accepted.
+    pub max_body: usize,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        Self {
+            allow_http: false,
+            allow_private_addresses: false,
+            allowed_ports: Some(vec![443, 8443]),
+            allowed_hosts: None,
+            connect_timeout: Duration::from_secs(2),
+            total_timeout: Duration::from_secs(2),
+            max_body: 64 * 1024,
+        }
+    }
+}
+
+/// A fetched resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    /// The body.
+    pub body: Vec<u8>,
+    /// `Cache-Control: max-age`, if the server sent one (`no-cache`/`no-store` give 0).
+    pub max_age: Option<u64>,
+}
+
+/// A parsed http(s) URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    /// `https` or `http`.
+    pub scheme: String,
+    /// Host name or IP literal (without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+impl Url {
+    /// Parses an absolute http(s) URL; user info and fragments are refused.
+    pub fn parse(text: &str) -> Result<Self, FetchError> {
+        let bad = || FetchError::BadUrl(text.chars().take(200).collect());
+        if text.len() > 2048 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "https" => 443,
+            "http" => 80,
+            _ => return Err(FetchError::Scheme(scheme)),
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => (
+                rest.get(..i).ok_or_else(bad)?,
+                rest.get(i..).ok_or_else(bad)?,
+            ),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') || path.contains('#') {
+            return Err(bad());
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| bad())?,
+                None if after.is_empty() => default_port,
+                None => return Err(bad()),
+            };
+            (host.to_owned(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host.to_owned(), port.parse().map_err(|_| bad())?),
+                None => (authority.to_owned(), default_port),
+            }
+        };
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b));
+        if !host_ok {
+            return Err(bad());
+        }
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_owned()
+        };
+        Ok(Self {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+            path,
+        })
+    }
+}
+
+/// Whether an address is internal (loopback, private, link-local, unspecified, ...).
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64 // 100.64.0.0/10 CGNAT
+                || v4.octets()[0] == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link local
+        }
+    }
+}
+
+/// Parses `Cache-Control` for `max-age`; `no-cache`/`no-store` count as 0.
+pub fn max_age(cache_control: &str) -> Option<u64> {
+    let mut found = None;
+    for directive in cache_control.split(',') {
+        let directive = directive.trim().to_ascii_lowercase();
+        if directive == "no-cache" || directive == "no-store" {
+            return Some(0);
+        }
+        if let Some(value) = directive.strip_prefix("max-age=") {
+            found = value.trim_matches('"').parse().ok();
+        }
+    }
+    found
+}
+
+/// Fetches URLs under a policy.
+#[derive(Clone)]
+pub struct Fetcher {
+    policy: FetchPolicy,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fetcher {
+    /// A fetcher trusting the Mozilla roots plus `extra_roots` (DER) for repository TLS.
+    pub fn new(policy: FetchPolicy, extra_roots: &[Vec<u8>]) -> Result<Self, FetchError> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for der in extra_roots {
+            roots
+                .add(CertificateDer::from(der.clone()))
+                .map_err(|e| FetchError::Tls(e.to_string()))?;
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| FetchError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            policy,
+            tls: Arc::new(tls),
+        })
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &FetchPolicy {
+        &self.policy
+    }
+
+    /// Checks a URL against the policy and resolves it to an allowed address.
+    pub async fn check(&self, url: &str) -> Result<(Url, SocketAddr), FetchError> {
+        let url = Url::parse(url)?;
+        if url.scheme == "http" && !self.policy.allow_http {
+            return Err(FetchError::Scheme(url.scheme));
+        }
+        if let Some(ports) = &self.policy.allowed_ports {
+            if !ports.contains(&url.port) {
+                return Err(FetchError::Port(url.port));
+            }
+        }
+        if let Some(hosts) = &self.policy.allowed_hosts {
+            if !hosts.iter().any(|h| h.eq_ignore_ascii_case(&url.host)) {
+                return Err(FetchError::Host(url.host));
+            }
+        }
+        let addresses: Vec<SocketAddr> = match url.host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, url.port)],
+            Err(_) => tokio::time::timeout(
+                self.policy.connect_timeout,
+                tokio::net::lookup_host((url.host.as_str(), url.port)),
+            )
+            .await
+            .map_err(|_| FetchError::Resolve(url.host.clone()))?
+            .map_err(|_| FetchError::Resolve(url.host.clone()))?
+            .collect(),
+        };
+        let first = addresses
+            .first()
+            .copied()
+            .ok_or_else(|| FetchError::Resolve(url.host.clone()))?;
+        if !self.policy.allow_private_addresses {
+            if let Some(bad) = addresses.iter().find(|a| is_internal(a.ip())) {
+                return Err(FetchError::Address(bad.ip()));
+            }
+        }
+        Ok((url, first))
+    }
+
+    /// Fetches `url` (GET) under the policy.
+    pub async fn fetch(&self, url: &str) -> Result<Fetched, FetchError> {
+        let started = Instant::now();
+        let total = self.policy.total_timeout;
+        match tokio::time::timeout(total, self.fetch_inner(url)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout(started.elapsed().as_millis())),
+        }
+    }
+
+    async fn fetch_inner(&self, url: &str) -> Result<Fetched, FetchError> {
+        let (url, address) = self.check(url).await?;
+        let tcp = tokio::time::timeout(
+            self.policy.connect_timeout,
+            tokio::net::TcpStream::connect(address),
+        )
+        .await
+        .map_err(|_| FetchError::Timeout(self.policy.connect_timeout.as_millis()))?
+        .map_err(|e| FetchError::Connect(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let authority = if (url.scheme == "https" && url.port == 443)
+            || (url.scheme == "http" && url.port == 80)
+        {
+            url.host.clone()
+        } else if url.host.contains(':') {
+            format!("[{}]:{}", url.host, url.port)
+        } else {
+            format!("{}:{}", url.host, url.port)
+        };
+        let request = hyper::Request::get(url.path.as_str())
+            .header(hyper::header::HOST, authority)
+            .header(
+                hyper::header::ACCEPT,
+                "application/pem-certificate-chain, application/pkix-crl, */*",
+            )
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let response = if url.scheme == "https" {
+            let name = ServerName::try_from(url.host.clone())
+                .map_err(|e| FetchError::Tls(e.to_string()))?;
+            let stream = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| FetchError::Tls(e.to_string()))?;
+            send(TokioIo::new(stream), request).await?
+        } else {
+            send(TokioIo::new(tcp), request).await?
+        };
+        let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(FetchError::Redirect(status));
+        }
+        if status != 200 {
+            return Err(FetchError::Status(status));
+        }
+        let declared = response
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > self.policy.max_body) {
+            return Err(FetchError::TooLarge(self.policy.max_body));
+        }
+        let max_age = response
+            .headers()
+            .get(hyper::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        let body = Limited::new(response.into_body(), self.policy.max_body)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    FetchError::TooLarge(self.policy.max_body)
+                } else {
+                    FetchError::Http(e.to_string())
+                }
+            })?
+            .to_bytes()
+            .to_vec();
+        Ok(Fetched { body, max_age })
+    }
+}
+
+async fn send<T>(
+    io: TokioIo<T>,
+    request: hyper::Request<Empty<Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, FetchError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| FetchError::Http(e.to_string()))?;
+    tokio::spawn(connection);
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| FetchError::Http(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_strictly() {
+        let u = Url::parse("https://CR.example.net/sp/1001/chain.pem?v=2").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("cr.example.net", 443, "/sp/1001/chain.pem?v=2")
+        );
+        let u = Url::parse("https://[::1]:8443/a").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 8443));
+        assert_eq!(Url::parse("http://127.0.0.1:9/x").unwrap().port, 9);
+        for bad in [
+            "ftp://x/y",
+            "https://",
+            "https://u:p@host/x",
+            "https://host:99999/",
+            "https://ho st/",
+            "https://host/#f",
+            "host/x",
+            "https://[::1/x",
+        ] {
+            assert!(Url::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn internal_addresses() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "2001:4860::8888", "100.128.0.1"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn cache_control() {
+        assert_eq!(max_age("public, max-age=600"), Some(600));
+        assert_eq!(max_age("no-store"), Some(0));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=abc"), None);
+    }
+
+    #[tokio::test]
+    async fn policy_refusals_happen_before_any_connection() {
+        let fetcher = Fetcher::new(FetchPolicy::default(), &[]).unwrap();
+        assert_eq!(
+            fetcher.fetch("http://cr.example.net/a.pem").await,
+            Err(FetchError::Scheme("http".into()))
+        );
+        assert_eq!(
+            fetcher.fetch("https://cr.example.net:9443/a.pem").await,
+            Err(FetchError::Port(9443))
+        );
+        assert_eq!(
+            fetcher.fetch("https://127.0.0.1/a.pem").await,
+            Err(FetchError::Address("127.0.0.1".parse().unwrap()))
+        );
+        let listed = Fetcher::new(
+            FetchPolicy {
+                allowed_hosts: Some(vec!["cr.example.net".into()]),
+                ..FetchPolicy::default()
+            },
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            listed.fetch("https://evil.example/a.pem").await,
+            Err(FetchError::Host("evil.example".into()))
+        );
+    }
+}
