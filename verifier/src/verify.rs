@@ -1,0 +1,275 @@
+//! Verifying one call, in the standard's order (RFC 8224 §6.2, ATIS-1000074 §5.3): the
+//! Identity header and token form (438), freshness against the request's `time` (403; 438 for
+//! a token from the future), the certificate through the cache (436 when it cannot be
+//! obtained, 437 when it is not trusted or revoked), the ES256 signature over the received
+//! bytes and the call's numbers (438, `spoofed`).
+//!
+//! The verdict carries the flags a switch acts on: `spoofed`, `untrusted`, `revoked`, `stale`,
+//! `unsigned`, `gateway` (attestation C) and `unregistered` (anything not attested A: the caller
+//! ID is not vouched for as the caller's own registered number).
+
+use std::sync::{Arc, RwLock};
+
+use passport::identity::IdentityHeader;
+use passport::verify::{self, VerifyOptions};
+use passport::{Attestation, SipReason, Tn};
+
+use crate::cache::{CacheConfig, CertificateCache};
+use crate::chain::{self, TrustAnchors, ValidatedChain};
+use crate::crl::CrlStore;
+use crate::error::{CredentialError, VerifyError};
+use crate::fetch::Fetcher;
+
+/// The three verstat values (3GPP TS 24.229).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verstat {
+    /// `TN-Validation-Passed`.
+    Passed,
+    /// `TN-Validation-Failed`.
+    Failed,
+    /// `No-TN-Validation`.
+    NoValidation,
+}
+
+impl Verstat {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passed => "TN-Validation-Passed",
+            Self::Failed => "TN-Validation-Failed",
+            Self::NoValidation => "No-TN-Validation",
+        }
+    }
+}
+
+/// A flag on a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flag {
+    /// The signature does not verify, or the numbers do not match the token (438).
+    Spoofed,
+    /// The certificate is not trusted (437).
+    Untrusted,
+    /// The certificate is revoked (437).
+    Revoked,
+    /// `iat` is too old (403).
+    Stale,
+    /// No Identity header.
+    Unsigned,
+    /// Attestation C.
+    Gateway,
+    /// Not attested A by a valid token.
+    Unregistered,
+}
+
+impl Flag {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spoofed => "spoofed",
+            Self::Untrusted => "untrusted",
+            Self::Revoked => "revoked",
+            Self::Stale => "stale",
+            Self::Unsigned => "unsigned",
+            Self::Gateway => "gateway",
+            Self::Unregistered => "unregistered",
+        }
+    }
+}
+
+/// The answer for one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The verstat.
+    pub verstat: Verstat,
+    /// The SIP code and phrase, when failed.
+    pub reason: Option<SipReason>,
+    /// What exactly failed.
+    pub detail: Option<String>,
+    /// The token's attestation, when it decoded.
+    pub attest: Option<Attestation>,
+    /// The token's origid, when it decoded.
+    pub origid: Option<String>,
+    /// The signer's SPC, when its certificate validated.
+    pub spc: Option<String>,
+    /// The token's x5u, when it decoded.
+    pub x5u: Option<String>,
+    /// Flags, sorted.
+    pub flags: Vec<Flag>,
+}
+
+/// One call to verify.
+#[derive(Clone, Copy, Debug)]
+pub struct Call<'a> {
+    /// The calling number (canonical).
+    pub from: &'a Tn,
+    /// The called numbers (canonical).
+    pub to: &'a [Tn],
+    /// When the INVITE arrived (the freshness reference).
+    pub time: u64,
+    /// The Identity header value, if any.
+    pub identity: Option<&'a str>,
+}
+
+/// The verifier: fetcher, certificate cache, trust anchors, CRLs and freshness settings.
+#[derive(Debug)]
+pub struct Verifier {
+    fetcher: Fetcher,
+    cache: CertificateCache,
+    anchors: RwLock<Arc<TrustAnchors>>,
+    crls: CrlStore,
+    max_age: u64,
+    max_future: u64,
+}
+
+impl Verifier {
+    /// A verifier. `max_age` and `max_future` bound `iat` around the request time.
+    pub fn new(
+        fetcher: Fetcher,
+        cache: CacheConfig,
+        anchors: TrustAnchors,
+        crls: CrlStore,
+        max_age: u64,
+        max_future: u64,
+    ) -> Self {
+        Self {
+            fetcher,
+            cache: CertificateCache::new(cache),
+            anchors: RwLock::new(Arc::new(anchors)),
+            crls,
+            max_age,
+            max_future,
+        }
+    }
+
+    /// The certificate cache (for metrics and tests).
+    pub fn cache(&self) -> &CertificateCache {
+        &self.cache
+    }
+
+    /// The CRL store (for reloads).
+    pub fn crls(&self) -> &CrlStore {
+        &self.crls
+    }
+
+    /// Replaces the trust anchors and empties the cache (reload).
+    pub fn replace_anchors(&self, anchors: TrustAnchors) {
+        if let Ok(mut current) = self.anchors.write() {
+            *current = Arc::new(anchors);
+        }
+        self.cache.clear();
+    }
+
+    /// The validated chain for an x5u, through the cache.
+    pub async fn credential(
+        &self,
+        x5u: &str,
+        now: u64,
+    ) -> Result<Arc<ValidatedChain>, VerifyError> {
+        let anchors = self
+            .anchors
+            .read()
+            .map(|a| Arc::clone(&a))
+            .map_err(|_| CredentialError::Untrusted("anchors unavailable".into()))?;
+        let chain = self
+            .cache
+            .get(x5u, now, || async {
+                let fetched = self.fetcher.fetch(x5u).await?;
+                let ders = chain::bundle(&fetched.body)?;
+                let validated = chain::validate(&ders, &anchors, now)?;
+                self.crls.check(&validated, &self.fetcher, now).await?;
+                Ok((validated, fetched.max_age))
+            })
+            .await?;
+        // A cached chain may expire while cached.
+        if now > chain.not_after {
+            return Err(CredentialError::Validity {
+                index: 0,
+                now,
+                detail: "expired while cached".into(),
+            }
+            .into());
+        }
+        Ok(chain)
+    }
+
+    /// Verifies one call.
+    pub async fn verify(&self, call: Call<'_>) -> Verdict {
+        let mut verdict = Verdict {
+            verstat: Verstat::Failed,
+            reason: None,
+            detail: None,
+            attest: None,
+            origid: None,
+            spc: None,
+            x5u: None,
+            flags: Vec::new(),
+        };
+        let Some(identity) = call.identity.filter(|i| !i.trim().is_empty()) else {
+            verdict.verstat = Verstat::NoValidation;
+            verdict.flags = vec![Flag::Unsigned, Flag::Unregistered];
+            return verdict;
+        };
+        let outcome = self.check(call, identity, &mut verdict).await;
+        match outcome {
+            Ok(()) => {
+                verdict.verstat = Verstat::Passed;
+                match verdict.attest {
+                    Some(Attestation::A) => {}
+                    Some(Attestation::B) => verdict.flags.push(Flag::Unregistered),
+                    _ => verdict.flags.extend([Flag::Gateway, Flag::Unregistered]),
+                }
+            }
+            Err(error) => {
+                verdict.reason = Some(error.sip_reason());
+                verdict.detail = Some(error.to_string());
+                match &error {
+                    VerifyError::Passport(passport::Error::Stale { .. }) => {
+                        verdict.flags.push(Flag::Stale)
+                    }
+                    VerifyError::Passport(
+                        passport::Error::BadSignature
+                        | passport::Error::OrigMismatch { .. }
+                        | passport::Error::DestMismatch(_),
+                    ) => verdict.flags.push(Flag::Spoofed),
+                    VerifyError::Credential(CredentialError::Revoked { .. }) => {
+                        verdict.flags.push(Flag::Revoked)
+                    }
+                    VerifyError::Credential(_) => verdict.flags.push(Flag::Untrusted),
+                    _ => {}
+                }
+                if verdict.attest == Some(Attestation::C) {
+                    verdict.flags.push(Flag::Gateway);
+                }
+                verdict.flags.push(Flag::Unregistered);
+            }
+        }
+        verdict.flags.sort();
+        verdict
+    }
+
+    async fn check(
+        &self,
+        call: Call<'_>,
+        identity: &str,
+        verdict: &mut Verdict,
+    ) -> Result<(), VerifyError> {
+        let parsed = IdentityHeader::parse(identity)?;
+        let passport = parsed.passport();
+        let claims = passport.claims();
+        verdict.attest = claims.attest;
+        verdict.origid = claims.origid.as_ref().map(ToString::to_string);
+        verdict.x5u = Some(passport.header().x5u.clone());
+        verify::check_shaken_form(passport)?;
+        let options = VerifyOptions {
+            now: call.time,
+            max_age: self.max_age,
+            max_future: self.max_future,
+        };
+        verify::check_freshness(claims.iat, &options)?;
+        let chain = self.credential(&passport.header().x5u, call.time).await?;
+        verdict.spc = Some(chain.spc.clone());
+        passport.verify_signature(&chain.key)?;
+        verify::check_parties(passport, Some(call.from), call.to)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,428 @@
+//! The verifier against a local HTTPS repository that can misbehave, with the test PKI.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use passport::{Attestation, Claims, Dest, Party, SigningKey, SipReason, Tn, TokenSigner};
+use verifier::cache::CacheConfig;
+use verifier::chain::TrustAnchors;
+use verifier::crl::{Crl, CrlStore};
+use verifier::fetch::{FetchPolicy, Fetcher};
+use verifier::verify::{Call, Flag, Verifier, Verstat};
+
+const NOW: u64 = 1_800_000_000;
+
+/// How the test repository behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Normal,
+    Slow,
+    Oversized,
+    Redirect,
+    Garbage,
+    NotFound,
+    ServerError,
+}
+
+struct Repo {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+}
+
+fn read(relative: &str) -> Vec<u8> {
+    std::fs::read(certs_test::path(relative)).unwrap()
+}
+
+/// Serves `/chain.pem` (the given bundle), counting requests.
+async fn repo(mode: Mode, bundle: Vec<u8>) -> Repo {
+    let tls = ca_tools_free_tls_config();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    let bundle = Bytes::from(bundle);
+    tokio::spawn(async move {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, counter, bundle) =
+                (acceptor.clone(), Arc::clone(&counter), bundle.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    move |_request: Request<hyper::body::Incoming>| {
+                        let (counter, bundle) = (Arc::clone(&counter), bundle.clone());
+                        async move {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            let response = match mode {
+                            Mode::Normal => Response::builder().header("cache-control", "max-age=600").body(Full::new(bundle)),
+                            Mode::Slow => {
+                                tokio::time::sleep(Duration::from_secs(5)).await;
+                                Response::builder().body(Full::new(bundle))
+                            }
+                            Mode::Oversized => Response::builder().body(Full::new(Bytes::from(vec![b'A'; 200_000]))),
+                            Mode::Redirect => Response::builder().status(302).header("location", "https://127.0.0.1/other.pem").body(Full::new(Bytes::new())),
+                            Mode::Garbage => Response::builder().body(Full::new(Bytes::from_static(b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"))),
+                            Mode::NotFound => Response::builder().status(404).body(Full::new(Bytes::new())),
+                            Mode::ServerError => Response::builder().status(500).body(Full::new(Bytes::new())),
+                        };
+                            Ok::<_, std::convert::Infallible>(response.unwrap())
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Repo { addr, hits }
+}
+
+fn ca_tools_free_tls_config() -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let chain: Vec<CertificateDer<'static>> =
+        passport::cert::chain_from_pem(&read("tls/server.pem"))
+            .unwrap()
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect();
+    let key = SigningKey::from_pem(&read("tls/server.key")).unwrap();
+    let pkcs8 = p256::pkcs8::EncodePrivateKey::to_pkcs8_der(key.secret()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                chain,
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec())),
+            )
+            .unwrap(),
+    )
+}
+
+fn verifier(timeout_ms: u64) -> Verifier {
+    let policy = FetchPolicy {
+        allow_private_addresses: true,
+        allowed_ports: None,
+        connect_timeout: Duration::from_millis(timeout_ms),
+        total_timeout: Duration::from_millis(timeout_ms),
+        ..FetchPolicy::default()
+    };
+    let tls_root = passport::cert::chain_from_pem(&read("tls/root.pem")).unwrap();
+    let fetcher = Fetcher::new(policy, &tls_root).unwrap();
+    let anchors = TrustAnchors::from_pem(&read("ca/root.pem")).unwrap();
+    let crls = CrlStore::new(
+        vec![
+            Crl::parse(&read("ca/intermediate.crl")).unwrap(),
+            Crl::parse(&read("ca/root.crl")).unwrap(),
+        ],
+        false,
+    );
+    Verifier::new(fetcher, CacheConfig::default(), anchors, crls, 60, 10)
+}
+
+fn identity(key_file: &str, x5u: &str, attest: Attestation, iat: u64) -> String {
+    let signer = TokenSigner::new(SigningKey::from_pem(&read(key_file)).unwrap(), x5u);
+    let claims = Claims::shaken(
+        iat,
+        Party::Tn("12155551212".into()),
+        Dest::tns(vec!["12125551213".into()]).unwrap(),
+        attest,
+        "de305d54-75b4-431b-adb2-eb6b9e546014".parse().unwrap(),
+    );
+    signer.identity_header(&claims).unwrap()
+}
+
+fn tn(s: &str) -> Tn {
+    Tn::canonicalize(s, None).unwrap()
+}
+
+async fn check(v: &Verifier, identity: Option<&str>, from: &str) -> verifier::verify::Verdict {
+    let (from, to) = (tn(from), [tn("12125551213")]);
+    v.verify(Call {
+        from: &from,
+        to: &to,
+        time: NOW,
+        identity,
+    })
+    .await
+}
+
+fn url(repo: &Repo) -> String {
+    format!("https://127.0.0.1:{}/chain.pem", repo.addr.port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_verdict_and_code() {
+    let v = verifier(2000);
+    let good = repo(Mode::Normal, read("sp/1001/chain.pem")).await;
+    let x5u = url(&good);
+
+    let verdict = check(
+        &v,
+        Some(&identity("sp/1001/key.pem", &x5u, Attestation::A, NOW - 5)),
+        "12155551212",
+    )
+    .await;
+    assert_eq!(verdict.verstat, Verstat::Passed, "{verdict:?}");
+    assert_eq!(
+        (
+            verdict.spc.as_deref(),
+            verdict.attest,
+            verdict.flags.as_slice()
+        ),
+        (Some("1001"), Some(Attestation::A), &[][..])
+    );
+    let verdict = check(
+        &v,
+        Some(&identity("sp/1001/key.pem", &x5u, Attestation::B, NOW)),
+        "12155551212",
+    )
+    .await;
+    assert_eq!(
+        (verdict.verstat, verdict.flags.as_slice()),
+        (Verstat::Passed, &[Flag::Unregistered][..])
+    );
+    let verdict = check(
+        &v,
+        Some(&identity("sp/1001/key.pem", &x5u, Attestation::C, NOW)),
+        "12155551212",
+    )
+    .await;
+    assert_eq!(
+        (verdict.verstat, verdict.flags.as_slice()),
+        (Verstat::Passed, &[Flag::Gateway, Flag::Unregistered][..])
+    );
+
+    let verdict = check(
+        &v,
+        Some(&identity("sp/1001/key.pem", &x5u, Attestation::A, NOW)),
+        "12155550000",
+    )
+    .await;
+    assert_eq!(
+        (verdict.reason, verdict.flags.as_slice()),
+        (
+            Some(SipReason::InvalidIdentityHeader),
+            &[Flag::Spoofed, Flag::Unregistered][..]
+        )
+    );
+    let verdict = check(
+        &v,
+        Some(&identity("sp/1002/key.pem", &x5u, Attestation::A, NOW)),
+        "12155551212",
+    )
+    .await;
+    assert_eq!(
+        (verdict.reason, verdict.flags.as_slice()),
+        (
+            Some(SipReason::InvalidIdentityHeader),
+            &[Flag::Spoofed, Flag::Unregistered][..]
+        )
+    );
+    let verdict = check(
+        &v,
+        Some(&identity("sp/1001/key.pem", &x5u, Attestation::A, NOW - 61)),
+        "12155551212",
+    )
+    .await;
+    assert_eq!(
+        (verdict.reason, verdict.flags.as_slice()),
+        (
+            Some(SipReason::StaleDate),
+            &[Flag::Stale, Flag::Unregistered][..]
+        )
+    );
+    let verdict = check(&v, None, "12155551212").await;
+    assert_eq!(
+        (verdict.verstat, verdict.reason, verdict.flags.as_slice()),
+        (
+            Verstat::NoValidation,
+            None,
+            &[Flag::Unsigned, Flag::Unregistered][..]
+        )
+    );
+    let verdict = check(&v, Some("garbage;info=<https://x/y>"), "12155551212").await;
+    assert_eq!(verdict.reason, Some(SipReason::InvalidIdentityHeader));
+
+    for (bundle, key, flag, what) in [
+        (
+            "revoked/chain.pem",
+            "revoked/key.pem",
+            Flag::Revoked,
+            "revoked",
+        ),
+        (
+            "expired/chain.pem",
+            "expired/key.pem",
+            Flag::Untrusted,
+            "expired",
+        ),
+        (
+            "untrusted/chain.pem",
+            "untrusted/key.pem",
+            Flag::Untrusted,
+            "untrusted root",
+        ),
+    ] {
+        let r = repo(Mode::Normal, read(bundle)).await;
+        let verdict = check(
+            &v,
+            Some(&identity(key, &url(&r), Attestation::A, NOW)),
+            "12155551212",
+        )
+        .await;
+        assert_eq!(
+            verdict.reason,
+            Some(SipReason::UnsupportedCredential),
+            "{what}: {verdict:?}"
+        );
+        assert!(verdict.flags.contains(&flag), "{what}: {verdict:?}");
+    }
+    // A certificate with the wrong policy, under the trusted issuing CA.
+    let wrong_policy = [
+        read("malformed/certificate-policies.pem"),
+        read("ca/intermediate.pem"),
+    ]
+    .concat();
+    let r = repo(Mode::Normal, wrong_policy).await;
+    let verdict = check(
+        &v,
+        Some(&identity("sp/1001/key.pem", &url(&r), Attestation::A, NOW)),
+        "12155551212",
+    )
+    .await;
+    assert_eq!(
+        verdict.reason,
+        Some(SipReason::UnsupportedCredential),
+        "{verdict:?}"
+    );
+    assert!(
+        verdict.detail.as_deref().unwrap_or("").contains("policy"),
+        "{verdict:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fetch_failure_is_436_and_other_calls_keep_verifying() {
+    let v = Arc::new(verifier(300));
+    let good = repo(Mode::Normal, read("sp/1001/chain.pem")).await;
+    let good_identity = identity("sp/1001/key.pem", &url(&good), Attestation::A, NOW);
+    let wrong_order = [read("ca/intermediate.pem"), read("sp/1001/cert.pem")].concat();
+    for (mode, bundle) in [
+        (Mode::Slow, read("sp/1001/chain.pem")),
+        (Mode::Oversized, vec![]),
+        (Mode::Redirect, vec![]),
+        (Mode::NotFound, vec![]),
+        (Mode::ServerError, vec![]),
+        (Mode::Garbage, vec![]),
+        (Mode::Normal, wrong_order),
+    ] {
+        let bad = repo(mode, bundle).await;
+        let bad_identity = identity("sp/1001/key.pem", &url(&bad), Attestation::A, NOW);
+        let started = std::time::Instant::now();
+        let (bad_verdict, good_verdict) = tokio::join!(
+            check(&v, Some(&bad_identity), "12155551212"),
+            check(&v, Some(&good_identity), "12155551212")
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{mode:?} took {:?}",
+            started.elapsed()
+        );
+        let expected = match mode {
+            Mode::Garbage | Mode::Normal => SipReason::UnsupportedCredential,
+            _ => SipReason::BadIdentityInfo,
+        };
+        assert_eq!(
+            bad_verdict.reason,
+            Some(expected),
+            "{mode:?}: {bad_verdict:?}"
+        );
+        assert_eq!(good_verdict.verstat, Verstat::Passed, "{mode:?}");
+    }
+    // Nothing listens there.
+    let unreachable = identity(
+        "sp/1001/key.pem",
+        "https://127.0.0.1:9/chain.pem",
+        Attestation::A,
+        NOW,
+    );
+    assert_eq!(
+        check(&v, Some(&unreachable), "12155551212").await.reason,
+        Some(SipReason::BadIdentityInfo)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_misses_make_one_fetch() {
+    let v = Arc::new(verifier(2000));
+    let r = repo(Mode::Normal, read("sp/1001/chain.pem")).await;
+    let identity = Arc::new(identity("sp/1001/key.pem", &url(&r), Attestation::A, NOW));
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let (v, identity) = (Arc::clone(&v), Arc::clone(&identity));
+        tasks.push(tokio::spawn(async move {
+            check(&v, Some(&identity), "12155551212").await.verstat
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Verstat::Passed);
+    }
+    assert_eq!(
+        r.hits.load(Ordering::SeqCst),
+        1,
+        "one request to the repository"
+    );
+    assert_eq!(v.cache().stats().fetches, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_refuses_plain_http_and_internal_addresses_by_default() {
+    let fetcher = Fetcher::new(FetchPolicy::default(), &[]).unwrap();
+    let anchors = TrustAnchors::from_pem(&read("ca/root.pem")).unwrap();
+    let v = Verifier::new(
+        fetcher,
+        CacheConfig::default(),
+        anchors,
+        CrlStore::default(),
+        60,
+        10,
+    );
+    for x5u in [
+        "http://cr.example.net/chain.pem",
+        "https://127.0.0.1/chain.pem",
+        "https://cr.example.net:9999/chain.pem",
+    ] {
+        let verdict = check(
+            &v,
+            Some(&identity("sp/1001/key.pem", x5u, Attestation::A, NOW)),
+            "12155551212",
+        )
+        .await;
+        assert_eq!(
+            verdict.reason,
+            Some(SipReason::BadIdentityInfo),
+            "{x5u}: {verdict:?}"
+        );
+    }
+}
