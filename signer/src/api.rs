@@ -32,122 +32,27 @@ use serde_json::{json, Map, Value};
 
 use crate::policy::Refusal;
 
-/// A request-level failure, mapped to one message id and HTTP status.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ApiError {
-    /// SVC4000.
-    MissingBody,
-    /// SVC4001: the member's name.
-    MissingParameter(String),
-    /// SVC4002: the Accept value.
-    NotAcceptable(String),
-    /// SVC4003.
-    NotFound,
-    /// SVC4004.
-    UnsupportedMediaType,
-    /// SVC4005: member name and reason.
-    InvalidValue(String, String),
-    /// SVC4006: the parser's message.
-    Unparsable(String),
-    /// SVC4006 with 413: the body is over the limit.
-    TooLarge(usize),
-    /// SVC4007.
-    MissingContentLength,
-    /// POL4050.
-    MethodNotAllowed,
-    /// POL5000.
-    Internal,
-    /// POL4030.
-    Unauthorized,
-    /// POL4290.
-    RateLimited,
-    /// A policy refusal.
-    Policy(Refusal),
-}
+pub use rest::ApiError;
+use rest::PolicyRefusal;
 
-impl ApiError {
-    /// The message id.
-    pub fn message_id(&self) -> &'static str {
-        match self {
-            Self::MissingBody => "SVC4000",
-            Self::MissingParameter(_) => "SVC4001",
-            Self::NotAcceptable(_) => "SVC4002",
-            Self::NotFound => "SVC4003",
-            Self::UnsupportedMediaType => "SVC4004",
-            Self::InvalidValue(..) => "SVC4005",
-            Self::Unparsable(_) | Self::TooLarge(_) => "SVC4006",
-            Self::MissingContentLength => "SVC4007",
-            Self::MethodNotAllowed => "POL4050",
-            Self::Internal => "POL5000",
-            Self::Unauthorized => "POL4030",
-            Self::RateLimited => "POL4290",
-            Self::Policy(Refusal::Unregistered) => "POL4101",
-            Self::Policy(Refusal::Suspended) => "POL4102",
-            Self::Policy(Refusal::NotVerified) => "POL4103",
-            Self::Policy(Refusal::DomesticViaGateway) => "POL4104",
-            Self::Policy(Refusal::RegistryUnavailable) => "POL5031",
+/// The policy refusal for a signing decision (this project's `POL41xx` ids, and `POL5031`).
+pub fn refusal(refusal: Refusal) -> ApiError {
+    let (id, status, text) = match refusal {
+        Refusal::Unregistered => ("POL4101", StatusCode::FORBIDDEN, "Calling number \u{2018}%1\u{2019} is not registered"),
+        Refusal::Suspended => ("POL4102", StatusCode::FORBIDDEN, "Calling number \u{2018}%1\u{2019} is suspended"),
+        Refusal::NotVerified => (
+            "POL4103",
+            StatusCode::FORBIDDEN,
+            "Calling number \u{2018}%1\u{2019} belongs to a customer whose real-name registration is incomplete",
+        ),
+        Refusal::DomesticViaGateway => {
+            ("POL4104", StatusCode::FORBIDDEN, "Domestic calling number \u{2018}%1\u{2019} arrived through a gateway")
         }
-    }
-
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::MissingBody
-            | Self::MissingParameter(_)
-            | Self::InvalidValue(..)
-            | Self::Unparsable(_) => StatusCode::BAD_REQUEST,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unauthorized => StatusCode::FORBIDDEN,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::Policy(Refusal::RegistryUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Policy(_) => StatusCode::FORBIDDEN,
+        Refusal::RegistryUnavailable => {
+            ("POL5031", StatusCode::SERVICE_UNAVAILABLE, "Number registry unavailable. Please try again later")
         }
-    }
-
-    fn text_and_variables(&self) -> (&'static str, Vec<String>) {
-        match self {
-            Self::MissingBody => ("Missing request body", vec![]),
-            Self::MissingParameter(name) => ("Missing mandatory parameter \u{2018}%1\u{2019}", vec![name.clone()]),
-            Self::NotAcceptable(accept) => ("Requested response body type \u{2018}%1\u{2019} is not supported", vec![accept.clone()]),
-            Self::NotFound => ("Requested resource was not found", vec![]),
-            Self::UnsupportedMediaType => ("Unsupported request body type, expected \u{2018}%1\u{2019}", vec!["application/json".into()]),
-            Self::InvalidValue(name, reason) => ("Invalid \u{2018}%1\u{2019} parameter value: %2", vec![name.clone(), reason.clone()]),
-            Self::Unparsable(detail) => ("Failed to parse received message body: %1", vec![detail.clone()]),
-            Self::TooLarge(limit) => ("Failed to parse received message body: %1", vec![format!("body larger than {limit} bytes")]),
-            Self::MissingContentLength => ("Missing mandatory Content-Length header", vec![]),
-            Self::MethodNotAllowed => ("Method not allowed", vec![]),
-            Self::Internal => ("Internal Server Error. Please try again later", vec![]),
-            Self::Unauthorized => ("Client not authorized", vec![]),
-            Self::RateLimited => ("Too many requests from this client, limit is %1 per second", vec![]),
-            Self::Policy(Refusal::Unregistered) => ("Calling number \u{2018}%1\u{2019} is not registered", vec![]),
-            Self::Policy(Refusal::Suspended) => ("Calling number \u{2018}%1\u{2019} is suspended", vec![]),
-            Self::Policy(Refusal::NotVerified) => ("Calling number \u{2018}%1\u{2019} belongs to a customer whose real-name registration is incomplete", vec![]),
-            Self::Policy(Refusal::DomesticViaGateway) => ("Domestic calling number \u{2018}%1\u{2019} arrived through a gateway", vec![]),
-            Self::Policy(Refusal::RegistryUnavailable) => ("Number registry unavailable. Please try again later", vec![]),
-        }
-    }
-
-    /// The JSON error body. `extra` fills variables the error itself does not carry (the
-    /// calling number for policy refusals, the limit for rate limiting).
-    pub fn body(&self, extra: Option<&str>) -> Vec<u8> {
-        let (text, mut variables) = self.text_and_variables();
-        if variables.is_empty() && text.contains("%1") {
-            variables.push(extra.unwrap_or_default().to_owned());
-        }
-        let kind = if self.message_id().starts_with("SVC") {
-            "serviceException"
-        } else {
-            "policyException"
-        };
-        let body = json!({"requestError": {kind: {"messageId": self.message_id(), "text": text, "variables": variables}}});
-        body.to_string().into_bytes()
-    }
+    };
+    ApiError::Policy(PolicyRefusal { id, status, text })
 }
 
 /// A valid signing request, numbers canonicalized.
@@ -349,7 +254,7 @@ mod tests {
 
     #[test]
     fn policy_errors_use_policy_exception_and_fill_the_number() {
-        let err = ApiError::Policy(Refusal::Unregistered);
+        let err = refusal(Refusal::Unregistered);
         let json: Value = serde_json::from_slice(&err.body(Some("12155551212"))).unwrap();
         assert_eq!(
             json["requestError"]["policyException"]["messageId"],
@@ -361,7 +266,7 @@ mod tests {
         );
         assert_eq!(err.status(), StatusCode::FORBIDDEN);
         assert_eq!(
-            ApiError::Policy(Refusal::RegistryUnavailable).status(),
+            refusal(Refusal::RegistryUnavailable).status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(ApiError::Unauthorized.status(), StatusCode::FORBIDDEN);

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use ipnet::IpNet;
 use passport::NumberingPlan;
 use serde::Deserialize;
 
@@ -73,35 +72,8 @@ pub struct PolicySection {
     pub registry_outage: OutageRule,
 }
 
-/// `[tls]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsSection {
-    /// Server certificate chain (PEM).
-    pub cert_file: PathBuf,
-    /// Server key (PEM).
-    pub key_file: PathBuf,
-    /// When set, clients must present a certificate issued by one of these roots.
-    pub client_ca_file: Option<PathBuf>,
-}
-
-/// `[[clients]]`: one allowed client.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientSection {
-    /// A name for logs, metrics and the trace log.
-    pub name: String,
-    /// Networks it may connect from (empty: any, when identified by certificate).
-    #[serde(default)]
-    pub ips: Vec<IpNet>,
-    /// SHA-256 of its client certificate (DER), hex with or without `:`.
-    pub certificate_sha256: Option<String>,
-    /// The customer (or trunk) it speaks for, which the policy treats as the calling customer.
-    pub customer: Option<String>,
-    /// Requests per second allowed (0: unlimited).
-    #[serde(default)]
-    pub rate_limit_per_second: u32,
-}
+pub use rest::clients::ClientSection;
+pub use rest::tls::TlsSection;
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))

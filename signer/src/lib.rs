@@ -18,7 +18,6 @@ pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod service;
-pub mod tls;
 pub mod trace;
 
 pub use error::SignerError;

@@ -1,110 +1,9 @@
-//! Prometheus metrics in the text exposition format, kept with atomics (no registry crate, no
-//! lock or allocation per request).
+//! The signer's metrics (Prometheus text), built on the shared primitives.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-/// Latency histogram bucket bounds, in seconds.
-pub const BUCKETS: [f64; 10] = [
-    0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
-];
-
-/// A latency histogram.
-#[derive(Debug, Default)]
-pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    /// Records one observation (one bucket is counted; buckets are cumulated when rendered).
-    pub fn observe(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .zip(&self.counts)
-            .find(|(bound, _)| seconds <= **bound);
-        if let Some((_, count)) = bucket {
-            count.fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-
-    /// Appends the histogram's lines.
-    pub fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
-            cumulative += count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let total = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {total}");
-    }
-}
-
-/// Counters for a fixed set of label sets, one atomic each.
-#[derive(Debug)]
-pub struct LabeledCounter {
-    labels: &'static [&'static str],
-    values: Vec<AtomicU64>,
-}
-
-impl LabeledCounter {
-    /// Counters for these label sets (formatted, e.g. `outcome="signed",attest="A"`).
-    pub fn new(labels: &'static [&'static str]) -> Self {
-        Self {
-            labels,
-            values: labels.iter().map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    fn slot(&self, labels: &str) -> Option<&AtomicU64> {
-        self.labels
-            .iter()
-            .position(|l| *l == labels)
-            .and_then(|i| self.values.get(i))
-    }
-
-    /// Adds one for `labels`; a label set not declared is ignored.
-    pub fn inc(&self, labels: &str) {
-        if let Some(value) = self.slot(labels) {
-            value.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Adds one for the label set `message_id="<id>"`.
-    pub fn inc_for_message(&self, id: &str) {
-        let found = self.labels.iter().position(|l| {
-            l.strip_prefix("message_id=\"")
-                .and_then(|r| r.strip_suffix('"'))
-                == Some(id)
-        });
-        if let Some(value) = found.and_then(|i| self.values.get(i)) {
-            value.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// The count for `labels`.
-    pub fn get(&self, labels: &str) -> u64 {
-        self.slot(labels).map_or(0, |v| v.load(Ordering::Relaxed))
-    }
-
-    /// Appends the counter's lines.
-    pub fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (labels, value) in self.labels.iter().zip(&self.values) {
-            let _ = writeln!(out, "{name}{{{labels}}} {}", value.load(Ordering::Relaxed));
-        }
-    }
-}
+pub use rest::metrics::{Histogram, LabeledCounter};
 
 /// The label sets of the request counter.
 pub const REQUEST_LABELS: &[&str] = &[
@@ -229,20 +128,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_cumulative_and_counters_render() {
-        let h = Histogram::default();
-        h.observe(Duration::from_micros(100));
-        h.observe(Duration::from_micros(700));
-        h.observe(Duration::from_secs(2));
-        let mut out = String::new();
-        h.render("x", "help", &mut out);
-        assert!(out.contains("x_bucket{le=\"0.0002\"} 1\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"0.001\"} 2\n"), "{out}");
-        assert!(out.contains("x_bucket{le=\"0.5\"} 2\n"), "{out}");
-        assert!(
-            out.contains("x_bucket{le=\"+Inf\"} 3\nx_sum 2.0008\nx_count 3\n"),
-            "{out}"
-        );
+    fn renders_the_signer_metrics() {
         let m = SignerMetrics::default();
         m.errors.inc_for_message("POL4101");
         m.requests.inc(REQUEST_LABELS[1]);

@@ -137,7 +137,7 @@ fn tls_acceptor(config: &SignerConfig) -> Result<Option<tokio_rustls::TlsAccepto
     config
         .tls
         .as_ref()
-        .map(signer::tls::acceptor)
+        .map(rest::tls::acceptor)
         .transpose()
         .map_err(Into::into)
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use passport::identity::IdentityHeader;
 use passport::verify::{verify_shaken, VerifyOptions};
 use passport::{SigningKey, Tn, TokenSigner};
+use rest::clients::Client;
 use signer::policy::{GatewayDomesticRule, OutageRule, PolicyConfig};
 use signer::registry::import::{import, ImportMode, ImportOptions};
 use signer::registry::{CachedRegistry, NumberRecord, Registry};
-use signer::service::{self, Client, NumberLookup, SignerState, StateParts};
+use signer::service::{self, NumberLookup, SignerState, StateParts};
 use signer::trace::TraceLog;
 use signer::SignerError;
 
@@ -503,7 +504,7 @@ mod mutual_tls {
             clients: vec![Client::from_config(&client).unwrap()],
             max_body: 4096,
         }));
-        let acceptor = signer::tls::acceptor(&signer::config::TlsSection {
+        let acceptor = rest::tls::acceptor(&rest::tls::TlsSection {
             cert_file: certs_test::path("tls/server.pem"),
             key_file: certs_test::path("tls/server.key"),
             client_ca_file: Some(certs_test::path("tls/root.pem")),

@@ -1,0 +1,149 @@
+//! ATIS-1000082 request errors and their wire form.
+//!
+//! `{"requestError":{"serviceException"|"policyException":{"messageId","text","variables"}}}`,
+//! `text` being the standard's template and `variables` filling its `%1`, `%2`.
+
+use hyper::StatusCode;
+use serde_json::json;
+
+/// A policy refusal a service defines (its id, HTTP status and text template).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyRefusal {
+    /// `POLxxxx`.
+    pub id: &'static str,
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The text template (`%1` is filled from the response's extra variable).
+    pub text: &'static str,
+}
+
+/// A request-level failure, mapped to one message id and HTTP status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiError {
+    /// SVC4000.
+    MissingBody,
+    /// SVC4001: the member's name.
+    MissingParameter(String),
+    /// SVC4002: the Accept value.
+    NotAcceptable(String),
+    /// SVC4003.
+    NotFound,
+    /// SVC4004.
+    UnsupportedMediaType,
+    /// SVC4005: member name and reason.
+    InvalidValue(String, String),
+    /// SVC4006: the parser's message.
+    Unparsable(String),
+    /// SVC4006 with 413: the body is over the limit.
+    TooLarge(usize),
+    /// SVC4007.
+    MissingContentLength,
+    /// POL4050.
+    MethodNotAllowed,
+    /// POL5000.
+    Internal,
+    /// POL4030: the client is not allowed (this project's id).
+    Unauthorized,
+    /// POL4290: the client is over its rate limit (this project's id).
+    RateLimited,
+    /// A service-specific policy refusal.
+    Policy(PolicyRefusal),
+}
+
+impl ApiError {
+    /// The message id.
+    pub fn message_id(&self) -> &'static str {
+        match self {
+            Self::MissingBody => "SVC4000",
+            Self::MissingParameter(_) => "SVC4001",
+            Self::NotAcceptable(_) => "SVC4002",
+            Self::NotFound => "SVC4003",
+            Self::UnsupportedMediaType => "SVC4004",
+            Self::InvalidValue(..) => "SVC4005",
+            Self::Unparsable(_) | Self::TooLarge(_) => "SVC4006",
+            Self::MissingContentLength => "SVC4007",
+            Self::MethodNotAllowed => "POL4050",
+            Self::Internal => "POL5000",
+            Self::Unauthorized => "POL4030",
+            Self::RateLimited => "POL4290",
+            Self::Policy(refusal) => refusal.id,
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingBody
+            | Self::MissingParameter(_)
+            | Self::InvalidValue(..)
+            | Self::Unparsable(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unauthorized => StatusCode::FORBIDDEN,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Policy(refusal) => refusal.status,
+        }
+    }
+
+    fn text_and_variables(&self) -> (&'static str, Vec<String>) {
+        match self {
+            Self::MissingBody => ("Missing request body", vec![]),
+            Self::MissingParameter(name) => (
+                "Missing mandatory parameter \u{2018}%1\u{2019}",
+                vec![name.clone()],
+            ),
+            Self::NotAcceptable(accept) => (
+                "Requested response body type \u{2018}%1\u{2019} is not supported",
+                vec![accept.clone()],
+            ),
+            Self::NotFound => ("Requested resource was not found", vec![]),
+            Self::UnsupportedMediaType => (
+                "Unsupported request body type, expected \u{2018}%1\u{2019}",
+                vec!["application/json".into()],
+            ),
+            Self::InvalidValue(name, reason) => (
+                "Invalid \u{2018}%1\u{2019} parameter value: %2",
+                vec![name.clone(), reason.clone()],
+            ),
+            Self::Unparsable(detail) => (
+                "Failed to parse received message body: %1",
+                vec![detail.clone()],
+            ),
+            Self::TooLarge(limit) => (
+                "Failed to parse received message body: %1",
+                vec![format!("body larger than {limit} bytes")],
+            ),
+            Self::MissingContentLength => ("Missing mandatory Content-Length header", vec![]),
+            Self::MethodNotAllowed => ("Method not allowed", vec![]),
+            Self::Internal => ("Internal Server Error. Please try again later", vec![]),
+            Self::Unauthorized => ("Client not authorized", vec![]),
+            Self::RateLimited => (
+                "Too many requests from this client, limit is %1 per second",
+                vec![],
+            ),
+            Self::Policy(refusal) => (refusal.text, vec![]),
+        }
+    }
+
+    /// The JSON error body. `extra` fills `%1` when the error does not carry it (the calling
+    /// number of a policy refusal, the rate limit).
+    pub fn body(&self, extra: Option<&str>) -> Vec<u8> {
+        let (text, mut variables) = self.text_and_variables();
+        if variables.is_empty() && text.contains("%1") {
+            variables.push(extra.unwrap_or_default().to_owned());
+        }
+        let kind = if self.message_id().starts_with("SVC") {
+            "serviceException"
+        } else {
+            "policyException"
+        };
+        json!({"requestError": {kind: {"messageId": self.message_id(), "text": text, "variables": variables}}})
+            .to_string()
+            .into_bytes()
+    }
+}

@@ -1,0 +1,75 @@
+//! A service's HTTPS: a server certificate, and optionally mutual TLS with client certificates
+//! from a configured CA (each client then identified by its certificate's SHA-256, see
+//! [`crate::clients::ClientSection`]).
+
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::TlsAcceptor;
+
+use serde::Deserialize;
+
+/// `[tls]` in a service's configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Server certificate chain (PEM).
+    pub cert_file: std::path::PathBuf,
+    /// Server key (PEM).
+    pub key_file: std::path::PathBuf,
+    /// When set, clients must present a certificate issued by one of these roots.
+    pub client_ca_file: Option<std::path::PathBuf>,
+}
+
+/// Why a TLS configuration is unusable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("TLS: {0}")]
+pub struct TlsError(pub String);
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError(format!("{}: {e}", path.display())))
+}
+
+/// The acceptor for `[tls]`.
+pub fn acceptor(section: &TlsSection) -> Result<TlsAcceptor, TlsError> {
+    let chain: Vec<CertificateDer<'static>> =
+        passport::cert::chain_from_pem(&read(&section.cert_file)?)
+            .map_err(|e| TlsError(e.to_string()))?
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect();
+    let key = passport::SigningKey::from_pem(&read(&section.key_file)?)
+        .map_err(|e| TlsError(e.to_string()))?;
+    let pkcs8 = p256::pkcs8::EncodePrivateKey::to_pkcs8_der(key.secret())
+        .map_err(|e| TlsError(format!("TLS key: {e}")))?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec()));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError(format!("TLS: {e}")))?;
+    let builder = match &section.client_ca_file {
+        None => builder.with_no_client_auth(),
+        Some(ca_file) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for der in passport::cert::chain_from_pem(&read(ca_file)?)
+                .map_err(|e| TlsError(e.to_string()))?
+            {
+                roots
+                    .add(CertificateDer::from(der))
+                    .map_err(|e| TlsError(format!("client CA {}: {e}", ca_file.display())))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| TlsError(format!("client verifier: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError(format!("TLS certificate or key: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
