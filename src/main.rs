@@ -39,6 +39,9 @@ enum Command {
     /// Signing service (STI-AS).
     #[command(subcommand)]
     Signer(commands::signer::SignerCommand),
+    /// Verification service (STI-VS).
+    #[command(subcommand)]
+    Verifier(commands::verifier::VerifierCommand),
     /// The real-name registry: import, show, suspend, resume.
     #[command(subcommand)]
     Registry(commands::signer::RegistryCommand),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Ca(command) => commands::pki::run_ca(command),
         Command::Repo(command) => commands::repo::run(command),
         Command::Signer(command) => commands::signer::run_signer(command),
+        Command::Verifier(command) => commands::verifier::run(command),
         Command::Registry(command) => commands::signer::run_registry(command),
         Command::Trace(command) => commands::signer::run_trace(command),
         Command::Load(command) => commands::load::run(command),

@@ -5,6 +5,7 @@ pub(crate) mod passport;
 pub(crate) mod pki;
 pub(crate) mod repo;
 pub(crate) mod signer;
+pub(crate) mod verifier;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

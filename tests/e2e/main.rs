@@ -15,3 +15,4 @@ mod repository;
 mod signer;
 mod signer_process;
 mod support;
+mod verifier;

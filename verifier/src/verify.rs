@@ -119,6 +119,8 @@ pub struct Verifier {
     crls: CrlStore,
     max_age: u64,
     max_future: u64,
+    /// Time to fetch a chain from a repository.
+    pub fetch_latency: rest::metrics::Histogram,
 }
 
 impl Verifier {
@@ -138,6 +140,7 @@ impl Verifier {
             crls,
             max_age,
             max_future,
+            fetch_latency: rest::metrics::Histogram::default(),
         }
     }
 
@@ -173,7 +176,10 @@ impl Verifier {
         let chain = self
             .cache
             .get(x5u, now, || async {
-                let fetched = self.fetcher.fetch(x5u).await?;
+                let started = std::time::Instant::now();
+                let fetched = self.fetcher.fetch(x5u).await;
+                self.fetch_latency.observe(started.elapsed());
+                let fetched = fetched?;
                 let ders = chain::bundle(&fetched.body)?;
                 let validated = chain::validate(&ders, &anchors, now)?;
                 self.crls.check(&validated, &self.fetcher, now).await?;

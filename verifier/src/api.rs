@@ -1,0 +1,186 @@
+//! The ATIS-1000082 verification API's request and response shapes.
+//!
+//! Request: `{"verificationRequest":{"from":{"tn"},"to":{"tn":[..]},"time","identity"}}`;
+//! `identity` may be absent (an unsigned call). Response: `{"verificationResponse":{"verstat",
+//! "reasoncode","reasontext", ...}}` with `reasoncode` (a JSON number) and `reasontext` on
+//! failure, and this project's extension members: `attest`, `origid`, `spc`, `x5u` when known,
+//! `flags` always (an array of strings).
+
+use passport::{NumberingPlan, Tn};
+use rest::ApiError;
+use serde_json::{json, Map, Value};
+
+use crate::verify::Verdict;
+
+/// A valid verification request, numbers canonicalized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerificationRequest {
+    /// Calling number.
+    pub from: Tn,
+    /// Called numbers.
+    pub to: Vec<Tn>,
+    /// When the INVITE arrived.
+    pub time: u64,
+    /// The Identity header value, if the call carried one.
+    pub identity: Option<String>,
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> ApiError {
+    ApiError::InvalidValue(name.to_owned(), reason.into())
+}
+
+fn member<'a>(map: &'a Map<String, Value>, name: &str, path: &str) -> Result<&'a Value, ApiError> {
+    map.get(name)
+        .ok_or_else(|| ApiError::MissingParameter(path.to_owned()))
+}
+
+fn tn(value: &Value, name: &str, plan: Option<NumberingPlan>) -> Result<Tn, ApiError> {
+    let Value::String(text) = value else {
+        return Err(invalid(name, "not a string"));
+    };
+    if text.is_empty()
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"*#+.-()".contains(&b))
+    {
+        return Err(invalid(name, "has characters outside 0-9 * # + . - ( )"));
+    }
+    Tn::canonicalize(text, plan).map_err(|e| invalid(name, e.to_string()))
+}
+
+/// Parses a verification request body.
+pub fn parse_verification_request(
+    body: &[u8],
+    plan: Option<NumberingPlan>,
+) -> Result<VerificationRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::MissingBody);
+    }
+    let top = passport::json::parse_strict_object(body).map_err(ApiError::Unparsable)?;
+    let Value::Object(request) = member(&top, "verificationRequest", "verificationRequest")? else {
+        return Err(invalid("verificationRequest", "not an object"));
+    };
+    let Value::Object(from) = member(request, "from", "from")? else {
+        return Err(invalid("from", "not an object"));
+    };
+    let from = tn(member(from, "tn", "from.tn")?, "from.tn", plan)?;
+    let Value::Object(to) = member(request, "to", "to")? else {
+        return Err(invalid("to", "not an object"));
+    };
+    let Value::Array(to_tns) = member(to, "tn", "to.tn")? else {
+        return Err(invalid("to.tn", "not an array"));
+    };
+    if to_tns.is_empty() || to_tns.len() > 64 {
+        return Err(invalid("to.tn", "must hold 1 to 64 numbers"));
+    }
+    let to = to_tns
+        .iter()
+        .map(|v| tn(v, "to.tn", plan))
+        .collect::<Result<Vec<_>, _>>()?;
+    let time = match member(request, "time", "time")? {
+        Value::Number(n) => n
+            .as_u64()
+            .filter(|t| *t > 0)
+            .ok_or_else(|| invalid("time", "not a positive integer"))?,
+        _ => return Err(invalid("time", "not a positive integer")),
+    };
+    let identity = match request.get("identity") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(invalid("identity", "not a string")),
+    };
+    Ok(VerificationRequest {
+        from,
+        to,
+        time,
+        identity,
+    })
+}
+
+/// The members describing a verdict (the response body's inside, and the event line's).
+pub fn verdict_members(verdict: &Verdict) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("verstat".into(), json!(verdict.verstat.as_str()));
+    if let Some(reason) = verdict.reason {
+        out.insert("reasoncode".into(), json!(reason.code()));
+        out.insert("reasontext".into(), json!(reason.phrase()));
+    }
+    if let Some(attest) = verdict.attest {
+        out.insert("attest".into(), json!(attest.as_str()));
+    }
+    for (name, value) in [
+        ("origid", &verdict.origid),
+        ("spc", &verdict.spc),
+        ("x5u", &verdict.x5u),
+    ] {
+        if let Some(value) = value {
+            out.insert(name.into(), json!(value));
+        }
+    }
+    out.insert(
+        "flags".into(),
+        json!(verdict.flags.iter().map(|f| f.as_str()).collect::<Vec<_>>()),
+    );
+    out
+}
+
+/// The success body.
+pub fn verification_response(verdict: &Verdict) -> Vec<u8> {
+    json!({"verificationResponse": Value::Object(verdict_members(verdict))})
+        .to_string()
+        .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"verificationRequest":{"from":{"tn":"12155551212"},"to":{"tn":["12355551212"]},"time":1443208345,"identity":"x"}}"#;
+
+    #[test]
+    fn parses_and_names_missing_members() {
+        let request = parse_verification_request(GOOD.as_bytes(), None).unwrap();
+        assert_eq!(
+            (
+                request.from.as_str(),
+                request.time,
+                request.identity.as_deref()
+            ),
+            ("12155551212", 1443208345, Some("x"))
+        );
+        let no_identity = GOOD.replace(r#","identity":"x""#, "");
+        assert_eq!(
+            parse_verification_request(no_identity.as_bytes(), None)
+                .unwrap()
+                .identity,
+            None
+        );
+        for (body, id, variable) in [
+            (
+                GOOD.replace(r#""from":{"tn":"12155551212"},"#, ""),
+                "SVC4001",
+                "from",
+            ),
+            (
+                GOOD.replace(r#""tn":["12355551212"]"#, r#""tn":[]"#),
+                "SVC4005",
+                "to.tn",
+            ),
+            (GOOD.replace("1443208345", "\"now\""), "SVC4005", "time"),
+            (GOOD.replace(r#","time":1443208345"#, ""), "SVC4001", "time"),
+            (
+                GOOD.replace(r#""identity":"x""#, r#""identity":5"#),
+                "SVC4005",
+                "identity",
+            ),
+        ] {
+            let err = parse_verification_request(body.as_bytes(), None).unwrap_err();
+            assert_eq!(err.message_id(), id, "{body}");
+            let json: Value = serde_json::from_slice(&err.body(None)).unwrap();
+            assert_eq!(
+                json["requestError"]["serviceException"]["variables"][0],
+                variable
+            );
+        }
+    }
+}

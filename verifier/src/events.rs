@@ -1,0 +1,104 @@
+//! The verification event feed: one JSON line per verification, with the members `time`,
+//! `from`, `to`, `verstat`, `reasoncode`, `attest`, `spc`, `origid`, `flags` (the response's
+//! names), written to a file or stdout by a background thread so that a slow disk never slows
+//! a verification. This is the feed a tracing platform consumes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+
+use serde_json::{json, Value};
+
+use crate::verify::Verdict;
+
+/// Where events go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventTarget {
+    /// Standard output.
+    Stdout,
+    /// A file, appended to.
+    File(PathBuf),
+}
+
+/// The sink.
+#[derive(Debug)]
+pub struct EventSink {
+    sender: SyncSender<String>,
+    /// Events dropped because the writer fell behind (the queue holds 65,536).
+    pub dropped: AtomicU64,
+}
+
+/// One event line.
+pub fn event_line(time: u64, from: &str, to: &[String], verdict: &Verdict) -> String {
+    json!({
+        "time": time,
+        "from": from,
+        "to": to,
+        "verstat": verdict.verstat.as_str(),
+        "reasoncode": verdict.reason.map(|r| r.code()),
+        "attest": verdict.attest.map(|a| a.as_str()),
+        "spc": verdict.spc,
+        "origid": verdict.origid,
+        "flags": verdict.flags.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+fn write_loop(mut out: Box<dyn Write + Send>, receiver: Receiver<String>) {
+    while let Ok(line) = receiver.recv() {
+        let _ = writeln!(out, "{line}");
+        while let Ok(line) = receiver.try_recv() {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+    }
+}
+
+impl EventSink {
+    /// Opens the target and starts the writer.
+    pub fn open(target: &EventTarget) -> std::io::Result<Self> {
+        let out: Box<dyn Write + Send> = match target {
+            EventTarget::Stdout => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            EventTarget::File(path) => Box::new(std::io::BufWriter::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            )),
+        };
+        let (sender, receiver) = sync_channel(65_536);
+        std::thread::Builder::new()
+            .name("events".into())
+            .spawn(move || write_loop(out, receiver))?;
+        Ok(Self {
+            sender,
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Queues one event (never blocks; counts a drop if the writer is behind).
+    pub fn emit(&self, line: String) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.sender.try_send(line)
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Parses `stdout` or a file path.
+pub fn target(text: &str) -> EventTarget {
+    if text == "stdout" || text == "-" {
+        EventTarget::Stdout
+    } else {
+        EventTarget::File(PathBuf::from(text.strip_prefix("file:").unwrap_or(text)))
+    }
+}
+
+/// Reads event lines back (for tests and tools).
+pub fn parse_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}

@@ -1,0 +1,276 @@
+//! The verification service: the shared ATIS-1000082 request rules (`rest`), client
+//! authorization and rate limits, verification, the event feed and metrics.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use passport::NumberingPlan;
+use rest::clients::{Client, Clients};
+use rest::http::{self as rest_http, Peer};
+use rest::metrics::{Histogram, LabeledCounter};
+use rest::ApiError;
+use tokio::net::TcpListener;
+
+use crate::api;
+use crate::events::{event_line, EventSink};
+use crate::verify::{Call, Verifier};
+
+/// The verification path.
+pub const VERIFICATION_PATH: &str = "/stir/v1/verification";
+
+/// Verdict label sets: by outcome.
+pub const VERDICT_LABELS: &[&str] = &[
+    r#"verstat="TN-Validation-Passed",reasoncode="none""#,
+    r#"verstat="No-TN-Validation",reasoncode="none""#,
+    r#"verstat="TN-Validation-Failed",reasoncode="403""#,
+    r#"verstat="TN-Validation-Failed",reasoncode="436""#,
+    r#"verstat="TN-Validation-Failed",reasoncode="437""#,
+    r#"verstat="TN-Validation-Failed",reasoncode="438""#,
+];
+
+/// Flag label sets.
+pub const FLAG_LABELS: &[&str] = &[
+    r#"flag="spoofed""#,
+    r#"flag="untrusted""#,
+    r#"flag="revoked""#,
+    r#"flag="stale""#,
+    r#"flag="unsigned""#,
+    r#"flag="gateway""#,
+    r#"flag="unregistered""#,
+];
+
+/// Error label sets.
+pub const ERROR_LABELS: &[&str] = &[
+    r#"message_id="SVC4000""#,
+    r#"message_id="SVC4001""#,
+    r#"message_id="SVC4002""#,
+    r#"message_id="SVC4003""#,
+    r#"message_id="SVC4004""#,
+    r#"message_id="SVC4005""#,
+    r#"message_id="SVC4006""#,
+    r#"message_id="SVC4007""#,
+    r#"message_id="POL4050""#,
+    r#"message_id="POL5000""#,
+    r#"message_id="POL4030""#,
+    r#"message_id="POL4290""#,
+];
+
+/// The verifier's metrics.
+#[derive(Debug)]
+pub struct VerifierMetrics {
+    /// Verdicts by verstat and code.
+    pub verdicts: LabeledCounter,
+    /// Flags raised.
+    pub flags: LabeledCounter,
+    /// Request errors by message id.
+    pub errors: LabeledCounter,
+    /// Verification latency.
+    pub latency: Histogram,
+}
+
+impl Default for VerifierMetrics {
+    fn default() -> Self {
+        Self {
+            verdicts: LabeledCounter::new(VERDICT_LABELS),
+            flags: LabeledCounter::new(FLAG_LABELS),
+            errors: LabeledCounter::new(ERROR_LABELS),
+            latency: Histogram::default(),
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct VerifierState {
+    /// The verifier.
+    pub verifier: Verifier,
+    clients: Clients,
+    plan: Option<NumberingPlan>,
+    max_body: usize,
+    events: Option<EventSink>,
+    /// Metrics.
+    pub metrics: VerifierMetrics,
+}
+
+impl std::fmt::Debug for VerifierState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierState").finish_non_exhaustive()
+    }
+}
+
+impl VerifierState {
+    /// Builds the state.
+    pub fn new(
+        verifier: Verifier,
+        clients: Vec<Client>,
+        plan: Option<NumberingPlan>,
+        max_body: usize,
+        events: Option<EventSink>,
+    ) -> Self {
+        Self {
+            verifier,
+            clients: Clients::new(clients),
+            plan,
+            max_body,
+            events,
+            metrics: VerifierMetrics::default(),
+        }
+    }
+
+    fn error(
+        &self,
+        error: &ApiError,
+        extra: Option<&str>,
+        request_id: &str,
+    ) -> Response<Full<Bytes>> {
+        self.metrics.errors.inc_for_message(error.message_id());
+        rest_http::error_response(error, extra, request_id)
+    }
+
+    /// The Prometheus text.
+    pub fn render_metrics(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(4096);
+        self.metrics.verdicts.render(
+            "shaken_verifier_verdicts_total",
+            "Verifications by verstat and SIP code.",
+            &mut out,
+        );
+        self.metrics.flags.render(
+            "shaken_verifier_flags_total",
+            "Flags raised on verdicts.",
+            &mut out,
+        );
+        self.metrics.errors.render(
+            "shaken_verifier_errors_total",
+            "Request errors by ATIS-1000082 message id.",
+            &mut out,
+        );
+        self.metrics.latency.render(
+            "shaken_verifier_verification_duration_seconds",
+            "Time to verify one request.",
+            &mut out,
+        );
+        self.verifier.fetch_latency.render(
+            "shaken_verifier_fetch_duration_seconds",
+            "Time to fetch a certificate chain.",
+            &mut out,
+        );
+        let stats = self.verifier.cache().stats();
+        for (name, value) in [
+            ("hits", stats.hits),
+            ("stale", stats.stale),
+            ("misses", stats.misses),
+            ("fetches", stats.fetches),
+            ("negative", stats.negative),
+        ] {
+            let _ = writeln!(out, "# TYPE shaken_verifier_cache_{name}_total counter\nshaken_verifier_cache_{name}_total {value}");
+        }
+        out
+    }
+}
+
+impl rest_http::Handler for VerifierState {
+    fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: &Peer,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send {
+        handle(self, request, peer.clone())
+    }
+}
+
+/// Serves on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<VerifierState>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    rest_http::serve(listener, state, tls, shutdown).await;
+}
+
+/// Handles one request.
+pub async fn handle(
+    state: &VerifierState,
+    request: Request<Incoming>,
+    peer: Peer,
+) -> Response<Full<Bytes>> {
+    let request_id = rest_http::request_id(request.headers());
+    let client = state.clients.find(peer.ip, peer.certificate.as_deref());
+    match (client, request.method(), request.uri().path()) {
+        (None, _, _) => state.error(&ApiError::Unauthorized, None, &request_id),
+        (_, &Method::GET, "/healthz") => {
+            rest_http::json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec(), &request_id)
+        }
+        (_, &Method::GET, "/metrics") => {
+            rest_http::text_response(state.render_metrics(), "text/plain; version=0.0.4")
+        }
+        (Some(client), &Method::POST, VERIFICATION_PATH) => {
+            verify(state, request, client, &request_id).await
+        }
+        (_, _, VERIFICATION_PATH) => state.error(&ApiError::MethodNotAllowed, None, &request_id),
+        _ => state.error(&ApiError::NotFound, None, &request_id),
+    }
+}
+
+async fn verify(
+    state: &VerifierState,
+    request: Request<Incoming>,
+    client: &Client,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    if !client.allow() {
+        return state.error(
+            &ApiError::RateLimited,
+            Some(&client.rate.to_string()),
+            request_id,
+        );
+    }
+    if let Err(error) = rest_http::check_json_post(request.headers(), state.max_body) {
+        return state.error(&error, None, request_id);
+    }
+    let body = match rest_http::read_body(request, state.max_body).await {
+        Ok(body) => body,
+        Err(error) => return state.error(&error, None, request_id),
+    };
+    let parsed = match api::parse_verification_request(&body, state.plan) {
+        Ok(parsed) => parsed,
+        Err(error) => return state.error(&error, None, request_id),
+    };
+    let started = Instant::now();
+    let call = Call {
+        from: &parsed.from,
+        to: &parsed.to,
+        time: parsed.time,
+        identity: parsed.identity.as_deref(),
+    };
+    let verdict = state.verifier.verify(call).await;
+    state.metrics.latency.observe(started.elapsed());
+    let code = verdict
+        .reason
+        .map_or_else(|| "none".to_owned(), |r| r.code().to_string());
+    state.metrics.verdicts.inc(&format!(
+        r#"verstat="{}",reasoncode="{code}""#,
+        verdict.verstat.as_str()
+    ));
+    for flag in &verdict.flags {
+        state
+            .metrics
+            .flags
+            .inc(&format!(r#"flag="{}""#, flag.as_str()));
+    }
+    if let Some(events) = &state.events {
+        let to: Vec<String> = parsed.to.iter().map(ToString::to_string).collect();
+        events.emit(event_line(parsed.time, parsed.from.as_str(), &to, &verdict));
+    }
+    rest_http::json_response(
+        StatusCode::OK,
+        api::verification_response(&verdict),
+        request_id,
+    )
+}
