@@ -24,6 +24,8 @@ use serde_json::json;
 pub(crate) enum LoadCommand {
     /// Drive a signer with a mix of registered and unregistered calling numbers.
     Sign(LoadArgs),
+    /// Drive a verifier with calls carrying tokens signed (before the run) with KEY for X5U.
+    Verify(VerifyLoadArgs),
     /// Measure the raw single-core ECDSA P-256 sign and verify rates (aws-lc-rs, key parsed
     /// once): the baseline the services' figures are compared with.
     Baseline {
@@ -33,9 +35,9 @@ pub(crate) enum LoadCommand {
     },
 }
 
-/// Arguments of a load run.
-#[derive(Args, Debug)]
-pub(crate) struct LoadArgs {
+/// How hard and how long to drive a service.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Drive {
     /// The service URL, e.g. http://127.0.0.1:8080/stir/v1/signing.
     #[arg(long)]
     url: String,
@@ -48,15 +50,38 @@ pub(crate) struct LoadArgs {
     /// Open loop at this many requests per second (default: closed loop).
     #[arg(long)]
     rate: Option<f64>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `shaken load verify`.
+#[derive(Args, Debug)]
+pub(crate) struct VerifyLoadArgs {
+    #[command(flatten)]
+    drive: Drive,
+    /// The signing key whose certificate the verifier can fetch at --x5u.
+    #[arg(long, value_name = "KEY.pem")]
+    key: PathBuf,
+    /// The x5u put in the tokens.
+    #[arg(long, value_name = "URL")]
+    x5u: String,
+    /// How many distinct tokens to pre-sign.
+    #[arg(long, default_value_t = 1000)]
+    tokens: usize,
+}
+
+/// Arguments of `shaken load sign`.
+#[derive(Args, Debug)]
+pub(crate) struct LoadArgs {
+    #[command(flatten)]
+    drive: Drive,
     /// Registered calling numbers, one per line.
     #[arg(long, value_name = "FILE")]
     numbers: PathBuf,
     /// Share of requests from unregistered numbers (refused by the signer).
     #[arg(long, default_value_t = 0.1)]
     unregistered_share: f64,
-    /// Print the result as JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 /// Runs a `shaken load` command.
@@ -76,6 +101,13 @@ pub(crate) fn run(command: LoadCommand) -> Result<ExitCode> {
                 .enable_all()
                 .build()?;
             runtime.block_on(load_sign(args))
+        }
+        LoadCommand::Verify(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            runtime.block_on(load_verify(args))
         }
     }
 }
@@ -223,7 +255,6 @@ fn body(numbers: &[String], unregistered_share: f64, seed: u64) -> String {
 }
 
 async fn load_sign(args: LoadArgs) -> Result<ExitCode> {
-    let (addr, path) = target(&args.url)?;
     let numbers: Vec<String> = std::fs::read_to_string(&args.numbers)
         .with_context(|| format!("cannot read {}", args.numbers.display()))?
         .lines()
@@ -231,7 +262,52 @@ async fn load_sign(args: LoadArgs) -> Result<ExitCode> {
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect();
-    let numbers = Arc::new(numbers);
+    let share = args.unregistered_share;
+    drive(
+        args.drive,
+        Arc::new(move |index| body(&numbers, share, index)),
+    )
+    .await
+}
+
+async fn load_verify(args: VerifyLoadArgs) -> Result<ExitCode> {
+    let key = passport::SigningKey::from_pem(
+        &std::fs::read(&args.key).with_context(|| format!("cannot read {}", args.key.display()))?,
+    )?;
+    let signer = passport::TokenSigner::new(key, args.x5u.clone());
+    let now = super::unix_now()?;
+    let mut calls = Vec::with_capacity(args.tokens.max(1));
+    for i in 0..args.tokens.max(1) {
+        let orig = format!("1215{:07}", i);
+        let claims = passport::Claims::shaken(
+            now,
+            passport::Party::Tn(orig.clone()),
+            passport::Dest::tns(vec!["12125551213".into()]).context("dest")?,
+            passport::Attestation::A,
+            uuid::Uuid::new_v4().to_string().parse()?,
+        );
+        calls.push((orig, signer.identity_header(&claims)?));
+    }
+    drive(
+        args.drive,
+        Arc::new(move |index| {
+            let Some((orig, identity)) = calls.get((index as usize) % calls.len()) else {
+                return String::new();
+            };
+            format!(
+                r#"{{"verificationRequest":{{"from":{{"tn":"{orig}"}},"to":{{"tn":["12125551213"]}},"time":{now},"identity":"{identity}"}}}}"#
+            )
+        }),
+    )
+    .await
+}
+
+/// Runs a load: `make_body(index)` gives each request's JSON body.
+async fn drive(
+    args: Drive,
+    make_body: Arc<dyn Fn(u64) -> String + Send + Sync>,
+) -> Result<ExitCode> {
+    let (addr, path) = target(&args.url)?;
     let shared = Arc::new(Shared {
         histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
         ok: AtomicU64::new(0),
@@ -244,8 +320,8 @@ async fn load_sign(args: LoadArgs) -> Result<ExitCode> {
     let deadline = start + duration;
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let (shared, numbers, path) = (Arc::clone(&shared), Arc::clone(&numbers), path.clone());
-        let (rate, share) = (args.rate, args.unregistered_share);
+        let (shared, make_body, path) = (Arc::clone(&shared), Arc::clone(&make_body), path.clone());
+        let rate = args.rate;
         tasks.push(tokio::spawn(async move {
             let mut connection = Connection::open(addr).await?;
             tokio::time::sleep_until(start.into()).await;
@@ -261,10 +337,7 @@ async fn load_sign(args: LoadArgs) -> Result<ExitCode> {
                 if due > Instant::now() {
                     tokio::time::sleep_until(due.into()).await;
                 }
-                let status = connection
-                    .post(&path, &body(&numbers, share, index))
-                    .await
-                    .unwrap_or(0);
+                let status = connection.post(&path, &make_body(index)).await.unwrap_or(0);
                 let micros = u64::try_from(due.elapsed().as_micros())
                     .unwrap_or(u64::MAX)
                     .max(1);
