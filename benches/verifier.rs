@@ -1,0 +1,111 @@
+//! The verifier's full verification of a request with a warm certificate cache, against the
+//! raw ECDSA P-256 verification of the same signing input, in one group and one run.
+//!
+//! - `verifier/raw`: aws-lc-rs verifying the token's signature (key parsed once);
+//! - `verifier/full`: `Verifier::verify`: Identity header, token, SHAKEN form, freshness,
+//!   cache hit, signature, numbers, verdict.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use passport::{Attestation, Claims, Dest, Party, SigningKey, Tn, TokenSigner};
+use verifier::cache::CacheConfig;
+use verifier::chain::{self, TrustAnchors};
+use verifier::crl::CrlStore;
+use verifier::fetch::{FetchPolicy, Fetcher};
+use verifier::verify::{Call, Verifier, Verstat};
+
+const NOW: u64 = 1_800_000_000;
+const X5U: &str = "https://cr.shaken.test/sp/1001/chain.pem";
+
+fn read(relative: &str) -> Vec<u8> {
+    std::fs::read(certs_test::path(relative)).unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let anchors = TrustAnchors::from_pem(&read("ca/root.pem")).unwrap();
+    let validated = chain::validate(
+        &chain::bundle(&read("sp/1001/chain.pem")).unwrap(),
+        &anchors,
+        NOW,
+    )
+    .unwrap();
+    let verifier = Verifier::new(
+        Fetcher::new(FetchPolicy::default(), &[]).unwrap(),
+        CacheConfig::default(),
+        anchors,
+        CrlStore::default(),
+        60,
+        10,
+    );
+    // Warm the cache with the validated chain.
+    runtime
+        .block_on(
+            verifier
+                .cache()
+                .get(X5U, NOW, || async { Ok((validated, Some(86_400))) }),
+        )
+        .unwrap();
+
+    let signer = TokenSigner::new(SigningKey::from_pem(&read("sp/1001/key.pem")).unwrap(), X5U);
+    let claims = Claims::shaken(
+        NOW,
+        Party::Tn("12155551212".into()),
+        Dest::tns(vec!["12125551213".into()]).unwrap(),
+        Attestation::A,
+        "de305d54-75b4-431b-adb2-eb6b9e546014".parse().unwrap(),
+    );
+    let identity = signer.identity_header(&claims).unwrap();
+    let token = identity.split(';').next().unwrap();
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let signature = passport::base64url::decode_part(signature, passport::Part::Signature).unwrap();
+    let raw_key = ParsedPublicKey::new(
+        &ECDSA_P256_SHA256_FIXED,
+        signer.verifying_key().unwrap().sec1_bytes(),
+    )
+    .unwrap();
+    let (from, to) = (
+        Tn::canonicalize("12155551212", None).unwrap(),
+        [Tn::canonicalize("12125551213", None).unwrap()],
+    );
+    let call = Call {
+        from: &from,
+        to: &to,
+        time: NOW + 1,
+        identity: Some(&identity),
+    };
+    assert_eq!(
+        runtime.block_on(verifier.verify(call)).verstat,
+        Verstat::Passed
+    );
+
+    let mut group = c.benchmark_group("verifier");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(8));
+    group.bench_function("raw", |b| {
+        b.iter(|| {
+            raw_key
+                .verify_sig(black_box(input.as_bytes()), black_box(&signature))
+                .unwrap()
+        })
+    });
+    group.bench_function("full", |b| {
+        b.iter(|| runtime.block_on(verifier.verify(black_box(call))))
+    });
+    group.finish();
+}
+
+criterion_group!(verifier_benches, benches);
+criterion_main!(verifier_benches);
