@@ -45,6 +45,10 @@ pub enum FetchError {
     /// The HTTP exchange failed.
     #[error("HTTP with the certificate repository failed: {0}")]
     Http(String),
+    /// The resource is not a usable certificate chain: no PEM certificates, a certificate that
+    /// does not parse, too many certificates, or a CA certificate first (wrong order).
+    #[error("the x5u resource is not a usable certificate chain: {0}")]
+    Unusable(String),
     /// A recent fetch of this URL failed and is not retried yet (negative cache).
     #[error("a recent fetch of this x5u failed: {0}")]
     RecentlyFailed(String),

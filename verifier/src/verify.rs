@@ -17,8 +17,23 @@ use passport::{Attestation, SipReason, Tn};
 use crate::cache::{CacheConfig, CertificateCache};
 use crate::chain::{self, TrustAnchors, ValidatedChain};
 use crate::crl::CrlStore;
-use crate::error::{CredentialError, VerifyError};
+use crate::error::{CredentialError, FetchError, VerifyError};
 use crate::fetch::Fetcher;
+
+/// A resource that is not a usable chain could not be acquired as a credential (436); a chain
+/// that is usable but not acceptable stays 437.
+fn unusable(error: CredentialError) -> VerifyError {
+    match error {
+        CredentialError::Bundle(detail) => FetchError::Unusable(detail).into(),
+        CredentialError::TooManyCertificates(n) => {
+            FetchError::Unusable(format!("more than {n} certificates")).into()
+        }
+        CredentialError::Parse { index, detail } => {
+            FetchError::Unusable(format!("certificate {index} does not parse: {detail}")).into()
+        }
+        other => other.into(),
+    }
+}
 
 /// The three verstat values (3GPP TS 24.229).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,8 +195,8 @@ impl Verifier {
                 let fetched = self.fetcher.fetch(x5u).await;
                 self.fetch_latency.observe(started.elapsed());
                 let fetched = fetched?;
-                let ders = chain::bundle(&fetched.body)?;
-                let validated = chain::validate(&ders, &anchors, now)?;
+                let ders = chain::bundle(&fetched.body).map_err(unusable)?;
+                let validated = chain::validate(&ders, &anchors, now).map_err(unusable)?;
                 self.crls.check(&validated, &self.fetcher, now).await?;
                 Ok((validated, fetched.max_age))
             })
