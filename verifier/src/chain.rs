@@ -253,6 +253,11 @@ pub fn validate(
     let end_entity = certs
         .first()
         .ok_or_else(|| CredentialError::Bundle("no certificate".into()))?;
+    if matches!(end_entity.basic_constraints(), Ok(Some(bc)) if bc.value.ca) {
+        return Err(CredentialError::Bundle(
+            "the first certificate is a CA certificate (wrong chain order)".into(),
+        ));
+    }
     check_validity(end_entity, 0, now)?;
     let (key, spc) = check_end_entity(end_entity)?;
 
