@@ -16,3 +16,4 @@ mod signer;
 mod signer_process;
 mod support;
 mod verifier;
+mod verifier_process;
