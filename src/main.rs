@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// A whole SHAKEN network on this machine: CA, carriers, signers, verifier, every call case.
+    Lab(commands::lab::LabArgs),
     /// Offline PASSporT operations: sign, verify, decode.
     #[command(subcommand)]
     Passport(commands::passport::PassportCommand),
@@ -56,6 +58,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Lab(args) => commands::lab::run(args),
         Command::Passport(command) => commands::passport::run(command),
         Command::Pa(command) => commands::pki::run_pa(command),
         Command::Sp(command) => commands::pki::run_sp(command),

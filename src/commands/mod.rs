@@ -1,5 +1,6 @@
 //! Command families of the `shaken` binary.
 
+pub(crate) mod lab;
 pub(crate) mod load;
 pub(crate) mod passport;
 pub(crate) mod pki;

@@ -10,6 +10,7 @@
 mod cli;
 mod http;
 mod interop_pyjwt;
+mod lab;
 mod pki;
 mod repository;
 mod signer;
