@@ -11,6 +11,7 @@ mod cli;
 mod http;
 mod interop_pyjwt;
 mod lab;
+mod openapi;
 mod pki;
 mod repository;
 mod signer;
