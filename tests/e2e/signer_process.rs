@@ -278,3 +278,81 @@ fn a_mismatched_key_and_certificate_refuse_to_start() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("colour"), "{}", stderr(&out));
 }
+
+#[test]
+fn the_key_is_checked_against_the_chain_published_at_the_x5u() {
+    let dir = tempdir();
+    let d = dir.path();
+    let pki = certs_test::pki_dir();
+    std::fs::create_dir_all(d.join("publish/sp/1001")).unwrap();
+    std::fs::copy(
+        pki.join("sp/1001/chain.pem"),
+        d.join("publish/sp/1001/chain.pem"),
+    )
+    .unwrap();
+    let mut repo = Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args([
+            "repo",
+            "serve",
+            "--dir",
+            d.join("publish").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--tls-cert",
+            pki.join("tls/server.pem").to_str().unwrap(),
+            "--tls-key",
+            pki.join("tls/server.key").to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(repo.stderr.take().unwrap()).lines();
+    let serving = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("serving"))
+        .expect("repository started");
+    let base = serving
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let write = |key: &str| {
+        std::fs::copy(pki.join(key), d.join("sp.key")).unwrap();
+        std::fs::write(
+            d.join("signer.toml"),
+            format!(
+                "x5u = \"{base}/sp/1001/chain.pem\"\nkey_file = \"sp.key\"\nx5u_tls_roots = \"{}\"\nregistry_db = \"r.sqlite\"\ntrace_db = \"t.sqlite\"\n",
+                pki.join("tls/root.pem").display()
+            ),
+        )
+        .unwrap();
+        shaken([
+            "signer",
+            "serve",
+            "--config",
+            d.join("signer.toml").to_str().unwrap(),
+            "--validate",
+        ])
+    };
+    let out = write("sp/1001/key.pem");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SHAKEN 1001"));
+    let out = write("sp/1002/key.pem");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("does not match the certificate"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("/sp/1001/chain.pem"),
+        "the published chain was used: {}",
+        stderr(&out)
+    );
+    repo.kill().unwrap();
+    repo.wait().unwrap();
+}
