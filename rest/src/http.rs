@@ -16,7 +16,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::clients::{Client, Clients};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
@@ -42,6 +44,50 @@ pub trait Handler: Send + Sync + 'static {
         request: Request<Incoming>,
         peer: &Peer,
     ) -> impl Future<Output = Response<Full<Bytes>>> + Send;
+}
+
+/// Where a request goes; every service decides it the same way: an unknown client is refused
+/// first, then `GET /healthz`, `GET /metrics`, `POST` on the service's path, another method on
+/// that path (405), anything else (404).
+#[derive(Debug)]
+pub enum Route<'a> {
+    /// Not an allowed client (403 `POL4030`).
+    Unauthorized,
+    /// `GET /healthz`.
+    Health,
+    /// `GET /metrics`.
+    Metrics,
+    /// `POST` on the service path, by this client.
+    Service(&'a Client),
+    /// Another method on the service path (405 `POL4050`).
+    MethodNotAllowed,
+    /// Anything else (404 `SVC4003`).
+    NotFound,
+}
+
+/// Routes a request for a service whose ATIS path is `service_path`.
+pub fn route<'a>(
+    clients: &'a Clients,
+    peer: &Peer,
+    method: &Method,
+    path: &str,
+    service_path: &str,
+) -> Route<'a> {
+    let Some(client) = clients.find(peer.ip, peer.certificate.as_deref()) else {
+        return Route::Unauthorized;
+    };
+    match (method, path) {
+        (&Method::GET, "/healthz") => Route::Health,
+        (&Method::GET, "/metrics") => Route::Metrics,
+        (&Method::POST, p) if p == service_path => Route::Service(client),
+        (_, p) if p == service_path => Route::MethodNotAllowed,
+        _ => Route::NotFound,
+    }
+}
+
+/// The `/healthz` answer.
+pub fn health(request_id: &str) -> Response<Full<Bytes>> {
+    json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec(), request_id)
 }
 
 /// The request's X-RequestID if usable (printable ASCII, at most 128 bytes), else a new one.

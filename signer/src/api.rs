@@ -28,7 +28,8 @@
 
 use hyper::StatusCode;
 use passport::{Attestation, NumberingPlan, OrigId, Tn};
-use serde_json::{json, Map, Value};
+use rest::body;
+use serde_json::{json, Value};
 
 use crate::policy::Refusal;
 
@@ -72,96 +73,32 @@ pub struct SigningRequest {
     pub customer: Option<String>,
 }
 
-fn member<'a>(map: &'a Map<String, Value>, name: &str, path: &str) -> Result<&'a Value, ApiError> {
-    map.get(name)
-        .ok_or_else(|| ApiError::MissingParameter(path.to_owned()))
-}
-
-fn invalid(name: &str, reason: impl Into<String>) -> ApiError {
-    ApiError::InvalidValue(name.to_owned(), reason.into())
-}
-
-/// Only `0-9 * # + . - ( )` are accepted in a TN, as ATIS-1000082 servers do.
-fn tn(value: &Value, name: &str, plan: Option<NumberingPlan>) -> Result<Tn, ApiError> {
-    let Value::String(text) = value else {
-        return Err(invalid(name, "not a string"));
-    };
-    if text.is_empty()
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b"*#+.-()".contains(&b))
-    {
-        return Err(invalid(
-            name,
-            format!(
-                "{:?} has characters outside 0-9 * # + . - ( )",
-                truncate(text)
-            ),
-        ));
-    }
-    Tn::canonicalize(text, plan).map_err(|e| invalid(name, e.to_string()))
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(40).collect()
-}
-
 /// Parses a signing request body.
 pub fn parse_signing_request(
     body: &[u8],
     plan: Option<NumberingPlan>,
 ) -> Result<SigningRequest, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::MissingBody);
-    }
-    let top = passport::json::parse_strict_object(body).map_err(ApiError::Unparsable)?;
-    let Value::Object(request) = member(&top, "signingRequest", "signingRequest")? else {
-        return Err(invalid("signingRequest", "not an object"));
-    };
-    let attest = match member(request, "attest", "attest")? {
+    let request = body::top_object(body, "signingRequest")?;
+    let attest = match body::member(&request, "attest", "attest")? {
         Value::String(s) => s
             .parse::<Attestation>()
-            .map_err(|_| invalid("attest", "must be A, B or C"))?,
-        _ => return Err(invalid("attest", "must be A, B or C")),
+            .map_err(|_| body::invalid("attest", "must be A, B or C"))?,
+        _ => return Err(body::invalid("attest", "must be A, B or C")),
     };
-    let Value::Object(dest) = member(request, "dest", "dest")? else {
-        return Err(invalid("dest", "not an object"));
-    };
-    let Value::Array(dest_tns) = member(dest, "tn", "dest.tn")? else {
-        return Err(invalid("dest.tn", "not an array"));
-    };
-    if dest_tns.is_empty() {
-        return Err(invalid("dest.tn", "empty array"));
-    }
-    if dest_tns.len() > 64 {
-        return Err(invalid("dest.tn", "more than 64 numbers"));
-    }
-    let dest = dest_tns
-        .iter()
-        .map(|v| tn(v, "dest.tn", plan))
-        .collect::<Result<Vec<_>, _>>()?;
-    let iat = match member(request, "iat", "iat")? {
-        Value::Number(n) => n
-            .as_u64()
-            .filter(|v| *v > 0)
-            .ok_or_else(|| invalid("iat", "not a positive integer"))?,
-        _ => return Err(invalid("iat", "not a positive integer")),
-    };
-    let Value::Object(orig) = member(request, "orig", "orig")? else {
-        return Err(invalid("orig", "not an object"));
-    };
-    let orig = tn(member(orig, "tn", "orig.tn")?, "orig.tn", plan)?;
-    let origid = match member(request, "origid", "origid")? {
+    let dest = body::tn_array(&request, "dest", plan)?;
+    let iat = body::positive_integer(&request, "iat")?;
+    let orig = body::single_tn(&request, "orig", plan)?;
+    let origid = match body::member(&request, "origid", "origid")? {
         Value::String(s) => s
             .parse::<OrigId>()
-            .map_err(|_| invalid("origid", "not a UUID"))?,
-        _ => return Err(invalid("origid", "not a UUID")),
+            .map_err(|_| body::invalid("origid", "not a UUID"))?,
+        _ => return Err(body::invalid("origid", "not a UUID")),
     };
     let customer = match request.get("customerId") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 128 => Some(s.clone()),
         Some(_) => {
-            return Err(invalid(
+            return Err(body::invalid(
                 "customerId",
                 "not a non-empty string of at most 128 characters",
             ))

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use passport::{Claims, Dest, NumberingPlan, Party, TokenSigner};
 use rest::clients::{Client, Clients};
-use rest::http::{self as rest_http, Peer};
+use rest::http::{self as rest_http, Peer, Route};
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiError, SigningRequest};
@@ -179,23 +179,25 @@ pub async fn handle(
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let request_id = rest_http::request_id(request.headers());
-    let client = state.clients.find(peer.ip, peer.certificate.as_deref());
-    let response = match (client, request.method(), request.uri().path()) {
-        (None, _, _) => state.error(&ApiError::Unauthorized, None, &request_id),
-        (_, &Method::GET, "/healthz") => {
-            rest_http::json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec(), &request_id)
-        }
-        (_, &Method::GET, "/metrics") => {
+    let route = rest_http::route(
+        &state.clients,
+        &peer,
+        request.method(),
+        request.uri().path(),
+        SIGNING_PATH,
+    );
+    let response = match route {
+        Route::Unauthorized => state.error(&ApiError::Unauthorized, None, &request_id),
+        Route::Health => rest_http::health(&request_id),
+        Route::Metrics => {
             return rest_http::text_response(
                 state.metrics.render(state.registry.hit_counts()),
                 "text/plain; version=0.0.4",
             )
         }
-        (Some(client), &Method::POST, SIGNING_PATH) => {
-            sign(state, request, client, &request_id).await
-        }
-        (_, _, SIGNING_PATH) => state.error(&ApiError::MethodNotAllowed, None, &request_id),
-        _ => state.error(&ApiError::NotFound, None, &request_id),
+        Route::Service(client) => sign(state, request, client, &request_id).await,
+        Route::MethodNotAllowed => state.error(&ApiError::MethodNotAllowed, None, &request_id),
+        Route::NotFound => state.error(&ApiError::NotFound, None, &request_id),
     };
     state.metrics.latency.observe(started.elapsed());
     response

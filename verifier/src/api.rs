@@ -7,7 +7,7 @@
 //! `flags` always (an array of strings).
 
 use passport::{NumberingPlan, Tn};
-use rest::ApiError;
+use rest::{body, ApiError};
 use serde_json::{json, Map, Value};
 
 use crate::verify::Verdict;
@@ -25,69 +25,19 @@ pub struct VerificationRequest {
     pub identity: Option<String>,
 }
 
-fn invalid(name: &str, reason: impl Into<String>) -> ApiError {
-    ApiError::InvalidValue(name.to_owned(), reason.into())
-}
-
-fn member<'a>(map: &'a Map<String, Value>, name: &str, path: &str) -> Result<&'a Value, ApiError> {
-    map.get(name)
-        .ok_or_else(|| ApiError::MissingParameter(path.to_owned()))
-}
-
-fn tn(value: &Value, name: &str, plan: Option<NumberingPlan>) -> Result<Tn, ApiError> {
-    let Value::String(text) = value else {
-        return Err(invalid(name, "not a string"));
-    };
-    if text.is_empty()
-        || !text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b"*#+.-()".contains(&b))
-    {
-        return Err(invalid(name, "has characters outside 0-9 * # + . - ( )"));
-    }
-    Tn::canonicalize(text, plan).map_err(|e| invalid(name, e.to_string()))
-}
-
 /// Parses a verification request body.
 pub fn parse_verification_request(
     body: &[u8],
     plan: Option<NumberingPlan>,
 ) -> Result<VerificationRequest, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::MissingBody);
-    }
-    let top = passport::json::parse_strict_object(body).map_err(ApiError::Unparsable)?;
-    let Value::Object(request) = member(&top, "verificationRequest", "verificationRequest")? else {
-        return Err(invalid("verificationRequest", "not an object"));
-    };
-    let Value::Object(from) = member(request, "from", "from")? else {
-        return Err(invalid("from", "not an object"));
-    };
-    let from = tn(member(from, "tn", "from.tn")?, "from.tn", plan)?;
-    let Value::Object(to) = member(request, "to", "to")? else {
-        return Err(invalid("to", "not an object"));
-    };
-    let Value::Array(to_tns) = member(to, "tn", "to.tn")? else {
-        return Err(invalid("to.tn", "not an array"));
-    };
-    if to_tns.is_empty() || to_tns.len() > 64 {
-        return Err(invalid("to.tn", "must hold 1 to 64 numbers"));
-    }
-    let to = to_tns
-        .iter()
-        .map(|v| tn(v, "to.tn", plan))
-        .collect::<Result<Vec<_>, _>>()?;
-    let time = match member(request, "time", "time")? {
-        Value::Number(n) => n
-            .as_u64()
-            .filter(|t| *t > 0)
-            .ok_or_else(|| invalid("time", "not a positive integer"))?,
-        _ => return Err(invalid("time", "not a positive integer")),
-    };
+    let request = body::top_object(body, "verificationRequest")?;
+    let from = body::single_tn(&request, "from", plan)?;
+    let to = body::tn_array(&request, "to", plan)?;
+    let time = body::positive_integer(&request, "time")?;
     let identity = match request.get("identity") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(invalid("identity", "not a string")),
+        Some(_) => return Err(body::invalid("identity", "not a string")),
     };
     Ok(VerificationRequest {
         from,

@@ -8,10 +8,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use passport::NumberingPlan;
 use rest::clients::{Client, Clients};
-use rest::http::{self as rest_http, Peer};
+use rest::http::{self as rest_http, Peer, Route};
 use rest::metrics::{Histogram, LabeledCounter};
 use rest::ApiError;
 use tokio::net::TcpListener;
@@ -201,20 +201,21 @@ pub async fn handle(
     peer: Peer,
 ) -> Response<Full<Bytes>> {
     let request_id = rest_http::request_id(request.headers());
-    let client = state.clients.find(peer.ip, peer.certificate.as_deref());
-    match (client, request.method(), request.uri().path()) {
-        (None, _, _) => state.error(&ApiError::Unauthorized, None, &request_id),
-        (_, &Method::GET, "/healthz") => {
-            rest_http::json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec(), &request_id)
-        }
-        (_, &Method::GET, "/metrics") => {
+    match rest_http::route(
+        &state.clients,
+        &peer,
+        request.method(),
+        request.uri().path(),
+        VERIFICATION_PATH,
+    ) {
+        Route::Unauthorized => state.error(&ApiError::Unauthorized, None, &request_id),
+        Route::Health => rest_http::health(&request_id),
+        Route::Metrics => {
             rest_http::text_response(state.render_metrics(), "text/plain; version=0.0.4")
         }
-        (Some(client), &Method::POST, VERIFICATION_PATH) => {
-            verify(state, request, client, &request_id).await
-        }
-        (_, _, VERIFICATION_PATH) => state.error(&ApiError::MethodNotAllowed, None, &request_id),
-        _ => state.error(&ApiError::NotFound, None, &request_id),
+        Route::Service(client) => verify(state, request, client, &request_id).await,
+        Route::MethodNotAllowed => state.error(&ApiError::MethodNotAllowed, None, &request_id),
+        Route::NotFound => state.error(&ApiError::NotFound, None, &request_id),
     }
 }
 
