@@ -103,49 +103,16 @@ async fn lab(args: LabArgs) -> Result<ExitCode> {
         force: true,
     };
     let mut ca = CaDir::init(&dir.join("ca"), &options, now - 60, &mut rng)?;
-    let issue = |ca: &mut CaDir, name: &'static str, spc: &'static str| -> Result<Carrier> {
-        let folder = dir.join("carriers").join(spc);
-        std::fs::create_dir_all(&folder)?;
-        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
-        keyfile::write_private_key(&folder.join("key.pem"), &secret, true)?;
-        let request = csr::build(&secret, spc, name, "US")?;
-        let fingerprint = {
-            use p256::pkcs8::EncodePublicKey;
-            certificate::spki_fingerprint(
-                secret
-                    .public_key()
-                    .to_public_key_der()
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-                    .as_bytes(),
-            )
-        };
-        let token = spc_token::create(
-            &pa_key,
-            spc,
-            &fingerprint,
-            now,
-            300,
-            uuid::Uuid::new_v4().to_string(),
-            None,
-        )?;
-        let (chain, _) = ca.issue(
-            &request,
-            &token,
-            &pa_pem,
-            30,
-            now - 60,
-            &mut rand_core::OsRng,
-        )?;
-        std::fs::write(folder.join("chain.pem"), &chain)?;
-        std::fs::create_dir_all(publish.join("sp").join(spc))?;
-        std::fs::write(publish.join("sp").join(spc).join("chain.pem"), &chain)?;
-        Ok(Carrier {
-            name,
-            spc,
-            key: folder.join("key.pem"),
-            chain: folder.join("chain.pem"),
-            x5u: format!("{base}/sp/{spc}/chain.pem"),
-        })
+    let issuer = CarrierIssuer {
+        pa_key: &pa_key,
+        pa_pem: &pa_pem,
+        dir: &dir,
+        publish: &publish,
+        base: &base,
+        now,
+    };
+    let issue = |ca: &mut CaDir, name: &'static str, spc: &'static str| {
+        issuer.issue(ca, name, spc, &format!("sp/{spc}"))
     };
     let originating = issue(&mut ca, "Lab Carrier One", "1001")?;
     let gateway = issue(&mut ca, "Lab Gateway Carrier", "2001")?;
@@ -165,47 +132,7 @@ async fn lab(args: LabArgs) -> Result<ExitCode> {
         ..options.clone()
     };
     let mut rogue_ca = CaDir::init(&dir.join("rogue-ca"), &rogue_options, now - 60, &mut rng)?;
-    let rogue = {
-        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
-        let folder = dir.join("carriers/rogue");
-        std::fs::create_dir_all(&folder)?;
-        keyfile::write_private_key(&folder.join("key.pem"), &secret, true)?;
-        let request = csr::build(&secret, "1001", "Rogue Carrier", "US")?;
-        use p256::pkcs8::EncodePublicKey;
-        let fingerprint = certificate::spki_fingerprint(
-            secret
-                .public_key()
-                .to_public_key_der()
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .as_bytes(),
-        );
-        let token = spc_token::create(
-            &pa_key,
-            "1001",
-            &fingerprint,
-            now,
-            300,
-            uuid::Uuid::new_v4().to_string(),
-            None,
-        )?;
-        let (chain, _) = rogue_ca.issue(
-            &request,
-            &token,
-            &pa_pem,
-            30,
-            now - 60,
-            &mut rand_core::OsRng,
-        )?;
-        std::fs::create_dir_all(publish.join("rogue"))?;
-        std::fs::write(publish.join("rogue/chain.pem"), &chain)?;
-        Carrier {
-            name: "Rogue Carrier",
-            spc: "1001",
-            key: folder.join("key.pem"),
-            chain: folder.join("chain.pem"),
-            x5u: format!("{base}/rogue/chain.pem"),
-        }
-    };
+    let rogue = issuer.issue(&mut rogue_ca, "Rogue Carrier", "1001", "rogue")?;
 
     // The repository's TLS certificate, from a lab TLS root.
     let tls_root_key = p256::SecretKey::random(&mut rng);
@@ -443,6 +370,66 @@ async fn lab(args: LabArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Issues carriers' certificates with the lab's PA and publishes their chains.
+struct CarrierIssuer<'a> {
+    pa_key: &'a SigningKey,
+    pa_pem: &'a [u8],
+    dir: &'a std::path::Path,
+    publish: &'a std::path::Path,
+    base: &'a str,
+    now: u64,
+}
+
+impl CarrierIssuer<'_> {
+    /// A key, CSR and SPC token for `spc`; the chain issued by `ca`, published at `path`.
+    fn issue(
+        &self,
+        ca: &mut CaDir,
+        name: &'static str,
+        spc: &'static str,
+        path: &str,
+    ) -> Result<Carrier> {
+        use p256::pkcs8::EncodePublicKey;
+        let folder = self.dir.join("carriers").join(path.replace('/', "-"));
+        std::fs::create_dir_all(&folder)?;
+        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+        keyfile::write_private_key(&folder.join("key.pem"), &secret, true)?;
+        let request = csr::build(&secret, spc, name, "US")?;
+        let spki = secret
+            .public_key()
+            .to_public_key_der()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let fingerprint = certificate::spki_fingerprint(spki.as_bytes());
+        let token = spc_token::create(
+            self.pa_key,
+            spc,
+            &fingerprint,
+            self.now,
+            300,
+            uuid::Uuid::new_v4().to_string(),
+            None,
+        )?;
+        let (chain, _) = ca.issue(
+            &request,
+            &token,
+            self.pa_pem,
+            30,
+            self.now - 60,
+            &mut rand_core::OsRng,
+        )?;
+        std::fs::write(folder.join("chain.pem"), &chain)?;
+        std::fs::create_dir_all(self.publish.join(path))?;
+        std::fs::write(self.publish.join(path).join("chain.pem"), &chain)?;
+        Ok(Carrier {
+            name,
+            spc,
+            key: folder.join("key.pem"),
+            chain: folder.join("chain.pem"),
+            x5u: format!("{}/{path}/chain.pem", self.base),
+        })
+    }
 }
 
 fn originating_json(carrier: &Carrier, signer: SocketAddr) -> Value {
