@@ -53,6 +53,9 @@ pub(crate) struct Drive {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Generator threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 /// Arguments of `shaken load verify`.
@@ -97,14 +100,14 @@ pub(crate) fn run(command: LoadCommand) -> Result<ExitCode> {
         }
         LoadCommand::Sign(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
+                .worker_threads(args.drive.threads.max(1))
                 .enable_all()
                 .build()?;
             runtime.block_on(load_sign(args))
         }
         LoadCommand::Verify(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
+                .worker_threads(args.drive.threads.max(1))
                 .enable_all()
                 .build()?;
             runtime.block_on(load_verify(args))
