@@ -50,20 +50,41 @@ impl Histogram {
     }
 }
 
+/// The label sets of the request errors every ATIS-1000082 service sends.
+pub const REQUEST_ERROR_LABELS: &[&str] = &[
+    r#"message_id="SVC4000""#,
+    r#"message_id="SVC4001""#,
+    r#"message_id="SVC4002""#,
+    r#"message_id="SVC4003""#,
+    r#"message_id="SVC4004""#,
+    r#"message_id="SVC4005""#,
+    r#"message_id="SVC4006""#,
+    r#"message_id="SVC4007""#,
+    r#"message_id="POL4050""#,
+    r#"message_id="POL5000""#,
+    r#"message_id="POL4030""#,
+    r#"message_id="POL4290""#,
+];
+
 /// Counters for a fixed set of label sets, one atomic each.
 #[derive(Debug)]
 pub struct LabeledCounter {
-    labels: &'static [&'static str],
+    labels: Vec<&'static str>,
     values: Vec<AtomicU64>,
 }
 
 impl LabeledCounter {
     /// Counters for these label sets (formatted, e.g. `outcome="signed",attest="A"`).
-    pub fn new(labels: &'static [&'static str]) -> Self {
+    pub fn new(labels: &[&'static str]) -> Self {
         Self {
-            labels,
+            labels: labels.to_vec(),
             values: labels.iter().map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Counters for the request errors every service sends, then `more` (its own ids).
+    pub fn request_errors_and(more: &[&'static str]) -> Self {
+        Self::new(&[REQUEST_ERROR_LABELS, more].concat())
     }
 
     fn slot(&self, labels: &str) -> Option<&AtomicU64> {

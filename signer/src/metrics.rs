@@ -14,20 +14,8 @@ pub const REQUEST_LABELS: &[&str] = &[
     r#"outcome="error",attest="none""#,
 ];
 
-/// The label sets of the error counter: every message id the signer sends.
-pub const ERROR_LABELS: &[&str] = &[
-    r#"message_id="SVC4000""#,
-    r#"message_id="SVC4001""#,
-    r#"message_id="SVC4002""#,
-    r#"message_id="SVC4003""#,
-    r#"message_id="SVC4004""#,
-    r#"message_id="SVC4005""#,
-    r#"message_id="SVC4006""#,
-    r#"message_id="SVC4007""#,
-    r#"message_id="POL4050""#,
-    r#"message_id="POL5000""#,
-    r#"message_id="POL4030""#,
-    r#"message_id="POL4290""#,
+/// The signer's own policy refusal ids, counted beside the request errors.
+pub const POLICY_LABELS: &[&str] = &[
     r#"message_id="POL4101""#,
     r#"message_id="POL4102""#,
     r#"message_id="POL4103""#,
@@ -52,7 +40,7 @@ impl Default for SignerMetrics {
     fn default() -> Self {
         Self {
             requests: LabeledCounter::new(REQUEST_LABELS),
-            errors: LabeledCounter::new(ERROR_LABELS),
+            errors: LabeledCounter::request_errors_and(POLICY_LABELS),
             latency: Histogram::default(),
             certificate_days_left: AtomicI64::new(0),
         }

@@ -44,22 +44,6 @@ pub const FLAG_LABELS: &[&str] = &[
     r#"flag="unregistered""#,
 ];
 
-/// Error label sets.
-pub const ERROR_LABELS: &[&str] = &[
-    r#"message_id="SVC4000""#,
-    r#"message_id="SVC4001""#,
-    r#"message_id="SVC4002""#,
-    r#"message_id="SVC4003""#,
-    r#"message_id="SVC4004""#,
-    r#"message_id="SVC4005""#,
-    r#"message_id="SVC4006""#,
-    r#"message_id="SVC4007""#,
-    r#"message_id="POL4050""#,
-    r#"message_id="POL5000""#,
-    r#"message_id="POL4030""#,
-    r#"message_id="POL4290""#,
-];
-
 /// The verifier's metrics.
 #[derive(Debug)]
 pub struct VerifierMetrics {
@@ -78,7 +62,7 @@ impl Default for VerifierMetrics {
         Self {
             verdicts: LabeledCounter::new(VERDICT_LABELS),
             flags: LabeledCounter::new(FLAG_LABELS),
-            errors: LabeledCounter::new(ERROR_LABELS),
+            errors: LabeledCounter::request_errors_and(&[]),
             latency: Histogram::default(),
         }
     }
