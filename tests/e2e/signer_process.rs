@@ -1,7 +1,6 @@
 //! `shaken signer serve` as a process: configuration, crash durability of the trace log,
 //! SIGHUP key reload, SIGTERM shutdown.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,7 +10,7 @@ use passport::identity::IdentityHeader;
 
 use crate::http::post_json;
 use crate::signer::{request, REGISTRY_CSV, X5U};
-use crate::support::{shaken, stderr, tempdir};
+use crate::support::{shaken, start_repository, stderr, stderr_lines, tempdir, wait_for};
 
 fn write_config(dir: &Path) {
     std::fs::copy(certs_test::path("sp/1001/key.pem"), dir.join("sp.key")).unwrap();
@@ -48,13 +47,7 @@ fn spawn(dir: &Path) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (lines, receiver) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
+    let receiver = stderr_lines(&mut child);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::time::Instant::now() < deadline {
         if let Ok(line) = receiver.recv_timeout(Duration::from_millis(100)) {
@@ -69,18 +62,6 @@ fn spawn(dir: &Path) -> (Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
     let _ = child.kill();
     let _ = child.wait();
     panic!("the signer did not report its address");
-}
-
-fn wait_for_line(receiver: &std::sync::mpsc::Receiver<String>, needle: &str) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        if let Ok(line) = receiver.recv_timeout(Duration::from_millis(100)) {
-            if line.contains(needle) {
-                return true;
-            }
-        }
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +152,7 @@ async fn every_answered_call_survives_a_crash() {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    assert!(wait_for_line(&lines, "signer stopped"));
+    assert!(wait_for(&lines, "signer stopped").is_some());
     assert!(child.wait().unwrap().success());
 }
 
@@ -194,7 +175,7 @@ async fn sighup_reloads_the_key_and_refuses_a_mismatch() {
     )
     .unwrap();
     hup(child.id());
-    assert!(wait_for_line(&lines, "key reload failed"));
+    assert!(wait_for(&lines, "key reload failed").is_some());
     let key_1001 = passport::cert::verifying_key_from_pem_chain(
         &std::fs::read(certs_test::path("sp/1001/chain.pem")).unwrap(),
     )
@@ -227,7 +208,7 @@ async fn sighup_reloads_the_key_and_refuses_a_mismatch() {
     )
     .unwrap();
     hup(child.id());
-    assert!(wait_for_line(&lines, "signing key reloaded"));
+    assert!(wait_for(&lines, "signing key reloaded").is_some());
     assert!(!signed_by(
         post_json(
             addr,
@@ -290,36 +271,7 @@ fn the_key_is_checked_against_the_chain_published_at_the_x5u() {
         d.join("publish/sp/1001/chain.pem"),
     )
     .unwrap();
-    let mut repo = Command::new(env!("CARGO_BIN_EXE_shaken"))
-        .args([
-            "repo",
-            "serve",
-            "--dir",
-            d.join("publish").to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--tls-cert",
-            pki.join("tls/server.pem").to_str().unwrap(),
-            "--tls-key",
-            pki.join("tls/server.key").to_str().unwrap(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(repo.stderr.take().unwrap()).lines();
-    let serving = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("serving"))
-        .expect("repository started");
-    let base = serving
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    let (mut repo, base) = start_repository(&d.join("publish"));
     let write = |key: &str| {
         std::fs::copy(pki.join(key), d.join("sp.key")).unwrap();
         std::fs::write(

@@ -120,3 +120,58 @@ pub(crate) fn oracle(args: &[&str]) -> Output {
         .output()
         .expect("the oracle runs")
 }
+
+/// The lines a child writes to stderr, read by a background thread.
+pub(crate) fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let err = child.stderr.take().expect("stderr is piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    receiver
+}
+
+/// The first line containing `needle` within 30 s.
+pub(crate) fn wait_for(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Option<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = lines.recv_timeout(std::time::Duration::from_millis(100)) {
+            if line.contains(needle) {
+                return Some(line);
+            }
+        }
+    }
+    None
+}
+
+/// `shaken repo serve` over `dir` with the test PKI's TLS certificate; the child and its base
+/// URL (`https://127.0.0.1:PORT`).
+pub(crate) fn start_repository(dir: &Path) -> (std::process::Child, String) {
+    let pki = certs_test::pki_dir();
+    let mut repo = Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args([
+            "repo",
+            "serve",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--tls-cert", pki.join("tls/server.pem").to_str().unwrap()])
+        .args(["--tls-key", pki.join("tls/server.key").to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(&mut repo);
+    let serving = wait_for(&lines, "serving").expect("repository started");
+    let base = serving
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    (repo, base)
+}

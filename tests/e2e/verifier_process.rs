@@ -1,37 +1,12 @@
 //! `shaken verifier serve` as a process: configuration, SIGHUP reload of trust anchors,
 //! SIGTERM shutdown.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use passport::{Attestation, Claims, Dest, Party, SigningKey, TokenSigner};
 
 use crate::http::post_json;
-use crate::support::{shaken, stderr, tempdir};
-
-fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let out = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    receiver
-}
-
-fn wait_for(receiver: &std::sync::mpsc::Receiver<String>, needle: &str) -> Option<String> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        if let Ok(line) = receiver.recv_timeout(Duration::from_millis(100)) {
-            if line.contains(needle) {
-                return Some(line);
-            }
-        }
-    }
-    None
-}
+use crate::support::{shaken, start_repository, stderr, stderr_lines, tempdir, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_reloads_anchors_on_sighup_and_stops_on_sigterm() {
@@ -47,32 +22,7 @@ async fn serves_reloads_anchors_on_sighup_and_stops_on_sigterm() {
     std::fs::create_dir_all(d.join("anchors")).unwrap();
     std::fs::copy(pki.join("ca/root.pem"), d.join("anchors/sti-ca.pem")).unwrap();
 
-    let mut repo = Command::new(env!("CARGO_BIN_EXE_shaken"))
-        .args([
-            "repo",
-            "serve",
-            "--dir",
-            d.join("publish").to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--tls-cert",
-            pki.join("tls/server.pem").to_str().unwrap(),
-            "--tls-key",
-            pki.join("tls/server.key").to_str().unwrap(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let repo_lines = lines_of(&mut repo);
-    let serving = wait_for(&repo_lines, "serving").expect("repository started");
-    let repo_url = serving
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    let (mut repo, repo_url) = start_repository(&d.join("publish"));
 
     std::fs::write(
         d.join("verifier.toml"),
@@ -97,7 +47,7 @@ async fn serves_reloads_anchors_on_sighup_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = lines_of(&mut verifier);
+    let lines = stderr_lines(&mut verifier);
     let listening = wait_for(&lines, "verifier listening").expect("verifier started");
     let addr: std::net::SocketAddr = listening
         .split_whitespace()
