@@ -7,6 +7,10 @@
 
 mod commands;
 
+/// mimalloc instead of the system allocator (see docs/DEPENDENCIES.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
