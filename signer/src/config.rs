@@ -32,6 +32,11 @@ pub struct SignerConfig {
     /// Days trace records are kept.
     #[serde(default = "default_retention")]
     pub trace_retention_days: u64,
+    /// Most disk the trace journal may take, in MiB (see docs/signer.md): what the signer keeps
+    /// while the trace database does not take records. When it is full, signing stops
+    /// (`POL5000`) until the database works again.
+    #[serde(default = "default_journal_mib")]
+    pub trace_journal_max_mib: u64,
     /// File holding the carrier secret used for identity document HMACs.
     pub hmac_secret_file: Option<PathBuf>,
     /// Numbering plan for national-form numbers and the carrier's own country (`NANP`, `CN`).
@@ -80,6 +85,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_retention() -> u64 {
     crate::trace::DEFAULT_RETENTION_DAYS
+}
+fn default_journal_mib() -> u64 {
+    crate::trace::DEFAULT_JOURNAL_MAX_BYTES >> 20
 }
 fn default_max_body() -> usize {
     16 * 1024
@@ -149,6 +157,13 @@ impl SignerConfig {
             return bad(format!(
                 "max_body_bytes {} is outside 256..=1048576",
                 self.max_body_bytes
+            ));
+        }
+        let journal_min = crate::trace::MIN_JOURNAL_BYTES >> 20;
+        if self.trace_journal_max_mib < journal_min || self.trace_journal_max_mib > 1 << 20 {
+            return bad(format!(
+                "trace_journal_max_mib {} is outside {journal_min}..=1048576",
+                self.trace_journal_max_mib
             ));
         }
         for client in &self.clients {

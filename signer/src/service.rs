@@ -121,7 +121,7 @@ impl SignerState {
         Ok(Self::new(StateParts {
             signer,
             registry: Arc::new(cached),
-            trace: TraceLog::open(&config.trace_db)?,
+            trace: TraceLog::open_bounded(&config.trace_db, config.trace_journal_max_mib << 20)?,
             policy: config.policy_config(),
             plan: config.plan(),
             clients,

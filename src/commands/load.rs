@@ -50,6 +50,10 @@ pub(crate) struct Drive {
     /// Open loop at this many requests per second (default: closed loop).
     #[arg(long)]
     rate: Option<f64>,
+    /// Seconds of load before measuring starts (same schedule, not counted): new
+    /// connections, a fresh process and cold caches are not the steady state being measured.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -320,7 +324,8 @@ async fn drive(
     });
     let duration = Duration::from_secs_f64(args.duration);
     let start = Instant::now() + Duration::from_millis(200);
-    let deadline = start + duration;
+    let measured_from = start + Duration::from_secs_f64(args.warmup.max(0.0));
+    let deadline = measured_from + duration;
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency.max(1) {
         let (shared, make_body, path) = (Arc::clone(&shared), Arc::clone(&make_body), path.clone());
@@ -341,6 +346,12 @@ async fn drive(
                     tokio::time::sleep_until(due.into()).await;
                 }
                 let status = connection.post(&path, &make_body(index)).await.unwrap_or(0);
+                if status == 0 {
+                    connection = Connection::open(addr).await?;
+                }
+                if due < measured_from {
+                    continue;
+                }
                 let micros = u64::try_from(due.elapsed().as_micros())
                     .unwrap_or(u64::MAX)
                     .max(1);
@@ -352,9 +363,6 @@ async fn drive(
                     403 => shared.refused.fetch_add(1, Ordering::Relaxed),
                     _ => shared.failed.fetch_add(1, Ordering::Relaxed),
                 };
-                if status == 0 {
-                    connection = Connection::open(addr).await?;
-                }
             }
             anyhow::Ok(())
         }));
@@ -376,6 +384,7 @@ async fn drive(
     let result = json!({
         "mode": if args.rate.is_some() { "open" } else { "closed" },
         "target_rate": args.rate, "concurrency": args.concurrency, "seconds": elapsed,
+        "warmup_seconds": args.warmup,
         "requests": ok + refused + failed, "signed": ok, "refused": refused, "failed": failed,
         "throughput_per_second": ((ok + refused + failed) as f64 / elapsed).round(),
         "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": h.max() as f64 / 1000.0},

@@ -83,7 +83,8 @@ async fn start(outage: bool, clients: Vec<Client>, policy: PolicyConfig) -> Runn
     let state = Arc::new(SignerState::new(StateParts {
         signer: test_signer(),
         registry: lookup,
-        trace: TraceLog::open(&trace_db).unwrap(),
+        // The smallest journal, so that a test can fill it.
+        trace: TraceLog::open_bounded(&trace_db, signer::trace::MIN_JOURNAL_BYTES).unwrap(),
         policy,
         plan: None,
         clients,
@@ -177,22 +178,78 @@ async fn every_request_error_has_its_id_and_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn internal_failure_is_pol5000_and_nothing_is_signed() {
+async fn a_trace_database_outage_fills_the_journal_then_signing_stops_with_pol5000_and_resumes() {
     let s = start(false, vec![], nanp_policy()).await;
     let conn = rusqlite::Connection::open(&s.trace_db).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
     conn.execute_batch("CREATE TRIGGER fail BEFORE INSERT ON trace_batch BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;").unwrap();
-    let reply = post_json(
-        s.addr,
-        "/stir/v1/signing",
-        &request("A", "12155551212", "12125551213", ""),
-        &[],
-    )
-    .await;
-    assert_eq!(reply.status, 500);
-    assert_eq!(error_id(&reply).0, "POL5000");
+    // While the database refuses records, calls are still signed: each record is durable in
+    // the journal (one call at a time: one 4 KiB frame each) until the journal is full.
+    let mut signed = 0usize;
+    let refused = loop {
+        let reply = post_json(
+            s.addr,
+            "/stir/v1/signing",
+            &request("A", "12155551212", "12125551213", ""),
+            &[],
+        )
+        .await;
+        if reply.status != 200 {
+            break reply;
+        }
+        signed += 1;
+        assert!(signed < 20_000, "the journal never filled");
+    };
+    assert_eq!(refused.status, 500);
+    assert_eq!(error_id(&refused).0, "POL5000");
     assert!(
-        !String::from_utf8_lossy(&reply.body).contains("identity"),
+        !String::from_utf8_lossy(&refused.body).contains("identity"),
         "no signature without a trace record"
+    );
+    let frames = (signer::trace::MIN_JOURNAL_BYTES / 4096) as usize;
+    assert!(
+        (frames - 2..=frames).contains(&signed),
+        "{signed} calls signed into a journal of {frames} blocks"
+    );
+    // Every signed call can be traced meanwhile (from the journal).
+    let traced = |db: &std::path::Path| {
+        signer::trace::lookup_tn(db, "12155551212", 0, u64::MAX >> 2)
+            .unwrap()
+            .iter()
+            .filter(|r| r.outcome == "signed")
+            .count()
+    };
+    assert_eq!(traced(&s.trace_db), signed);
+    // The database recovers: the journal drains into it and signing resumes by itself.
+    conn.execute_batch("DROP TRIGGER fail").unwrap();
+    let mut resumed = false;
+    for _ in 0..50 {
+        let reply = post_json(
+            s.addr,
+            "/stir/v1/signing",
+            &request("A", "12155551212", "12125551213", ""),
+            &[],
+        )
+        .await;
+        if reply.status == 200 {
+            resumed = true;
+            signed += 1;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        resumed,
+        "signing did not resume after the database recovered"
+    );
+    assert_eq!(traced(&s.trace_db), signed);
+    let stored: i64 = conn
+        .query_row("SELECT sum(count) FROM trace_batch", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        stored >= i64::try_from(signed).unwrap() - 1,
+        "{stored} of {signed} records in the database"
     );
 }
 

@@ -1,0 +1,698 @@
+//! The trace log: every signing decision (signed or refused) recorded durably before the
+//! response is sent, so a traceback request can always be answered for a call that got an
+//! Identity header.
+//!
+//! The path of a record:
+//!
+//! 1. the request's task serializes it (JSON) and hands it to the writer thread, then waits;
+//! 2. the writer takes everything that queued meanwhile (group commit), writes it as one frame
+//!    into the journal (`journal`: a preallocated file, one `fdatasync` per batch) and releases
+//!    all the waiters: the records are durable;
+//! 3. the indexer thread stores the frames in SQLite (`index`) every 100 ms, in one transaction
+//!    with the number of the last frame stored, and checkpoints the WAL once a second. A journal
+//!    segment is reused once every frame in it is in SQLite.
+//!
+//! After a crash, [`TraceLog::open`] replays the frames SQLite does not have yet. Lookups read
+//! SQLite and the journal's frames beyond it, so they see every record that was acknowledged,
+//! from another process and while the signer runs.
+//!
+//! Files: the database (`trace_db`, SQLite) and, beside it, the directory `<trace_db>.journal/`
+//! (segments of 8 MiB, at least two, files mode 0600, and a `lock` file that keeps a second
+//! signer from using the same log).
+//!
+//! If SQLite stops taking records (disk full, a lock, an error), the journal grows, up to its
+//! limit; then a request waits at most a second for room and fails, and signing resumes
+//! when SQLite works again. Nothing acknowledged is lost.
+
+mod index;
+mod journal;
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::SignerError;
+use journal::{Frame, Segment};
+
+pub use journal::directory as journal_directory;
+
+/// Default retention of trace records, in days.
+pub const DEFAULT_RETENTION_DAYS: u64 = 90;
+const QUEUE: usize = 65_536;
+const MAX_BATCH: usize = 4096;
+/// Segments made ready when the log opens.
+const INITIAL_SEGMENTS: usize = 2;
+/// Default limit of the journal's size.
+pub const DEFAULT_JOURNAL_MAX_BYTES: u64 = 256 << 20;
+/// The smallest journal: two segments (one written, one ready).
+pub const MIN_JOURNAL_BYTES: u64 = INITIAL_SEGMENTS as u64 * journal::SEGMENT_BYTES;
+/// How long a full journal's writer waits for a segment before failing the batch.
+const SPARE_WAIT: Duration = Duration::from_secs(1);
+/// The indexer stores what arrived at least this often.
+const INDEX_INTERVAL: Duration = Duration::from_millis(100);
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// One signing decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceRecord {
+    /// When (seconds since the epoch).
+    pub at: u64,
+    /// The request's X-RequestID.
+    pub request_id: String,
+    /// `signed` or `refused`.
+    pub outcome: String,
+    /// The refusal's message id, if refused (`emergency` for an emergency call signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The request's origid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origid: Option<String>,
+    /// Calling number (canonical).
+    pub orig: String,
+    /// Called numbers (canonical).
+    pub dest: Vec<String>,
+    /// The attestation signed, if signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attest: Option<String>,
+    /// The customer the number belongs to, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// The client (SBC) that asked.
+    pub client: String,
+}
+
+/// A record serialized by the request's task (so the writer thread does no per-record work
+/// beyond copying) with its time, and where to say it is durable.
+type Job = (u64, String, oneshot::Sender<Result<(), String>>);
+
+/// What the writer tells the indexer.
+enum ToIndexer {
+    /// A frame that is durable in the journal.
+    Frame(Frame),
+    /// A segment the writer has filled and left; reusable once its frames are in SQLite.
+    Retired(Segment),
+}
+
+/// The trace log's writer.
+#[derive(Debug)]
+pub struct TraceLog {
+    sender: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    indexer: Option<JoinHandle<()>>,
+    path: PathBuf,
+    /// Held (locked) while the log is open.
+    _lock: File,
+}
+
+impl TraceLog {
+    /// Opens (creating if needed) the trace database and its journal, stores in the database
+    /// any journal frames it does not have yet (after a crash), and starts the writer and the
+    /// indexer. Fails if another process has the log open. The journal may take
+    /// [`DEFAULT_JOURNAL_MAX_BYTES`].
+    pub fn open(path: &Path) -> Result<Self, SignerError> {
+        Self::open_bounded(path, DEFAULT_JOURNAL_MAX_BYTES)
+    }
+
+    /// [`TraceLog::open`] with the journal limited to `max_bytes` (at least
+    /// [`MIN_JOURNAL_BYTES`]; rounded down to whole segments).
+    pub fn open_bounded(path: &Path, max_bytes: u64) -> Result<Self, SignerError> {
+        let max_segments =
+            usize::try_from(max_bytes.max(MIN_JOURNAL_BYTES) / journal::SEGMENT_BYTES)
+                .unwrap_or(usize::MAX);
+        let mut conn = index::open(path)?;
+        let dir = journal::directory(path);
+        create_private_dir(&dir).map_err(|e| SignerError::io(&dir, &e))?;
+        let lock_path = dir.join("lock");
+        let lock = File::create(&lock_path).map_err(|e| SignerError::io(&lock_path, &e))?;
+        lock.try_lock()
+            .map_err(|_| SignerError::db(path, "the trace log is in use by another process"))?;
+
+        let applied = index::applied(&conn).map_err(|e| SignerError::db(path, e))?;
+        let replay = journal::read_after(&dir, applied).map_err(|e| SignerError::io(&dir, &e))?;
+        let mut next_seq = applied + 1;
+        if let Some(last) = replay.last() {
+            index::store(&mut conn, &replay).map_err(|e| SignerError::db(path, e))?;
+            tracing::info!(
+                frames = replay.len(),
+                "trace journal replayed into the database"
+            );
+            next_seq = last.seq + 1;
+        }
+
+        // Every frame is in the database now, so every segment is free.
+        let mut free = Vec::new();
+        for segment in journal::segments(&dir).map_err(|e| SignerError::io(&dir, &e))? {
+            free.push(reuse_or_recreate(&segment).map_err(|e| SignerError::io(&segment, &e))?);
+        }
+        let mut total = free.len();
+        while free.len() < INITIAL_SEGMENTS {
+            let created = create_segment(&dir).map_err(|e| SignerError::io(&dir, &e))?;
+            free.push(created);
+            total += 1;
+        }
+        let current = free
+            .pop()
+            .ok_or_else(|| SignerError::db(path, "no journal segment"))?;
+        let (spare_sender, spare) = std_mpsc::sync_channel(1);
+        if let Some(segment) = free.pop() {
+            let _ = spare_sender.send(segment);
+        }
+
+        let (to_index, from_writer) = std_mpsc::channel();
+        let (sender, receiver) = mpsc::channel::<Job>(QUEUE);
+        let writer = Writer {
+            current,
+            spare,
+            to_index,
+            next_seq,
+            encoded: Vec::with_capacity(64 * 1024),
+        };
+        let writer = std::thread::Builder::new()
+            .name("trace-writer".into())
+            .spawn(move || write_loop(receiver, writer))
+            .map_err(|e| SignerError::io(path, &e))?;
+        let indexer = Indexer {
+            conn,
+            dir,
+            free,
+            total,
+            spare: spare_sender,
+            spare_ready: true,
+            max_segments,
+            retired: Vec::new(),
+            pending: Vec::new(),
+            failing: false,
+        };
+        let indexer = std::thread::Builder::new()
+            .name("trace-indexer".into())
+            .spawn(move || indexer.run(&from_writer))
+            .map_err(|e| SignerError::io(path, &e))?;
+        Ok(Self {
+            sender: Some(sender),
+            writer: Some(writer),
+            indexer: Some(indexer),
+            path: path.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    /// Records `record` and returns once it is on disk.
+    pub async fn record(&self, record: TraceRecord) -> Result<(), SignerError> {
+        let line = serde_json::to_string(&record).map_err(|e| SignerError::db(&self.path, e))?;
+        let (done, wait) = oneshot::channel();
+        let sender = self
+            .sender
+            .as_ref()
+            .ok_or_else(|| SignerError::db(&self.path, "trace log closed"))?;
+        sender
+            .send((record.at, line, done))
+            .await
+            .map_err(|_| SignerError::db(&self.path, "trace writer stopped"))?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(SignerError::db(&self.path, e)),
+            Err(_) => Err(SignerError::db(&self.path, "trace writer stopped")),
+        }
+    }
+
+    /// Deletes the stored batches whose records are all older than `retention_days` before
+    /// `now`; returns how many records were deleted. (Records still only in the journal are
+    /// seconds old.)
+    pub fn prune(path: &Path, retention_days: u64, now: u64) -> Result<usize, SignerError> {
+        let conn = index::open(path)?;
+        let cutoff = now.saturating_sub(retention_days.saturating_mul(86_400));
+        index::prune(&conn, cutoff).map_err(|e| SignerError::db(path, e))
+    }
+}
+
+impl Drop for TraceLog {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued and stop; the indexer then
+        // stores the rest and stops.
+        drop(self.sender.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        if let Some(indexer) = self.indexer.take() {
+            let _ = indexer.join();
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// A segment found at start: reused, unless a crash left it short (it was being created and
+/// never held a frame), then made anew.
+fn reuse_or_recreate(path: &Path) -> io::Result<Segment> {
+    if std::fs::metadata(path)?.len() < journal::SEGMENT_BYTES {
+        std::fs::remove_file(path)?;
+        return Segment::create(path);
+    }
+    Segment::reuse(path)
+}
+
+/// A new segment under the first free name.
+fn create_segment(dir: &Path) -> io::Result<Segment> {
+    let path = (0..)
+        .map(|i| journal::segment_path(dir, i))
+        .find(|p| !p.exists())
+        .ok_or_else(|| io::Error::other("no segment name left"))?;
+    Segment::create(&path)
+}
+
+/// The writer thread's state: the segment it writes, the spare it switches to when that is
+/// full, and the channel to the indexer.
+struct Writer {
+    current: Segment,
+    spare: std_mpsc::Receiver<Segment>,
+    to_index: std_mpsc::Sender<ToIndexer>,
+    next_seq: u64,
+    encoded: Vec<u8>,
+}
+
+impl Writer {
+    /// Writes `batch` as the next frame; returns it once it is on disk.
+    fn write(&mut self, batch: &[Job]) -> io::Result<Frame> {
+        let mut records = String::with_capacity(batch.iter().map(|(_, l, _)| l.len() + 1).sum());
+        let (mut first_at, mut last_at) = (u64::MAX, 0);
+        for (at, line, _) in batch {
+            first_at = first_at.min(*at);
+            last_at = last_at.max(*at);
+            records.push_str(line);
+            records.push('\n');
+        }
+        let frame = Frame {
+            seq: self.next_seq,
+            first_at,
+            last_at,
+            count: u32::try_from(batch.len()).unwrap_or(u32::MAX),
+            records,
+        };
+        journal::encode(&frame, &mut self.encoded)?;
+        if !self.current.fits(self.encoded.len()) {
+            if self.encoded.len() as u64 > journal::SEGMENT_BYTES {
+                return Err(io::Error::other(
+                    "trace batch larger than a journal segment",
+                ));
+            }
+            let next = self.spare.recv_timeout(SPARE_WAIT).map_err(|e| match e {
+                std_mpsc::RecvTimeoutError::Timeout => {
+                    io::Error::other("trace journal full: the trace database has not taken records")
+                }
+                std_mpsc::RecvTimeoutError::Disconnected => {
+                    io::Error::other("trace indexer stopped")
+                }
+            })?;
+            let full = std::mem::replace(&mut self.current, next);
+            let _ = self.to_index.send(ToIndexer::Retired(full));
+        }
+        self.current.append(&self.encoded, frame.seq)?;
+        self.next_seq += 1;
+        Ok(frame)
+    }
+}
+
+fn write_loop(mut receiver: mpsc::Receiver<Job>, mut writer: Writer) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let written = writer.write(&batch);
+        let result = written.as_ref().map(|_| ()).map_err(ToString::to_string);
+        for (_, _, done) in batch.drain(..) {
+            let _ = done.send(result.clone());
+        }
+        if let Ok(frame) = written {
+            let _ = writer.to_index.send(ToIndexer::Frame(frame));
+        }
+    }
+    let _ = writer.to_index.send(ToIndexer::Retired(writer.current));
+}
+
+/// The indexer thread's state.
+struct Indexer {
+    conn: rusqlite::Connection,
+    dir: PathBuf,
+    /// Segments all of whose frames are in SQLite, not handed to the writer.
+    free: Vec<Segment>,
+    /// Segments in all (current, spare, retired, free).
+    total: usize,
+    spare: std_mpsc::SyncSender<Segment>,
+    /// Whether the writer has a spare waiting (it takes it when it retires a segment).
+    spare_ready: bool,
+    /// The journal's limit, in segments.
+    max_segments: usize,
+    retired: Vec<Segment>,
+    pending: Vec<Frame>,
+    /// Whether the last store failed (logged once until it works again).
+    failing: bool,
+}
+
+impl Indexer {
+    fn run(mut self, from_writer: &std_mpsc::Receiver<ToIndexer>) {
+        let mut open = true;
+        let mut checkpointed = Instant::now();
+        while open {
+            let deadline = Instant::now() + INDEX_INTERVAL;
+            while let Some(wait) = deadline.checked_duration_since(Instant::now()) {
+                match from_writer.recv_timeout(wait) {
+                    Ok(ToIndexer::Frame(frame)) => self.pending.push(frame),
+                    Ok(ToIndexer::Retired(segment)) => {
+                        self.retired.push(segment);
+                        self.spare_ready = false;
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => break,
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            self.store();
+            self.recycle();
+            if checkpointed.elapsed() >= CHECKPOINT_INTERVAL {
+                let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+                checkpointed = Instant::now();
+            }
+        }
+        // The writer has stopped; whatever could not be stored stays in the journal and is
+        // replayed at the next start.
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+
+    fn store(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        match index::store(&mut self.conn, &self.pending) {
+            Ok(()) => {
+                if self.failing {
+                    tracing::info!("trace index: storing works again");
+                }
+                self.failing = false;
+                self.pending.clear();
+            }
+            Err(error) => {
+                if !self.failing {
+                    tracing::warn!(%error, "trace index: storing failed; the records are safe in the journal, retrying");
+                }
+                self.failing = true;
+            }
+        }
+    }
+
+    /// Frees the retired segments that are all in SQLite and makes sure the writer has a
+    /// spare (creating a segment if none is free and the journal may grow).
+    fn recycle(&mut self) {
+        let applied = match index::applied(&self.conn) {
+            Ok(applied) => applied,
+            Err(_) => return,
+        };
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retired)
+            .into_iter()
+            .partition(|s| s.last_seq <= applied);
+        self.retired = waiting;
+        for mut segment in done {
+            segment.rewind();
+            self.free.push(segment);
+        }
+        if self.spare_ready {
+            return;
+        }
+        let segment = match self.free.pop() {
+            Some(segment) => segment,
+            None if self.total < self.max_segments => match create_segment(&self.dir) {
+                Ok(segment) => {
+                    self.total += 1;
+                    segment
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "trace journal: cannot create a segment");
+                    return;
+                }
+            },
+            None => return,
+        };
+        match self.spare.try_send(segment) {
+            Ok(()) => self.spare_ready = true,
+            Err(std_mpsc::TrySendError::Full(segment)) => {
+                self.spare_ready = true;
+                self.free.push(segment);
+            }
+            Err(std_mpsc::TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// The records in `since..=until` (by their time) that satisfy `keep`: those in SQLite and
+/// those only in the journal so far.
+fn scan(
+    path: &Path,
+    since: u64,
+    until: u64,
+    keep: impl Fn(&TraceRecord) -> bool,
+) -> Result<Vec<TraceRecord>, SignerError> {
+    let mut conn = index::open(path)?;
+    // Read the journal beyond the mark first, then the database: a frame stored (and its
+    // segment reused) in between is then in the database's snapshot.
+    let before = index::applied(&conn).map_err(|e| SignerError::db(path, e))?;
+    let dir = journal::directory(path);
+    let journal = journal::read_after(&dir, before).map_err(|e| SignerError::io(&dir, &e))?;
+    let (rows, applied) =
+        index::rows_between(&mut conn, since, until).map_err(|e| SignerError::db(path, e))?;
+    let recent = journal
+        .iter()
+        .filter(|f| f.seq > applied && f.last_at >= since && f.first_at <= until)
+        .map(|f| f.records.as_str());
+    let mut found = Vec::new();
+    for text in rows.iter().map(String::as_str).chain(recent) {
+        for line in text.lines() {
+            let record: TraceRecord = serde_json::from_str(line)
+                .map_err(|e| SignerError::db(path, format!("corrupt trace record: {e}")))?;
+            if (since..=until).contains(&record.at) && keep(&record) {
+                found.push(record);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Records for one origid (case-insensitive), over the whole log.
+pub fn lookup_origid(path: &Path, origid: &str) -> Result<Vec<TraceRecord>, SignerError> {
+    lookup_origid_between(path, origid, 0, i64::MAX as u64)
+}
+
+/// Records for one origid (case-insensitive) between `since` and `until` (inclusive).
+pub fn lookup_origid_between(
+    path: &Path,
+    origid: &str,
+    since: u64,
+    until: u64,
+) -> Result<Vec<TraceRecord>, SignerError> {
+    scan(path, since, until, |r| {
+        r.origid
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case(origid))
+    })
+}
+
+/// Records of calls from or to `tn` between `since` and `until` (inclusive).
+pub fn lookup_tn(
+    path: &Path,
+    tn: &str,
+    since: u64,
+    until: u64,
+) -> Result<Vec<TraceRecord>, SignerError> {
+    scan(path, since, until, |r| {
+        r.orig == tn || r.dest.iter().any(|d| d == tn)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: u64) -> TraceRecord {
+        TraceRecord {
+            at: 1000 + i,
+            request_id: format!("r{i}"),
+            outcome: "signed".into(),
+            message_id: None,
+            origid: Some(format!("00000000-0000-4000-8000-{i:012}")),
+            orig: "12155551212".into(),
+            dest: vec!["12125551213".into(), format!("1212555{i:04}")],
+            attest: Some("A".into()),
+            customer: Some("c1".into()),
+            client: "test".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_records_are_all_durable_and_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.sqlite");
+        let log = std::sync::Arc::new(TraceLog::open(&path).unwrap());
+        let mut tasks = Vec::new();
+        for i in 0..500 {
+            let log = std::sync::Arc::clone(&log);
+            tasks.push(tokio::spawn(async move { log.record(record(i)).await }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        // Readable from another connection right away: committed, not just queued.
+        let found = lookup_origid(&path, "00000000-0000-4000-8000-000000000042").unwrap();
+        assert_eq!(found, vec![record(42)]);
+        assert_eq!(
+            lookup_tn(&path, "12155551212", 1000, 1099).unwrap().len(),
+            100
+        );
+        assert_eq!(
+            lookup_tn(&path, "12125550007", 0, u64::MAX >> 1).unwrap(),
+            vec![record(7)]
+        );
+        // Batches mix times: pruning deletes a batch only when all of it is past the
+        // retention, so it may keep a few old records longer, never delete a recent one.
+        let pruned = TraceLog::prune(&path, 1, 86_400 + 1100).unwrap();
+        assert!(pruned <= 100, "{pruned}");
+        let left = lookup_tn(&path, "12155551212", 0, 5000).unwrap();
+        assert_eq!(left.iter().filter(|r| r.at >= 1100).count(), 400);
+        assert_eq!(left.len(), 500 - pruned);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruning_deletes_what_is_older_than_the_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.sqlite");
+        let log = TraceLog::open(&path).unwrap();
+        for i in 0..50 {
+            log.record(record(i * 86_400)).await.unwrap();
+        }
+        drop(log);
+        // Keep 10 days at day 49: days 39..=49 stay.
+        assert_eq!(TraceLog::prune(&path, 10, 1000 + 49 * 86_400).unwrap(), 39);
+        assert_eq!(
+            lookup_tn(&path, "12155551212", 0, u64::MAX >> 2)
+                .unwrap()
+                .len(),
+            11
+        );
+        assert_eq!(TraceLog::prune(&path, 10, 1000 + 49 * 86_400).unwrap(), 0);
+        assert_eq!(TraceLog::prune(&path, 0, u64::MAX >> 2).unwrap(), 11);
+    }
+
+    /// Writes `records` into the journal as frames numbered from `seq`, one record each, as a
+    /// signer that crashed before its indexer ran would have left them.
+    fn journal_only(path: &Path, seq: u64, records: &[TraceRecord]) {
+        let dir = journal::directory(path);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut segment = match journal::segments(&dir).unwrap().first() {
+            Some(existing) => Segment::reuse(existing).unwrap(),
+            None => Segment::create(&journal::segment_path(&dir, 0)).unwrap(),
+        };
+        let mut encoded = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            let frame = Frame {
+                seq: seq + i as u64,
+                first_at: record.at,
+                last_at: record.at,
+                count: 1,
+                records: serde_json::to_string(record).unwrap() + "\n",
+            };
+            journal::encode(&frame, &mut encoded).unwrap();
+            segment.append(&encoded, frame.seq).unwrap();
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_only_in_the_journal_are_found_then_replayed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.sqlite");
+        // A first run stores records 0..3 and stops cleanly.
+        let log = TraceLog::open(&path).unwrap();
+        for i in 0..3 {
+            log.record(record(i)).await.unwrap();
+        }
+        drop(log);
+        assert_eq!(index::applied(&index::open(&path).unwrap()).unwrap(), 3);
+        // A second run got 3..6 into the journal and crashed before indexing them.
+        let crashed: Vec<_> = (3..6).map(record).collect();
+        journal_only(&path, 4, &crashed);
+        // Lookups see them before any restart.
+        let found = lookup_tn(&path, "12155551212", 0, u64::MAX >> 2).unwrap();
+        assert_eq!(found, (0..6).map(record).collect::<Vec<_>>());
+        // The restart replays them into the database, once, and numbering goes on after them.
+        let log = TraceLog::open(&path).unwrap();
+        assert_eq!(index::applied(&index::open(&path).unwrap()).unwrap(), 6);
+        log.record(record(6)).await.unwrap();
+        drop(log);
+        assert_eq!(index::applied(&index::open(&path).unwrap()).unwrap(), 7);
+        let found = lookup_tn(&path, "12155551212", 0, u64::MAX >> 2).unwrap();
+        assert_eq!(found, (0..7).map(record).collect::<Vec<_>>());
+        let log = TraceLog::open(&path).unwrap();
+        drop(log);
+        assert_eq!(
+            lookup_tn(&path, "12155551212", 0, u64::MAX >> 2)
+                .unwrap()
+                .len(),
+            7
+        );
+    }
+
+    #[test]
+    fn a_second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.sqlite");
+        let log = TraceLog::open(&path).unwrap();
+        let err = TraceLog::open(&path).unwrap_err();
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
+        drop(log);
+        drop(TraceLog::open(&path).unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn segments_are_reused_once_their_records_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.sqlite");
+        let log = TraceLog::open(&path).unwrap();
+        // One record a frame, one frame a 4 KiB block: three segments' worth.
+        let frames_per_segment = journal::SEGMENT_BYTES / journal::BLOCK;
+        let n = 3 * frames_per_segment + 10;
+        for i in 0..n {
+            log.record(record(i)).await.unwrap();
+        }
+        let segments = journal::segments(&journal::directory(&path)).unwrap().len();
+        assert!(
+            (2..=4).contains(&segments),
+            "{segments} segments for three segments' worth of frames"
+        );
+        let found = lookup_tn(&path, "12155551212", 0, u64::MAX >> 2).unwrap();
+        assert_eq!(found.len() as u64, n);
+        assert_eq!(found.last(), Some(&record(n - 1)));
+        drop(log);
+        assert_eq!(index::applied(&index::open(&path).unwrap()).unwrap(), n);
+    }
+}
