@@ -234,27 +234,67 @@ pub(super) struct SegmentScan {
     pub(super) last_seq: u64,
 }
 
+/// Where a segment's bytes are read from: its file, or (for inspection and fuzzing) a copy in
+/// memory.
+pub(super) trait Source {
+    /// Its length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Fills `buf` from `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+}
+
+impl Source for File {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.read_exact_at(buf, offset)
+    }
+}
+
+impl Source for [u8] {
+    fn len(&self) -> io::Result<u64> {
+        Ok(<[u8]>::len(self) as u64)
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let bytes = start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
 /// Reads the chain of intact frames of the segment at `path`, keeping (and reading the records
 /// of) those numbered above `after`. Stops at the first frame that is not intact or does not
 /// follow its predecessor; never fails on content, only on I/O.
 pub(super) fn read_segment(path: &Path, after: u64) -> io::Result<SegmentScan> {
-    let file = File::open(path)?;
-    let size = file.metadata()?.len();
+    read_chain(&File::open(path)?, after)
+}
+
+/// [`read_segment`] over any [`Source`].
+pub(super) fn read_chain<S: Source + ?Sized>(source: &S, after: u64) -> io::Result<SegmentScan> {
+    let size = source.len()?;
     let mut scan = SegmentScan::default();
     let mut offset = 0u64;
     let mut header = [0u8; HEADER];
     while offset + HEADER as u64 <= size {
-        file.read_exact_at(&mut header, offset)?;
+        source.read_at(&mut header, offset)?;
         let Some(h) = parse_header(&header) else {
             break;
         };
         let end = offset + HEADER as u64 + u64::from(h.len);
-        if end > size || (scan.last_seq != 0 && h.seq != scan.last_seq + 1) || h.seq == 0 {
+        if end > size
+            || (scan.last_seq != 0 && h.seq != scan.last_seq.wrapping_add(1))
+            || h.seq == 0
+        {
             break;
         }
         if h.seq > after {
             let mut payload = vec![0u8; h.len as usize];
-            file.read_exact_at(&mut payload, offset + HEADER as u64)?;
+            source.read_at(&mut payload, offset + HEADER as u64)?;
             let mut crc = crc32fast::Hasher::new();
             if let Some((covered, _)) = header.split_first_chunk::<36>() {
                 crc.update(covered);
