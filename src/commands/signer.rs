@@ -169,9 +169,11 @@ pub(crate) fn run_signer(command: SignerCommand) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
         tracing::info!(%address, tls = tls.is_some(), certificate = %credentials.subject, "signer listening");
 
-        tokio::spawn(reload_on_sighup(config.clone(), Arc::clone(&state)));
+        tokio::spawn(reload_on_sighup(hangup, config.clone(), Arc::clone(&state)));
         tokio::spawn(prune_hourly(config.clone()));
         service::serve(listener, Arc::clone(&state), tls, super::repo::shutdown_signal()).await;
         tracing::info!("signer stopped");
@@ -180,11 +182,13 @@ pub(crate) fn run_signer(command: SignerCommand) -> Result<ExitCode> {
     })
 }
 
-async fn reload_on_sighup(config: SignerConfig, state: Arc<SignerState>) {
-    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        return;
-    };
+/// Reloads on each SIGHUP received by `hangup`, which is installed before the service says it
+/// is listening (a SIGHUP before that would otherwise end the process).
+async fn reload_on_sighup(
+    mut hangup: tokio::signal::unix::Signal,
+    config: SignerConfig,
+    state: Arc<SignerState>,
+) {
     while hangup.recv().await.is_some() {
         match signer::credentials::load(&config).await {
             Ok(credentials) => {

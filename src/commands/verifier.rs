@@ -113,19 +113,23 @@ pub(crate) fn run(command: VerifierCommand) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
         tracing::info!(%address, tls = tls.is_some(), "verifier listening");
-        tokio::spawn(reload_on_sighup(config.clone(), Arc::clone(&state)));
+        tokio::spawn(reload_on_sighup(hangup, config.clone(), Arc::clone(&state)));
         service::serve(listener, state, tls, super::repo::shutdown_signal()).await;
         tracing::info!("verifier stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
 
-async fn reload_on_sighup(config: VerifierConfig, state: Arc<VerifierState>) {
-    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        return;
-    };
+/// Reloads on each SIGHUP received by `hangup`, which is installed before the service says it
+/// is listening (a SIGHUP before that would otherwise end the process).
+async fn reload_on_sighup(
+    mut hangup: tokio::signal::unix::Signal,
+    config: VerifierConfig,
+    state: Arc<VerifierState>,
+) {
     while hangup.recv().await.is_some() {
         match (load_anchors(&config), load_crls(&config)) {
             (Ok(anchors), Ok(crls)) => {

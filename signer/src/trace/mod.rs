@@ -185,6 +185,7 @@ impl TraceLog {
             spare: spare_sender,
             spare_ready: true,
             max_segments,
+            applied: next_seq - 1,
             retired: Vec::new(),
             pending: Vec::new(),
             failing: false,
@@ -362,6 +363,8 @@ struct Indexer {
     spare_ready: bool,
     /// The journal's limit, in segments.
     max_segments: usize,
+    /// The number of the last frame stored in SQLite.
+    applied: u64,
     retired: Vec<Segment>,
     pending: Vec<Frame>,
     /// Whether the last store failed (logged once until it works again).
@@ -406,6 +409,9 @@ impl Indexer {
         }
         match index::store(&mut self.conn, &self.pending) {
             Ok(()) => {
+                if let Some(last) = self.pending.last() {
+                    self.applied = last.seq;
+                }
                 if self.failing {
                     tracing::info!("trace index: storing works again");
                 }
@@ -424,10 +430,7 @@ impl Indexer {
     /// Frees the retired segments that are all in SQLite and makes sure the writer has a
     /// spare (creating a segment if none is free and the journal may grow).
     fn recycle(&mut self) {
-        let applied = match index::applied(&self.conn) {
-            Ok(applied) => applied,
-            Err(_) => return,
-        };
+        let applied = self.applied;
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retired)
             .into_iter()
             .partition(|s| s.last_seq <= applied);
