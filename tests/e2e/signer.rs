@@ -186,15 +186,14 @@ async fn a_trace_database_outage_fills_the_journal_then_signing_stops_with_pol50
     conn.execute_batch("CREATE TRIGGER fail BEFORE INSERT ON trace_batch BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;").unwrap();
     // While the database refuses records, calls are still signed: each record is durable in
     // the journal (one call at a time: one 4 KiB frame each) until the journal is full.
+    let addr = s.addr;
+    let sign_a_call = move || async move {
+        let body = request("A", "12155551212", "12125551213", "");
+        post_json(addr, "/stir/v1/signing", &body, &[]).await
+    };
     let mut signed = 0usize;
     let refused = loop {
-        let reply = post_json(
-            s.addr,
-            "/stir/v1/signing",
-            &request("A", "12155551212", "12125551213", ""),
-            &[],
-        )
-        .await;
+        let reply = sign_a_call().await;
         if reply.status != 200 {
             break reply;
         }
@@ -225,13 +224,7 @@ async fn a_trace_database_outage_fills_the_journal_then_signing_stops_with_pol50
     conn.execute_batch("DROP TRIGGER fail").unwrap();
     let mut resumed = false;
     for _ in 0..50 {
-        let reply = post_json(
-            s.addr,
-            "/stir/v1/signing",
-            &request("A", "12155551212", "12125551213", ""),
-            &[],
-        )
-        .await;
+        let reply = sign_a_call().await;
         if reply.status == 200 {
             resumed = true;
             signed += 1;
