@@ -102,21 +102,17 @@ pub(crate) fn run(command: LoadCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        LoadCommand::Sign(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(args.drive.threads.max(1))
-                .enable_all()
-                .build()?;
-            runtime.block_on(load_sign(args))
-        }
-        LoadCommand::Verify(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(args.drive.threads.max(1))
-                .enable_all()
-                .build()?;
-            runtime.block_on(load_verify(args))
-        }
+        LoadCommand::Sign(args) => generator_runtime(&args.drive)?.block_on(load_sign(args)),
+        LoadCommand::Verify(args) => generator_runtime(&args.drive)?.block_on(load_verify(args)),
     }
+}
+
+/// The load generator's runtime: `--threads` workers.
+fn generator_runtime(drive: &Drive) -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(drive.threads.max(1))
+        .enable_all()
+        .build()?)
 }
 
 /// Raw ECDSA P-256 sign and verify operations per second on one core.

@@ -165,12 +165,7 @@ pub(crate) fn run_signer(command: SignerCommand) -> Result<ExitCode> {
         }
         let pruned = TraceLog::prune(&config.trace_db, config.trace_retention_days, now)?;
         tracing::info!(pruned, "trace log pruned");
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let address = listener.local_addr()?;
-        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .context("installing the SIGHUP handler")?;
+        let (listener, address, hangup) = super::listen(config.listen).await?;
         tracing::info!(%address, tls = tls.is_some(), certificate = %credentials.subject, "signer listening");
 
         tokio::spawn(reload_on_sighup(hangup, config.clone(), Arc::clone(&state)));

@@ -109,12 +109,7 @@ pub(crate) fn run(command: VerifierCommand) -> Result<ExitCode> {
                 Err(error) => tracing::warn!(%x5u, %error, "warm-up failed"),
             }
         }
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let address = listener.local_addr()?;
-        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .context("installing the SIGHUP handler")?;
+        let (listener, address, hangup) = super::listen(config.listen).await?;
         tracing::info!(%address, tls = tls.is_some(), "verifier listening");
         tokio::spawn(reload_on_sighup(hangup, config.clone(), Arc::clone(&state)));
         service::serve(listener, state, tls, super::repo::shutdown_signal()).await;
