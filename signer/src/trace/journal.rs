@@ -53,7 +53,7 @@ pub(super) struct Frame {
 }
 
 /// The journal directory of a trace database.
-pub fn directory(trace_db: &Path) -> PathBuf {
+pub(super) fn directory(trace_db: &Path) -> PathBuf {
     let mut name = trace_db.as_os_str().to_owned();
     name.push(".journal");
     PathBuf::from(name)

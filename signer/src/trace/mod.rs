@@ -40,8 +40,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::SignerError;
 use journal::{Frame, Segment};
 
-pub use journal::directory as journal_directory;
-
 /// Default retention of trace records, in days.
 pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 const QUEUE: usize = 65_536;
@@ -467,6 +465,17 @@ impl Indexer {
     }
 }
 
+/// The records in `text`, one JSON object a line (as the journal and the database hold them).
+fn parse_lines<'a>(
+    path: &'a Path,
+    text: &'a str,
+) -> impl Iterator<Item = Result<TraceRecord, SignerError>> + 'a {
+    text.lines().map(move |line| {
+        serde_json::from_str(line)
+            .map_err(|e| SignerError::db(path, format!("corrupt trace record: {e}")))
+    })
+}
+
 /// The records in `since..=until` (by their time) that satisfy `keep`: those in SQLite and
 /// those only in the journal so far.
 fn scan(
@@ -489,9 +498,8 @@ fn scan(
         .map(|f| f.records.as_str());
     let mut found = Vec::new();
     for text in rows.iter().map(String::as_str).chain(recent) {
-        for line in text.lines() {
-            let record: TraceRecord = serde_json::from_str(line)
-                .map_err(|e| SignerError::db(path, format!("corrupt trace record: {e}")))?;
+        for record in parse_lines(path, text) {
+            let record = record?;
             if (since..=until).contains(&record.at) && keep(&record) {
                 found.push(record);
             }
@@ -508,11 +516,8 @@ pub fn journal_segment_records(bytes: &[u8]) -> Result<Vec<TraceRecord>, SignerE
     let scan = journal::read_chain(bytes, 0).map_err(|e| SignerError::io(image, &e))?;
     let mut records = Vec::new();
     for frame in &scan.frames {
-        for line in frame.records.lines() {
-            records.push(
-                serde_json::from_str(line)
-                    .map_err(|e| SignerError::db(image, format!("corrupt trace record: {e}")))?,
-            );
+        for record in parse_lines(image, &frame.records) {
+            records.push(record?);
         }
     }
     Ok(records)
