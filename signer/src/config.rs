@@ -253,6 +253,14 @@ mod tests {
             .unwrap()
             .check()
             .is_err());
+        let journal = |mib: u64| {
+            toml::from_str::<SignerConfig>(&format!("{base}trace_journal_max_mib = {mib}\n"))
+                .unwrap()
+                .check()
+        };
+        assert!(journal(8).is_err(), "smaller than two segments");
+        assert!(journal(16).is_ok());
+        assert!(journal(2 << 20).is_err());
         let cert_client =
             format!("{base}[[clients]]\nname = \"sbc\"\ncertificate_sha256 = \"ab\"\n");
         assert!(toml::from_str::<SignerConfig>(&cert_client)
