@@ -31,6 +31,26 @@ pub(crate) fn request(attest: &str, orig: &str, dest: &str, extra: &str) -> Stri
     )
 }
 
+/// A registry in `dir` holding `REGISTRY_CSV`.
+fn test_registry(dir: &std::path::Path) -> Registry {
+    let mut registry = Registry::open(&dir.join("registry.sqlite")).unwrap();
+    let mut progress = |_| {};
+    import(
+        &mut registry,
+        REGISTRY_CSV.as_bytes(),
+        ImportOptions {
+            mode: ImportMode::Merge,
+            plan: None,
+            secret: None,
+            actor: "test",
+            now: 1,
+            progress: &mut progress,
+        },
+    )
+    .unwrap();
+    registry
+}
+
 struct FailingRegistry;
 
 impl NumberLookup for FailingRegistry {
@@ -55,21 +75,7 @@ struct Running {
 
 async fn start(outage: bool, clients: Vec<Client>, policy: PolicyConfig) -> Running {
     let dir = tempdir();
-    let mut registry = Registry::open(&dir.path().join("registry.sqlite")).unwrap();
-    let mut progress = |_| {};
-    import(
-        &mut registry,
-        REGISTRY_CSV.as_bytes(),
-        ImportOptions {
-            mode: ImportMode::Merge,
-            plan: None,
-            secret: None,
-            actor: "test",
-            now: 1,
-            progress: &mut progress,
-        },
-    )
-    .unwrap();
+    let registry = test_registry(dir.path());
     let lookup: Arc<dyn NumberLookup> = if outage {
         Arc::new(FailingRegistry)
     } else {
@@ -519,21 +525,7 @@ mod mutual_tls {
         tokio::sync::oneshot::Sender<()>,
     ) {
         let dir = tempdir();
-        let mut registry = Registry::open(&dir.path().join("registry.sqlite")).unwrap();
-        let mut progress = |_| {};
-        import(
-            &mut registry,
-            REGISTRY_CSV.as_bytes(),
-            ImportOptions {
-                mode: ImportMode::Merge,
-                plan: None,
-                secret: None,
-                actor: "test",
-                now: 1,
-                progress: &mut progress,
-            },
-        )
-        .unwrap();
+        let registry = super::test_registry(dir.path());
         let client = signer::config::ClientSection {
             name: "sbc-1".into(),
             ips: vec![],
