@@ -53,6 +53,24 @@ pub fn path(relative: &str) -> PathBuf {
     pki_dir().join(relative)
 }
 
+/// Runs the `openssl` command in `dir` (tests use it as an independent checker); whether it
+/// succeeded, and what it printed (stdout, then stderr). Panics if `openssl` cannot run, so a
+/// missing install fails the test loudly.
+#[allow(clippy::panic)] // test support: a missing checker must fail the test, not pass it
+pub fn openssl(args: &[&str], dir: &Path) -> (bool, String) {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl is needed by this test and did not run: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
 /// One malformed certificate per linter rule: file stem, rule, what is wrong.
 pub const MALFORMED: [(&str, Rule, &str); 16] = [
     ("parse", Rule::Parse, "the DER is cut off after 100 bytes"),

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use ca_tools::lint::{self, Rule, Severity};
 use certs_test::{path, pki_dir, MALFORMED, T0};
@@ -109,17 +108,7 @@ fn valid_certificates_lint_without_errors() {
 }
 
 fn openssl(args: &[&str]) -> (bool, String) {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(pki_dir())
-        .output()
-        .unwrap_or_else(|e| panic!("openssl is needed by this test and did not run: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    certs_test::openssl(args, &pki_dir())
 }
 
 #[test]

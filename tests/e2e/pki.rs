@@ -16,20 +16,6 @@ fn ok(args: &[&str]) -> String {
     stdout(&output)
 }
 
-fn openssl_output(args: &[&str], dir: &Path) -> (bool, String) {
-    let output = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl is needed by this test and did not run: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
 #[test]
 fn issue_revoke_and_publish_a_crl_checked_by_openssl() {
     let dir = tempdir();
@@ -116,7 +102,7 @@ fn issue_revoke_and_publish_a_crl_checked_by_openssl() {
         ],
         d,
     );
-    let (ok_text, text) = openssl_output(
+    let (ok_text, text) = certs_test::openssl(
         &[
             "x509",
             "-in",
@@ -161,9 +147,9 @@ fn issue_revoke_and_publish_a_crl_checked_by_openssl() {
         "--out",
         &p("intermediate.crl"),
     ]);
-    let (_, serial) = openssl_output(&["x509", "-in", "chain.pem", "-noout", "-serial"], d);
+    let (_, serial) = certs_test::openssl(&["x509", "-in", "chain.pem", "-noout", "-serial"], d);
     let serial = serial.trim().trim_start_matches("serial=").to_owned();
-    let (crl_ok, crl) = openssl_output(
+    let (crl_ok, crl) = certs_test::openssl(
         &[
             "crl",
             "-inform",
@@ -201,7 +187,7 @@ fn issue_revoke_and_publish_a_crl_checked_by_openssl() {
         .concat(),
     )
     .unwrap();
-    let (verified, text) = openssl_output(
+    let (verified, text) = certs_test::openssl(
         &[
             "verify",
             "-crl_check",
