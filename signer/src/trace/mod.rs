@@ -24,6 +24,7 @@
 //! limit; then a request waits at most a second for room and fails, and signing resumes
 //! when SQLite works again. Nothing acknowledged is lost.
 
+mod filter;
 mod index;
 mod journal;
 
@@ -482,6 +483,7 @@ fn scan(
     path: &Path,
     since: u64,
     until: u64,
+    key: filter::Key<'_>,
     keep: impl Fn(&TraceRecord) -> bool,
 ) -> Result<Vec<TraceRecord>, SignerError> {
     let mut conn = index::open(path)?;
@@ -491,7 +493,7 @@ fn scan(
     let dir = journal::directory(path);
     let journal = journal::read_after(&dir, before).map_err(|e| SignerError::io(&dir, &e))?;
     let (rows, applied) =
-        index::rows_between(&mut conn, since, until).map_err(|e| SignerError::db(path, e))?;
+        index::rows_between(&mut conn, since, until, key).map_err(|e| SignerError::db(path, e))?;
     let recent = journal
         .iter()
         .filter(|f| f.seq > applied && f.last_at >= since && f.first_at <= until)
@@ -535,7 +537,7 @@ pub fn lookup_origid_between(
     since: u64,
     until: u64,
 ) -> Result<Vec<TraceRecord>, SignerError> {
-    scan(path, since, until, |r| {
+    scan(path, since, until, filter::Key::Origid(origid), |r| {
         r.origid
             .as_deref()
             .is_some_and(|o| o.eq_ignore_ascii_case(origid))
@@ -549,7 +551,7 @@ pub fn lookup_tn(
     since: u64,
     until: u64,
 ) -> Result<Vec<TraceRecord>, SignerError> {
-    scan(path, since, until, |r| {
+    scan(path, since, until, filter::Key::Tn(tn), |r| {
         r.orig == tn || r.dest.iter().any(|d| d == tn)
     })
 }
