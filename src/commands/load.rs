@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -152,16 +152,33 @@ pub(crate) fn baseline(period: Duration) -> Result<(f64, f64)> {
 /// A keep-alive HTTP/1.1 connection that sends one request at a time (no pipelining) and
 /// reads the response by its Content-Length: the least work a client can do, so that the
 /// generator takes as little CPU as possible from the service it measures.
+///
+/// The socket asks the kernel to time-stamp what it receives (`SO_TIMESTAMPNS`), so each
+/// answer also has the time its last bytes reached this machine's socket: the "wire" latency,
+/// which does not include how long the generator's own threads took to get to it.
 struct Connection {
     stream: tokio::net::TcpStream,
     buffer: Vec<u8>,
     request: Vec<u8>,
 }
 
+/// What one exchange gave: the response's status and when its last bytes arrived (kernel
+/// receive time-stamp, if the kernel gave one).
+struct Answer {
+    status: u16,
+    arrived: Option<SystemTime>,
+}
+
 impl Connection {
     async fn open(addr: SocketAddr) -> Result<Self> {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
+        nix::sys::socket::setsockopt(
+            &stream,
+            nix::sys::socket::sockopt::ReceiveTimestampns,
+            &true,
+        )
+        .context("SO_TIMESTAMPNS")?;
         Ok(Self {
             stream,
             buffer: Vec::with_capacity(4096),
@@ -169,9 +186,9 @@ impl Connection {
         })
     }
 
-    /// Sends a POST and returns the response status.
-    async fn post(&mut self, path: &str, body: &str) -> Result<u16> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// Sends a POST and returns the response status and arrival time.
+    async fn post(&mut self, path: &str, body: &str) -> Result<Answer> {
+        use tokio::io::AsyncWriteExt;
         self.request.clear();
         self.request.extend_from_slice(
             format!("POST {path} HTTP/1.1\r\nHost: load\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len())
@@ -180,12 +197,19 @@ impl Connection {
         self.request.extend_from_slice(body.as_bytes());
         self.stream.write_all(&self.request).await?;
         self.buffer.clear();
+        let mut arrived = None;
         loop {
             let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await?;
+            let (n, stamp) = self
+                .stream
+                .async_io(tokio::io::Interest::READABLE, || {
+                    receive(&self.stream, &mut chunk)
+                })
+                .await?;
             if n == 0 {
                 bail!("connection closed");
             }
+            arrived = stamp.or(arrived);
             self.buffer
                 .extend_from_slice(chunk.get(..n).unwrap_or_default());
             let Some(end) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -207,10 +231,39 @@ impl Connection {
                 .and_then(|(_, v)| v.trim().parse().ok())
                 .unwrap_or(0);
             if self.buffer.len() >= end + 4 + length {
-                return Ok(status);
+                return Ok(Answer { status, arrived });
             }
         }
     }
+}
+
+/// One non-blocking `recvmsg`: the bytes read and the kernel's receive time-stamp of the last
+/// of them.
+fn receive(
+    stream: &tokio::net::TcpStream,
+    chunk: &mut [u8],
+) -> std::io::Result<(usize, Option<SystemTime>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let mut iov = [std::io::IoSliceMut::new(chunk)];
+    let message = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_DONTWAIT,
+    )?;
+    let stamp = message.cmsgs().ok().and_then(|mut cmsgs| {
+        cmsgs.find_map(|c| match c {
+            ControlMessageOwned::ScmTimestampns(t) => {
+                let secs = u64::try_from(t.tv_sec()).ok()?;
+                let nanos = u32::try_from(t.tv_nsec()).ok()?;
+                Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
+            }
+            _ => None,
+        })
+    });
+    Ok((message.bytes, stamp))
 }
 
 fn target(url: &str) -> Result<(SocketAddr, String)> {
@@ -227,8 +280,16 @@ fn target(url: &str) -> Result<(SocketAddr, String)> {
     Ok((addr, path))
 }
 
+/// Latency histograms (microseconds, from when each request was due).
+struct Latencies {
+    /// Until the generator had read the whole answer.
+    client: Histogram<u64>,
+    /// Until the answer's last bytes reached the socket (kernel time-stamp).
+    wire: Histogram<u64>,
+}
+
 struct Shared {
-    histogram: Mutex<Histogram<u64>>,
+    latencies: Mutex<Latencies>,
     ok: AtomicU64,
     refused: AtomicU64,
     failed: AtomicU64,
@@ -305,6 +366,51 @@ async fn load_verify(args: VerifyLoadArgs) -> Result<ExitCode> {
     .await
 }
 
+/// The open loop's schedule: request `i` is due at the start of millisecond
+/// `floor(i * 1000 / rate)`. A thread releases each millisecond's requests on time (a permit
+/// each); tokio's timer would release them up to 1-2 ms late (it rounds to whole milliseconds
+/// twice), and that lateness would count as latency of the service.
+struct Pacer {
+    release: Arc<tokio::sync::Semaphore>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Pacer {
+    fn start(rate: f64, start: Instant, deadline: Instant) -> Self {
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let permits = Arc::clone(&release);
+        let thread = std::thread::spawn(move || {
+            let mut released = 0u64;
+            for tick in 0u64.. {
+                let at = start + Duration::from_millis(tick);
+                if at >= deadline || permits.is_closed() {
+                    break;
+                }
+                if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                // Requests due by the end of this millisecond: ceil((tick + 1) * rate / 1000).
+                let due = ((tick + 1) as f64 * rate / 1000.0).ceil() as u64;
+                let add = usize::try_from(due.saturating_sub(released)).unwrap_or(0);
+                permits.add_permits(add.min(tokio::sync::Semaphore::MAX_PERMITS / 2));
+                released = due;
+            }
+            permits.close();
+        });
+        Self { release, thread }
+    }
+
+    /// When request `index` is due, from the start.
+    fn due(index: u64, rate: f64) -> Duration {
+        Duration::from_millis((index as f64 * 1000.0 / rate.max(f64::MIN_POSITIVE)).floor() as u64)
+    }
+
+    fn stop(self) {
+        self.release.close();
+        let _ = self.thread.join();
+    }
+}
+
 /// Runs a load: `make_body(index)` gives each request's JSON body.
 async fn drive(
     args: Drive,
@@ -312,7 +418,10 @@ async fn drive(
 ) -> Result<ExitCode> {
     let (addr, path) = target(&args.url)?;
     let shared = Arc::new(Shared {
-        histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        latencies: Mutex::new(Latencies {
+            client: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            wire: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        }),
         ok: AtomicU64::new(0),
         refused: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -320,39 +429,55 @@ async fn drive(
     });
     let duration = Duration::from_secs_f64(args.duration);
     let start = Instant::now() + Duration::from_millis(200);
+    // The wall-clock time of `start`, to compare kernel time-stamps with due times.
+    let wall_start = SystemTime::now() + Duration::from_millis(200);
     let measured_from = start + Duration::from_secs_f64(args.warmup.max(0.0));
     let deadline = measured_from + duration;
+    let pacer = args.rate.map(|rate| Pacer::start(rate, start, deadline));
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency.max(1) {
         let (shared, make_body, path) = (Arc::clone(&shared), Arc::clone(&make_body), path.clone());
+        let release = pacer.as_ref().map(|p| Arc::clone(&p.release));
         let rate = args.rate;
         tasks.push(tokio::spawn(async move {
             let mut connection = Connection::open(addr).await?;
             tokio::time::sleep_until(start.into()).await;
             loop {
+                if let Some(release) = &release {
+                    match release.acquire().await {
+                        Ok(permit) => permit.forget(),
+                        Err(_) => break,
+                    }
+                }
                 let index = shared.next.fetch_add(1, Ordering::Relaxed);
                 let due = match rate {
-                    Some(rate) => start + Duration::from_secs_f64(index as f64 / rate),
+                    Some(rate) => start + Pacer::due(index, rate),
                     None => Instant::now(),
                 };
                 if due >= deadline {
                     break;
                 }
-                if due > Instant::now() {
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let status = connection.post(&path, &make_body(index)).await.unwrap_or(0);
+                let answer = connection.post(&path, &make_body(index)).await;
+                let (status, arrived) = answer.map_or((0, None), |a| (a.status, a.arrived));
                 if status == 0 {
                     connection = Connection::open(addr).await?;
                 }
                 if due < measured_from {
                     continue;
                 }
-                let micros = u64::try_from(due.elapsed().as_micros())
-                    .unwrap_or(u64::MAX)
-                    .max(1);
-                if let Ok(mut h) = shared.histogram.lock() {
-                    let _ = h.record(micros.min(60_000_000));
+                let micros = |d: Duration| {
+                    u64::try_from(d.as_micros())
+                        .unwrap_or(u64::MAX)
+                        .clamp(1, 60_000_000)
+                };
+                let client = micros(due.elapsed());
+                // Without a time-stamp (or with a clock step) the wire figure is the client's.
+                let wire = arrived
+                    .and_then(|t| t.duration_since(wall_start + (due - start)).ok())
+                    .map_or(client, |d| micros(d).min(client));
+                if let Ok(mut h) = shared.latencies.lock() {
+                    let _ = h.client.record(client);
+                    let _ = h.wire.record(wire);
                 }
                 match status {
                     200 => shared.ok.fetch_add(1, Ordering::Relaxed),
@@ -366,36 +491,46 @@ async fn drive(
     for task in tasks {
         task.await.context("load task")??;
     }
+    if let Some(pacer) = pacer {
+        pacer.stop();
+    }
     let elapsed = duration.as_secs_f64();
-    let h = shared
-        .histogram
+    let latencies = shared
+        .latencies
         .lock()
         .map_err(|_| anyhow::anyhow!("histogram lock"))?;
+    let h = &latencies.client;
     let (ok, refused, failed) = (
         shared.ok.load(Ordering::Relaxed),
         shared.refused.load(Ordering::Relaxed),
         shared.failed.load(Ordering::Relaxed),
     );
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let summary = |h: &Histogram<u64>| {
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        json!({"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": h.max() as f64 / 1000.0})
+    };
     let result = json!({
         "mode": if args.rate.is_some() { "open" } else { "closed" },
         "target_rate": args.rate, "concurrency": args.concurrency, "seconds": elapsed,
         "warmup_seconds": args.warmup,
         "requests": ok + refused + failed, "signed": ok, "refused": refused, "failed": failed,
         "throughput_per_second": ((ok + refused + failed) as f64 / elapsed).round(),
-        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": h.max() as f64 / 1000.0},
+        "latency_ms": summary(h),
+        "wire_latency_ms": summary(&latencies.wire),
     });
     if args.json {
         println!("{result}");
     } else {
         println!(
-            "{} requests in {elapsed:.1} s: {} /s ({ok} signed, {refused} refused, {failed} failed); latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
+            "{} requests in {elapsed:.1} s: {} /s ({ok} signed, {refused} refused, {failed} failed); latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}; on the wire p99 {:.3}",
             ok + refused + failed,
             result.get("throughput_per_second").cloned().unwrap_or_default(),
             ms(0.5),
             ms(0.9),
             ms(0.99),
-            h.max() as f64 / 1000.0
+            h.max() as f64 / 1000.0,
+            latencies.wire.value_at_quantile(0.99) as f64 / 1000.0
         );
     }
     Ok(if failed > 0 {

@@ -308,3 +308,66 @@ fn the_key_is_checked_against_the_chain_published_at_the_x5u() {
     repo.kill().unwrap();
     repo.wait().unwrap();
 }
+
+/// `shaken load sign` against a real signer: the open loop sends the scheduled number of
+/// requests, counts signed and refused calls, and reports consistent latency figures.
+#[test]
+fn the_load_generator_keeps_its_schedule_and_counts_outcomes() {
+    let dir = tempdir();
+    write_config(dir.path());
+    let numbers = dir.path().join("numbers.txt");
+    let registered: String = (0..100).map(|i| format!("121555600{i:02}\n")).collect();
+    std::fs::write(&numbers, registered).unwrap();
+    let (mut child, addr, _lines) = spawn(dir.path());
+    let url = format!("http://{addr}/stir/v1/signing");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "load",
+            "sign",
+            "--url",
+            &url,
+            "--numbers",
+            numbers.to_str().unwrap(),
+            "--unregistered-share",
+            "0.25",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = shaken(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        crate::support::stdout_json(&out)
+    };
+
+    let open = run(&[
+        "--rate",
+        "400",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+        "--concurrency",
+        "8",
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(open["mode"], "open");
+    let requests = open["requests"].as_u64().unwrap();
+    // Requests due in the 2 measured seconds at 400/s (one either way for the edges).
+    assert!((799..=801).contains(&requests), "{open}");
+    let (signed, refused) = (
+        open["signed"].as_u64().unwrap(),
+        open["refused"].as_u64().unwrap(),
+    );
+    assert_eq!(signed + refused, requests, "{open}");
+    assert_eq!(open["failed"], 0);
+    // A quarter of the calls come from unregistered numbers and are refused.
+    let share = refused as f64 / requests as f64;
+    assert!((0.18..0.32).contains(&share), "refused share {share}");
+    for figures in [&open["latency_ms"], &open["wire_latency_ms"]] {
+        let get = |q: &str| figures[q].as_f64().unwrap();
+        assert!(get("p50") > 0.0, "{figures}");
+        assert!(get("p50") <= get("p90") && get("p90") <= get("p99") && get("p99") <= get("max"));
+    }
+    // The answer reaches the socket before the generator has read it.
+    assert!(open["wire_latency_ms"]["p99"].as_f64() <= open["latency_ms"]["p99"].as_f64());
+}
