@@ -37,6 +37,12 @@ pub struct SignerConfig {
     /// (`POL5000`) until the database works again.
     #[serde(default = "default_journal_mib")]
     pub trace_journal_max_mib: u64,
+    /// The least time between two syncs of the trace journal, in microseconds (see
+    /// docs/signer.md): under load, records wait up to this long to share a sync, which costs
+    /// CPU; a lone record after a quiet spell is synced at once. 0: sync as soon as records
+    /// arrive.
+    #[serde(default = "default_sync_interval")]
+    pub trace_sync_interval_us: u64,
     /// File holding the carrier secret used for identity document HMACs.
     pub hmac_secret_file: Option<PathBuf>,
     /// Numbering plan for national-form numbers and the carrier's own country (`NANP`, `CN`).
@@ -88,6 +94,9 @@ fn default_retention() -> u64 {
 }
 fn default_journal_mib() -> u64 {
     crate::trace::DEFAULT_JOURNAL_MAX_BYTES >> 20
+}
+fn default_sync_interval() -> u64 {
+    u64::try_from(crate::trace::DEFAULT_SYNC_INTERVAL.as_micros()).unwrap_or(1000)
 }
 fn default_max_body() -> usize {
     16 * 1024
@@ -164,6 +173,12 @@ impl SignerConfig {
             return bad(format!(
                 "trace_journal_max_mib {} is outside {journal_min}..=1048576",
                 self.trace_journal_max_mib
+            ));
+        }
+        if self.trace_sync_interval_us > 100_000 {
+            return bad(format!(
+                "trace_sync_interval_us {} is outside 0..=100000",
+                self.trace_sync_interval_us
             ));
         }
         for client in &self.clients {
@@ -261,6 +276,14 @@ mod tests {
         assert!(journal(8).is_err(), "smaller than two segments");
         assert!(journal(16).is_ok());
         assert!(journal(2 << 20).is_err());
+        let interval = |us: u64| {
+            toml::from_str::<SignerConfig>(&format!("{base}trace_sync_interval_us = {us}\n"))
+                .unwrap()
+                .check()
+        };
+        assert!(interval(0).is_ok());
+        assert!(interval(100_000).is_ok());
+        assert!(interval(100_001).is_err());
         let cert_client =
             format!("{base}[[clients]]\nname = \"sbc\"\ncertificate_sha256 = \"ab\"\n");
         assert!(toml::from_str::<SignerConfig>(&cert_client)

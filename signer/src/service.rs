@@ -25,7 +25,7 @@ use crate::config::SignerConfig;
 use crate::metrics::SignerMetrics;
 use crate::policy::{Basis, CallFacts, Decision, PolicyConfig};
 use crate::registry::{CachedRegistry, NumberRecord};
-use crate::trace::{TraceLog, TraceRecord};
+use crate::trace::{TraceLog, TraceOptions, TraceRecord};
 use crate::SignerError;
 
 /// The signing path.
@@ -121,7 +121,13 @@ impl SignerState {
         Ok(Self::new(StateParts {
             signer,
             registry: Arc::new(cached),
-            trace: TraceLog::open_bounded(&config.trace_db, config.trace_journal_max_mib << 20)?,
+            trace: TraceLog::open_with(
+                &config.trace_db,
+                &TraceOptions {
+                    journal_max_bytes: config.trace_journal_max_mib << 20,
+                    sync_interval: Duration::from_micros(config.trace_sync_interval_us),
+                },
+            )?,
             policy: config.policy_config(),
             plan: config.plan(),
             clients,
