@@ -37,10 +37,9 @@ pub struct SignerConfig {
     /// (`POL5000`) until the database works again.
     #[serde(default = "default_journal_mib")]
     pub trace_journal_max_mib: u64,
-    /// The least time between two syncs of the trace journal, in microseconds (see
-    /// docs/signer.md): under load, records wait up to this long to share a sync, which costs
-    /// CPU; a lone record after a quiet spell is synced at once. 0: sync as soon as records
-    /// arrive.
+    /// Under load, the least time between two syncs of the trace journal, in microseconds
+    /// (see docs/signer.md): records wait up to this long to share a sync, which costs CPU.
+    /// When the previous sync carried a single record, the next is not delayed. 0: never wait.
     #[serde(default = "default_sync_interval")]
     pub trace_sync_interval_us: u64,
     /// File holding the carrier secret used for identity document HMACs.

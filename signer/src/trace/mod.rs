@@ -106,10 +106,11 @@ pub struct TraceOptions {
     /// Most disk the journal may take (at least [`MIN_JOURNAL_BYTES`]; rounded down to whole
     /// segments).
     pub journal_max_bytes: u64,
-    /// The least time between the starts of two journal syncs. Under load the records that
-    /// arrive meanwhile share the next sync: fewer syncs (each costs CPU, about 40 µs on the
-    /// project's VM) for up to this much more latency. A record arriving when the last sync
-    /// started longer ago than this is synced at once. Zero: sync whenever records wait.
+    /// Under load, the least time between the starts of two journal syncs: the records that
+    /// arrive meanwhile share the next sync, so there are fewer syncs (each costs CPU, about
+    /// 40 µs on the project's VM) for up to this much more latency. "Under load" means the
+    /// previous sync carried more than one record; otherwise (one request at a time, or the
+    /// first after a quiet spell) a record is synced at once. Zero: never wait.
     pub sync_interval: Duration,
 }
 
@@ -367,24 +368,24 @@ impl Writer {
 
 fn write_loop(mut receiver: mpsc::Receiver<Job>, mut writer: Writer) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut last_sync: Option<Instant> = None;
+    let mut previous: Option<PreviousSync> = None;
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
-        // Under load the next sync waits for the interval, and the records that arrive
-        // meanwhile share it; after a quiet spell the interval has passed and nothing waits.
-        if let Some(wait) = last_sync
-            .map(|at| at + writer.sync_interval)
-            .and_then(|due| due.checked_duration_since(Instant::now()))
-        {
+        let wait = sync_wait(previous, writer.sync_interval, Instant::now());
+        if !wait.is_zero() {
             std::thread::sleep(wait);
         }
-        last_sync = Some(Instant::now());
+        let started = Instant::now();
         while batch.len() < MAX_BATCH {
             match receiver.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
+        previous = Some(PreviousSync {
+            started,
+            records: batch.len(),
+        });
         let written = writer.write(&batch);
         let result = written.as_ref().map(|_| ()).map_err(ToString::to_string);
         for (_, _, done) in batch.drain(..) {
@@ -395,6 +396,24 @@ fn write_loop(mut receiver: mpsc::Receiver<Job>, mut writer: Writer) {
         }
     }
     let _ = writer.to_index.send(ToIndexer::Retired(writer.current));
+}
+
+/// The writer's last sync: when it started and how many records it carried.
+#[derive(Clone, Copy, Debug)]
+struct PreviousSync {
+    started: Instant,
+    records: usize,
+}
+
+/// How long the writer waits, holding the first record of a batch, before it syncs: under load
+/// (the previous sync carried more than one record) until `interval` after the previous sync
+/// started, so that the records arriving meanwhile share the sync; otherwise not at all, so a
+/// lone caller (one request at a time, or the first after a quiet spell) never waits.
+fn sync_wait(previous: Option<PreviousSync>, interval: Duration, now: Instant) -> Duration {
+    match previous {
+        Some(p) if p.records > 1 => (p.started + interval).saturating_duration_since(now),
+        _ => Duration::ZERO,
+    }
 }
 
 /// The indexer thread's state.
@@ -623,23 +642,49 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_writer_waits_for_the_interval_only_under_load() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let after = |records| {
+            Some(PreviousSync {
+                started: t,
+                records,
+            })
+        };
+        // The first batch, and a batch after a sync that carried one record: no wait.
+        assert_eq!(sync_wait(None, ms(1), t), Duration::ZERO);
+        assert_eq!(sync_wait(after(1), ms(1), t + ms(0)), Duration::ZERO);
+        // Under load: until the interval after the previous sync's start.
+        assert_eq!(
+            sync_wait(after(5), ms(10), t + ms(3)),
+            ms(7),
+            "the rest of the interval"
+        );
+        assert_eq!(sync_wait(after(5), ms(10), t + ms(12)), Duration::ZERO);
+        assert_eq!(sync_wait(after(5), Duration::ZERO, t), Duration::ZERO);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn records_arriving_within_the_sync_interval_share_one_sync() {
+    async fn records_arriving_within_the_sync_interval_share_a_sync() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("trace.sqlite");
         let options = TraceOptions {
-            sync_interval: Duration::from_millis(200),
+            sync_interval: Duration::from_millis(300),
             ..TraceOptions::default()
         };
         let log = std::sync::Arc::new(TraceLog::open_with(&path, &options).unwrap());
-        // The first record after opening is synced at once, in a frame of its own.
-        log.record(record(0)).await.unwrap();
-        // These arrive one by one over about 40 ms after that sync (each sync alone takes well
-        // under 2 ms): they wait for the interval and share one frame.
+        // Ten waves of 20 concurrent records, 2 ms apart (a sync alone takes well under 2 ms).
+        // Once a sync has carried more than one record the writer waits out the interval, so
+        // the waves after the first share a sync or two; with no interval each wave would take
+        // at least one.
         let mut tasks = Vec::new();
-        for i in 1..=20 {
-            let log = std::sync::Arc::clone(&log);
-            tasks.push(tokio::spawn(async move { log.record(record(i)).await }));
+        for wave in 0..10 {
+            for i in 0..20 {
+                let log = std::sync::Arc::clone(&log);
+                let record = record(wave * 20 + i);
+                tasks.push(tokio::spawn(async move { log.record(record).await }));
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         for task in tasks {
@@ -647,12 +692,13 @@ mod tests {
         }
         drop(log);
         let conn = index::open(&path).unwrap();
-        assert_eq!(index::applied(&conn).unwrap(), 2, "frames written");
+        let frames = index::applied(&conn).unwrap();
+        assert!(frames <= 5, "{frames} frames for 10 waves");
         assert_eq!(
-            lookup_tn(&path, "12125550020", 0, u64::MAX >> 1)
+            lookup_tn(&path, "12155551212", 0, u64::MAX >> 1)
                 .unwrap()
                 .len(),
-            1
+            200
         );
     }
 
