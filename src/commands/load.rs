@@ -62,6 +62,32 @@ pub(crate) struct Drive {
     threads: usize,
 }
 
+/// The most requests a second `--rate` accepts.
+const MAX_RATE: f64 = 10_000_000.0;
+/// The longest `--duration` and `--warmup` accepted, in seconds (a day).
+const MAX_SECONDS: f64 = 86_400.0;
+
+impl Drive {
+    /// Refuses values the generator cannot run with (instead of failing half-way).
+    fn check(&self) -> Result<()> {
+        if !(self.duration > 0.0 && self.duration <= MAX_SECONDS) {
+            bail!("--duration must be more than 0 and at most {MAX_SECONDS} seconds");
+        }
+        if !(self.warmup >= 0.0 && self.warmup <= MAX_SECONDS) {
+            bail!("--warmup must be 0 to {MAX_SECONDS} seconds");
+        }
+        if let Some(rate) = self.rate {
+            if !(rate > 0.0 && rate <= MAX_RATE) {
+                bail!("--rate must be more than 0 and at most {MAX_RATE} requests a second");
+            }
+        }
+        if self.concurrency == 0 || self.threads == 0 {
+            bail!("--concurrency and --threads must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 /// Arguments of `shaken load verify`.
 #[derive(Args, Debug)]
 pub(crate) struct VerifyLoadArgs {
@@ -416,6 +442,7 @@ async fn drive(
     args: Drive,
     make_body: Arc<dyn Fn(u64) -> String + Send + Sync>,
 ) -> Result<ExitCode> {
+    args.check()?;
     let (addr, path) = target(&args.url)?;
     let shared = Arc::new(Shared {
         latencies: Mutex::new(Latencies {
@@ -431,11 +458,11 @@ async fn drive(
     let start = Instant::now() + Duration::from_millis(200);
     // The wall-clock time of `start`, to compare kernel time-stamps with due times.
     let wall_start = SystemTime::now() + Duration::from_millis(200);
-    let measured_from = start + Duration::from_secs_f64(args.warmup.max(0.0));
+    let measured_from = start + Duration::from_secs_f64(args.warmup);
     let deadline = measured_from + duration;
     let pacer = args.rate.map(|rate| Pacer::start(rate, start, deadline));
     let mut tasks = Vec::new();
-    for _ in 0..args.concurrency.max(1) {
+    for _ in 0..args.concurrency {
         let (shared, make_body, path) = (Arc::clone(&shared), Arc::clone(&make_body), path.clone());
         let release = pacer.as_ref().map(|p| Arc::clone(&p.release));
         let rate = args.rate;
@@ -538,4 +565,52 @@ async fn drive(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drive(rate: Option<f64>, duration: f64, warmup: f64, concurrency: usize) -> Drive {
+        Drive {
+            url: "http://127.0.0.1:1/".into(),
+            concurrency,
+            duration,
+            rate,
+            warmup,
+            json: false,
+            threads: 1,
+        }
+    }
+
+    #[test]
+    fn values_the_generator_cannot_run_with_are_refused() {
+        assert!(drive(Some(1000.0), 10.0, 1.0, 8).check().is_ok());
+        assert!(drive(None, 10.0, 0.0, 8).check().is_ok());
+        for bad in [
+            drive(Some(0.0), 10.0, 1.0, 8),
+            drive(Some(-5.0), 10.0, 1.0, 8),
+            drive(Some(f64::NAN), 10.0, 1.0, 8),
+            drive(Some(1e20), 10.0, 1.0, 8),
+            drive(None, -1.0, 1.0, 8),
+            drive(None, f64::INFINITY, 1.0, 8),
+            drive(None, 10.0, -1.0, 8),
+            drive(None, 10.0, f64::NAN, 8),
+            drive(None, 10.0, 1.0, 0),
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn requests_are_due_at_the_start_of_their_millisecond() {
+        assert_eq!(Pacer::due(0, 1000.0), Duration::ZERO);
+        assert_eq!(Pacer::due(999, 1000.0), Duration::from_millis(999));
+        // 2,500/s: requests 0-2 in millisecond 0, 3-4 in millisecond 1.
+        assert_eq!(Pacer::due(2, 2500.0), Duration::ZERO);
+        assert_eq!(Pacer::due(3, 2500.0), Duration::from_millis(1));
+        assert_eq!(Pacer::due(5, 2500.0), Duration::from_millis(2));
+        // Half a request a second: one every 2 s.
+        assert_eq!(Pacer::due(3, 0.5), Duration::from_millis(6000));
+    }
 }
