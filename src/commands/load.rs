@@ -121,6 +121,9 @@ pub(crate) struct LoadArgs {
 pub(crate) fn run(command: LoadCommand) -> Result<ExitCode> {
     match command {
         LoadCommand::Baseline { seconds } => {
+            if !(seconds > 0.0 && seconds <= MAX_SECONDS) {
+                bail!("--seconds must be more than 0 and at most {MAX_SECONDS}");
+            }
             let (sign, verify) = baseline(Duration::from_secs_f64(seconds))?;
             println!(
                 "{}",
