@@ -535,11 +535,8 @@ async fn drive(
         shared.refused.load(Ordering::Relaxed),
         shared.failed.load(Ordering::Relaxed),
     );
-    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    let summary = |h: &Histogram<u64>| {
-        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-        json!({"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "max": h.max() as f64 / 1000.0})
-    };
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let summary = |h: &Histogram<u64>| json!({"p50": ms(h, 0.5), "p90": ms(h, 0.9), "p99": ms(h, 0.99), "max": h.max() as f64 / 1000.0});
     let result = json!({
         "mode": if args.rate.is_some() { "open" } else { "closed" },
         "target_rate": args.rate, "concurrency": args.concurrency, "seconds": elapsed,
@@ -556,11 +553,11 @@ async fn drive(
             "{} requests in {elapsed:.1} s: {} /s ({ok} signed, {refused} refused, {failed} failed); latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}; on the wire p99 {:.3}",
             ok + refused + failed,
             result.get("throughput_per_second").cloned().unwrap_or_default(),
-            ms(0.5),
-            ms(0.9),
-            ms(0.99),
+            ms(h, 0.5),
+            ms(h, 0.9),
+            ms(h, 0.99),
             h.max() as f64 / 1000.0,
-            latencies.wire.value_at_quantile(0.99) as f64 / 1000.0
+            ms(&latencies.wire, 0.99)
         );
     }
     Ok(if failed > 0 {

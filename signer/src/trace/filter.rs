@@ -13,6 +13,8 @@
 
 use serde::Deserialize;
 
+use super::TraceRecord;
+
 /// Bits per key.
 const BITS_PER_KEY: usize = 10;
 /// Probes per key.
@@ -40,6 +42,20 @@ impl Key<'_> {
                     .chain(origid.bytes().map(|b| b.to_ascii_lowercase())),
             ),
             Key::Tn(tn) => fnv1a(b"tn:".iter().copied().chain(tn.bytes())),
+        }
+    }
+}
+
+impl Key<'_> {
+    /// Whether `record` holds this key: its origid (without regard to case), or its calling or
+    /// a called number. The filter holds exactly the keys for which this is true.
+    pub(super) fn matches(self, record: &TraceRecord) -> bool {
+        match self {
+            Key::Origid(origid) => record
+                .origid
+                .as_deref()
+                .is_some_and(|o| o.eq_ignore_ascii_case(origid)),
+            Key::Tn(tn) => record.orig == tn || record.dest.iter().any(|d| d == tn),
         }
     }
 }
@@ -147,12 +163,17 @@ mod tests {
         )
     }
 
+    /// The filter of `line(0)` to `line(count - 1)`.
+    fn filter_of(count: u32) -> Vec<u8> {
+        let mut builder = Builder::default();
+        let lines: String = (0..count).map(|i| line(i) + "\n").collect();
+        builder.add_lines(&lines);
+        builder.finish().unwrap()
+    }
+
     #[test]
     fn every_key_added_is_found_whatever_the_origid_case() {
-        let mut builder = Builder::default();
-        let lines: String = (0..300).map(|i| line(i) + "\n").collect();
-        builder.add_lines(&lines);
-        let filter = builder.finish().unwrap();
+        let filter = filter_of(300);
         for i in 0..300 {
             let origid = format!("0000000{i:x}-aaaa-4000-8000-000000000000");
             assert!(may_contain(&filter, Key::Origid(&origid)));
@@ -163,10 +184,7 @@ mod tests {
 
     #[test]
     fn keys_not_added_are_mostly_rejected() {
-        let mut builder = Builder::default();
-        let lines: String = (0..300).map(|i| line(i) + "\n").collect();
-        builder.add_lines(&lines);
-        let filter = builder.finish().unwrap();
+        let filter = filter_of(300);
         let false_positives = (0..10_000)
             .filter(|i| may_contain(&filter, Key::Tn(&format!("1999{i:07}"))))
             .count();

@@ -551,7 +551,6 @@ fn scan(
     since: u64,
     until: u64,
     key: filter::Key<'_>,
-    keep: impl Fn(&TraceRecord) -> bool,
 ) -> Result<Vec<TraceRecord>, SignerError> {
     let mut conn = index::open(path)?;
     // Read the journal beyond the mark first, then the database: a frame stored (and its
@@ -569,7 +568,7 @@ fn scan(
     for text in rows.iter().map(String::as_str).chain(recent) {
         for record in parse_lines(path, text) {
             let record = record?;
-            if (since..=until).contains(&record.at) && keep(&record) {
+            if (since..=until).contains(&record.at) && key.matches(&record) {
                 found.push(record);
             }
         }
@@ -604,11 +603,7 @@ pub fn lookup_origid_between(
     since: u64,
     until: u64,
 ) -> Result<Vec<TraceRecord>, SignerError> {
-    scan(path, since, until, filter::Key::Origid(origid), |r| {
-        r.origid
-            .as_deref()
-            .is_some_and(|o| o.eq_ignore_ascii_case(origid))
-    })
+    scan(path, since, until, filter::Key::Origid(origid))
 }
 
 /// Records of calls from or to `tn` between `since` and `until` (inclusive).
@@ -618,9 +613,7 @@ pub fn lookup_tn(
     since: u64,
     until: u64,
 ) -> Result<Vec<TraceRecord>, SignerError> {
-    scan(path, since, until, filter::Key::Tn(tn), |r| {
-        r.orig == tn || r.dest.iter().any(|d| d == tn)
-    })
+    scan(path, since, until, filter::Key::Tn(tn))
 }
 
 #[cfg(test)]
