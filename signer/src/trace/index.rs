@@ -77,12 +77,21 @@ pub(super) fn applied(conn: &Connection) -> rusqlite::Result<u64> {
     Ok(u64::try_from(seq).unwrap_or(0))
 }
 
-/// Stores `frames` (in sequence order, all above [`applied`]) in one transaction, on disk when
-/// this returns.
-pub(super) fn store(conn: &mut Connection, frames: &[Frame]) -> rusqlite::Result<()> {
+/// Stores `frames` (in sequence order, all above [`applied`]) in one transaction. With
+/// `durable` the commit is on disk when this returns (`synchronous=FULL`: SQLite syncs the WAL,
+/// which also makes every earlier commit durable); without, it is committed and seen by every
+/// reader, but a power loss may undo it (`synchronous=NORMAL`: no sync; SQLite stays
+/// consistent and comes back as of its last sync). The indexer asks for durability only when
+/// it needs it, to reuse a journal segment, so most commits cost no sync.
+pub(super) fn store(
+    conn: &mut Connection,
+    frames: &[Frame],
+    durable: bool,
+) -> rusqlite::Result<()> {
     let Some(last) = frames.last() else {
         return Ok(());
     };
+    conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
     let tx = conn.transaction()?;
     {
         let mut insert = Inserts {
@@ -246,6 +255,7 @@ mod tests {
         store(
             &mut conn,
             &[frame(1, 10, &["a", "b"]), frame(2, 20, &["c"])],
+            true,
         )
         .unwrap();
         assert_eq!(applied(&conn).unwrap(), 2);
@@ -281,6 +291,7 @@ mod tests {
         store(
             &mut conn,
             &[frame(1, 10, &[&first]), frame(2, 100, &[&second])],
+            true,
         )
         .unwrap();
         let filters: i64 = conn

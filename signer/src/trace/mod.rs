@@ -11,7 +11,9 @@
 //! 3. the indexer thread stores the frames in SQLite (`index`), in one transaction with the
 //!    number of the last frame stored, as soon as a row's worth (64 KiB of records) is waiting
 //!    or 100 ms after the oldest frame waiting arrived; SQLite checkpoints its WAL each time it
-//!    holds about 1 MiB. A journal segment is reused once every frame in it is in SQLite.
+//!    holds about 1 MiB. A journal segment is reused once every frame in it is durable in
+//!    SQLite: those commits sync, the others do not (a power loss may undo them, and the
+//!    journal still holds their frames).
 //!
 //!    The indexer works in small steps on purpose: it shares the CPUs and the disk with the
 //!    requests, and storing 100 ms of records at a time (about 4 ms of CPU and a megabyte
@@ -179,7 +181,7 @@ impl TraceLog {
         let replay = journal::read_after(&dir, applied).map_err(|e| SignerError::io(&dir, &e))?;
         let mut next_seq = applied + 1;
         if let Some(last) = replay.last() {
-            index::store(&mut conn, &replay).map_err(|e| SignerError::db(path, e))?;
+            index::store(&mut conn, &replay, true).map_err(|e| SignerError::db(path, e))?;
             tracing::info!(
                 frames = replay.len(),
                 "trace journal replayed into the database"
@@ -229,6 +231,7 @@ impl TraceLog {
             spare_ready: true,
             max_segments,
             applied: next_seq - 1,
+            durable: next_seq - 1,
             retired: Vec::new(),
             queue: IndexQueue::default(),
             failing: false,
@@ -437,6 +440,9 @@ struct Indexer {
     max_segments: usize,
     /// The number of the last frame stored in SQLite.
     applied: u64,
+    /// The number of the last frame stored in SQLite and synced (a power loss cannot undo
+    /// it): the journal's frames up to it are no longer needed.
+    durable: u64,
     retired: Vec<Segment>,
     /// Frames durable in the journal, not yet in SQLite.
     queue: IndexQueue,
@@ -536,10 +542,16 @@ impl Indexer {
         if self.queue.is_empty() {
             return;
         }
-        match index::store(&mut self.conn, &self.queue.frames) {
+        // A retired segment is reused once its frames are durable in SQLite; the other commits
+        // need no sync (a power loss would undo them, and the journal still holds them).
+        let durable = !self.retired.is_empty();
+        match index::store(&mut self.conn, &self.queue.frames, durable) {
             Ok(()) => {
                 if let Some(last) = self.queue.frames.last() {
                     self.applied = last.seq;
+                }
+                if durable {
+                    self.durable = self.applied;
                 }
                 if self.failing {
                     tracing::info!("trace index: storing works again");
@@ -557,10 +569,10 @@ impl Indexer {
         }
     }
 
-    /// Frees the retired segments that are all in SQLite and makes sure the writer has a
+    /// Frees the retired segments that are all durable in SQLite and makes sure the writer has a
     /// spare (creating a segment if none is free and the journal may grow).
     fn recycle(&mut self) {
-        let applied = self.applied;
+        let applied = self.durable;
         let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retired)
             .into_iter()
             .partition(|s| s.last_seq <= applied);
@@ -981,16 +993,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("trace.sqlite");
         let log = TraceLog::open(&path).unwrap();
-        // One record a frame, one frame a 4 KiB block: three segments' worth.
+        // One record a frame, one frame a 4 KiB block: six segments' worth, so that a journal
+        // that never reused a segment would have at least six.
         let frames_per_segment = journal::SEGMENT_BYTES / journal::BLOCK;
-        let n = 3 * frames_per_segment + 10;
+        let n = 6 * frames_per_segment + 10;
         for i in 0..n {
             log.record(record(i)).await.unwrap();
         }
         let segments = journal::segments(&journal::directory(&path)).unwrap().len();
         assert!(
             (2..=4).contains(&segments),
-            "{segments} segments for three segments' worth of frames"
+            "{segments} segments for six segments' worth of frames"
         );
         let found = lookup_tn(&path, "12155551212", 0, u64::MAX >> 2).unwrap();
         assert_eq!(found.len() as u64, n);
