@@ -71,6 +71,22 @@ pub(super) fn open_for_indexer(path: &Path) -> Result<Connection, SignerError> {
     Ok(conn)
 }
 
+/// Syncs the database file and its WAL (if there is one) to disk: every commit visible now
+/// survives a power loss after this returns, whichever process or `synchronous` setting made
+/// it.
+pub(super) fn sync_files(path: &Path) -> std::io::Result<()> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    for file in [path.as_os_str(), wal.as_os_str()] {
+        match std::fs::File::open(file) {
+            Ok(file) => file.sync_all()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// The number of the last journal frame stored.
 pub(super) fn applied(conn: &Connection) -> rusqlite::Result<u64> {
     let seq: i64 = conn.query_row("SELECT seq FROM trace_applied", [], |r| r.get(0))?;

@@ -188,8 +188,12 @@ impl TraceLog {
             );
             next_seq = last.seq + 1;
         }
+        // The previous run's last commits may not be synced (the indexer syncs only to free a
+        // segment): if it crashed, they are in the page cache only. Make everything SQLite
+        // holds durable before the segments holding those frames are overwritten.
+        index::sync_files(path).map_err(|e| SignerError::io(path, &e))?;
 
-        // Every frame is in the database now, so every segment is free.
+        // Every frame is in the database now, durably, so every segment is free.
         let mut free = Vec::new();
         for segment in journal::segments(&dir).map_err(|e| SignerError::io(&dir, &e))? {
             free.push(reuse_or_recreate(&segment).map_err(|e| SignerError::io(&segment, &e))?);
