@@ -63,6 +63,8 @@ pub const MIN_JOURNAL_BYTES: u64 = INITIAL_SEGMENTS as u64 * journal::SEGMENT_BY
 const SPARE_WAIT: Duration = Duration::from_secs(1);
 /// Default least time between two journal syncs ([`TraceOptions::sync_interval`]).
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(1);
+/// The least time the indexer sleeps while frames wait for a row to fill.
+const MIN_PAUSE: Duration = Duration::from_millis(1);
 /// The indexer stores a frame at most this long after it arrived (sooner when a row's worth
 /// is waiting), and retries a failed store this often.
 const INDEX_INTERVAL: Duration = Duration::from_millis(100);
@@ -501,6 +503,24 @@ impl IndexQueue {
         due.saturating_duration_since(now)
     }
 
+    /// How long the indexer may sleep, frames waiting, before it looks again: until a row's
+    /// worth is likely there at the rate they came so far, at least [`MIN_PAUSE`], at most
+    /// until [`IndexQueue::next_wake`].
+    fn pause(&self, now: Instant) -> Duration {
+        let limit = self.next_wake(now);
+        let Some(oldest) = self.oldest else {
+            return limit;
+        };
+        let missing = index::ROW_BYTES.saturating_sub(self.bytes) as f64;
+        let elapsed = now.saturating_duration_since(oldest).as_secs_f64();
+        let guess = if elapsed > 0.0 && self.bytes > 0 {
+            Duration::from_secs_f64((missing * elapsed / self.bytes as f64).min(1.0))
+        } else {
+            MIN_PAUSE
+        };
+        guess.max(MIN_PAUSE).min(limit)
+    }
+
     /// The frames are in SQLite.
     fn stored(&mut self) {
         self.frames.clear();
@@ -517,16 +537,29 @@ impl IndexQueue {
 
 impl Indexer {
     fn run(mut self, from_writer: &std_mpsc::Receiver<ToIndexer>) {
-        loop {
-            let wait = self.queue.next_wake(Instant::now());
-            match from_writer.recv_timeout(wait) {
-                Ok(ToIndexer::Frame(frame)) => self.queue.push(frame, Instant::now()),
-                Ok(ToIndexer::Retired(segment)) => {
-                    self.retired.push(segment);
-                    self.spare_ready = false;
+        let mut open = true;
+        while open {
+            if self.queue.is_empty() {
+                // Idle: wait for the first frame (or, every interval, recycle).
+                match from_writer.recv_timeout(INDEX_INTERVAL) {
+                    Ok(message) => self.take(message, Instant::now()),
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => open = false,
                 }
-                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            } else {
+                // Frames are waiting: sleep until a row's worth is likely there, rather than
+                // wake for every frame (about a thousand a second under load).
+                std::thread::sleep(self.queue.pause(Instant::now()));
+            }
+            loop {
+                match from_writer.try_recv() {
+                    Ok(message) => self.take(message, Instant::now()),
+                    Err(std_mpsc::TryRecvError::Empty) => break,
+                    Err(std_mpsc::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
             }
             let now = Instant::now();
             if self.queue.store_due(now) {
@@ -540,6 +573,16 @@ impl Indexer {
         // journal and is replayed at the next start.
         self.store(Instant::now());
         let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+
+    fn take(&mut self, message: ToIndexer, now: Instant) {
+        match message {
+            ToIndexer::Frame(frame) => self.queue.push(frame, now),
+            ToIndexer::Retired(segment) => {
+                self.retired.push(segment);
+                self.spare_ready = false;
+            }
+        }
     }
 
     fn store(&mut self, now: Instant) {
@@ -755,6 +798,30 @@ mod tests {
         queue.push(frame(4, 10), t + ms(200));
         assert!(!queue.store_due(t + ms(250)));
         assert!(queue.store_due(t + ms(300)));
+    }
+
+    #[test]
+    fn the_indexer_sleeps_until_a_row_is_likely_full() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let mut queue = IndexQueue::default();
+        assert_eq!(queue.pause(t), INDEX_INTERVAL, "nothing waiting");
+        queue.push(frame(1, index::ROW_BYTES / 4), t);
+        assert_eq!(queue.pause(t), MIN_PAUSE, "no rate known yet");
+        // A quarter of a row in 2 ms: the rest in about 6 ms more.
+        let pause = queue.pause(t + ms(2));
+        assert!(
+            (ms(5)..=ms(7)).contains(&pause),
+            "{pause:?} for three quarters of a row at a quarter per 2 ms"
+        );
+        // A slow trickle: not past the interval after the oldest frame.
+        let mut slow = IndexQueue::default();
+        slow.push(frame(1, 100), t);
+        assert_eq!(slow.pause(t + ms(40)), INDEX_INTERVAL - ms(40));
+        // A fast inflow: never less than the least pause.
+        let mut fast = IndexQueue::default();
+        fast.push(frame(1, index::ROW_BYTES - 1), t);
+        assert_eq!(fast.pause(t + Duration::from_micros(10)), MIN_PAUSE);
     }
 
     #[test]
