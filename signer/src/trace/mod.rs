@@ -384,19 +384,27 @@ impl Writer {
 fn write_loop(mut receiver: mpsc::Receiver<Job>, mut writer: Writer) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut previous: Option<PreviousSync> = None;
-    while let Some(first) = receiver.blocking_recv() {
-        batch.push(first);
+    loop {
+        // Under load, sleep out the interval before looking: the records that arrive meanwhile
+        // queue up without waking the writer (a wake-up would cost the sending request a
+        // system call).
         let wait = sync_wait(previous, writer.sync_interval, Instant::now());
         if !wait.is_zero() {
             std::thread::sleep(wait);
         }
-        let started = Instant::now();
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let open = take_queued(&mut receiver, &mut batch);
+        if batch.is_empty() {
+            if !open {
+                break;
             }
+            // A quiet spell: wait for the next record, and sync it at once.
+            match receiver.blocking_recv() {
+                Some(first) => batch.push(first),
+                None => break,
+            }
+            take_queued(&mut receiver, &mut batch);
         }
+        let started = Instant::now();
         previous = Some(PreviousSync {
             started,
             records: batch.len(),
@@ -413,6 +421,19 @@ fn write_loop(mut receiver: mpsc::Receiver<Job>, mut writer: Writer) {
     let _ = writer.to_index.send(ToIndexer::Retired(writer.current));
 }
 
+/// Moves the records already queued into `batch` (up to [`MAX_BATCH`]); false once the
+/// channel is closed and empty.
+fn take_queued(receiver: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) -> bool {
+    while batch.len() < MAX_BATCH {
+        match receiver.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(mpsc::error::TryRecvError::Empty) => return true,
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+        }
+    }
+    true
+}
+
 /// The writer's last sync: when it started and how many records it carried.
 #[derive(Clone, Copy, Debug)]
 struct PreviousSync {
@@ -420,7 +441,7 @@ struct PreviousSync {
     records: usize,
 }
 
-/// How long the writer waits, holding the first record of a batch, before it syncs: under load
+/// How long the writer sleeps before it takes the queued records and syncs them: under load
 /// (the previous sync carried more than one record) until `interval` after the previous sync
 /// started, so that the records arriving meanwhile share the sync; otherwise not at all, so a
 /// lone caller (one request at a time, or the first after a quiet spell) never waits.
