@@ -12,10 +12,14 @@ use aws_lc_rs::signature::{
     EcdsaKeyPair, KeyPair, ParsedPublicKey, ECDSA_P256_SHA256_FIXED,
     ECDSA_P256_SHA256_FIXED_SIGNING,
 };
+use p256::elliptic_curve::ops::Reduce;
+use p256::elliptic_curve::zeroize::Zeroizing;
+use p256::elliptic_curve::{Field, PrimeField};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, LineEnding};
-use p256::{PublicKey, SecretKey};
+use p256::{FieldBytes, PublicKey, Scalar, SecretKey, U256};
 
 use crate::error::Error;
+use crate::nonce::Nonce;
 use crate::pem;
 
 /// Length of an ES256 signature (R||S).
@@ -104,6 +108,32 @@ impl SigningKey {
             .as_ref()
             .try_into()
             .map_err(|_| Error::PrivateKey("signature is not 64 bytes".into()))
+    }
+
+    /// Signs `message` with ES256 using a precomputed nonce ([`crate::nonce`]), returning
+    /// R||S: a hash and two scalar multiplications. The nonce is consumed. The result is the
+    /// same signature [`SigningKey::sign`] would give had it drawn the same nonce.
+    pub fn sign_with_nonce(
+        &self,
+        message: &[u8],
+        nonce: Nonce,
+    ) -> Result<[u8; SIGNATURE_LEN], Error> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message);
+        let digest: [u8; 32] = digest
+            .as_ref()
+            .try_into()
+            .map_err(|_| Error::PrivateKey("SHA-256 digest is not 32 bytes".into()))?;
+        let z = <Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(digest));
+        let d = Zeroizing::new(self.secret.to_nonzero_scalar());
+        let s = *nonce.k_inv() * (z + *nonce.r() * d.as_ref());
+        // s = 0 has probability about 2^-256 and is not a valid signature.
+        if bool::from(s.is_zero()) {
+            return Err(Error::PrivateKey("signature with s = 0".into()));
+        }
+        let mut out = [0u8; SIGNATURE_LEN];
+        out[..32].copy_from_slice(&nonce.r().to_repr());
+        out[32..].copy_from_slice(&s.to_repr());
+        Ok(out)
     }
 }
 
@@ -258,5 +288,90 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEFn2o9R1BE6aDQqzrafSgPKNFe/SLlgESrfQtXBT5Mndx
                 .err();
         assert!(matches!(e, Some(Error::PrivateKey(m)) if m.contains("PKCS#8")));
         assert!(VerifyingKey::from_sec1(&[4; 65]).is_err());
+    }
+
+    fn scalar(hex: &str) -> p256::NonZeroScalar {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        let repr = FieldBytes::from(<[u8; 32]>::try_from(bytes).unwrap_or_else(|_| panic!()));
+        Option::from(p256::NonZeroScalar::from_repr(repr)).unwrap_or_else(|| panic!("not a scalar"))
+    }
+
+    fn key_of(d: &p256::NonZeroScalar) -> SigningKey {
+        SigningKey::from_secret(SecretKey::from(d)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Known answers with the vectors' own k: RFC 6979 A.2.5 (P-256, SHA-256, messages
+    /// "sample" and "test") and the NIST CSRC example "Example of ECDSA with P-256".
+    #[test]
+    fn a_precomputed_nonce_gives_the_published_signatures() {
+        let rfc6979 = "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721";
+        let cases = [
+            (
+                rfc6979,
+                "sample",
+                "A6E3C57DD01ABE90086538398355DD4C3B17AA873382B0F24D6129493D8AAD60",
+                "EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716",
+                "F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8",
+            ),
+            (
+                rfc6979,
+                "test",
+                "D16B6AE827F17175E040871A1C7EC3500192C4C92677336EC2537ACAEE0008E0",
+                "F1ABB023518351CD71D881567B1EA663ED3EFCF6C5132B354F28D3B0B7D38367",
+                "019F4113742A2B14BD25926B49C649155F267E60D3814B4C0CC84250E46F0083",
+            ),
+            (
+                "C477F9F65C22CCE20657FAA5B2D1D8122336F851A508A1ED04E479C34985BF96",
+                "Example of ECDSA with P-256",
+                "7A1A7E52797FC8CAAA435D2A4DACE39158504BF204FBE19F14DBB427FAEE50AE",
+                "2B42F576D07F4165FF65D1F3B1500F81E44C316F1F0B3EF57325B69ACA46104F",
+                "DC42C2122D6392CD3E3A993A89502A8198C1886FE69D262C4B329BDB6B63FAF1",
+            ),
+        ];
+        for (d, message, k, r, s) in cases {
+            let key = key_of(&scalar(d));
+            let nonce = Nonce::from_k(&scalar(k)).unwrap_or_else(|e| panic!("{e}"));
+            let signature = key
+                .sign_with_nonce(message.as_bytes(), nonce)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                signature[..32],
+                scalar(r).to_repr()[..],
+                "r for {message:?}"
+            );
+            assert_eq!(
+                signature[32..],
+                scalar(s).to_repr()[..],
+                "s for {message:?}"
+            );
+        }
+    }
+
+    /// Signatures finished from pooled nonces verify with aws-lc-rs and with `p256`, and fail
+    /// for another message.
+    #[test]
+    fn precomputed_signatures_verify_independently() {
+        use p256::ecdsa::signature::Verifier;
+        let key = SigningKey::generate().unwrap_or_else(|e| panic!("{e}"));
+        let public = key.verifying_key().unwrap_or_else(|e| panic!("{e}"));
+        let rustcrypto = p256::ecdsa::VerifyingKey::from(key.secret().public_key());
+        let nonces = crate::nonce::precompute(50).unwrap_or_else(|e| panic!("{e}"));
+        for (i, nonce) in nonces.into_iter().enumerate() {
+            let message = format!("message {i} {}", "x".repeat(i * 7));
+            let signature = key
+                .sign_with_nonce(message.as_bytes(), nonce)
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(public.verify(message.as_bytes(), &signature), Ok(()));
+            let parsed =
+                p256::ecdsa::Signature::from_slice(&signature).unwrap_or_else(|e| panic!("{e}"));
+            assert!(rustcrypto.verify(message.as_bytes(), &parsed).is_ok());
+            assert_eq!(
+                public.verify(b"another message", &signature),
+                Err(Error::BadSignature)
+            );
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`tn`]: telephone number canonicalization with NANP and Chinese national plans;
 //! - [`tnauthlist`]: the TNAuthList certificate extension (RFC 8226) in DER;
 //! - [`keys`], [`cert`] and [`pem`]: ES256 keys (aws-lc-rs arithmetic), certificates, PEM;
+//! - [`nonce`]: ECDSA nonces computed ahead of time, for the signer's bursts;
 //! - [`error`]: the one error type and its mapping to SIP codes.
 //!
 //! Nothing here reads the clock: the reference time is always a parameter.
@@ -24,6 +25,7 @@ pub mod header;
 pub mod identity;
 pub mod json;
 pub mod keys;
+pub mod nonce;
 pub mod pem;
 pub mod tn;
 pub mod tnauthlist;
@@ -35,6 +37,7 @@ pub use error::{Error, Part, SipReason};
 pub use header::Header;
 pub use identity::IdentityHeader;
 pub use keys::{SigningKey, VerifyingKey};
+pub use nonce::Nonce;
 pub use tn::{NumberingPlan, Tn};
 pub use tnauthlist::{TnAuthList, TnEntry};
 pub use token::{Passport, TokenSigner};

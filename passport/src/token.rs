@@ -6,6 +6,7 @@ use crate::error::{Error, Part};
 use crate::header::{Header, ALG_ES256};
 use crate::identity;
 use crate::keys::{SigningKey, VerifyingKey};
+use crate::nonce::Nonce;
 
 /// The longest token accepted, in bytes. Real SHAKEN tokens are 400-700 bytes; Rich Call Data
 /// can add a few hundred more.
@@ -155,12 +156,24 @@ impl TokenSigner {
         self.key.verifying_key()
     }
 
-    fn sign_into(&self, claims: &Claims, out: &mut String) -> Result<(), Error> {
+    fn sign_into(
+        &self,
+        claims: &Claims,
+        nonce: Option<Nonce>,
+        out: &mut String,
+    ) -> Result<(), Error> {
         let mut json = String::with_capacity(256);
         claims.write_json(&mut json);
         out.push_str(&self.header_prefix);
         base64url::encode_into(json.as_bytes(), out);
-        let signature = self.key.sign(out.as_bytes())?;
+        let signature = match nonce {
+            // The nonce path fails only for s = 0 (probability about 2^-256); sign afresh then.
+            Some(nonce) => match self.key.sign_with_nonce(out.as_bytes(), nonce) {
+                Ok(signature) => signature,
+                Err(_) => self.key.sign(out.as_bytes())?,
+            },
+            None => self.key.sign(out.as_bytes())?,
+        };
         out.push('.');
         base64url::encode_into(&signature, out);
         Ok(())
@@ -169,14 +182,24 @@ impl TokenSigner {
     /// The signed token, `header.payload.signature`.
     pub fn sign(&self, claims: &Claims) -> Result<String, Error> {
         let mut out = String::with_capacity(640);
-        self.sign_into(claims, &mut out)?;
+        self.sign_into(claims, None, &mut out)?;
         Ok(out)
     }
 
     /// The Identity header value: `token;info=<x5u>;alg=ES256;ppt=shaken`.
     pub fn identity_header(&self, claims: &Claims) -> Result<String, Error> {
+        self.identity_header_with(claims, None)
+    }
+
+    /// [`TokenSigner::identity_header`], finishing the signature from a precomputed nonce when
+    /// one is given ([`crate::nonce`]) rather than computing one now.
+    pub fn identity_header_with(
+        &self,
+        claims: &Claims,
+        nonce: Option<Nonce>,
+    ) -> Result<String, Error> {
         let mut out = String::with_capacity(640 + self.identity_suffix.len());
-        self.sign_into(claims, &mut out)?;
+        self.sign_into(claims, nonce, &mut out)?;
         out.push_str(&self.identity_suffix);
         Ok(out)
     }

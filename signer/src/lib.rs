@@ -5,6 +5,7 @@
 //! - [`api`]: request parsing and the standard's error bodies;
 //! - [`config`], [`credentials`], [`metrics`]: configuration, key and certificate, Prometheus;
 //! - [`policy`]: the attestation policy;
+//! - [`nonces`]: ECDSA nonces precomputed while the CPUs are idle;
 //! - [`trace`]: the durable trace log with group commit;
 //! - [`error`]: operational errors.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod metrics;
+pub mod nonces;
 pub mod policy;
 pub mod registry;
 pub mod service;

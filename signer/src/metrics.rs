@@ -1,7 +1,7 @@
 //! The signer's metrics (Prometheus text), built on the shared primitives.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 pub use rest::metrics::{Histogram, LabeledCounter};
 
@@ -34,6 +34,10 @@ pub struct SignerMetrics {
     pub latency: Histogram,
     /// Days until the signing certificate expires.
     pub certificate_days_left: AtomicI64,
+    /// Signatures finished from a precomputed nonce.
+    pub precomputed_signatures: AtomicU64,
+    /// Signatures computed in one step (the nonce pool was empty or off).
+    pub one_step_signatures: AtomicU64,
 }
 
 impl Default for SignerMetrics {
@@ -43,11 +47,23 @@ impl Default for SignerMetrics {
             errors: LabeledCounter::request_errors_and(POLICY_LABELS),
             latency: Histogram::default(),
             certificate_days_left: AtomicI64::new(0),
+            precomputed_signatures: AtomicU64::new(0),
+            one_step_signatures: AtomicU64::new(0),
         }
     }
 }
 
 impl SignerMetrics {
+    /// Counts a signature, finished from a precomputed nonce or computed in one step.
+    pub fn count_signature(&self, precomputed: bool) {
+        let counter = if precomputed {
+            &self.precomputed_signatures
+        } else {
+            &self.one_step_signatures
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The exposition text; `cache` is (hits, misses) of the registry cache.
     pub fn render(&self, cache: (u64, u64)) -> String {
         let mut out = String::with_capacity(4096);
@@ -99,6 +115,16 @@ impl SignerMetrics {
             "Hits over lookups since start.",
             ratio.to_string(),
         );
+        let _ = writeln!(
+            out,
+            "# HELP shaken_signer_signatures_total Signatures by how their nonce was made: \
+             precomputed while idle, or in the request.\n\
+             # TYPE shaken_signer_signatures_total counter\n\
+             shaken_signer_signatures_total{{nonce=\"precomputed\"}} {}\n\
+             shaken_signer_signatures_total{{nonce=\"in_request\"}} {}",
+            self.precomputed_signatures.load(Ordering::Relaxed),
+            self.one_step_signatures.load(Ordering::Relaxed),
+        );
         let days = self.certificate_days_left.load(Ordering::Relaxed);
         gauge(
             &mut out,
@@ -127,5 +153,18 @@ mod tests {
         );
         assert!(text.contains("shaken_signer_requests_total{outcome=\"signed\",attest=\"B\"} 1"));
         assert!(text.contains("shaken_signer_registry_cache_hit_ratio 0.75"));
+        m.count_signature(true);
+        m.count_signature(true);
+        m.count_signature(false);
+        assert!(
+            text.contains("shaken_signer_signatures_total{nonce=\"precomputed\"} 0"),
+            "{text}"
+        );
+        let text = m.render((3, 1));
+        assert!(
+            text.contains("shaken_signer_signatures_total{nonce=\"precomputed\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("shaken_signer_signatures_total{nonce=\"in_request\"} 1"));
     }
 }

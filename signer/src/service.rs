@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, ApiError, SigningRequest};
 use crate::config::SignerConfig;
 use crate::metrics::SignerMetrics;
+use crate::nonces::NoncePool;
 use crate::policy::{Basis, CallFacts, Decision, PolicyConfig};
 use crate::registry::{CachedRegistry, NumberRecord};
 use crate::trace::{TraceLog, TraceOptions, TraceRecord};
@@ -59,6 +60,7 @@ pub struct SignerState {
     plan: Option<NumberingPlan>,
     clients: Clients,
     max_body: usize,
+    nonces: NoncePool,
     /// Metrics.
     pub metrics: SignerMetrics,
 }
@@ -85,11 +87,17 @@ pub struct StateParts {
     pub clients: Vec<Client>,
     /// Body limit.
     pub max_body: usize,
+    /// Precomputed nonces kept ready ([`crate::nonces`]); 0: none, every signature in one step.
+    pub nonce_pool: usize,
 }
 
 impl SignerState {
     /// Builds the state.
     pub fn new(parts: StateParts) -> Self {
+        let nonces = NoncePool::start(parts.nonce_pool).unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot start the nonce refill thread; signing in one step");
+            NoncePool::none()
+        });
         Self {
             signer: RwLock::new(parts.signer),
             registry: parts.registry,
@@ -98,6 +106,7 @@ impl SignerState {
             plan: parts.plan,
             clients: Clients::new(parts.clients),
             max_body: parts.max_body,
+            nonces,
             metrics: SignerMetrics::default(),
         }
     }
@@ -132,6 +141,7 @@ impl SignerState {
             plan: config.plan(),
             clients,
             max_body: config.max_body_bytes,
+            nonce_pool: config.nonce_pool,
         }))
     }
 
@@ -140,6 +150,11 @@ impl SignerState {
         if let Ok(mut current) = self.signer.write() {
             *current = signer;
         }
+    }
+
+    /// Precomputed nonces ready now ([`crate::nonces`]).
+    pub fn nonces_ready(&self) -> usize {
+        self.nonces.ready()
     }
 
     fn current_signer(&self) -> Option<Arc<TokenSigner>> {
@@ -313,7 +328,9 @@ async fn decide_and_sign(
                 level,
                 request.origid.clone(),
             );
-            let identity = match signer.identity_header(&claims) {
+            let nonce = state.nonces.take();
+            state.metrics.count_signature(nonce.is_some());
+            let identity = match signer.identity_header_with(&claims, nonce) {
                 Ok(identity) => identity,
                 Err(e) => {
                     tracing::error!(error = %e, "signing failed");

@@ -260,6 +260,7 @@ async fn lab(args: LabArgs) -> Result<ExitCode> {
                 plan: None,
                 clients: vec![],
                 max_body: 16 * 1024,
+                nonce_pool: signer::nonces::DEFAULT_CAPACITY,
             });
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             listener.set_nonblocking(true)?;

@@ -95,6 +95,7 @@ async fn start(outage: bool, clients: Vec<Client>, policy: PolicyConfig) -> Runn
         plan: None,
         clients,
         max_body: 4096,
+        nonce_pool: signer::nonces::DEFAULT_CAPACITY,
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -386,6 +387,15 @@ async fn gateway_and_outage_rules_are_configurable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_verify_here_and_in_pyjwt_and_the_request_id_is_echoed() {
     let s = start(false, vec![], nanp_policy()).await;
+    // The signature is finished from a precomputed nonce (signer::nonces) once the pool has
+    // some; this test checks that path against both verifiers.
+    for _ in 0..2000 {
+        if s.state.nonces_ready() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(s.state.nonces_ready() > 0, "the nonce pool stays empty");
     let body = request("A", "12155551212", "+1(212)555-1213", "");
     let r = post_json(
         s.addr,
@@ -420,6 +430,13 @@ async fn tokens_verify_here_and_in_pyjwt_and_the_request_id_is_echoed() {
         &[],
     )
     .unwrap();
+
+    let precomputed = s
+        .state
+        .metrics
+        .precomputed_signatures
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(precomputed, 1, "signed from a precomputed nonce");
 
     let token = identity.split(';').next().unwrap();
     let cert = certs_test::path("sp/1001/cert.pem");
@@ -545,6 +562,7 @@ mod mutual_tls {
             plan: None,
             clients: vec![Client::from_config(&client).unwrap()],
             max_body: 4096,
+            nonce_pool: 0,
         }));
         let acceptor = rest::tls::acceptor(&rest::tls::TlsSection {
             cert_file: certs_test::path("tls/server.pem"),
