@@ -5,7 +5,9 @@
 //!   parse the Identity header, decode and check the token, check freshness, the signature and
 //!   the numbers.
 //! - group `sign`: `raw` is aws-lc-rs signing the same signing input; `full` is
-//!   `TokenSigner::identity_header` building the claims JSON, encoding, signing and formatting.
+//!   `TokenSigner::identity_header` building the claims JSON, encoding, signing and formatting;
+//!   `precomputed` is the same finished from a precomputed nonce (what a request pays when the
+//!   signer's nonce pool has one), `nonce` the cost of one nonce made in a batch of 64.
 //!
 //! `scripts/bench-ratios` prints full/raw throughput ratios from the results.
 #![allow(
@@ -22,7 +24,7 @@ use aws_lc_rs::signature::{
     EcdsaKeyPair, KeyPair, ParsedPublicKey, ECDSA_P256_SHA256_FIXED,
     ECDSA_P256_SHA256_FIXED_SIGNING,
 };
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use passport::identity::IdentityHeader;
 use passport::verify::{verify_shaken, VerifyOptions};
 use passport::{Attestation, Claims, Dest, Party, SigningKey, Tn, TokenSigner};
@@ -90,6 +92,23 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("full", |b| {
         b.iter(|| signer.identity_header(black_box(&claims)).unwrap())
+    });
+    // What a request pays when the signer's nonce pool has a nonce ready.
+    group.bench_function("precomputed", |b| {
+        b.iter_batched(
+            || passport::nonce::precompute(1).unwrap().pop().unwrap(),
+            |nonce| {
+                signer
+                    .identity_header_with(black_box(&claims), Some(nonce))
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // What the refill thread pays per nonce, made in batches of 64 as it makes them.
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("nonce", |b| {
+        b.iter(|| passport::nonce::precompute(64).unwrap())
     });
     group.finish();
 }
