@@ -93,11 +93,15 @@ pub fn precompute(count: usize) -> Result<Vec<Nonce>, Error> {
         ks.push(*k);
         rs.push(r);
     }
-    let inverses = batch_invert(&mut ks)?;
+    let mut inverses = batch_invert(&mut ks)?;
     Ok(rs
         .into_iter()
-        .zip(inverses)
-        .map(|(r, k_inv)| Nonce { r, k_inv })
+        .zip(inverses.iter_mut())
+        .map(|(r, k_inv)| {
+            let nonce = Nonce { r, k_inv: *k_inv };
+            k_inv.zeroize();
+            nonce
+        })
         .collect())
 }
 

@@ -95,7 +95,8 @@ async fn start(outage: bool, clients: Vec<Client>, policy: PolicyConfig) -> Runn
         plan: None,
         clients,
         max_body: 4096,
-        nonce_pool: signer::nonces::DEFAULT_CAPACITY,
+        // A small pool: each test's signer fills its own.
+        nonce_pool: 64,
     }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
