@@ -109,14 +109,15 @@ impl NoncePool {
 }
 
 impl Drop for NoncePool {
+    /// Tells the refill thread to stop, without waiting for it: as a `SCHED_IDLE` thread on
+    /// busy CPUs it may take a long time to get the CPU it needs to notice. It stops after its
+    /// current batch, and the last nonces are zeroed when it lets go of them.
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Ok(_state) = self.shared.state.lock() {
             self.shared.low.notify_one();
         }
-        if let Some(thread) = self.refill.take() {
-            let _ = thread.join();
-        }
+        drop(self.refill.take());
     }
 }
 
@@ -239,6 +240,19 @@ mod tests {
         rs.sort();
         rs.dedup();
         assert_eq!(rs.len(), 6 * BATCH);
+    }
+
+    #[test]
+    fn dropping_the_pool_stops_its_thread() {
+        let mut pool = NoncePool::start(BATCH).unwrap_or_else(|e| panic!("{e}"));
+        wait_for(&pool, BATCH);
+        let thread = pool.refill.take().unwrap_or_else(|| panic!("no refill thread"));
+        drop(pool);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !thread.is_finished() {
+            assert!(Instant::now() < deadline, "the refill thread is still running");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     #[test]
