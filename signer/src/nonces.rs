@@ -246,11 +246,17 @@ mod tests {
     fn dropping_the_pool_stops_its_thread() {
         let mut pool = NoncePool::start(BATCH).unwrap_or_else(|e| panic!("{e}"));
         wait_for(&pool, BATCH);
-        let thread = pool.refill.take().unwrap_or_else(|| panic!("no refill thread"));
+        let thread = pool
+            .refill
+            .take()
+            .unwrap_or_else(|| panic!("no refill thread"));
         drop(pool);
         let deadline = Instant::now() + Duration::from_secs(20);
         while !thread.is_finished() {
-            assert!(Instant::now() < deadline, "the refill thread is still running");
+            assert!(
+                Instant::now() < deadline,
+                "the refill thread is still running"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
