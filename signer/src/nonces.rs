@@ -3,11 +3,12 @@
 //!
 //! A signature's point multiplication is about a third of the signer's CPU per call. The
 //! refill thread does it ahead of time, as `SCHED_IDLE`, so it runs when the CPUs would
-//! otherwise be idle; a request then finishes its signature in under a microsecond. The gain is in bursts:
-//! after the host pauses the signer for a few milliseconds, the requests that queued meanwhile
-//! are answered about a third faster, so the backlog (and the latency tail) drains sooner. At
-//! saturation the pool is empty and each request signs in one step, as without a pool; the
-//! total work is the same either way.
+//! otherwise be idle; a request then finishes its signature in under a microsecond. The gain
+//! is in bursts: after the host pauses the signer for a few milliseconds, the requests that
+//! queued meanwhile are answered about a third faster, so the backlog (and the latency tail)
+//! drains sooner. When the CPUs stay busy the pool runs dry and each request signs in one
+//! step, as without a pool; the total work is about the same either way (about 1 µs a call
+//! more with the pool).
 //!
 //! Nonces do not depend on the key, so the pool survives a key reload. Each is handed out once.
 
@@ -20,7 +21,7 @@ use passport::nonce::{self, Nonce};
 use thread_priority::ThreadPriority;
 
 /// Default number of nonces kept ready: at 40,000 signatures a second, the backlog of a 100 ms
-/// pause. 4,096 nonces take about 200 KiB and 50 ms of CPU to make.
+/// pause. 4,096 nonces take 256 KiB and about 50 ms of CPU to make.
 pub const DEFAULT_CAPACITY: usize = 4096;
 /// Nonces made at a time (they share one inversion).
 const BATCH: usize = 64;
@@ -102,7 +103,8 @@ impl NoncePool {
         nonce
     }
 
-    /// The number of nonces ready now.
+    /// The number of nonces ready now (for tests and diagnostics: unlike [`NoncePool::take`],
+    /// it waits for the lock).
     pub fn ready(&self) -> usize {
         self.shared.state.lock().map_or(0, |s| s.nonces.len())
     }
