@@ -1,7 +1,7 @@
 //! The signer's metrics (Prometheus text), built on the shared primitives.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 pub use rest::metrics::{Histogram, LabeledCounter};
 
@@ -23,6 +23,14 @@ pub const POLICY_LABELS: &[&str] = &[
     r#"message_id="POL5031""#,
 ];
 
+/// The label sets of the signature counter: the nonce precomputed while idle
+/// ([`crate::nonces`]), or made in the request (one-step signing).
+pub const SIGNATURE_LABELS: &[&str] = &[NONCE_PRECOMPUTED, NONCE_IN_REQUEST];
+/// A signature finished from a precomputed nonce.
+pub const NONCE_PRECOMPUTED: &str = r#"nonce="precomputed""#;
+/// A signature made in one step, in the request.
+pub const NONCE_IN_REQUEST: &str = r#"nonce="in_request""#;
+
 /// The signer's metrics.
 #[derive(Debug)]
 pub struct SignerMetrics {
@@ -34,10 +42,8 @@ pub struct SignerMetrics {
     pub latency: Histogram,
     /// Days until the signing certificate expires.
     pub certificate_days_left: AtomicI64,
-    /// Signatures finished from a precomputed nonce.
-    pub precomputed_signatures: AtomicU64,
-    /// Signatures computed in one step (the nonce pool was empty or off).
-    pub one_step_signatures: AtomicU64,
+    /// Signatures by how their nonce was made ([`SIGNATURE_LABELS`]).
+    pub signatures: LabeledCounter,
 }
 
 impl Default for SignerMetrics {
@@ -47,8 +53,7 @@ impl Default for SignerMetrics {
             errors: LabeledCounter::request_errors_and(POLICY_LABELS),
             latency: Histogram::default(),
             certificate_days_left: AtomicI64::new(0),
-            precomputed_signatures: AtomicU64::new(0),
-            one_step_signatures: AtomicU64::new(0),
+            signatures: LabeledCounter::new(SIGNATURE_LABELS),
         }
     }
 }
@@ -56,12 +61,11 @@ impl Default for SignerMetrics {
 impl SignerMetrics {
     /// Counts a signature, finished from a precomputed nonce or computed in one step.
     pub fn count_signature(&self, precomputed: bool) {
-        let counter = if precomputed {
-            &self.precomputed_signatures
+        self.signatures.inc(if precomputed {
+            NONCE_PRECOMPUTED
         } else {
-            &self.one_step_signatures
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            NONCE_IN_REQUEST
+        });
     }
 
     /// The exposition text; `cache` is (hits, misses) of the registry cache.
@@ -115,15 +119,10 @@ impl SignerMetrics {
             "Hits over lookups since start.",
             ratio.to_string(),
         );
-        let _ = writeln!(
-            out,
-            "# HELP shaken_signer_signatures_total Signatures by how their nonce was made: \
-             precomputed while idle, or in the request.\n\
-             # TYPE shaken_signer_signatures_total counter\n\
-             shaken_signer_signatures_total{{nonce=\"precomputed\"}} {}\n\
-             shaken_signer_signatures_total{{nonce=\"in_request\"}} {}",
-            self.precomputed_signatures.load(Ordering::Relaxed),
-            self.one_step_signatures.load(Ordering::Relaxed),
+        self.signatures.render(
+            "shaken_signer_signatures_total",
+            "Signatures by how their nonce was made: precomputed while idle, or in the request.",
+            &mut out,
         );
         let days = self.certificate_days_left.load(Ordering::Relaxed);
         gauge(

@@ -435,8 +435,8 @@ async fn tokens_verify_here_and_in_pyjwt_and_the_request_id_is_echoed() {
     let precomputed = s
         .state
         .metrics
-        .precomputed_signatures
-        .load(std::sync::atomic::Ordering::Relaxed);
+        .signatures
+        .get(signer::metrics::NONCE_PRECOMPUTED);
     assert_eq!(precomputed, 1, "signed from a precomputed nonce");
 
     let token = identity.split(';').next().unwrap();
