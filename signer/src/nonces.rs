@@ -43,7 +43,21 @@ struct Shared {
     stop: AtomicBool,
 }
 
-#[derive(Debug, Default)]
+impl Shared {
+    fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State {
+                nonces: Vec::with_capacity(capacity),
+                refill_waiting: false,
+            }),
+            low: Condvar::new(),
+            capacity,
+            stop: AtomicBool::new(false),
+        })
+    }
+}
+
+#[derive(Debug)]
 struct State {
     nonces: Vec<Nonce>,
     /// Whether the refill thread waits for the pool to run low.
@@ -54,15 +68,7 @@ impl NoncePool {
     /// A pool of `capacity` nonces, filled in the background from now on. With capacity 0
     /// there is no thread and [`NoncePool::take`] always answers `None`.
     pub fn start(capacity: usize) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                nonces: Vec::with_capacity(capacity),
-                refill_waiting: false,
-            }),
-            low: Condvar::new(),
-            capacity,
-            stop: AtomicBool::new(false),
-        });
+        let shared = Shared::new(capacity);
         let refill = if capacity == 0 {
             None
         } else {
@@ -79,12 +85,7 @@ impl NoncePool {
     /// A pool that is always empty (every signature in one step).
     pub fn none() -> Self {
         Self {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
-                low: Condvar::new(),
-                capacity: 0,
-                stop: AtomicBool::new(false),
-            }),
+            shared: Shared::new(0),
             refill: None,
         }
     }
