@@ -14,8 +14,9 @@
 //!   sampling (`p256`'s `NonZeroScalar::random`);
 //! - a [`Nonce`] can be used once only: signing consumes it, it cannot be cloned, and no
 //!   public constructor takes `k` (a known or repeated `k` reveals the key);
-//! - `k` itself is dropped as soon as `k·G` and `k⁻¹` are known; `k⁻¹` is as secret as the key
-//!   and is zeroed when the nonce is dropped;
+//! - every copy of `k` (and the batch inversion's products of them) is wiped once `k·G` and `k⁻¹`
+//!   are known, on error paths too; `k⁻¹` is as secret as the key and is zeroed when the
+//!   nonce is dropped;
 //! - the arithmetic is constant time: `k·G` is aws-lc-rs's P-256 base-point multiplication
 //!   (reached through its ECDH key API, which computes exactly `k·G` for a chosen `k`), the
 //!   scalar operations are `p256`'s.
@@ -25,7 +26,7 @@
 
 use aws_lc_rs::agreement::{PrivateKey, ECDH_P256};
 use p256::elliptic_curve::ops::Reduce;
-use p256::elliptic_curve::zeroize::Zeroize;
+use p256::elliptic_curve::zeroize::{Zeroize, Zeroizing};
 use p256::elliptic_curve::{Field, PrimeField};
 use p256::{FieldBytes, NonZeroScalar, Scalar, U256};
 
@@ -81,27 +82,27 @@ impl std::fmt::Debug for Nonce {
 /// than its point multiplications.
 pub fn precompute(count: usize) -> Result<Vec<Nonce>, Error> {
     let mut rng = rand_core::OsRng;
-    let mut ks = Vec::with_capacity(count);
+    // Every copy of a k, or of a product of them, is wiped when dropped, on error paths too.
+    let mut ks = Zeroizing::new(Vec::with_capacity(count));
     let mut rs = Vec::with_capacity(count);
     while ks.len() < count {
-        let k = NonZeroScalar::random(&mut rng);
-        let r = r_of(&k)?;
+        let mut k = NonZeroScalar::random(&mut rng);
+        let r = r_of(&k);
+        let k_value = *k;
+        k.zeroize();
+        let r = r?;
         // r = 0 happens with probability about 2^-256; such a k cannot sign, so draw again.
         if bool::from(r.is_zero()) {
             continue;
         }
-        ks.push(*k);
+        ks.push(k_value);
         rs.push(r);
     }
     let mut inverses = batch_invert(&mut ks)?;
     Ok(rs
         .into_iter()
         .zip(inverses.iter_mut())
-        .map(|(r, k_inv)| {
-            let nonce = Nonce { r, k_inv: *k_inv };
-            k_inv.zeroize();
-            nonce
-        })
+        .map(|(r, k_inv)| Nonce { r, k_inv: *k_inv })
         .collect())
 }
 
@@ -123,28 +124,28 @@ fn r_of(k: &NonZeroScalar) -> Result<Scalar, Error> {
     Ok(<Scalar as Reduce<U256>>::reduce_bytes(&FieldBytes::from(x)))
 }
 
-/// The inverses of `values` (all non-zero), which are zeroed on the way.
-fn batch_invert(values: &mut [Scalar]) -> Result<Vec<Scalar>, Error> {
+/// The inverses of `values` (all non-zero), which are zeroed on the way. The inverses are
+/// wiped when the returned vector is dropped.
+fn batch_invert(values: &mut [Scalar]) -> Result<Zeroizing<Vec<Scalar>>, Error> {
     // prefix[i] = values[0] · … · values[i-1]
-    let mut prefix = Vec::with_capacity(values.len());
-    let mut product = Scalar::ONE;
+    let mut prefix = Zeroizing::new(Vec::with_capacity(values.len()));
+    let mut product = Zeroizing::new(Scalar::ONE);
     for v in values.iter() {
-        prefix.push(product);
-        product *= v;
+        prefix.push(*product);
+        *product *= v;
     }
-    let mut inverse = Option::<Scalar>::from(product.invert())
-        .ok_or_else(|| Error::PrivateKey("nonce has no inverse".into()))?;
-    product.zeroize();
-    let mut out = Vec::with_capacity(values.len());
-    for (value, before) in values.iter_mut().zip(prefix.iter_mut()).rev() {
+    let mut inverse = Zeroizing::new(
+        Option::<Scalar>::from(product.invert())
+            .ok_or_else(|| Error::PrivateKey("nonce has no inverse".into()))?,
+    );
+    let mut out = Zeroizing::new(Vec::with_capacity(values.len()));
+    for (value, before) in values.iter_mut().zip(prefix.iter()).rev() {
         // inverse = (values[0] · … · value)⁻¹, so inverse · before = value⁻¹
-        out.push(inverse * *before);
-        inverse *= *value;
+        out.push(*inverse * before);
+        *inverse *= *value;
         value.zeroize();
-        before.zeroize();
     }
     out.reverse();
-    inverse.zeroize();
     Ok(out)
 }
 
@@ -158,7 +159,7 @@ mod tests {
         let values: Vec<Scalar> = (0..17).map(|_| *NonZeroScalar::random(&mut rng)).collect();
         let mut work = values.clone();
         let inverses = batch_invert(&mut work).unwrap();
-        for (v, inv) in values.iter().zip(&inverses) {
+        for (v, inv) in values.iter().zip(inverses.iter()) {
             assert_eq!(*v * inv, Scalar::ONE);
         }
         assert!(
