@@ -184,17 +184,20 @@ pub(crate) fn baseline(period: Duration) -> Result<(f64, f64)> {
 ///
 /// The socket asks the kernel to time-stamp what it receives (`SO_TIMESTAMPNS`), so each
 /// answer also has the time its last bytes reached this machine's socket: the "wire" latency,
-/// which does not include how long the generator's own threads took to get to it.
+/// which does not include how long the generator's own threads took to get to it. The time the
+/// request was handed to the kernel is kept too, to tell how late the generator itself sent it.
 struct Connection {
     stream: tokio::net::TcpStream,
     buffer: Vec<u8>,
     request: Vec<u8>,
 }
 
-/// What one exchange gave: the response's status and when its last bytes arrived (kernel
-/// receive time-stamp, if the kernel gave one).
+/// What one exchange gave: the response's status, when the request had been written to the
+/// socket, and when the response's last bytes arrived (kernel receive time-stamp, if the kernel
+/// gave one).
 struct Answer {
     status: u16,
+    sent: SystemTime,
     arrived: Option<SystemTime>,
 }
 
@@ -225,6 +228,7 @@ impl Connection {
         );
         self.request.extend_from_slice(body.as_bytes());
         self.stream.write_all(&self.request).await?;
+        let sent = SystemTime::now();
         self.buffer.clear();
         let mut arrived = None;
         loop {
@@ -260,7 +264,11 @@ impl Connection {
                 .and_then(|(_, v)| v.trim().parse().ok())
                 .unwrap_or(0);
             if self.buffer.len() >= end + 4 + length {
-                return Ok(Answer { status, arrived });
+                return Ok(Answer {
+                    status,
+                    sent,
+                    arrived,
+                });
             }
         }
     }
@@ -315,6 +323,11 @@ struct Latencies {
     client: Histogram<u64>,
     /// Until the answer's last bytes reached the socket (kernel time-stamp).
     wire: Histogram<u64>,
+    /// Until the generator had written the request (its own lateness: CPU it was not given).
+    sent_late: Histogram<u64>,
+    /// From the request written to the answer at the socket: the exchange alone, without the
+    /// generator's lateness on either side (a diagnosis; the figures above are the measure).
+    exchange: Histogram<u64>,
 }
 
 struct Shared {
@@ -405,7 +418,11 @@ struct Pacer {
 }
 
 impl Pacer {
-    fn start(rate: f64, start: Instant, deadline: Instant) -> Self {
+    /// Starts the releasing thread for `tasks` connection tasks. After the last tick it gives
+    /// each task one more permit, whose request is past the deadline and makes it stop: the
+    /// requests already released are all sent first, however far behind the service is (closing
+    /// the semaphore instead would drop them, and with them the slowest end of the run).
+    fn start(rate: f64, start: Instant, deadline: Instant, tasks: usize) -> Self {
         let release = Arc::new(tokio::sync::Semaphore::new(0));
         let permits = Arc::clone(&release);
         let thread = std::thread::spawn(move || {
@@ -424,7 +441,9 @@ impl Pacer {
                 permits.add_permits(add.min(tokio::sync::Semaphore::MAX_PERMITS / 2));
                 released = due;
             }
-            permits.close();
+            if !permits.is_closed() {
+                permits.add_permits(tasks.min(tokio::sync::Semaphore::MAX_PERMITS / 2));
+            }
         });
         Self { release, thread }
     }
@@ -451,6 +470,8 @@ async fn drive(
         latencies: Mutex::new(Latencies {
             client: Histogram::new_with_bounds(1, 60_000_000, 3)?,
             wire: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            sent_late: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            exchange: Histogram::new_with_bounds(1, 60_000_000, 3)?,
         }),
         ok: AtomicU64::new(0),
         refused: AtomicU64::new(0),
@@ -463,7 +484,9 @@ async fn drive(
     let wall_start = SystemTime::now() + Duration::from_millis(200);
     let measured_from = start + Duration::from_secs_f64(args.warmup);
     let deadline = measured_from + duration;
-    let pacer = args.rate.map(|rate| Pacer::start(rate, start, deadline));
+    let pacer = args
+        .rate
+        .map(|rate| Pacer::start(rate, start, deadline, args.concurrency));
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency {
         let (shared, make_body, path) = (Arc::clone(&shared), Arc::clone(&make_body), path.clone());
@@ -488,7 +511,8 @@ async fn drive(
                     break;
                 }
                 let answer = connection.post(&path, &make_body(index)).await;
-                let (status, arrived) = answer.map_or((0, None), |a| (a.status, a.arrived));
+                let (status, sent, arrived) =
+                    answer.map_or((0, None, None), |a| (a.status, Some(a.sent), a.arrived));
                 if status == 0 {
                     connection = Connection::open(addr).await?;
                 }
@@ -501,13 +525,22 @@ async fn drive(
                         .clamp(1, 60_000_000)
                 };
                 let client = micros(due.elapsed());
+                let due_wall = wall_start + (due - start);
                 // Without a time-stamp (or with a clock step) the wire figure is the client's.
                 let wire = arrived
-                    .and_then(|t| t.duration_since(wall_start + (due - start)).ok())
+                    .and_then(|t| t.duration_since(due_wall).ok())
                     .map_or(client, |d| micros(d).min(client));
+                // How late the generator wrote the request, and the exchange from then until the
+                // answer reached the socket (both within `wire`, whose time line they split).
+                let late = sent.and_then(|t| t.duration_since(due_wall).ok());
+                let exchange = sent
+                    .zip(arrived)
+                    .and_then(|(sent, arrived)| arrived.duration_since(sent).ok());
                 if let Ok(mut h) = shared.latencies.lock() {
                     let _ = h.client.record(client);
                     let _ = h.wire.record(wire);
+                    let _ = h.sent_late.record(late.map_or(1, micros).min(wire));
+                    let _ = h.exchange.record(exchange.map_or(wire, micros).min(wire));
                 }
                 match status {
                     200 => shared.ok.fetch_add(1, Ordering::Relaxed),
@@ -524,7 +557,12 @@ async fn drive(
     if let Some(pacer) = pacer {
         pacer.stop();
     }
-    let elapsed = duration.as_secs_f64();
+    // The measured period lasts until the last counted answer: a service that fell behind
+    // answers after the deadline, and its throughput is what it achieved, not the rate asked.
+    let elapsed = Instant::now()
+        .saturating_duration_since(measured_from)
+        .max(duration)
+        .as_secs_f64();
     let latencies = shared
         .latencies
         .lock()
@@ -545,19 +583,23 @@ async fn drive(
         "throughput_per_second": ((ok + refused + failed) as f64 / elapsed).round(),
         "latency_ms": summary(h),
         "wire_latency_ms": summary(&latencies.wire),
+        "sent_late_ms": summary(&latencies.sent_late),
+        "exchange_latency_ms": summary(&latencies.exchange),
     });
     if args.json {
         println!("{result}");
     } else {
         println!(
-            "{} requests in {elapsed:.1} s: {} /s ({ok} signed, {refused} refused, {failed} failed); latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}; on the wire p99 {:.3}",
+            "{} requests in {elapsed:.1} s: {} /s ({ok} signed, {refused} refused, {failed} failed); latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}; on the wire p99 {:.3}; sent late p99 {:.3}; exchange p99 {:.3}",
             ok + refused + failed,
             result.get("throughput_per_second").cloned().unwrap_or_default(),
             ms(h, 0.5),
             ms(h, 0.9),
             ms(h, 0.99),
             h.max() as f64 / 1000.0,
-            ms(&latencies.wire, 0.99)
+            ms(&latencies.wire, 0.99),
+            ms(&latencies.sent_late, 0.99),
+            ms(&latencies.exchange, 0.99)
         );
     }
     Ok(if failed > 0 {

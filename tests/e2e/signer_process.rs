@@ -363,11 +363,114 @@ fn the_load_generator_keeps_its_schedule_and_counts_outcomes() {
     // A quarter of the calls come from unregistered numbers and are refused.
     let share = refused as f64 / requests as f64;
     assert!((0.18..0.32).contains(&share), "refused share {share}");
-    for figures in [&open["latency_ms"], &open["wire_latency_ms"]] {
+    for figures in [
+        &open["latency_ms"],
+        &open["wire_latency_ms"],
+        &open["sent_late_ms"],
+        &open["exchange_latency_ms"],
+    ] {
         let get = |q: &str| figures[q].as_f64().unwrap();
         assert!(get("p50") > 0.0, "{figures}");
         assert!(get("p50") <= get("p90") && get("p90") <= get("p99") && get("p99") <= get("max"));
     }
     // The answer reaches the socket before the generator has read it.
     assert!(open["wire_latency_ms"]["p99"].as_f64() <= open["latency_ms"]["p99"].as_f64());
+    // The generator's lateness in sending and the exchange after it split the wire latency:
+    // each is at most it (request by request, so at every quantile).
+    for part in ["sent_late_ms", "exchange_latency_ms"] {
+        for q in ["p50", "p99", "max"] {
+            assert!(
+                open[part][q].as_f64() <= open["wire_latency_ms"][q].as_f64(),
+                "{part} {q}: {open}"
+            );
+        }
+    }
+}
+
+/// A service that answers every request (HTTP/1.1, keep-alive) after `delay`, on one thread
+/// per connection; returns its address. It lives until the test process ends.
+fn slow_service(delay: std::time::Duration) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut pending = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // One whole request: the head, then Content-Length bytes of body.
+                    let complete = |p: &[u8]| {
+                        let end = p.windows(4).position(|w| w == b"\r\n\r\n")?;
+                        let head = String::from_utf8_lossy(&p[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        (p.len() >= end + 4 + length).then_some(end + 4 + length)
+                    };
+                    while let Some(used) = complete(&pending) {
+                        pending.drain(..used);
+                        std::thread::sleep(delay);
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+                        if stream.write_all(answer).is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => pending.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// When the service falls behind the open loop's schedule, the requests already due at the end
+/// of the run are still sent and counted: none is dropped, so the slowest end of a run is in
+/// its figures.
+#[test]
+fn the_load_generator_sends_every_due_request_when_the_service_falls_behind() {
+    let dir = tempdir();
+    let numbers = dir.path().join("numbers.txt");
+    std::fs::write(&numbers, "12155560000\n").unwrap();
+    // 20 ms an answer on one connection: 50 a second at most, against 100 due a second.
+    let addr = slow_service(std::time::Duration::from_millis(20));
+    let url = format!("http://{addr}/stir/v1/signing");
+    let out = shaken([
+        "load",
+        "sign",
+        "--url",
+        &url,
+        "--numbers",
+        numbers.to_str().unwrap(),
+        "--rate",
+        "100",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = crate::support::stdout_json(&out);
+    // Requests 0-29 are due in the 0.3 s (one every 10 ms); about half of them are still
+    // waiting for the connection when the 0.3 s are over.
+    assert_eq!(run["requests"], 30, "{run}");
+    assert_eq!(run["signed"], 30, "{run}");
+    // The last of them waited about 0.3 s for its turn: that is in the figures.
+    assert!(run["latency_ms"]["max"].as_f64().unwrap() >= 200.0, "{run}");
+    // Throughput is what the service achieved (about 50/s over about 0.6 s), not the 100/s
+    // asked.
+    assert!(run["seconds"].as_f64().unwrap() >= 0.5, "{run}");
+    assert!(
+        run["throughput_per_second"].as_f64().unwrap() <= 60.0,
+        "{run}"
+    );
 }
