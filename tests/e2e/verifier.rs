@@ -61,8 +61,10 @@ async fn lab() -> Lab {
     let policy = FetchPolicy {
         allow_private_addresses: true,
         allowed_ports: None,
-        connect_timeout: Duration::from_millis(500),
-        total_timeout: Duration::from_millis(500),
+        // Generous: no case here is about a slow repository, and a shared CI machine can
+        // stall a loopback TLS handshake for a while.
+        connect_timeout: Duration::from_secs(5),
+        total_timeout: Duration::from_secs(5),
         ..FetchPolicy::default()
     };
     let fetcher = Fetcher::new(
@@ -241,9 +243,15 @@ async fn verdicts_through_the_rest_api_and_the_event_feed() {
         serde_json::json!(["unsigned", "unregistered"])
     );
 
-    // The event feed has one line per verification with the response's member names.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let lines = verifier::events::parse_lines(&std::fs::read_to_string(&lab.events).unwrap());
+    // The event feed has one line per verification with the response's member names. Its
+    // writer thread runs behind the responses: wait (up to 30 s) for the lines to be there.
+    let read_lines =
+        || verifier::events::parse_lines(&std::fs::read_to_string(&lab.events).unwrap_or_default());
+    let waiting_since = std::time::Instant::now();
+    while read_lines().len() < 8 && waiting_since.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines = read_lines();
     assert_eq!(lines.len(), 8);
     assert_eq!(lines[0]["verstat"], "TN-Validation-Passed");
     assert_eq!(lines[0]["spc"], "1001");
