@@ -309,6 +309,24 @@ fn the_key_is_checked_against_the_chain_published_at_the_x5u() {
     repo.wait().unwrap();
 }
 
+/// Runs `shaken load sign --json` against `url` with calling numbers from `numbers`, and
+/// returns its result.
+fn load_sign(url: &str, numbers: &std::path::Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "load",
+        "sign",
+        "--url",
+        url,
+        "--numbers",
+        numbers.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = shaken(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    crate::support::stdout_json(&out)
+}
+
 /// `shaken load sign` against a real signer: the open loop sends the scheduled number of
 /// requests, counts signed and refused calls, and reports consistent latency figures.
 #[test]
@@ -320,34 +338,22 @@ fn the_load_generator_keeps_its_schedule_and_counts_outcomes() {
     std::fs::write(&numbers, registered).unwrap();
     let (mut child, addr, _lines) = spawn(dir.path());
     let url = format!("http://{addr}/stir/v1/signing");
-    let run = |extra: &[&str]| {
-        let mut args = vec![
-            "load",
-            "sign",
-            "--url",
-            &url,
-            "--numbers",
-            numbers.to_str().unwrap(),
+    let open = load_sign(
+        &url,
+        &numbers,
+        &[
             "--unregistered-share",
             "0.25",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        let out = shaken(&args);
-        assert!(out.status.success(), "{}", stderr(&out));
-        crate::support::stdout_json(&out)
-    };
-
-    let open = run(&[
-        "--rate",
-        "400",
-        "--duration",
-        "2",
-        "--warmup",
-        "0.5",
-        "--concurrency",
-        "8",
-    ]);
+            "--rate",
+            "400",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+            "--concurrency",
+            "8",
+        ],
+    );
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(open["mode"], "open");
@@ -441,25 +447,20 @@ fn the_load_generator_sends_every_due_request_when_the_service_falls_behind() {
     // 20 ms an answer on one connection: 50 a second at most, against 100 due a second.
     let addr = slow_service(std::time::Duration::from_millis(20));
     let url = format!("http://{addr}/stir/v1/signing");
-    let out = shaken([
-        "load",
-        "sign",
-        "--url",
+    let run = load_sign(
         &url,
-        "--numbers",
-        numbers.to_str().unwrap(),
-        "--rate",
-        "100",
-        "--duration",
-        "0.3",
-        "--warmup",
-        "0",
-        "--concurrency",
-        "1",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let run = crate::support::stdout_json(&out);
+        &numbers,
+        &[
+            "--rate",
+            "100",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "1",
+        ],
+    );
     // Requests 0-29 are due in the 0.3 s (one every 10 ms); about half of them are still
     // waiting for the connection when the 0.3 s are over.
     assert_eq!(run["requests"], 30, "{run}");
