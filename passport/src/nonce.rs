@@ -88,14 +88,14 @@ pub fn precompute(count: usize) -> Result<Vec<Nonce>, Error> {
     while ks.len() < count {
         let mut k = NonZeroScalar::random(&mut rng);
         let r = r_of(&k);
-        let k_value = *k;
+        let k_value = Zeroizing::new(*k);
         k.zeroize();
         let r = r?;
         // r = 0 happens with probability about 2^-256; such a k cannot sign, so draw again.
         if bool::from(r.is_zero()) {
             continue;
         }
-        ks.push(k_value);
+        ks.push(*k_value);
         rs.push(r);
     }
     let mut inverses = batch_invert(&mut ks)?;

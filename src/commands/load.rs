@@ -330,6 +330,13 @@ struct Latencies {
     exchange: Histogram<u64>,
 }
 
+impl Latencies {
+    /// One latency histogram: 1 µs to 60 s, three significant digits.
+    fn histogram() -> Result<Histogram<u64>> {
+        Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
+    }
+}
+
 struct Shared {
     latencies: Mutex<Latencies>,
     ok: AtomicU64,
@@ -468,10 +475,10 @@ async fn drive(
     let (addr, path) = target(&args.url)?;
     let shared = Arc::new(Shared {
         latencies: Mutex::new(Latencies {
-            client: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-            wire: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-            sent_late: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-            exchange: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+            client: Latencies::histogram()?,
+            wire: Latencies::histogram()?,
+            sent_late: Latencies::histogram()?,
+            exchange: Latencies::histogram()?,
         }),
         ok: AtomicU64::new(0),
         refused: AtomicU64::new(0),
