@@ -47,8 +47,7 @@ fn benches(c: &mut Criterion) {
         CacheConfig::default(),
         anchors,
         CrlStore::default(),
-        60,
-        10,
+        verifier::verify::Windows::default(),
     );
     // Warm the cache with the validated chain.
     runtime
@@ -87,7 +86,7 @@ fn benches(c: &mut Criterion) {
         identity: Some(&identity),
     };
     assert_eq!(
-        runtime.block_on(verifier.verify(call)).verstat,
+        runtime.block_on(verifier.verify(call, NOW + 1)).verstat,
         Verstat::Passed
     );
 
@@ -102,7 +101,7 @@ fn benches(c: &mut Criterion) {
         })
     });
     group.bench_function("full", |b| {
-        b.iter(|| runtime.block_on(verifier.verify(black_box(call))))
+        b.iter(|| runtime.block_on(verifier.verify(black_box(call), black_box(NOW + 1))))
     });
     group.finish();
 }

@@ -304,8 +304,7 @@ async fn lab(args: LabArgs) -> Result<ExitCode> {
         verifier::cache::CacheConfig::default(),
         anchors,
         verifier::crl::CrlStore::default(),
-        60,
-        10,
+        verifier::verify::Windows::default(),
     );
     let events = verifier::events::EventSink::open(&verifier::events::EventTarget::File(
         dir.join("events.jsonl"),

@@ -91,8 +91,7 @@ pub(crate) fn run(command: VerifierCommand) -> Result<ExitCode> {
         config.cache_config(),
         anchors,
         CrlStore::new(crls, config.require_revocation),
-        config.max_age_seconds,
-        config.max_future_seconds,
+        config.windows(),
     );
     let state = Arc::new(VerifierState::new(
         verifier,

@@ -81,8 +81,7 @@ async fn lab() -> Lab {
         CacheConfig::default(),
         TrustAnchors::from_pem(&read("ca/root.pem")).unwrap(),
         CrlStore::new(crls, false),
-        60,
-        10,
+        verifier::verify::Windows::default(),
     );
     let events = dir.path().join("events.jsonl");
     let sink = EventSink::open(&EventTarget::File(events.clone())).unwrap();
@@ -152,6 +151,8 @@ async fn verify(lab: &Lab, from: &str, identity: Option<&str>, time: u64) -> ser
     reply.json()["verificationResponse"].clone()
 }
 
+const THREE_DAYS: u64 = 3 * 86_400;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verdicts_through_the_rest_api_and_the_event_feed() {
     let lab = lab().await;
@@ -179,10 +180,31 @@ async fn verdicts_through_the_rest_api_and_the_event_feed() {
             "Invalid Identity Header",
             "spoofed",
         ),
+        // A back-dated token (iat 120 s ago, signed directly) presented now.
         (
             "12155551212",
-            Some(good.clone()),
-            t + 120,
+            Some(identity(
+                &lab,
+                "sp/1001/chain.pem",
+                "sp/1001/key.pem",
+                t - 120,
+            )),
+            t,
+            403,
+            "Stale Date",
+            "stale",
+        ),
+        // A replay: a token signed three days ago, presented with `time` set to then. The
+        // iat is fresh against that `time`, but the `time` is far from the verifier's clock.
+        (
+            "12155551212",
+            Some(identity(
+                &lab,
+                "sp/1001/chain.pem",
+                "sp/1001/key.pem",
+                t - THREE_DAYS,
+            )),
+            t - THREE_DAYS,
             403,
             "Stale Date",
             "stale",
@@ -248,15 +270,32 @@ async fn verdicts_through_the_rest_api_and_the_event_feed() {
     let read_lines =
         || verifier::events::parse_lines(&std::fs::read_to_string(&lab.events).unwrap_or_default());
     let waiting_since = std::time::Instant::now();
-    while read_lines().len() < 8 && waiting_since.elapsed() < Duration::from_secs(30) {
+    while read_lines().len() < 9 && waiting_since.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let lines = read_lines();
-    assert_eq!(lines.len(), 8);
+    assert_eq!(lines.len(), 9);
     assert_eq!(lines[0]["verstat"], "TN-Validation-Passed");
     assert_eq!(lines[0]["spc"], "1001");
     assert_eq!(lines[0]["to"], serde_json::json!(["12125551213"]));
     assert_eq!(lines[1]["reasoncode"], 438);
+    // The replay's line records the verdict given, at the time the request claimed.
+    let replay = &lines[3];
+    assert_eq!(
+        (
+            &replay["verstat"],
+            &replay["reasoncode"],
+            &replay["time"],
+            &replay["flags"]
+        ),
+        (
+            &serde_json::json!("TN-Validation-Failed"),
+            &serde_json::json!(403),
+            &serde_json::json!(t - THREE_DAYS),
+            &serde_json::json!(["stale", "unregistered"])
+        ),
+        "{replay}"
+    );
     for member in [
         "time",
         "from",

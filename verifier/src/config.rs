@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::cache::CacheConfig;
 use crate::fetch::FetchPolicy;
+use crate::verify::Windows;
 
 pub use rest::clients::ClientSection;
 pub use rest::tls::TlsSection;
@@ -40,6 +41,9 @@ pub struct VerifierConfig {
     /// Allowance for clocks running ahead, seconds.
     #[serde(default = "default_max_future")]
     pub max_future_seconds: u64,
+    /// How far the request's `time` may be from the verifier's clock, seconds.
+    #[serde(default = "default_request_time_skew")]
+    pub request_time_skew_seconds: u64,
     /// Largest request body, bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -142,6 +146,9 @@ fn default_max_age() -> u64 {
 fn default_max_future() -> u64 {
     passport::verify::DEFAULT_MAX_FUTURE
 }
+fn default_request_time_skew() -> u64 {
+    crate::verify::DEFAULT_REQUEST_TIME_SKEW
+}
 fn default_max_body() -> usize {
     16 * 1024
 }
@@ -213,6 +220,15 @@ impl VerifierConfig {
             connect_timeout: Duration::from_millis(self.fetch.connect_timeout_ms),
             total_timeout: Duration::from_millis(self.fetch.total_timeout_ms),
             max_body: self.fetch.max_body_bytes,
+        }
+    }
+
+    /// The time windows.
+    pub fn windows(&self) -> Windows {
+        Windows {
+            max_age: self.max_age_seconds,
+            max_future: self.max_future_seconds,
+            request_time_skew: self.request_time_skew_seconds,
         }
     }
 

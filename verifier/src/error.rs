@@ -127,6 +127,16 @@ pub enum VerifyError {
     /// The certificate is not acceptable (437).
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// The request's `time` is too far from the verifier's clock (403 Stale Date).
+    #[error("request time {time} is {} s from the verifier's clock {now}, more than the {allowed} s allowed", time.abs_diff(*now))]
+    RequestTime {
+        /// The request's `time`.
+        time: u64,
+        /// The verifier's clock.
+        now: u64,
+        /// `request_time_skew_seconds`.
+        allowed: u64,
+    },
 }
 
 impl VerifyError {
@@ -136,6 +146,7 @@ impl VerifyError {
             Self::Passport(e) => e.sip_reason().unwrap_or(SipReason::InvalidIdentityHeader),
             Self::Fetch(_) => SipReason::BadIdentityInfo,
             Self::Credential(_) => SipReason::UnsupportedCredential,
+            Self::RequestTime { .. } => SipReason::StaleDate,
         }
     }
 }

@@ -68,6 +68,19 @@ impl Default for VerifierMetrics {
     }
 }
 
+/// The verifier's clock, in seconds since the epoch: read once per request, at the edge.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock (0 if it is set before 1970, which every request's `time` then exceeds
+/// by more than the allowed skew: refused, never accepted).
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
+}
+
 /// Everything a request handler needs.
 pub struct VerifierState {
     /// The verifier.
@@ -76,6 +89,7 @@ pub struct VerifierState {
     plan: Option<NumberingPlan>,
     max_body: usize,
     events: Option<EventSink>,
+    clock: Clock,
     /// Metrics.
     pub metrics: VerifierMetrics,
 }
@@ -101,8 +115,15 @@ impl VerifierState {
             plan,
             max_body,
             events,
+            clock: system_clock(),
             metrics: VerifierMetrics::default(),
         }
+    }
+
+    /// The same state reading another clock (tests pin time with it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn error(
@@ -234,7 +255,8 @@ async fn verify(
         time: parsed.time,
         identity: parsed.identity.as_deref(),
     };
-    let verdict = state.verifier.verify(call).await;
+    let now = (state.clock)();
+    let verdict = state.verifier.verify(call, now).await;
     state.metrics.latency.observe(started.elapsed());
     let code = verdict
         .reason

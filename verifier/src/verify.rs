@@ -119,42 +119,67 @@ pub struct Call<'a> {
     pub from: &'a Tn,
     /// The called numbers (canonical).
     pub to: &'a [Tn],
-    /// When the INVITE arrived (the freshness reference).
+    /// When the INVITE arrived, as the request says (the SBC fills it, often from the
+    /// INVITE's `Date`, which the caller controls): checked against the verifier's own clock,
+    /// then used as the reference for `iat`.
     pub time: u64,
     /// The Identity header value, if any.
     pub identity: Option<&'a str>,
 }
 
-/// The verifier: fetcher, certificate cache, trust anchors, CRLs and freshness settings.
+/// The time windows of a verification, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Windows {
+    /// Oldest acceptable `iat`, before the request's `time` (403 Stale Date beyond).
+    pub max_age: u64,
+    /// Newest acceptable `iat`, after the request's `time` (438 beyond).
+    pub max_future: u64,
+    /// How far the request's `time` may be from the verifier's own clock, either way (403
+    /// Stale Date beyond): RFC 8224 §6.2 step 4 checks the INVITE's `Date` against the
+    /// verifier's clock, so a captured token cannot be replayed with a back-dated `time`.
+    pub request_time_skew: u64,
+}
+
+/// The default request-time skew, in seconds.
+pub const DEFAULT_REQUEST_TIME_SKEW: u64 = 60;
+
+impl Default for Windows {
+    fn default() -> Self {
+        Self {
+            max_age: passport::verify::DEFAULT_MAX_AGE,
+            max_future: passport::verify::DEFAULT_MAX_FUTURE,
+            request_time_skew: DEFAULT_REQUEST_TIME_SKEW,
+        }
+    }
+}
+
+/// The verifier: fetcher, certificate cache, trust anchors, CRLs and time windows.
 #[derive(Debug)]
 pub struct Verifier {
     fetcher: Fetcher,
     cache: CertificateCache,
     anchors: RwLock<Arc<TrustAnchors>>,
     crls: CrlStore,
-    max_age: u64,
-    max_future: u64,
+    windows: Windows,
     /// Time to fetch a chain from a repository.
     pub fetch_latency: rest::metrics::Histogram,
 }
 
 impl Verifier {
-    /// A verifier. `max_age` and `max_future` bound `iat` around the request time.
+    /// A verifier.
     pub fn new(
         fetcher: Fetcher,
         cache: CacheConfig,
         anchors: TrustAnchors,
         crls: CrlStore,
-        max_age: u64,
-        max_future: u64,
+        windows: Windows,
     ) -> Self {
         Self {
             fetcher,
             cache: CertificateCache::new(cache),
             anchors: RwLock::new(Arc::new(anchors)),
             crls,
-            max_age,
-            max_future,
+            windows,
             fetch_latency: rest::metrics::Histogram::default(),
         }
     }
@@ -213,8 +238,9 @@ impl Verifier {
         Ok(chain)
     }
 
-    /// Verifies one call.
-    pub async fn verify(&self, call: Call<'_>) -> Verdict {
+    /// Verifies one call at `now`, the verifier's own clock (seconds since the epoch), which
+    /// judges the request's `time`, certificate validity, revocation and cache lifetimes.
+    pub async fn verify(&self, call: Call<'_>, now: u64) -> Verdict {
         let mut verdict = Verdict {
             verstat: Verstat::Failed,
             reason: None,
@@ -230,7 +256,7 @@ impl Verifier {
             verdict.flags = vec![Flag::Unsigned, Flag::Unregistered];
             return verdict;
         };
-        let outcome = self.check(call, identity, &mut verdict).await;
+        let outcome = self.check(call, identity, now, &mut verdict).await;
         match outcome {
             Ok(()) => {
                 verdict.verstat = Verstat::Passed;
@@ -244,9 +270,8 @@ impl Verifier {
                 verdict.reason = Some(error.sip_reason());
                 verdict.detail = Some(error.to_string());
                 match &error {
-                    VerifyError::Passport(passport::Error::Stale { .. }) => {
-                        verdict.flags.push(Flag::Stale)
-                    }
+                    VerifyError::Passport(passport::Error::Stale { .. })
+                    | VerifyError::RequestTime { .. } => verdict.flags.push(Flag::Stale),
                     VerifyError::Passport(
                         passport::Error::BadSignature
                         | passport::Error::OrigMismatch { .. }
@@ -272,6 +297,7 @@ impl Verifier {
         &self,
         call: Call<'_>,
         identity: &str,
+        now: u64,
         verdict: &mut Verdict,
     ) -> Result<(), VerifyError> {
         let parsed = IdentityHeader::parse(identity)?;
@@ -281,13 +307,21 @@ impl Verifier {
         verdict.origid = claims.origid.as_ref().map(ToString::to_string);
         verdict.x5u = Some(passport.header().x5u.clone());
         verify::check_shaken_form(passport)?;
+        let skew = call.time.abs_diff(now);
+        if skew > self.windows.request_time_skew {
+            return Err(VerifyError::RequestTime {
+                time: call.time,
+                now,
+                allowed: self.windows.request_time_skew,
+            });
+        }
         let options = VerifyOptions {
             now: call.time,
-            max_age: self.max_age,
-            max_future: self.max_future,
+            max_age: self.windows.max_age,
+            max_future: self.windows.max_future,
         };
         verify::check_freshness(claims.iat, &options)?;
-        let chain = self.credential(&passport.header().x5u, call.time).await?;
+        let chain = self.credential(&passport.header().x5u, now).await?;
         verdict.spc = Some(chain.spc.clone());
         passport.verify_signature(&chain.key)?;
         verify::check_parties(passport, Some(call.from), call.to)?;

@@ -20,7 +20,7 @@ use verifier::cache::CacheConfig;
 use verifier::chain::TrustAnchors;
 use verifier::crl::{Crl, CrlStore};
 use verifier::fetch::{FetchPolicy, Fetcher};
-use verifier::verify::{Call, Flag, Verifier, Verstat};
+use verifier::verify::{Call, Flag, Verdict, Verifier, Verstat, Windows};
 
 const NOW: u64 = 1_800_000_000;
 
@@ -120,6 +120,10 @@ fn ca_tools_free_tls_config() -> Arc<rustls::ServerConfig> {
 }
 
 fn verifier(timeout_ms: u64) -> Verifier {
+    verifier_with(timeout_ms, Windows::default())
+}
+
+fn verifier_with(timeout_ms: u64, windows: Windows) -> Verifier {
     let policy = FetchPolicy {
         allow_private_addresses: true,
         allowed_ports: None,
@@ -137,7 +141,7 @@ fn verifier(timeout_ms: u64) -> Verifier {
         ],
         false,
     );
-    Verifier::new(fetcher, CacheConfig::default(), anchors, crls, 60, 10)
+    Verifier::new(fetcher, CacheConfig::default(), anchors, crls, windows)
 }
 
 fn identity(key_file: &str, x5u: &str, attest: Attestation, iat: u64) -> String {
@@ -156,14 +160,28 @@ fn tn(s: &str) -> Tn {
     Tn::canonicalize(s, None).unwrap()
 }
 
-async fn check(v: &Verifier, identity: Option<&str>, from: &str) -> verifier::verify::Verdict {
+async fn check(v: &Verifier, identity: Option<&str>, from: &str) -> Verdict {
+    check_at(v, identity, from, NOW, NOW).await
+}
+
+/// Verifies a call whose request says `time`, on a verifier whose clock reads `now`.
+async fn check_at(
+    v: &Verifier,
+    identity: Option<&str>,
+    from: &str,
+    time: u64,
+    now: u64,
+) -> Verdict {
     let (from, to) = (tn(from), [tn("12125551213")]);
-    v.verify(Call {
-        from: &from,
-        to: &to,
-        time: NOW,
-        identity,
-    })
+    v.verify(
+        Call {
+            from: &from,
+            to: &to,
+            time,
+            identity,
+        },
+        now,
+    )
     .await
 }
 
@@ -403,8 +421,7 @@ async fn policy_refuses_plain_http_and_internal_addresses_by_default() {
         CacheConfig::default(),
         anchors,
         CrlStore::default(),
-        60,
-        10,
+        verifier::verify::Windows::default(),
     );
     for x5u in [
         "http://cr.example.net/chain.pem",
@@ -423,4 +440,104 @@ async fn policy_refuses_plain_http_and_internal_addresses_by_default() {
             "{x5u}: {verdict:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_time_is_checked_against_the_verifiers_clock() {
+    let v = verifier(2000);
+    let good = repo(Mode::Normal, read("sp/1001/chain.pem")).await;
+    let x5u = url(&good);
+    let signed_at = |iat| identity("sp/1001/key.pem", &x5u, Attestation::A, iat);
+
+    // A replay: a token signed three days ago, presented with `time` set to then. Its iat is
+    // fresh against that `time`, but the `time` is three days behind the verifier's clock.
+    let three_days_ago = NOW - 3 * 86_400;
+    let replay = check_at(
+        &v,
+        Some(&signed_at(three_days_ago)),
+        "12155551212",
+        three_days_ago,
+        NOW,
+    )
+    .await;
+    assert_eq!(
+        (replay.verstat, replay.reason, replay.flags.as_slice()),
+        (
+            Verstat::Failed,
+            Some(SipReason::StaleDate),
+            &[Flag::Stale, Flag::Unregistered][..]
+        ),
+        "{replay:?}"
+    );
+    assert!(
+        replay
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("request time")),
+        "{replay:?}"
+    );
+    assert_eq!(
+        good.hits.load(Ordering::SeqCst),
+        0,
+        "refused before any fetch"
+    );
+
+    // Within the default 60 s either way: passes; beyond it either way: 403.
+    for (time, passes) in [
+        (NOW - 60, true),
+        (NOW + 60, true),
+        (NOW - 61, false),
+        (NOW + 61, false),
+    ] {
+        let verdict = check_at(&v, Some(&signed_at(time)), "12155551212", time, NOW).await;
+        assert_eq!(
+            verdict.verstat == Verstat::Passed,
+            passes,
+            "time {time} at {NOW}: {verdict:?}"
+        );
+        if !passes {
+            assert_eq!(verdict.reason, Some(SipReason::StaleDate), "{verdict:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_validity_is_judged_at_the_verifiers_clock_not_the_request_time() {
+    // Even with any request time allowed, the certificate is judged at the verifier's clock.
+    let v = verifier_with(
+        2000,
+        Windows {
+            request_time_skew: u64::MAX,
+            ..Windows::default()
+        },
+    );
+    // The expired certificate is valid on 2026-01-01 only.
+    let expired = repo(Mode::Normal, read("expired/chain.pem")).await;
+    let noon_2026_01_01 = 1_767_268_800;
+    let token = identity(
+        "expired/key.pem",
+        &url(&expired),
+        Attestation::A,
+        noon_2026_01_01,
+    );
+    let verdict = check_at(&v, Some(&token), "12155551212", noon_2026_01_01, NOW).await;
+    assert_eq!(
+        (verdict.reason, verdict.flags.as_slice()),
+        (
+            Some(SipReason::UnsupportedCredential),
+            &[Flag::Untrusted, Flag::Unregistered][..]
+        ),
+        "{verdict:?}"
+    );
+    // On that day (a new verifier: the first one remembers the failure), the same call passes.
+    let v = verifier(2000);
+    let verdict = check_at(
+        &v,
+        Some(&token),
+        "12155551212",
+        noon_2026_01_01,
+        noon_2026_01_01 + 5,
+    )
+    .await;
+    assert_eq!(verdict.verstat, Verstat::Passed, "{verdict:?}");
 }
