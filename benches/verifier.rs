@@ -17,7 +17,7 @@ use std::time::Duration;
 use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use passport::{Attestation, Claims, Dest, Party, SigningKey, Tn, TokenSigner};
-use verifier::cache::CacheConfig;
+use verifier::cache::{CacheConfig, Loaded, Outcome};
 use verifier::chain::{self, TrustAnchors};
 use verifier::crl::CrlStore;
 use verifier::fetch::{FetchPolicy, Fetcher};
@@ -51,11 +51,16 @@ fn benches(c: &mut Criterion) {
     );
     // Warm the cache with the validated chain.
     runtime
-        .block_on(
-            verifier
-                .cache()
-                .get(X5U, NOW, || async { Ok((validated, Some(86_400))) }),
-        )
+        .block_on(verifier.cache().get(X5U, NOW, || async {
+            Outcome {
+                generation: verifier.cache().generation(),
+                result: Ok(Loaded {
+                    valid_until: validated.not_after,
+                    chain: validated,
+                    max_age: Some(86_400),
+                }),
+            }
+        }))
         .unwrap();
 
     let signer = TokenSigner::new(SigningKey::from_pem(&read("sp/1001/key.pem")).unwrap(), X5U);

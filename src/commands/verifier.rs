@@ -128,8 +128,7 @@ async fn reload_on_sighup(
         match (load_anchors(&config), load_crls(&config)) {
             (Ok(anchors), Ok(crls)) => {
                 let count = anchors.len();
-                state.verifier.crls().replace_local(crls);
-                state.verifier.replace_anchors(anchors);
+                state.verifier.reload(anchors, crls);
                 tracing::info!(anchors = count, "trust anchors and CRLs reloaded");
             }
             (Err(error), _) | (_, Err(error)) => {

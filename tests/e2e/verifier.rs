@@ -19,6 +19,7 @@ use crate::support::{oracle, stderr, stdout_json, tempdir};
 
 struct Lab {
     verifier: SocketAddr,
+    state: Arc<VerifierState>,
     repository: SocketAddr,
     events: std::path::PathBuf,
     dir: tempfile::TempDir,
@@ -95,11 +96,17 @@ async fn lab() -> Lab {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(service::serve(listener, state, None, async move {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(service::serve(
+        listener,
+        Arc::clone(&state),
+        None,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Lab {
         verifier: address,
+        state,
         repository,
         events,
         dir,
@@ -382,4 +389,211 @@ async fn tokens_signed_by_pyjwt_with_the_test_pki_key_verify() {
     let v = verify(&lab, "12155551212", Some(&identity), t + 1).await;
     assert_eq!(v["verstat"], "TN-Validation-Passed", "{v}");
     assert_eq!(v["spc"], "1002");
+}
+
+/// A keep-alive HTTP/1.1 connection to the verifier.
+struct Connection(hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>);
+
+impl Connection {
+    async fn open(address: SocketAddr) -> Self {
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        Self(sender)
+    }
+
+    /// Posts a verification request; the status and the `reasoncode` (0 when none).
+    async fn verify(&mut self, body: String) -> (u16, u64) {
+        use http_body_util::BodyExt;
+        self.0.ready().await.unwrap();
+        let request = hyper::Request::post("/stir/v1/verification")
+            .header("host", "verifier")
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let response = self.0.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let code = json["verificationResponse"]["reasoncode"]
+            .as_u64()
+            .unwrap_or(0);
+        (status, code)
+    }
+}
+
+fn verification_body(identity: &str, time: u64) -> String {
+    format!(
+        r#"{{"verificationRequest":{{"from":{{"tn":"12155551212"}},"to":{{"tn":["12125551213"]}},"time":{time},"identity":"{identity}"}}}}"#
+    )
+}
+
+/// The same token with its header's x5u (and the Identity header's info) replaced: a forged
+/// token, never signed for that x5u (its signature is never reached: the fetch fails first).
+fn forge(identity: &str, x5u: &str) -> String {
+    use passport::base64url;
+    let token = identity.split(';').next().unwrap();
+    let mut parts = token.split('.');
+    let (header, payload, signature) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let header: serde_json::Value =
+        serde_json::from_slice(&base64url::decode_part(header, passport::Part::Header).unwrap())
+            .unwrap();
+    let mut header = header.as_object().unwrap().clone();
+    header.insert("x5u".into(), serde_json::json!(x5u));
+    let header = base64url::encode(serde_json::Value::Object(header).to_string().as_bytes());
+    format!("{header}.{payload}.{signature};info=<{x5u}>;alg=ES256;ppt=shaken")
+}
+
+/// Calls with a good token over one connection until `stop` (signing a new token every 20 s,
+/// so that a long run does not make it stale); how many passed, and in what time.
+async fn good_caller(
+    address: SocketAddr,
+    sign: impl Fn(u64) -> String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (u64, Duration) {
+    let mut connection = Connection::open(address).await;
+    let started = std::time::Instant::now();
+    let mut passed = 0;
+    let (mut signed_at, mut identity) = (now(), sign(now()));
+    while !*stop.borrow() {
+        let t = now();
+        if t > signed_at + 20 {
+            (signed_at, identity) = (t, sign(t));
+        }
+        let (status, code) = connection.verify(verification_body(&identity, t)).await;
+        assert_eq!((status, code), (200, 0), "a good call failed");
+        passed += 1;
+    }
+    (passed, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forged_x5u_neither_evicts_a_good_chain_nor_stops_good_calls() {
+    const FORGED: usize = 50_000;
+    const CONNECTIONS: usize = 16;
+    let lab = lab().await;
+    let cache = lab.state.verifier.cache();
+
+    // Good calls alone, for the baseline rate.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let x5u = format!(
+        "https://127.0.0.1:{}/sp/1001/chain.pem",
+        lab.repository.port()
+    );
+    let sign = move |iat: u64| {
+        let signer = TokenSigner::new(
+            SigningKey::from_pem(&read("sp/1001/key.pem")).unwrap(),
+            x5u.clone(),
+        );
+        let claims = Claims::shaken(
+            iat,
+            Party::Tn("12155551212".into()),
+            Dest::tns(vec!["12125551213".into()]).unwrap(),
+            Attestation::A,
+            "de305d54-75b4-431b-adb2-eb6b9e546014".parse().unwrap(),
+        );
+        signer.identity_header(&claims).unwrap()
+    };
+    let alone = tokio::spawn(good_caller(lab.verifier, sign.clone(), stopped.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send(true).unwrap();
+    let (alone_calls, alone_time) = alone.await.unwrap();
+    let fetches_after_warm_up = cache.stats().fetches;
+    assert_eq!(fetches_after_warm_up, 1, "one fetch of the good chain");
+
+    // A server that accepts and never answers: the slow forged x5u values.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let repository_port = lab.repository.port();
+    let forged_x5u = move |i: usize| match i % 10 {
+        // One in 400 waits for the 5 s timeout.
+        _ if i % 400 == 7 => format!("https://127.0.0.1:{silent_port}/forged/{i}.pem"),
+        // 404 from the real repository.
+        0 => format!("https://127.0.0.1:{repository_port}/forged/{i}.pem"),
+        // Nothing listens there.
+        1..=4 => format!("https://127.0.0.1:1/forged/{i}.pem"),
+        // Refused by the fetch policy (plain HTTP) before any I/O.
+        _ => format!("http://forged-{i}.example/x.pem"),
+    };
+
+    // The flood, with good calls beside it.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let beside = tokio::spawn(good_caller(lab.verifier, sign.clone(), stopped));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut flooders = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (next, address) = (Arc::clone(&next), lab.verifier);
+        let sign = sign.clone();
+        flooders.push(tokio::spawn(async move {
+            let mut connection = Connection::open(address).await;
+            let mut answers = std::collections::BTreeMap::<(u16, u64), usize>::new();
+            let (mut signed_at, mut good) = (now(), sign(now()));
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= FORGED {
+                    break answers;
+                }
+                let t = now();
+                if t > signed_at + 20 {
+                    (signed_at, good) = (t, sign(t));
+                }
+                let body = verification_body(&forge(&good, &forged_x5u(i)), t);
+                *answers.entry(connection.verify(body).await).or_default() += 1;
+            }
+        }));
+    }
+    let mut answers = std::collections::BTreeMap::<(u16, u64), usize>::new();
+    for flooder in flooders {
+        for (answer, count) in flooder.await.unwrap() {
+            *answers.entry(answer).or_default() += count;
+        }
+    }
+    stop.send(true).unwrap();
+    let (beside_calls, beside_time) = beside.await.unwrap();
+
+    // Every forged call got its normal answer: 200 with 436, never anything else.
+    assert_eq!(
+        answers,
+        std::collections::BTreeMap::from([((200, 436), FORGED)])
+    );
+    // The good chain was never evicted nor fetched again, and good calls kept verifying.
+    assert!(beside_calls > 0, "good calls verified during the flood");
+    assert!(cache.failures() <= CacheConfig::default().negative_capacity);
+    assert_eq!(cache.len(), 1, "the good chain is still cached");
+    let fetches = cache.stats().fetches;
+    let hits = cache.stats().hits;
+    let mut connection = Connection::open(lab.verifier).await;
+    assert_eq!(
+        connection
+            .verify(verification_body(&sign(now()), now()))
+            .await,
+        (200, 0)
+    );
+    assert_eq!(
+        (cache.stats().fetches, cache.stats().hits),
+        (fetches, hits + 1),
+        "a hit, no refetch"
+    );
+    let rate = |calls: u64, time: Duration| calls as f64 / time.as_secs_f64();
+    eprintln!(
+        "good calls: alone {:.0}/s ({alone_calls} in {alone_time:.2?}); during {FORGED} forged \
+         calls {:.0}/s ({beside_calls} in {beside_time:.2?}); ratio {:.3}; forged calls {:.0}/s",
+        rate(alone_calls, alone_time),
+        rate(beside_calls, beside_time),
+        rate(beside_calls, beside_time) / rate(alone_calls, alone_time),
+        FORGED as f64 / beside_time.as_secs_f64(),
+    );
 }

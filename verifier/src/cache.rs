@@ -1,23 +1,42 @@
 //! The certificate cache, keyed by x5u (modelled on hickory-dns's resolver cache).
 //!
 //! An entry holds the validated chain and the ready-to-use public key, so a hit costs a map
-//! lookup and a time comparison: no parsing, no chain walk. Its lifetime is the repository's
-//! `Cache-Control: max-age`, clamped between configured bounds. When a refresh fails, the
-//! cached chain keeps serving for a bounded stale period; a failed fetch is remembered briefly
-//! (negative cache) so a dead repository is not hammered. Concurrent misses for one URL share
-//! one fetch. The cache is bounded; the entry closest to expiry is dropped first. `now` is
-//! always a parameter.
+//! lookup and a time comparison: no parsing, no chain walk. `now` is always a parameter.
+//!
+//! - **Lifetime.** An entry is fresh until the earliest of: the repository's
+//!   `Cache-Control: max-age` clamped between configured bounds (a default without one), the
+//!   chain's earliest `notAfter`, and the `nextUpdate` of every CRL it was checked against, so
+//!   a revocation published after the entry was cached takes effect by then.
+//! - **Stale serving.** When a refresh fails, the cached chain keeps serving for a bounded stale
+//!   period, and the refresh is retried after the negative TTL, not on every call.
+//! - **Negative cache.** A failed fetch or validation is remembered briefly, so a dead
+//!   repository is not hammered. Refusals decided without any I/O (a URL that the fetch policy
+//!   refuses) are not cached: they cost less to decide again than to store.
+//! - **Two bounded stores.** Good chains and failures live in separate bounded stores (moka,
+//!   whose eviction is amortised and never scans the cache under a lock), so a flood of forged
+//!   tokens with distinct x5u values fills only the failure store and never evicts a good
+//!   chain.
+//! - **Single flight, cancellation-safe.** Concurrent misses for one URL share one fetch. Each
+//!   waiter holds a guard; when the last waiter of a flight is dropped (its caller timed out or
+//!   disconnected), the guard retires the flight, so abandoned fetches leave no state behind.
+//!   If the waiter running the fetch is dropped while others still wait, one of them runs it.
+//! - **Generations.** [`CertificateCache::clear`] (a trust-anchor or CRL reload) starts a new
+//!   generation. A load reports the generation of the trust it validated against; an outcome
+//!   from an older generation is handed to its waiters but never stored, and entries of older
+//!   generations are never served.
+//! - **Statistics** are atomics: a hit takes no lock besides the store's own read path.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
 use crate::chain::ValidatedChain;
-use crate::error::VerifyError;
+use crate::error::{FetchError, VerifyError};
 
-/// Cache settings, in seconds.
+/// Cache settings, in seconds and entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheConfig {
     /// Shortest lifetime, whatever max-age says.
@@ -30,8 +49,10 @@ pub struct CacheConfig {
     pub stale_ttl: u64,
     /// How long a failed fetch is remembered.
     pub negative_ttl: u64,
-    /// Most entries.
+    /// Most good chains.
     pub capacity: usize,
+    /// Most remembered failures (bounded apart from the good chains).
+    pub negative_capacity: usize,
 }
 
 impl Default for CacheConfig {
@@ -43,24 +64,63 @@ impl Default for CacheConfig {
             stale_ttl: 3600,
             negative_ttl: 10,
             capacity: 10_000,
+            negative_capacity: 10_000,
         }
     }
 }
 
+/// What a load produced: a validated chain and the bounds on how long it may be trusted.
 #[derive(Clone, Debug)]
-enum Slot {
-    Ready {
-        chain: Arc<ValidatedChain>,
-        fresh_until: u64,
-        retry_after: u64,
-    },
-    Failed {
-        error: VerifyError,
-        until: u64,
-    },
+pub struct Loaded {
+    /// The validated chain.
+    pub chain: ValidatedChain,
+    /// The repository's `Cache-Control: max-age`, if it sent one.
+    pub max_age: Option<u64>,
+    /// The earliest of the chain's `notAfter` and the `nextUpdate` of the CRLs it was checked
+    /// against: the entry is not fresh past it.
+    pub valid_until: u64,
 }
 
-type Flight = Arc<OnceCell<Result<(Arc<ValidatedChain>, Option<u64>), VerifyError>>>;
+/// A load's outcome, with the generation of the trust anchors and CRLs it was judged against.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The generation the loader's trust snapshot belongs to.
+    pub generation: u64,
+    /// What it produced.
+    pub result: Result<Loaded, VerifyError>,
+}
+
+#[derive(Clone, Debug)]
+struct Good {
+    chain: Arc<ValidatedChain>,
+    fresh_until: u64,
+    /// After a failed refresh: no new attempt before this time (the stale chain serves).
+    retry_after: u64,
+    generation: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Failed {
+    error: VerifyError,
+    until: u64,
+    generation: u64,
+}
+
+type Shared = Result<(Arc<ValidatedChain>, u64), VerifyError>;
+
+/// What the first waiter back from a flight stores.
+enum Store {
+    Good(Good),
+    Failed(Failed),
+}
+
+/// One fetch that several callers wait for: the generation it validates against, and its
+/// outcome (the chain and its `fresh_until`).
+#[derive(Debug)]
+struct Flight {
+    generation: u64,
+    cell: OnceCell<(u64, Shared)>,
+}
 
 /// Counters for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,42 +137,123 @@ pub struct CacheStats {
     pub negative: u64,
 }
 
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    stale: AtomicU64,
+    misses: AtomicU64,
+    fetches: AtomicU64,
+    negative: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// The cache.
-#[derive(Debug)]
 pub struct CertificateCache {
     config: CacheConfig,
-    slots: RwLock<HashMap<String, Slot>>,
-    flights: Mutex<HashMap<String, Flight>>,
-    stats: Mutex<CacheStats>,
+    good: moka::sync::Cache<String, Good>,
+    failed: moka::sync::Cache<String, Failed>,
+    flights: Mutex<HashMap<String, Arc<Flight>>>,
+    generation: AtomicU64,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for CertificateCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateCache")
+            .field("config", &self.config)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A caller waiting on a flight. Dropping the last waiter of a flight (finished or not)
+/// removes it from the map, under the map's lock, so abandoned fetches leave nothing behind.
+struct Waiter<'a> {
+    cache: &'a CertificateCache,
+    key: &'a str,
+    flight: Option<Arc<Flight>>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        // Every clone and every drop of a flight's Arc happens under this lock, so the count
+        // read here is exact.
+        let Ok(mut flights) = self.cache.flights.lock() else {
+            return;
+        };
+        let mine = self.flight.take();
+        let retire = match (flights.get(self.key), &mine) {
+            (Some(current), Some(mine)) if Arc::ptr_eq(current, mine) => {
+                Arc::strong_count(current) == 2
+            }
+            _ => false,
+        };
+        drop(mine);
+        if retire {
+            flights.remove(self.key);
+        }
+    }
+}
+
+/// Whether a failure was decided without any I/O (not worth remembering).
+fn decided_locally(error: &VerifyError) -> bool {
+    matches!(
+        error,
+        VerifyError::Fetch(
+            FetchError::BadUrl(_)
+                | FetchError::Scheme(_)
+                | FetchError::Port(_)
+                | FetchError::Host(_)
+        )
+    )
 }
 
 impl CertificateCache {
     /// An empty cache.
     pub fn new(config: CacheConfig) -> Self {
+        let store = |capacity: usize| u64::try_from(capacity.max(1)).unwrap_or(u64::MAX);
         Self {
+            good: moka::sync::Cache::builder()
+                .max_capacity(store(config.capacity))
+                .build(),
+            failed: moka::sync::Cache::builder()
+                .max_capacity(store(config.negative_capacity))
+                .build(),
             config,
-            slots: RwLock::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
-            stats: Mutex::new(CacheStats::default()),
+            generation: AtomicU64::new(0),
+            counters: Counters::default(),
         }
     }
 
     /// The counters.
     pub fn stats(&self) -> CacheStats {
-        self.stats.lock().map(|s| *s).unwrap_or_default()
-    }
-
-    fn count(&self, f: impl FnOnce(&mut CacheStats)) {
-        if let Ok(mut stats) = self.stats.lock() {
-            f(&mut stats);
+        let c = &self.counters;
+        CacheStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            stale: c.stale.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            fetches: c.fetches.load(Ordering::Relaxed),
+            negative: c.negative.load(Ordering::Relaxed),
         }
     }
 
-    /// Drops every entry (after a trust anchor or CRL change).
-    pub fn clear(&self) {
-        if let Ok(mut slots) = self.slots.write() {
-            slots.clear();
-        }
+    /// The current generation: what a loader's trust snapshot must carry for its outcome to
+    /// be stored.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Starts a new generation (after a trust anchor or CRL change) and drops every entry;
+    /// returns the new generation. Loads already in flight are not stored.
+    pub fn clear(&self) -> u64 {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.good.invalidate_all();
+        self.failed.invalidate_all();
+        generation
     }
 
     fn ttl(&self, max_age: Option<u64>) -> u64 {
@@ -121,8 +262,8 @@ impl CertificateCache {
             .clamp(self.config.min_ttl, self.config.max_ttl)
     }
 
-    /// The chain for `x5u` at `now`, from the cache or from `load` (which fetches and
-    /// validates, returning the chain and the repository's max-age).
+    /// The chain for `x5u` at `now`, from the cache or from `load`, which fetches and
+    /// validates against a trust snapshot and reports that snapshot's generation.
     pub async fn get<F, Fut>(
         &self,
         x5u: &str,
@@ -131,150 +272,174 @@ impl CertificateCache {
     ) -> Result<Arc<ValidatedChain>, VerifyError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<(ValidatedChain, Option<u64>), VerifyError>>,
+        Fut: Future<Output = Outcome>,
     {
-        let previous = self
-            .slots
-            .read()
-            .ok()
-            .and_then(|slots| slots.get(x5u).cloned());
+        let generation = self.generation();
+        let previous = self.good.get(x5u).filter(|g| g.generation == generation);
         match &previous {
-            Some(Slot::Ready {
-                chain, fresh_until, ..
-            }) if now < *fresh_until => {
-                self.count(|s| s.hits += 1);
-                return Ok(Arc::clone(chain));
+            Some(good) if now < good.fresh_until => {
+                bump(&self.counters.hits);
+                return Ok(Arc::clone(&good.chain));
             }
-            Some(Slot::Ready {
-                chain,
-                fresh_until,
-                retry_after,
-            }) if now < *retry_after && now < fresh_until + self.config.stale_ttl => {
-                self.count(|s| s.stale += 1);
-                return Ok(Arc::clone(chain));
-            }
-            Some(Slot::Failed { error, until }) if now < *until => {
-                self.count(|s| s.negative += 1);
-                return Err(error.clone());
+            Some(good)
+                if now < good.retry_after && now < good.fresh_until + self.config.stale_ttl =>
+            {
+                bump(&self.counters.stale);
+                return Ok(Arc::clone(&good.chain));
             }
             _ => {}
         }
-        self.count(|s| s.misses += 1);
-
-        let flight: Flight = {
-            let mut flights = self.flights.lock().map_err(|_| poisoned())?;
-            Arc::clone(flights.entry(x5u.to_owned()).or_default())
-        };
-        let result = flight
-            .get_or_init(|| async {
-                self.count(|s| s.fetches += 1);
-                load()
-                    .await
-                    .map(|(chain, max_age)| (Arc::new(chain), max_age))
-            })
-            .await
-            .clone();
-        // The first waiter to get here records the outcome and retires the flight.
-        let retire = {
-            let mut flights = self.flights.lock().map_err(|_| poisoned())?;
-            match flights.get(x5u) {
-                Some(current) if Arc::ptr_eq(current, &flight) => {
-                    flights.remove(x5u);
-                    true
-                }
-                _ => false,
+        if let Some(failed) = self.failed.get(x5u) {
+            if failed.generation == generation && now < failed.until {
+                bump(&self.counters.negative);
+                return Err(failed.error);
             }
+        }
+        bump(&self.counters.misses);
+
+        let mut waiter = self.join(x5u, generation)?;
+        let (loaded_generation, result) = match waiter.flight.as_ref() {
+            Some(flight) => flight
+                .cell
+                .get_or_init(|| async {
+                    bump(&self.counters.fetches);
+                    let outcome = load().await;
+                    let result = outcome.result.map(|loaded| {
+                        let fresh_until = now
+                            .saturating_add(self.ttl(loaded.max_age))
+                            .min(loaded.valid_until);
+                        (Arc::new(loaded.chain), fresh_until)
+                    });
+                    (outcome.generation, result)
+                })
+                .await
+                .clone(),
+            None => return Err(poisoned()),
         };
-        match result {
-            Ok((chain, max_age)) => {
-                if retire {
-                    let fresh_until = now + self.ttl(max_age);
-                    self.store(
-                        x5u,
-                        Slot::Ready {
-                            chain: Arc::clone(&chain),
-                            fresh_until,
-                            retry_after: 0,
-                        },
-                    );
-                }
-                Ok(chain)
+        let (answer, store) = match result {
+            Ok((chain, fresh_until)) => (
+                Ok(Arc::clone(&chain)),
+                Some(Store::Good(Good {
+                    chain,
+                    fresh_until,
+                    retry_after: 0,
+                    generation: loaded_generation,
+                })),
+            ),
+            // A failed refresh keeps serving the previous chain for the stale period, and is
+            // not retried before the negative TTL.
+            Err(_)
+                if previous
+                    .as_ref()
+                    .is_some_and(|good| now < good.fresh_until + self.config.stale_ttl) =>
+            {
+                bump(&self.counters.stale);
+                let good = previous.ok_or_else(poisoned)?;
+                (
+                    Ok(Arc::clone(&good.chain)),
+                    Some(Store::Good(Good {
+                        retry_after: now + self.config.negative_ttl,
+                        ..good
+                    })),
+                )
             }
             Err(error) => {
-                // A failed refresh keeps serving the previous chain for the stale period.
-                if let Some(Slot::Ready {
-                    chain, fresh_until, ..
-                }) = previous
-                {
-                    if now < fresh_until + self.config.stale_ttl {
-                        if retire {
-                            let retry_after = now + self.config.negative_ttl;
-                            self.store(
-                                x5u,
-                                Slot::Ready {
-                                    chain: Arc::clone(&chain),
-                                    fresh_until,
-                                    retry_after,
-                                },
-                            );
-                        }
-                        self.count(|s| s.stale += 1);
-                        return Ok(chain);
-                    }
-                }
-                if retire {
-                    self.store(
-                        x5u,
-                        Slot::Failed {
-                            error: error.clone(),
-                            until: now + self.config.negative_ttl,
-                        },
-                    );
-                }
-                Err(error)
+                let store = (!decided_locally(&error)).then(|| {
+                    Store::Failed(Failed {
+                        error: error.clone(),
+                        until: now + self.config.negative_ttl,
+                        generation: loaded_generation,
+                    })
+                });
+                (Err(error), store)
             }
-        }
+        };
+        self.finish(x5u, &mut waiter, loaded_generation, store);
+        answer
     }
 
-    fn store(&self, x5u: &str, slot: Slot) {
-        let Ok(mut slots) = self.slots.write() else {
+    /// Joins the flight for `x5u` at `generation`, or starts one (replacing a flight of an
+    /// older generation, whose waiters finish without storing).
+    fn join<'a>(&'a self, x5u: &'a str, generation: u64) -> Result<Waiter<'a>, VerifyError> {
+        let mut flights = self.flights.lock().map_err(|_| poisoned())?;
+        let flight = match flights.get(x5u) {
+            Some(current) if current.generation == generation => Arc::clone(current),
+            _ => {
+                let flight = Arc::new(Flight {
+                    generation,
+                    cell: OnceCell::new(),
+                });
+                flights.insert(x5u.to_owned(), Arc::clone(&flight));
+                flight
+            }
+        };
+        Ok(Waiter {
+            cache: self,
+            key: x5u,
+            flight: Some(flight),
+        })
+    }
+
+    /// The first waiter back from a flight stores its outcome (when it belongs to the current
+    /// generation) and retires the flight, both under the flights' lock, so a new caller
+    /// either joins the flight or finds the stored outcome. Later waiters find it retired.
+    fn finish(&self, x5u: &str, waiter: &mut Waiter<'_>, generation: u64, store: Option<Store>) {
+        let Ok(mut flights) = self.flights.lock() else {
             return;
         };
-        if slots.len() >= self.config.capacity && !slots.contains_key(x5u) {
-            let soonest = slots
-                .iter()
-                .min_by_key(|(_, s)| match s {
-                    Slot::Ready { fresh_until, .. } => *fresh_until,
-                    Slot::Failed { until, .. } => *until,
-                })
-                .map(|(k, _)| k.clone());
-            if let Some(key) = soonest {
-                slots.remove(&key);
+        let mine = waiter.flight.take();
+        let first = matches!(
+            (flights.get(x5u), &mine),
+            (Some(current), Some(mine)) if Arc::ptr_eq(current, mine)
+        );
+        if first {
+            if generation == self.generation() {
+                match store {
+                    Some(Store::Good(good)) => {
+                        self.failed.invalidate(x5u);
+                        self.good.insert(x5u.to_owned(), good);
+                    }
+                    Some(Store::Failed(failed)) => self.failed.insert(x5u.to_owned(), failed),
+                    None => {}
+                }
             }
+            flights.remove(x5u);
         }
-        slots.insert(x5u.to_owned(), slot);
+        drop(mine);
     }
 
-    /// How many entries.
+    /// How many good chains are stored (exact: runs the store's pending maintenance).
     pub fn len(&self) -> usize {
-        self.slots.read().map(|s| s.len()).unwrap_or(0)
+        self.good.run_pending_tasks();
+        usize::try_from(self.good.entry_count()).unwrap_or(usize::MAX)
     }
 
-    /// Whether it is empty.
+    /// Whether no good chain is stored.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many failures are remembered (exact: runs the store's pending maintenance).
+    pub fn failures(&self) -> usize {
+        self.failed.run_pending_tasks();
+        usize::try_from(self.failed.entry_count()).unwrap_or(usize::MAX)
+    }
+
+    /// How many fetches are in flight (abandoned ones are retired at once).
+    pub fn in_flight(&self) -> usize {
+        self.flights.lock().map(|f| f.len()).unwrap_or(0)
     }
 }
 
 fn poisoned() -> VerifyError {
-    VerifyError::Fetch(crate::error::FetchError::Http("cache lock poisoned".into()))
+    VerifyError::Fetch(FetchError::Http("cache lock poisoned".into()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::FetchError;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
 
     fn chain(spc: &str) -> ValidatedChain {
         let key = passport::SigningKey::generate()
@@ -288,6 +453,24 @@ mod tests {
         }
     }
 
+    fn loaded(spc: &str, max_age: Option<u64>) -> Outcome {
+        Outcome {
+            generation: 0,
+            result: Ok(Loaded {
+                chain: chain(spc),
+                max_age,
+                valid_until: u64::MAX,
+            }),
+        }
+    }
+
+    fn failed(error: FetchError) -> Outcome {
+        Outcome {
+            generation: 0,
+            result: Err(VerifyError::Fetch(error)),
+        }
+    }
+
     fn config() -> CacheConfig {
         CacheConfig {
             min_ttl: 100,
@@ -296,6 +479,7 @@ mod tests {
             stale_ttl: 300,
             negative_ttl: 10,
             capacity: 2,
+            negative_capacity: 2,
         }
     }
 
@@ -305,11 +489,11 @@ mod tests {
         let loads = AtomicUsize::new(0);
         let ok = |spc: &'static str, max_age: Option<u64>| {
             loads.fetch_add(1, Ordering::SeqCst);
-            async move { Ok((chain(spc), max_age)) }
+            async move { loaded(spc, max_age) }
         };
         let fail = || {
             loads.fetch_add(1, Ordering::SeqCst);
-            async { Err(VerifyError::Fetch(FetchError::Status(503))) }
+            async { failed(FetchError::Status(503)) }
         };
         // max-age 5000 is clamped to 1000.
         assert_eq!(
@@ -374,14 +558,194 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_cache_is_bounded() {
+    async fn the_entry_is_fresh_until_the_earliest_of_max_age_not_after_and_crl_next_update() {
+        let cache = CertificateCache::new(config());
+        let loads = AtomicUsize::new(0);
+        let load = |valid_until: u64| {
+            loads.fetch_add(1, Ordering::SeqCst);
+            async move {
+                Outcome {
+                    generation: 0,
+                    result: Ok(Loaded {
+                        chain: chain("x"),
+                        max_age: Some(900),
+                        valid_until,
+                    }),
+                }
+            }
+        };
+        // valid_until (a CRL's nextUpdate, or notAfter) 250 comes before max-age 900.
+        cache.get("u", 0, || load(250)).await.unwrap();
+        cache.get("u", 249, || load(250)).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "fresh before 250");
+        cache.get("u", 250, || load(5000)).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2, "refetched at 250");
+        // Now max-age (900 from 250) comes first.
+        cache.get("u", 1149, || load(5000)).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+        cache.get("u", 1150, || load(5000)).await.unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn good_chains_and_failures_are_bounded_apart() {
         let cache = CertificateCache::new(config());
         for (i, url) in ["a", "b", "c"].iter().enumerate() {
             cache
-                .get(url, i as u64, || async move { Ok((chain(url), None)) })
+                .get(url, i as u64, || async move { loaded(url, None) })
                 .await
                 .unwrap();
         }
         assert_eq!(cache.len(), 2);
+        // Many failures: the failure store stays bounded and the good chains stay.
+        let cache = CertificateCache::new(config());
+        cache
+            .get("good", 0, || async { loaded("good", None) })
+            .await
+            .unwrap();
+        for i in 0..100 {
+            let url = format!("bad-{i}");
+            let error = cache
+                .get(&url, 1, || async { failed(FetchError::Status(404)) })
+                .await
+                .unwrap_err();
+            assert_eq!(error, VerifyError::Fetch(FetchError::Status(404)));
+        }
+        assert!(cache.failures() <= 2, "{}", cache.failures());
+        assert_eq!(cache.len(), 1);
+        let fetches = cache.stats().fetches;
+        cache
+            .get("good", 2, || async { loaded("other", None) })
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.stats().fetches,
+            fetches,
+            "the good chain is still cached"
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_decided_without_io_are_not_remembered() {
+        let cache = CertificateCache::new(config());
+        for i in 0..10 {
+            let url = format!("http://forged-{i}/");
+            let _ = cache
+                .get(&url, 0, || async {
+                    failed(FetchError::Scheme("http".into()))
+                })
+                .await;
+        }
+        assert_eq!(cache.failures(), 0);
+        let _ = cache
+            .get("slow", 0, || async { failed(FetchError::Timeout(2000)) })
+            .await;
+        assert_eq!(cache.failures(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_fetches_leave_no_state_behind() {
+        let cache = Arc::new(CertificateCache::new(CacheConfig::default()));
+        // 10,000 requests with distinct x5u values, each dropped before its fetch ends.
+        let mut tasks = Vec::new();
+        for i in 0..10_000 {
+            let cache = Arc::clone(&cache);
+            tasks.push(tokio::spawn(async move {
+                let url = format!("https://forged-{i}.example/x.pem");
+                let never = || async {
+                    std::future::pending::<()>().await;
+                    failed(FetchError::Timeout(2000))
+                };
+                tokio::time::timeout(Duration::from_millis(1), cache.get(&url, 0, never))
+                    .await
+                    .is_err()
+            }));
+        }
+        for task in tasks {
+            assert!(
+                task.await.unwrap(),
+                "every request was dropped before its fetch ended"
+            );
+        }
+        assert_eq!(cache.in_flight(), 0);
+        assert_eq!((cache.len(), cache.failures()), (0, 0));
+        assert_eq!(cache.stats().fetches, 10_000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn when_the_fetching_waiter_is_dropped_another_waiter_finishes_the_fetch() {
+        let cache = Arc::new(CertificateCache::new(CacheConfig::default()));
+        let (release, released) = tokio::sync::watch::channel(false);
+        // The first waiter starts a fetch that waits for the release, then is dropped.
+        let first = {
+            let (cache, mut released) = (Arc::clone(&cache), released.clone());
+            tokio::spawn(async move {
+                cache
+                    .get("u", 0, || async move {
+                        let _ = released.wait_for(|r| *r).await;
+                        loaded("first", None)
+                    })
+                    .await
+            })
+        };
+        while cache.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let second = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(
+                async move { cache.get("u", 0, || async { loaded("second", None) }).await },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        first.abort();
+        let _ = first.await;
+        let _ = release.send(true);
+        let chain = second.await.unwrap().unwrap();
+        assert!(["first", "second"].contains(&chain.spc.as_str()));
+        assert_eq!(cache.in_flight(), 0);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_load_from_before_a_reload_is_handed_out_but_not_stored() {
+        let cache = Arc::new(CertificateCache::new(CacheConfig::default()));
+        let (release, mut released) = tokio::sync::watch::channel(false);
+        let generation = cache.generation();
+        let waiting = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                cache
+                    .get("u", 0, || async move {
+                        let _ = released.wait_for(|r| *r).await;
+                        Outcome {
+                            generation,
+                            ..loaded("old trust", None)
+                        }
+                    })
+                    .await
+            })
+        };
+        while cache.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The reload happens while the fetch is in flight.
+        let new_generation = cache.clear();
+        assert_eq!(new_generation, generation + 1);
+        let _ = release.send(true);
+        assert_eq!(waiting.await.unwrap().unwrap().spc, "old trust");
+        assert_eq!(cache.len(), 0, "not stored");
+        // The next call loads again, against the new trust, and that is stored.
+        let chain = cache
+            .get("u", 1, || async move {
+                Outcome {
+                    generation: new_generation,
+                    ..loaded("new trust", None)
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(chain.spc, "new trust");
+        assert_eq!(cache.len(), 1);
     }
 }

@@ -116,8 +116,10 @@ pub struct CacheSection {
     pub stale_ttl: u64,
     /// Negative cache.
     pub negative_ttl: u64,
-    /// Most entries.
+    /// Most good chains.
     pub capacity: usize,
+    /// Most remembered failures (bounded apart from the good chains).
+    pub negative_capacity: usize,
     /// x5u URLs fetched at start.
     pub warm_up: Vec<String>,
 }
@@ -132,6 +134,7 @@ impl Default for CacheSection {
             stale_ttl: c.stale_ttl,
             negative_ttl: c.negative_ttl,
             capacity: c.capacity,
+            negative_capacity: c.negative_capacity,
             warm_up: Vec::new(),
         }
     }
@@ -241,6 +244,7 @@ impl VerifierConfig {
             stale_ttl: self.cache.stale_ttl,
             negative_ttl: self.cache.negative_ttl,
             capacity: self.cache.capacity,
+            negative_capacity: self.cache.negative_capacity,
         }
     }
 }

@@ -2,11 +2,13 @@
 //! fetcher and cached until their nextUpdate) and CRL files configured locally.
 //!
 //! A CRL is used only after its signature verifies with the key of the CA that issued the
-//! certificate being checked. When no CRL can be obtained, the certificate is accepted unless
-//! revocation is required by configuration (`require_revocation`), which makes that a 437.
+//! certificate being checked, and only before its `nextUpdate` (RFC 5280 §6.3.3: past it, the
+//! status is undetermined). When no usable CRL can be obtained, the certificate is accepted
+//! unless revocation is required by configuration (`require_revocation`), which makes that a
+//! 437. A check reports the earliest `nextUpdate` of the CRLs it used, which bounds how long
+//! the certificate cache may keep the chain. Fetched CRLs are kept in a bounded store.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 
 use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{DerSignature, VerifyingKey as EcdsaKey};
@@ -76,35 +78,53 @@ impl Crl {
 }
 
 /// Where CRLs come from, and the cache of fetched ones.
-#[derive(Debug, Default)]
 pub struct CrlStore {
     local: RwLock<Vec<Crl>>,
-    fetched: Mutex<HashMap<String, Crl>>,
+    fetched: moka::sync::Cache<String, Crl>,
     /// Refuse certificates whose revocation status cannot be obtained.
     pub require_revocation: bool,
 }
 
+impl std::fmt::Debug for CrlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrlStore")
+            .field("require_revocation", &self.require_revocation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CrlStore {
+    fn default() -> Self {
+        Self::new(Vec::new(), false)
+    }
+}
+
 /// How long a fetched CRL without nextUpdate is kept.
 const DEFAULT_CRL_TTL: u64 = 3600;
+/// The most fetched CRLs kept (one per issuing CA whose certificates are seen).
+const FETCHED_CAPACITY: u64 = 1024;
+
+/// Whether a CRL may be used at `now`: before its nextUpdate.
+fn current(crl: &Crl, now: u64) -> bool {
+    crl.next_update.is_none_or(|next| now < next)
+}
 
 impl CrlStore {
     /// A store with local CRLs.
     pub fn new(local: Vec<Crl>, require_revocation: bool) -> Self {
         Self {
             local: RwLock::new(local),
-            fetched: Mutex::new(HashMap::new()),
+            fetched: moka::sync::Cache::new(FETCHED_CAPACITY),
             require_revocation,
         }
     }
 
-    /// Replaces the local CRLs (reload).
+    /// Replaces the local CRLs and forgets fetched ones (reload).
     pub fn replace_local(&self, local: Vec<Crl>) {
         if let Ok(mut current) = self.local.write() {
             *current = local;
         }
-        if let Ok(mut fetched) = self.fetched.lock() {
-            fetched.clear();
-        }
+        self.fetched.invalidate_all();
     }
 
     async fn crl_for(
@@ -114,21 +134,18 @@ impl CrlStore {
         now: u64,
     ) -> Result<Option<Crl>, String> {
         if let Ok(local) = self.local.read() {
-            if let Some(crl) = local
-                .iter()
-                .find(|c| c.issuer == link.issuer && c.signed_by(&link.issuer_key))
-            {
+            if let Some(crl) = local.iter().find(|c| {
+                c.issuer == link.issuer && current(c, now) && c.signed_by(&link.issuer_key)
+            }) {
                 return Ok(Some(crl.clone()));
             }
         }
         let Some(url) = link.crl_urls.first() else {
             return Ok(None);
         };
-        if let Ok(fetched) = self.fetched.lock() {
-            if let Some(crl) = fetched.get(url) {
-                if crl.next_update.unwrap_or(0) > now {
-                    return Ok(Some(crl.clone()));
-                }
+        if let Some(crl) = self.fetched.get(url) {
+            if current(&crl, now) {
+                return Ok(Some(crl));
             }
         }
         let body = fetcher.fetch(url).await.map_err(|e| e.to_string())?;
@@ -138,24 +155,33 @@ impl CrlStore {
                 "the CRL at {url} is not signed by the certificate's issuer"
             ));
         }
+        if !current(&crl, now) {
+            return Err(format!("the CRL at {url} is past its nextUpdate"));
+        }
         if crl.next_update.is_none() {
             crl.next_update = Some(now + DEFAULT_CRL_TTL);
         }
-        if let Ok(mut fetched) = self.fetched.lock() {
-            fetched.insert(url.clone(), crl.clone());
-        }
+        self.fetched.insert(url.clone(), crl.clone());
         Ok(Some(crl))
     }
 
-    /// Checks every link of a validated chain.
+    /// Checks every link of a validated chain; returns the earliest nextUpdate of the CRLs
+    /// used (none when no CRL with a nextUpdate was used).
     pub async fn check(
         &self,
         chain: &ValidatedChain,
         fetcher: &Fetcher,
         now: u64,
-    ) -> Result<(), CredentialError> {
+    ) -> Result<Option<u64>, CredentialError> {
+        let mut earliest: Option<u64> = None;
         for link in &chain.links {
-            match self.crl_for(link, fetcher, now).await {
+            let found = self.crl_for(link, fetcher, now).await;
+            if let Ok(Some(crl)) = &found {
+                if let Some(next) = crl.next_update {
+                    earliest = Some(earliest.map_or(next, |e| e.min(next)));
+                }
+            }
+            match found {
                 Ok(Some(crl)) if crl.lists(&link.serial) => {
                     let serial = link.serial.iter().map(|b| format!("{b:02X}")).collect();
                     return Err(CredentialError::Revoked {
@@ -179,6 +205,6 @@ impl CrlStore {
                 }
             }
         }
-        Ok(())
+        Ok(earliest)
     }
 }

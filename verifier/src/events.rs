@@ -25,8 +25,7 @@ pub enum EventTarget {
 #[derive(Debug)]
 pub struct EventSink {
     sender: SyncSender<String>,
-    /// Events dropped because the writer fell behind (the queue holds 65,536).
-    pub dropped: AtomicU64,
+    dropped: AtomicU64,
 }
 
 /// One event line.
@@ -75,6 +74,11 @@ impl EventSink {
             sender,
             dropped: AtomicU64::new(0),
         })
+    }
+
+    /// Lines dropped because the writer fell behind (its queue holds 65,536) or stopped.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Queues one event (never blocks; counts a drop if the writer is behind).

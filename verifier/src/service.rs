@@ -175,6 +175,27 @@ impl VerifierState {
         ] {
             let _ = writeln!(out, "# TYPE shaken_verifier_cache_{name}_total counter\nshaken_verifier_cache_{name}_total {value}");
         }
+        let cache = self.verifier.cache();
+        let _ = writeln!(
+            out,
+            "# HELP shaken_verifier_cache_entries Entries in the certificate cache, by store.\n\
+             # TYPE shaken_verifier_cache_entries gauge\n\
+             shaken_verifier_cache_entries{{store=\"chains\"}} {}\n\
+             shaken_verifier_cache_entries{{store=\"failures\"}} {}\n\
+             # HELP shaken_verifier_cache_fetches_in_flight Certificate fetches in flight.\n\
+             # TYPE shaken_verifier_cache_fetches_in_flight gauge\n\
+             shaken_verifier_cache_fetches_in_flight {}",
+            cache.len(),
+            cache.failures(),
+            cache.in_flight()
+        );
+        let dropped = self.events.as_ref().map_or(0, EventSink::dropped);
+        let _ = writeln!(
+            out,
+            "# HELP shaken_verifier_events_dropped_total Event lines dropped because the writer fell behind.\n\
+             # TYPE shaken_verifier_events_dropped_total counter\n\
+             shaken_verifier_events_dropped_total {dropped}"
+        );
         out
     }
 }

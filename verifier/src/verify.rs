@@ -14,9 +14,9 @@ use passport::identity::IdentityHeader;
 use passport::verify::{self, VerifyOptions};
 use passport::{Attestation, SipReason, Tn};
 
-use crate::cache::{CacheConfig, CertificateCache};
+use crate::cache::{CacheConfig, CertificateCache, Loaded, Outcome};
 use crate::chain::{self, TrustAnchors, ValidatedChain};
-use crate::crl::CrlStore;
+use crate::crl::{Crl, CrlStore};
 use crate::error::{CredentialError, FetchError, VerifyError};
 use crate::fetch::Fetcher;
 
@@ -153,12 +153,19 @@ impl Default for Windows {
     }
 }
 
+/// The trust in force: the anchors, and the cache generation they belong to.
+#[derive(Debug)]
+struct Trust {
+    anchors: TrustAnchors,
+    generation: u64,
+}
+
 /// The verifier: fetcher, certificate cache, trust anchors, CRLs and time windows.
 #[derive(Debug)]
 pub struct Verifier {
     fetcher: Fetcher,
     cache: CertificateCache,
-    anchors: RwLock<Arc<TrustAnchors>>,
+    trust: RwLock<Arc<Trust>>,
     crls: CrlStore,
     windows: Windows,
     /// Time to fetch a chain from a repository.
@@ -174,10 +181,15 @@ impl Verifier {
         crls: CrlStore,
         windows: Windows,
     ) -> Self {
+        let cache = CertificateCache::new(cache);
+        let generation = cache.generation();
         Self {
             fetcher,
-            cache: CertificateCache::new(cache),
-            anchors: RwLock::new(Arc::new(anchors)),
+            cache,
+            trust: RwLock::new(Arc::new(Trust {
+                anchors,
+                generation,
+            })),
             crls,
             windows,
             fetch_latency: rest::metrics::Histogram::default(),
@@ -189,41 +201,44 @@ impl Verifier {
         &self.cache
     }
 
-    /// The CRL store (for reloads).
+    /// The CRL store.
     pub fn crls(&self) -> &CrlStore {
         &self.crls
     }
 
-    /// Replaces the trust anchors and empties the cache (reload).
-    pub fn replace_anchors(&self, anchors: TrustAnchors) {
-        if let Ok(mut current) = self.anchors.write() {
-            *current = Arc::new(anchors);
-        }
-        self.cache.clear();
+    /// Replaces the trust anchors and the local CRLs (a reload) and empties the cache. A chain
+    /// being fetched meanwhile is judged against the trust its call started with and is not
+    /// stored: the next call fetches it again and validates it against the new trust.
+    pub fn reload(&self, anchors: TrustAnchors, local_crls: Vec<Crl>) {
+        let Ok(mut trust) = self.trust.write() else {
+            return;
+        };
+        self.crls.replace_local(local_crls);
+        let generation = self.cache.clear();
+        *trust = Arc::new(Trust {
+            anchors,
+            generation,
+        });
     }
 
-    /// The validated chain for an x5u, through the cache.
+    /// The validated chain for an x5u at `now`, through the cache.
     pub async fn credential(
         &self,
         x5u: &str,
         now: u64,
     ) -> Result<Arc<ValidatedChain>, VerifyError> {
-        let anchors = self
-            .anchors
+        let trust = self
+            .trust
             .read()
-            .map(|a| Arc::clone(&a))
+            .map(|t| Arc::clone(&t))
             .map_err(|_| CredentialError::Untrusted("anchors unavailable".into()))?;
         let chain = self
             .cache
             .get(x5u, now, || async {
-                let started = std::time::Instant::now();
-                let fetched = self.fetcher.fetch(x5u).await;
-                self.fetch_latency.observe(started.elapsed());
-                let fetched = fetched?;
-                let ders = chain::bundle(&fetched.body).map_err(unusable)?;
-                let validated = chain::validate(&ders, &anchors, now).map_err(unusable)?;
-                self.crls.check(&validated, &self.fetcher, now).await?;
-                Ok((validated, fetched.max_age))
+                Outcome {
+                    generation: trust.generation,
+                    result: self.load(x5u, &trust.anchors, now).await,
+                }
             })
             .await?;
         // A cached chain may expire while cached.
@@ -236,6 +251,28 @@ impl Verifier {
             .into());
         }
         Ok(chain)
+    }
+
+    /// Fetches, validates and checks revocation: what the cache stores, and until when.
+    async fn load(
+        &self,
+        x5u: &str,
+        anchors: &TrustAnchors,
+        now: u64,
+    ) -> Result<Loaded, VerifyError> {
+        let started = std::time::Instant::now();
+        let fetched = self.fetcher.fetch(x5u).await;
+        self.fetch_latency.observe(started.elapsed());
+        let fetched = fetched?;
+        let ders = chain::bundle(&fetched.body).map_err(unusable)?;
+        let chain = chain::validate(&ders, anchors, now).map_err(unusable)?;
+        let crl_next_update = self.crls.check(&chain, &self.fetcher, now).await?;
+        let valid_until = crl_next_update.map_or(chain.not_after, |n| n.min(chain.not_after));
+        Ok(Loaded {
+            chain,
+            max_age: fetched.max_age,
+            valid_until,
+        })
     }
 
     /// Verifies one call at `now`, the verifier's own clock (seconds since the epoch), which

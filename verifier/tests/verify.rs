@@ -29,6 +29,7 @@ const NOW: u64 = 1_800_000_000;
 enum Mode {
     Normal,
     Slow,
+    Delayed,
     Oversized,
     Redirect,
     Garbage,
@@ -72,6 +73,10 @@ async fn repo(mode: Mode, bundle: Vec<u8>) -> Repo {
                             counter.fetch_add(1, Ordering::SeqCst);
                             let response = match mode {
                             Mode::Normal => Response::builder().header("cache-control", "max-age=600").body(Full::new(bundle)),
+                            Mode::Delayed => {
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                                Response::builder().body(Full::new(bundle))
+                            }
                             Mode::Slow => {
                                 tokio::time::sleep(Duration::from_secs(5)).await;
                                 Response::builder().body(Full::new(bundle))
@@ -540,4 +545,42 @@ async fn certificate_validity_is_judged_at_the_verifiers_clock_not_the_request_t
     )
     .await;
     assert_eq!(verdict.verstat, Verstat::Passed, "{verdict:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_fetched_across_a_reload_is_not_stored() {
+    let v = Arc::new(verifier(5000));
+    let delayed = repo(Mode::Delayed, read("sp/1001/chain.pem")).await;
+    let token = identity("sp/1001/key.pem", &url(&delayed), Attestation::A, NOW);
+    // A call starts fetching under the test PKI's root...
+    let in_flight = {
+        let (v, token) = (Arc::clone(&v), token.clone());
+        tokio::spawn(async move { check(&v, Some(&token), "12155551212").await })
+    };
+    while v.cache().in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // ...and the anchors are reloaded, to a root that did not issue it, before the fetch ends.
+    v.reload(
+        TrustAnchors::from_pem(&read("untrusted/root.pem")).unwrap(),
+        Vec::new(),
+    );
+    let verdict = in_flight.await.unwrap();
+    assert_eq!(
+        verdict.verstat,
+        Verstat::Passed,
+        "judged with the trust it started with"
+    );
+    assert_eq!(v.cache().len(), 0, "but not stored");
+    // The next call fetches again and validates against the new anchors.
+    let verdict = check(&v, Some(&token), "12155551212").await;
+    assert_eq!(
+        (verdict.reason, verdict.flags.as_slice()),
+        (
+            Some(SipReason::UnsupportedCredential),
+            &[Flag::Untrusted, Flag::Unregistered][..]
+        ),
+        "{verdict:?}"
+    );
+    assert_eq!(delayed.hits.load(Ordering::SeqCst), 2);
 }
