@@ -597,3 +597,52 @@ async fn a_flood_of_forged_x5u_neither_evicts_a_good_chain_nor_stops_good_calls(
         FORGED as f64 / beside_time.as_secs_f64(),
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_while_its_certificate_is_fetched_leaves_no_fetch_behind() {
+    use tokio::io::AsyncWriteExt;
+    let lab = lab().await;
+    // A repository that accepts and never answers (the lab's fetch timeout is 5 s).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let good = identity(&lab, "sp/1001/chain.pem", "sp/1001/key.pem", now());
+    let cache = lab.state.verifier.cache();
+    let mut clients = Vec::new();
+    for i in 0..20 {
+        let forged = forge(
+            &good,
+            &format!("https://127.0.0.1:{silent_port}/never/{i}.pem"),
+        );
+        let body = verification_body(&forged, now());
+        let mut stream = tokio::net::TcpStream::connect(lab.verifier).await.unwrap();
+        let request = format!(
+            "POST /stir/v1/verification HTTP/1.1\r\nHost: v\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        clients.push(stream);
+    }
+    let started = std::time::Instant::now();
+    while cache.in_flight() < 20 && started.elapsed() < Duration::from_secs(4) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(cache.in_flight(), 20, "every fetch started");
+    // Every client gives up before the fetches' 5 s timeout.
+    drop(clients);
+    let dropped_at = std::time::Instant::now();
+    while cache.in_flight() > 0 && dropped_at.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(cache.in_flight(), 0);
+    eprintln!(
+        "fetches retired {:?} after the clients left",
+        dropped_at.elapsed()
+    );
+    assert_eq!(cache.failures(), 0, "an abandoned fetch stores nothing");
+}
