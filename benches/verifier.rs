@@ -17,11 +17,12 @@ use std::time::Duration;
 use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use passport::{Attestation, Claims, Dest, Party, SigningKey, Tn, TokenSigner};
+use pki::TrustAnchors;
 use verifier::cache::{CacheConfig, Loaded, Outcome};
-use verifier::chain::{self, TrustAnchors};
 use verifier::crl::CrlStore;
 use verifier::fetch::{FetchPolicy, Fetcher};
-use verifier::verify::{Call, Verifier, Verstat};
+use verifier::verdict::Verstat;
+use verifier::verify::{Call, Verifier};
 
 const NOW: u64 = 1_800_000_000;
 const X5U: &str = "https://cr.shaken.test/sp/1001/chain.pem";
@@ -36,8 +37,8 @@ fn benches(c: &mut Criterion) {
         .build()
         .unwrap();
     let anchors = TrustAnchors::from_pem(&read("ca/root.pem")).unwrap();
-    let validated = chain::validate(
-        &chain::bundle(&read("sp/1001/chain.pem")).unwrap(),
+    let validated = pki::path::validate(
+        &passport::cert::chain_from_pem(&read("sp/1001/chain.pem")).unwrap(),
         &anchors,
         NOW,
     )

@@ -29,36 +29,8 @@ use x509_cert::{Certificate, TbsCertificate, Version};
 
 use crate::error::CaError;
 
-/// OIDs this crate writes.
-pub mod oid {
-    use x509_cert::der::asn1::ObjectIdentifier;
-
-    /// `ecdsa-with-SHA256`.
-    pub const ECDSA_WITH_SHA256: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-    /// The SHAKEN certificate policy, CP v1.3.
-    pub const SHAKEN_CP_1_3: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("2.16.840.1.114569.1.1.3");
-    /// The SHAKEN certificate policy, CP v1.1 (older).
-    pub const SHAKEN_CP_1_1: ObjectIdentifier =
-        ObjectIdentifier::new_unwrap("2.16.840.1.114569.1.1.1");
-    /// `id-pe-TNAuthList`.
-    pub const TN_AUTH_LIST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.26");
-    /// `id-kp-serverAuth`.
-    pub const SERVER_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1");
-    /// `id-kp-clientAuth`.
-    pub const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
-    /// `id-at-countryName`.
-    pub const COUNTRY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.6");
-    /// `id-at-organizationName`.
-    pub const ORGANIZATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
-    /// `id-at-organizationalUnitName`.
-    pub const ORGANIZATIONAL_UNIT: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.11");
-    /// `id-at-commonName`.
-    pub const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
-    /// `id-at-serialNumber`.
-    pub const SERIAL_NUMBER: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.5");
-}
+/// OIDs this crate writes (the project's one list, in `pki`).
+pub use pki::oid;
 
 /// A distinguished name from (attribute, value) pairs, in the order given (most general
 /// first, as `C=US, O=..., CN=...`). Values are PrintableString where they fit, else UTF8String.

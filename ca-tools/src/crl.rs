@@ -15,12 +15,7 @@ use crate::certificate::{self, ext};
 use crate::error::CaError;
 use crate::profile::Issuer;
 
-/// `id-ce-cRLReasons`.
-const CRL_REASON: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("2.5.29.21");
-/// `id-ce-cRLNumber`.
-const CRL_NUMBER: der::asn1::ObjectIdentifier =
-    der::asn1::ObjectIdentifier::new_unwrap("2.5.29.20");
+use pki::oid::{CRL_NUMBER, CRL_REASON};
 
 /// Why a certificate was revoked (RFC 5280 §5.3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -190,120 +185,6 @@ mod tests {
     }
 }
 
-/// One entry of a parsed CRL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RevokedEntry {
-    /// Serial number bytes as encoded.
-    pub serial: Vec<u8>,
-    /// Revocation time.
-    pub revoked_at: u64,
-    /// The reasonCode entry extension, if present and known.
-    pub reason: Option<Reason>,
-}
-
-/// A CRL read from DER. The signature is not checked until [`ParsedCrl::verify`].
-#[derive(Clone, Debug)]
-pub struct ParsedCrl {
-    /// The issuer's name.
-    pub issuer: x509_cert::name::Name,
-    /// thisUpdate.
-    pub this_update: u64,
-    /// nextUpdate, if present.
-    pub next_update: Option<u64>,
-    /// The CRL number, if present and at most 64 bits.
-    pub number: Option<u64>,
-    /// Revoked certificates.
-    pub revoked: Vec<RevokedEntry>,
-    tbs_der: Vec<u8>,
-    algorithm: der::asn1::ObjectIdentifier,
-    signature: Vec<u8>,
-}
-
-/// Parses a DER CRL (X.509 v2). Nothing may follow it.
-pub fn parse(der_bytes: &[u8]) -> Result<ParsedCrl, CaError> {
-    use der::Decode;
-    let list = CertificateList::from_der(der_bytes)?;
-    let tbs = list.tbs_cert_list;
-    if tbs.signature != list.signature_algorithm {
-        return Err(CaError::Asn1(
-            "CRL signature algorithm differs inside and outside the TBS".into(),
-        ));
-    }
-    let mut number = None;
-    for extension in tbs.crl_extensions.iter().flatten() {
-        if extension.extn_id == CRL_NUMBER {
-            let value = CrlNumber::from_der(extension.extn_value.as_bytes())?;
-            let bytes = value.0.as_bytes();
-            if bytes.len() <= 8 {
-                number = Some(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)));
-            }
-        } else if extension.critical {
-            return Err(CaError::Asn1(format!(
-                "unknown critical CRL extension {}",
-                extension.extn_id
-            )));
-        }
-    }
-    let mut revoked = Vec::new();
-    for entry in tbs.revoked_certificates.iter().flatten() {
-        let mut reason = None;
-        for extension in entry.crl_entry_extensions.iter().flatten() {
-            if extension.extn_id == CRL_REASON {
-                let code = CrlReason::from_der(extension.extn_value.as_bytes())?;
-                reason = Reason::ALL
-                    .iter()
-                    .map(|(_, r)| *r)
-                    .find(|r| r.crl_reason() == code);
-            } else if extension.critical {
-                return Err(CaError::Asn1(format!(
-                    "unknown critical CRL entry extension {}",
-                    extension.extn_id
-                )));
-            }
-        }
-        revoked.push(RevokedEntry {
-            serial: entry.serial_number.as_bytes().to_vec(),
-            revoked_at: entry.revocation_date.to_unix_duration().as_secs(),
-            reason,
-        });
-    }
-    Ok(ParsedCrl {
-        this_update: tbs.this_update.to_unix_duration().as_secs(),
-        next_update: tbs.next_update.map(|t| t.to_unix_duration().as_secs()),
-        number,
-        revoked,
-        tbs_der: tbs.to_der()?,
-        algorithm: list.signature_algorithm.oid,
-        signature: list.signature.raw_bytes().to_vec(),
-        issuer: tbs.issuer,
-    })
-}
-
-impl ParsedCrl {
-    /// Checks the signature with the issuer's P-256 key (ecdsa-with-SHA256 only).
-    pub fn verify(&self, issuer: &p256::PublicKey) -> Result<(), CaError> {
-        use p256::ecdsa::signature::Verifier;
-        if self.algorithm != certificate::oid::ECDSA_WITH_SHA256 {
-            return Err(CaError::Asn1(format!(
-                "CRL signature algorithm {} is not ecdsa-with-SHA256",
-                self.algorithm
-            )));
-        }
-        let signature = p256::ecdsa::DerSignature::from_bytes(&self.signature)
-            .map_err(|_| CaError::Asn1("CRL signature is not a DER ECDSA signature".into()))?;
-        p256::ecdsa::VerifyingKey::from(issuer)
-            .verify(&self.tbs_der, &signature)
-            .map_err(|_| {
-                CaError::Asn1("CRL signature does not verify with the issuer's key".into())
-            })
-    }
-
-    /// Whether a serial (as encoded in the certificate) is listed.
-    pub fn is_revoked(&self, serial: &[u8]) -> bool {
-        self.revoked.iter().any(|entry| entry.serial == serial)
-    }
-}
-
 #[cfg(test)]
 mod parse_tests {
     use super::*;
@@ -328,24 +209,24 @@ mod parse_tests {
             },
         ];
         let der = build(&issuer, &key, 7, 1_800_000_000, 1_800_086_400, &revoked).unwrap();
-        let parsed = parse(&der).unwrap();
+        let parsed = pki::Crl::parse(&der).unwrap();
         assert_eq!(parsed.number, Some(7));
         assert_eq!(parsed.this_update, 1_800_000_000);
         assert_eq!(parsed.next_update, Some(1_800_086_400));
-        assert!(
-            parsed.is_revoked(&[0x12, 0x34])
-                && parsed.is_revoked(&[0x56])
-                && !parsed.is_revoked(&[0x78])
-        );
-        assert_eq!(parsed.revoked[0].reason, Some(Reason::KeyCompromise));
+        assert!(parsed.lists(&[0x12, 0x34]) && parsed.lists(&[0x56]) && !parsed.lists(&[0x78]));
+        assert_eq!(parsed.revoked[0].reason, Some(CrlReason::KeyCompromise));
         assert_eq!(parsed.revoked[1].reason, None);
-        parsed.verify(&key.public_key()).unwrap();
+        let verifying = |k: &p256::SecretKey| p256::ecdsa::VerifyingKey::from(k.public_key());
+        parsed.verify(&verifying(&key)).unwrap();
         let other = p256::SecretKey::random(&mut rand_core::OsRng);
-        assert!(parsed.verify(&other.public_key()).is_err());
+        assert!(parsed.verify(&verifying(&other)).is_err());
         let mut tampered = der.clone();
         let at = tampered.windows(2).position(|w| w == [0x12, 0x34]).unwrap();
         tampered[at] = 0x13;
-        assert!(parse(&tampered).unwrap().verify(&key.public_key()).is_err());
-        assert!(parse(&der[..der.len() - 1]).is_err());
+        assert!(pki::Crl::parse(&tampered)
+            .unwrap()
+            .verify(&verifying(&key))
+            .is_err());
+        assert!(pki::Crl::parse(&der[..der.len() - 1]).is_err());
     }
 }

@@ -15,7 +15,7 @@ use crate::certificate::{self, ext, oid};
 use crate::error::CaError;
 
 /// `pkcs-9-at-extensionRequest`.
-const EXTENSION_REQUEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.14");
+const EXTENSION_REQUEST: ObjectIdentifier = oid::EXTENSION_REQUEST;
 /// The most bytes a CSR file may have.
 pub const MAX_CSR_LEN: usize = 64 * 1024;
 

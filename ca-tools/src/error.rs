@@ -30,6 +30,12 @@ pub enum CaError {
     /// A key, certificate or PEM problem reported by the `passport` crate.
     #[error(transparent)]
     Passport(#[from] passport::Error),
+    /// A certificate chain that cannot be read.
+    #[error("certificate: {0}")]
+    Certificate(#[from] passport::cert::CertificateError),
+    /// A certificate, CRL or trust anchor refused by the PKI core.
+    #[error(transparent)]
+    Pki(#[from] pki::Error),
     /// An ASN.1 structure could not be encoded or decoded.
     #[error("ASN.1: {0}")]
     Asn1(String),

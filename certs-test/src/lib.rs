@@ -484,7 +484,7 @@ pub fn generate(out: &Path, seed: u64) -> Result<(), CaError> {
     let mut spec = sti_spec(&mut rng, &intermediate, &key, "1001", "Carrier One", FAR)?;
     replace_extension(
         &mut spec,
-        "2.5.29.32",
+        &oid::CERTIFICATE_POLICIES,
         ext::certificate_policies(&[oid::SHAKEN_CP_1_1])?,
     );
     let der = certificate::sign_certificate(spec, &intermediate.key)?;
@@ -513,18 +513,18 @@ pub fn generate(out: &Path, seed: u64) -> Result<(), CaError> {
     write_readme(&mut w)
 }
 
-fn replace_extension(spec: &mut CertificateSpec, oid: &str, with: x509_cert::ext::Extension) {
-    if let Some(slot) = spec
-        .extensions
-        .iter_mut()
-        .find(|e| e.extn_id.to_string() == oid)
-    {
+fn replace_extension(
+    spec: &mut CertificateSpec,
+    id: &oid::ObjectIdentifier,
+    with: x509_cert::ext::Extension,
+) {
+    if let Some(slot) = spec.extensions.iter_mut().find(|e| e.extn_id == *id) {
         *slot = with;
     }
 }
 
-fn remove_extension(spec: &mut CertificateSpec, oid: &str) {
-    spec.extensions.retain(|e| e.extn_id.to_string() != oid);
+fn remove_extension(spec: &mut CertificateSpec, id: &oid::ObjectIdentifier) {
+    spec.extensions.retain(|e| e.extn_id != *id);
 }
 
 fn malformed(rng: &mut ChaCha20Rng, ca: &Ca, rule: Rule) -> Result<Vec<u8>, CaError> {
@@ -545,7 +545,7 @@ fn malformed(rng: &mut ChaCha20Rng, ca: &Ca, rule: Rule) -> Result<Vec<u8>, CaEr
         }
         Rule::SignatureAlgorithm => {
             let mut tbs = certificate::tbs_certificate(spec)?;
-            tbs.signature.oid = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+            tbs.signature.oid = oid::ECDSA_WITH_SHA384;
             return certificate::sign_tbs(tbs, &ca.key);
         }
         Rule::PublicKey => {
@@ -564,28 +564,28 @@ fn malformed(rng: &mut ChaCha20Rng, ca: &Ca, rule: Rule) -> Result<Vec<u8>, CaEr
         Rule::BasicConstraints => {
             let mut bc = ext::basic_constraints(false, None)?;
             bc.critical = false;
-            replace_extension(&mut spec, "2.5.29.19", bc);
+            replace_extension(&mut spec, &oid::BASIC_CONSTRAINTS, bc);
         }
         Rule::KeyUsage => replace_extension(
             &mut spec,
-            "2.5.29.15",
+            &oid::KEY_USAGE,
             ext::key_usage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment)?,
         ),
-        Rule::SubjectKeyIdentifier => remove_extension(&mut spec, "2.5.29.14"),
-        Rule::AuthorityKeyIdentifier => remove_extension(&mut spec, "2.5.29.35"),
+        Rule::SubjectKeyIdentifier => remove_extension(&mut spec, &oid::SUBJECT_KEY_IDENTIFIER),
+        Rule::AuthorityKeyIdentifier => remove_extension(&mut spec, &oid::AUTHORITY_KEY_IDENTIFIER),
         Rule::CertificatePolicies => replace_extension(
             &mut spec,
-            "2.5.29.32",
+            &oid::CERTIFICATE_POLICIES,
             ext::certificate_policies(&[der::asn1::ObjectIdentifier::new_unwrap(
                 "1.3.6.1.4.1.99999.1",
             )])?,
         ),
         Rule::CrlDistributionPoints => replace_extension(
             &mut spec,
-            "2.5.29.31",
+            &oid::CRL_DISTRIBUTION_POINTS,
             ext::crl_distribution_points(&[CRL_URL, "https://backup.shaken.test/ca.crl"])?,
         ),
-        Rule::TnAuthList => remove_extension(&mut spec, oid::TN_AUTH_LIST.to_string().as_str()),
+        Rule::TnAuthList => remove_extension(&mut spec, &oid::TN_AUTH_LIST),
         Rule::Extensions => spec.extensions.push(ext::server_auth()?),
         Rule::Validity => spec.not_before = 4_070_908_800, // 2099-01-01
         Rule::Cp13SubjectAttributes | Rule::Cp13SubjectSerialNumber | Rule::Cp13PolicyVersion => {}

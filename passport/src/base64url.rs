@@ -3,7 +3,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::{DecodeError, Engine};
 
-use crate::error::{Error, Part};
+use crate::error::{Part, TokenError};
 
 /// Encodes bytes as unpadded base64url.
 pub fn encode(bytes: &[u8]) -> String {
@@ -19,7 +19,7 @@ pub fn encode_into(bytes: &[u8], out: &mut String) {
 ///
 /// Only the base64url alphabet is accepted: no padding, no whitespace, no `+` or `/`, and no
 /// non-zero trailing bits, so that one token has exactly one encoding.
-pub fn decode_part(text: &str, part: Part) -> Result<Vec<u8>, Error> {
+pub fn decode_part(text: &str, part: Part) -> Result<Vec<u8>, TokenError> {
     URL_SAFE_NO_PAD.decode(text).map_err(|error| match error {
         DecodeError::InvalidByte(offset, _) | DecodeError::InvalidLastSymbol(offset, _)
             if !is_base64url(text, offset) =>
@@ -30,7 +30,7 @@ pub fn decode_part(text: &str, part: Part) -> Result<Vec<u8>, Error> {
             let offset = text.find('=').unwrap_or(text.len());
             character_error(text, offset, part)
         }
-        _ => Error::Base64(part),
+        _ => TokenError::Base64(part),
     })
 }
 
@@ -41,18 +41,18 @@ fn is_base64url(text: &str, offset: usize) -> bool {
 }
 
 /// The error naming the character at `offset` (which may be inside a multi-byte character).
-fn character_error(text: &str, offset: usize, part: Part) -> Error {
+fn character_error(text: &str, offset: usize, part: Part) -> TokenError {
     let start = (0..=offset.min(text.len()))
         .rev()
         .find(|&i| text.is_char_boundary(i))
         .unwrap_or(0);
     match text.get(start..).and_then(|rest| rest.chars().next()) {
-        Some(found) => Error::TokenCharacter {
+        Some(found) => TokenError::TokenCharacter {
             part,
             found,
             offset: start,
         },
-        None => Error::Base64(part),
+        None => TokenError::Base64(part),
     }
 }
 
@@ -70,7 +70,7 @@ mod tests {
         );
         assert_eq!(
             decode_part("-_8=", Part::Payload),
-            Err(Error::TokenCharacter {
+            Err(TokenError::TokenCharacter {
                 part: Part::Payload,
                 found: '=',
                 offset: 3
@@ -78,11 +78,11 @@ mod tests {
         );
         assert!(matches!(
             decode_part("+/8", Part::Header),
-            Err(Error::TokenCharacter { found: '+', .. })
+            Err(TokenError::TokenCharacter { found: '+', .. })
         ));
         assert!(matches!(
             decode_part("ab\u{e9}cd", Part::Header),
-            Err(Error::TokenCharacter {
+            Err(TokenError::TokenCharacter {
                 found: '\u{e9}',
                 offset: 2,
                 ..
@@ -90,7 +90,7 @@ mod tests {
         ));
         assert!(matches!(
             decode_part("ab cd", Part::Header),
-            Err(Error::TokenCharacter {
+            Err(TokenError::TokenCharacter {
                 found: ' ',
                 offset: 2,
                 ..
@@ -99,11 +99,11 @@ mod tests {
         // A single leftover character can never be valid, nor can non-zero trailing bits.
         assert_eq!(
             decode_part("A", Part::Signature),
-            Err(Error::Base64(Part::Signature))
+            Err(TokenError::Base64(Part::Signature))
         );
         assert_eq!(
             decode_part("-_9", Part::Signature),
-            Err(Error::Base64(Part::Signature))
+            Err(TokenError::Base64(Part::Signature))
         );
     }
 }

@@ -7,19 +7,55 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::error::Error;
 use crate::keys::VerifyingKey;
-use crate::pem;
+use crate::pem::{self, PemError};
 
 /// The most certificates accepted in one PEM chain.
 pub const MAX_CHAIN_CERTIFICATES: usize = 8;
 
-/// The DER certificates of a PEM chain, in file order (end-entity first in SHAKEN).
+/// Why a certificate chain or certificate could not be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateError {
+    /// The PEM text does not read (includes more than [`MAX_CHAIN_CERTIFICATES`] blocks).
+    #[error(transparent)]
+    Pem(#[from] PemError),
+    /// The PEM text holds no block at all.
+    #[error("no CERTIFICATE block in the PEM")]
+    NoCertificate,
+    /// A block other than `CERTIFICATE`.
+    #[error("unexpected {0} block in a certificate chain")]
+    UnexpectedBlock(String),
+    /// Bytes follow the certificate's DER.
+    #[error("trailing bytes after the certificate")]
+    TrailingBytes,
+    /// The DER does not parse as an X.509 certificate (the parser's words).
+    #[error("does not parse: {0}")]
+    Parse(String),
+    /// The subject key is not an ES256 (P-256) key.
+    #[error("subject key is unusable for ES256")]
+    Key,
+}
+
+/// The DER certificates of a PEM chain, in file order (end-entity first in SHAKEN): the one
+/// PEM chain splitter of the project, used for chains served at an x5u, configured chains and
+/// trust anchor files alike.
 ///
-/// Blocks other than `CERTIFICATE` are refused: a chain served from an x5u URL holds nothing
-/// else, and a private key found there is a publishing mistake worth stopping on.
-pub fn chain_from_pem(pem_text: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
-    let blocks = pem::parse(pem_text, MAX_CHAIN_CERTIFICATES)?;
+/// At most [`MAX_CHAIN_CERTIFICATES`] blocks are read. Blocks other than `CERTIFICATE` are
+/// refused: a chain served from an x5u URL holds nothing else, and a private key found there
+/// is a publishing mistake worth stopping on.
+pub fn chain_from_pem(pem_text: &[u8]) -> Result<Vec<Vec<u8>>, CertificateError> {
+    certificates_from_pem(pem_text, MAX_CHAIN_CERTIFICATES)
+}
+
+/// As [`chain_from_pem`], with another cap on the number of blocks (a folder of trust anchors
+/// may hold more than a chain).
+pub fn certificates_from_pem(
+    pem_text: &[u8],
+    max: usize,
+) -> Result<Vec<Vec<u8>>, CertificateError> {
+    let blocks = pem::parse(pem_text, max)?;
     if blocks.is_empty() {
-        return Err(Error::Certificate("no CERTIFICATE block in the PEM".into()));
+        return Err(CertificateError::NoCertificate);
     }
     blocks
         .into_iter()
@@ -27,23 +63,18 @@ pub fn chain_from_pem(pem_text: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
             if block.label == "CERTIFICATE" {
                 Ok(block.der)
             } else {
-                Err(Error::Certificate(format!(
-                    "unexpected {} block in a certificate chain",
-                    block.label
-                )))
+                Err(CertificateError::UnexpectedBlock(block.label))
             }
         })
         .collect()
 }
 
 /// Parses one DER certificate completely (no trailing bytes).
-pub fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, Error> {
+pub fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, CertificateError> {
     match X509Certificate::from_der(der) {
         Ok(([], cert)) => Ok(cert),
-        Ok(_) => Err(Error::Certificate(
-            "trailing bytes after the certificate".into(),
-        )),
-        Err(e) => Err(Error::Certificate(format!("does not parse: {e}"))),
+        Ok(_) => Err(CertificateError::TrailingBytes),
+        Err(e) => Err(CertificateError::Parse(e.to_string())),
     }
 }
 
@@ -51,15 +82,13 @@ pub fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, Error> {
 pub fn verifying_key_of(der: &[u8]) -> Result<VerifyingKey, Error> {
     let cert = parse_certificate(der)?;
     VerifyingKey::from_spki_der(cert.public_key().raw)
-        .map_err(|e| Error::Certificate(format!("subject key is unusable for ES256: {e}")))
+        .map_err(|_| Error::Certificate(CertificateError::Key))
 }
 
 /// The P-256 public key of the first certificate of a PEM chain.
 pub fn verifying_key_from_pem_chain(pem_text: &[u8]) -> Result<VerifyingKey, Error> {
     let chain = chain_from_pem(pem_text)?;
-    let first = chain
-        .first()
-        .ok_or_else(|| Error::Certificate("empty chain".into()))?;
+    let first = chain.first().ok_or(CertificateError::NoCertificate)?;
     verifying_key_of(first)
 }
 
@@ -85,7 +114,7 @@ mod tests {
         assert!(chain_from_pem(b"nothing here").is_err());
         let key = "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n";
         assert!(
-            matches!(chain_from_pem(key.as_bytes()), Err(Error::Certificate(m)) if m.contains("PRIVATE KEY"))
+            matches!(chain_from_pem(key.as_bytes()), Err(CertificateError::UnexpectedBlock(label)) if label.contains("PRIVATE KEY"))
         );
         let truncated = "-----BEGIN CERTIFICATE-----\nMIIDADCCAqagAwIBAgIQU9c1dztZF+wkcab3vvy13DAKBggqhkjOPQQDAjBnMQsw\n-----END CERTIFICATE-----\n";
         assert!(verifying_key_from_pem_chain(truncated.as_bytes()).is_err());

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Part};
+use crate::error::{Part, TokenError};
 use crate::json::{self, ObjectWriter, WriteValue};
 
 /// SHAKEN attestation level (RFC 8588 §4).
@@ -37,13 +37,13 @@ impl Attestation {
 }
 
 impl FromStr for Attestation {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    type Err = TokenError;
+    fn from_str(s: &str) -> Result<Self, TokenError> {
         match s {
             "A" => Ok(Self::A),
             "B" => Ok(Self::B),
             "C" => Ok(Self::C),
-            _ => Err(Error::InvalidClaim {
+            _ => Err(TokenError::InvalidClaim {
                 name: "attest",
                 reason: format!("{s:?} is not A, B or C"),
             }),
@@ -69,8 +69,8 @@ impl OrigId {
 }
 
 impl FromStr for OrigId {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
+    type Err = TokenError;
+    fn from_str(s: &str) -> Result<Self, TokenError> {
         let ok = s.len() == 36
             && s.bytes().enumerate().all(|(i, b)| match i {
                 8 | 13 | 18 | 23 => b == b'-',
@@ -79,7 +79,7 @@ impl FromStr for OrigId {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Error::InvalidClaim {
+            Err(TokenError::InvalidClaim {
                 name: "origid",
                 reason: format!("{:?} is not a UUID", truncate(s)),
             })
@@ -112,8 +112,8 @@ impl Party {
         obj.finish();
     }
 
-    fn from_value(value: Value, name: &'static str) -> Result<Self, Error> {
-        let invalid = |reason: &str| Error::InvalidClaim {
+    fn from_value(value: Value, name: &'static str) -> Result<Self, TokenError> {
+        let invalid = |reason: &str| TokenError::InvalidClaim {
             name,
             reason: reason.to_owned(),
         };
@@ -198,8 +198,8 @@ impl Dest {
         obj.finish();
     }
 
-    fn from_value(value: Value) -> Result<Self, Error> {
-        let invalid = |name, reason: &str| Error::InvalidClaim {
+    fn from_value(value: Value) -> Result<Self, TokenError> {
+        let invalid = |name, reason: &str| TokenError::InvalidClaim {
             name,
             reason: reason.to_owned(),
         };
@@ -215,7 +215,7 @@ impl Dest {
                 "tn" => ("dest.tn", &mut dest.tn),
                 "uri" => ("dest.uri", &mut dest.uri),
                 _ => {
-                    return Err(Error::InvalidClaim {
+                    return Err(TokenError::InvalidClaim {
                         name: "dest",
                         reason: format!("unexpected member {:?}", truncate(&key)),
                     })
@@ -253,7 +253,7 @@ impl Dest {
 /// A `tn` value in a token: non-empty, at most 64 characters, only the characters an
 /// ATIS-1000082 signer accepts (`0-9 * # + . - ( )`). Canonical form is not required here:
 /// it is compared after canonicalization.
-fn check_tn(s: &str, name: &'static str) -> Result<(), Error> {
+fn check_tn(s: &str, name: &'static str) -> Result<(), TokenError> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.bytes().any(|b| b.is_ascii_digit())
@@ -262,7 +262,7 @@ fn check_tn(s: &str, name: &'static str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidClaim {
+        Err(TokenError::InvalidClaim {
             name,
             reason: format!("{:?} is not a telephone number", truncate(s)),
         })
@@ -337,9 +337,9 @@ impl Claims {
     }
 
     /// Adds a claim this crate does not interpret. Refuses the names it does interpret.
-    pub fn insert_extra(&mut self, name: String, value: Value) -> Result<(), Error> {
+    pub fn insert_extra(&mut self, name: String, value: Value) -> Result<(), TokenError> {
         if KNOWN.contains(&name.as_str()) {
-            return Err(Error::InvalidClaim {
+            return Err(TokenError::InvalidClaim {
                 name: "extra",
                 reason: format!("{name:?} is a claim with its own field"),
             });
@@ -349,9 +349,12 @@ impl Claims {
     }
 
     /// The SHAKEN claims, or the 438 error a verifier gives when one is missing.
-    pub fn require_shaken(&self) -> Result<(Attestation, &OrigId), Error> {
-        let attest = self.attest.ok_or(Error::MissingClaim("attest"))?;
-        let origid = self.origid.as_ref().ok_or(Error::MissingClaim("origid"))?;
+    pub fn require_shaken(&self) -> Result<(Attestation, &OrigId), TokenError> {
+        let attest = self.attest.ok_or(TokenError::MissingClaim("attest"))?;
+        let origid = self
+            .origid
+            .as_ref()
+            .ok_or(TokenError::MissingClaim("origid"))?;
         Ok((attest, origid))
     }
 
@@ -417,26 +420,26 @@ impl Claims {
     }
 
     /// Parses claims JSON bytes.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
+    pub fn from_json(bytes: &[u8]) -> Result<Self, TokenError> {
         let mut map = json::parse_object(bytes, Part::Payload)?;
         let iat = match map.remove("iat") {
-            None => return Err(Error::MissingClaim("iat")),
-            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| Error::InvalidClaim {
+            None => return Err(TokenError::MissingClaim("iat")),
+            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| TokenError::InvalidClaim {
                 name: "iat",
                 reason: format!("{n} is not a non-negative integer"),
             })?,
             Some(other) => {
-                return Err(Error::InvalidClaim {
+                return Err(TokenError::InvalidClaim {
                     name: "iat",
                     reason: format!("not a number: {}", truncate(&other.to_string())),
                 })
             }
         };
         let orig = Party::from_value(
-            map.remove("orig").ok_or(Error::MissingClaim("orig"))?,
+            map.remove("orig").ok_or(TokenError::MissingClaim("orig"))?,
             "orig",
         )?;
-        let dest = Dest::from_value(map.remove("dest").ok_or(Error::MissingClaim("dest"))?)?;
+        let dest = Dest::from_value(map.remove("dest").ok_or(TokenError::MissingClaim("dest"))?)?;
         let attest = match map.remove("attest") {
             None => None,
             Some(Value::String(s)) => Some(s.parse()?),
@@ -455,7 +458,7 @@ impl Claims {
             None => None,
             Some(Value::Object(m)) => Some(m),
             Some(_) => {
-                return Err(Error::InvalidClaim {
+                return Err(TokenError::InvalidClaim {
                     name: "rcd",
                     reason: "not an object".into(),
                 })
@@ -480,8 +483,8 @@ impl Claims {
     }
 }
 
-fn not_a_string(name: &'static str) -> Error {
-    Error::InvalidClaim {
+fn not_a_string(name: &'static str) -> TokenError {
+    TokenError::InvalidClaim {
         name,
         reason: "not a string".into(),
     }
@@ -567,7 +570,8 @@ mod tests {
         ];
         for (text, claim) in cases {
             match Claims::from_json(text.as_bytes()) {
-                Err(Error::MissingClaim(name)) | Err(Error::InvalidClaim { name, .. }) => {
+                Err(TokenError::MissingClaim(name))
+                | Err(TokenError::InvalidClaim { name, .. }) => {
                     assert_eq!(name, *claim, "{text}")
                 }
                 other => panic!("{text}: {other:?}"),
@@ -582,7 +586,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             claims.require_shaken().err(),
-            Some(Error::MissingClaim("origid"))
+            Some(TokenError::MissingClaim("origid"))
         );
         assert!(claims
             .clone()

@@ -23,14 +23,12 @@ impl fmt::Display for Part {
     }
 }
 
-/// Everything that can go wrong in this crate.
-///
-/// Variants are grouped by cause. Every variant that describes a received PASSporT or Identity
-/// header maps to exactly one SIP code through [`Error::sip_reason`]; problems with local input
-/// (keys, certificates) map to none, because they are the operator's problem, not the caller's.
+/// What is wrong with an Identity header or PASSporT: what was received (or, when signing,
+/// the claims given to sign). Each variant maps to exactly one SIP code through
+/// [`TokenError::sip_reason`], so a verifier never has to guess one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum TokenError {
     // --- Identity header (RFC 8224 §4) ---
     /// The Identity header value is longer than the limit.
     #[error("identity header is {len} bytes, more than the limit of {max}")]
@@ -169,6 +167,17 @@ pub enum Error {
     /// An expected called number is not in the token's `dest`.
     #[error("called number {0:?} is not among the token's dest numbers")]
     DestMismatch(String),
+}
+
+/// Everything that can go wrong in this crate: a token problem ([`TokenError`]), or local
+/// input that is wrong (keys, certificates, PEM, command-line numbers, DER), which is the
+/// operator's problem, not the caller's, and maps to no SIP code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An Identity header or PASSporT is not valid.
+    #[error(transparent)]
+    Token(#[from] TokenError),
 
     // --- Local input: telephone numbers, keys, certificates, DER ---
     /// A telephone number cannot be canonicalized.
@@ -181,16 +190,16 @@ pub enum Error {
     },
     /// A PEM document could not be read.
     #[error("PEM: {0}")]
-    Pem(String),
+    Pem(#[from] crate::pem::PemError),
     /// A private key could not be used.
     #[error("private key: {0}")]
     PrivateKey(String),
     /// A public key could not be used.
     #[error("public key: {0}")]
     PublicKey(String),
-    /// A certificate could not be used.
+    /// A certificate or chain could not be used.
     #[error("certificate: {0}")]
-    Certificate(String),
+    Certificate(#[from] crate::cert::CertificateError),
     /// A DER structure (TNAuthList) is malformed.
     #[error("DER: {0}")]
     Der(&'static str),
@@ -241,16 +250,15 @@ impl fmt::Display for SipReason {
     }
 }
 
-impl Error {
-    /// The SIP code a verification service answers with for this error, or `None` for errors
-    /// in local input (keys, certificates, command-line numbers) that say nothing of the call.
+impl TokenError {
+    /// The SIP code a verification service answers with.
     ///
     /// Every problem with a received Identity header or PASSporT is 438, except a stale `iat`,
     /// which is 403 (ATIS-1000074 §5.3.2). 436 and 437 concern fetching and trusting the
     /// certificate and are decided by the verifier, not here.
-    pub fn sip_reason(&self) -> Option<SipReason> {
+    pub fn sip_reason(&self) -> SipReason {
         match self {
-            Self::Stale { .. } => Some(SipReason::StaleDate),
+            Self::Stale { .. } => SipReason::StaleDate,
             Self::IdentityTooLong { .. }
             | Self::MissingInfo
             | Self::MalformedInfo(_)
@@ -272,13 +280,7 @@ impl Error {
             | Self::SignatureLength(_)
             | Self::BadSignature
             | Self::OrigMismatch { .. }
-            | Self::DestMismatch(_) => Some(SipReason::InvalidIdentityHeader),
-            Self::TelephoneNumber { .. }
-            | Self::Pem(_)
-            | Self::PrivateKey(_)
-            | Self::PublicKey(_)
-            | Self::Certificate(_)
-            | Self::Der(_) => None,
+            | Self::DestMismatch(_) => SipReason::InvalidIdentityHeader,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Part};
+use crate::error::{Part, TokenError};
 use crate::json::{self, ObjectWriter};
 
 /// The `typ` every PASSporT carries.
@@ -80,20 +80,20 @@ impl Header {
     }
 
     /// Parses header JSON bytes.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
+    pub fn from_json(bytes: &[u8]) -> Result<Self, TokenError> {
         let mut map = json::parse_object(bytes, Part::Header)?;
-        let alg = take_string(&mut map, "alg")?.ok_or(Error::MissingHeaderParameter("alg"))?;
-        let typ = take_string(&mut map, "typ")?.ok_or(Error::MissingHeaderParameter("typ"))?;
+        let alg = take_string(&mut map, "alg")?.ok_or(TokenError::MissingHeaderParameter("alg"))?;
+        let typ = take_string(&mut map, "typ")?.ok_or(TokenError::MissingHeaderParameter("typ"))?;
         if typ != TYP_PASSPORT {
-            return Err(Error::InvalidHeaderParameter {
+            return Err(TokenError::InvalidHeaderParameter {
                 name: "typ",
                 reason: format!("{typ:?} is not \"passport\""),
             });
         }
         let ppt = take_string(&mut map, "ppt")?;
-        let x5u = take_string(&mut map, "x5u")?.ok_or(Error::MissingHeaderParameter("x5u"))?;
+        let x5u = take_string(&mut map, "x5u")?.ok_or(TokenError::MissingHeaderParameter("x5u"))?;
         if x5u.is_empty() {
-            return Err(Error::InvalidHeaderParameter {
+            return Err(TokenError::InvalidHeaderParameter {
                 name: "x5u",
                 reason: "empty".into(),
             });
@@ -107,11 +107,14 @@ impl Header {
     }
 }
 
-fn take_string(map: &mut Map<String, Value>, name: &'static str) -> Result<Option<String>, Error> {
+fn take_string(
+    map: &mut Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<String>, TokenError> {
     match map.remove(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(Error::InvalidHeaderParameter {
+        Some(other) => Err(TokenError::InvalidHeaderParameter {
             name,
             reason: format!("not a string: {other}"),
         }),
@@ -141,15 +144,15 @@ mod tests {
         );
         assert!(matches!(
             Header::from_json(br#"{"alg":"ES256","typ":"JWT","x5u":"u"}"#),
-            Err(Error::InvalidHeaderParameter { name: "typ", .. })
+            Err(TokenError::InvalidHeaderParameter { name: "typ", .. })
         ));
         assert_eq!(
             Header::from_json(br#"{"alg":"ES256","typ":"passport"}"#),
-            Err(Error::MissingHeaderParameter("x5u"))
+            Err(TokenError::MissingHeaderParameter("x5u"))
         );
         assert!(matches!(
             Header::from_json(br#"{"alg":256,"typ":"passport","x5u":"u"}"#),
-            Err(Error::InvalidHeaderParameter { name: "alg", .. })
+            Err(TokenError::InvalidHeaderParameter { name: "alg", .. })
         ));
     }
 }

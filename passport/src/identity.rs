@@ -12,7 +12,7 @@
 //!   malformed `info`, an `info` other than the token's `x5u`, an `alg` or `ppt` parameter
 //!   that contradicts the token header, a parameter given twice, bad base64 or JSON.
 
-use crate::error::Error;
+use crate::error::TokenError;
 use crate::header::{ALG_ES256, PPT_SHAKEN};
 use crate::token::Passport;
 
@@ -44,9 +44,9 @@ impl IdentityHeader {
     }
 
     /// Parses an Identity header value (without the `Identity:` name).
-    pub fn parse(value: &str) -> Result<Self, Error> {
+    pub fn parse(value: &str) -> Result<Self, TokenError> {
         if value.len() > MAX_IDENTITY_LEN {
-            return Err(Error::IdentityTooLong {
+            return Err(TokenError::IdentityTooLong {
                 len: value.len(),
                 max: MAX_IDENTITY_LEN,
             });
@@ -69,7 +69,7 @@ impl IdentityHeader {
                 None => (param, None),
             };
             if name.is_empty() || !name.bytes().all(is_token_char) {
-                return Err(Error::MalformedParameter(truncate(param)));
+                return Err(TokenError::MalformedParameter(truncate(param)));
             }
             let lower = name.to_ascii_lowercase();
             let slot = match lower.as_str() {
@@ -78,34 +78,34 @@ impl IdentityHeader {
                 "ppt" => &mut ppt,
                 _ => {
                     if other.iter().any(|(n, _)| *n == lower) {
-                        return Err(Error::DuplicateParameter(lower));
+                        return Err(TokenError::DuplicateParameter(lower));
                     }
                     other.push((lower, param_value.map(str::to_owned)));
                     continue;
                 }
             };
             if slot.is_some() {
-                return Err(Error::DuplicateParameter(lower));
+                return Err(TokenError::DuplicateParameter(lower));
             }
             let Some(param_value) = param_value.filter(|v| !v.is_empty()) else {
-                return Err(Error::MalformedParameter(truncate(param)));
+                return Err(TokenError::MalformedParameter(truncate(param)));
             };
             *slot = Some(param_value.to_owned());
         }
 
-        let info = info.ok_or(Error::MissingInfo)?;
+        let info = info.ok_or(TokenError::MissingInfo)?;
         let info = parse_info(&info)?;
         let passport = Passport::decode(token)?;
         let header = passport.header();
         if info != header.x5u {
-            return Err(Error::InfoMismatch {
+            return Err(TokenError::InfoMismatch {
                 info,
                 x5u: header.x5u.clone(),
             });
         }
         if let Some(alg) = &alg {
             if *alg != header.alg {
-                return Err(Error::ParameterMismatch {
+                return Err(TokenError::ParameterMismatch {
                     name: "alg",
                     param: alg.clone(),
                     token: Some(header.alg.clone()),
@@ -117,7 +117,7 @@ impl IdentityHeader {
         let ppt = ppt.map(|p| p.trim_matches('"').to_owned());
         if let Some(ppt) = &ppt {
             if Some(ppt) != header.ppt.as_ref() {
-                return Err(Error::ParameterMismatch {
+                return Err(TokenError::ParameterMismatch {
                     name: "ppt",
                     param: ppt.clone(),
                     token: header.ppt.clone(),
@@ -185,12 +185,12 @@ fn split_params(params: &str) -> impl Iterator<Item = &str> {
 }
 
 /// `<URI>` → `URI`. The URI must be non-empty, with no whitespace or angle brackets.
-fn parse_info(value: &str) -> Result<String, Error> {
+fn parse_info(value: &str) -> Result<String, TokenError> {
     let inner = value
         .strip_prefix('<')
         .and_then(|v| v.strip_suffix('>'))
         .map(str::trim)
-        .ok_or_else(|| Error::MalformedInfo(truncate(value)))?;
+        .ok_or_else(|| TokenError::MalformedInfo(truncate(value)))?;
     let valid = !inner.is_empty()
         && inner.contains(':')
         && !inner
@@ -199,7 +199,7 @@ fn parse_info(value: &str) -> Result<String, Error> {
     if valid {
         Ok(inner.to_owned())
     } else {
-        Err(Error::MalformedInfo(truncate(value)))
+        Err(TokenError::MalformedInfo(truncate(value)))
     }
 }
 

@@ -14,7 +14,7 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Part};
+use crate::error::{Part, TokenError};
 
 /// Appends a JSON string literal.
 pub(crate) fn write_str(out: &mut String, s: &str) {
@@ -123,14 +123,14 @@ pub fn parse_strict_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
 }
 
 /// Parses a JSON object, refusing duplicate member names at any depth.
-pub(crate) fn parse_object(bytes: &[u8], part: Part) -> Result<Map<String, Value>, Error> {
+pub(crate) fn parse_object(bytes: &[u8], part: Part) -> Result<Map<String, Value>, TokenError> {
     match serde_json::from_slice::<StrictValue>(bytes) {
         Ok(StrictValue(Value::Object(map))) => Ok(map),
-        Ok(_) => Err(Error::Json {
+        Ok(_) => Err(TokenError::Json {
             part,
             detail: "not a JSON object".into(),
         }),
-        Err(e) => Err(Error::Json {
+        Err(e) => Err(TokenError::Json {
             part,
             detail: e.to_string(),
         }),
@@ -247,7 +247,7 @@ mod tests {
             assert!(
                 matches!(
                     parse_object(bad, Part::Payload),
-                    Err(Error::Json {
+                    Err(TokenError::Json {
                         part: Part::Payload,
                         ..
                     })
@@ -258,7 +258,7 @@ mod tests {
         }
         assert!(matches!(
             parse_object(b"[]", Part::Header),
-            Err(Error::Json {
+            Err(TokenError::Json {
                 part: Part::Header,
                 ..
             })

@@ -18,7 +18,7 @@ use p256::elliptic_curve::{Field, PrimeField};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, LineEnding};
 use p256::{FieldBytes, PublicKey, Scalar, SecretKey, U256};
 
-use crate::error::Error;
+use crate::error::{Error, TokenError};
 use crate::nonce::Nonce;
 use crate::pem;
 
@@ -190,13 +190,13 @@ impl VerifyingKey {
     }
 
     /// Verifies an ES256 signature (R||S) over `message`.
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), Error> {
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), TokenError> {
         if signature.len() != SIGNATURE_LEN {
-            return Err(Error::SignatureLength(signature.len()));
+            return Err(TokenError::SignatureLength(signature.len()));
         }
         self.parsed
             .verify_sig(message, signature)
-            .map_err(|_| Error::BadSignature)
+            .map_err(|_| TokenError::BadSignature)
     }
 }
 
@@ -256,11 +256,11 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEFn2o9R1BE6aDQqzrafSgPKNFe/SLlgESrfQtXBT5Mndx
         assert_eq!(public.verify(b"message", &signature), Ok(()));
         assert_eq!(
             public.verify(b"messagE", &signature),
-            Err(Error::BadSignature)
+            Err(TokenError::BadSignature)
         );
         assert_eq!(
             public.verify(b"message", &signature[..63]),
-            Err(Error::SignatureLength(63))
+            Err(TokenError::SignatureLength(63))
         );
     }
 
@@ -370,7 +370,7 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEFn2o9R1BE6aDQqzrafSgPKNFe/SLlgESrfQtXBT5Mndx
             assert!(rustcrypto.verify(message.as_bytes(), &parsed).is_ok());
             assert_eq!(
                 public.verify(b"another message", &signature),
-                Err(Error::BadSignature)
+                Err(TokenError::BadSignature)
             );
         }
     }

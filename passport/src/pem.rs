@@ -9,7 +9,47 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::error::Error;
+/// Why PEM text could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PemError {
+    /// More blocks than the caller allows.
+    #[error("more than {0} PEM blocks")]
+    TooManyBlocks(usize),
+    /// A BEGIN or END line is not `-----BEGIN LABEL-----` with an upper-case label.
+    #[error("line {0}: malformed BEGIN/END line")]
+    MalformedBoundary(usize),
+    /// The END label differs from the BEGIN label.
+    #[error("line {line}: END label does not match BEGIN {label}")]
+    LabelMismatch {
+        /// The END line's number.
+        line: usize,
+        /// The BEGIN label.
+        label: String,
+    },
+    /// A block's body is not valid base64.
+    #[error("block {label} ending at line {line}: bad base64")]
+    Base64 {
+        /// The block's label.
+        label: String,
+        /// The END line's number.
+        line: usize,
+    },
+    /// A byte outside the base64 alphabet inside a block.
+    #[error("line {line}: byte 0x{byte:02x} is not base64")]
+    NotBase64 {
+        /// The line's number.
+        line: usize,
+        /// The byte.
+        byte: u8,
+    },
+    /// A header line (legacy encrypted PEM) inside a block.
+    #[error("line {0}: encrypted or header-carrying PEM is not supported")]
+    Headers(usize),
+    /// A block has no END line.
+    #[error("block {0} has no END line")]
+    Unterminated(String),
+}
 
 /// One decoded PEM block.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +61,7 @@ pub struct PemBlock {
 }
 
 /// Reads every PEM block in `input`, refusing more than `max_blocks`.
-pub fn parse(input: &[u8], max_blocks: usize) -> Result<Vec<PemBlock>, Error> {
+pub fn parse(input: &[u8], max_blocks: usize) -> Result<Vec<PemBlock>, PemError> {
     let mut blocks = Vec::new();
     let mut current: Option<(String, String)> = None;
     for (index, raw_line) in input.split(|&b| b == b'\n').enumerate() {
@@ -31,39 +71,43 @@ pub fn parse(input: &[u8], max_blocks: usize) -> Result<Vec<PemBlock>, Error> {
             None => {
                 if let Some(label) = boundary(line, "-----BEGIN ") {
                     if blocks.len() == max_blocks {
-                        return Err(Error::Pem(format!("more than {max_blocks} PEM blocks")));
+                        return Err(PemError::TooManyBlocks(max_blocks));
                     }
-                    current = Some((label?, String::new()));
+                    current = Some((
+                        label.ok_or(PemError::MalformedBoundary(line_no))?,
+                        String::new(),
+                    ));
                 }
             }
             Some((label, body)) => {
                 if let Some(end) = boundary(line, "-----END ") {
-                    if end? != *label {
-                        return Err(Error::Pem(format!(
-                            "line {line_no}: END label does not match BEGIN {label}"
-                        )));
+                    if end.ok_or(PemError::MalformedBoundary(line_no))? != *label {
+                        return Err(PemError::LabelMismatch {
+                            line: line_no,
+                            label: label.clone(),
+                        });
                     }
-                    let der = STANDARD.decode(body.as_bytes()).map_err(|_| {
-                        Error::Pem(format!(
-                            "block {label} ending at line {line_no}: bad base64"
-                        ))
-                    })?;
+                    let der = STANDARD
+                        .decode(body.as_bytes())
+                        .map_err(|_| PemError::Base64 {
+                            label: label.clone(),
+                            line: line_no,
+                        })?;
                     blocks.push(PemBlock {
                         label: std::mem::take(label),
                         der,
                     });
                     current = None;
                 } else if line.contains(&b':') {
-                    return Err(Error::Pem(format!(
-                        "line {line_no}: encrypted or header-carrying PEM is not supported"
-                    )));
-                } else if let Some(bad) = line
+                    return Err(PemError::Headers(line_no));
+                } else if let Some(&bad) = line
                     .iter()
                     .find(|&&b| !(b.is_ascii_alphanumeric() || b"+/= \t".contains(&b)))
                 {
-                    return Err(Error::Pem(format!(
-                        "line {line_no}: byte 0x{bad:02x} is not base64"
-                    )));
+                    return Err(PemError::NotBase64 {
+                        line: line_no,
+                        byte: bad,
+                    });
                 } else {
                     body.extend(
                         line.iter()
@@ -75,13 +119,14 @@ pub fn parse(input: &[u8], max_blocks: usize) -> Result<Vec<PemBlock>, Error> {
         }
     }
     if let Some((label, _)) = current {
-        return Err(Error::Pem(format!("block {label} has no END line")));
+        return Err(PemError::Unterminated(label));
     }
     Ok(blocks)
 }
 
-/// If `line` is `<prefix>LABEL-----`, the label (validated).
-fn boundary(line: &[u8], prefix: &str) -> Option<Result<String, Error>> {
+/// If `line` starts with `prefix`: the label of `<prefix>LABEL-----`, or `None` inside when it
+/// is malformed.
+fn boundary(line: &[u8], prefix: &str) -> Option<Option<String>> {
     let rest = line.strip_prefix(prefix.as_bytes())?;
     let label = match rest.strip_suffix(b"-----") {
         Some(label)
@@ -92,9 +137,9 @@ fn boundary(line: &[u8], prefix: &str) -> Option<Result<String, Error>> {
         {
             label
         }
-        _ => return Some(Err(Error::Pem("malformed BEGIN/END line".into()))),
+        _ => return Some(None),
     };
-    Some(Ok(String::from_utf8_lossy(label).into_owned()))
+    Some(Some(String::from_utf8_lossy(label).into_owned()))
 }
 
 #[cfg(test)]

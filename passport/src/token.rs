@@ -2,7 +2,7 @@
 
 use crate::base64url;
 use crate::claims::Claims;
-use crate::error::{Error, Part};
+use crate::error::{Error, Part, TokenError};
 use crate::header::{Header, ALG_ES256};
 use crate::identity;
 use crate::keys::{SigningKey, VerifyingKey};
@@ -28,9 +28,9 @@ pub struct Passport {
 
 impl Passport {
     /// Decodes `header.payload.signature`. Checks structure and values, not the signature.
-    pub fn decode(token: &str) -> Result<Self, Error> {
+    pub fn decode(token: &str) -> Result<Self, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
-            return Err(Error::IdentityTooLong {
+            return Err(TokenError::IdentityTooLong {
                 len: token.len(),
                 max: MAX_TOKEN_LEN,
             });
@@ -39,10 +39,10 @@ impl Passport {
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(Error::SegmentCount(token.split('.').count()));
+            return Err(TokenError::SegmentCount(token.split('.').count()));
         };
         if header_b64.is_empty() && payload_b64.is_empty() {
-            return Err(Error::CompactForm);
+            return Err(TokenError::CompactForm);
         }
         let header = Header::from_json(&base64url::decode_part(header_b64, Part::Header)?)?;
         let claims = Claims::from_json(&base64url::decode_part(payload_b64, Part::Payload)?)?;
@@ -85,9 +85,9 @@ impl Passport {
     }
 
     /// Checks that `alg` is ES256 and the signature verifies under `key`.
-    pub fn verify_signature(&self, key: &VerifyingKey) -> Result<(), Error> {
+    pub fn verify_signature(&self, key: &VerifyingKey) -> Result<(), TokenError> {
         if self.header.alg != ALG_ES256 {
-            return Err(Error::UnsupportedAlgorithm(self.header.alg.clone()));
+            return Err(TokenError::UnsupportedAlgorithm(self.header.alg.clone()));
         }
         key.verify(self.signing_input(), &self.signature)
     }
@@ -106,7 +106,7 @@ pub fn signing_input(header: &Header, claims: &Claims) -> String {
 /// The header's `alg` must be ES256.
 pub fn sign(header: &Header, claims: &Claims, key: &SigningKey) -> Result<String, Error> {
     if header.alg != ALG_ES256 {
-        return Err(Error::UnsupportedAlgorithm(header.alg.clone()));
+        return Err(TokenError::UnsupportedAlgorithm(header.alg.clone()).into());
     }
     let mut token = signing_input(header, claims);
     let signature = key.sign(token.as_bytes())?;

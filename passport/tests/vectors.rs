@@ -13,7 +13,7 @@ use passport::keys::{SigningKey, VerifyingKey};
 use passport::tnauthlist::TnAuthList;
 use passport::token::{self, Passport, TokenSigner};
 use passport::verify::{verify_shaken, VerifyOptions};
-use passport::{Attestation, Claims, Dest, Error, Header, NumberingPlan, OrigId, Party, Tn};
+use passport::{Attestation, Claims, Dest, Header, NumberingPlan, OrigId, Party, Tn, TokenError};
 use proptest::prelude::*;
 
 const RFC8225_KEY: &str = "-----BEGIN PRIVATE KEY-----
@@ -82,11 +82,11 @@ fn rfc_8225_appendix_a_encodes_byte_for_byte() {
     let printed = Passport::decode(&printed).unwrap();
     assert_eq!(
         printed.verify_signature(&printed_public),
-        Err(Error::BadSignature)
+        Err(TokenError::BadSignature)
     );
     assert_eq!(
         printed.verify_signature(&key.verifying_key().unwrap()),
-        Err(Error::BadSignature)
+        Err(TokenError::BadSignature)
     );
 }
 
@@ -123,7 +123,7 @@ fn rfc_7515_a3_es256_signature_verifies() {
     flipped[0] ^= 1;
     assert_eq!(
         key.verify(input.as_bytes(), &flipped),
-        Err(Error::BadSignature)
+        Err(TokenError::BadSignature)
     );
 }
 
@@ -153,7 +153,7 @@ fn signed_identity() -> (String, VerifyingKey) {
     (identity, signer.verifying_key().unwrap())
 }
 
-fn check(identity: &str, key: &VerifyingKey) -> Result<(), Error> {
+fn check(identity: &str, key: &VerifyingKey) -> Result<(), TokenError> {
     let parsed = IdentityHeader::parse(identity)?;
     let from = Tn::canonicalize("+1 215 555 1212", None).unwrap();
     let to = [Tn::canonicalize("12125551213", None).unwrap()];
@@ -202,36 +202,36 @@ fn changing_any_byte_fails_with_the_right_error() {
                 let err = check(&tampered, &key).expect_err("tampered token verified");
                 // Freshness is checked before the signature (RFC 8224 order), so an altered
                 // `iat` may be reported as stale (403) rather than as a bad signature (438).
-                let code = if matches!(err, Error::Stale { .. }) {
+                let code = if matches!(err, TokenError::Stale { .. }) {
                     403
                 } else {
                     438
                 };
-                assert_eq!(err.sip_reason().map(|r| r.code()), Some(code), "{err}");
+                assert_eq!(err.sip_reason().code(), code, "{err}");
                 let expected = match part {
                     0 => matches!(
                         err,
-                        Error::Json {
+                        TokenError::Json {
                             part: Part::Header,
                             ..
-                        } | Error::InvalidHeaderParameter { .. }
-                            | Error::MissingHeaderParameter(_)
-                            | Error::InfoMismatch { .. }
-                            | Error::ParameterMismatch { .. }
-                            | Error::BadSignature
+                        } | TokenError::InvalidHeaderParameter { .. }
+                            | TokenError::MissingHeaderParameter(_)
+                            | TokenError::InfoMismatch { .. }
+                            | TokenError::ParameterMismatch { .. }
+                            | TokenError::BadSignature
                     ),
                     1 => matches!(
                         err,
-                        Error::Json {
+                        TokenError::Json {
                             part: Part::Payload,
                             ..
-                        } | Error::InvalidClaim { .. }
-                            | Error::MissingClaim(_)
-                            | Error::Stale { .. }
-                            | Error::FromTheFuture { .. }
-                            | Error::BadSignature
+                        } | TokenError::InvalidClaim { .. }
+                            | TokenError::MissingClaim(_)
+                            | TokenError::Stale { .. }
+                            | TokenError::FromTheFuture { .. }
+                            | TokenError::BadSignature
                     ),
-                    _ => err == Error::BadSignature,
+                    _ => err == TokenError::BadSignature,
                 };
                 assert!(expected, "part {part} byte {index} mask {mask:#x}: {err:?}");
             }
@@ -250,11 +250,11 @@ fn verification_outcomes_map_to_sip_codes() {
         None,
         &[],
     );
-    assert!(matches!(stale, Err(Error::Stale { age: 61, .. })));
-    assert_eq!(stale.unwrap_err().sip_reason().map(|r| r.code()), Some(403));
+    assert!(matches!(stale, Err(TokenError::Stale { age: 61, .. })));
+    assert_eq!(stale.unwrap_err().sip_reason().code(), 403);
 
     let other = SigningKey::generate().unwrap().verifying_key().unwrap();
-    assert_eq!(check(&identity, &other), Err(Error::BadSignature));
+    assert_eq!(check(&identity, &other), Err(TokenError::BadSignature));
 
     let wrong_from = Tn::canonicalize("12155550000", None).unwrap();
     let err = verify_shaken(
@@ -264,7 +264,7 @@ fn verification_outcomes_map_to_sip_codes() {
         Some(&wrong_from),
         &[],
     );
-    assert!(matches!(err, Err(Error::OrigMismatch { .. })));
+    assert!(matches!(err, Err(TokenError::OrigMismatch { .. })));
     let wrong_to = [Tn::canonicalize("12125550000", None).unwrap()];
     let err = verify_shaken(
         &parsed,
@@ -273,7 +273,7 @@ fn verification_outcomes_map_to_sip_codes() {
         None,
         &wrong_to,
     );
-    assert_eq!(err, Err(Error::DestMismatch("12125550000".into())));
+    assert_eq!(err, Err(TokenError::DestMismatch("12125550000".into())));
 }
 
 #[test]
@@ -300,43 +300,43 @@ fn identity_header_leniency_and_refusals() {
         ]
     );
 
-    type Expect = fn(&Error) -> bool;
+    type Expect = fn(&TokenError) -> bool;
     let refusals: Vec<(String, Expect)> = vec![
         (format!("{token};alg=ES256;ppt=shaken"), |e| {
-            *e == Error::MissingInfo
+            *e == TokenError::MissingInfo
         }),
         (format!("{token};info={x5u}"), |e| {
-            matches!(e, Error::MalformedInfo(_))
+            matches!(e, TokenError::MalformedInfo(_))
         }),
         (format!("{token};info=<https://evil.example/x.pem>"), |e| {
-            matches!(e, Error::InfoMismatch { .. })
+            matches!(e, TokenError::InfoMismatch { .. })
         }),
         (format!("{token};info=<{x5u}>;ppt=div"), |e| {
-            matches!(e, Error::ParameterMismatch { name: "ppt", .. })
+            matches!(e, TokenError::ParameterMismatch { name: "ppt", .. })
         }),
         (format!("{token};info=<{x5u}>;alg=RS256"), |e| {
-            matches!(e, Error::ParameterMismatch { name: "alg", .. })
+            matches!(e, TokenError::ParameterMismatch { name: "alg", .. })
         }),
         (format!("{token};info=<{x5u}>;info=<{x5u}>"), |e| {
-            matches!(e, Error::DuplicateParameter(_))
+            matches!(e, TokenError::DuplicateParameter(_))
         }),
         (format!("{token};info=<{x5u}>;a b=1"), |e| {
-            matches!(e, Error::MalformedParameter(_))
+            matches!(e, TokenError::MalformedParameter(_))
         }),
         (format!("{};info=<{x5u}>", "A".repeat(9000)), |e| {
-            matches!(e, Error::IdentityTooLong { .. })
+            matches!(e, TokenError::IdentityTooLong { .. })
         }),
         (
             format!("..{};info=<{x5u}>", token.rsplit('.').next().unwrap()),
-            |e| *e == Error::CompactForm,
+            |e| *e == TokenError::CompactForm,
         ),
         (format!("{}.x;info=<{x5u}>", token), |e| {
-            matches!(e, Error::SegmentCount(4))
+            matches!(e, TokenError::SegmentCount(4))
         }),
         (format!("{}=;info=<{x5u}>", token), |e| {
             matches!(
                 e,
-                Error::TokenCharacter {
+                TokenError::TokenCharacter {
                     part: Part::Signature,
                     found: '=',
                     ..
@@ -345,7 +345,7 @@ fn identity_header_leniency_and_refusals() {
         }),
         (
             format!("e30.{};info=<{x5u}>", token.split_once('.').unwrap().1),
-            |e| matches!(e, Error::MissingHeaderParameter("alg")),
+            |e| matches!(e, TokenError::MissingHeaderParameter("alg")),
         ),
         (
             format!(
@@ -355,7 +355,7 @@ fn identity_header_leniency_and_refusals() {
             |e| {
                 matches!(
                     e,
-                    Error::Json {
+                    TokenError::Json {
                         part: Part::Header,
                         ..
                     }
@@ -366,7 +366,7 @@ fn identity_header_leniency_and_refusals() {
     for (bad, expected) in refusals {
         let err = check(&bad, &key).expect_err(&bad);
         assert!(expected(&err), "{bad}: {err:?}");
-        assert_eq!(err.sip_reason().map(|r| r.code()), Some(438));
+        assert_eq!(err.sip_reason().code(), 438);
     }
 }
 
@@ -383,14 +383,14 @@ fn a_non_shaken_passport_is_refused_by_shaken_verification() {
     let err = check(&identity, &key.verifying_key().unwrap()).unwrap_err();
     assert!(matches!(
         err,
-        Error::InvalidHeaderParameter { name: "ppt", .. }
+        TokenError::InvalidHeaderParameter { name: "ppt", .. }
     ));
 
     let token = token::sign(&Header::shaken(RFC8225_X5U), &claims, &key).unwrap();
     let identity = IdentityHeader::format_shaken(&token, RFC8225_X5U);
     assert_eq!(
         check(&identity, &key.verifying_key().unwrap()),
-        Err(Error::MissingClaim("attest"))
+        Err(TokenError::MissingClaim("attest"))
     );
 }
 

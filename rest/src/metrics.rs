@@ -127,6 +127,58 @@ impl LabeledCounter {
     }
 }
 
+/// The key of an [`EnumCounter`]: a closed set of values, each with its position and its
+/// Prometheus label set. Implemented with a `match`, so a new value cannot be forgotten.
+pub trait CounterKey: Copy + 'static {
+    /// Every value, in index order.
+    const ALL: &'static [Self];
+    /// Its position in [`CounterKey::ALL`].
+    fn index(self) -> usize;
+    /// Its label set, e.g. `flag="spoofed"`.
+    fn labels(self) -> &'static str;
+}
+
+/// Counters indexed by an enum: one atomic per value, no string lookup, nothing that can
+/// silently miss.
+#[derive(Debug)]
+pub struct EnumCounter<K: CounterKey> {
+    values: Box<[AtomicU64]>,
+    key: std::marker::PhantomData<K>,
+}
+
+impl<K: CounterKey> Default for EnumCounter<K> {
+    fn default() -> Self {
+        Self {
+            values: K::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            key: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: CounterKey> EnumCounter<K> {
+    /// Adds one for `key`.
+    pub fn inc(&self, key: K) {
+        if let Some(value) = self.values.get(key.index()) {
+            value.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The count for `key`.
+    pub fn get(&self, key: K) -> u64 {
+        self.values
+            .get(key.index())
+            .map_or(0, |v| v.load(Ordering::Relaxed))
+    }
+
+    /// Appends the counter's lines, one per value.
+    pub fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for key in K::ALL {
+            let _ = writeln!(out, "{name}{{{}}} {}", key.labels(), self.get(*key));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

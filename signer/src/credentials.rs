@@ -40,7 +40,7 @@ pub async fn load(config: &SignerConfig) -> Result<Credentials, SignerError> {
         ),
         None => (fetch_chain(config).await?, config.x5u.clone()),
     };
-    let certificates = passport::cert::chain_from_pem(&chain)?;
+    let certificates = passport::cert::chain_from_pem(&chain).map_err(passport::Error::from)?;
     let first = certificates
         .first()
         .ok_or_else(|| SignerError::KeyMismatch(format!("{source}: empty chain")))?;
@@ -84,7 +84,7 @@ async fn fetch_chain(config: &SignerConfig) -> Result<Vec<u8>, SignerError> {
         .ok_or_else(|| bad("no x5u_tls_roots configured".into()))?;
     let roots_pem = std::fs::read(roots_path).map_err(|e| SignerError::io(roots_path, &e))?;
     let mut roots = rustls::RootCertStore::empty();
-    for der in passport::cert::chain_from_pem(&roots_pem)? {
+    for der in passport::cert::chain_from_pem(&roots_pem).map_err(passport::Error::from)? {
         roots.add(der.into()).map_err(|e| bad(e.to_string()))?;
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

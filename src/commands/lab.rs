@@ -295,10 +295,9 @@ async fn lab(args: LabArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let fetcher = verifier::fetch::Fetcher::new(policy, std::slice::from_ref(&tls_root))?;
-    let anchors = verifier::chain::TrustAnchors::from_pem(
-        certificate::certificate_pem(ca.root_der()).as_bytes(),
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
+    let anchors =
+        pki::TrustAnchors::from_pem(certificate::certificate_pem(ca.root_der()).as_bytes())
+            .map_err(|e| anyhow::anyhow!(e))?;
     let verifier = verifier::verify::Verifier::new(
         fetcher,
         verifier::cache::CacheConfig::default(),

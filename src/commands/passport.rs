@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use passport::claims::{Attestation, Claims, Dest, OrigId, Party};
-use passport::error::SipReason;
 use passport::identity::IdentityHeader;
 use passport::token::{Passport, TokenSigner};
 use passport::verify::{self, VerifyOptions};
@@ -233,11 +232,8 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            // Everything a received token can get wrong has a SIP code; 438 is the catch-all
-            // of RFC 8224 for an identity that is not valid.
-            let reason = error
-                .sip_reason()
-                .unwrap_or(SipReason::InvalidIdentityHeader);
+            // Everything a received token can get wrong has exactly one SIP code.
+            let reason = error.sip_reason();
             out.insert("verstat".into(), json!("TN-Validation-Failed"));
             out.insert("reasoncode".into(), json!(reason.code()));
             out.insert("reasontext".into(), json!(reason.phrase()));

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use pki::TrustAnchors;
 use rest::clients::Client;
-use verifier::chain::TrustAnchors;
 use verifier::config::VerifierConfig;
 use verifier::crl::{Crl, CrlStore};
 use verifier::events::{self, EventSink};

@@ -8,9 +8,9 @@
 
 use passport::{NumberingPlan, Tn};
 use rest::{body, ApiError};
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-use crate::verify::Verdict;
+use crate::verdict::Verdict;
 
 /// A valid verification request, numbers canonicalized.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,38 +47,19 @@ pub fn parse_verification_request(
     })
 }
 
-/// The members describing a verdict (the response body's inside, and the event line's).
-pub fn verdict_members(verdict: &Verdict) -> Map<String, Value> {
-    let mut out = Map::new();
-    out.insert("verstat".into(), json!(verdict.verstat.as_str()));
-    if let Some(reason) = verdict.reason {
-        out.insert("reasoncode".into(), json!(reason.code()));
-        out.insert("reasontext".into(), json!(reason.phrase()));
-    }
-    if let Some(attest) = verdict.attest {
-        out.insert("attest".into(), json!(attest.as_str()));
-    }
-    for (name, value) in [
-        ("origid", &verdict.origid),
-        ("spc", &verdict.spc),
-        ("x5u", &verdict.x5u),
-    ] {
-        if let Some(value) = value {
-            out.insert(name.into(), json!(value));
+/// The success body: `{"verificationResponse": <the verdict>}`.
+pub fn verification_response(verdict: &Verdict) -> Vec<u8> {
+    struct Body<'a>(&'a Verdict);
+    impl serde::Serialize for Body<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = serializer.serialize_map(Some(1))?;
+            map.serialize_entry("verificationResponse", self.0)?;
+            map.end()
         }
     }
-    out.insert(
-        "flags".into(),
-        json!(verdict.flags.iter().map(|f| f.as_str()).collect::<Vec<_>>()),
-    );
-    out
-}
-
-/// The success body.
-pub fn verification_response(verdict: &Verdict) -> Vec<u8> {
-    json!({"verificationResponse": Value::Object(verdict_members(verdict))})
-        .to_string()
-        .into_bytes()
+    // Serializing strings and numbers into a Vec cannot fail.
+    serde_json::to_vec(&Body(verdict)).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -33,8 +33,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
-use crate::chain::ValidatedChain;
 use crate::error::{FetchError, VerifyError};
+use pki::ValidatedChain;
 
 /// Cache settings, in seconds and entries.
 #[derive(Clone, Debug, PartialEq, Eq)]

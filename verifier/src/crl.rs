@@ -10,72 +10,11 @@
 
 use std::sync::RwLock;
 
-use p256::ecdsa::signature::Verifier as _;
-use p256::ecdsa::{DerSignature, VerifyingKey as EcdsaKey};
-use x509_parser::prelude::FromDer;
-use x509_parser::revocation_list::CertificateRevocationList;
+pub use pki::Crl;
+use pki::{Link, ValidatedChain};
 
-use crate::chain::{Link, ValidatedChain};
-use crate::error::CredentialError;
+use crate::error::{CredentialError, Unavailable};
 use crate::fetch::Fetcher;
-
-/// A parsed CRL.
-#[derive(Clone, Debug)]
-pub struct Crl {
-    issuer: Vec<u8>,
-    tbs: Vec<u8>,
-    signature: Vec<u8>,
-    algorithm: String,
-    /// nextUpdate, seconds since the epoch.
-    pub next_update: Option<u64>,
-    revoked: Vec<Vec<u8>>,
-}
-
-impl Crl {
-    /// Parses a DER (or PEM `X509 CRL`) CRL.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let der = if bytes.starts_with(b"-----") {
-            let blocks = passport::pem::parse(bytes, 1).map_err(|e| e.to_string())?;
-            blocks
-                .into_iter()
-                .find(|b| b.label == "X509 CRL")
-                .map(|b| b.der)
-                .ok_or("no X509 CRL block")?
-        } else {
-            bytes.to_vec()
-        };
-        let (rest, crl) = CertificateRevocationList::from_der(&der)
-            .map_err(|e| format!("CRL does not parse: {e}"))?;
-        if !rest.is_empty() {
-            return Err("trailing bytes after the CRL".into());
-        }
-        Ok(Self {
-            issuer: crl.issuer().as_raw().to_vec(),
-            tbs: crl.tbs_cert_list.as_ref().to_vec(),
-            signature: crl.signature_value.data.to_vec(),
-            algorithm: crl.signature_algorithm.algorithm.to_id_string(),
-            next_update: crl
-                .next_update()
-                .map(|t| u64::try_from(t.timestamp()).unwrap_or(0)),
-            revoked: crl
-                .iter_revoked_certificates()
-                .map(|r| r.raw_serial().to_vec())
-                .collect(),
-        })
-    }
-
-    /// Whether `key` signed it.
-    pub fn signed_by(&self, key: &EcdsaKey) -> bool {
-        self.algorithm == "1.2.840.10045.4.3.2"
-            && DerSignature::from_bytes(&self.signature)
-                .is_ok_and(|s| key.verify(&self.tbs, &s).is_ok())
-    }
-
-    /// Whether a serial is listed.
-    pub fn lists(&self, serial: &[u8]) -> bool {
-        self.revoked.iter().any(|s| s == serial)
-    }
-}
 
 /// Where CRLs come from, and the cache of fetched ones.
 pub struct CrlStore {
@@ -104,11 +43,6 @@ const DEFAULT_CRL_TTL: u64 = 3600;
 /// The most fetched CRLs kept (one per issuing CA whose certificates are seen).
 const FETCHED_CAPACITY: u64 = 1024;
 
-/// Whether a CRL may be used at `now`: before its nextUpdate.
-fn current(crl: &Crl, now: u64) -> bool {
-    crl.next_update.is_none_or(|next| now < next)
-}
-
 impl CrlStore {
     /// A store with local CRLs.
     pub fn new(local: Vec<Crl>, require_revocation: bool) -> Self {
@@ -132,10 +66,10 @@ impl CrlStore {
         link: &Link,
         fetcher: &Fetcher,
         now: u64,
-    ) -> Result<Option<Crl>, String> {
+    ) -> Result<Option<Crl>, Unavailable> {
         if let Ok(local) = self.local.read() {
             if let Some(crl) = local.iter().find(|c| {
-                c.issuer == link.issuer && current(c, now) && c.signed_by(&link.issuer_key)
+                c.issuer() == link.issuer && c.current_at(now) && c.signed_by(&link.issuer_key)
             }) {
                 return Ok(Some(crl.clone()));
             }
@@ -144,19 +78,20 @@ impl CrlStore {
             return Ok(None);
         };
         if let Some(crl) = self.fetched.get(url) {
-            if current(&crl, now) {
+            if crl.current_at(now) {
                 return Ok(Some(crl));
             }
         }
-        let body = fetcher.fetch(url).await.map_err(|e| e.to_string())?;
-        let mut crl = Crl::parse(&body.body)?;
-        if crl.issuer != link.issuer || !crl.signed_by(&link.issuer_key) {
-            return Err(format!(
-                "the CRL at {url} is not signed by the certificate's issuer"
-            ));
+        let body = fetcher.fetch(url).await.map_err(Unavailable::Fetch)?;
+        let mut crl = Crl::parse(&body.body).map_err(|error| Unavailable::Unusable {
+            url: url.clone(),
+            error,
+        })?;
+        if crl.issuer() != link.issuer || !crl.signed_by(&link.issuer_key) {
+            return Err(Unavailable::WrongIssuer(url.clone()));
         }
-        if !current(&crl, now) {
-            return Err(format!("the CRL at {url} is past its nextUpdate"));
+        if !crl.current_at(now) {
+            return Err(Unavailable::PastNextUpdate(url.clone()));
         }
         if crl.next_update.is_none() {
             crl.next_update = Some(now + DEFAULT_CRL_TTL);
@@ -194,13 +129,13 @@ impl CrlStore {
                 Ok(None) => {
                     return Err(CredentialError::RevocationUnavailable {
                         index: link.index,
-                        detail: "no CRL distribution point and no local CRL".into(),
+                        reason: Unavailable::NoCrl,
                     })
                 }
-                Err(detail) => {
+                Err(reason) => {
                     return Err(CredentialError::RevocationUnavailable {
                         index: link.index,
-                        detail,
+                        reason,
                     })
                 }
             }

@@ -1,6 +1,6 @@
-//! The verifier's errors, each mapped to exactly one SIP response code (RFC 8224 §6.2.2).
-
-use passport::SipReason;
+//! The verifier's errors, grouped by the step that failed: the token (438/403), the request's
+//! time (403), obtaining the certificate (436) and trusting it (437). The mapping to the wire
+//! is one function, [`crate::verdict::judge`].
 
 /// Why a certificate could not be obtained (436 Bad Identity Info).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -45,58 +45,20 @@ pub enum FetchError {
     /// The HTTP exchange failed.
     #[error("HTTP with the certificate repository failed: {0}")]
     Http(String),
-    /// The resource is not a usable certificate chain: no PEM certificates, a certificate that
-    /// does not parse, too many certificates, or a CA certificate first (wrong order).
+    /// The resource is not a certificate chain: not PEM, no certificate, another kind of
+    /// block, or more certificates than allowed.
     #[error("the x5u resource is not a usable certificate chain: {0}")]
-    Unusable(String),
-    /// A recent fetch of this URL failed and is not retried yet (negative cache).
-    #[error("a recent fetch of this x5u failed: {0}")]
-    RecentlyFailed(String),
+    Unusable(pki::Error),
 }
 
 /// Why a fetched credential is not accepted (437 Unsupported Credential).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CredentialError {
-    /// The PEM bundle is unusable.
-    #[error("certificate bundle: {0}")]
-    Bundle(String),
-    /// More certificates than allowed.
-    #[error("certificate bundle holds more than {0} certificates")]
-    TooManyCertificates(usize),
-    /// A certificate does not parse.
-    #[error("certificate {index} does not parse: {detail}")]
-    Parse {
-        /// Position in the chain.
-        index: usize,
-        /// Parser message.
-        detail: String,
-    },
-    /// No path to a trust anchor.
-    #[error("no chain to a trusted STI-CA root: {0}")]
-    Untrusted(String),
-    /// A signature in the chain does not verify.
-    #[error("certificate {0} is not signed by its issuer")]
-    BadSignature(usize),
-    /// Outside its validity.
-    #[error("certificate {index} is not valid at {now}: {detail}")]
-    Validity {
-        /// Position in the chain.
-        index: usize,
-        /// The reference time.
-        now: u64,
-        /// Expired or not yet valid.
-        detail: String,
-    },
-    /// A profile rule is broken (basic constraints, key usage, policy, TNAuthList, key type).
-    #[error("certificate {index}: {detail}")]
-    Profile {
-        /// Position in the chain.
-        index: usize,
-        /// What is wrong.
-        detail: String,
-    },
-    /// Revoked.
+    /// The chain fails path validation or the STI certificate profile.
+    #[error(transparent)]
+    Chain(#[from] pki::Error),
+    /// A certificate of the chain is on its issuer's CRL.
     #[error("certificate {index} (serial {serial}) is revoked")]
     Revoked {
         /// Position in the chain.
@@ -104,29 +66,49 @@ pub enum CredentialError {
         /// Its serial, hex.
         serial: String,
     },
-    /// Revocation status required but unavailable.
-    #[error("revocation status of certificate {index} is unavailable: {detail}")]
+    /// Revocation status is required (`require_revocation`) but unavailable.
+    #[error("revocation status of certificate {index} is unavailable: {reason}")]
     RevocationUnavailable {
         /// Position in the chain.
         index: usize,
         /// Why.
-        detail: String,
+        reason: Unavailable,
     },
 }
 
-/// Any verification failure.
+/// Why no usable CRL was found for a certificate.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unavailable {
+    /// No local CRL of its issuer, and no CRL distribution point.
+    #[error("no CRL distribution point and no local CRL")]
+    NoCrl,
+    /// The CRL could not be fetched.
+    #[error("fetching the CRL failed: {0}")]
+    Fetch(FetchError),
+    /// The fetched CRL does not parse.
+    #[error("the CRL at {url} is unusable: {error}")]
+    Unusable {
+        /// Where it came from.
+        url: String,
+        /// Why.
+        error: pki::Error,
+    },
+    /// The fetched CRL is not signed by the certificate's issuer.
+    #[error("the CRL at {0} is not signed by the certificate's issuer")]
+    WrongIssuer(String),
+    /// The fetched CRL is past its nextUpdate.
+    #[error("the CRL at {0} is past its nextUpdate")]
+    PastNextUpdate(String),
+}
+
+/// Any verification failure. [`crate::verdict::judge`] maps each to its SIP code and flag.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
-    /// The Identity header or PASSporT (438, or 403 for a stale `iat`).
+    /// The Identity header or PASSporT is not valid (438, or 403 for a stale `iat`).
     #[error(transparent)]
-    Passport(#[from] passport::Error),
-    /// The certificate could not be obtained (436).
-    #[error(transparent)]
-    Fetch(#[from] FetchError),
-    /// The certificate is not acceptable (437).
-    #[error(transparent)]
-    Credential(#[from] CredentialError),
+    Token(#[from] passport::TokenError),
     /// The request's `time` is too far from the verifier's clock (403 Stale Date).
     #[error("request time {time} is {} s from the verifier's clock {now}, more than the {allowed} s allowed", time.abs_diff(*now))]
     RequestTime {
@@ -137,16 +119,10 @@ pub enum VerifyError {
         /// `request_time_skew_seconds`.
         allowed: u64,
     },
-}
-
-impl VerifyError {
-    /// The one SIP code this failure maps to.
-    pub fn sip_reason(&self) -> SipReason {
-        match self {
-            Self::Passport(e) => e.sip_reason().unwrap_or(SipReason::InvalidIdentityHeader),
-            Self::Fetch(_) => SipReason::BadIdentityInfo,
-            Self::Credential(_) => SipReason::UnsupportedCredential,
-            Self::RequestTime { .. } => SipReason::StaleDate,
-        }
-    }
+    /// The certificate could not be obtained (436).
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The certificate is not acceptable (437).
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
 }

@@ -5,20 +5,21 @@
 //! - [`service`] and [`config`]: the REST service and its configuration;
 //! - [`fetch`]: fetching certificates and CRLs from untrusted URLs safely;
 //! - [`cache`]: the certificate cache (TTL from max-age, stale serving, negative caching, coalescing);
-//! - [`chain`]: validating a chain against the STI-CA trust anchors;
-//! - [`crl`]: revocation from CRLs;
-//! - [`verify`]: one call, in the standard's order, to a verdict with flags;
-//! - [`error`]: every failure mapped to one SIP code.
+//! - [`crl`]: revocation from CRLs (fetched and local; parsing is `pki`'s);
+//! - [`verify`]: one call, in the standard's order (chains are validated by `pki`);
+//! - [`verdict`]: the verdict, and the one mapping from a failure to SIP code, verstat and
+//!   flags;
+//! - [`error`]: every failure, grouped by the step that failed.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod cache;
-pub mod chain;
 pub mod config;
 pub mod crl;
 pub mod error;
 pub mod events;
 pub mod fetch;
 pub mod service;
+pub mod verdict;
 pub mod verify;

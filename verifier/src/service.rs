@@ -12,45 +12,25 @@ use hyper::{Request, Response, StatusCode};
 use passport::NumberingPlan;
 use rest::clients::{Client, Clients};
 use rest::http::{self as rest_http, Peer, Route};
-use rest::metrics::{Histogram, LabeledCounter};
+use rest::metrics::{EnumCounter, Histogram, LabeledCounter};
 use rest::ApiError;
 use tokio::net::TcpListener;
 
 use crate::api;
 use crate::events::{event_line, EventSink};
+use crate::verdict::{Flag, VerdictClass};
 use crate::verify::{Call, Verifier};
 
 /// The verification path.
 pub const VERIFICATION_PATH: &str = "/stir/v1/verification";
 
-/// Verdict label sets: by outcome.
-pub const VERDICT_LABELS: &[&str] = &[
-    r#"verstat="TN-Validation-Passed",reasoncode="none""#,
-    r#"verstat="No-TN-Validation",reasoncode="none""#,
-    r#"verstat="TN-Validation-Failed",reasoncode="403""#,
-    r#"verstat="TN-Validation-Failed",reasoncode="436""#,
-    r#"verstat="TN-Validation-Failed",reasoncode="437""#,
-    r#"verstat="TN-Validation-Failed",reasoncode="438""#,
-];
-
-/// Flag label sets.
-pub const FLAG_LABELS: &[&str] = &[
-    r#"flag="spoofed""#,
-    r#"flag="untrusted""#,
-    r#"flag="revoked""#,
-    r#"flag="stale""#,
-    r#"flag="unsigned""#,
-    r#"flag="gateway""#,
-    r#"flag="unregistered""#,
-];
-
 /// The verifier's metrics.
 #[derive(Debug)]
 pub struct VerifierMetrics {
     /// Verdicts by verstat and code.
-    pub verdicts: LabeledCounter,
+    pub verdicts: EnumCounter<VerdictClass>,
     /// Flags raised.
-    pub flags: LabeledCounter,
+    pub flags: EnumCounter<Flag>,
     /// Request errors by message id.
     pub errors: LabeledCounter,
     /// Verification latency.
@@ -60,8 +40,8 @@ pub struct VerifierMetrics {
 impl Default for VerifierMetrics {
     fn default() -> Self {
         Self {
-            verdicts: LabeledCounter::new(VERDICT_LABELS),
-            flags: LabeledCounter::new(FLAG_LABELS),
+            verdicts: EnumCounter::default(),
+            flags: EnumCounter::default(),
             errors: LabeledCounter::request_errors_and(&[]),
             latency: Histogram::default(),
         }
@@ -279,18 +259,9 @@ async fn verify(
     let now = (state.clock)();
     let verdict = state.verifier.verify(call, now).await;
     state.metrics.latency.observe(started.elapsed());
-    let code = verdict
-        .reason
-        .map_or_else(|| "none".to_owned(), |r| r.code().to_string());
-    state.metrics.verdicts.inc(&format!(
-        r#"verstat="{}",reasoncode="{code}""#,
-        verdict.verstat.as_str()
-    ));
+    state.metrics.verdicts.inc(verdict.class());
     for flag in &verdict.flags {
-        state
-            .metrics
-            .flags
-            .inc(&format!(r#"flag="{}""#, flag.as_str()));
+        state.metrics.flags.inc(*flag);
     }
     if let Some(events) = &state.events {
         let to: Vec<String> = parsed.to.iter().map(ToString::to_string).collect();

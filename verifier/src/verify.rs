@@ -1,115 +1,33 @@
 //! Verifying one call, in the standard's order (RFC 8224 §6.2, ATIS-1000074 §5.3): the
-//! Identity header and token form (438), freshness against the request's `time` (403; 438 for
-//! a token from the future), the certificate through the cache (436 when it cannot be
-//! obtained, 437 when it is not trusted or revoked), the ES256 signature over the received
-//! bytes and the call's numbers (438, `spoofed`).
-//!
-//! The verdict carries the flags a switch acts on: `spoofed`, `untrusted`, `revoked`, `stale`,
-//! `unsigned`, `gateway` (attestation C) and `unregistered` (anything not attested A: the caller
-//! ID is not vouched for as the caller's own registered number).
+//! Identity header and token form (438), the request's `time` against the verifier's clock
+//! (403), freshness of `iat` against that `time` (403; 438 for a token from the future), the
+//! certificate through the cache (436 when it cannot be obtained, 437 when it is not trusted or
+//! revoked), the ES256 signature over the received bytes and the call's numbers (438,
+//! `spoofed`). The verdict and its flags are made in [`crate::verdict`].
 
 use std::sync::{Arc, RwLock};
 
 use passport::identity::IdentityHeader;
 use passport::verify::{self, VerifyOptions};
-use passport::{Attestation, SipReason, Tn};
+use passport::Tn;
+use pki::{TrustAnchors, ValidatedChain};
 
 use crate::cache::{CacheConfig, CertificateCache, Loaded, Outcome};
-use crate::chain::{self, TrustAnchors, ValidatedChain};
 use crate::crl::{Crl, CrlStore};
 use crate::error::{CredentialError, FetchError, VerifyError};
 use crate::fetch::Fetcher;
+use crate::verdict::{Seen, Verdict};
 
-/// A resource that is not a usable chain could not be acquired as a credential (436); a chain
-/// that is usable but not acceptable stays 437.
-fn unusable(error: CredentialError) -> VerifyError {
+/// A bundle that is not a certificate chain (not PEM, no certificate, another kind of block,
+/// too many certificates, a CA certificate first) could not be acquired as a credential (436);
+/// a chain whose certificates are not acceptable, including one that does not parse, is 437.
+fn chain_error(error: pki::Error) -> VerifyError {
     match error {
-        CredentialError::Bundle(detail) => FetchError::Unusable(detail).into(),
-        CredentialError::TooManyCertificates(n) => {
-            FetchError::Unusable(format!("more than {n} certificates")).into()
+        pki::Error::Bundle(_) | pki::Error::TooManyCertificates(_) | pki::Error::WrongOrder => {
+            FetchError::Unusable(error).into()
         }
-        CredentialError::Parse { index, detail } => {
-            FetchError::Unusable(format!("certificate {index} does not parse: {detail}")).into()
-        }
-        other => other.into(),
+        other => CredentialError::Chain(other).into(),
     }
-}
-
-/// The three verstat values (3GPP TS 24.229).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verstat {
-    /// `TN-Validation-Passed`.
-    Passed,
-    /// `TN-Validation-Failed`.
-    Failed,
-    /// `No-TN-Validation`.
-    NoValidation,
-}
-
-impl Verstat {
-    /// The wire value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Passed => "TN-Validation-Passed",
-            Self::Failed => "TN-Validation-Failed",
-            Self::NoValidation => "No-TN-Validation",
-        }
-    }
-}
-
-/// A flag on a verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Flag {
-    /// The signature does not verify, or the numbers do not match the token (438).
-    Spoofed,
-    /// The certificate is not trusted (437).
-    Untrusted,
-    /// The certificate is revoked (437).
-    Revoked,
-    /// `iat` is too old (403).
-    Stale,
-    /// No Identity header.
-    Unsigned,
-    /// Attestation C.
-    Gateway,
-    /// Not attested A by a valid token.
-    Unregistered,
-}
-
-impl Flag {
-    /// The wire value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Spoofed => "spoofed",
-            Self::Untrusted => "untrusted",
-            Self::Revoked => "revoked",
-            Self::Stale => "stale",
-            Self::Unsigned => "unsigned",
-            Self::Gateway => "gateway",
-            Self::Unregistered => "unregistered",
-        }
-    }
-}
-
-/// The answer for one call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
-    /// The verstat.
-    pub verstat: Verstat,
-    /// The SIP code and phrase, when failed.
-    pub reason: Option<SipReason>,
-    /// What exactly failed.
-    pub detail: Option<String>,
-    /// The token's attestation, when it decoded.
-    pub attest: Option<Attestation>,
-    /// The token's origid, when it decoded.
-    pub origid: Option<String>,
-    /// The signer's SPC, when its certificate validated.
-    pub spc: Option<String>,
-    /// The token's x5u, when it decoded.
-    pub x5u: Option<String>,
-    /// Flags, sorted.
-    pub flags: Vec<Flag>,
 }
 
 /// One call to verify.
@@ -231,7 +149,7 @@ impl Verifier {
             .trust
             .read()
             .map(|t| Arc::clone(&t))
-            .map_err(|_| CredentialError::Untrusted("anchors unavailable".into()))?;
+            .map_err(|_| CredentialError::Chain(pki::Error::NoAnchors))?;
         let chain = self
             .cache
             .get(x5u, now, || async {
@@ -241,13 +159,14 @@ impl Verifier {
                 }
             })
             .await?;
-        // A cached chain may expire while cached.
+        // A cached chain may expire while cached (its entry does not outlive notAfter, but a
+        // stale entry may be served after a failed refresh).
         if now > chain.not_after {
-            return Err(CredentialError::Validity {
+            return Err(CredentialError::Chain(pki::Error::Expired {
                 index: 0,
+                not_after: i64::try_from(chain.not_after).unwrap_or(i64::MAX),
                 now,
-                detail: "expired while cached".into(),
-            }
+            })
             .into());
         }
         Ok(chain)
@@ -264,8 +183,9 @@ impl Verifier {
         let fetched = self.fetcher.fetch(x5u).await;
         self.fetch_latency.observe(started.elapsed());
         let fetched = fetched?;
-        let ders = chain::bundle(&fetched.body).map_err(unusable)?;
-        let chain = chain::validate(&ders, anchors, now).map_err(unusable)?;
+        let ders = passport::cert::chain_from_pem(&fetched.body)
+            .map_err(|e| chain_error(pki::Error::Bundle(e)))?;
+        let chain = pki::path::validate(&ders, anchors, now).map_err(chain_error)?;
         let crl_next_update = self.crls.check(&chain, &self.fetcher, now).await?;
         let valid_until = crl_next_update.map_or(chain.not_after, |n| n.min(chain.not_after));
         Ok(Loaded {
@@ -278,56 +198,14 @@ impl Verifier {
     /// Verifies one call at `now`, the verifier's own clock (seconds since the epoch), which
     /// judges the request's `time`, certificate validity, revocation and cache lifetimes.
     pub async fn verify(&self, call: Call<'_>, now: u64) -> Verdict {
-        let mut verdict = Verdict {
-            verstat: Verstat::Failed,
-            reason: None,
-            detail: None,
-            attest: None,
-            origid: None,
-            spc: None,
-            x5u: None,
-            flags: Vec::new(),
-        };
         let Some(identity) = call.identity.filter(|i| !i.trim().is_empty()) else {
-            verdict.verstat = Verstat::NoValidation;
-            verdict.flags = vec![Flag::Unsigned, Flag::Unregistered];
-            return verdict;
+            return Verdict::unsigned();
         };
-        let outcome = self.check(call, identity, now, &mut verdict).await;
-        match outcome {
-            Ok(()) => {
-                verdict.verstat = Verstat::Passed;
-                match verdict.attest {
-                    Some(Attestation::A) => {}
-                    Some(Attestation::B) => verdict.flags.push(Flag::Unregistered),
-                    _ => verdict.flags.extend([Flag::Gateway, Flag::Unregistered]),
-                }
-            }
-            Err(error) => {
-                verdict.reason = Some(error.sip_reason());
-                verdict.detail = Some(error.to_string());
-                match &error {
-                    VerifyError::Passport(passport::Error::Stale { .. })
-                    | VerifyError::RequestTime { .. } => verdict.flags.push(Flag::Stale),
-                    VerifyError::Passport(
-                        passport::Error::BadSignature
-                        | passport::Error::OrigMismatch { .. }
-                        | passport::Error::DestMismatch(_),
-                    ) => verdict.flags.push(Flag::Spoofed),
-                    VerifyError::Credential(CredentialError::Revoked { .. }) => {
-                        verdict.flags.push(Flag::Revoked)
-                    }
-                    VerifyError::Credential(_) => verdict.flags.push(Flag::Untrusted),
-                    _ => {}
-                }
-                if verdict.attest == Some(Attestation::C) {
-                    verdict.flags.push(Flag::Gateway);
-                }
-                verdict.flags.push(Flag::Unregistered);
-            }
+        let mut seen = Seen::default();
+        match self.check(call, identity, now, &mut seen).await {
+            Ok(()) => Verdict::passed(seen),
+            Err(error) => Verdict::failed(&error, seen),
         }
-        verdict.flags.sort();
-        verdict
     }
 
     async fn check(
@@ -335,17 +213,16 @@ impl Verifier {
         call: Call<'_>,
         identity: &str,
         now: u64,
-        verdict: &mut Verdict,
+        seen: &mut Seen,
     ) -> Result<(), VerifyError> {
         let parsed = IdentityHeader::parse(identity)?;
         let passport = parsed.passport();
         let claims = passport.claims();
-        verdict.attest = claims.attest;
-        verdict.origid = claims.origid.as_ref().map(ToString::to_string);
-        verdict.x5u = Some(passport.header().x5u.clone());
+        seen.attest = claims.attest;
+        seen.origid = claims.origid.as_ref().map(ToString::to_string);
+        seen.x5u = Some(passport.header().x5u.clone());
         verify::check_shaken_form(passport)?;
-        let skew = call.time.abs_diff(now);
-        if skew > self.windows.request_time_skew {
+        if call.time.abs_diff(now) > self.windows.request_time_skew {
             return Err(VerifyError::RequestTime {
                 time: call.time,
                 now,
@@ -359,7 +236,7 @@ impl Verifier {
         };
         verify::check_freshness(claims.iat, &options)?;
         let chain = self.credential(&passport.header().x5u, now).await?;
-        verdict.spc = Some(chain.spc.clone());
+        seen.spc = Some(chain.spc.clone());
         passport.verify_signature(&chain.key)?;
         verify::check_parties(passport, Some(call.from), call.to)?;
         Ok(())

@@ -16,11 +16,12 @@ use http_body_util::Full;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use passport::{Attestation, Claims, Dest, Party, SigningKey, SipReason, Tn, TokenSigner};
+use pki::TrustAnchors;
 use verifier::cache::CacheConfig;
-use verifier::chain::TrustAnchors;
 use verifier::crl::{Crl, CrlStore};
 use verifier::fetch::{FetchPolicy, Fetcher};
-use verifier::verify::{Call, Flag, Verdict, Verifier, Verstat, Windows};
+use verifier::verdict::{Flag, Verdict, Verstat};
+use verifier::verify::{Call, Verifier, Windows};
 
 const NOW: u64 = 1_800_000_000;
 
@@ -340,7 +341,11 @@ async fn each_verdict_and_code() {
         "{verdict:?}"
     );
     assert!(
-        verdict.detail.as_deref().unwrap_or("").contains("policy"),
+        verdict
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("atis-1000080.certificate-policies"),
         "{verdict:?}"
     );
 }
@@ -583,4 +588,59 @@ async fn a_chain_fetched_across_a_reload_is_not_stored() {
         "{verdict:?}"
     );
     assert_eq!(delayed.hits.load(Ordering::SeqCst), 2);
+}
+
+/// Every certificate the linter refuses is refused by the verifier with 437 `untrusted`, and
+/// the one the linter only warns about (the CP v1.1 policy) is accepted: one profile check
+/// serves both (`pki::profile`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_linters_fixtures_are_refused_by_the_verifier_with_437() {
+    let v = verifier(5000);
+    let intermediate = read("ca/intermediate.pem");
+    let mut files: Vec<_> = std::fs::read_dir(certs_test::path("malformed"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files.len(),
+        17,
+        "one fixture per rule, and the CP v1.1 warning"
+    );
+    let (mut refused, mut accepted) = (0, 0);
+    for file in files {
+        let pem = std::fs::read(&file).unwrap();
+        let reports = ca_tools::lint::lint_pem(&pem, Some(NOW)).unwrap();
+        let lint_errors = reports[0]
+            .findings
+            .iter()
+            .filter(|f| f.severity() == ca_tools::lint::Severity::Error)
+            .count();
+        let mut bundle = pem.clone();
+        bundle.extend_from_slice(&intermediate);
+        let served = repo(Mode::Normal, bundle).await;
+        let credential = v.credential(&url(&served), NOW).await;
+        let token = identity("sp/1001/key.pem", &url(&served), Attestation::A, NOW);
+        let verdict = check(&v, Some(&token), "12155551212").await;
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if lint_errors > 0 {
+            refused += 1;
+            assert_eq!(
+                (verdict.reason, verdict.flags.as_slice()),
+                (
+                    Some(SipReason::UnsupportedCredential),
+                    &[Flag::Untrusted, Flag::Unregistered][..]
+                ),
+                "{name}: {verdict:?}"
+            );
+        } else {
+            accepted += 1;
+            assert_eq!(
+                name, "cp-1.1-policy.pem",
+                "only the warning-only fixture passes"
+            );
+            assert!(credential.is_ok(), "{name}: {credential:?}");
+        }
+    }
+    assert_eq!((refused, accepted), (16, 1));
 }

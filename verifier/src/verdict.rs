@@ -1,0 +1,423 @@
+//! The verdict on one call, and the one place that decides how a failure goes on the wire.
+//!
+//! [`judge`] maps every [`VerifyError`] to its SIP reason code (RFC 8224 §6.2.2) and the flag
+//! it raises; [`Verdict`] adds the verstat (3GPP TS 24.229) and the flags every verdict carries.
+//! The same [`Verdict`] is serialized into the REST response and into the event feed (absent
+//! members are omitted in both), and its [`VerdictClass`] and [`Flag`]s index the metrics.
+//!
+//! Flags: `spoofed`, `untrusted`, `revoked`, `stale`, `unsigned`, `gateway` (attestation C) and
+//! `unregistered` (anything not attested A by a valid token: the caller ID is not vouched for as
+//! the caller's own registered number).
+
+use passport::{Attestation, SipReason, TokenError};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::error::{CredentialError, VerifyError};
+
+/// The three verstat values (3GPP TS 24.229).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verstat {
+    /// `TN-Validation-Passed`.
+    Passed,
+    /// `TN-Validation-Failed`.
+    Failed,
+    /// `No-TN-Validation`.
+    NoValidation,
+}
+
+impl Verstat {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passed => "TN-Validation-Passed",
+            Self::Failed => "TN-Validation-Failed",
+            Self::NoValidation => "No-TN-Validation",
+        }
+    }
+}
+
+/// A flag on a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flag {
+    /// The signature does not verify, or the numbers do not match the token (438).
+    Spoofed,
+    /// The certificate is not trusted (437).
+    Untrusted,
+    /// The certificate is revoked (437).
+    Revoked,
+    /// `iat` is too old, or the request's time too far from the verifier's clock (403).
+    Stale,
+    /// No Identity header.
+    Unsigned,
+    /// Attestation C.
+    Gateway,
+    /// Not attested A by a valid token.
+    Unregistered,
+}
+
+impl Flag {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spoofed => "spoofed",
+            Self::Untrusted => "untrusted",
+            Self::Revoked => "revoked",
+            Self::Stale => "stale",
+            Self::Unsigned => "unsigned",
+            Self::Gateway => "gateway",
+            Self::Unregistered => "unregistered",
+        }
+    }
+}
+
+impl rest::metrics::CounterKey for Flag {
+    const ALL: &'static [Self] = &[
+        Self::Spoofed,
+        Self::Untrusted,
+        Self::Revoked,
+        Self::Stale,
+        Self::Unsigned,
+        Self::Gateway,
+        Self::Unregistered,
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            Self::Spoofed => 0,
+            Self::Untrusted => 1,
+            Self::Revoked => 2,
+            Self::Stale => 3,
+            Self::Unsigned => 4,
+            Self::Gateway => 5,
+            Self::Unregistered => 6,
+        }
+    }
+
+    fn labels(self) -> &'static str {
+        match self {
+            Self::Spoofed => r#"flag="spoofed""#,
+            Self::Untrusted => r#"flag="untrusted""#,
+            Self::Revoked => r#"flag="revoked""#,
+            Self::Stale => r#"flag="stale""#,
+            Self::Unsigned => r#"flag="unsigned""#,
+            Self::Gateway => r#"flag="gateway""#,
+            Self::Unregistered => r#"flag="unregistered""#,
+        }
+    }
+}
+
+/// The one mapping from a failure to the wire: its SIP reason and the flag it raises.
+pub fn judge(error: &VerifyError) -> (SipReason, Option<Flag>) {
+    match error {
+        VerifyError::Token(token) => {
+            let flag = match token {
+                TokenError::Stale { .. } => Some(Flag::Stale),
+                TokenError::BadSignature
+                | TokenError::OrigMismatch { .. }
+                | TokenError::DestMismatch(_) => Some(Flag::Spoofed),
+                _ => None,
+            };
+            (token.sip_reason(), flag)
+        }
+        VerifyError::RequestTime { .. } => (SipReason::StaleDate, Some(Flag::Stale)),
+        VerifyError::Fetch(_) => (SipReason::BadIdentityInfo, None),
+        VerifyError::Credential(CredentialError::Revoked { .. }) => {
+            (SipReason::UnsupportedCredential, Some(Flag::Revoked))
+        }
+        VerifyError::Credential(_) => (SipReason::UnsupportedCredential, Some(Flag::Untrusted)),
+    }
+}
+
+/// The answer for one call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The verstat.
+    pub verstat: Verstat,
+    /// The SIP code and phrase, when failed.
+    pub reason: Option<SipReason>,
+    /// What exactly failed (for logs; not on the wire).
+    pub detail: Option<String>,
+    /// The token's attestation, when it decoded.
+    pub attest: Option<Attestation>,
+    /// The token's origid, when it decoded.
+    pub origid: Option<String>,
+    /// The signer's SPC, when its certificate validated.
+    pub spc: Option<String>,
+    /// The token's x5u, when it decoded.
+    pub x5u: Option<String>,
+    /// Flags, sorted.
+    pub flags: Vec<Flag>,
+}
+
+/// What a token told before verification ended (whatever the outcome).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// `attest`.
+    pub attest: Option<Attestation>,
+    /// `origid`.
+    pub origid: Option<String>,
+    /// The certificate's SPC.
+    pub spc: Option<String>,
+    /// `x5u`.
+    pub x5u: Option<String>,
+}
+
+impl Verdict {
+    /// A call without an Identity header: `No-TN-Validation`, `unsigned`, `unregistered`.
+    pub fn unsigned() -> Self {
+        Self::from_parts(
+            Verstat::NoValidation,
+            None,
+            None,
+            Seen::default(),
+            vec![Flag::Unsigned, Flag::Unregistered],
+        )
+    }
+
+    /// A call whose token verified: `unregistered` unless attested A, `gateway` for C.
+    pub fn passed(seen: Seen) -> Self {
+        let flags = match seen.attest {
+            Some(Attestation::A) => vec![],
+            Some(Attestation::B) => vec![Flag::Unregistered],
+            _ => vec![Flag::Gateway, Flag::Unregistered],
+        };
+        Self::from_parts(Verstat::Passed, None, None, seen, flags)
+    }
+
+    /// A call whose verification failed with `error`.
+    pub fn failed(error: &VerifyError, seen: Seen) -> Self {
+        let (reason, flag) = judge(error);
+        let mut flags: Vec<Flag> = flag.into_iter().collect();
+        if seen.attest == Some(Attestation::C) {
+            flags.push(Flag::Gateway);
+        }
+        flags.push(Flag::Unregistered);
+        Self::from_parts(
+            Verstat::Failed,
+            Some(reason),
+            Some(error.to_string()),
+            seen,
+            flags,
+        )
+    }
+
+    fn from_parts(
+        verstat: Verstat,
+        reason: Option<SipReason>,
+        detail: Option<String>,
+        seen: Seen,
+        mut flags: Vec<Flag>,
+    ) -> Self {
+        flags.sort();
+        flags.dedup();
+        Self {
+            verstat,
+            reason,
+            detail,
+            attest: seen.attest,
+            origid: seen.origid,
+            spc: seen.spc,
+            x5u: seen.x5u,
+            flags,
+        }
+    }
+
+    /// Its metric class.
+    pub fn class(&self) -> VerdictClass {
+        match (self.verstat, self.reason) {
+            (Verstat::Passed, _) => VerdictClass::Passed,
+            (Verstat::NoValidation, _) => VerdictClass::NoValidation,
+            (Verstat::Failed, Some(SipReason::StaleDate)) => VerdictClass::Failed403,
+            (Verstat::Failed, Some(SipReason::UseIdentityHeader)) => VerdictClass::Failed428,
+            (Verstat::Failed, Some(SipReason::BadIdentityInfo)) => VerdictClass::Failed436,
+            (Verstat::Failed, Some(SipReason::UnsupportedCredential)) => VerdictClass::Failed437,
+            (Verstat::Failed, Some(SipReason::InvalidIdentityHeader) | None) => {
+                VerdictClass::Failed438
+            }
+        }
+    }
+
+    /// Writes its members (`verstat`, `reasoncode` and `reasontext` on failure, `attest`,
+    /// `origid`, `spc`, `x5u` when known, `flags` always) into a map being serialized.
+    pub fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("verstat", self.verstat.as_str())?;
+        if let Some(reason) = self.reason {
+            map.serialize_entry("reasoncode", &reason.code())?;
+            map.serialize_entry("reasontext", reason.phrase())?;
+        }
+        if let Some(attest) = self.attest {
+            map.serialize_entry("attest", attest.as_str())?;
+        }
+        for (name, value) in [
+            ("origid", &self.origid),
+            ("spc", &self.spc),
+            ("x5u", &self.x5u),
+        ] {
+            if let Some(value) = value {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        let flags: Vec<&str> = self.flags.iter().map(|f| f.as_str()).collect();
+        map.serialize_entry("flags", &flags)
+    }
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        self.serialize_members(&mut map)?;
+        map.end()
+    }
+}
+
+/// The verdict's class for the verdict counter: verstat and reason code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerdictClass {
+    /// `TN-Validation-Passed`.
+    Passed,
+    /// `No-TN-Validation`.
+    NoValidation,
+    /// Failed, 403.
+    Failed403,
+    /// Failed, 428.
+    Failed428,
+    /// Failed, 436.
+    Failed436,
+    /// Failed, 437.
+    Failed437,
+    /// Failed, 438.
+    Failed438,
+}
+
+impl rest::metrics::CounterKey for VerdictClass {
+    const ALL: &'static [Self] = &[
+        Self::Passed,
+        Self::NoValidation,
+        Self::Failed403,
+        Self::Failed428,
+        Self::Failed436,
+        Self::Failed437,
+        Self::Failed438,
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            Self::Passed => 0,
+            Self::NoValidation => 1,
+            Self::Failed403 => 2,
+            Self::Failed428 => 3,
+            Self::Failed436 => 4,
+            Self::Failed437 => 5,
+            Self::Failed438 => 6,
+        }
+    }
+
+    fn labels(self) -> &'static str {
+        match self {
+            Self::Passed => r#"verstat="TN-Validation-Passed",reasoncode="none""#,
+            Self::NoValidation => r#"verstat="No-TN-Validation",reasoncode="none""#,
+            Self::Failed403 => r#"verstat="TN-Validation-Failed",reasoncode="403""#,
+            Self::Failed428 => r#"verstat="TN-Validation-Failed",reasoncode="428""#,
+            Self::Failed436 => r#"verstat="TN-Validation-Failed",reasoncode="436""#,
+            Self::Failed437 => r#"verstat="TN-Validation-Failed",reasoncode="437""#,
+            Self::Failed438 => r#"verstat="TN-Validation-Failed",reasoncode="438""#,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{FetchError, Unavailable};
+    use rest::metrics::CounterKey;
+
+    #[test]
+    fn every_failure_has_one_code_and_flag() {
+        let cases: [(VerifyError, u16, Option<Flag>); 8] = [
+            (TokenError::BadSignature.into(), 438, Some(Flag::Spoofed)),
+            (
+                TokenError::DestMismatch("1".into()).into(),
+                438,
+                Some(Flag::Spoofed),
+            ),
+            (TokenError::CompactForm.into(), 438, None),
+            (
+                TokenError::Stale {
+                    iat: 0,
+                    age: 61,
+                    max_age: 60,
+                }
+                .into(),
+                403,
+                Some(Flag::Stale),
+            ),
+            (
+                VerifyError::RequestTime {
+                    time: 0,
+                    now: 100,
+                    allowed: 60,
+                },
+                403,
+                Some(Flag::Stale),
+            ),
+            (FetchError::Status(404).into(), 436, None),
+            (
+                CredentialError::Revoked {
+                    index: 0,
+                    serial: "01".into(),
+                }
+                .into(),
+                437,
+                Some(Flag::Revoked),
+            ),
+            (
+                CredentialError::RevocationUnavailable {
+                    index: 0,
+                    reason: Unavailable::NoCrl,
+                }
+                .into(),
+                437,
+                Some(Flag::Untrusted),
+            ),
+        ];
+        for (error, code, flag) in cases {
+            let (reason, found) = judge(&error);
+            assert_eq!((reason.code(), found), (code, flag), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_verdict_serializes_without_absent_members() {
+        let verdict = Verdict::failed(
+            &FetchError::Status(404).into(),
+            Seen {
+                attest: Some(Attestation::C),
+                origid: Some("o".into()),
+                spc: None,
+                x5u: Some("https://x".into()),
+            },
+        );
+        assert_eq!(
+            serde_json::to_value(&verdict).unwrap_or_default(),
+            serde_json::json!({"verstat": "TN-Validation-Failed", "reasoncode": 436,
+                "reasontext": "Bad Identity Info", "attest": "C", "origid": "o",
+                "x5u": "https://x", "flags": ["gateway", "unregistered"]})
+        );
+        assert_eq!(verdict.class(), VerdictClass::Failed436);
+        assert_eq!(
+            serde_json::to_value(Verdict::unsigned()).unwrap_or_default(),
+            serde_json::json!({"verstat": "No-TN-Validation", "flags": ["unsigned", "unregistered"]})
+        );
+    }
+
+    #[test]
+    fn counter_keys_are_in_index_order() {
+        for (i, key) in Flag::ALL.iter().enumerate() {
+            assert_eq!(key.index(), i);
+            assert!(key.labels().contains(key.as_str()));
+        }
+        for (i, key) in VerdictClass::ALL.iter().enumerate() {
+            assert_eq!(key.index(), i);
+        }
+    }
+}
