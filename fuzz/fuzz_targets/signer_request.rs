@@ -9,7 +9,8 @@ fuzz_target!(|data: &[u8]| {
             Ok(request) => assert!(!request.dest.is_empty()),
             Err(error) => {
                 assert!(error.message_id().starts_with("SVC"));
-                let body: serde_json::Value = serde_json::from_slice(&error.body(None)).expect("error body is JSON");
+                let body: serde_json::Value =
+                    serde_json::from_slice(&error.body(None)).expect("error body is JSON");
                 assert!(body["requestError"]["serviceException"]["messageId"].is_string());
             }
         }
