@@ -103,28 +103,48 @@ impl Url {
         if authority.is_empty() || authority.contains('@') || path.contains('#') {
             return Err(bad());
         }
+        // The port: 1 to 5 ASCII digits, not 0 (u16's own parser would take `+443`).
+        let port_of = |digits: &str| -> Result<u16, FetchError> {
+            if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(bad());
+            }
+            digits.parse().ok().filter(|p| *p != 0).ok_or_else(bad)
+        };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            // An IPv6 literal, only in brackets (RFC 3986 §3.2.2).
             let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad());
+            }
             let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| bad())?,
+                Some(p) => port_of(p)?,
                 None if after.is_empty() => default_port,
                 None => return Err(bad()),
             };
             (host.to_owned(), port)
         } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (host.to_owned(), port.parse().map_err(|_| bad())?),
-                None => (authority.to_owned(), default_port),
+            let (host, port) = match authority.split_once(':') {
+                Some((host, port)) => (host, port_of(port)?),
+                None => (authority, default_port),
+            };
+            // A DNS name or an IPv4 literal: labels of 1 to 63 letters, digits and inner
+            // hyphens. A colon here (an unbracketed IPv6 literal) is refused.
+            let labels_ok = host.len() <= 253
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !labels_ok {
+                return Err(bad());
             }
+            (host.to_owned(), port)
         };
-        let host_ok = !host.is_empty()
-            && host.len() <= 253
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b));
-        if !host_ok {
-            return Err(bad());
-        }
         let path = if path.starts_with('?') {
             format!("/{path}")
         } else {
@@ -390,6 +410,16 @@ mod tests {
             "https://host/#f",
             "host/x",
             "https://[::1/x",
+            // Found by the x5u_url fuzz target: an unbracketed IPv6 literal, a signed port,
+            // labels that are not DNS labels, port 0, a bracketed non-address.
+            "https://::1/a",
+            "https://a:b:443/x",
+            "https://::ffff:127.0.0.1:8443/x",
+            "https://host:+0443/x",
+            "https://-..-/x",
+            "https://host:0/x",
+            "https://[example]/x",
+            "https://host./x",
         ] {
             assert!(Url::parse(bad).is_err(), "{bad}");
         }
