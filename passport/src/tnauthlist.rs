@@ -13,8 +13,6 @@
 
 use crate::error::Error;
 
-/// The extension's OID, dotted.
-pub const OID: &str = "1.3.6.1.5.5.7.1.26";
 /// The extension's OID, as DER content bytes (without tag and length).
 pub const OID_DER: [u8; 8] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x1a];
 

@@ -135,7 +135,7 @@ fn production_certificate_tnauthlist_is_709j_and_re_encodes() {
     let ext = cert
         .extensions()
         .iter()
-        .find(|e| e.oid.to_id_string() == passport::tnauthlist::OID)
+        .find(|e| e.oid.to_id_string() == "1.3.6.1.5.5.7.1.26")
         .unwrap();
     assert_eq!(
         ext.value,
