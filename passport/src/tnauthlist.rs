@@ -1,4 +1,4 @@
-//! The TNAuthList certificate extension (RFC 8226 §9, OID 1.3.6.1.5.5.7.1.26).
+//! The TNAuthList certificate extension (RFC 8226 §9; its OID is `pki::oid::TN_AUTH_LIST`).
 //!
 //! ```text
 //! TNAuthorizationList ::= SEQUENCE SIZE (1..MAX) OF TNEntry
@@ -12,9 +12,6 @@
 //! minimal DER and nothing may follow the list.
 
 use crate::error::Error;
-
-/// The extension's OID, as DER content bytes (without tag and length).
-pub const OID_DER: [u8; 8] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x1a];
 
 const TAG_INTEGER: u8 = 0x02;
 const TAG_IA5STRING: u8 = 0x16;
