@@ -282,7 +282,8 @@ impl CertificateCache {
                 return Ok(Arc::clone(&good.chain));
             }
             Some(good)
-                if now < good.retry_after && now < good.fresh_until + self.config.stale_ttl =>
+                if now < good.retry_after
+                    && now < good.fresh_until.saturating_add(self.config.stale_ttl) =>
             {
                 bump(&self.counters.stale);
                 return Ok(Arc::clone(&good.chain));
@@ -329,16 +330,16 @@ impl CertificateCache {
             // A failed refresh keeps serving the previous chain for the stale period, and is
             // not retried before the negative TTL.
             Err(_)
-                if previous
-                    .as_ref()
-                    .is_some_and(|good| now < good.fresh_until + self.config.stale_ttl) =>
+                if previous.as_ref().is_some_and(|good| {
+                    now < good.fresh_until.saturating_add(self.config.stale_ttl)
+                }) =>
             {
                 bump(&self.counters.stale);
                 let good = previous.ok_or_else(poisoned)?;
                 (
                     Ok(Arc::clone(&good.chain)),
                     Some(Store::Good(Good {
-                        retry_after: now + self.config.negative_ttl,
+                        retry_after: now.saturating_add(self.config.negative_ttl),
                         ..good
                     })),
                 )
@@ -347,7 +348,7 @@ impl CertificateCache {
                 let store = (!decided_locally(&error)).then(|| {
                     Store::Failed(Failed {
                         error: error.clone(),
-                        until: now + self.config.negative_ttl,
+                        until: now.saturating_add(self.config.negative_ttl),
                         generation: loaded_generation,
                     })
                 });
