@@ -94,7 +94,7 @@ impl CrlStore {
             return Err(Unavailable::PastNextUpdate(url.clone()));
         }
         if crl.next_update.is_none() {
-            crl.next_update = Some(now + DEFAULT_CRL_TTL);
+            crl.next_update = Some(now.saturating_add(DEFAULT_CRL_TTL));
         }
         self.fetched.insert(url.clone(), crl.clone());
         Ok(Some(crl))
