@@ -187,7 +187,7 @@ async fn lab(args: LabArgs) -> Result<ExitCode> {
         dir.join("roots.pem"),
         certificate::certificate_pem(ca.root_der()),
     )?;
-    let tls = ca_tools::repository::tls_config(
+    let tls = rest::tls::acceptor_from_pem(
         certificate::certificate_pem(&server).as_bytes(),
         SigningKey::from_secret(tls_key)?.to_pkcs8_pem()?.as_bytes(),
     )?;
@@ -362,7 +362,7 @@ async fn lab(args: LabArgs) -> Result<ExitCode> {
             "\nthe lab is running; its addresses are in {}; Ctrl-C stops it",
             dir.join("lab.json").display()
         );
-        super::repo::shutdown_signal().await;
+        rest::service::shutdown_signal().await;
     }
     let _ = stop_tx.send(true);
     tokio::time::sleep(Duration::from_millis(100)).await;

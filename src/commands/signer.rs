@@ -1,7 +1,6 @@
 //! `shaken signer | registry | trace`: the originating carrier's signing service, its
 //! real-name registry, and traceback lookups.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -122,17 +121,6 @@ pub(crate) enum TraceCommand {
     },
 }
 
-/// Structured logs on stderr, filtered by SHAKEN_LOG (default `info`).
-pub(crate) fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHAKEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
-}
-
 fn tls_acceptor(config: &SignerConfig) -> Result<Option<tokio_rustls::TlsAcceptor>> {
     config
         .tls
@@ -148,7 +136,7 @@ pub(crate) fn run_signer(command: SignerCommand) -> Result<ExitCode> {
         config: config_path,
         validate,
     } = command;
-    init_logging();
+    rest::service::init_logging();
     let config = SignerConfig::load(&config_path)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -165,12 +153,16 @@ pub(crate) fn run_signer(command: SignerCommand) -> Result<ExitCode> {
         }
         let pruned = TraceLog::prune(&config.trace_db, config.trace_retention_days, now)?;
         tracing::info!(pruned, "trace log pruned");
-        let (listener, address, hangup) = super::listen(config.listen).await?;
+        let rest::service::Listening {
+            listener,
+            address,
+            hangup,
+        } = rest::service::listen(config.listen).await?;
         tracing::info!(%address, tls = tls.is_some(), certificate = %credentials.subject, "signer listening");
 
         tokio::spawn(reload_on_sighup(hangup, config.clone(), Arc::clone(&state)));
         tokio::spawn(prune_hourly(config.clone()));
-        service::serve(listener, Arc::clone(&state), tls, super::repo::shutdown_signal()).await;
+        service::serve(listener, Arc::clone(&state), tls, rest::service::shutdown_signal()).await;
         tracing::info!("signer stopped");
         drop(state);
         Ok(ExitCode::SUCCESS)

@@ -55,7 +55,7 @@ pub(crate) fn run(command: VerifierCommand) -> Result<ExitCode> {
         config: config_path,
         validate,
     } = command;
-    super::signer::init_logging();
+    rest::service::init_logging();
     let config = VerifierConfig::load(&config_path)?;
     let anchors = load_anchors(&config)?;
     let crls = load_crls(&config)?;
@@ -109,10 +109,14 @@ pub(crate) fn run(command: VerifierCommand) -> Result<ExitCode> {
                 Err(error) => tracing::warn!(%x5u, %error, "warm-up failed"),
             }
         }
-        let (listener, address, hangup) = super::listen(config.listen).await?;
+        let rest::service::Listening {
+            listener,
+            address,
+            hangup,
+        } = rest::service::listen(config.listen).await?;
         tracing::info!(%address, tls = tls.is_some(), "verifier listening");
         tokio::spawn(reload_on_sighup(hangup, config.clone(), Arc::clone(&state)));
-        service::serve(listener, state, tls, super::repo::shutdown_signal()).await;
+        service::serve(listener, state, tls, rest::service::shutdown_signal()).await;
         tracing::info!("verifier stopped");
         Ok(ExitCode::SUCCESS)
     })
