@@ -8,13 +8,20 @@ pub(crate) mod repo;
 pub(crate) mod signer;
 pub(crate) mod verifier;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::ExitCode;
+
+use anyhow::Context;
 
 /// Seconds since the epoch, read once at the edge of the program.
 pub(crate) fn unix_now() -> anyhow::Result<u64> {
-    use anyhow::Context;
-    Ok(SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the system clock is before 1970")?
-        .as_secs())
+    rest::service::unix_now().context("the system clock is before 1970")
+}
+
+/// The exit status of an answer: 0 when it is positive, 1 when it is negative.
+pub(crate) fn answer(positive: bool) -> ExitCode {
+    if positive {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
