@@ -30,6 +30,9 @@ pub enum CaError {
     /// A key, certificate or PEM problem reported by the `passport` crate.
     #[error(transparent)]
     Passport(#[from] passport::Error),
+    /// A key file holds no usable P-256 key.
+    #[error("no usable P-256 key: {0}")]
+    NoKey(String),
     /// An ASN.1 structure could not be encoded or decoded.
     #[error("ASN.1: {0}")]
     Asn1(String),

@@ -511,6 +511,35 @@ pub struct CertificateReport {
     pub findings: Vec<Finding>,
 }
 
+impl CertificateReport {
+    /// How many of the findings are errors.
+    pub fn errors(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity() == Severity::Error)
+            .count()
+    }
+}
+
+/// `certificate N (Profile): K finding(s)`, then each finding on its own indented line.
+impl fmt::Display for CertificateReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let profile = self
+            .profile
+            .map_or_else(|| "unparsed".to_owned(), |p| format!("{p:?}"));
+        write!(
+            f,
+            "certificate {} ({profile}): {} finding(s)",
+            self.index,
+            self.findings.len()
+        )?;
+        for finding in &self.findings {
+            write!(f, "\n  {finding}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Lints every certificate of a PEM file.
 pub fn lint_pem(pem: &[u8], now: Option<u64>) -> Result<Vec<CertificateReport>, passport::Error> {
     let chain = passport::cert::chain_from_pem(pem)?;

@@ -8,9 +8,15 @@ pub(crate) mod repo;
 pub(crate) mod signer;
 pub(crate) mod verifier;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+
+/// The content of a file, or an error naming it as `what`.
+pub(crate) fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
 
 /// Seconds since the epoch, read once at the edge of the program.
 pub(crate) fn unix_now() -> anyhow::Result<u64> {
