@@ -23,6 +23,11 @@ pub(crate) fn unix_now() -> anyhow::Result<u64> {
     rest::service::unix_now().context("the system clock is before 1970")
 }
 
+/// `now` when given (a flag pinning the time), else the clock.
+pub(crate) fn now_or(now: Option<u64>) -> anyhow::Result<u64> {
+    now.map_or_else(unix_now, Ok)
+}
+
 /// The exit status of an answer: 0 when it is positive, 1 when it is negative.
 pub(crate) fn answer(positive: bool) -> ExitCode {
     if positive {

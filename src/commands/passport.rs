@@ -11,7 +11,7 @@ use passport::token::{Passport, TokenSigner};
 use passport::verify::{self, VerifyOptions};
 use passport::{cert, NumberingPlan, SigningKey, Tn};
 
-use super::{answer, read, unix_now};
+use super::{answer, now_or, read};
 
 /// Offline PASSporT operations.
 #[derive(Subcommand, Debug)]
@@ -133,7 +133,7 @@ fn sign(args: SignArgs) -> Result<ExitCode> {
         Some(origid) => origid,
         None => uuid::Uuid::new_v4().to_string().parse()?,
     };
-    let iat = args.iat.map_or_else(unix_now, Ok)?;
+    let iat = now_or(args.iat)?;
     let claims = Claims::shaken(
         iat,
         Party::Tn(orig.into_string()),
@@ -172,7 +172,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         .map(|t| canonical(t, args.country, "--to"))
         .collect::<Result<Vec<_>>>()?;
     let options = VerifyOptions {
-        now: args.now.map_or_else(unix_now, Ok)?,
+        now: now_or(args.now)?,
         max_age: args.max_age,
         max_future: args.max_future,
     };

@@ -12,7 +12,7 @@ use ca_tools::{certificate, csr, keyfile, pa};
 use clap::{Args, Subcommand};
 use rand_core::OsRng;
 
-use super::{read, unix_now};
+use super::{now_or, read, unix_now};
 
 /// Policy administrator (STI-PA) commands.
 #[derive(Subcommand, Debug)]
@@ -202,10 +202,6 @@ pub(crate) enum CaCommand {
         #[arg(long, value_name = "SECONDS")]
         now: Option<u64>,
     },
-}
-
-fn now_or(now: Option<u64>) -> Result<u64> {
-    now.map_or_else(unix_now, Ok)
 }
 
 /// Runs a `shaken pa` command.

@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use ca_tools::repository::{self, RepositoryConfig};
 use clap::Subcommand;
 
+use super::read;
+
 /// Certificate repository commands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum RepoCommand {
@@ -40,11 +42,11 @@ pub(crate) fn run(command: RepoCommand) -> Result<ExitCode> {
         tls_key,
         max_age,
     } = command;
-    let read = |path: &PathBuf| {
-        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let tls = rest::tls::acceptor_from_pem(&read(&tls_cert)?, &read(&tls_key)?)
-        .context("--tls-cert/--tls-key")?;
+    let (chain, key) = (
+        read(&tls_cert, "TLS certificate")?,
+        read(&tls_key, "TLS key")?,
+    );
+    let tls = rest::tls::acceptor_from_pem(&chain, &key).context("--tls-cert/--tls-key")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let (listener, address) = rest::service::bind(listen).await?;
