@@ -38,6 +38,19 @@ pub const ROOT_DAYS: u64 = 20 * 365;
 /// Issuing CA validity, in days (10 years).
 pub const INTERMEDIATE_DAYS: u64 = 10 * 365;
 
+/// The files of one issuance ([`CaDir::issue_files`]).
+#[derive(Clone, Copy, Debug)]
+pub struct IssueFiles<'a> {
+    /// The CSR, PEM or DER.
+    pub csr: &'a Path,
+    /// The SPC token, as text.
+    pub spc_token: &'a Path,
+    /// The trusted PA certificate, PEM.
+    pub pa_certificate: &'a Path,
+    /// Where the issued chain (end entity, then the issuing CA) is written, PEM.
+    pub out: &'a Path,
+}
+
 /// A certificate this CA issued.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -404,6 +417,31 @@ impl CaDir {
         let chain = certificate::certificate_pem(&der)
             + &certificate::certificate_pem(&self.intermediate_der);
         Ok((chain, serial_text))
+    }
+
+    /// [`CaDir::issue`] from files: reads the CSR (PEM or DER), the SPC token (text, surrounding
+    /// whitespace ignored) and the PA certificate, and writes the PEM chain to `files.out` only
+    /// when every check passed. Returns the new serial in hex.
+    pub fn issue_files(
+        &mut self,
+        files: &IssueFiles<'_>,
+        days: u64,
+        now: u64,
+        rng: &mut impl rand_core::CryptoRngCore,
+    ) -> Result<String, CaError> {
+        let read = |path: &Path| std::fs::read(path).map_err(|e| CaError::io(path, &e));
+        let token = String::from_utf8(read(files.spc_token)?)
+            .map_err(|_| CaError::TokenMalformed("not UTF-8 text".into()))?;
+        let (chain, serial) = self.issue(
+            &read(files.csr)?,
+            token.trim(),
+            &read(files.pa_certificate)?,
+            days,
+            now,
+            rng,
+        )?;
+        keyfile::write_public(files.out, chain.as_bytes())?;
+        Ok(serial)
     }
 
     /// Records the revocation of an issued certificate.

@@ -101,6 +101,30 @@ pub fn spki_fingerprint(spki_der: &[u8]) -> String {
     format!("SHA256 {}", hex.join(":"))
 }
 
+/// The [`spki_fingerprint`] of a P-256 key given as PEM: a private key (PKCS#8 or SEC1), else
+/// the first `PUBLIC KEY` block.
+pub fn key_fingerprint_from_pem(pem: &[u8]) -> Result<String, CaError> {
+    use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
+    let public = match passport::SigningKey::from_pem(pem) {
+        Ok(key) => key.secret().public_key(),
+        Err(_) => {
+            let blocks = passport::pem::parse(pem, 4).map_err(passport::Error::from)?;
+            let block = blocks
+                .iter()
+                .find(|b| b.label == "PUBLIC KEY")
+                .ok_or_else(|| {
+                    CaError::NoKey("neither a private key nor a PUBLIC KEY block".into())
+                })?;
+            p256::PublicKey::from_public_key_der(&block.der)
+                .map_err(|e| CaError::NoKey(format!("the PUBLIC KEY block: {e}")))?
+        }
+    };
+    let der = public
+        .to_public_key_der()
+        .map_err(|e| CaError::Asn1(format!("encoding the public key: {e}")))?;
+    Ok(spki_fingerprint(der.as_bytes()))
+}
+
 fn extension(
     oid: ObjectIdentifier,
     critical: bool,

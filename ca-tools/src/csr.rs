@@ -51,6 +51,23 @@ pub fn build(
     Ok(request.to_der()?)
 }
 
+/// Writes to `out`, as PEM, the CSR [`build`] makes for the private key in `key_file` (PKCS#8
+/// or SEC1 PEM).
+pub fn write_request(
+    key_file: &std::path::Path,
+    spc: &str,
+    organization: &str,
+    country: &str,
+    out: &std::path::Path,
+) -> Result<(), CaError> {
+    let key = crate::keyfile::read_private_key(key_file)?;
+    let der = build(key.secret(), spc, organization, country)?;
+    crate::keyfile::write_public(
+        out,
+        certificate::pem_block("CERTIFICATE REQUEST", &der).as_bytes(),
+    )
+}
+
 /// A CSR whose signature verified.
 #[derive(Clone, Debug)]
 pub struct CheckedCsr {

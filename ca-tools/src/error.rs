@@ -36,6 +36,9 @@ pub enum CaError {
     /// A certificate, CRL or trust anchor refused by the PKI core.
     #[error(transparent)]
     Pki(#[from] pki::Error),
+    /// A key file holds no usable P-256 key.
+    #[error("no usable P-256 key: {0}")]
+    NoKey(String),
     /// An ASN.1 structure could not be encoded or decoded.
     #[error("ASN.1: {0}")]
     Asn1(String),

@@ -47,6 +47,16 @@ pub fn write_private_key(path: &Path, secret: &SecretKey, overwrite: bool) -> Re
     Ok(())
 }
 
+/// Generates a P-256 private key from `rng` and writes it to `path` as
+/// [`write_private_key`] does (0600, an existing file kept unless `overwrite`).
+pub fn generate_private_key(
+    path: &Path,
+    overwrite: bool,
+    rng: &mut impl rand_core::CryptoRngCore,
+) -> Result<(), CaError> {
+    write_private_key(path, &SecretKey::random(rng), overwrite)
+}
+
 /// Reads a private key (PKCS#8 or SEC1 PEM).
 pub fn read_private_key(path: &Path) -> Result<SigningKey, CaError> {
     let pem = std::fs::read(path).map_err(|e| CaError::io(path, &e))?;

@@ -2,6 +2,8 @@
 //! errors, SHAKEN CP v1.3 subject rules as warnings), reported for every certificate of a file.
 //! The verifier applies the same check to the end entities it is given.
 
+use std::fmt;
+
 pub use pki::profile::{lint, Finding, Profile, Rule, Severity};
 
 /// The lint result of one certificate in a file.
@@ -13,6 +15,35 @@ pub struct CertificateReport {
     pub profile: Option<Profile>,
     /// What is wrong.
     pub findings: Vec<Finding>,
+}
+
+impl CertificateReport {
+    /// How many of the findings are errors.
+    pub fn errors(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity() == Severity::Error)
+            .count()
+    }
+}
+
+/// `certificate N (Profile): K finding(s)`, then each finding on its own indented line.
+impl fmt::Display for CertificateReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let profile = self
+            .profile
+            .map_or_else(|| "unparsed".to_owned(), |p| format!("{p:?}"));
+        write!(
+            f,
+            "certificate {} ({profile}): {} finding(s)",
+            self.index,
+            self.findings.len()
+        )?;
+        for finding in &self.findings {
+            write!(f, "\n  {finding}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Lints every certificate of a PEM file.

@@ -1,4 +1,5 @@
-//! The policy administrator (STI-PA): its token-signing key and certificate.
+//! The policy administrator (STI-PA): its token-signing key and certificate, and the SPC tokens
+//! it signs with them.
 
 use std::path::Path;
 
@@ -6,6 +7,7 @@ use crate::certificate::{self, oid};
 use crate::error::CaError;
 use crate::keyfile;
 use crate::profile::{self, Common};
+use crate::spc_token;
 
 /// Validity of the PA certificate, in days (10 years).
 pub const PA_DAYS: u64 = 10 * 365;
@@ -40,4 +42,86 @@ pub fn init(
         &dir.join("pa.pem"),
         certificate::certificate_pem(&der).as_bytes(),
     )
+}
+
+/// What an SPC token authorizes ([`sign_spc_token`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpcTokenRequest<'a> {
+    /// The service provider code.
+    pub spc: &'a str,
+    /// The account key's fingerprint, `SHA256 AB:CD:...`.
+    pub fingerprint: &'a str,
+    /// Lifetime in seconds.
+    pub ttl: u64,
+    /// The PA certificate's URL, put in the token header's `x5u`.
+    pub x5u: Option<String>,
+}
+
+/// Signs an SPC token with the PA key `dir/pa.key` (made by [`init`]), valid from `now` for
+/// `request.ttl` seconds, its `jti` a random UUID drawn from `rng`.
+pub fn sign_spc_token(
+    dir: &Path,
+    request: &SpcTokenRequest<'_>,
+    now: u64,
+    rng: &mut impl rand_core::CryptoRngCore,
+) -> Result<String, CaError> {
+    let key = keyfile::read_private_key(&dir.join("pa.key"))?;
+    let mut random = [0u8; 16];
+    rng.fill_bytes(&mut random);
+    let jti = uuid::Builder::from_random_bytes(random)
+        .into_uuid()
+        .to_string();
+    spc_token::create(
+        &key,
+        request.spc,
+        request.fingerprint,
+        now,
+        request.ttl,
+        jti,
+        request.x5u.clone(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_signed_with_the_pa_directory_verify_with_its_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        init(
+            dir.path(),
+            "Test PA",
+            1_700_000_000,
+            false,
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+        let fingerprint = certificate::spki_fingerprint(b"account key");
+        let request = SpcTokenRequest {
+            spc: "1001",
+            fingerprint: &fingerprint,
+            ttl: 600,
+            x5u: None,
+        };
+        let token =
+            sign_spc_token(dir.path(), &request, 1_700_000_000, &mut rand_core::OsRng).unwrap();
+        let pem = std::fs::read(dir.path().join("pa.pem")).unwrap();
+        let key = passport::cert::verifying_key_from_pem_chain(&pem).unwrap();
+        let checked = spc_token::verify(&token, &key, 1_700_000_100).unwrap();
+        assert_eq!(checked.tn_auth_list.single_spc(), Some("1001"));
+        assert_eq!(checked.exp, 1_700_000_600);
+        assert!(
+            uuid::Uuid::parse_str(&checked.jti).is_ok(),
+            "{}",
+            checked.jti
+        );
+        let other =
+            sign_spc_token(dir.path(), &request, 1_700_000_000, &mut rand_core::OsRng).unwrap();
+        assert_ne!(token, other, "each token has its own jti");
+        assert!(matches!(
+            sign_spc_token(&dir.path().join("none"), &request, 0, &mut rand_core::OsRng),
+            Err(CaError::Io { .. })
+        ));
+    }
 }

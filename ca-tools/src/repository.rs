@@ -11,22 +11,19 @@
 //! - `Cache-Control: max-age=N`, a strong `ETag` (SHA-256 of the content), `If-None-Match`
 //!   answered with 304.
 //! - Files are read per request (so a new CRL is published by replacing the file), with a size
-//!   cap; TLS handshakes and request headers have timeouts.
+//!   cap. Connections go through the serve loop every service shares ([`rest::http::serve`]):
+//!   TLS handshakes and request headers have timeouts, shutdown is graceful.
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rest::http::{Handler, Peer};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -37,8 +34,6 @@ use crate::error::CaError;
 pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
 /// The default `Cache-Control: max-age`.
 pub const DEFAULT_MAX_AGE: u64 = 3600;
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the repository serves.
 #[derive(Clone, Debug)]
@@ -49,87 +44,55 @@ pub struct RepositoryConfig {
     pub max_age: u64,
 }
 
-/// A rustls server configuration from a PEM certificate chain and a PEM private key
-/// (PKCS#8 or SEC1).
-pub fn tls_config(chain_pem: &[u8], key_pem: &[u8]) -> Result<rustls::ServerConfig, CaError> {
-    let chain: Vec<CertificateDer<'static>> = passport::cert::chain_from_pem(chain_pem)?
-        .into_iter()
-        .map(CertificateDer::from)
-        .collect();
-    let key = passport::SigningKey::from_pem(key_pem)?;
-    let pkcs8 = p256::pkcs8::EncodePrivateKey::to_pkcs8_der(key.secret())
-        .map_err(|e| CaError::InvalidArgument(format!("TLS key: {e}")))?;
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec()));
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| CaError::InvalidArgument(format!("TLS: {e}")))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| CaError::InvalidArgument(format!("TLS certificate or key: {e}")))
+/// The repository's request handler for the shared serve loop ([`rest::http::serve`]): every
+/// request answered by [`respond`] over one published folder.
+#[derive(Debug)]
+pub struct Repository {
+    config: RepositoryConfig,
 }
 
-/// Serves HTTPS on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    tls: rustls::ServerConfig,
-    config: RepositoryConfig,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), CaError> {
-    let dir = config
-        .dir
-        .canonicalize()
-        .map_err(|e| CaError::io(&config.dir, &e))?;
-    let config = Arc::new(RepositoryConfig { dir, ..config });
-    let acceptor = TlsAcceptor::from(Arc::new(tls));
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                // A failed accept (out of descriptors, a reset) must not stop the server.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let config = Arc::clone(&config);
-        tokio::spawn(async move {
-            let _ = connection(stream, peer, acceptor, config).await;
-        });
+impl Repository {
+    /// The repository publishing `config.dir`, resolved once to its real path (the check that
+    /// a served file stays inside the folder compares real paths). Fails if the folder cannot
+    /// be resolved.
+    pub fn new(config: RepositoryConfig) -> Result<Self, CaError> {
+        let dir = config
+            .dir
+            .canonicalize()
+            .map_err(|e| CaError::io(&config.dir, &e))?;
+        Ok(Self {
+            config: RepositoryConfig { dir, ..config },
+        })
     }
 }
 
-async fn connection(
-    stream: tokio::net::TcpStream,
-    _peer: SocketAddr,
-    acceptor: TlsAcceptor,
-    config: Arc<RepositoryConfig>,
-) -> Result<(), ()> {
-    let tls = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-        .await
-        .map_err(|_| ())?
-        .map_err(|_| ())?;
-    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-        let config = Arc::clone(&config);
-        async move {
-            Ok::<_, Infallible>(respond(
-                &config,
-                request.method(),
-                request.uri().path(),
-                request.headers(),
-            ))
-        }
-    });
-    hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(tls), service)
-        .await
-        .map_err(|_| ())
+impl Handler for Repository {
+    fn handle(
+        &self,
+        request: Request<Incoming>,
+        _peer: &Peer,
+    ) -> impl Future<Output = Response<Full<Bytes>>> + Send {
+        std::future::ready(respond(
+            &self.config,
+            request.method(),
+            request.uri().path(),
+            request.headers(),
+        ))
+    }
+}
+
+/// Serves HTTPS on `listener` with `tls` (for instance from [`rest::tls::acceptor_from_pem`])
+/// until `shutdown` completes, then lets requests in flight finish. Fails at once, serving
+/// nothing, if the folder cannot be resolved.
+pub async fn serve(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    config: RepositoryConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CaError> {
+    let repository = Arc::new(Repository::new(config)?);
+    rest::http::serve(listener, repository, Some(tls), shutdown).await;
+    Ok(())
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {

@@ -233,3 +233,69 @@ fn reopening_the_directory_keeps_the_state() {
     let err = CaDir::init(&s._dir.path().join("ca"), &options, NOW, &mut OsRng).unwrap_err();
     assert!(matches!(err, CaError::KeyExists(_)), "{err}");
 }
+
+/// The file-based path the command line takes: a key generated to a file, a CSR written from
+/// it, the fingerprint read back from the key file, a token signed from the PA directory, and
+/// issuance from those files; a refused issuance writes no chain.
+#[test]
+fn issuance_from_files_writes_the_chain_only_when_it_succeeds() {
+    let mut s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    ca_tools::keyfile::generate_private_key(&path("sp.key"), false, &mut OsRng).unwrap();
+    csr::write_request(
+        &path("sp.key"),
+        "1001",
+        "Carrier One",
+        "US",
+        &path("sp.csr"),
+    )
+    .unwrap();
+    let key_pem = std::fs::read(path("sp.key")).unwrap();
+    let fingerprint = certificate::key_fingerprint_from_pem(&key_pem).unwrap();
+    let public_pem = passport::SigningKey::from_pem(&key_pem)
+        .unwrap()
+        .secret()
+        .public_key()
+        .to_public_key_pem(Default::default())
+        .unwrap();
+    assert_eq!(
+        certificate::key_fingerprint_from_pem(public_pem.as_bytes()).unwrap(),
+        fingerprint
+    );
+    assert!(matches!(
+        certificate::key_fingerprint_from_pem(b"nothing"),
+        Err(CaError::NoKey(_))
+    ));
+    let pa_dir = s._dir.path().join("pa");
+    let request = pa::SpcTokenRequest {
+        spc: "1001",
+        fingerprint: &fingerprint,
+        ttl: 300,
+        x5u: None,
+    };
+    let token = pa::sign_spc_token(&pa_dir, &request, NOW, &mut OsRng).unwrap();
+    std::fs::write(path("token"), format!("{token}\n")).unwrap();
+    let files = ca_tools::ca::IssueFiles {
+        csr: &path("sp.csr"),
+        spc_token: &path("token"),
+        pa_certificate: &pa_dir.join("pa.pem"),
+        out: &path("chain.pem"),
+    };
+    let serial = s.ca.issue_files(&files, 90, NOW, &mut OsRng).unwrap();
+    let chain = std::fs::read(path("chain.pem")).unwrap();
+    assert_eq!(
+        ca_tools::ca::serial_of_certificate_pem(&chain).unwrap(),
+        serial
+    );
+
+    let refused = ca_tools::ca::IssueFiles {
+        out: &path("refused.pem"),
+        ..files
+    };
+    let err =
+        s.ca.issue_files(&refused, 90, NOW + 600, &mut OsRng)
+            .unwrap_err();
+    assert!(matches!(err, CaError::TokenExpired { .. }), "{err}");
+    assert!(!path("refused.pem").exists());
+}

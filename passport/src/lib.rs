@@ -7,6 +7,7 @@
 //!   check, and [`token::TokenSigner`] for the signer's hot path;
 //! - [`identity`]: the SIP Identity header value (RFC 8224);
 //! - [`verify`]: the verification steps in the standard's order, each failure one SIP code;
+//! - [`inspect`]: what the offline tools show of a token: a verdict, a decoded token;
 //! - [`tn`]: telephone number canonicalization with NANP and Chinese national plans;
 //! - [`tnauthlist`]: the TNAuthList certificate extension (RFC 8226) in DER;
 //! - [`keys`], [`cert`] and [`pem`]: ES256 keys (aws-lc-rs arithmetic), certificates, PEM;
@@ -23,6 +24,7 @@ pub mod claims;
 pub mod error;
 pub mod header;
 pub mod identity;
+pub mod inspect;
 pub mod json;
 pub mod keys;
 pub mod nonce;

@@ -1,7 +1,9 @@
-//! The ATIS-1000082 REST plumbing shared by the signer and the verifier: the standard's
-//! request errors and their JSON shape ([`error`]), reading request bodies ([`body`]), the request rules, `X-RequestID`, and the
-//! serve loop with graceful shutdown ([`http`]), the client allow-list with mutual TLS and rate
-//! limits ([`clients`], [`tls`]), and metric primitives ([`metrics`]).
+//! The service plumbing shared by the signer, the verifier and the certificate repository: the
+//! ATIS-1000082 request errors and their JSON shape ([`error`]), reading request bodies
+//! ([`body`]), the request rules, `X-RequestID`, and the serve loop with graceful shutdown
+//! ([`http`]), the client allow-list with mutual TLS and rate limits ([`clients`], [`tls`]),
+//! metric primitives ([`metrics`]), and the process around a service: logs, listening, signals
+//! ([`service`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -10,6 +12,7 @@ pub mod clients;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod service;
 pub mod tls;
 
 pub use error::{ApiError, PolicyRefusal};

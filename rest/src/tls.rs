@@ -30,16 +30,43 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError(format!("{}: {e}", path.display())))
 }
 
-/// The acceptor for `[tls]`.
+/// The acceptor for `[tls]`: the server chain and key from their files, and client
+/// certificates required when `client_ca_file` is set. ALPN offers HTTP/1.1 only.
 pub fn acceptor(section: &TlsSection) -> Result<TlsAcceptor, TlsError> {
-    let chain: Vec<CertificateDer<'static>> =
-        passport::cert::chain_from_pem(&read(&section.cert_file)?)
-            .map_err(|e| TlsError(e.to_string()))?
-            .into_iter()
-            .map(CertificateDer::from)
-            .collect();
-    let key = passport::SigningKey::from_pem(&read(&section.key_file)?)
-        .map_err(|e| TlsError(e.to_string()))?;
+    let chain = read(&section.cert_file)?;
+    let key = read(&section.key_file)?;
+    let client_roots = match &section.client_ca_file {
+        Some(path) => Some((path.as_path(), read(path)?)),
+        None => None,
+    };
+    build(
+        &chain,
+        &key,
+        client_roots
+            .as_ref()
+            .map(|(path, pem)| (*path, pem.as_slice())),
+    )
+}
+
+/// An acceptor for a server chain and key given as PEM (the key PKCS#8 or SEC1), asking no
+/// client certificate: what a service publishing to anyone (the certificate repository) needs.
+/// ALPN offers HTTP/1.1 only.
+pub fn acceptor_from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, TlsError> {
+    build(chain_pem, key_pem, None)
+}
+
+/// The acceptor; `client_roots` is the client CA file's name and content.
+fn build(
+    chain_pem: &[u8],
+    key_pem: &[u8],
+    client_roots: Option<(&std::path::Path, &[u8])>,
+) -> Result<TlsAcceptor, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = passport::cert::chain_from_pem(chain_pem)
+        .map_err(|e| TlsError(e.to_string()))?
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let key = passport::SigningKey::from_pem(key_pem).map_err(|e| TlsError(e.to_string()))?;
     let pkcs8 = p256::pkcs8::EncodePrivateKey::to_pkcs8_der(key.secret())
         .map_err(|e| TlsError(format!("TLS key: {e}")))?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec()));
@@ -47,13 +74,11 @@ pub fn acceptor(section: &TlsSection) -> Result<TlsAcceptor, TlsError> {
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError(format!("TLS: {e}")))?;
-    let builder = match &section.client_ca_file {
+    let builder = match client_roots {
         None => builder.with_no_client_auth(),
-        Some(ca_file) => {
+        Some((ca_file, pem)) => {
             let mut roots = rustls::RootCertStore::empty();
-            for der in passport::cert::chain_from_pem(&read(ca_file)?)
-                .map_err(|e| TlsError(e.to_string()))?
-            {
+            for der in passport::cert::chain_from_pem(pem).map_err(|e| TlsError(e.to_string()))? {
                 roots
                     .add(CertificateDer::from(der))
                     .map_err(|e| TlsError(format!("client CA {}: {e}", ca_file.display())))?;

@@ -48,6 +48,15 @@ pub enum SignerError {
     /// The signing key does not match the published certificate.
     #[error("the signing key does not match the certificate {0}")]
     KeyMismatch(String),
+    /// The carrier secret file holds fewer than 16 bytes (after trimming).
+    #[error("the carrier secret in {} is shorter than 16 bytes", .0.display())]
+    ShortSecret(PathBuf),
+    /// The `[tls]` section is unusable.
+    #[error(transparent)]
+    Tls(#[from] rest::tls::TlsError),
+    /// The service cannot listen.
+    #[error(transparent)]
+    Listen(#[from] rest::service::ListenError),
 }
 
 /// One refused line of an import file.
@@ -57,6 +66,13 @@ pub struct BadLine {
     pub line: usize,
     /// Why it was refused.
     pub reason: String,
+}
+
+/// `line N: reason`.
+impl std::fmt::Display for BadLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
 }
 
 impl SignerError {

@@ -2,6 +2,7 @@
 //!
 //! - [`registry`]: the real-name registry (SQLite, CSV import, hot cache);
 //! - [`service`]: the HTTP(S) service: ATIS-1000082 rules, client authorization, rate limits;
+//! - [`server`]: the service as a process: key check, serve loop, SIGHUP reload, pruning;
 //! - [`api`]: request parsing and the standard's error bodies;
 //! - [`config`], [`credentials`], [`metrics`]: configuration, key and certificate, Prometheus;
 //! - [`policy`]: the attestation policy;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod nonces;
 pub mod policy;
 pub mod registry;
+pub mod server;
 pub mod service;
 pub mod trace;
 

@@ -8,32 +8,31 @@ pub(crate) mod repo;
 pub(crate) mod signer;
 pub(crate) mod verifier;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+/// The content of a file, or an error naming it as `what`.
+pub(crate) fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
 
 /// Seconds since the epoch, read once at the edge of the program.
 pub(crate) fn unix_now() -> anyhow::Result<u64> {
-    use anyhow::Context;
-    Ok(SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("the system clock is before 1970")?
-        .as_secs())
+    rest::service::unix_now().context("the system clock is before 1970")
 }
 
-/// Binds a service's listener and installs its SIGHUP handler, both before the service says it
-/// is listening (a SIGHUP arriving before the handler exists would end the process).
-pub(crate) async fn listen(
-    address: std::net::SocketAddr,
-) -> anyhow::Result<(
-    tokio::net::TcpListener,
-    std::net::SocketAddr,
-    tokio::signal::unix::Signal,
-)> {
-    use anyhow::Context;
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
-    let bound = listener.local_addr()?;
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("installing the SIGHUP handler")?;
-    Ok((listener, bound, hangup))
+/// `now` when given (a flag pinning the time), else the clock.
+pub(crate) fn now_or(now: Option<u64>) -> anyhow::Result<u64> {
+    now.map_or_else(unix_now, Ok)
+}
+
+/// The exit status of an answer: 0 when it is positive, 1 when it is negative.
+pub(crate) fn answer(positive: bool) -> ExitCode {
+    if positive {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

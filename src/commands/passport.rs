@@ -1,18 +1,17 @@
 //! `shaken passport sign | verify | decode`: offline PASSporT operations.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use passport::claims::{Attestation, Claims, Dest, OrigId, Party};
-use passport::identity::IdentityHeader;
+use passport::inspect;
 use passport::token::{Passport, TokenSigner};
 use passport::verify::{self, VerifyOptions};
 use passport::{cert, NumberingPlan, SigningKey, Tn};
-use serde_json::{json, Map, Value};
 
-use super::unix_now;
+use super::{answer, now_or, read};
 
 /// Offline PASSporT operations.
 #[derive(Subcommand, Debug)]
@@ -110,10 +109,6 @@ pub(crate) fn run(command: PassportCommand) -> Result<ExitCode> {
     }
 }
 
-fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
-}
-
 fn canonical(input: &str, plan: Option<NumberingPlan>, flag: &str) -> Result<Tn> {
     Tn::canonicalize(input, plan).with_context(|| format!("{flag} {input:?}"))
 }
@@ -125,7 +120,7 @@ fn sign(args: SignArgs) -> Result<ExitCode> {
     if args.x5u.starts_with("http://") {
         eprintln!("shaken: warning: --x5u is plain http; verifiers outside a lab refuse it");
     }
-    let key = SigningKey::from_pem(&read_file(&args.key, "key")?)
+    let key = SigningKey::from_pem(&read(&args.key, "key")?)
         .with_context(|| format!("--key {}", args.key.display()))?;
     let orig = canonical(&args.orig, args.country, "--orig")?;
     let dest = args
@@ -138,10 +133,7 @@ fn sign(args: SignArgs) -> Result<ExitCode> {
         Some(origid) => origid,
         None => uuid::Uuid::new_v4().to_string().parse()?,
     };
-    let iat = match args.iat {
-        Some(iat) => iat,
-        None => unix_now()?,
-    };
+    let iat = now_or(args.iat)?;
     let claims = Claims::shaken(
         iat,
         Party::Tn(orig.into_string()),
@@ -158,49 +150,16 @@ fn sign(args: SignArgs) -> Result<ExitCode> {
 fn identity_value(source: &IdentitySource) -> Result<String> {
     let text = match (&source.identity, &source.identity_file) {
         (Some(value), _) => value.clone(),
-        (None, Some(path)) => String::from_utf8(read_file(path, "identity file")?)
+        (None, Some(path)) => String::from_utf8(read(path, "identity file")?)
             .with_context(|| format!("{} is not UTF-8 text", path.display()))?,
         (None, None) => bail!("give --identity or --identity-file"),
     };
-    let text = text.trim();
-    let without_name = text
-        .get(..9)
-        .filter(|prefix| prefix.eq_ignore_ascii_case("identity:"))
-        .map_or(text, |_| &text[9..]);
-    Ok(without_name.trim().to_owned())
-}
-
-/// The members describing a token, as it carries them.
-fn describe(passport: &Passport, out: &mut Map<String, Value>) {
-    let claims = passport.claims();
-    if let Some(attest) = claims.attest {
-        out.insert("attest".into(), json!(attest.as_str()));
-    }
-    out.insert("orig".into(), party_json(&claims.orig));
-    let mut dest = Map::new();
-    if !claims.dest.tn().is_empty() {
-        dest.insert("tn".into(), json!(claims.dest.tn()));
-    }
-    if !claims.dest.uri().is_empty() {
-        dest.insert("uri".into(), json!(claims.dest.uri()));
-    }
-    out.insert("dest".into(), Value::Object(dest));
-    out.insert("iat".into(), json!(claims.iat));
-    if let Some(origid) = &claims.origid {
-        out.insert("origid".into(), json!(origid.as_str()));
-    }
-}
-
-fn party_json(party: &Party) -> Value {
-    match party {
-        Party::Tn(tn) => json!({ "tn": tn }),
-        Party::Uri(uri) => json!({ "uri": uri }),
-    }
+    Ok(inspect::header_value(&text).to_owned())
 }
 
 fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let value = identity_value(&args.source)?;
-    let key = cert::verifying_key_from_pem_chain(&read_file(&args.cert, "certificate")?)
+    let key = cert::verifying_key_from_pem_chain(&read(&args.cert, "certificate")?)
         .with_context(|| format!("--cert {}", args.cert.display()))?;
     let from = args
         .from
@@ -213,36 +172,14 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         .map(|t| canonical(t, args.country, "--to"))
         .collect::<Result<Vec<_>>>()?;
     let options = VerifyOptions {
-        now: match args.now {
-            Some(now) => now,
-            None => unix_now()?,
-        },
+        now: now_or(args.now)?,
         max_age: args.max_age,
         max_future: args.max_future,
     };
 
-    let mut out = Map::new();
-    let outcome = IdentityHeader::parse(&value).and_then(|identity| {
-        describe(identity.passport(), &mut out);
-        verify::verify_shaken(&identity, &key, &options, from.as_ref(), &to)
-    });
-    let code = match outcome {
-        Ok(()) => {
-            out.insert("verstat".into(), json!("TN-Validation-Passed"));
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            // Everything a received token can get wrong has exactly one SIP code.
-            let reason = error.sip_reason();
-            out.insert("verstat".into(), json!("TN-Validation-Failed"));
-            out.insert("reasoncode".into(), json!(reason.code()));
-            out.insert("reasontext".into(), json!(reason.phrase()));
-            out.insert("reasondesc".into(), json!(error.to_string()));
-            ExitCode::from(1)
-        }
-    };
-    println!("{}", Value::Object(out));
-    Ok(code)
+    let (verdict, passed) = inspect::offline_verdict(&value, &key, &options, from.as_ref(), &to);
+    println!("{verdict}");
+    Ok(answer(passed))
 }
 
 fn decode(args: DecodeArgs) -> Result<ExitCode> {
@@ -255,28 +192,7 @@ fn decode(args: DecodeArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let as_value = |json: String, what: &str| -> Result<Value> {
-        serde_json::from_str(&json).with_context(|| format!("re-reading the {what} JSON"))
-    };
-    let output = json!({
-        "header": as_value(passport.header().to_json(), "header")?,
-        "claims": as_value(passport.claims().to_json(), "claims")?,
-        "signature": passport::base64url::encode(passport.signature()),
-    });
+    let output = inspect::decoded(&passport)?;
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identity_prefix_is_stripped() {
-        let source = IdentitySource {
-            identity: Some("  Identity: abc;info=<x>\r\n".into()),
-            identity_file: None,
-        };
-        assert_eq!(identity_value(&source).unwrap(), "abc;info=<x>");
-    }
 }

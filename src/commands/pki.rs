@@ -1,17 +1,18 @@
 //! `shaken pa | sp | ca`: the policy administrator's, the service provider's and the
 //! certification authority's commands.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use ca_tools::ca::{self, CaDir, InitOptions};
+use ca_tools::ca::{self, CaDir, InitOptions, IssueFiles};
 use ca_tools::crl::Reason;
-use ca_tools::lint::{self, Severity};
-use ca_tools::{certificate, csr, keyfile, pa, spc_token};
+use ca_tools::lint;
+use ca_tools::{certificate, csr, keyfile, pa};
 use clap::{Args, Subcommand};
+use rand_core::OsRng;
 
-use super::unix_now;
+use super::{now_or, read, unix_now};
 
 /// Policy administrator (STI-PA) commands.
 #[derive(Subcommand, Debug)]
@@ -203,19 +204,11 @@ pub(crate) enum CaCommand {
     },
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
-}
-
-fn now_or(now: Option<u64>) -> Result<u64> {
-    now.map_or_else(unix_now, Ok)
-}
-
 /// Runs a `shaken pa` command.
 pub(crate) fn run_pa(command: PaCommand) -> Result<ExitCode> {
     match command {
         PaCommand::Init { out, name, force } => {
-            pa::init(&out, &name, unix_now()?, force, &mut rand_core::OsRng)?;
+            pa::init(&out, &name, unix_now()?, force, &mut OsRng)?;
             eprintln!(
                 "wrote {}/pa.key (0600) and {}/pa.pem",
                 out.display(),
@@ -223,23 +216,21 @@ pub(crate) fn run_pa(command: PaCommand) -> Result<ExitCode> {
             );
         }
         PaCommand::SpcToken(args) => {
-            let key = keyfile::read_private_key(&args.pa.join("pa.key"))?;
-            let fingerprint = match (&args.fingerprint, &args.account_key) {
-                (Some(f), _) => f.clone(),
-                (None, Some(path)) => account_key_fingerprint(&read(path, "account key")?)
-                    .with_context(|| format!("--account-key {}", path.display()))?,
+            let fingerprint = match (args.fingerprint, &args.account_key) {
+                (Some(fingerprint), _) => fingerprint,
+                (None, Some(path)) => {
+                    certificate::key_fingerprint_from_pem(&read(path, "account key")?)
+                        .with_context(|| format!("--account-key {}", path.display()))?
+                }
                 (None, None) => bail!("give --fingerprint or --account-key"),
             };
-            let jti = uuid::Uuid::new_v4().to_string();
-            let token = spc_token::create(
-                &key,
-                &args.spc,
-                &fingerprint,
-                now_or(args.now)?,
-                args.ttl,
-                jti,
-                args.x5u,
-            )?;
+            let request = pa::SpcTokenRequest {
+                spc: &args.spc,
+                fingerprint: &fingerprint,
+                ttl: args.ttl,
+                x5u: args.x5u,
+            };
+            let token = pa::sign_spc_token(&args.pa, &request, now_or(args.now)?, &mut OsRng)?;
             match args.out {
                 Some(path) => keyfile::write_public(&path, format!("{token}\n").as_bytes())?,
                 None => println!("{token}"),
@@ -249,32 +240,11 @@ pub(crate) fn run_pa(command: PaCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The fingerprint of a private or public key PEM.
-fn account_key_fingerprint(pem: &[u8]) -> Result<String> {
-    use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
-    let public = match passport::SigningKey::from_pem(pem) {
-        Ok(key) => key.secret().public_key(),
-        Err(_) => {
-            let blocks = passport::pem::parse(pem, 4)?;
-            let block = blocks
-                .iter()
-                .find(|b| b.label == "PUBLIC KEY")
-                .context("no private key or PUBLIC KEY block")?;
-            p256::PublicKey::from_public_key_der(&block.der).context("not a P-256 public key")?
-        }
-    };
-    let der = public
-        .to_public_key_der()
-        .context("encoding the public key")?;
-    Ok(certificate::spki_fingerprint(der.as_bytes()))
-}
-
 /// Runs a `shaken sp` command.
 pub(crate) fn run_sp(command: SpCommand) -> Result<ExitCode> {
     match command {
         SpCommand::Keygen { out, force } => {
-            let secret = p256::SecretKey::random(&mut rand_core::OsRng);
-            keyfile::write_private_key(&out, &secret, force)?;
+            keyfile::generate_private_key(&out, force, &mut OsRng)?;
             eprintln!("wrote {} (0600)", out.display());
         }
         SpCommand::Csr {
@@ -283,14 +253,7 @@ pub(crate) fn run_sp(command: SpCommand) -> Result<ExitCode> {
             org,
             country,
             out,
-        } => {
-            let key = keyfile::read_private_key(&key)?;
-            let der = csr::build(key.secret(), &spc, &org, &country)?;
-            keyfile::write_public(
-                &out,
-                certificate::pem_block("CERTIFICATE REQUEST", &der).as_bytes(),
-            )?;
-        }
+        } => csr::write_request(&key, &spc, &org, &country, &out)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -314,7 +277,7 @@ pub(crate) fn run_ca(command: CaCommand) -> Result<ExitCode> {
                 root_crl_url,
                 force,
             };
-            CaDir::init(&out, &options, now_or(now)?, &mut rand_core::OsRng)?;
+            CaDir::init(&out, &options, now_or(now)?, &mut OsRng)?;
             eprintln!(
                 "CA created in {} (root.pem, intermediate.pem, keys 0600, ca.json)",
                 out.display()
@@ -329,18 +292,14 @@ pub(crate) fn run_ca(command: CaCommand) -> Result<ExitCode> {
             out,
             now,
         } => {
-            let mut ca = CaDir::open(&ca_dir)?;
-            let token = String::from_utf8(read(&spc_token, "SPC token")?)
-                .context("SPC token is not text")?;
-            let (chain, serial) = ca.issue(
-                &read(&csr, "CSR")?,
-                token.trim(),
-                &read(&pa_cert, "PA certificate")?,
-                days,
-                now_or(now)?,
-                &mut rand_core::OsRng,
-            )?;
-            keyfile::write_public(&out, chain.as_bytes())?;
+            let files = IssueFiles {
+                csr: &csr,
+                spc_token: &spc_token,
+                pa_certificate: &pa_cert,
+                out: &out,
+            };
+            let serial =
+                CaDir::open(&ca_dir)?.issue_files(&files, days, now_or(now)?, &mut OsRng)?;
             eprintln!("issued serial {serial} to {}", out.display());
         }
         CaCommand::Revoke {
@@ -367,31 +326,16 @@ pub(crate) fn run_ca(command: CaCommand) -> Result<ExitCode> {
             root,
             now,
         } => {
-            let mut ca = CaDir::open(&ca_dir)?;
-            let der = ca.crl(next_update_hours, now_or(now)?, root)?;
+            let der = CaDir::open(&ca_dir)?.crl(next_update_hours, now_or(now)?, root)?;
             keyfile::write_public(&out, &der)?;
         }
         CaCommand::Lint { cert, now } => {
-            let results = lint::lint_pem(&read(&cert, "certificate")?, now)
+            let reports = lint::lint_pem(&read(&cert, "certificate")?, now)
                 .with_context(|| format!("{}", cert.display()))?;
-            let mut errors = 0;
-            for report in results {
-                let profile = report
-                    .profile
-                    .map_or_else(|| "unparsed".to_owned(), |p| format!("{p:?}"));
-                println!(
-                    "certificate {} ({profile}): {} finding(s)",
-                    report.index,
-                    report.findings.len()
-                );
-                for finding in report.findings {
-                    if finding.severity() == Severity::Error {
-                        errors += 1;
-                    }
-                    println!("  {finding}");
-                }
+            for report in &reports {
+                println!("{report}");
             }
-            if errors > 0 {
+            if reports.iter().any(|report| report.errors() > 0) {
                 return Ok(ExitCode::from(1));
             }
         }

@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use ca_tools::repository::{self, RepositoryConfig};
 use clap::Subcommand;
 
+use super::read;
+
 /// Certificate repository commands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum RepoCommand {
@@ -40,42 +42,24 @@ pub(crate) fn run(command: RepoCommand) -> Result<ExitCode> {
         tls_key,
         max_age,
     } = command;
-    let read = |path: &PathBuf| {
-        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-    };
-    let tls = repository::tls_config(&read(&tls_cert)?, &read(&tls_key)?)
-        .context("--tls-cert/--tls-key")?;
+    let (chain, key) = (
+        read(&tls_cert, "TLS certificate")?,
+        read(&tls_key, "TLS key")?,
+    );
+    let tls = rest::tls::acceptor_from_pem(&chain, &key).context("--tls-cert/--tls-key")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        let address = listener.local_addr()?;
+        let (listener, address) = rest::service::bind(listen).await?;
         eprintln!("serving {} at https://{address}/", dir.display());
         repository::serve(
             listener,
             tls,
             RepositoryConfig { dir, max_age },
-            shutdown_signal(),
+            rest::service::shutdown_signal(),
         )
         .await
         .context("repository")?;
         eprintln!("stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

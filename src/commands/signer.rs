@@ -1,23 +1,20 @@
 //! `shaken signer | registry | trace`: the originating carrier's signing service, its
 //! real-name registry, and traceback lookups.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use passport::{NumberingPlan, Tn};
 use serde_json::json;
 use signer::config::SignerConfig;
-use signer::registry::import::{import, ImportMode, ImportOptions};
+use signer::registry::import::{carrier_secret, import_file, ImportMode, ImportOptions};
 use signer::registry::{NumberStatus, Registry};
-use signer::service::{self, SignerState};
+use signer::server::Prepared;
 use signer::trace::{self, TraceLog};
 
-use super::unix_now;
+use super::{answer, unix_now};
 
 /// Signing service commands.
 #[derive(Subcommand, Debug)]
@@ -56,38 +53,24 @@ pub(crate) enum RegistryCommand {
         file: PathBuf,
     },
     /// Show what the registry holds for a number.
-    Show {
-        /// The registry database.
-        #[arg(long, value_name = "FILE")]
-        db: PathBuf,
-        /// Numbering plan for a national-form number.
-        #[arg(long, value_name = "PLAN")]
-        country: Option<NumberingPlan>,
-        /// The number.
-        tn: String,
-    },
+    Show(NumberArgs),
     /// Suspend a number: its calls are no longer signed.
-    Suspend {
-        /// The registry database.
-        #[arg(long, value_name = "FILE")]
-        db: PathBuf,
-        /// Numbering plan for a national-form number.
-        #[arg(long, value_name = "PLAN")]
-        country: Option<NumberingPlan>,
-        /// The number.
-        tn: String,
-    },
+    Suspend(NumberArgs),
     /// Resume a suspended number.
-    Resume {
-        /// The registry database.
-        #[arg(long, value_name = "FILE")]
-        db: PathBuf,
-        /// Numbering plan for a national-form number.
-        #[arg(long, value_name = "PLAN")]
-        country: Option<NumberingPlan>,
-        /// The number.
-        tn: String,
-    },
+    Resume(NumberArgs),
+}
+
+/// A number of the registry.
+#[derive(Args, Debug)]
+pub(crate) struct NumberArgs {
+    /// The registry database.
+    #[arg(long, value_name = "FILE")]
+    db: PathBuf,
+    /// Numbering plan for a national-form number.
+    #[arg(long, value_name = "PLAN")]
+    country: Option<NumberingPlan>,
+    /// The number.
+    tn: String,
 }
 
 /// Trace log commands.
@@ -122,116 +105,26 @@ pub(crate) enum TraceCommand {
     },
 }
 
-/// Structured logs on stderr, filtered by SHAKEN_LOG (default `info`).
-pub(crate) fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SHAKEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
-}
-
-fn tls_acceptor(config: &SignerConfig) -> Result<Option<tokio_rustls::TlsAcceptor>> {
-    config
-        .tls
-        .as_ref()
-        .map(rest::tls::acceptor)
-        .transpose()
-        .map_err(Into::into)
-}
-
 /// Runs a `shaken signer` command.
 pub(crate) fn run_signer(command: SignerCommand) -> Result<ExitCode> {
-    let SignerCommand::Serve {
-        config: config_path,
-        validate,
-    } = command;
-    init_logging();
-    let config = SignerConfig::load(&config_path)?;
+    let SignerCommand::Serve { config, validate } = command;
+    rest::service::init_logging();
+    let config = SignerConfig::load(&config)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let credentials = signer::credentials::load(&config).await?;
-        let tls = tls_acceptor(&config)?;
+        let prepared = Prepared::load(config).await?;
         if validate {
-            println!("configuration OK: key matches {}", credentials.subject);
-            return Ok(ExitCode::SUCCESS);
+            println!(
+                "configuration OK: key matches {}",
+                prepared.certificate_subject()
+            );
+        } else {
+            prepared
+                .run(unix_now()?, rest::service::shutdown_signal())
+                .await?;
         }
-        let state = Arc::new(SignerState::from_config(&config, Arc::clone(&credentials.signer))?);
-        let now = unix_now()?;
-        if service::note_certificate_expiry(&state, credentials.not_after, now, config.certificate_expiry_warning_days) {
-            tracing::warn!(days = service::days_left(credentials.not_after, now), "signing certificate expires soon");
-        }
-        let pruned = TraceLog::prune(&config.trace_db, config.trace_retention_days, now)?;
-        tracing::info!(pruned, "trace log pruned");
-        let (listener, address, hangup) = super::listen(config.listen).await?;
-        tracing::info!(%address, tls = tls.is_some(), certificate = %credentials.subject, "signer listening");
-
-        tokio::spawn(reload_on_sighup(hangup, config.clone(), Arc::clone(&state)));
-        tokio::spawn(prune_hourly(config.clone()));
-        service::serve(listener, Arc::clone(&state), tls, super::repo::shutdown_signal()).await;
-        tracing::info!("signer stopped");
-        drop(state);
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Reloads on each SIGHUP received by `hangup`, which is installed before the service says it
-/// is listening (a SIGHUP before that would otherwise end the process).
-async fn reload_on_sighup(
-    mut hangup: tokio::signal::unix::Signal,
-    config: SignerConfig,
-    state: Arc<SignerState>,
-) {
-    while hangup.recv().await.is_some() {
-        match signer::credentials::load(&config).await {
-            Ok(credentials) => {
-                state.replace_signer(credentials.signer);
-                let now = unix_now().unwrap_or(0);
-                service::note_certificate_expiry(
-                    &state,
-                    credentials.not_after,
-                    now,
-                    config.certificate_expiry_warning_days,
-                );
-                tracing::info!(certificate = %credentials.subject, "signing key reloaded");
-            }
-            Err(error) => {
-                tracing::error!(%error, "key reload failed; still signing with the previous key")
-            }
-        }
-    }
-}
-
-async fn prune_hourly(config: SignerConfig) {
-    loop {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        if let Ok(now) = unix_now() {
-            match TraceLog::prune(&config.trace_db, config.trace_retention_days, now) {
-                Ok(pruned) => tracing::info!(pruned, "trace log pruned"),
-                Err(error) => tracing::warn!(%error, "trace log pruning failed"),
-            }
-        }
-    }
-}
-
-fn secret(file: Option<&Path>) -> Result<Option<Vec<u8>>> {
-    if let Some(path) = file {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let trimmed = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
-        if trimmed.len() < 16 {
-            bail!(
-                "the carrier secret in {} is shorter than 16 bytes",
-                path.display()
-            );
-        }
-        return Ok(Some(trimmed));
-    }
-    Ok(std::env::var("SHAKEN_REGISTRY_SECRET")
-        .ok()
-        .map(String::into_bytes))
 }
 
 /// Runs a `shaken registry` command.
@@ -244,64 +137,46 @@ pub(crate) fn run_registry(command: RegistryCommand) -> Result<ExitCode> {
             secret_file,
             file,
         } => {
-            let mut registry = Registry::open(&db)?;
-            let input = std::fs::File::open(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let secret = secret(secret_file.as_deref())?;
+            let secret = carrier_secret(
+                secret_file.as_deref(),
+                std::env::var("SHAKEN_REGISTRY_SECRET").ok(),
+            )?;
             let actor = format!("cli:import {}", file.display());
             let mut progress = |lines: usize| eprintln!("  {lines} lines read");
-            let result = import(
-                &mut registry,
-                std::io::BufReader::new(input),
-                ImportOptions {
-                    mode: if replace {
-                        ImportMode::Replace
-                    } else {
-                        ImportMode::Merge
-                    },
-                    plan: country,
-                    secret: secret.as_deref(),
-                    actor: &actor,
-                    now: unix_now()?,
-                    progress: &mut progress,
-                },
-            );
-            match result {
-                Ok(summary) => {
-                    eprintln!(
-                        "imported {} lines: {} numbers, {} ranges, {} customers ({})",
-                        summary.lines,
-                        summary.numbers,
-                        summary.ranges,
-                        summary.customers,
-                        if replace { "replaced" } else { "merged" }
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
+            let (mode, done) = match replace {
+                true => (ImportMode::Replace, "replaced"),
+                false => (ImportMode::Merge, "merged"),
+            };
+            let options = ImportOptions {
+                mode,
+                plan: country,
+                secret: secret.as_deref(),
+                actor: &actor,
+                now: unix_now()?,
+                progress: &mut progress,
+            };
+            match import_file(&db, &file, options) {
+                Ok(summary) => eprintln!("imported {summary} ({done})"),
                 Err(signer::SignerError::Import(bad)) => {
                     eprintln!(
                         "import refused, nothing was applied; {} bad line(s):",
                         bad.len()
                     );
                     for line in &bad {
-                        eprintln!("  line {}: {}", line.line, line.reason);
+                        eprintln!("  {line}");
                     }
-                    Ok(ExitCode::from(1))
+                    return Ok(answer(false));
                 }
-                Err(e) => Err(e.into()),
+                Err(e) => return Err(e.into()),
             }
+            Ok(ExitCode::SUCCESS)
         }
-        RegistryCommand::Show { db, country, tn } => {
+        RegistryCommand::Show(NumberArgs { db, country, tn }) => {
             let registry = Registry::open(&db)?;
             let tn = Tn::canonicalize(&tn, country)?;
             match registry.lookup(tn.as_str())? {
                 Some(record) => {
-                    println!(
-                        "{}",
-                        json!({"tn": record.tn, "customer": record.customer.id, "name": record.customer.name,
-                               "verified": record.customer.verified, "status": record.status.as_str(),
-                               "via_range": record.via_range})
-                    );
+                    println!("{}", record.to_json());
                     Ok(ExitCode::SUCCESS)
                 }
                 None => {
@@ -310,24 +185,16 @@ pub(crate) fn run_registry(command: RegistryCommand) -> Result<ExitCode> {
                 }
             }
         }
-        RegistryCommand::Suspend { db, country, tn } => {
-            set_status(&db, country, &tn, NumberStatus::Suspended, "cli:suspend")
+        RegistryCommand::Suspend(number) => {
+            set_status(&number, NumberStatus::Suspended, "cli:suspend")
         }
-        RegistryCommand::Resume { db, country, tn } => {
-            set_status(&db, country, &tn, NumberStatus::Active, "cli:resume")
-        }
+        RegistryCommand::Resume(number) => set_status(&number, NumberStatus::Active, "cli:resume"),
     }
 }
 
-fn set_status(
-    db: &Path,
-    country: Option<NumberingPlan>,
-    tn: &str,
-    status: NumberStatus,
-    actor: &str,
-) -> Result<ExitCode> {
-    let registry = Registry::open(db)?;
-    let tn = Tn::canonicalize(tn, country)?;
+fn set_status(number: &NumberArgs, status: NumberStatus, actor: &str) -> Result<ExitCode> {
+    let registry = Registry::open(&number.db)?;
+    let tn = Tn::canonicalize(&number.tn, number.country)?;
     let before = registry.set_status(tn.as_str(), status, actor, unix_now()?)?;
     eprintln!("{tn}: {} -> {}", before.status.as_str(), status.as_str());
     Ok(ExitCode::SUCCESS)
@@ -354,19 +221,10 @@ pub(crate) fn run_trace(command: TraceCommand) -> Result<ExitCode> {
                 }
                 _ => bail!("give --origid, or --tn with --since and --until"),
             };
-            for r in &records {
-                println!(
-                    "{}",
-                    json!({"at": r.at, "request_id": r.request_id, "outcome": r.outcome, "message_id": r.message_id,
-                           "origid": r.origid, "orig": r.orig, "dest": r.dest, "attest": r.attest,
-                           "customer": r.customer, "client": r.client})
-                );
+            for record in &records {
+                println!("{}", record.to_json());
             }
-            Ok(if records.is_empty() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(answer(!records.is_empty()))
         }
         TraceCommand::Prune { db, retention_days } => {
             let pruned = TraceLog::prune(&db, retention_days, unix_now()?)?;

@@ -22,7 +22,7 @@ async fn start(dir: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Send
             std::fs::copy(&path, dir.join(sub).join(path.file_name().unwrap())).unwrap();
         }
     }
-    let tls = repository::tls_config(
+    let tls = rest::tls::acceptor_from_pem(
         &std::fs::read(certs_test::path("tls/server.pem")).unwrap(),
         &std::fs::read(certs_test::path("tls/server.key")).unwrap(),
     )

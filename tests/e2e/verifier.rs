@@ -42,7 +42,7 @@ async fn lab() -> Lab {
         .unwrap();
     }
     let tls =
-        ca_tools::repository::tls_config(&read("tls/server.pem"), &read("tls/server.key")).unwrap();
+        rest::tls::acceptor_from_pem(&read("tls/server.pem"), &read("tls/server.key")).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let repository = listener.local_addr().unwrap();
     let (stop_repo, repo_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -3,6 +3,7 @@
 //! - [`api`]: the ATIS-1000082 verification request and response;
 //! - [`events`]: the JSON-lines verification feed;
 //! - [`service`] and [`config`]: the REST service and its configuration;
+//! - [`server`]: the service as a process: configuration to a running server, SIGHUP reloads;
 //! - [`fetch`]: fetching certificates and CRLs from untrusted URLs safely;
 //! - [`cache`]: the certificate cache (TTL from max-age, stale serving, negative caching, coalescing);
 //! - [`crl`]: revocation from CRLs (fetched and local; parsing is `pki`'s);
@@ -20,6 +21,7 @@ pub mod crl;
 pub mod error;
 pub mod events;
 pub mod fetch;
+pub mod server;
 pub mod service;
 pub mod verdict;
 pub mod verify;

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::path::Path;
 
 use passport::{NumberingPlan, Tn};
 use rusqlite::params;
@@ -45,6 +46,17 @@ pub struct ImportSummary {
     pub ranges: usize,
     /// Distinct customers written.
     pub customers: usize,
+}
+
+/// `L lines: N numbers, R ranges, C customers`.
+impl std::fmt::Display for ImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} lines: {} numbers, {} ranges, {} customers",
+            self.lines, self.numbers, self.ranges, self.customers
+        )
+    }
 }
 
 /// At most this many bad lines are collected before reading stops.
@@ -112,6 +124,39 @@ fn parse_number(text: &str, plan: Option<NumberingPlan>) -> Result<Entry, String
             Ok(Entry::Range(start, end))
         }
     }
+}
+
+/// The shortest carrier secret accepted from a file, in bytes.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// The carrier secret for identity document HMACs: the content of `file`, trimmed, which must
+/// hold at least [`MIN_SECRET_BYTES`]; without a file, `from_environment` (the value of
+/// `SHAKEN_REGISTRY_SECRET`, read by the caller) as it is; else none.
+pub fn carrier_secret(
+    file: Option<&Path>,
+    from_environment: Option<String>,
+) -> Result<Option<Vec<u8>>, SignerError> {
+    let Some(path) = file else {
+        return Ok(from_environment.map(String::into_bytes));
+    };
+    let bytes = std::fs::read(path).map_err(|e| SignerError::io(path, &e))?;
+    let trimmed = String::from_utf8_lossy(&bytes).trim().as_bytes().to_vec();
+    if trimmed.len() < MIN_SECRET_BYTES {
+        return Err(SignerError::ShortSecret(path.to_owned()));
+    }
+    Ok(Some(trimmed))
+}
+
+/// Imports the CSV file `file` into the registry database `db` (created if missing), as
+/// [`import`] does.
+pub fn import_file(
+    db: &Path,
+    file: &Path,
+    options: ImportOptions<'_>,
+) -> Result<ImportSummary, SignerError> {
+    let mut registry = Registry::open(db)?;
+    let input = std::fs::File::open(file).map_err(|e| SignerError::io(file, &e))?;
+    import(&mut registry, std::io::BufReader::new(input), options)
 }
 
 /// Imports a CSV file into the registry.
@@ -310,6 +355,36 @@ pub fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_carrier_secret_comes_from_the_file_first_and_is_long_enough() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "  0123456789abcdef\n").unwrap();
+        let env = Some("from the environment".to_owned());
+        assert_eq!(
+            carrier_secret(Some(&file), env.clone()).unwrap().as_deref(),
+            Some(&b"0123456789abcdef"[..])
+        );
+        assert_eq!(
+            carrier_secret(None, env).unwrap().as_deref(),
+            Some(&b"from the environment"[..])
+        );
+        assert_eq!(carrier_secret(None, None).unwrap(), None);
+        std::fs::write(&file, "short\n").unwrap();
+        let error = carrier_secret(Some(&file), None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the carrier secret in {} is shorter than 16 bytes",
+                file.display()
+            )
+        );
+        assert!(matches!(
+            carrier_secret(Some(&dir.path().join("missing")), None),
+            Err(SignerError::Io { .. })
+        ));
+    }
 
     fn options<'a>(mode: ImportMode, progress: &'a mut dyn FnMut(usize)) -> ImportOptions<'a> {
         ImportOptions {

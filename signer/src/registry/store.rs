@@ -75,6 +75,16 @@ pub struct NumberRecord {
     pub via_range: bool,
 }
 
+impl NumberRecord {
+    /// The record as `shaken registry show` prints it: `tn`, `customer` (its id), `name`,
+    /// `verified`, `status`, `via_range`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"tn": self.tn, "customer": self.customer.id, "name": self.customer.name,
+               "verified": self.customer.verified, "status": self.status.as_str(),
+               "via_range": self.via_range})
+    }
+}
+
 /// HMAC-SHA256 of an identity document number under the carrier's secret, as hex. The
 /// document number itself is never stored.
 pub fn identity_hmac(secret: &[u8], document: &str) -> String {

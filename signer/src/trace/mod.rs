@@ -98,6 +98,16 @@ pub struct TraceRecord {
     pub client: String,
 }
 
+impl TraceRecord {
+    /// The record as `shaken trace lookup` prints it: every member, `null` when absent.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"at": self.at, "request_id": self.request_id, "outcome": self.outcome,
+               "message_id": self.message_id, "origid": self.origid, "orig": self.orig,
+               "dest": self.dest, "attest": self.attest, "customer": self.customer,
+               "client": self.client})
+    }
+}
+
 /// A record serialized by the request's task (so the writer thread does no per-record work
 /// beyond copying) with its time, and where to say it is durable.
 type Job = (u64, String, oneshot::Sender<Result<(), String>>);

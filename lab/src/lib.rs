@@ -1,0 +1,25 @@
+//! The lab and the load generator: the programs that drive the roles end to end.
+//!
+//! This crate exists because both need every role at once. The lab ([`world`], [`cases`],
+//! [`report`]) builds a whole SHAKEN network on this machine with the project's own tools (a
+//! policy administrator, a CA, carriers with a real-name registry, the HTTPS repository, one
+//! signer per carrier, a terminating verifier) and drives every call case through the REST
+//! APIs, comparing each verdict with the one expected. The load generator ([`load`]) drives one
+//! service as hard as asked and measures it. The role crates (`ca-tools`, `signer`, `verifier`)
+//! must not depend on one another, and the `shaken` binary stays argument parsing and dispatch,
+//! so what ties the roles together lives here, and new call cases are added here.
+//!
+//! Time is a parameter: the caller reads the clock once and passes `now` in.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cases;
+pub mod client;
+pub mod error;
+pub mod load;
+pub mod pki;
+pub mod report;
+pub mod world;
+
+pub use error::LabError;
+pub use world::Lab;

@@ -1,0 +1,299 @@
+//! The verification service as a process (`shaken verifier serve`): from the configuration to
+//! the trust anchors, local CRLs, fetcher, clients and TLS ([`Prepared::load`], everything
+//! `--validate` checks), then the event feed, the verifier and the serve loop
+//! ([`Prepared::run`]). SIGHUP reloads the trust anchors and local CRLs; if the new files are
+//! unusable the previous ones stay in force.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pki::TrustAnchors;
+use rest::clients::{Client, ClientError};
+use rest::service::{ListenError, Listening};
+use rest::tls::TlsError;
+
+use crate::config::{ConfigError, VerifierConfig};
+use crate::crl::{Crl, CrlStore};
+use crate::error::FetchError;
+use crate::events::{self, EventSink};
+use crate::fetch::Fetcher;
+use crate::service::{self, VerifierState};
+use crate::verify::Verifier;
+
+/// Why the verification service cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The trust anchors cannot be loaded.
+    #[error("trust_anchors: {0}")]
+    TrustAnchors(pki::Error),
+    /// A local CRL file does not parse.
+    #[error("{}: {error}", path.display())]
+    Crl {
+        /// The CRL file.
+        path: PathBuf,
+        /// What is wrong with it.
+        error: pki::Error,
+    },
+    /// A file named by the configuration cannot be read.
+    #[error("cannot read {path}: {detail}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        detail: String,
+    },
+    /// The extra TLS roots for fetching do not parse.
+    #[error("fetch.extra_tls_roots: {0}")]
+    ExtraRoots(passport::cert::CertificateError),
+    /// The fetcher cannot be built.
+    #[error(transparent)]
+    Fetcher(#[from] FetchError),
+    /// A `[[clients]]` entry is unusable.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The `[tls]` section is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The event feed cannot be opened.
+    #[error("opening the event feed {target}: {detail}")]
+    Events {
+        /// The configured target.
+        target: String,
+        /// What the operating system said.
+        detail: String,
+    },
+    /// The listening address cannot be bound.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+}
+
+/// The trust anchors the configuration names (a file or a folder).
+pub fn load_anchors(config: &VerifierConfig) -> Result<TrustAnchors, ServerError> {
+    TrustAnchors::from_path(&config.trust_anchors).map_err(ServerError::TrustAnchors)
+}
+
+/// The local CRL files the configuration names, each parsed.
+pub fn load_crls(config: &VerifierConfig) -> Result<Vec<Crl>, ServerError> {
+    config
+        .crl_files
+        .iter()
+        .map(|path| {
+            let bytes = read(path)?;
+            Crl::parse(&bytes).map_err(|error| ServerError::Crl {
+                path: path.clone(),
+                error,
+            })
+        })
+        .collect()
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ServerError> {
+    std::fs::read(path).map_err(|e| ServerError::Read {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+/// A checked configuration and what it names, loaded: the service can start.
+pub struct Prepared {
+    config: VerifierConfig,
+    anchors: TrustAnchors,
+    crls: Vec<Crl>,
+    fetcher: Fetcher,
+    clients: Vec<Client>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("listen", &self.config.listen)
+            .field("trust_anchors", &self.anchors.len())
+            .field("crls", &self.crls.len())
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Loads the trust anchors, CRLs, extra fetch roots, clients and TLS of `config`; any
+    /// unusable one is an error, so a service that starts has all of them.
+    pub fn load(config: VerifierConfig) -> Result<Self, ServerError> {
+        let anchors = load_anchors(&config)?;
+        let crls = load_crls(&config)?;
+        let extra_roots = match &config.fetch.extra_tls_roots {
+            Some(path) => {
+                passport::cert::chain_from_pem(&read(path)?).map_err(ServerError::ExtraRoots)?
+            }
+            None => Vec::new(),
+        };
+        let fetcher = Fetcher::new(config.fetch_policy(), &extra_roots)?;
+        let clients = config
+            .clients
+            .iter()
+            .map(Client::from_config)
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = config.tls.as_ref().map(rest::tls::acceptor).transpose()?;
+        Ok(Self {
+            config,
+            anchors,
+            crls,
+            fetcher,
+            clients,
+            tls,
+        })
+    }
+
+    /// How many trust anchors were loaded.
+    pub fn trust_anchor_count(&self) -> usize {
+        self.anchors.len()
+    }
+
+    /// How many local CRL files were loaded.
+    pub fn crl_count(&self) -> usize {
+        self.crls.len()
+    }
+
+    /// Opens the event feed, warms the certificate cache up (as of `now`), binds the listener
+    /// and serves until `shutdown` completes, reloading on each SIGHUP. Logs through `tracing`.
+    pub async fn run(
+        self,
+        now: u64,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        let Self {
+            config,
+            anchors,
+            crls,
+            fetcher,
+            clients,
+            tls,
+        } = self;
+        let events =
+            match &config.events {
+                Some(target) => Some(EventSink::open(&events::target(target)).map_err(|e| {
+                    ServerError::Events {
+                        target: target.clone(),
+                        detail: e.to_string(),
+                    }
+                })?),
+                None => None,
+            };
+        let verifier = Verifier::new(
+            fetcher,
+            config.cache_config(),
+            anchors,
+            CrlStore::new(crls, config.require_revocation),
+            config.windows(),
+        );
+        let state = Arc::new(VerifierState::new(
+            verifier,
+            clients,
+            config.plan(),
+            config.max_body_bytes,
+            events,
+        ));
+        for x5u in &config.cache.warm_up {
+            match state.verifier.credential(x5u, now).await {
+                Ok(chain) => tracing::info!(%x5u, spc = %chain.spc, "warmed up"),
+                Err(error) => tracing::warn!(%x5u, %error, "warm-up failed"),
+            }
+        }
+        let Listening {
+            listener,
+            address,
+            hangup,
+        } = rest::service::listen(config.listen).await?;
+        tracing::info!(%address, tls = tls.is_some(), "verifier listening");
+        tokio::spawn(reload_on_sighup(hangup, config, Arc::clone(&state)));
+        service::serve(listener, state, tls, shutdown).await;
+        tracing::info!("verifier stopped");
+        Ok(())
+    }
+}
+
+/// Reloads the trust anchors and local CRLs on each SIGHUP received by `hangup`; keeps the
+/// previous ones, and logs why, when either is unusable.
+async fn reload_on_sighup(
+    mut hangup: tokio::signal::unix::Signal,
+    config: VerifierConfig,
+    state: Arc<VerifierState>,
+) {
+    while hangup.recv().await.is_some() {
+        match (load_anchors(&config), load_crls(&config)) {
+            (Ok(anchors), Ok(crls)) => {
+                let count = anchors.len();
+                state.verifier.reload(anchors, crls);
+                tracing::info!(anchors = count, "trust anchors and CRLs reloaded");
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::error!(%error, "reload failed; keeping the previous trust anchors and CRLs")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> VerifierConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("verifier.toml");
+        std::fs::write(&path, text).unwrap();
+        VerifierConfig::load(&path).unwrap()
+    }
+
+    #[test]
+    fn loads_the_anchors_and_crls_it_names() {
+        let prepared = Prepared::load(config(&format!(
+            "trust_anchors = \"{}\"\ncrl_files = [\"{}\"]\n",
+            certs_test::path("ca/root.pem").display(),
+            certs_test::path("ca/intermediate.crl").display()
+        )))
+        .unwrap();
+        assert_eq!(prepared.trust_anchor_count(), 1);
+        assert_eq!(prepared.crl_count(), 1);
+    }
+
+    #[test]
+    fn unusable_files_are_named() {
+        let anchors = certs_test::path("ca/root.pem");
+        let missing = config(&format!(
+            "trust_anchors = \"{}\"\ncrl_files = [\"/nonexistent/x.crl\"]\n",
+            anchors.display()
+        ));
+        let error = Prepared::load(missing).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot read /nonexistent/x.crl: "),
+            "{error}"
+        );
+
+        let bad_crl = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(bad_crl.path(), b"not a CRL").unwrap();
+        let garbled = config(&format!(
+            "trust_anchors = \"{}\"\ncrl_files = [\"{}\"]\n",
+            anchors.display(),
+            bad_crl.path().display()
+        ));
+        let error = Prepared::load(garbled).unwrap_err();
+        assert!(matches!(error, ServerError::Crl { .. }), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&bad_crl.path().display().to_string()),
+            "{error}"
+        );
+
+        let no_anchors = config("trust_anchors = \"/nonexistent/roots.pem\"\n");
+        let error = Prepared::load(no_anchors).unwrap_err();
+        assert!(error.to_string().starts_with("trust_anchors: "), "{error}");
+    }
+}
