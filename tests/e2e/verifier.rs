@@ -663,3 +663,106 @@ async fn a_client_that_disconnects_while_its_certificate_is_fetched_leaves_no_fe
     );
     assert_eq!(cache.failures(), 0, "an abandoned fetch stores nothing");
 }
+
+/// A revocation the CA publishes after the verifier cached a chain takes effect by the next
+/// update of the CRL the chain was checked against, however long the repository's max-age: the
+/// cache entry does not outlive that CRL. Time is pinned: the verifier is asked at chosen times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_published_after_caching_takes_effect_by_the_crls_next_update() {
+    use verifier::verdict::{Flag, Verstat};
+    let now = now();
+    let dir = tempdir();
+    let publish = dir.path().join("publish");
+    std::fs::create_dir_all(&publish).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    // The lab's PKI: its CA publishes a CRL valid 24 h from now - 30 s, at `base`.
+    let pki = lab::pki::build(dir.path(), &publish, &base, now, &mut rand_core::OsRng).unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ca_tools::repository::serve(
+        listener,
+        pki.repository_tls.clone(),
+        ca_tools::repository::RepositoryConfig {
+            dir: publish.clone(),
+            max_age: 7 * 86_400,
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let policy = FetchPolicy {
+        allow_private_addresses: true,
+        allowed_ports: None,
+        connect_timeout: Duration::from_secs(5),
+        total_timeout: Duration::from_secs(5),
+        ..FetchPolicy::default()
+    };
+    let verifier = Verifier::new(
+        Fetcher::new(policy, std::slice::from_ref(&pki.tls_root)).unwrap(),
+        CacheConfig::default(),
+        TrustAnchors::from_pem(ca_tools::certificate::certificate_pem(&pki.ca_root).as_bytes())
+            .unwrap(),
+        CrlStore::default(),
+        verifier::verify::Windows::default(),
+    );
+    let carrier = &pki.originating;
+    let key_pem = std::fs::read(&carrier.key).unwrap();
+    let call_at = |at: u64| {
+        let signer = TokenSigner::new(SigningKey::from_pem(&key_pem).unwrap(), carrier.x5u.clone());
+        let claims = Claims::shaken(
+            at,
+            Party::Tn("12155551212".into()),
+            Dest::tns(vec!["12125551213".into()]).unwrap(),
+            Attestation::A,
+            "de305d54-75b4-431b-adb2-eb6b9e546014".parse().unwrap(),
+        );
+        let identity = signer.identity_header(&claims).unwrap();
+        let verifier = &verifier;
+        async move {
+            let (from, to) = (
+                passport::Tn::canonicalize("12155551212", None).unwrap(),
+                [passport::Tn::canonicalize("12125551213", None).unwrap()],
+            );
+            let call = verifier::verify::Call {
+                from: &from,
+                to: &to,
+                time: at,
+                identity: Some(&identity),
+            };
+            verifier.verify(call, at).await
+        }
+    };
+    assert_eq!(call_at(now).await.verstat, Verstat::Passed);
+    let fetches = verifier.cache().stats().fetches;
+
+    // The CA revokes the carrier and publishes a new CRL.
+    let mut ca = ca_tools::ca::CaDir::open(&dir.path().join("ca")).unwrap();
+    let serial =
+        ca_tools::ca::serial_of_certificate_pem(&std::fs::read(&carrier.chain).unwrap()).unwrap();
+    ca.revoke(&serial, ca_tools::crl::Reason::KeyCompromise, now + 60)
+        .unwrap();
+    std::fs::write(
+        publish.join("ca/intermediate.crl"),
+        ca.crl(24, now + 60, false).unwrap(),
+    )
+    .unwrap();
+
+    // Until the old CRL's next update (now - 30 + 24 h), the cached chain serves: the
+    // repository's week-long max-age does not matter.
+    let before = now - 30 + 86_400 - 1;
+    assert_eq!(call_at(before).await.verstat, Verstat::Passed);
+    assert_eq!(verifier.cache().stats().fetches, fetches, "no refetch");
+    // From then on, the chain is fetched again, checked against the new CRL: revoked.
+    let verdict = call_at(before + 1).await;
+    assert_eq!(
+        (verdict.reason.map(|r| r.code()), verdict.flags.as_slice()),
+        (Some(437), &[Flag::Revoked, Flag::Unregistered][..]),
+        "{verdict:?}"
+    );
+    // And the revoked chain is not served again from the stale entry.
+    let verdict = call_at(before + 30).await;
+    assert_eq!(verdict.reason.map(|r| r.code()), Some(437), "{verdict:?}");
+}

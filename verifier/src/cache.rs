@@ -7,8 +7,10 @@
 //!   `Cache-Control: max-age` clamped between configured bounds (a default without one), the
 //!   chain's earliest `notAfter`, and the `nextUpdate` of every CRL it was checked against, so
 //!   a revocation published after the entry was cached takes effect by then.
-//! - **Stale serving.** When a refresh fails, the cached chain keeps serving for a bounded stale
-//!   period, and the refresh is retried after the negative TTL, not on every call.
+//! - **Stale serving.** When a refresh cannot fetch the chain, the cached chain keeps serving for
+//!   a bounded stale period, and the refresh is retried after the negative TTL, not on every
+//!   call. A refresh that fetches the chain and finds it revoked or no longer trusted is never
+//!   covered by the stale chain.
 //! - **Negative cache.** A failed fetch or validation is remembered briefly, so a dead
 //!   repository is not hammered. Refusals decided without any I/O (a URL that the fetch policy
 //!   refuses) are not cached: they cost less to decide again than to store.
@@ -327,9 +329,11 @@ impl CertificateCache {
                     generation: loaded_generation,
                 })),
             ),
-            // A failed refresh keeps serving the previous chain for the stale period, and is
-            // not retried before the negative TTL.
-            Err(_)
+            // A refresh that could not fetch the chain (the repository is down, slow or
+            // answers nonsense) keeps serving the previous chain for the stale period, and is
+            // not retried before the negative TTL. A refresh that fetched the chain and found
+            // it unacceptable (revoked, expired, no longer trusted) does not: its error stands.
+            Err(VerifyError::Fetch(_))
                 if previous.as_ref().is_some_and(|good| {
                     now < good.fresh_until.saturating_add(self.config.stale_ttl)
                 }) =>
@@ -400,7 +404,10 @@ impl CertificateCache {
                         self.failed.invalidate(x5u);
                         self.good.insert(x5u.to_owned(), good);
                     }
-                    Some(Store::Failed(failed)) => self.failed.insert(x5u.to_owned(), failed),
+                    Some(Store::Failed(failed)) => {
+                        self.good.invalidate(x5u);
+                        self.failed.insert(x5u.to_owned(), failed);
+                    }
                     None => {}
                 }
             }
@@ -556,6 +563,36 @@ mod tests {
             stats.hits >= 2 && stats.stale >= 2 && stats.negative == 1,
             "{stats:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_refresh_that_finds_the_chain_revoked_is_not_covered_by_the_stale_chain() {
+        let cache = CertificateCache::new(config());
+        cache
+            .get("u", 0, || async { loaded("one", None) })
+            .await
+            .unwrap();
+        // Expired (default 500): the refresh fetches the chain and finds it revoked.
+        let revoked = || async {
+            Outcome {
+                generation: 0,
+                result: Err(VerifyError::Credential(
+                    crate::error::CredentialError::Revoked {
+                        index: 0,
+                        serial: "01".into(),
+                    },
+                )),
+            }
+        };
+        assert!(matches!(
+            cache.get("u", 500, revoked).await,
+            Err(VerifyError::Credential(_))
+        ));
+        // And that is remembered, not the old chain.
+        assert!(cache
+            .get("u", 501, || async { loaded("two", None) })
+            .await
+            .is_err());
     }
 
     #[tokio::test]
