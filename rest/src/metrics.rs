@@ -210,3 +210,51 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod request_error_labels {
+    use super::REQUEST_ERROR_LABELS;
+    use crate::ApiError;
+
+    /// Every request error a service sends (its own policy refusals aside) has a counter: the
+    /// string lookup of `inc_for_message` cannot miss one.
+    #[test]
+    fn every_request_error_has_a_label() {
+        let all = [
+            ApiError::MissingBody,
+            ApiError::MissingParameter(String::new()),
+            ApiError::NotAcceptable(String::new()),
+            ApiError::NotFound,
+            ApiError::UnsupportedMediaType,
+            ApiError::InvalidValue(String::new(), String::new()),
+            ApiError::Unparsable(String::new()),
+            ApiError::TooLarge(1),
+            ApiError::MissingContentLength,
+            ApiError::MethodNotAllowed,
+            ApiError::Internal,
+            ApiError::Unauthorized,
+            ApiError::RateLimited,
+        ];
+        for error in all {
+            // No wildcard: a new variant must be added to the list above to compile.
+            match &error {
+                ApiError::MissingBody
+                | ApiError::MissingParameter(_)
+                | ApiError::NotAcceptable(_)
+                | ApiError::NotFound
+                | ApiError::UnsupportedMediaType
+                | ApiError::InvalidValue(..)
+                | ApiError::Unparsable(_)
+                | ApiError::TooLarge(_)
+                | ApiError::MissingContentLength
+                | ApiError::MethodNotAllowed
+                | ApiError::Internal
+                | ApiError::Unauthorized
+                | ApiError::RateLimited
+                | ApiError::Policy(_) => {}
+            }
+            let label = format!("message_id=\"{}\"", error.message_id());
+            assert!(REQUEST_ERROR_LABELS.contains(&label.as_str()), "{label}");
+        }
+    }
+}
