@@ -18,7 +18,7 @@ use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use passport::{Attestation, Claims, Dest, Party, SigningKey, Tn, TokenSigner};
 use pki::TrustAnchors;
-use verifier::cache::{CacheConfig, Loaded, Outcome};
+use verifier::cache::{CacheConfig, Loaded};
 use verifier::crl::CrlStore;
 use verifier::fetch::{FetchPolicy, Fetcher};
 use verifier::verdict::Verstat;
@@ -50,19 +50,18 @@ fn benches(c: &mut Criterion) {
         CrlStore::default(),
         verifier::verify::Windows::default(),
     );
-    // Warm the cache with the validated chain.
+    // Warm the cache with the validated chain, proven (a signature verified with it).
+    let generation = verifier.cache().generation();
     runtime
-        .block_on(verifier.cache().get(X5U, NOW, || async {
-            Outcome {
-                generation: verifier.cache().generation(),
-                result: Ok(Loaded {
-                    valid_until: validated.not_after,
-                    chain: validated,
-                    max_age: Some(86_400),
-                }),
-            }
+        .block_on(verifier.cache().get(X5U, NOW, generation, || async {
+            Ok(Loaded {
+                valid_until: validated.not_after,
+                chain: validated,
+                max_age: Some(86_400),
+            })
         }))
         .unwrap();
+    verifier.cache().confirm(X5U, generation);
 
     let signer = TokenSigner::new(SigningKey::from_pem(&read("sp/1001/key.pem")).unwrap(), X5U);
     let claims = Claims::shaken(

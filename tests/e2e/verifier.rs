@@ -328,7 +328,8 @@ async fn verdicts_through_the_rest_api_and_the_event_feed() {
         r#"shaken_verifier_flags_total{flag="stale"} 2"#,
         r#"shaken_verifier_flags_total{flag="unregistered"} 8"#,
         "shaken_verifier_events_dropped_total 0",
-        r#"shaken_verifier_cache_entries{store="chains"} 1"#,
+        r#"shaken_verifier_cache_entries{store="proven"} 1"#,
+        r#"shaken_verifier_cache_entries{store="probation"} 0"#,
         "shaken_verifier_cache_fetches_in_flight 0",
     ] {
         assert!(text.lines().any(|l| l == line), "{line}\n{text}");
@@ -538,6 +539,11 @@ async fn a_flood_of_forged_x5u_neither_evicts_a_good_chain_nor_stops_good_calls(
     let forged_x5u = move |i: usize| match i % 10 {
         // One in 400 waits for the 5 s timeout.
         _ if i % 400 == 7 => format!("https://127.0.0.1:{silent_port}/forged/{i}.pem"),
+        // One in 200 serves a real, valid public chain (the repository ignores the query):
+        // it validates, but the forged token's signature does not match it (438).
+        _ if i % 200 == 9 => {
+            format!("https://127.0.0.1:{repository_port}/sp/1001/chain.pem?lure={i}")
+        }
         // 404 from the real repository.
         0 => format!("https://127.0.0.1:{repository_port}/forged/{i}.pem"),
         // Nothing listens there.
@@ -581,15 +587,21 @@ async fn a_flood_of_forged_x5u_neither_evicts_a_good_chain_nor_stops_good_calls(
     stop.send(true).unwrap();
     let (beside_calls, beside_time) = beside.await.unwrap();
 
-    // Every forged call got its normal answer: 200 with 436, never anything else.
+    // Every forged call got its normal answer: 200 with 436, or 438 for those whose x5u serves
+    // a real chain their signature does not match; never anything else.
+    let lures = (0..FORGED).filter(|i| i % 200 == 9 && i % 400 != 7).count();
     assert_eq!(
         answers,
-        std::collections::BTreeMap::from([((200, 436), FORGED)])
+        std::collections::BTreeMap::from([((200, 436), FORGED - lures), ((200, 438), lures)])
     );
+    // Those chains wait in probation (bounded); none became a proven chain.
+    assert!(cache.in_probation() <= CacheConfig::default().probation_capacity);
     // The good chain was never evicted nor fetched again, and good calls kept verifying.
     assert!(beside_calls > 0, "good calls verified during the flood");
     assert!(cache.failures() <= CacheConfig::default().negative_capacity);
     assert_eq!(cache.len(), 1, "the good chain is still cached");
+    // One fetch for each forged x5u, and none more: the good chain was never fetched again.
+    assert_eq!(cache.stats().fetches, fetches_after_warm_up + FORGED as u64);
     let fetches = cache.stats().fetches;
     let hits = cache.stats().hits;
     let mut connection = Connection::open(lab.verifier).await;

@@ -9,23 +9,26 @@
 //!   a revocation published after the entry was cached takes effect by then.
 //! - **Stale serving.** When a refresh cannot fetch the chain, the cached chain keeps serving for
 //!   a bounded stale period, and the refresh is retried after the negative TTL, not on every
-//!   call. A refresh that fetches the chain and finds it revoked or no longer trusted is never
-//!   covered by the stale chain.
+//!   call. Only the max-age part of the lifetime stretches: never past `notAfter` nor a CRL's
+//!   `nextUpdate`, so a repository that stops answering cannot keep a revoked chain alive. A
+//!   refresh that fetches the chain and finds it revoked or no longer trusted is never covered.
 //! - **Negative cache.** A failed fetch or validation is remembered briefly, so a dead
 //!   repository is not hammered. Refusals decided without any I/O (a URL that the fetch policy
 //!   refuses) are not cached: they cost less to decide again than to store.
-//! - **Two bounded stores.** Good chains and failures live in separate bounded stores (moka,
-//!   whose eviction is amortised and never scans the cache under a lock), so a flood of forged
-//!   tokens with distinct x5u values fills only the failure store and never evicts a good
-//!   chain.
+//! - **Three bounded stores.** A chain that validated waits in *probation* until a signature
+//!   verifies with it ([`CertificateCache::confirm`]); only then does it join the *proven*
+//!   chains. Failures have a store of their own. Each is bounded apart (moka, whose eviction is
+//!   amortised and never scans the cache under a lock), so a flood of forged tokens with
+//!   distinct x5u values (failing, or serving some real public chain their signature does not
+//!   match) fills probation and the failure store, never evicts a proven chain.
 //! - **Single flight, cancellation-safe.** Concurrent misses for one URL share one fetch. Each
 //!   waiter holds a guard; when the last waiter of a flight is dropped (its caller timed out or
 //!   disconnected), the guard retires the flight, so abandoned fetches leave no state behind.
 //!   If the waiter running the fetch is dropped while others still wait, one of them runs it.
 //! - **Generations.** [`CertificateCache::clear`] (a trust-anchor or CRL reload) starts a new
-//!   generation. A load reports the generation of the trust it validated against; an outcome
-//!   from an older generation is handed to its waiters but never stored, and entries of older
-//!   generations are never served.
+//!   generation. A caller names the generation of the trust it will validate against; entries of
+//!   other generations are not served to it, and an outcome of an older generation is handed to
+//!   its waiters but never stored.
 //! - **Statistics** are atomics: a hit takes no lock besides the store's own read path.
 
 use std::collections::HashMap;
@@ -33,10 +36,10 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use pki::ValidatedChain;
 use tokio::sync::OnceCell;
 
 use crate::error::{FetchError, VerifyError};
-use pki::ValidatedChain;
 
 /// Cache settings, in seconds and entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,13 +50,15 @@ pub struct CacheConfig {
     pub max_ttl: u64,
     /// Lifetime when the repository sends no max-age.
     pub default_ttl: u64,
-    /// How long an expired entry keeps serving while refreshes fail.
+    /// How long an expired entry keeps serving while refreshes cannot fetch it.
     pub stale_ttl: u64,
     /// How long a failed fetch is remembered.
     pub negative_ttl: u64,
-    /// Most good chains.
+    /// Most proven chains (a signature verified with them).
     pub capacity: usize,
-    /// Most remembered failures (bounded apart from the good chains).
+    /// Most chains in probation (validated, no signature verified with them yet).
+    pub probation_capacity: usize,
+    /// Most remembered failures.
     pub negative_capacity: usize,
 }
 
@@ -66,6 +71,7 @@ impl Default for CacheConfig {
             stale_ttl: 3600,
             negative_ttl: 10,
             capacity: 10_000,
+            probation_capacity: 10_000,
             negative_capacity: 10_000,
         }
     }
@@ -79,26 +85,30 @@ pub struct Loaded {
     /// The repository's `Cache-Control: max-age`, if it sent one.
     pub max_age: Option<u64>,
     /// The earliest of the chain's `notAfter` and the `nextUpdate` of the CRLs it was checked
-    /// against: the entry is not fresh past it.
+    /// against: the entry is never served past it, stale or not.
     pub valid_until: u64,
 }
 
-/// A load's outcome, with the generation of the trust anchors and CRLs it was judged against.
+/// A chain from the cache, and whether a signature has verified with it already.
 #[derive(Clone, Debug)]
-pub struct Outcome {
-    /// The generation the loader's trust snapshot belongs to.
-    pub generation: u64,
-    /// What it produced.
-    pub result: Result<Loaded, VerifyError>,
+pub struct Cached {
+    /// The chain.
+    pub chain: Arc<ValidatedChain>,
+    /// False while the chain is in probation: the caller should [`CertificateCache::confirm`]
+    /// it once a signature verifies with it.
+    pub proven: bool,
 }
 
 #[derive(Clone, Debug)]
 struct Good {
     chain: Arc<ValidatedChain>,
     fresh_until: u64,
-    /// After a failed refresh: no new attempt before this time (the stale chain serves).
+    /// Never served past this (notAfter, the CRLs' nextUpdate), stale or not.
+    valid_until: u64,
+    /// After a refresh that could not fetch: no new attempt before this time.
     retry_after: u64,
     generation: u64,
+    proven: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -108,20 +118,20 @@ struct Failed {
     generation: u64,
 }
 
-type Shared = Result<(Arc<ValidatedChain>, u64), VerifyError>;
+type Shared = Result<(Arc<ValidatedChain>, u64, u64), VerifyError>;
 
 /// What the first waiter back from a flight stores.
 enum Store {
-    Good(Good),
+    Chain(Good),
     Failed(Failed),
 }
 
 /// One fetch that several callers wait for: the generation it validates against, and its
-/// outcome (the chain and its `fresh_until`).
+/// outcome (the chain, its `fresh_until` and `valid_until`).
 #[derive(Debug)]
 struct Flight {
     generation: u64,
-    cell: OnceCell<(u64, Shared)>,
+    cell: OnceCell<Shared>,
 }
 
 /// Counters for metrics.
@@ -129,7 +139,7 @@ struct Flight {
 pub struct CacheStats {
     /// Answered from a fresh entry.
     pub hits: u64,
-    /// Answered from a stale entry after a failed refresh.
+    /// Answered from a stale entry after a refresh that could not fetch.
     pub stale: u64,
     /// Needed a fetch.
     pub misses: u64,
@@ -155,7 +165,8 @@ fn bump(counter: &AtomicU64) {
 /// The cache.
 pub struct CertificateCache {
     config: CacheConfig,
-    good: moka::sync::Cache<String, Good>,
+    proven: moka::sync::Cache<String, Good>,
+    probation: moka::sync::Cache<String, Good>,
     failed: moka::sync::Cache<String, Failed>,
     flights: Mutex<HashMap<String, Arc<Flight>>>,
     generation: AtomicU64,
@@ -213,13 +224,19 @@ fn decided_locally(error: &VerifyError) -> bool {
     )
 }
 
+fn store(capacity: usize) -> u64 {
+    u64::try_from(capacity.max(1)).unwrap_or(u64::MAX)
+}
+
 impl CertificateCache {
     /// An empty cache.
     pub fn new(config: CacheConfig) -> Self {
-        let store = |capacity: usize| u64::try_from(capacity.max(1)).unwrap_or(u64::MAX);
         Self {
-            good: moka::sync::Cache::builder()
+            proven: moka::sync::Cache::builder()
                 .max_capacity(store(config.capacity))
+                .build(),
+            probation: moka::sync::Cache::builder()
+                .max_capacity(store(config.probation_capacity))
                 .build(),
             failed: moka::sync::Cache::builder()
                 .max_capacity(store(config.negative_capacity))
@@ -243,8 +260,8 @@ impl CertificateCache {
         }
     }
 
-    /// The current generation: what a loader's trust snapshot must carry for its outcome to
-    /// be stored.
+    /// The current generation: what a caller's trust snapshot must carry for the outcome of
+    /// its load to be stored.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -253,7 +270,8 @@ impl CertificateCache {
     /// returns the new generation. Loads already in flight are not stored.
     pub fn clear(&self) -> u64 {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.good.invalidate_all();
+        self.proven.invalidate_all();
+        self.probation.invalidate_all();
         self.failed.invalidate_all();
         generation
     }
@@ -264,31 +282,52 @@ impl CertificateCache {
             .clamp(self.config.min_ttl, self.config.max_ttl)
     }
 
-    /// The chain for `x5u` at `now`, from the cache or from `load`, which fetches and
-    /// validates against a trust snapshot and reports that snapshot's generation.
+    /// Whether a cached chain may still serve at `now` after a refresh that could not fetch
+    /// it: within the stale period, and never past its `valid_until`.
+    fn may_serve_stale(&self, good: &Good, now: u64) -> bool {
+        now < good.fresh_until.saturating_add(self.config.stale_ttl) && now < good.valid_until
+    }
+
+    /// The entry for `x5u` of `generation`, proven first.
+    fn entry(&self, x5u: &str, generation: u64) -> Option<Good> {
+        self.proven
+            .get(x5u)
+            .filter(|g| g.generation == generation)
+            .or_else(|| {
+                self.probation
+                    .get(x5u)
+                    .filter(|g| g.generation == generation)
+            })
+    }
+
+    /// The chain for `x5u` at `now`, for a caller whose trust snapshot is of `generation`:
+    /// from the cache, or from `load`, which fetches and validates against that snapshot.
     pub async fn get<F, Fut>(
         &self,
         x5u: &str,
         now: u64,
+        generation: u64,
         load: F,
-    ) -> Result<Arc<ValidatedChain>, VerifyError>
+    ) -> Result<Cached, VerifyError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Outcome>,
+        Fut: Future<Output = Result<Loaded, VerifyError>>,
     {
-        let generation = self.generation();
-        let previous = self.good.get(x5u).filter(|g| g.generation == generation);
+        let previous = self.entry(x5u, generation);
         match &previous {
             Some(good) if now < good.fresh_until => {
                 bump(&self.counters.hits);
-                return Ok(Arc::clone(&good.chain));
+                return Ok(Cached {
+                    chain: Arc::clone(&good.chain),
+                    proven: good.proven,
+                });
             }
-            Some(good)
-                if now < good.retry_after
-                    && now < good.fresh_until.saturating_add(self.config.stale_ttl) =>
-            {
+            Some(good) if now < good.retry_after && self.may_serve_stale(good, now) => {
                 bump(&self.counters.stale);
-                return Ok(Arc::clone(&good.chain));
+                return Ok(Cached {
+                    chain: Arc::clone(&good.chain),
+                    proven: good.proven,
+                });
             }
             _ => {}
         }
@@ -301,48 +340,57 @@ impl CertificateCache {
         bump(&self.counters.misses);
 
         let mut waiter = self.join(x5u, generation)?;
-        let (loaded_generation, result) = match waiter.flight.as_ref() {
+        let result = match waiter.flight.as_ref() {
             Some(flight) => flight
                 .cell
                 .get_or_init(|| async {
                     bump(&self.counters.fetches);
-                    let outcome = load().await;
-                    let result = outcome.result.map(|loaded| {
+                    load().await.map(|loaded| {
                         let fresh_until = now
                             .saturating_add(self.ttl(loaded.max_age))
                             .min(loaded.valid_until);
-                        (Arc::new(loaded.chain), fresh_until)
-                    });
-                    (outcome.generation, result)
+                        (Arc::new(loaded.chain), fresh_until, loaded.valid_until)
+                    })
                 })
                 .await
                 .clone(),
             None => return Err(poisoned()),
         };
+        // A chain refreshed under a URL already proven stays proven.
+        let was_proven = previous.as_ref().is_some_and(|g| g.proven);
         let (answer, store) = match result {
-            Ok((chain, fresh_until)) => (
-                Ok(Arc::clone(&chain)),
-                Some(Store::Good(Good {
+            Ok((chain, fresh_until, valid_until)) => (
+                Ok(Cached {
+                    chain: Arc::clone(&chain),
+                    proven: was_proven,
+                }),
+                Some(Store::Chain(Good {
                     chain,
                     fresh_until,
+                    valid_until,
                     retry_after: 0,
-                    generation: loaded_generation,
+                    generation,
+                    proven: was_proven,
                 })),
             ),
             // A refresh that could not fetch the chain (the repository is down, slow or
-            // answers nonsense) keeps serving the previous chain for the stale period, and is
-            // not retried before the negative TTL. A refresh that fetched the chain and found
-            // it unacceptable (revoked, expired, no longer trusted) does not: its error stands.
+            // answers nonsense) keeps serving the previous chain for the stale period, never
+            // past its valid_until, and is not retried before the negative TTL. A refresh that
+            // fetched the chain and found it unacceptable (revoked, expired, no longer trusted)
+            // is not covered: its error stands.
             Err(VerifyError::Fetch(_))
-                if previous.as_ref().is_some_and(|good| {
-                    now < good.fresh_until.saturating_add(self.config.stale_ttl)
-                }) =>
+                if previous
+                    .as_ref()
+                    .is_some_and(|good| self.may_serve_stale(good, now)) =>
             {
                 bump(&self.counters.stale);
                 let good = previous.ok_or_else(poisoned)?;
                 (
-                    Ok(Arc::clone(&good.chain)),
-                    Some(Store::Good(Good {
+                    Ok(Cached {
+                        chain: Arc::clone(&good.chain),
+                        proven: good.proven,
+                    }),
+                    Some(Store::Chain(Good {
                         retry_after: now.saturating_add(self.config.negative_ttl),
                         ..good
                     })),
@@ -353,27 +401,49 @@ impl CertificateCache {
                     Store::Failed(Failed {
                         error: error.clone(),
                         until: now.saturating_add(self.config.negative_ttl),
-                        generation: loaded_generation,
+                        generation,
                     })
                 });
                 (Err(error), store)
             }
         };
-        self.finish(x5u, &mut waiter, loaded_generation, store);
+        self.finish(x5u, &mut waiter, generation, store);
         answer
     }
 
-    /// Joins the flight for `x5u` at `generation`, or starts one (replacing a flight of an
-    /// older generation, whose waiters finish without storing).
+    /// Moves `x5u`'s chain from probation to the proven chains: a signature has verified with
+    /// it. A chain of another generation, or no longer in probation, is left alone.
+    pub fn confirm(&self, x5u: &str, generation: u64) {
+        if let Some(good) = self.probation.remove(x5u) {
+            if good.generation == generation && generation == self.generation() {
+                self.proven.insert(
+                    x5u.to_owned(),
+                    Good {
+                        proven: true,
+                        ..good
+                    },
+                );
+            }
+        }
+    }
+
+    /// Joins the flight for `x5u` at `generation`, or starts one. A flight of an older
+    /// generation is replaced (its waiters finish without storing); a caller of an older
+    /// generation than the flight in the map gets a flight of its own, outside the map, whose
+    /// outcome is never stored.
     fn join<'a>(&'a self, x5u: &'a str, generation: u64) -> Result<Waiter<'a>, VerifyError> {
         let mut flights = self.flights.lock().map_err(|_| poisoned())?;
+        let new = || {
+            Arc::new(Flight {
+                generation,
+                cell: OnceCell::new(),
+            })
+        };
         let flight = match flights.get(x5u) {
             Some(current) if current.generation == generation => Arc::clone(current),
+            Some(current) if current.generation > generation => new(),
             _ => {
-                let flight = Arc::new(Flight {
-                    generation,
-                    cell: OnceCell::new(),
-                });
+                let flight = new();
                 flights.insert(x5u.to_owned(), Arc::clone(&flight));
                 flight
             }
@@ -386,8 +456,9 @@ impl CertificateCache {
     }
 
     /// The first waiter back from a flight stores its outcome (when it belongs to the current
-    /// generation) and retires the flight, both under the flights' lock, so a new caller
-    /// either joins the flight or finds the stored outcome. Later waiters find it retired.
+    /// generation) and retires the flight, both under the flights' lock, so that a caller who
+    /// comes later joins no finished flight. (A caller who looked in the stores just before
+    /// the outcome was stored starts a second fetch: harmless.) Later waiters find it retired.
     fn finish(&self, x5u: &str, waiter: &mut Waiter<'_>, generation: u64, store: Option<Store>) {
         let Ok(mut flights) = self.flights.lock() else {
             return;
@@ -400,12 +471,17 @@ impl CertificateCache {
         if first {
             if generation == self.generation() {
                 match store {
-                    Some(Store::Good(good)) => {
+                    Some(Store::Chain(good)) => {
                         self.failed.invalidate(x5u);
-                        self.good.insert(x5u.to_owned(), good);
+                        if good.proven {
+                            self.proven.insert(x5u.to_owned(), good);
+                        } else {
+                            self.probation.insert(x5u.to_owned(), good);
+                        }
                     }
                     Some(Store::Failed(failed)) => {
-                        self.good.invalidate(x5u);
+                        self.proven.invalidate(x5u);
+                        self.probation.invalidate(x5u);
                         self.failed.insert(x5u.to_owned(), failed);
                     }
                     None => {}
@@ -416,15 +492,21 @@ impl CertificateCache {
         drop(mine);
     }
 
-    /// How many good chains are stored (exact: runs the store's pending maintenance).
+    /// How many proven chains are stored (exact: runs the store's pending maintenance).
     pub fn len(&self) -> usize {
-        self.good.run_pending_tasks();
-        usize::try_from(self.good.entry_count()).unwrap_or(usize::MAX)
+        self.proven.run_pending_tasks();
+        usize::try_from(self.proven.entry_count()).unwrap_or(usize::MAX)
     }
 
-    /// Whether no good chain is stored.
+    /// Whether no proven chain is stored.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many chains are in probation (exact: runs the store's pending maintenance).
+    pub fn in_probation(&self) -> usize {
+        self.probation.run_pending_tasks();
+        usize::try_from(self.probation.entry_count()).unwrap_or(usize::MAX)
     }
 
     /// How many failures are remembered (exact: runs the store's pending maintenance).
@@ -461,22 +543,20 @@ mod tests {
         }
     }
 
-    fn loaded(spc: &str, max_age: Option<u64>) -> Outcome {
-        Outcome {
-            generation: 0,
-            result: Ok(Loaded {
-                chain: chain(spc),
-                max_age,
-                valid_until: u64::MAX,
-            }),
-        }
+    fn loaded(spc: &str, max_age: Option<u64>) -> Result<Loaded, VerifyError> {
+        Ok(Loaded {
+            chain: chain(spc),
+            max_age,
+            valid_until: u64::MAX,
+        })
     }
 
-    fn failed(error: FetchError) -> Outcome {
-        Outcome {
-            generation: 0,
-            result: Err(VerifyError::Fetch(error)),
-        }
+    fn failed(error: FetchError) -> Result<Loaded, VerifyError> {
+        Err(VerifyError::Fetch(error))
+    }
+
+    fn spc(cached: Result<Cached, VerifyError>) -> String {
+        cached.map_or_else(|e| format!("error: {e}"), |c| c.chain.spc.clone())
     }
 
     fn config() -> CacheConfig {
@@ -487,6 +567,7 @@ mod tests {
             stale_ttl: 300,
             negative_ttl: 10,
             capacity: 2,
+            probation_capacity: 2,
             negative_capacity: 2,
         }
     }
@@ -495,9 +576,9 @@ mod tests {
     async fn lifetime_stale_serving_and_negative_cache_with_pinned_time() {
         let cache = CertificateCache::new(config());
         let loads = AtomicUsize::new(0);
-        let ok = |spc: &'static str, max_age: Option<u64>| {
+        let ok = |name: &'static str, max_age: Option<u64>| {
             loads.fetch_add(1, Ordering::SeqCst);
-            async move { loaded(spc, max_age) }
+            async move { loaded(name, max_age) }
         };
         let fail = || {
             loads.fetch_add(1, Ordering::SeqCst);
@@ -505,57 +586,45 @@ mod tests {
         };
         // max-age 5000 is clamped to 1000.
         assert_eq!(
-            cache
-                .get("u", 0, || ok("one", Some(5000)))
-                .await
-                .unwrap()
-                .spc,
+            spc(cache.get("u", 0, 0, || ok("one", Some(5000))).await),
             "one"
         );
         assert_eq!(
-            cache.get("u", 999, || ok("two", None)).await.unwrap().spc,
+            spc(cache.get("u", 999, 0, || ok("two", None)).await),
             "one",
             "fresh: no load"
         );
         assert_eq!(loads.load(Ordering::SeqCst), 1);
-        // Expired, refresh fails: the old chain serves for the stale period, without retrying
-        // before the negative TTL.
-        assert_eq!(cache.get("u", 1000, fail).await.unwrap().spc, "one");
+        // Expired, the refresh cannot fetch: the old chain serves for the stale period,
+        // without retrying before the negative TTL.
+        assert_eq!(spc(cache.get("u", 1000, 0, fail).await), "one");
         assert_eq!(
-            cache.get("u", 1005, || ok("two", None)).await.unwrap().spc,
+            spc(cache.get("u", 1005, 0, || ok("two", None)).await),
             "one",
             "no retry within 10 s"
         );
         assert_eq!(loads.load(Ordering::SeqCst), 2);
         assert_eq!(
-            cache
-                .get("u", 1011, || ok("two", Some(10)))
-                .await
-                .unwrap()
-                .spc,
+            spc(cache.get("u", 1011, 0, || ok("two", Some(10))).await),
             "two",
             "retried, refreshed"
         );
         // max-age 10 is clamped up to 100.
         assert_eq!(
-            cache
-                .get("u", 1110, || ok("three", None))
-                .await
-                .unwrap()
-                .spc,
+            spc(cache.get("u", 1110, 0, || ok("three", None)).await),
             "two"
         );
         // Past the stale period a failure is an error, remembered for the negative TTL.
-        let err = cache.get("u", 1111 + 100 + 300, fail).await.unwrap_err();
+        let err = cache.get("u", 1111 + 100 + 300, 0, fail).await.unwrap_err();
         assert_eq!(err, VerifyError::Fetch(FetchError::Status(503)));
         let loads_before = loads.load(Ordering::SeqCst);
         assert!(
-            cache.get("u", 1515, || ok("four", None)).await.is_err(),
+            cache.get("u", 1515, 0, || ok("four", None)).await.is_err(),
             "negative cache"
         );
         assert_eq!(loads.load(Ordering::SeqCst), loads_before);
         assert_eq!(
-            cache.get("u", 1522, || ok("four", None)).await.unwrap().spc,
+            spc(cache.get("u", 1522, 0, || ok("four", None)).await),
             "four"
         );
         let stats = cache.stats();
@@ -566,33 +635,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stale_chain_never_serves_past_its_valid_until() {
+        // A repository that stops answering once the chain is cached must not keep it alive
+        // past the CRL's nextUpdate (or notAfter): a revocation would go unseen.
+        let cache = CertificateCache::new(config());
+        let until_250 = || async {
+            Ok(Loaded {
+                chain: chain("x"),
+                max_age: Some(900),
+                valid_until: 250,
+            })
+        };
+        assert_eq!(spc(cache.get("u", 0, 0, until_250).await), "x");
+        let down = || async { failed(FetchError::Status(503)) };
+        for now in [250, 251, 1000] {
+            assert_eq!(
+                cache.get("u", now, 0, down).await.err(),
+                Some(VerifyError::Fetch(FetchError::Status(503))),
+                "at {now}"
+            );
+        }
+        // Where max-age is what ends freshness, the stale period applies.
+        let cache = CertificateCache::new(config());
+        let until_5000 = || async {
+            Ok(Loaded {
+                chain: chain("y"),
+                max_age: Some(200),
+                valid_until: 5000,
+            })
+        };
+        assert_eq!(spc(cache.get("u", 0, 0, until_5000).await), "y");
+        assert_eq!(spc(cache.get("u", 200, 0, down).await), "y");
+    }
+
+    #[tokio::test]
     async fn a_refresh_that_finds_the_chain_revoked_is_not_covered_by_the_stale_chain() {
         let cache = CertificateCache::new(config());
-        cache
-            .get("u", 0, || async { loaded("one", None) })
-            .await
-            .unwrap();
+        assert_eq!(
+            spc(cache.get("u", 0, 0, || async { loaded("one", None) }).await),
+            "one"
+        );
         // Expired (default 500): the refresh fetches the chain and finds it revoked.
         let revoked = || async {
-            Outcome {
-                generation: 0,
-                result: Err(VerifyError::Credential(
-                    crate::error::CredentialError::Revoked {
-                        index: 0,
-                        serial: "01".into(),
-                    },
-                )),
-            }
+            Err(VerifyError::Credential(
+                crate::error::CredentialError::Revoked {
+                    index: 0,
+                    serial: "01".into(),
+                },
+            ))
         };
         assert!(matches!(
-            cache.get("u", 500, revoked).await,
+            cache.get("u", 500, 0, revoked).await,
             Err(VerifyError::Credential(_))
         ));
         // And that is remembered, not the old chain.
         assert!(cache
-            .get("u", 501, || async { loaded("two", None) })
+            .get("u", 501, 0, || async { loaded("two", None) })
             .await
             .is_err());
+        assert_eq!(cache.in_probation() + cache.len(), 0);
     }
 
     #[tokio::test]
@@ -602,64 +703,65 @@ mod tests {
         let load = |valid_until: u64| {
             loads.fetch_add(1, Ordering::SeqCst);
             async move {
-                Outcome {
-                    generation: 0,
-                    result: Ok(Loaded {
-                        chain: chain("x"),
-                        max_age: Some(900),
-                        valid_until,
-                    }),
-                }
+                Ok(Loaded {
+                    chain: chain("x"),
+                    max_age: Some(900),
+                    valid_until,
+                })
             }
         };
         // valid_until (a CRL's nextUpdate, or notAfter) 250 comes before max-age 900.
-        cache.get("u", 0, || load(250)).await.unwrap();
-        cache.get("u", 249, || load(250)).await.unwrap();
+        cache.get("u", 0, 0, || load(250)).await.unwrap();
+        cache.get("u", 249, 0, || load(250)).await.unwrap();
         assert_eq!(loads.load(Ordering::SeqCst), 1, "fresh before 250");
-        cache.get("u", 250, || load(5000)).await.unwrap();
+        cache.get("u", 250, 0, || load(5000)).await.unwrap();
         assert_eq!(loads.load(Ordering::SeqCst), 2, "refetched at 250");
         // Now max-age (900 from 250) comes first.
-        cache.get("u", 1149, || load(5000)).await.unwrap();
+        cache.get("u", 1149, 0, || load(5000)).await.unwrap();
         assert_eq!(loads.load(Ordering::SeqCst), 2);
-        cache.get("u", 1150, || load(5000)).await.unwrap();
+        cache.get("u", 1150, 0, || load(5000)).await.unwrap();
         assert_eq!(loads.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
-    async fn good_chains_and_failures_are_bounded_apart() {
+    async fn proven_chains_probation_and_failures_are_bounded_apart() {
         let cache = CertificateCache::new(config());
-        for (i, url) in ["a", "b", "c"].iter().enumerate() {
-            cache
-                .get(url, i as u64, || async move { loaded(url, None) })
-                .await
-                .unwrap();
-        }
-        assert_eq!(cache.len(), 2);
-        // Many failures: the failure store stays bounded and the good chains stay.
-        let cache = CertificateCache::new(config());
-        cache
-            .get("good", 0, || async { loaded("good", None) })
+        let good = cache
+            .get("good", 0, 0, || async { loaded("good", None) })
             .await
             .unwrap();
+        assert!(!good.proven, "in probation until a signature verifies");
+        cache.confirm("good", 0);
+        assert_eq!((cache.len(), cache.in_probation()), (1, 0));
+        // A flood: forged x5u values that fail, and others serving a real chain their
+        // signatures never match (never confirmed).
         for i in 0..100 {
-            let url = format!("bad-{i}");
+            let bad = format!("bad-{i}");
             let error = cache
-                .get(&url, 1, || async { failed(FetchError::Status(404)) })
+                .get(&bad, 1, 0, || async { failed(FetchError::Status(404)) })
                 .await
                 .unwrap_err();
             assert_eq!(error, VerifyError::Fetch(FetchError::Status(404)));
+            let lure = format!("lure-{i}");
+            let chain = cache
+                .get(&lure, 1, 0, || async { loaded("public", None) })
+                .await
+                .unwrap();
+            assert!(!chain.proven);
         }
         assert!(cache.failures() <= 2, "{}", cache.failures());
+        assert!(cache.in_probation() <= 2, "{}", cache.in_probation());
         assert_eq!(cache.len(), 1);
         let fetches = cache.stats().fetches;
-        cache
-            .get("good", 2, || async { loaded("other", None) })
+        let again = cache
+            .get("good", 2, 0, || async { loaded("other", None) })
             .await
             .unwrap();
+        assert!(again.proven && again.chain.spc == "good");
         assert_eq!(
             cache.stats().fetches,
             fetches,
-            "the good chain is still cached"
+            "the proven chain is still cached"
         );
     }
 
@@ -669,14 +771,14 @@ mod tests {
         for i in 0..10 {
             let url = format!("http://forged-{i}/");
             let _ = cache
-                .get(&url, 0, || async {
+                .get(&url, 0, 0, || async {
                     failed(FetchError::Scheme("http".into()))
                 })
                 .await;
         }
         assert_eq!(cache.failures(), 0);
         let _ = cache
-            .get("slow", 0, || async { failed(FetchError::Timeout(2000)) })
+            .get("slow", 0, 0, || async { failed(FetchError::Timeout(2000)) })
             .await;
         assert_eq!(cache.failures(), 1);
     }
@@ -694,7 +796,7 @@ mod tests {
                     std::future::pending::<()>().await;
                     failed(FetchError::Timeout(2000))
                 };
-                tokio::time::timeout(Duration::from_millis(1), cache.get(&url, 0, never))
+                tokio::time::timeout(Duration::from_millis(1), cache.get(&url, 0, 0, never))
                     .await
                     .is_err()
             }));
@@ -706,43 +808,63 @@ mod tests {
             );
         }
         assert_eq!(cache.in_flight(), 0);
-        assert_eq!((cache.len(), cache.failures()), (0, 0));
+        assert_eq!(
+            (cache.len(), cache.in_probation(), cache.failures()),
+            (0, 0, 0)
+        );
         assert_eq!(cache.stats().fetches, 10_000);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn when_the_fetching_waiter_is_dropped_another_waiter_finishes_the_fetch() {
         let cache = Arc::new(CertificateCache::new(CacheConfig::default()));
-        let (release, released) = tokio::sync::watch::channel(false);
-        // The first waiter starts a fetch that waits for the release, then is dropped.
+        // The first waiter starts a fetch that never ends, then is dropped.
         let first = {
-            let (cache, mut released) = (Arc::clone(&cache), released.clone());
+            let cache = Arc::clone(&cache);
             tokio::spawn(async move {
                 cache
-                    .get("u", 0, || async move {
-                        let _ = released.wait_for(|r| *r).await;
+                    .get("u", 0, 0, || async {
+                        std::future::pending::<()>().await;
                         loaded("first", None)
                     })
                     .await
             })
         };
-        while cache.in_flight() == 0 {
+        while cache.stats().fetches == 0 {
             tokio::task::yield_now().await;
         }
+        // A second waiter joins the same flight (one flight, two misses).
+        let (release, mut released) = tokio::sync::watch::channel(false);
         let second = {
             let cache = Arc::clone(&cache);
-            tokio::spawn(
-                async move { cache.get("u", 0, || async { loaded("second", None) }).await },
-            )
+            tokio::spawn(async move {
+                cache
+                    .get("u", 0, 0, || async move {
+                        let _ = released.wait_for(|r| *r).await;
+                        loaded("second", None)
+                    })
+                    .await
+            })
         };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        while cache.stats().misses < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            cache.in_flight(),
+            1,
+            "the second waiter joined the first's flight"
+        );
         first.abort();
         let _ = first.await;
+        assert_eq!(cache.in_flight(), 1, "still wanted by the second waiter");
         let _ = release.send(true);
-        let chain = second.await.unwrap().unwrap();
-        assert!(["first", "second"].contains(&chain.spc.as_str()));
-        assert_eq!(cache.in_flight(), 0);
-        assert_eq!(cache.len(), 1);
+        assert_eq!(
+            spc(second.await.unwrap()),
+            "second",
+            "it ran the fetch itself"
+        );
+        assert_eq!((cache.in_flight(), cache.stats().fetches), (0, 2));
+        assert_eq!(cache.in_probation(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -754,12 +876,9 @@ mod tests {
             let cache = Arc::clone(&cache);
             tokio::spawn(async move {
                 cache
-                    .get("u", 0, || async move {
+                    .get("u", 0, generation, || async move {
                         let _ = released.wait_for(|r| *r).await;
-                        Outcome {
-                            generation,
-                            ..loaded("old trust", None)
-                        }
+                        loaded("old trust", None)
                     })
                     .await
             })
@@ -771,19 +890,25 @@ mod tests {
         let new_generation = cache.clear();
         assert_eq!(new_generation, generation + 1);
         let _ = release.send(true);
-        assert_eq!(waiting.await.unwrap().unwrap().spc, "old trust");
-        assert_eq!(cache.len(), 0, "not stored");
+        assert_eq!(spc(waiting.await.unwrap()), "old trust");
+        assert_eq!(cache.in_probation() + cache.len(), 0, "not stored");
         // The next call loads again, against the new trust, and that is stored.
-        let chain = cache
-            .get("u", 1, || async move {
-                Outcome {
-                    generation: new_generation,
-                    ..loaded("new trust", None)
-                }
+        let loaded_new = cache
+            .get("u", 1, new_generation, || async {
+                loaded("new trust", None)
             })
-            .await
-            .unwrap();
-        assert_eq!(chain.spc, "new trust");
-        assert_eq!(cache.len(), 1);
+            .await;
+        assert_eq!(spc(loaded_new), "new trust");
+        assert_eq!(cache.in_probation(), 1);
+        // A caller still holding the old trust is not served the new generation's entry, and
+        // its own outcome is not stored.
+        let old_caller = cache
+            .get("u", 2, generation, || async { loaded("old again", None) })
+            .await;
+        assert_eq!(spc(old_caller), "old again");
+        let current = cache
+            .get("u", 3, new_generation, || async { loaded("unused", None) })
+            .await;
+        assert_eq!(spc(current), "new trust");
     }
 }

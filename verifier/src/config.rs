@@ -116,9 +116,11 @@ pub struct CacheSection {
     pub stale_ttl: u64,
     /// Negative cache.
     pub negative_ttl: u64,
-    /// Most good chains.
+    /// Most proven chains.
     pub capacity: usize,
-    /// Most remembered failures (bounded apart from the good chains).
+    /// Most chains in probation (validated, no signature verified with them yet).
+    pub probation_capacity: usize,
+    /// Most remembered failures.
     pub negative_capacity: usize,
     /// x5u URLs fetched at start.
     pub warm_up: Vec<String>,
@@ -134,6 +136,7 @@ impl Default for CacheSection {
             stale_ttl: c.stale_ttl,
             negative_ttl: c.negative_ttl,
             capacity: c.capacity,
+            probation_capacity: c.probation_capacity,
             negative_capacity: c.negative_capacity,
             warm_up: Vec::new(),
         }
@@ -244,6 +247,7 @@ impl VerifierConfig {
             stale_ttl: self.cache.stale_ttl,
             negative_ttl: self.cache.negative_ttl,
             capacity: self.cache.capacity,
+            probation_capacity: self.cache.probation_capacity,
             negative_capacity: self.cache.negative_capacity,
         }
     }

@@ -79,6 +79,11 @@ impl CrlStore {
         };
         if let Some(crl) = self.fetched.get(url) {
             if crl.current_at(now) {
+                // Cached under its URL, it may still be another CA's CRL than this
+                // certificate's issuer (whose distribution point names that URL).
+                if crl.issuer() != link.issuer || !crl.signed_by(&link.issuer_key) {
+                    return Err(Unavailable::WrongIssuer(url.clone()));
+                }
                 return Ok(Some(crl));
             }
         }
@@ -141,5 +146,48 @@ impl CrlStore {
             }
         }
         Ok(earliest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn read(relative: &str) -> Vec<u8> {
+        std::fs::read(certs_test::path(relative)).unwrap_or_default()
+    }
+
+    fn links(chain: &str, root: &str) -> Vec<Link> {
+        let ders = passport::cert::chain_from_pem(&read(chain)).unwrap_or_default();
+        let anchors = pki::TrustAnchors::from_pem(&read(root)).unwrap_or_default();
+        pki::path::validate(&ders, &anchors, NOW)
+            .map(|c| c.links)
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_cached_crl_is_used_only_for_certificates_of_its_issuer() {
+        let store = CrlStore::default();
+        let fetcher = Fetcher::new(crate::fetch::FetchPolicy::default(), &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let ours = links("sp/1001/chain.pem", "ca/root.pem");
+        let theirs = links("untrusted/chain.pem", "untrusted/root.pem");
+        let (Some(ours), Some(theirs)) = (ours.first(), theirs.first()) else {
+            panic!("both chains validate against their own roots")
+        };
+        // The test CA's CRL, cached under the URL the other CA's certificate also names.
+        let crl = Crl::parse(&read("ca/intermediate.crl")).unwrap_or_else(|e| panic!("{e}"));
+        let url = theirs.crl_urls.first().cloned().unwrap_or_default();
+        store.fetched.insert(url.clone(), crl.clone());
+        assert!(matches!(
+            store.crl_for(theirs, &fetcher, NOW).await,
+            Err(Unavailable::WrongIssuer(u)) if u == url
+        ));
+        // For a certificate of its own issuer, the cached CRL is used.
+        let own_url = ours.crl_urls.first().cloned().unwrap_or_default();
+        store.fetched.insert(own_url, crl);
+        assert!(matches!(store.crl_for(ours, &fetcher, NOW).await, Ok(Some(_))));
     }
 }

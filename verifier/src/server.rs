@@ -199,7 +199,7 @@ impl Prepared {
             events,
         ));
         for x5u in &config.cache.warm_up {
-            match state.verifier.credential(x5u, now).await {
+            match state.verifier.warm_up(x5u, now).await {
                 Ok(chain) => tracing::info!(%x5u, spc = %chain.spc, "warmed up"),
                 Err(error) => tracing::warn!(%x5u, %error, "warm-up failed"),
             }

@@ -160,12 +160,14 @@ impl VerifierState {
             out,
             "# HELP shaken_verifier_cache_entries Entries in the certificate cache, by store.\n\
              # TYPE shaken_verifier_cache_entries gauge\n\
-             shaken_verifier_cache_entries{{store=\"chains\"}} {}\n\
+             shaken_verifier_cache_entries{{store=\"proven\"}} {}\n\
+             shaken_verifier_cache_entries{{store=\"probation\"}} {}\n\
              shaken_verifier_cache_entries{{store=\"failures\"}} {}\n\
              # HELP shaken_verifier_cache_fetches_in_flight Certificate fetches in flight.\n\
              # TYPE shaken_verifier_cache_fetches_in_flight gauge\n\
              shaken_verifier_cache_fetches_in_flight {}",
             cache.len(),
+            cache.in_probation(),
             cache.failures(),
             cache.in_flight()
         );

@@ -12,7 +12,7 @@ use passport::verify::{self, VerifyOptions};
 use passport::Tn;
 use pki::{TrustAnchors, ValidatedChain};
 
-use crate::cache::{CacheConfig, CertificateCache, Loaded, Outcome};
+use crate::cache::{CacheConfig, Cached, CertificateCache, Loaded};
 use crate::crl::{Crl, CrlStore};
 use crate::error::{CredentialError, FetchError, VerifyError};
 use crate::fetch::Fetcher;
@@ -139,37 +139,48 @@ impl Verifier {
         });
     }
 
-    /// The validated chain for an x5u at `now`, through the cache.
+    /// The validated chain for an x5u at `now`, through the cache (a chain not yet proven by a
+    /// signature stays in the cache's probation).
     pub async fn credential(
         &self,
         x5u: &str,
         now: u64,
     ) -> Result<Arc<ValidatedChain>, VerifyError> {
+        self.cached(x5u, now).await.map(|(cached, _)| cached.chain)
+    }
+
+    /// As [`Verifier::credential`], for a URL the operator vouches for (the `warm_up` list):
+    /// the chain is stored as proven at once.
+    pub async fn warm_up(&self, x5u: &str, now: u64) -> Result<Arc<ValidatedChain>, VerifyError> {
+        let (cached, generation) = self.cached(x5u, now).await?;
+        self.cache.confirm(x5u, generation);
+        Ok(cached.chain)
+    }
+
+    /// The cached chain and the generation of the trust it was judged against.
+    async fn cached(&self, x5u: &str, now: u64) -> Result<(Cached, u64), VerifyError> {
         let trust = self
             .trust
             .read()
             .map(|t| Arc::clone(&t))
             .map_err(|_| CredentialError::Chain(pki::Error::NoAnchors))?;
-        let chain = self
+        let cached = self
             .cache
-            .get(x5u, now, || async {
-                Outcome {
-                    generation: trust.generation,
-                    result: self.load(x5u, &trust.anchors, now).await,
-                }
+            .get(x5u, now, trust.generation, || {
+                self.load(x5u, &trust.anchors, now)
             })
             .await?;
-        // A cached chain may expire while cached (its entry does not outlive notAfter, but a
-        // stale entry may be served after a failed refresh).
-        if now > chain.not_after {
+        // The cache never serves an entry past its chain's notAfter; this guards the rule.
+        let not_after = cached.chain.not_after;
+        if now > not_after {
             return Err(CredentialError::Chain(pki::Error::Expired {
                 index: 0,
-                not_after: i64::try_from(chain.not_after).unwrap_or(i64::MAX),
+                not_after: i64::try_from(not_after).unwrap_or(i64::MAX),
                 now,
             })
             .into());
         }
-        Ok(chain)
+        Ok((cached, trust.generation))
     }
 
     /// Fetches, validates and checks revocation: what the cache stores, and until when.
@@ -235,9 +246,15 @@ impl Verifier {
             max_future: self.windows.max_future,
         };
         verify::check_freshness(claims.iat, &options)?;
-        let chain = self.credential(&passport.header().x5u, now).await?;
-        seen.spc = Some(chain.spc.clone());
-        passport.verify_signature(&chain.key)?;
+        let x5u = &passport.header().x5u;
+        let (cached, generation) = self.cached(x5u, now).await?;
+        seen.spc = Some(cached.chain.spc.clone());
+        passport.verify_signature(&cached.chain.key)?;
+        // A chain a signature verified with leaves probation: a flood of forged tokens whose
+        // x5u serves some real public chain never displaces proven ones.
+        if !cached.proven {
+            self.cache.confirm(x5u, generation);
+        }
         verify::check_parties(passport, Some(call.from), call.to)?;
         Ok(())
     }
