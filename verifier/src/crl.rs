@@ -188,6 +188,9 @@ mod tests {
         // For a certificate of its own issuer, the cached CRL is used.
         let own_url = ours.crl_urls.first().cloned().unwrap_or_default();
         store.fetched.insert(own_url, crl);
-        assert!(matches!(store.crl_for(ours, &fetcher, NOW).await, Ok(Some(_))));
+        assert!(matches!(
+            store.crl_for(ours, &fetcher, NOW).await,
+            Ok(Some(_))
+        ));
     }
 }

@@ -52,20 +52,26 @@ fn signing_body(numbers: &[String], unregistered_share: f64, seed: u64, iat: u64
     )
 }
 
-/// Verification requests, cycling through `tokens` (at least one) distinct calls from
-/// `1215…` numbers signed with `key` for `x5u` before the run, all as of `now`.
-pub fn verification(
-    key: SigningKey,
-    x5u: &str,
+/// How often the tokens of a verification load are signed again, in seconds: well inside the
+/// verifier's 60 s windows for `iat` and for the request's `time`.
+pub const RESIGN_SECONDS: u64 = 30;
+
+/// Tokens signed as of one time.
+struct Signed {
+    iat: u64,
+    calls: Arc<Vec<(String, String)>>,
+}
+
+fn sign_calls(
+    signer: &TokenSigner,
     tokens: usize,
-    now: u64,
-) -> Result<MakeBody, LabError> {
-    let signer = TokenSigner::new(key, x5u);
+    iat: u64,
+) -> Result<Vec<(String, String)>, LabError> {
     let mut calls = Vec::with_capacity(tokens.max(1));
     for i in 0..tokens.max(1) {
         let orig = format!("1215{i:07}");
         let claims = Claims::shaken(
-            now,
+            iat,
             Party::Tn(orig.clone()),
             Dest::tns(vec![CALLED.into()]).ok_or(passport::TokenError::MissingClaim("dest"))?,
             Attestation::A,
@@ -73,12 +79,48 @@ pub fn verification(
         );
         calls.push((orig, signer.identity_header(&claims)?));
     }
-    Ok(Arc::new(move |index, _| {
+    Ok(calls)
+}
+
+/// Verification requests, cycling through `tokens` (at least one) distinct calls from
+/// `1215…` numbers signed with `key` for `x5u`, signed before the run as of `now` and again
+/// every [`RESIGN_SECONDS`] (by whichever request finds them due, while the others go on with
+/// the previous ones); each request's `time` is when it is sent. So a run of any length stays
+/// inside the verifier's freshness and request-time windows.
+pub fn verification(
+    key: SigningKey,
+    x5u: &str,
+    tokens: usize,
+    now: u64,
+) -> Result<MakeBody, LabError> {
+    let signer = TokenSigner::new(key, x5u);
+    let signed = std::sync::RwLock::new(Signed {
+        iat: now,
+        calls: Arc::new(sign_calls(&signer, tokens, now)?),
+    });
+    Ok(Arc::new(move |index, sent_at| {
+        let (iat, mut calls) = match signed.read() {
+            Ok(current) => (current.iat, Arc::clone(&current.calls)),
+            Err(_) => return String::new(),
+        };
+        if sent_at >= iat.saturating_add(RESIGN_SECONDS) {
+            if let Ok(mut current) = signed.try_write() {
+                if current.iat == iat {
+                    if let Ok(fresh) = sign_calls(&signer, tokens, sent_at) {
+                        calls = Arc::new(fresh);
+                        *current = Signed {
+                            iat: sent_at,
+                            calls: Arc::clone(&calls),
+                        };
+                    }
+                }
+            }
+        }
         let Some((orig, identity)) = calls.get((index as usize) % calls.len()) else {
             return String::new();
         };
         format!(
-            r#"{{"verificationRequest":{{"from":{{"tn":"{orig}"}},"to":{{"tn":["{CALLED}"]}},"time":{now},"identity":"{identity}"}}}}"#
+            r#"{{"verificationRequest":{{"from":{{"tn":"{orig}"}},"to":{{"tn":["{CALLED}"]}},"time":{sent_at},"identity":"{identity}"}}}}"#
         )
     }))
 }
@@ -121,17 +163,30 @@ mod tests {
     #[test]
     fn verification_requests_cycle_through_signed_tokens() {
         let key = SigningKey::generate().unwrap();
-        let make = verification(key, "https://cr.example/c.pem", 3, 1_700_000_000).unwrap();
+        let t0 = 1_700_000_000;
+        let make = verification(key, "https://cr.example/c.pem", 3, t0).unwrap();
         let bodies: Vec<Value> = (0..4)
-            .map(|i| serde_json::from_str(&make(i, 0)).unwrap())
+            .map(|i| serde_json::from_str(&make(i, t0 + 1)).unwrap())
             .collect();
         assert_eq!(bodies[0], bodies[3]);
         assert_ne!(bodies[0], bodies[1]);
         let request = &bodies[1]["verificationRequest"];
         assert_eq!(request["from"]["tn"], "12150000001");
-        assert_eq!(request["time"], 1_700_000_000);
-        let identity =
-            passport::IdentityHeader::parse(request["identity"].as_str().unwrap()).unwrap();
-        assert_eq!(identity.passport().claims().iat, 1_700_000_000);
+        assert_eq!(request["time"], t0 + 1, "the time it is sent");
+        let iat = |body: &Value| {
+            let identity = body["verificationRequest"]["identity"].as_str().unwrap();
+            passport::IdentityHeader::parse(identity)
+                .unwrap()
+                .passport()
+                .claims()
+                .iat
+        };
+        assert_eq!(iat(&bodies[1]), t0);
+        // A long run: the tokens are signed again every 30 s, so iat and time stay close.
+        let later: Value = serde_json::from_str(&make(1, t0 + 95)).unwrap();
+        assert_eq!(later["verificationRequest"]["time"], t0 + 95);
+        assert_eq!(iat(&later), t0 + 95);
+        let after: Value = serde_json::from_str(&make(1, t0 + 100)).unwrap();
+        assert_eq!(iat(&after), t0 + 95, "not before another 30 s");
     }
 }
