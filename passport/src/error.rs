@@ -250,7 +250,48 @@ impl fmt::Display for SipReason {
     }
 }
 
+/// What a token problem says about the call, beyond its SIP code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The token or header is malformed, or not a SHAKEN PASSporT.
+    Malformed,
+    /// `iat` is too old.
+    Stale,
+    /// The token does not belong to this call: the signature does not verify, or the numbers
+    /// differ (someone else's caller ID).
+    Spoofed,
+}
+
 impl TokenError {
+    /// What the problem says about the call (every variant listed: a new one must be placed).
+    pub fn fault(&self) -> Fault {
+        match self {
+            Self::Stale { .. } => Fault::Stale,
+            Self::BadSignature | Self::OrigMismatch { .. } | Self::DestMismatch(_) => {
+                Fault::Spoofed
+            }
+            Self::IdentityTooLong { .. }
+            | Self::MissingInfo
+            | Self::MalformedInfo(_)
+            | Self::InfoMismatch { .. }
+            | Self::ParameterMismatch { .. }
+            | Self::DuplicateParameter(_)
+            | Self::MalformedParameter(_)
+            | Self::SegmentCount(_)
+            | Self::CompactForm
+            | Self::TokenCharacter { .. }
+            | Self::Base64(_)
+            | Self::Json { .. }
+            | Self::MissingHeaderParameter(_)
+            | Self::InvalidHeaderParameter { .. }
+            | Self::MissingClaim(_)
+            | Self::InvalidClaim { .. }
+            | Self::FromTheFuture { .. }
+            | Self::UnsupportedAlgorithm(_)
+            | Self::SignatureLength(_) => Fault::Malformed,
+        }
+    }
+
     /// The SIP code a verification service answers with.
     ///
     /// Every problem with a received Identity header or PASSporT is 438, except a stale `iat`,

@@ -35,7 +35,7 @@ pub mod token;
 pub mod verify;
 
 pub use claims::{Attestation, Claims, Dest, OrigId, Party};
-pub use error::{Error, Part, SipReason, TokenError};
+pub use error::{Error, Fault, Part, SipReason, TokenError};
 pub use header::Header;
 pub use identity::IdentityHeader;
 pub use keys::{SigningKey, VerifyingKey};

@@ -50,7 +50,108 @@ pub enum ApiError {
     Policy(PolicyRefusal),
 }
 
+/// The request errors every ATIS-1000082 service sends (a service's own policy refusals
+/// aside), as a counter key: a service that sends no policy refusal of its own counts its
+/// errors by this enum, so none can be missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestErrorId {
+    /// SVC4000.
+    Svc4000,
+    /// SVC4001.
+    Svc4001,
+    /// SVC4002.
+    Svc4002,
+    /// SVC4003.
+    Svc4003,
+    /// SVC4004.
+    Svc4004,
+    /// SVC4005.
+    Svc4005,
+    /// SVC4006.
+    Svc4006,
+    /// SVC4007.
+    Svc4007,
+    /// POL4050.
+    Pol4050,
+    /// POL5000.
+    Pol5000,
+    /// POL4030.
+    Pol4030,
+    /// POL4290.
+    Pol4290,
+}
+
+impl crate::metrics::CounterKey for RequestErrorId {
+    const ALL: &'static [Self] = &[
+        Self::Svc4000,
+        Self::Svc4001,
+        Self::Svc4002,
+        Self::Svc4003,
+        Self::Svc4004,
+        Self::Svc4005,
+        Self::Svc4006,
+        Self::Svc4007,
+        Self::Pol4050,
+        Self::Pol5000,
+        Self::Pol4030,
+        Self::Pol4290,
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            Self::Svc4000 => 0,
+            Self::Svc4001 => 1,
+            Self::Svc4002 => 2,
+            Self::Svc4003 => 3,
+            Self::Svc4004 => 4,
+            Self::Svc4005 => 5,
+            Self::Svc4006 => 6,
+            Self::Svc4007 => 7,
+            Self::Pol4050 => 8,
+            Self::Pol5000 => 9,
+            Self::Pol4030 => 10,
+            Self::Pol4290 => 11,
+        }
+    }
+
+    fn labels(self) -> &'static str {
+        match self {
+            Self::Svc4000 => r#"message_id="SVC4000""#,
+            Self::Svc4001 => r#"message_id="SVC4001""#,
+            Self::Svc4002 => r#"message_id="SVC4002""#,
+            Self::Svc4003 => r#"message_id="SVC4003""#,
+            Self::Svc4004 => r#"message_id="SVC4004""#,
+            Self::Svc4005 => r#"message_id="SVC4005""#,
+            Self::Svc4006 => r#"message_id="SVC4006""#,
+            Self::Svc4007 => r#"message_id="SVC4007""#,
+            Self::Pol4050 => r#"message_id="POL4050""#,
+            Self::Pol5000 => r#"message_id="POL5000""#,
+            Self::Pol4030 => r#"message_id="POL4030""#,
+            Self::Pol4290 => r#"message_id="POL4290""#,
+        }
+    }
+}
+
 impl ApiError {
+    /// Its counter key, or `None` for a service's own policy refusal.
+    pub fn request_error_id(&self) -> Option<RequestErrorId> {
+        Some(match self {
+            Self::MissingBody => RequestErrorId::Svc4000,
+            Self::MissingParameter(_) => RequestErrorId::Svc4001,
+            Self::NotAcceptable(_) => RequestErrorId::Svc4002,
+            Self::NotFound => RequestErrorId::Svc4003,
+            Self::UnsupportedMediaType => RequestErrorId::Svc4004,
+            Self::InvalidValue(..) => RequestErrorId::Svc4005,
+            Self::Unparsable(_) | Self::TooLarge(_) => RequestErrorId::Svc4006,
+            Self::MissingContentLength => RequestErrorId::Svc4007,
+            Self::MethodNotAllowed => RequestErrorId::Pol4050,
+            Self::Internal => RequestErrorId::Pol5000,
+            Self::Unauthorized => RequestErrorId::Pol4030,
+            Self::RateLimited => RequestErrorId::Pol4290,
+            Self::Policy(_) => return None,
+        })
+    }
+
     /// The message id.
     pub fn message_id(&self) -> &'static str {
         match self {

@@ -15,4 +15,4 @@ pub mod metrics;
 pub mod service;
 pub mod tls;
 
-pub use error::{ApiError, PolicyRefusal};
+pub use error::{ApiError, PolicyRefusal, RequestErrorId};

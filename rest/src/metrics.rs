@@ -236,7 +236,8 @@ mod request_error_labels {
             ApiError::RateLimited,
         ];
         for error in all {
-            // No wildcard: a new variant must be added to the list above to compile.
+            // No wildcard: a new variant stops this from compiling until it is placed here,
+            // a reminder to list it above.
             match &error {
                 ApiError::MissingBody
                 | ApiError::MissingParameter(_)
@@ -255,6 +256,9 @@ mod request_error_labels {
             }
             let label = format!("message_id=\"{}\"", error.message_id());
             assert!(REQUEST_ERROR_LABELS.contains(&label.as_str()), "{label}");
+            // And its counter key carries the same id.
+            let key = error.request_error_id().map(super::CounterKey::labels);
+            assert_eq!(key, Some(label.as_str()));
         }
     }
 }

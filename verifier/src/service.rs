@@ -12,8 +12,9 @@ use hyper::{Request, Response, StatusCode};
 use passport::NumberingPlan;
 use rest::clients::{Client, Clients};
 use rest::http::{self as rest_http, Peer, Route};
-use rest::metrics::{EnumCounter, Histogram, LabeledCounter};
+use rest::metrics::{EnumCounter, Histogram};
 use rest::ApiError;
+use rest::RequestErrorId;
 use tokio::net::TcpListener;
 
 use crate::api;
@@ -25,27 +26,16 @@ use crate::verify::{Call, Verifier};
 pub const VERIFICATION_PATH: &str = "/stir/v1/verification";
 
 /// The verifier's metrics.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct VerifierMetrics {
     /// Verdicts by verstat and code.
     pub verdicts: EnumCounter<VerdictClass>,
     /// Flags raised.
     pub flags: EnumCounter<Flag>,
     /// Request errors by message id.
-    pub errors: LabeledCounter,
+    pub errors: EnumCounter<RequestErrorId>,
     /// Verification latency.
     pub latency: Histogram,
-}
-
-impl Default for VerifierMetrics {
-    fn default() -> Self {
-        Self {
-            verdicts: EnumCounter::default(),
-            flags: EnumCounter::default(),
-            errors: LabeledCounter::request_errors_and(&[]),
-            latency: Histogram::default(),
-        }
-    }
 }
 
 /// The verifier's clock, in seconds since the epoch: read once per request, at the edge.
@@ -112,7 +102,10 @@ impl VerifierState {
         extra: Option<&str>,
         request_id: &str,
     ) -> Response<Full<Bytes>> {
-        self.metrics.errors.inc_for_message(error.message_id());
+        // The verifier sends no policy refusal of its own: every error has a key.
+        if let Some(id) = error.request_error_id() {
+            self.metrics.errors.inc(id);
+        }
         rest_http::error_response(error, extra, request_id)
     }
 

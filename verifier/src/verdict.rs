@@ -9,7 +9,7 @@
 //! `unregistered` (anything not attested A by a valid token: the caller ID is not vouched for as
 //! the caller's own registered number).
 
-use passport::{Attestation, SipReason, TokenError};
+use passport::{Attestation, Fault, SipReason};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::error::{CredentialError, VerifyError};
@@ -110,12 +110,10 @@ impl rest::metrics::CounterKey for Flag {
 pub fn judge(error: &VerifyError) -> (SipReason, Option<Flag>) {
     match error {
         VerifyError::Token(token) => {
-            let flag = match token {
-                TokenError::Stale { .. } => Some(Flag::Stale),
-                TokenError::BadSignature
-                | TokenError::OrigMismatch { .. }
-                | TokenError::DestMismatch(_) => Some(Flag::Spoofed),
-                _ => None,
+            let flag = match token.fault() {
+                Fault::Stale => Some(Flag::Stale),
+                Fault::Spoofed => Some(Flag::Spoofed),
+                Fault::Malformed => None,
             };
             (token.sip_reason(), flag)
         }
@@ -329,6 +327,7 @@ impl rest::metrics::CounterKey for VerdictClass {
 mod tests {
     use super::*;
     use crate::error::{FetchError, Unavailable};
+    use passport::TokenError;
     use rest::metrics::CounterKey;
 
     #[test]
