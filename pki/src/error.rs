@@ -74,6 +74,15 @@ pub enum Error {
     /// An issuer in the path has no usable P-256 key.
     #[error("certificate {0}, an issuer in the path, has no P-256 key")]
     IssuerKey(usize),
+    /// An issuer in the path carries a critical extension this validator does not know
+    /// (RFC 5280 §4.2).
+    #[error("certificate {index}, an issuer in the path, has an unknown critical extension {oid}")]
+    UnknownCriticalExtension {
+        /// Position in the bundle.
+        index: usize,
+        /// The extension's OID, dotted.
+        oid: String,
+    },
 
     // --- The path ---
     /// A certificate's issuer is neither a trust anchor nor in the bundle.

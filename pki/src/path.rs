@@ -250,7 +250,7 @@ pub fn validate_within(
         }
         // Otherwise an intermediate from the bundle.
         let mut next = None;
-        let mut candidates = 0;
+        let (mut candidates, mut without_key) = (0, None);
         for (i, candidate) in certs.iter().enumerate().skip(1) {
             if i == current || candidate.subject().as_raw() != issuer {
                 continue;
@@ -258,6 +258,7 @@ pub fn validate_within(
             candidates += 1;
             let Ok(candidate_key) = EcdsaKey::from_public_key_der(candidate.public_key().raw)
             else {
+                without_key = Some(i);
                 continue;
             };
             if spending.signed_by(cert, &candidate_key)? {
@@ -266,16 +267,31 @@ pub fn validate_within(
             }
         }
         let Some((next, ca, issuer_key)) = next else {
-            return Err(if candidates == 0 {
-                Error::UnknownIssuer {
+            return Err(match (candidates, without_key) {
+                (0, _) => Error::UnknownIssuer {
                     index: current,
                     issuer: cert.issuer().to_string(),
-                }
-            } else {
-                Error::BadSignature(current)
+                },
+                // Every candidate of that name had a key that is not P-256.
+                (1, Some(i)) => Error::IssuerKey(i),
+                _ => Error::BadSignature(current),
             });
         };
         check_validity(ca, next, now)?;
+        // RFC 5280 §4.2: a certificate with a critical extension the validator does not know
+        // must be refused. (The end entity's profile refuses any extension outside the STI
+        // set, critical or not.)
+        if let Some(unknown) = ca.extensions().iter().find(|e| {
+            e.critical
+                && !oid::STI_EXTENSIONS
+                    .iter()
+                    .any(|known| oid::is(&e.oid, known))
+        }) {
+            return Err(Error::UnknownCriticalExtension {
+                index: next,
+                oid: unknown.oid.to_id_string(),
+            });
+        }
         if !matches!(ca.basic_constraints(), Ok(Some(bc)) if bc.value.ca) {
             return Err(Error::IssuerNotCa(next));
         }
