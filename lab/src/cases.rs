@@ -41,7 +41,7 @@ pub const CASES: [(&str, &str); 13] = [
     ("C: international gateway", "signed C; Passed, gateway"),
     ("spoofed caller ID", "438 spoofed"),
     ("tampered signature", "438 spoofed"),
-    ("replayed: a token signed 120 s ago", "403 stale"),
+    ("replayed (signed 120 s ago)", "403 stale"),
     ("revoked certificate", "437 revoked"),
     ("untrusted root", "437 untrusted"),
     ("unreachable x5u", "436"),
