@@ -298,30 +298,9 @@ impl TokenError {
     /// which is 403 (ATIS-1000074 §5.3.2). 436 and 437 concern fetching and trusting the
     /// certificate and are decided by the verifier, not here.
     pub fn sip_reason(&self) -> SipReason {
-        match self {
-            Self::Stale { .. } => SipReason::StaleDate,
-            Self::IdentityTooLong { .. }
-            | Self::MissingInfo
-            | Self::MalformedInfo(_)
-            | Self::InfoMismatch { .. }
-            | Self::ParameterMismatch { .. }
-            | Self::DuplicateParameter(_)
-            | Self::MalformedParameter(_)
-            | Self::SegmentCount(_)
-            | Self::CompactForm
-            | Self::TokenCharacter { .. }
-            | Self::Base64(_)
-            | Self::Json { .. }
-            | Self::MissingHeaderParameter(_)
-            | Self::InvalidHeaderParameter { .. }
-            | Self::MissingClaim(_)
-            | Self::InvalidClaim { .. }
-            | Self::FromTheFuture { .. }
-            | Self::UnsupportedAlgorithm(_)
-            | Self::SignatureLength(_)
-            | Self::BadSignature
-            | Self::OrigMismatch { .. }
-            | Self::DestMismatch(_) => SipReason::InvalidIdentityHeader,
+        match self.fault() {
+            Fault::Stale => SipReason::StaleDate,
+            Fault::Spoofed | Fault::Malformed => SipReason::InvalidIdentityHeader,
         }
     }
 }

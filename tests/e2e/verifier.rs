@@ -30,6 +30,18 @@ fn read(relative: &str) -> Vec<u8> {
     std::fs::read(certs_test::path(relative)).unwrap()
 }
 
+/// Fetching from repositories on loopback. Generous timeouts: no case here is about a slow
+/// repository, and a shared CI machine can stall a loopback TLS handshake for a while.
+fn loopback_policy() -> FetchPolicy {
+    FetchPolicy {
+        allow_private_addresses: true,
+        allowed_ports: None,
+        connect_timeout: Duration::from_secs(5),
+        total_timeout: Duration::from_secs(5),
+        ..FetchPolicy::default()
+    }
+}
+
 async fn lab() -> Lab {
     let dir = tempdir();
     let publish = dir.path().join("publish");
@@ -59,17 +71,8 @@ async fn lab() -> Lab {
         },
     ));
 
-    let policy = FetchPolicy {
-        allow_private_addresses: true,
-        allowed_ports: None,
-        // Generous: no case here is about a slow repository, and a shared CI machine can
-        // stall a loopback TLS handshake for a while.
-        connect_timeout: Duration::from_secs(5),
-        total_timeout: Duration::from_secs(5),
-        ..FetchPolicy::default()
-    };
     let fetcher = Fetcher::new(
-        policy,
+        loopback_policy(),
         &passport::cert::chain_from_pem(&read("tls/root.pem")).unwrap(),
     )
     .unwrap();
@@ -705,15 +708,8 @@ async fn a_revocation_published_after_caching_takes_effect_by_the_crls_next_upda
             let _ = stopped.await;
         },
     ));
-    let policy = FetchPolicy {
-        allow_private_addresses: true,
-        allowed_ports: None,
-        connect_timeout: Duration::from_secs(5),
-        total_timeout: Duration::from_secs(5),
-        ..FetchPolicy::default()
-    };
     let verifier = Verifier::new(
-        Fetcher::new(policy, std::slice::from_ref(&pki.tls_root)).unwrap(),
+        Fetcher::new(loopback_policy(), std::slice::from_ref(&pki.tls_root)).unwrap(),
         CacheConfig::default(),
         TrustAnchors::from_pem(ca_tools::certificate::certificate_pem(&pki.ca_root).as_bytes())
             .unwrap(),
