@@ -117,9 +117,10 @@ async fn lab() -> Lab {
     }
 }
 
-fn identity(lab: &Lab, path: &str, key: &str, iat: u64) -> String {
-    let x5u = format!("https://127.0.0.1:{}/{path}", lab.repository.port());
-    let signer = TokenSigner::new(SigningKey::from_pem(&read(key)).unwrap(), x5u);
+/// An Identity header for a call from 12155551212 to 12125551213, attested A, signed at `iat`
+/// with the PEM key `key_pem` for `x5u`.
+fn signed(key_pem: &[u8], x5u: String, iat: u64) -> String {
+    let signer = TokenSigner::new(SigningKey::from_pem(key_pem).unwrap(), x5u);
     let claims = Claims::shaken(
         iat,
         Party::Tn("12155551212".into()),
@@ -128,6 +129,11 @@ fn identity(lab: &Lab, path: &str, key: &str, iat: u64) -> String {
         "de305d54-75b4-431b-adb2-eb6b9e546014".parse().unwrap(),
     );
     signer.identity_header(&claims).unwrap()
+}
+
+fn identity(lab: &Lab, path: &str, key: &str, iat: u64) -> String {
+    let x5u = format!("https://127.0.0.1:{}/{path}", lab.repository.port());
+    signed(&read(key), x5u, iat)
 }
 
 fn now() -> u64 {
@@ -508,20 +514,8 @@ async fn a_flood_of_forged_x5u_neither_evicts_a_good_chain_nor_stops_good_calls(
         "https://127.0.0.1:{}/sp/1001/chain.pem",
         lab.repository.port()
     );
-    let sign = move |iat: u64| {
-        let signer = TokenSigner::new(
-            SigningKey::from_pem(&read("sp/1001/key.pem")).unwrap(),
-            x5u.clone(),
-        );
-        let claims = Claims::shaken(
-            iat,
-            Party::Tn("12155551212".into()),
-            Dest::tns(vec!["12125551213".into()]).unwrap(),
-            Attestation::A,
-            "de305d54-75b4-431b-adb2-eb6b9e546014".parse().unwrap(),
-        );
-        signer.identity_header(&claims).unwrap()
-    };
+    let key = read("sp/1001/key.pem");
+    let sign = move |iat: u64| signed(&key, x5u.clone(), iat);
     let alone = tokio::spawn(good_caller(lab.verifier, sign.clone(), stopped.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.send(true).unwrap();
@@ -719,15 +713,7 @@ async fn a_revocation_published_after_caching_takes_effect_by_the_crls_next_upda
     let carrier = &pki.originating;
     let key_pem = std::fs::read(&carrier.key).unwrap();
     let call_at = |at: u64| {
-        let signer = TokenSigner::new(SigningKey::from_pem(&key_pem).unwrap(), carrier.x5u.clone());
-        let claims = Claims::shaken(
-            at,
-            Party::Tn("12155551212".into()),
-            Dest::tns(vec!["12125551213".into()]).unwrap(),
-            Attestation::A,
-            "de305d54-75b4-431b-adb2-eb6b9e546014".parse().unwrap(),
-        );
-        let identity = signer.identity_header(&claims).unwrap();
+        let identity = signed(&key_pem, carrier.x5u.clone(), at);
         let verifier = &verifier;
         async move {
             let (from, to) = (
