@@ -17,8 +17,10 @@
 //!   refuses) are not cached: they cost less to decide again than to store.
 //! - **Three bounded stores.** A chain that validated waits in *probation* until a signature
 //!   verifies with it ([`CertificateCache::confirm`]); only then does it join the *proven*
-//!   chains. Failures have a store of their own. Each is bounded apart (moka, whose eviction is
-//!   amortised and never scans the cache under a lock), so a flood of forged tokens with
+//!   chains. Failures have a store of their own. Each is bounded apart, and none scans itself
+//!   under a lock to evict: probation and failures are moka stores (amortised eviction, an
+//!   admission policy that favours keys seen often), the proven chains a plain map read on
+//!   every call with a queue of its keys in insertion order. So a flood of forged tokens with
 //!   distinct x5u values (failing, or serving some real public chain their signature does not
 //!   match) fills probation and the failure store, never evicts a proven chain.
 //! - **Single flight, cancellation-safe.** Concurrent misses for one URL share one fetch. Each
@@ -31,10 +33,10 @@
 //!   its waiters but never stored.
 //! - **Statistics** are atomics: a hit takes no lock besides the store's own read path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use pki::ValidatedChain;
 use tokio::sync::OnceCell;
@@ -162,10 +164,76 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The proven chains, read on every verification: a read lock and a hash lookup. Bounded: when
+/// full, the entry inserted longest ago goes (a queue of keys in insertion order, so evicting
+/// never scans the map). Only chains a signature verified with get here, so no flood of forged
+/// tokens can reach it; moka's admission policy guards the two stores that a flood does reach.
+#[derive(Debug)]
+struct ProvenStore {
+    map: RwLock<HashMap<String, Good>>,
+    order: Mutex<VecDeque<String>>,
+    capacity: usize,
+}
+
+impl ProvenStore {
+    fn new(capacity: usize) -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+            order: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Good> {
+        self.map.read().ok()?.get(key).cloned()
+    }
+
+    fn insert(&self, key: &str, good: Good) {
+        let (Ok(mut map), Ok(mut order)) = (self.map.write(), self.order.lock()) else {
+            return;
+        };
+        if map.insert(key.to_owned(), good).is_some() {
+            return;
+        }
+        order.push_back(key.to_owned());
+        while map.len() > self.capacity {
+            match order.pop_front() {
+                Some(oldest) => {
+                    map.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        // Keys of entries removed since they were queued stay in the queue until their turn;
+        // should they ever be as many as the capacity, the queue is rebuilt once (amortised:
+        // at most once per `capacity` insertions).
+        if order.len() > 2 * self.capacity {
+            order.retain(|k| map.contains_key(k));
+        }
+    }
+
+    fn invalidate(&self, key: &str) {
+        if let Ok(mut map) = self.map.write() {
+            map.remove(key);
+        }
+    }
+
+    fn clear(&self) {
+        if let (Ok(mut map), Ok(mut order)) = (self.map.write(), self.order.lock()) {
+            map.clear();
+            order.clear();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map.read().map_or(0, |m| m.len())
+    }
+}
+
 /// The cache.
 pub struct CertificateCache {
     config: CacheConfig,
-    proven: moka::sync::Cache<String, Good>,
+    proven: ProvenStore,
     probation: moka::sync::Cache<String, Good>,
     failed: moka::sync::Cache<String, Failed>,
     flights: Mutex<HashMap<String, Arc<Flight>>>,
@@ -232,9 +300,7 @@ impl CertificateCache {
     /// An empty cache.
     pub fn new(config: CacheConfig) -> Self {
         Self {
-            proven: moka::sync::Cache::builder()
-                .max_capacity(store(config.capacity))
-                .build(),
+            proven: ProvenStore::new(config.capacity),
             probation: moka::sync::Cache::builder()
                 .max_capacity(store(config.probation_capacity))
                 .build(),
@@ -270,7 +336,7 @@ impl CertificateCache {
     /// returns the new generation. Loads already in flight are not stored.
     pub fn clear(&self) -> u64 {
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.proven.invalidate_all();
+        self.proven.clear();
         self.probation.invalidate_all();
         self.failed.invalidate_all();
         generation
@@ -417,7 +483,7 @@ impl CertificateCache {
         if let Some(good) = self.probation.remove(x5u) {
             if good.generation == generation && generation == self.generation() {
                 self.proven.insert(
-                    x5u.to_owned(),
+                    x5u,
                     Good {
                         proven: true,
                         ..good
@@ -474,7 +540,7 @@ impl CertificateCache {
                     Some(Store::Chain(good)) => {
                         self.failed.invalidate(x5u);
                         if good.proven {
-                            self.proven.insert(x5u.to_owned(), good);
+                            self.proven.insert(x5u, good);
                         } else {
                             self.probation.insert(x5u.to_owned(), good);
                         }
@@ -492,10 +558,9 @@ impl CertificateCache {
         drop(mine);
     }
 
-    /// How many proven chains are stored (exact: runs the store's pending maintenance).
+    /// How many proven chains are stored.
     pub fn len(&self) -> usize {
-        self.proven.run_pending_tasks();
-        usize::try_from(self.proven.entry_count()).unwrap_or(usize::MAX)
+        self.proven.len()
     }
 
     /// Whether no proven chain is stored.
@@ -763,6 +828,43 @@ mod tests {
             fetches,
             "the proven chain is still cached"
         );
+    }
+
+    #[test]
+    fn the_proven_store_is_bounded_and_evicts_the_oldest_insertion() {
+        let store = ProvenStore::new(3);
+        let good = |spc: &str| Good {
+            chain: Arc::new(chain(spc)),
+            fresh_until: 10,
+            valid_until: 10,
+            retry_after: 0,
+            generation: 0,
+            proven: true,
+        };
+        for key in ["a", "b", "c"] {
+            store.insert(key, good(key));
+        }
+        // Refreshing an entry does not move it nor grow the queue.
+        store.insert("a", good("a2"));
+        store.insert("d", good("d"));
+        assert_eq!(store.len(), 3);
+        assert!(store.get("a").is_none(), "the oldest insertion went");
+        assert_eq!(
+            store.get("d").map(|g| g.chain.spc.clone()),
+            Some("d".into())
+        );
+        // Removed entries leave their keys queued; the queue never grows past twice the
+        // capacity.
+        for i in 0..100 {
+            let key = format!("k{i}");
+            store.insert(&key, good(&key));
+            store.invalidate(&key);
+        }
+        let queued = store.order.lock().map(|o| o.len()).unwrap_or(usize::MAX);
+        assert!(queued <= 6, "{queued}");
+        assert!(store.len() <= 3);
+        store.clear();
+        assert_eq!(store.len(), 0);
     }
 
     #[tokio::test]
