@@ -8,6 +8,7 @@
 )]
 
 mod cli;
+mod guides;
 mod http;
 mod interop_pyjwt;
 mod lab;
