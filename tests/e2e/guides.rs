@@ -212,7 +212,7 @@ fn run_guide(file: &str) {
         blocks(&markdown).iter().any(Block::runs),
         "{file} has no block to run"
     );
-    if let Err(failure) = run(file, &markdown, Duration::from_secs(900)) {
+    if let Err(failure) = run(file, &markdown, Duration::from_secs(300)) {
         panic!(
             "the guide {file} fails at the block starting at {} (exit status {:?}):\n{}",
             failure.block, failure.status, failure.output
