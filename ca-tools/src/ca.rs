@@ -11,8 +11,12 @@
 //!
 //! `ca.json` (format 1) is JSON: `{"format":1,"organization","country","crl_url",
 //! "root_crl_url","crl_number","root_crl_number","issued":[{"serial","subject","spc",
-//! "not_before","not_after"}],"revoked":[{"serial","reason","revoked_at"}]}`; serials are
-//! upper-case hex. It is rewritten atomically after each change.
+//! "not_before","not_after"}],"revoked":[{"serial","reason","revoked_at"}],
+//! "token_ids":[{"jti","used_at","serial"}]}`; serials are upper-case hex. `token_ids` (the
+//! SPC tokens already used) is optional: absent means none, and it is left out while empty, so
+//! files written before it existed stay readable and unchanged. The file is rewritten
+//! atomically after each change, together with the file the change produced (a CRL, a chain),
+//! so a command that fails leaves it as it was.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +30,7 @@ use crate::certificate::{self, oid};
 use crate::crl::{self, Reason, Revoked};
 use crate::error::CaError;
 use crate::keyfile;
+use crate::output::Output;
 use crate::profile::{self, Common, Issuer};
 use crate::{csr, spc_token};
 
@@ -67,6 +72,18 @@ pub struct IssuedRecord {
     pub not_after: u64,
 }
 
+/// An SPC token used for an issuance: a token is used once unless reuse is allowed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenUse {
+    /// The token's `jti`.
+    pub jti: String,
+    /// When it was used.
+    pub used_at: u64,
+    /// The serial issued with it.
+    pub serial: String,
+}
+
 /// A revocation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +118,65 @@ pub struct CaState {
     pub issued: Vec<IssuedRecord>,
     /// Revocations.
     pub revoked: Vec<RevokedRecord>,
+    /// The SPC tokens used so far; absent in older files, left out while empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_ids: Vec<TokenUse>,
+}
+
+impl CaState {
+    /// The first use of the token `jti`, if it was used.
+    pub fn token_use(&self, jti: &str) -> Option<&TokenUse> {
+        self.token_ids.iter().find(|used| used.jti == jti)
+    }
+}
+
+/// How to issue ([`CaDir::issue_with`], [`CaDir::issue_files`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IssueOptions {
+    /// Validity in days, 1..=825.
+    pub days: u64,
+    /// Issue even if the SPC token's `jti` was used before (it is recorded again).
+    pub allow_token_reuse: bool,
+}
+
+impl IssueOptions {
+    /// `days` of validity; a token used before is refused.
+    pub fn days(days: u64) -> Self {
+        Self {
+            days,
+            allow_token_reuse: false,
+        }
+    }
+}
+
+/// One issuance: what it produced and what it records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issuance {
+    /// The PEM chain: the end entity, then the issuing CA.
+    pub chain: String,
+    /// What the state records about the certificate (serial, subject, SPC, validity).
+    pub record: IssuedRecord,
+    /// The SPC token's `jti`, recorded as used.
+    pub jti: String,
+    /// The token's earlier use, when reuse was allowed and it had been used.
+    pub reused: Option<TokenUse>,
+}
+
+/// One CRL ([`CaDir::write_crl`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedCrl {
+    /// The CRL, DER.
+    pub der: Vec<u8>,
+    /// Its CRL number.
+    pub number: u64,
+    /// Signed by the root (true) or by the issuing CA.
+    pub root: bool,
+    /// thisUpdate.
+    pub this_update: u64,
+    /// nextUpdate.
+    pub next_update: u64,
+    /// How many certificates it lists.
+    pub entries: usize,
 }
 
 /// Settings for a new CA.
@@ -114,7 +190,7 @@ pub struct InitOptions {
     pub crl_url: String,
     /// URL where the root's CRL will be published; by default `root.crl` beside `crl_url`.
     pub root_crl_url: Option<String>,
-    /// Replace existing keys.
+    /// Replace existing keys and state.
     pub force: bool,
 }
 
@@ -194,7 +270,9 @@ pub fn name_attribute(name: &Name, attribute: der::asn1::ObjectIdentifier) -> Op
 }
 
 impl CaDir {
-    /// Creates a CA in `dir`: root and issuing CA keys and certificates, and an empty state.
+    /// Creates a CA in `dir` (and any missing folder on the way): root and issuing CA keys and
+    /// certificates, and an empty state. Without `options.force`, existing keys or state are
+    /// refused before anything is written; every file is written, or none.
     pub fn init(
         dir: &Path,
         options: &InitOptions,
@@ -208,7 +286,16 @@ impl CaDir {
             .clone()
             .unwrap_or_else(|| default_root_crl_url(&options.crl_url));
         check_url(&root_crl_url, "root CRL URL")?;
-        std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir, &e))?;
+        if !options.force {
+            for key in ["root.key", "intermediate.key"] {
+                if dir.join(key).exists() {
+                    return Err(CaError::KeyExists(dir.join(key)));
+                }
+            }
+            if dir.join("ca.json").exists() {
+                return Err(CaError::StateExists(dir.join("ca.json")));
+            }
+        }
 
         let root_secret = p256::SecretKey::random(&mut *rng);
         let intermediate_secret = p256::SecretKey::random(&mut *rng);
@@ -249,21 +336,26 @@ impl CaDir {
         )?;
         let intermediate_der = certificate::sign_certificate(intermediate_spec, &root_secret)?;
 
-        keyfile::write_private_key(&dir.join("root.key"), &root_secret, options.force)?;
-        keyfile::write_private_key(
-            &dir.join("intermediate.key"),
-            &intermediate_secret,
+        let mut output = Output::new();
+        output.private(
+            &dir.join("root.key"),
+            keyfile::private_key_pem(&root_secret)?.as_bytes(),
             options.force,
         )?;
-        keyfile::write_public(
+        output.private(
+            &dir.join("intermediate.key"),
+            keyfile::private_key_pem(&intermediate_secret)?.as_bytes(),
+            options.force,
+        )?;
+        output.public(
             &dir.join("root.pem"),
             certificate::certificate_pem(&root_der).as_bytes(),
         )?;
-        keyfile::write_public(
+        output.public(
             &dir.join("intermediate.pem"),
             certificate::certificate_pem(&intermediate_der).as_bytes(),
         )?;
-        let ca = Self {
+        let mut ca = Self {
             dir: dir.to_owned(),
             state: CaState {
                 format: 1,
@@ -275,13 +367,15 @@ impl CaDir {
                 root_crl_number: 0,
                 issued: Vec::new(),
                 revoked: Vec::new(),
+                token_ids: Vec::new(),
             },
             root_key: passport::SigningKey::from_secret(root_secret)?,
             intermediate_key: passport::SigningKey::from_secret(intermediate_secret)?,
             root_der,
             intermediate_der,
         };
-        ca.save()?;
+        let state = ca.state.clone();
+        ca.commit(output, state)?;
         Ok(ca)
     }
 
@@ -323,11 +417,30 @@ impl CaDir {
 
     /// Writes the state file atomically.
     pub fn save(&self) -> Result<(), CaError> {
-        let json = serde_json::to_vec_pretty(&self.state).map_err(|e| CaError::State {
-            path: self.dir.join("ca.json"),
+        let mut output = Output::new();
+        output.public(&self.state_path(), &self.state_json(&self.state)?)?;
+        output.commit()
+    }
+
+    /// The state file, `DIR/ca.json`.
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("ca.json")
+    }
+
+    fn state_json(&self, state: &CaState) -> Result<Vec<u8>, CaError> {
+        serde_json::to_vec_pretty(state).map_err(|e| CaError::State {
+            path: self.state_path(),
             detail: e.to_string(),
-        })?;
-        keyfile::write_public(&self.dir.join("ca.json"), &json)
+        })
+    }
+
+    /// Writes `output`'s files and then `state` as the state file, all or nothing; the state
+    /// in memory changes only when they are written.
+    fn commit(&mut self, mut output: Output, state: CaState) -> Result<(), CaError> {
+        output.public(&self.state_path(), &self.state_json(&state)?)?;
+        output.commit()?;
+        self.state = state;
+        Ok(())
     }
 
     /// The root certificate, DER.
@@ -340,12 +453,10 @@ impl CaDir {
         &self.intermediate_der
     }
 
-    /// Checks a CSR and an SPC token and issues an STI end-entity certificate. Returns the PEM
-    /// chain (end entity, then the issuing CA) and the new serial in hex.
-    ///
-    /// Checks, each with its own error: the CSR parses and its signature verifies; the token
-    /// is signed by the PA key, unexpired at `now`, not for a CA, and its TNAuthList and
-    /// fingerprint equal the CSR's TNAuthList and key.
+    /// Checks a CSR and an SPC token and issues an STI end-entity certificate, refusing a
+    /// token used before ([`CaDir::issue_with`] with [`IssueOptions::days`]). Records it in the
+    /// state and returns the PEM chain (end entity, then the issuing CA) and the new serial in
+    /// hex.
     pub fn issue(
         &mut self,
         csr_bytes: &[u8],
@@ -355,6 +466,62 @@ impl CaDir {
         now: u64,
         rng: &mut impl rand_core::CryptoRngCore,
     ) -> Result<(String, String), CaError> {
+        let issuance = self.issue_with(
+            csr_bytes,
+            token,
+            pa_certificate_pem,
+            IssueOptions::days(days),
+            now,
+            rng,
+        )?;
+        Ok((issuance.chain, issuance.record.serial))
+    }
+
+    /// [`CaDir::issue`] with options; records the certificate and the token's `jti` in the
+    /// state.
+    pub fn issue_with(
+        &mut self,
+        csr_bytes: &[u8],
+        token: &str,
+        pa_certificate_pem: &[u8],
+        options: IssueOptions,
+        now: u64,
+        rng: &mut impl rand_core::CryptoRngCore,
+    ) -> Result<Issuance, CaError> {
+        let issuance =
+            self.prepare_issue(csr_bytes, token, pa_certificate_pem, options, now, rng)?;
+        self.commit(Output::new(), self.state_after(&issuance, now))?;
+        Ok(issuance)
+    }
+
+    /// The state once `issuance` is recorded.
+    fn state_after(&self, issuance: &Issuance, now: u64) -> CaState {
+        let mut state = self.state.clone();
+        state.issued.push(issuance.record.clone());
+        state.token_ids.push(TokenUse {
+            jti: issuance.jti.clone(),
+            used_at: now,
+            serial: issuance.record.serial.clone(),
+        });
+        state
+    }
+
+    /// Every check, then the certificate; changes nothing.
+    ///
+    /// Checks, each with its own error: the CSR parses and its signature verifies; the token
+    /// is signed by the PA key, unexpired at `now`, not for a CA, has a `jti`, and its
+    /// TNAuthList and fingerprint equal the CSR's TNAuthList and key; its `jti` was not used
+    /// before (unless `options.allow_token_reuse`).
+    fn prepare_issue(
+        &self,
+        csr_bytes: &[u8],
+        token: &str,
+        pa_certificate_pem: &[u8],
+        options: IssueOptions,
+        now: u64,
+        rng: &mut impl rand_core::CryptoRngCore,
+    ) -> Result<Issuance, CaError> {
+        let days = options.days;
         if days == 0 || days > 825 {
             return Err(CaError::InvalidArgument(format!(
                 "--days {days} is outside 1..=825"
@@ -374,6 +541,14 @@ impl CaDir {
             return Err(CaError::FingerprintMismatch {
                 token: authorized.fingerprint,
                 csr: csr_fingerprint,
+            });
+        }
+        let reused = self.state.token_use(&authorized.jti).cloned();
+        if let (Some(used), false) = (&reused, options.allow_token_reuse) {
+            return Err(CaError::TokenReused {
+                jti: used.jti.clone(),
+                used_at: used.used_at,
+                serial: used.serial.clone(),
             });
         }
         let spc = request
@@ -406,46 +581,57 @@ impl CaDir {
             &request.tn_auth_list,
         )?;
         let der = certificate::sign_certificate(spec, self.intermediate_key.secret())?;
-        self.state.issued.push(IssuedRecord {
-            serial: serial_text.clone(),
-            subject: subject_text,
-            spc,
-            not_before: now,
-            not_after: now + days * DAY,
-        });
-        self.save()?;
         let chain = certificate::certificate_pem(&der)
             + &certificate::certificate_pem(&self.intermediate_der);
-        Ok((chain, serial_text))
+        Ok(Issuance {
+            chain,
+            record: IssuedRecord {
+                serial: serial_text,
+                subject: subject_text,
+                spc,
+                not_before: now,
+                not_after: now + days * DAY,
+            },
+            jti: authorized.jti,
+            reused,
+        })
     }
 
-    /// [`CaDir::issue`] from files: reads the CSR (PEM or DER), the SPC token (text, surrounding
-    /// whitespace ignored) and the PA certificate, and writes the PEM chain to `files.out` only
-    /// when every check passed. Returns the new serial in hex.
+    /// [`CaDir::issue_with`] from files: reads the CSR (PEM or DER), the SPC token (text,
+    /// surrounding whitespace ignored) and the PA certificate, and writes the PEM chain to
+    /// `files.out` (creating missing folders) together with the state: both, or, if any check
+    /// or write fails, neither.
     pub fn issue_files(
         &mut self,
         files: &IssueFiles<'_>,
-        days: u64,
+        options: IssueOptions,
         now: u64,
         rng: &mut impl rand_core::CryptoRngCore,
-    ) -> Result<String, CaError> {
+    ) -> Result<Issuance, CaError> {
         let read = |path: &Path| std::fs::read(path).map_err(|e| CaError::io(path, &e));
         let token = String::from_utf8(read(files.spc_token)?)
             .map_err(|_| CaError::TokenMalformed("not UTF-8 text".into()))?;
-        let (chain, serial) = self.issue(
+        let issuance = self.prepare_issue(
             &read(files.csr)?,
             token.trim(),
             &read(files.pa_certificate)?,
-            days,
+            options,
             now,
             rng,
         )?;
-        keyfile::write_public(files.out, chain.as_bytes())?;
-        Ok(serial)
+        let mut output = Output::new();
+        output.public(files.out, issuance.chain.as_bytes())?;
+        self.commit(output, self.state_after(&issuance, now))?;
+        Ok(issuance)
     }
 
-    /// Records the revocation of an issued certificate.
-    pub fn revoke(&mut self, serial: &str, reason: Reason, now: u64) -> Result<(), CaError> {
+    /// Records the revocation of an issued certificate; returns the record.
+    pub fn revoke(
+        &mut self,
+        serial: &str,
+        reason: Reason,
+        now: u64,
+    ) -> Result<RevokedRecord, CaError> {
         let serial = normalize_serial(serial)?;
         if !self.state.issued.iter().any(|i| i.serial == serial) {
             return Err(CaError::UnknownSerial(serial));
@@ -453,42 +639,78 @@ impl CaDir {
         if self.state.revoked.iter().any(|r| r.serial == serial) {
             return Err(CaError::AlreadyRevoked(serial));
         }
-        self.state.revoked.push(RevokedRecord {
+        let record = RevokedRecord {
             serial,
             reason,
             revoked_at: now,
-        });
-        self.save()
+        };
+        let mut state = self.state.clone();
+        state.revoked.push(record.clone());
+        self.commit(Output::new(), state)?;
+        Ok(record)
     }
 
     /// Issues the next CRL of the issuing CA (or, with `root`, of the root), valid from `now`
-    /// for `next_update_hours`. Returns DER.
+    /// for `next_update_hours`, and records its number. Returns DER.
     pub fn crl(
         &mut self,
         next_update_hours: u64,
         now: u64,
         root: bool,
     ) -> Result<Vec<u8>, CaError> {
-        if next_update_hours == 0 {
-            return Err(CaError::InvalidArgument(
-                "--next-update-hours must be at least 1".into(),
-            ));
-        }
-        let next_update = now + next_update_hours * 3600;
-        let der = if root {
-            self.state.root_crl_number += 1;
-            crl::build(
+        let (crl, state) = self.prepare_crl(next_update_hours, now, root)?;
+        self.commit(Output::new(), state)?;
+        Ok(crl.der)
+    }
+
+    /// [`CaDir::crl`] written to `out` (creating missing folders) together with the state:
+    /// the CRL number advances only when the CRL file is written.
+    pub fn write_crl(
+        &mut self,
+        out: &Path,
+        next_update_hours: u64,
+        now: u64,
+        root: bool,
+    ) -> Result<IssuedCrl, CaError> {
+        let (crl, state) = self.prepare_crl(next_update_hours, now, root)?;
+        let mut output = Output::new();
+        output.public(out, &crl.der)?;
+        self.commit(output, state)?;
+        Ok(crl)
+    }
+
+    /// The next CRL and the state recording its number; changes nothing.
+    fn prepare_crl(
+        &self,
+        next_update_hours: u64,
+        now: u64,
+        root: bool,
+    ) -> Result<(IssuedCrl, CaState), CaError> {
+        let next_update = next_update_hours
+            .checked_mul(3600)
+            .and_then(|seconds| now.checked_add(seconds))
+            .filter(|_| next_update_hours > 0)
+            .ok_or_else(|| {
+                CaError::InvalidArgument(format!(
+                    "--next-update-hours {next_update_hours} is not a number of hours from 1 on \
+                     that ends before the year 2^64"
+                ))
+            })?;
+        let mut state = self.state.clone();
+        let (der, number, entries) = if root {
+            state.root_crl_number += 1;
+            let der = crl::build(
                 &issuer_of(&self.root_der)?,
                 self.root_key.secret(),
-                self.state.root_crl_number,
+                state.root_crl_number,
                 now,
                 next_update,
                 &[],
-            )?
+            )?;
+            (der, state.root_crl_number, 0)
         } else {
-            self.state.crl_number += 1;
-            let revoked = self
-                .state
+            state.crl_number += 1;
+            let revoked = state
                 .revoked
                 .iter()
                 .map(|r| {
@@ -499,18 +721,35 @@ impl CaDir {
                     })
                 })
                 .collect::<Result<Vec<_>, CaError>>()?;
-            crl::build(
+            let der = crl::build(
                 &issuer_of(&self.intermediate_der)?,
                 self.intermediate_key.secret(),
-                self.state.crl_number,
+                state.crl_number,
                 now,
                 next_update,
                 &revoked,
-            )?
+            )?;
+            (der, state.crl_number, revoked.len())
         };
-        self.save()?;
-        Ok(der)
+        let crl = IssuedCrl {
+            der,
+            number,
+            root,
+            this_update: now,
+            next_update,
+            entries,
+        };
+        Ok((crl, state))
     }
+}
+
+/// notBefore and notAfter of a DER certificate, in seconds since the epoch.
+pub fn validity_of(der: &[u8]) -> Result<(u64, u64), CaError> {
+    let validity = Certificate::from_der(der)?.tbs_certificate.validity;
+    Ok((
+        validity.not_before.to_unix_duration().as_secs(),
+        validity.not_after.to_unix_duration().as_secs(),
+    ))
 }
 
 fn describe_list(list: &passport::TnAuthList) -> String {

@@ -104,7 +104,7 @@ pub fn spki_fingerprint(spki_der: &[u8]) -> String {
 /// The [`spki_fingerprint`] of a P-256 key given as PEM: a private key (PKCS#8 or SEC1), else
 /// the first `PUBLIC KEY` block.
 pub fn key_fingerprint_from_pem(pem: &[u8]) -> Result<String, CaError> {
-    use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
+    use p256::pkcs8::DecodePublicKey;
     let public = match passport::SigningKey::from_pem(pem) {
         Ok(key) => key.secret().public_key(),
         Err(_) => {
@@ -119,6 +119,12 @@ pub fn key_fingerprint_from_pem(pem: &[u8]) -> Result<String, CaError> {
                 .map_err(|e| CaError::NoKey(format!("the PUBLIC KEY block: {e}")))?
         }
     };
+    public_key_fingerprint(&public)
+}
+
+/// The [`spki_fingerprint`] of a P-256 public key.
+pub fn public_key_fingerprint(public: &p256::PublicKey) -> Result<String, CaError> {
+    use p256::pkcs8::EncodePublicKey;
     let der = public
         .to_public_key_der()
         .map_err(|e| CaError::Asn1(format!("encoding the public key: {e}")))?;

@@ -52,7 +52,7 @@ pub fn build(
 }
 
 /// Writes to `out`, as PEM, the CSR [`build`] makes for the private key in `key_file` (PKCS#8
-/// or SEC1 PEM).
+/// or SEC1 PEM), creating missing folders; `out` is left as it was if anything fails.
 pub fn write_request(
     key_file: &std::path::Path,
     spc: &str,

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use pki::time::Timestamp;
+
 /// Everything that can go wrong in the CA tools.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -19,6 +21,12 @@ pub enum CaError {
     /// A key file exists and overwriting was not asked for.
     #[error("{0} exists; refusing to overwrite a private key (pass --force to replace it)")]
     KeyExists(PathBuf),
+    /// A CA state file exists and replacing it was not asked for.
+    #[error(
+        "{0} exists; refusing to replace a CA's record of what it issued \
+         (pass --force to start a new CA there)"
+    )]
+    StateExists(PathBuf),
     /// The CA directory's state file is unusable.
     #[error("CA state {path}: {detail}")]
     State {
@@ -54,12 +62,27 @@ pub enum CaError {
     #[error("SPC token signature does not verify with the PA certificate")]
     TokenSignature,
     /// The token has expired.
-    #[error("SPC token expired at {exp} (now {now})")]
+    #[error("SPC token expired at {} (now {})", Timestamp::from(*exp), Timestamp::from(*now))]
     TokenExpired {
         /// The token's `exp`.
         exp: u64,
         /// The reference time.
         now: u64,
+    },
+    /// The token was already used for an issuance (its `jti` is in the CA's state) and reuse
+    /// was not allowed.
+    #[error(
+        "SPC token jti {jti} was already used at {} for serial {serial} \
+         (a token is used once; get a new one, or pass --allow-token-reuse)",
+        Timestamp::from(*used_at)
+    )]
+    TokenReused {
+        /// The token's `jti`.
+        jti: String,
+        /// When it was first used.
+        used_at: u64,
+        /// The serial issued then.
+        serial: String,
     },
     /// The token authorizes a CA certificate, which this CA does not issue.
     #[error("SPC token has atc.ca true: delegate CA certificates are not issued")]

@@ -1,60 +1,42 @@
-//! Writing private keys safely: PKCS#8 PEM, mode 0600 from the moment the file exists, and no
-//! overwriting an existing key unless the caller says so.
+//! Private keys and public files on disk: keys as PKCS#8 PEM with mode 0600 from the moment the
+//! file exists, never overwriting an existing key unless the caller says so; every file written
+//! whole or not at all ([`crate::output`]).
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::SecretKey;
 use passport::SigningKey;
 
 use crate::error::CaError;
+use crate::output::Output;
 
-/// Writes `secret` as PKCS#8 PEM to `path` with mode 0600.
+/// A private key as PKCS#8 PEM, wiped from memory when dropped.
+pub fn private_key_pem(secret: &SecretKey) -> Result<Zeroizing<String>, CaError> {
+    Ok(SigningKey::from_secret(secret.clone())?.to_pkcs8_pem()?)
+}
+
+/// Writes `secret` as PKCS#8 PEM to `path` with mode 0600, creating missing folders.
 ///
 /// With `overwrite` false an existing file is an error ([`CaError::KeyExists`]); with it true
-/// the key is written to a temporary file in the same folder and renamed over the old one.
+/// the key replaces the old file atomically.
 pub fn write_private_key(path: &Path, secret: &SecretKey, overwrite: bool) -> Result<(), CaError> {
-    let key = SigningKey::from_secret(secret.clone())?;
-    let pem = key.to_pkcs8_pem()?;
-    if !overwrite && path.exists() {
-        return Err(CaError::KeyExists(path.to_owned()));
-    }
-    let target = if overwrite {
-        path.with_extension("key-tmp")
-    } else {
-        path.to_owned()
-    };
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&target)
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists && !overwrite {
-                CaError::KeyExists(path.to_owned())
-            } else {
-                CaError::io(&target, &e)
-            }
-        })?;
-    file.write_all(pem.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| CaError::io(&target, &e))?;
-    if overwrite {
-        std::fs::rename(&target, path).map_err(|e| CaError::io(path, &e))?;
-    }
-    Ok(())
+    let mut output = Output::new();
+    output.private(path, private_key_pem(secret)?.as_bytes(), overwrite)?;
+    output.commit()
 }
 
 /// Generates a P-256 private key from `rng` and writes it to `path` as
-/// [`write_private_key`] does (0600, an existing file kept unless `overwrite`).
+/// [`write_private_key`] does (0600, an existing file kept unless `overwrite`). Returns its
+/// public key.
 pub fn generate_private_key(
     path: &Path,
     overwrite: bool,
     rng: &mut impl rand_core::CryptoRngCore,
-) -> Result<(), CaError> {
-    write_private_key(path, &SecretKey::random(rng), overwrite)
+) -> Result<p256::PublicKey, CaError> {
+    let secret = SecretKey::random(rng);
+    write_private_key(path, &secret, overwrite)?;
+    Ok(secret.public_key())
 }
 
 /// Reads a private key (PKCS#8 or SEC1 PEM).
@@ -63,11 +45,11 @@ pub fn read_private_key(path: &Path) -> Result<SigningKey, CaError> {
     Ok(SigningKey::from_pem(&pem)?)
 }
 
-/// Writes a public file (certificate, CSR, CRL, token) atomically.
+/// Writes a public file (certificate, CSR, CRL, token) atomically, creating missing folders.
 pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), CaError> {
-    let tmp = path.with_extension("tmp-write");
-    std::fs::write(&tmp, bytes).map_err(|e| CaError::io(&tmp, &e))?;
-    std::fs::rename(&tmp, path).map_err(|e| CaError::io(path, &e))
+    let mut output = Output::new();
+    output.public(path, bytes)?;
+    output.commit()
 }
 
 #[cfg(test)]

@@ -1,26 +1,47 @@
 //! The policy administrator (STI-PA): its token-signing key and certificate, and the SPC tokens
 //! it signs with them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::certificate::{self, oid};
 use crate::error::CaError;
 use crate::keyfile;
+use crate::output::Output;
 use crate::profile::{self, Common};
 use crate::spc_token;
 
 /// Validity of the PA certificate, in days (10 years).
 pub const PA_DAYS: u64 = 10 * 365;
 
-/// Creates `dir/pa.key` (0600) and the self-signed `dir/pa.pem`.
+/// The PA's files written by [`init`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaFiles {
+    /// The token-signing key, `DIR/pa.key` (0600).
+    pub key: PathBuf,
+    /// The self-signed certificate, `DIR/pa.pem`.
+    pub certificate: PathBuf,
+    /// The certificate's notAfter.
+    pub not_after: u64,
+}
+
+/// Creates `dir/pa.key` (0600) and the self-signed `dir/pa.pem`, creating `dir` if needed;
+/// both files or neither. Without `force` an existing key is refused before anything is
+/// written.
 pub fn init(
     dir: &Path,
     organization: &str,
     now: u64,
     force: bool,
     rng: &mut impl rand_core::CryptoRngCore,
-) -> Result<(), CaError> {
-    std::fs::create_dir_all(dir).map_err(|e| CaError::io(dir, &e))?;
+) -> Result<PaFiles, CaError> {
+    let files = PaFiles {
+        key: dir.join("pa.key"),
+        certificate: dir.join("pa.pem"),
+        not_after: now + PA_DAYS * crate::ca::DAY,
+    };
+    if !force && files.key.exists() {
+        return Err(CaError::KeyExists(files.key));
+    }
     let secret = p256::SecretKey::random(&mut *rng);
     let spec = profile::policy_administrator(Common {
         serial: certificate::random_serial(rng)?,
@@ -34,14 +55,21 @@ pub fn init(
         ])?,
         subject_public_key: certificate::spki(&secret.public_key())?,
         not_before: now,
-        not_after: now + PA_DAYS * crate::ca::DAY,
+        not_after: files.not_after,
     })?;
     let der = certificate::sign_certificate(spec, &secret)?;
-    keyfile::write_private_key(&dir.join("pa.key"), &secret, force)?;
-    keyfile::write_public(
-        &dir.join("pa.pem"),
+    let mut output = Output::new();
+    output.private(
+        &files.key,
+        keyfile::private_key_pem(&secret)?.as_bytes(),
+        force,
+    )?;
+    output.public(
+        &files.certificate,
         certificate::certificate_pem(&der).as_bytes(),
-    )
+    )?;
+    output.commit()?;
+    Ok(files)
 }
 
 /// What an SPC token authorizes ([`sign_spc_token`]).
@@ -57,6 +85,17 @@ pub struct SpcTokenRequest<'a> {
     pub x5u: Option<String>,
 }
 
+/// A signed SPC token ([`sign_spc_token`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedToken {
+    /// The token, compact JWS.
+    pub token: String,
+    /// Its `jti`.
+    pub jti: String,
+    /// Its `exp`.
+    pub expires: u64,
+}
+
 /// Signs an SPC token with the PA key `dir/pa.key` (made by [`init`]), valid from `now` for
 /// `request.ttl` seconds, its `jti` a random UUID drawn from `rng`.
 pub fn sign_spc_token(
@@ -64,22 +103,27 @@ pub fn sign_spc_token(
     request: &SpcTokenRequest<'_>,
     now: u64,
     rng: &mut impl rand_core::CryptoRngCore,
-) -> Result<String, CaError> {
+) -> Result<SignedToken, CaError> {
     let key = keyfile::read_private_key(&dir.join("pa.key"))?;
     let mut random = [0u8; 16];
     rng.fill_bytes(&mut random);
     let jti = uuid::Builder::from_random_bytes(random)
         .into_uuid()
         .to_string();
-    spc_token::create(
+    let token = spc_token::create(
         &key,
         request.spc,
         request.fingerprint,
         now,
         request.ttl,
-        jti,
+        jti.clone(),
         request.x5u.clone(),
-    )
+    )?;
+    Ok(SignedToken {
+        token,
+        jti,
+        expires: now.saturating_add(request.ttl),
+    })
 }
 
 #[cfg(test)]
@@ -104,8 +148,9 @@ mod tests {
             ttl: 600,
             x5u: None,
         };
-        let token =
+        let signed =
             sign_spc_token(dir.path(), &request, 1_700_000_000, &mut rand_core::OsRng).unwrap();
+        let token = signed.token;
         let pem = std::fs::read(dir.path().join("pa.pem")).unwrap();
         let key = passport::cert::verifying_key_from_pem_chain(&pem).unwrap();
         let checked = spc_token::verify(&token, &key, 1_700_000_100).unwrap();
@@ -116,9 +161,11 @@ mod tests {
             "{}",
             checked.jti
         );
+        assert_eq!(checked.jti, signed.jti);
+        assert_eq!(signed.expires, 1_700_000_600);
         let other =
             sign_spc_token(dir.path(), &request, 1_700_000_000, &mut rand_core::OsRng).unwrap();
-        assert_ne!(token, other, "each token has its own jti");
+        assert_ne!(token, other.token, "each token has its own jti");
         assert!(matches!(
             sign_spc_token(&dir.path().join("none"), &request, 0, &mut rand_core::OsRng),
             Err(CaError::Io { .. })

@@ -20,6 +20,8 @@ use crate::error::CaError;
 
 /// The longest SPC token accepted.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// The longest `jti` accepted (a UUID has 36 characters); the CA keeps every one it sees.
+pub const MAX_JTI_LEN: usize = 256;
 
 /// The `atc` claim.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,8 +44,10 @@ pub struct SpcTokenClaims {
     pub atc: Atc,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
-    /// Unique token id.
-    pub jti: String,
+    /// Unique token id; RFC 9447 requires it, and the CA records it so that a token is used
+    /// once. Read as optional so that its absence gets its own refusal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
     /// The token authority, if named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
@@ -69,7 +73,7 @@ pub fn create(
             fingerprint: fingerprint.to_owned(),
         },
         exp: now.saturating_add(ttl),
-        jti,
+        jti: Some(jti),
         iss: None,
     };
     let mut header = Header::new(Algorithm::ES256);
@@ -126,7 +130,9 @@ pub fn verify(token: &str, pa_key: &VerifyingKey, now: u64) -> Result<CheckedTok
 }
 
 /// The checks on a signed token's claims: unexpired at `now`, `tktype` TNAuthList, `ca` false,
-/// a `tkvalue` that decodes to a TNAuthList, a well-formed `fingerprint`.
+/// a `tkvalue` that decodes to a TNAuthList, a well-formed `fingerprint`, and a `jti` (RFC 9447
+/// §4 requires one; a token without it is refused rather than accepted with a warning, since
+/// the CA could not tell its second use from its first).
 pub fn check_claims(claims: SpcTokenClaims, now: u64) -> Result<CheckedToken, CaError> {
     if claims.exp <= now {
         return Err(CaError::TokenExpired {
@@ -149,11 +155,26 @@ pub fn check_claims(claims: SpcTokenClaims, now: u64) -> Result<CheckedToken, Ca
     let tn_auth_list = TnAuthList::from_der(&der)
         .map_err(|e| CaError::TokenMalformed(format!("atc.tkvalue TNAuthList: {e}")))?;
     check_fingerprint(&claims.atc.fingerprint)?;
+    let jti = match claims.jti {
+        Some(jti) if !jti.trim().is_empty() && jti.len() <= MAX_JTI_LEN => jti,
+        Some(jti) if !jti.trim().is_empty() => {
+            return Err(CaError::TokenMalformed(format!(
+                "jti is longer than {MAX_JTI_LEN} bytes"
+            )))
+        }
+        _ => {
+            return Err(CaError::TokenMalformed(
+                "no jti (RFC 9447 requires a unique token id; the CA records it so that a \
+                 token is used once)"
+                    .into(),
+            ))
+        }
+    };
     Ok(CheckedToken {
         tn_auth_list,
         fingerprint: claims.atc.fingerprint.to_ascii_uppercase(),
         exp: claims.exp,
-        jti: claims.jti,
+        jti,
     })
 }
 
@@ -226,5 +247,34 @@ mod tests {
             Err(CaError::TokenMalformed(_))
         ));
         assert!(create(&pa, "709J", "SHA256 AB", 0, 1, "j".into(), None).is_err());
+    }
+
+    #[test]
+    fn a_token_without_a_jti_is_refused() {
+        let claims = |jti: Option<&str>| SpcTokenClaims {
+            atc: Atc {
+                tktype: "TNAuthList".into(),
+                tkvalue: "MAigBhYENzA5Sg==".into(),
+                ca: false,
+                fingerprint: fingerprint(),
+            },
+            exp: 2000,
+            jti: jti.map(str::to_owned),
+            iss: None,
+        };
+        for jti in [None, Some(""), Some("  ")] {
+            let err = check_claims(claims(jti), 1000).unwrap_err();
+            assert!(
+                matches!(&err, CaError::TokenMalformed(m) if m.starts_with("no jti")),
+                "{err}"
+            );
+        }
+        let long = "j".repeat(MAX_JTI_LEN + 1);
+        assert!(check_claims(claims(Some(&long)), 1000).is_err());
+        assert_eq!(check_claims(claims(Some("j-1")), 1000).unwrap().jti, "j-1");
+        // Absent from the JSON, not only empty.
+        let json = r#"{"atc":{"tktype":"TNAuthList","tkvalue":"MAigBhYENzA5Sg==","fingerprint":"x"},"exp":1}"#;
+        let parsed: SpcTokenClaims = serde_json::from_str(json).unwrap();
+        assert_eq!(parsed.jti, None);
     }
 }

@@ -6,7 +6,7 @@
     clippy::indexing_slicing
 )]
 
-use ca_tools::ca::{CaDir, InitOptions};
+use ca_tools::ca::{CaDir, InitOptions, IssueOptions};
 use ca_tools::crl::Reason;
 use ca_tools::lint::{self, Severity};
 use ca_tools::{certificate, csr, pa, spc_token, CaError};
@@ -199,7 +199,7 @@ fn a_token_for_a_ca_certificate_is_refused() {
             fingerprint: fingerprint(&s.sp_key),
         },
         exp: NOW + 300,
-        jti: "j".into(),
+        jti: Some("j".into()),
         iss: None,
     };
     let pkcs8 = p256::pkcs8::EncodePrivateKey::to_pkcs8_der(s.pa_key.secret()).unwrap();
@@ -274,7 +274,9 @@ fn issuance_from_files_writes_the_chain_only_when_it_succeeds() {
         ttl: 300,
         x5u: None,
     };
-    let token = pa::sign_spc_token(&pa_dir, &request, NOW, &mut OsRng).unwrap();
+    let token = pa::sign_spc_token(&pa_dir, &request, NOW, &mut OsRng)
+        .unwrap()
+        .token;
     std::fs::write(path("token"), format!("{token}\n")).unwrap();
     let files = ca_tools::ca::IssueFiles {
         csr: &path("sp.csr"),
@@ -282,7 +284,11 @@ fn issuance_from_files_writes_the_chain_only_when_it_succeeds() {
         pa_certificate: &pa_dir.join("pa.pem"),
         out: &path("chain.pem"),
     };
-    let serial = s.ca.issue_files(&files, 90, NOW, &mut OsRng).unwrap();
+    let serial =
+        s.ca.issue_files(&files, IssueOptions::days(90), NOW, &mut OsRng)
+            .unwrap()
+            .record
+            .serial;
     let chain = std::fs::read(path("chain.pem")).unwrap();
     assert_eq!(
         ca_tools::ca::serial_of_certificate_pem(&chain).unwrap(),
@@ -294,8 +300,110 @@ fn issuance_from_files_writes_the_chain_only_when_it_succeeds() {
         ..files
     };
     let err =
-        s.ca.issue_files(&refused, 90, NOW + 600, &mut OsRng)
+        s.ca.issue_files(&refused, IssueOptions::days(90), NOW + 600, &mut OsRng)
             .unwrap_err();
     assert!(matches!(err, CaError::TokenExpired { .. }), "{err}");
     assert!(!path("refused.pem").exists());
+}
+
+/// A token is used once: its jti is recorded with the serial it got, a second issuance with
+/// it is refused with both named, and allowing reuse records the second use too.
+#[test]
+fn a_token_is_used_once_unless_reuse_is_allowed() {
+    let mut s = setup();
+    let t = token(&s, "1001", &fingerprint(&s.sp_key), NOW, 300);
+    let (_, serial) =
+        s.ca.issue(&s.csr, &t, &s.pa_pem, 90, NOW, &mut OsRng)
+            .unwrap();
+    assert_eq!(s.ca.state.token_ids.len(), 1);
+    assert_eq!(s.ca.state.token_ids[0].jti, "jti");
+    assert_eq!(s.ca.state.token_ids[0].used_at, NOW);
+    assert_eq!(s.ca.state.token_ids[0].serial, serial);
+    let before = s.ca.state.clone();
+    let err =
+        s.ca.issue(&s.csr, &t, &s.pa_pem, 90, NOW + 5, &mut OsRng)
+            .unwrap_err();
+    assert!(
+        matches!(&err, CaError::TokenReused { jti, used_at: NOW, serial: first } if jti == "jti" && *first == serial),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "SPC token jti jti was already used at 2026-09-21T14:13:20Z (1790000000) for serial \
+             {serial} (a token is used once; get a new one, or pass --allow-token-reuse)"
+        )
+    );
+    assert_eq!(s.ca.state, before, "a refusal records nothing");
+    let options = IssueOptions {
+        days: 90,
+        allow_token_reuse: true,
+    };
+    let again =
+        s.ca.issue_with(&s.csr, &t, &s.pa_pem, options, NOW + 5, &mut OsRng)
+            .unwrap();
+    assert_eq!(
+        again.reused.as_ref().map(|u| u.serial.as_str()),
+        Some(serial.as_str())
+    );
+    assert_eq!(s.ca.state.token_ids.len(), 2);
+    assert_eq!(s.ca.state.issued.len(), 2);
+}
+
+/// `ca.json` files written before `token_ids` existed open as having used no token, and a
+/// state without used tokens is written without the member.
+#[test]
+fn a_state_file_without_token_ids_is_read() {
+    let s = setup();
+    let path = s._dir.path().join("ca/ca.json");
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(!written.contains("token_ids"), "{written}");
+    let old = r#"{"format":1,"organization":"Test CA","country":"US",
+        "crl_url":"https://cr.example.net/ca/intermediate.crl",
+        "root_crl_url":"https://cr.example.net/ca/root.crl","crl_number":3,
+        "root_crl_number":1,"issued":[],"revoked":[]}"#;
+    std::fs::write(&path, old).unwrap();
+    let reopened = CaDir::open(&s._dir.path().join("ca")).unwrap();
+    assert!(reopened.state.token_ids.is_empty());
+    assert_eq!(reopened.state.crl_number, 3);
+}
+
+/// The CRL number advances only when the CRL is written: a write into a missing folder
+/// creates it, a write that fails leaves `ca.json` byte for byte as it was and names the file
+/// asked for.
+#[test]
+fn a_crl_number_is_recorded_only_with_its_crl() {
+    let mut s = setup();
+    let dir = s._dir.path().to_owned();
+    let out = dir.join("publish/ca/intermediate.crl");
+    let first = s.ca.write_crl(&out, 24, NOW, false).unwrap();
+    assert_eq!((first.number, first.entries), (1, 0));
+    assert_eq!(first.next_update, NOW + 24 * 3600);
+    assert_eq!(
+        pki::Crl::parse(&std::fs::read(&out).unwrap())
+            .unwrap()
+            .number,
+        Some(1)
+    );
+    let state = std::fs::read(dir.join("ca/ca.json")).unwrap();
+    std::fs::create_dir(dir.join("taken")).unwrap();
+    let err =
+        s.ca.write_crl(&dir.join("taken"), 24, NOW, false)
+            .unwrap_err();
+    assert!(
+        matches!(&err, CaError::Io { path, .. } if *path == dir.join("taken")),
+        "{err}"
+    );
+    assert!(!err.to_string().contains(".partial"), "{err}");
+    assert_eq!(std::fs::read(dir.join("ca/ca.json")).unwrap(), state);
+    assert_eq!(s.ca.state.crl_number, 1);
+    let second = s.ca.write_crl(&out, 24, NOW + 60, false).unwrap();
+    assert_eq!(second.number, 2);
+    let root =
+        s.ca.write_crl(&dir.join("root.crl"), 24, NOW, true)
+            .unwrap();
+    assert_eq!((root.number, root.root), (1, true));
+    assert!(s.ca.write_crl(&out, 0, NOW, false).is_err());
+    assert!(s.ca.write_crl(&out, u64::MAX, NOW, false).is_err());
+    assert_eq!(s.ca.state.crl_number, 2);
 }

@@ -8,6 +8,7 @@
 //! - [`crl`]: the one strict CRL parser;
 //! - [`anchors`]: the trusted STI-CA roots;
 //! - [`path`]: path building from an end entity to an anchor, with an explicit budget;
+//! - [`time`]: how a time is shown to a person (RFC 3339 UTC, then the epoch seconds);
 //! - [`error`]: the crate's error enum.
 //!
 //! PEM chains are split by [`passport::cert::chain_from_pem`], the project's one splitter.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod oid;
 pub mod path;
 pub mod profile;
+pub mod time;
 
 pub use anchors::TrustAnchors;
 pub use crl::Crl;

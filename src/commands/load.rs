@@ -16,13 +16,15 @@ use super::{answer, unix_now};
 pub(crate) enum LoadCommand {
     /// Drive a signer with a mix of registered and unregistered calling numbers.
     Sign(LoadArgs),
-    /// Drive a verifier with calls carrying tokens signed (before the run) with KEY for X5U.
+    /// Drive a verifier with calls carrying tokens pre-signed with --key for --x5u.
     Verify(VerifyLoadArgs),
-    /// Measure the raw single-core ECDSA P-256 sign and verify rates (aws-lc-rs, key parsed
-    /// once): the baseline the services' figures are compared with.
+    /// Measure the raw single-core ECDSA P-256 sign and verify rates.
+    ///
+    /// aws-lc-rs with the key parsed once: the baseline the services' figures are compared
+    /// with.
     Baseline {
         /// Seconds per measurement.
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
         seconds: f64,
     },
 }
@@ -30,33 +32,37 @@ pub(crate) enum LoadCommand {
 /// How hard and how long to drive a service.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct Drive {
-    /// The service URL, e.g. http://127.0.0.1:8080/stir/v1/signing.
-    #[arg(long)]
-    url: String,
     /// Keep-alive connections.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, value_name = "N", default_value_t = 32)]
     concurrency: usize,
     /// Seconds to run.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
     duration: f64,
-    /// Open loop at this many requests per second (default: closed loop).
-    #[arg(long)]
+    /// Open loop at N requests per second (default: closed loop).
+    #[arg(long, value_name = "N")]
     rate: Option<f64>,
-    /// Seconds of load before measuring starts (same schedule, not counted): new
-    /// connections, a fresh process and cold caches are not the steady state being measured.
-    #[arg(long, default_value_t = 1.0)]
+    /// Seconds of load before measuring starts.
+    ///
+    /// Same schedule, not counted: new connections, a fresh process and cold caches are not
+    /// the steady state being measured.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0)]
     warmup: f64,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
     /// Generator threads.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     threads: usize,
 }
 
 /// Arguments of `shaken load verify`.
 #[derive(Args, Debug)]
 pub(crate) struct VerifyLoadArgs {
+    /// The verifier's URL: http://HOST:PORT/stir/v1/verification.
+    ///
+    /// With verifier/verifier.example.toml: http://127.0.0.1:8081/stir/v1/verification.
+    #[arg(long, value_name = "URL")]
+    url: String,
     #[command(flatten)]
     drive: Drive,
     /// The signing key whose certificate the verifier can fetch at --x5u.
@@ -66,26 +72,33 @@ pub(crate) struct VerifyLoadArgs {
     #[arg(long, value_name = "URL")]
     x5u: String,
     /// How many distinct tokens to pre-sign.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     tokens: usize,
 }
 
 /// Arguments of `shaken load sign`.
 #[derive(Args, Debug)]
 pub(crate) struct LoadArgs {
+    /// The signer's URL: http://HOST:PORT/stir/v1/signing.
+    ///
+    /// With signer/signer.example.toml: http://127.0.0.1:8080/stir/v1/signing.
+    #[arg(long, value_name = "URL")]
+    url: String,
     #[command(flatten)]
     drive: Drive,
     /// Registered calling numbers, one per line.
     #[arg(long, value_name = "FILE")]
     numbers: PathBuf,
-    /// Share of requests from unregistered numbers (refused by the signer).
-    #[arg(long, default_value_t = 0.1)]
+    /// Share of calls from unregistered numbers, 0 to 1.
+    ///
+    /// The signer refuses those calls.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.1)]
     unregistered_share: f64,
 }
 
 /// Runs a `shaken load` command.
 pub(crate) fn run(command: LoadCommand) -> Result<ExitCode> {
-    let (drive, make_body) = match command {
+    let (url, drive, make_body) = match command {
         LoadCommand::Baseline { seconds } => {
             let (sign, verify) = load::baseline::baseline(seconds)?;
             println!(
@@ -97,6 +110,7 @@ pub(crate) fn run(command: LoadCommand) -> Result<ExitCode> {
         LoadCommand::Sign(args) => {
             let numbers = requests::numbers_from_file(&args.numbers)?;
             (
+                args.url,
                 args.drive,
                 requests::signing(numbers, args.unregistered_share),
             )
@@ -106,11 +120,11 @@ pub(crate) fn run(command: LoadCommand) -> Result<ExitCode> {
                 .with_context(|| format!("cannot read {}", args.key.display()))?;
             let key = passport::SigningKey::from_pem(&key)?;
             let make_body = requests::verification(key, &args.x5u, args.tokens, unix_now()?)?;
-            (args.drive, make_body)
+            (args.url, args.drive, make_body)
         }
     };
     let options = DriveOptions {
-        url: drive.url,
+        url,
         concurrency: drive.concurrency,
         duration: drive.duration,
         rate: drive.rate,

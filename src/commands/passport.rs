@@ -60,7 +60,9 @@ pub(crate) struct IdentitySource {
     /// The Identity header value (token;info=<...>;alg=ES256;ppt=shaken).
     #[arg(long, value_name = "VALUE")]
     identity: Option<String>,
-    /// A file holding the Identity header value (an `Identity:` prefix is allowed).
+    /// A file holding the Identity header value.
+    ///
+    /// An `Identity:` prefix is allowed.
     #[arg(long, value_name = "FILE")]
     identity_file: Option<PathBuf>,
 }
@@ -70,22 +72,26 @@ pub(crate) struct IdentitySource {
 pub(crate) struct VerifyArgs {
     #[command(flatten)]
     source: IdentitySource,
-    /// PEM certificate chain; the first certificate's key checks the signature.
+    /// Certificate chain (PEM) whose first key checks the signature.
     #[arg(long, value_name = "CHAIN.pem")]
     cert: PathBuf,
     /// Expected calling number: the token's orig must match it.
     #[arg(long, value_name = "TN")]
     from: Option<String>,
-    /// Expected called number: the token's dest must contain it. Repeat for several.
+    /// Expected called number, in the token's dest; repeat for several.
     #[arg(long, value_name = "TN")]
     to: Vec<String>,
-    /// Reference time in seconds since the epoch (when the call arrived); now by default.
+    /// When the call arrived, seconds since the epoch; now by default.
     #[arg(long, value_name = "SECONDS")]
     now: Option<u64>,
-    /// Freshness window: the oldest acceptable iat, in seconds before the reference time.
+    /// Oldest acceptable iat, in seconds before --now.
+    ///
+    /// The freshness window.
     #[arg(long, value_name = "SECONDS", default_value_t = verify::DEFAULT_MAX_AGE)]
     max_age: u64,
-    /// Allowance for clocks running ahead: the newest acceptable iat, in seconds.
+    /// Newest acceptable iat, in seconds after --now.
+    ///
+    /// The allowance for clocks running ahead.
     #[arg(long, value_name = "SECONDS", default_value_t = verify::DEFAULT_MAX_FUTURE)]
     max_future: u64,
     /// Numbering plan for national-form --from and --to numbers (NANP or CN).

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use passport::{NumberingPlan, Tn};
 use serde_json::json;
 use signer::config::SignerConfig;
@@ -19,7 +19,9 @@ use super::{answer, unix_now};
 /// Signing service commands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum SignerCommand {
-    /// Run the ATIS-1000082 signing service (SIGHUP reloads the key, SIGTERM stops).
+    /// Run the ATIS-1000082 signing service.
+    ///
+    /// SIGHUP reloads the key; SIGTERM stops.
     Serve {
         /// The TOML configuration file.
         #[arg(long, value_name = "FILE")]
@@ -33,7 +35,9 @@ pub(crate) enum SignerCommand {
 /// Registry commands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum RegistryCommand {
-    /// Bulk-load numbers and customers from CSV (see docs/signer.md for the columns).
+    /// Bulk-load numbers and customers from CSV.
+    ///
+    /// See docs/signer.md for the columns.
     Import {
         /// The registry database (created if missing).
         #[arg(long, value_name = "FILE")]
@@ -44,8 +48,9 @@ pub(crate) enum RegistryCommand {
         /// Numbering plan for national-form numbers (NANP, CN).
         #[arg(long, value_name = "PLAN")]
         country: Option<NumberingPlan>,
-        /// File holding the carrier secret for identity document HMACs (or set
-        /// SHAKEN_REGISTRY_SECRET).
+        /// File holding the carrier secret for identity document HMACs.
+        ///
+        /// Or set SHAKEN_REGISTRY_SECRET.
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
         /// The CSV file.
@@ -77,6 +82,7 @@ pub(crate) struct NumberArgs {
 #[derive(Subcommand, Debug)]
 pub(crate) enum TraceCommand {
     /// Answer a traceback request: the records for an origid, or for a number in a period.
+    #[command(group(ArgGroup::new("query").required(true).args(["origid", "tn"])))]
     Lookup {
         /// The trace database.
         #[arg(long, value_name = "FILE")]
@@ -84,14 +90,14 @@ pub(crate) enum TraceCommand {
         /// The origid of the call.
         #[arg(long, value_name = "UUID", conflicts_with_all = ["tn", "since", "until"])]
         origid: Option<String>,
-        /// A calling or called number.
+        /// A calling or called number (with --since and --until).
         #[arg(long, value_name = "TN", requires_all = ["since", "until"])]
         tn: Option<String>,
-        /// Start of the period, seconds since the epoch.
-        #[arg(long, value_name = "T")]
+        /// Start of the --tn period, seconds since the epoch.
+        #[arg(long, value_name = "SECONDS")]
         since: Option<u64>,
-        /// End of the period, seconds since the epoch.
-        #[arg(long, value_name = "T")]
+        /// End of the --tn period, seconds since the epoch.
+        #[arg(long, value_name = "SECONDS")]
         until: Option<u64>,
     },
     /// Delete records older than the retention period.

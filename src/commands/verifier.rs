@@ -13,8 +13,9 @@ use super::unix_now;
 /// Verification service commands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum VerifierCommand {
-    /// Run the ATIS-1000082 verification service (SIGHUP reloads trust anchors and CRLs,
-    /// SIGTERM stops).
+    /// Run the ATIS-1000082 verification service.
+    ///
+    /// SIGHUP reloads the trust anchors and CRLs; SIGTERM stops.
     Serve {
         /// The TOML configuration file.
         #[arg(long, value_name = "FILE")]
