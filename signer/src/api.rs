@@ -18,13 +18,13 @@
 //! | `SVC4007` | 411 | no `Content-Length` |
 //! | `POL4050` | 405 | another method than POST |
 //! | `POL5000` | 500 | internal failure |
-//! | `POL4030` | 403 | client not authorized (not in the allow-list, or no accepted certificate) — this project's |
-//! | `POL4101` | 403 | calling number not registered — this project's |
-//! | `POL4102` | 403 | calling number suspended — this project's |
-//! | `POL4103` | 403 | the number's customer has not completed real-name verification — this project's |
-//! | `POL4104` | 403 | domestic caller ID through a gateway — this project's |
-//! | `POL4290` | 429 | client over its rate limit — this project's |
-//! | `POL5031` | 503 | registry unavailable — this project's |
+//! | `POL4030` | 403 | client not authorized (not in the allow-list, or no accepted certificate); this project's |
+//! | `POL4101` | 403 | calling number not registered; this project's |
+//! | `POL4102` | 403 | calling number suspended; this project's |
+//! | `POL4103` | 403 | the number's customer has not completed real-name verification; this project's |
+//! | `POL4104` | 403 | domestic caller ID through a gateway; this project's |
+//! | `POL4290` | 429 | client over its rate limit; this project's |
+//! | `POL5031` | 503 | registry unavailable; this project's |
 
 use hyper::StatusCode;
 use passport::{Attestation, NumberingPlan, OrigId, Tn};
@@ -39,19 +39,31 @@ use rest::PolicyRefusal;
 /// The policy refusal for a signing decision (this project's `POL41xx` ids, and `POL5031`).
 pub fn refusal(refusal: Refusal) -> ApiError {
     let (id, status, text) = match refusal {
-        Refusal::Unregistered => ("POL4101", StatusCode::FORBIDDEN, "Calling number \u{2018}%1\u{2019} is not registered"),
-        Refusal::Suspended => ("POL4102", StatusCode::FORBIDDEN, "Calling number \u{2018}%1\u{2019} is suspended"),
+        Refusal::Unregistered => (
+            "POL4101",
+            StatusCode::FORBIDDEN,
+            "Calling number '%1' is not registered",
+        ),
+        Refusal::Suspended => (
+            "POL4102",
+            StatusCode::FORBIDDEN,
+            "Calling number '%1' is suspended",
+        ),
         Refusal::NotVerified => (
             "POL4103",
             StatusCode::FORBIDDEN,
-            "Calling number \u{2018}%1\u{2019} belongs to a customer whose real-name registration is incomplete",
+            "Calling number '%1' belongs to a customer whose real-name registration is incomplete",
         ),
-        Refusal::DomesticViaGateway => {
-            ("POL4104", StatusCode::FORBIDDEN, "Domestic calling number \u{2018}%1\u{2019} arrived through a gateway")
-        }
-        Refusal::RegistryUnavailable => {
-            ("POL5031", StatusCode::SERVICE_UNAVAILABLE, "Number registry unavailable. Please try again later")
-        }
+        Refusal::DomesticViaGateway => (
+            "POL4104",
+            StatusCode::FORBIDDEN,
+            "Domestic calling number '%1' arrived through a gateway",
+        ),
+        Refusal::RegistryUnavailable => (
+            "POL5031",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Number registry unavailable. Please try again later",
+        ),
     };
     ApiError::Policy(PolicyRefusal { id, status, text })
 }
@@ -208,8 +220,34 @@ mod tests {
         );
         assert_eq!(ApiError::Unauthorized.status(), StatusCode::FORBIDDEN);
         assert_eq!(
-            ApiError::MethodNotAllowed.status(),
+            ApiError::MethodNotAllowed("POST").status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
+    }
+
+    #[test]
+    fn every_refusal_body_is_ascii() {
+        for refusal_kind in [
+            Refusal::Unregistered,
+            Refusal::Suspended,
+            Refusal::NotVerified,
+            Refusal::DomesticViaGateway,
+            Refusal::RegistryUnavailable,
+        ] {
+            // No wildcard: a new refusal stops this from compiling until it is listed above.
+            match refusal_kind {
+                Refusal::Unregistered
+                | Refusal::Suspended
+                | Refusal::NotVerified
+                | Refusal::DomesticViaGateway
+                | Refusal::RegistryUnavailable => {}
+            }
+            let body = refusal(refusal_kind).body(Some("12155551212"));
+            assert!(
+                body.iter().all(|b| (b' '..=b'~').contains(b)),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
     }
 }

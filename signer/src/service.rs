@@ -217,7 +217,9 @@ pub async fn handle(
             )
         }
         Route::Service(client) => sign(state, request, client, &request_id).await,
-        Route::MethodNotAllowed => state.error(&ApiError::MethodNotAllowed, None, &request_id),
+        Route::MethodNotAllowed(allow) => {
+            state.error(&ApiError::MethodNotAllowed(allow), None, &request_id)
+        }
         Route::NotFound => state.error(&ApiError::NotFound, None, &request_id),
     };
     state.metrics.latency.observe(started.elapsed());

@@ -166,15 +166,27 @@ async fn every_request_error_has_its_id_and_status() {
         let reply = raw(s.addr, request.as_bytes()).await;
         assert_eq!(reply.status, status, "{request}");
         assert_eq!(reply.header("content-type"), Some("application/json"));
+        // RFC 9110: a 405 lists the allowed methods; nothing else carries Allow.
+        let allow = (status == 405).then_some("POST");
+        assert_eq!(reply.header("allow"), allow, "{request}");
+        assert!(
+            reply.body.iter().all(u8::is_ascii),
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
         let (found, variables) = error_id(&reply);
         assert_eq!(found, id, "{request}");
         if let Some(variable) = variable {
             assert_eq!(variables[0], variable, "{request}");
         }
-        assert!(
-            reply.header("x-requestid").is_some_and(|v| v.len() == 36),
-            "a generated request id"
+        let generated = reply.header("x-requestid").unwrap_or_default();
+        let uuid = uuid::Uuid::parse_str(generated).unwrap();
+        assert_eq!(
+            (uuid.get_version_num(), uuid.get_variant()),
+            (4, uuid::Variant::RFC4122),
+            "a generated request id is a UUID v4: {generated}"
         );
+        assert_eq!(generated, uuid.hyphenated().to_string());
     }
     let bad_value = request("D", "12155551212", "12125551213", "");
     let reply = post_json(s.addr, "/stir/v1/signing", &bad_value, &[]).await;

@@ -361,6 +361,8 @@ async fn request_errors_have_their_ids() {
     for (request, status, id) in cases {
         let reply = raw(lab.verifier, request.as_bytes()).await;
         assert_eq!(reply.status, status, "{request}");
+        let allow = (status == 405).then_some("POST");
+        assert_eq!(reply.header("allow"), allow, "{request}");
         let json = reply.json();
         let error = &json["requestError"];
         let found = error["serviceException"]["messageId"]
