@@ -13,7 +13,7 @@
 //! | `SVC4002` | 406 | `Accept` does not allow `application/json` |
 //! | `SVC4003` | 404 | unknown path |
 //! | `SVC4004` | 415 | `Content-Type` is not `application/json` |
-//! | `SVC4005` | 400 | a member has an invalid value (name and reason in `variables`) |
+//! | `SVC4005` | 400 | a member has an invalid value (name and reason in `variables`); also `iat` outside the window around the signer's clock ([`IatWindow`]) |
 //! | `SVC4006` | 400 (413 when too large) | the body cannot be parsed |
 //! | `SVC4007` | 411 | no `Content-Length` |
 //! | `POL4050` | 405 | another method than POST |
@@ -66,6 +66,88 @@ pub fn refusal(refusal: Refusal) -> ApiError {
         ),
     };
     ApiError::Policy(PolicyRefusal { id, status, text })
+}
+
+/// Default [`IatWindow::max_past`], seconds: the verifiers' freshness window (RFC 8224's
+/// recommended 60 s), so that a token older than this would be stale on arrival.
+pub const DEFAULT_IAT_MAX_PAST: u64 = 60;
+/// Default [`IatWindow::max_future`], seconds: an allowance for the client's clock running ahead.
+pub const DEFAULT_IAT_MAX_FUTURE: u64 = 10;
+
+/// How far a request's `iat` may be from the signer's clock (`iat_max_past_seconds`,
+/// `iat_max_future_seconds`). A request outside it gets `SVC4005` with the variables `iat` and
+/// the window it broke (`more than 60 s before the signer's clock`), instead of a token that
+/// verifiers would find stale on arrival (or, ahead, that they would refuse as not yet valid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IatWindow {
+    /// Most seconds `iat` may be before the signer's clock.
+    pub max_past: u64,
+    /// Most seconds `iat` may be after the signer's clock.
+    pub max_future: u64,
+}
+
+impl Default for IatWindow {
+    fn default() -> Self {
+        Self {
+            max_past: DEFAULT_IAT_MAX_PAST,
+            max_future: DEFAULT_IAT_MAX_FUTURE,
+        }
+    }
+}
+
+/// Why an `iat` is outside the [`IatWindow`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IatError {
+    /// `iat` is more than `max_past` seconds before the signer's clock.
+    #[error("more than {max_past} s before the signer's clock")]
+    TooOld {
+        /// The request's `iat`.
+        iat: u64,
+        /// The signer's clock.
+        now: u64,
+        /// The window's `max_past`.
+        max_past: u64,
+    },
+    /// `iat` is more than `max_future` seconds after the signer's clock.
+    #[error("more than {max_future} s after the signer's clock")]
+    TooNew {
+        /// The request's `iat`.
+        iat: u64,
+        /// The signer's clock.
+        now: u64,
+        /// The window's `max_future`.
+        max_future: u64,
+    },
+}
+
+impl IatWindow {
+    /// Checks `iat` against the signer's clock `now` (both seconds since the epoch); the
+    /// edges are inside: `now - max_past` and `now + max_future` are accepted.
+    pub fn check(&self, iat: u64, now: u64) -> Result<(), IatError> {
+        if iat < now && now - iat > self.max_past {
+            return Err(IatError::TooOld {
+                iat,
+                now,
+                max_past: self.max_past,
+            });
+        }
+        if iat > now && iat - now > self.max_future {
+            return Err(IatError::TooNew {
+                iat,
+                now,
+                max_future: self.max_future,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl From<IatError> for ApiError {
+    /// `SVC4005` with the variables `iat` and the window broken.
+    fn from(error: IatError) -> Self {
+        body::invalid("iat", error.to_string())
+    }
 }
 
 /// A valid signing request, numbers canonicalized.
@@ -249,5 +331,44 @@ mod tests {
                 String::from_utf8_lossy(&body)
             );
         }
+    }
+
+    #[test]
+    fn the_iat_window_edges_are_inside() {
+        let window = IatWindow::default();
+        let now = 1_700_000_000;
+        assert_eq!(window.check(now, now), Ok(()));
+        assert_eq!(window.check(now - 60, now), Ok(()));
+        assert_eq!(window.check(now + 10, now), Ok(()));
+        assert!(matches!(
+            window.check(now - 61, now),
+            Err(IatError::TooOld { max_past: 60, .. })
+        ));
+        assert!(matches!(
+            window.check(now + 11, now),
+            Err(IatError::TooNew { max_future: 10, .. })
+        ));
+        // A clock read as 0 (set before 1970) refuses every iat rather than accepting one.
+        assert!(window.check(now, 0).is_err());
+        let narrow = IatWindow {
+            max_past: 0,
+            max_future: 0,
+        };
+        assert!(narrow.check(now, now).is_ok() && narrow.check(now - 1, now).is_err());
+
+        let error = ApiError::from(window.check(now - 61, now).unwrap_err());
+        assert_eq!(error.message_id(), "SVC4005");
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        let json: Value = serde_json::from_slice(&error.body(None)).unwrap();
+        assert_eq!(
+            json["requestError"]["serviceException"]["variables"],
+            json!(["iat", "more than 60 s before the signer's clock"])
+        );
+        let ahead = ApiError::from(window.check(now + 11, now).unwrap_err());
+        let json: Value = serde_json::from_slice(&ahead.body(None)).unwrap();
+        assert_eq!(
+            json["requestError"]["serviceException"]["variables"],
+            json!(["iat", "more than 10 s after the signer's clock"])
+        );
     }
 }
