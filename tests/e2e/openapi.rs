@@ -256,6 +256,9 @@ async fn the_services_match_the_document() {
         }
         let reply = post_json(verifier, "/stir/v1/verification", &request.to_string(), &[]).await;
         assert_eq!(reply.status, 200);
+        let verdict = &reply.json()["verificationResponse"];
+        let failed = verdict["verstat"] == "TN-Validation-Failed";
+        assert_eq!(verdict["reasondesc"].is_string(), failed, "{verdict}");
         check(
             &doc,
             response_schema(&doc, "/stir/v1/verification", 200),
