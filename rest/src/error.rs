@@ -2,6 +2,11 @@
 //!
 //! `{"requestError":{"serviceException"|"policyException":{"messageId","text","variables"}}}`,
 //! `text` being the standard's template and `variables` filling its `%1`, `%2`.
+//!
+//! Every body is ASCII: the templates use straight quotes (`'%1'`) where ATIS-1000082 prints
+//! curly ones, and a variable that carries a non-ASCII or control character from the request
+//! (a telephone number, say) has it escaped as `\u{..}` ([`ascii`]): an SBC that logs these
+//! texts or copies them into a SIP header need not decode UTF-8.
 
 use hyper::StatusCode;
 use serde_json::json;
@@ -38,8 +43,8 @@ pub enum ApiError {
     TooLarge(usize),
     /// SVC4007.
     MissingContentLength,
-    /// POL4050.
-    MethodNotAllowed,
+    /// POL4050: the methods the path allows, for the response's `Allow` header.
+    MethodNotAllowed(&'static str),
     /// POL5000.
     Internal,
     /// POL4030: the client is not allowed (this project's id).
@@ -144,7 +149,7 @@ impl ApiError {
             Self::InvalidValue(..) => RequestErrorId::Svc4005,
             Self::Unparsable(_) | Self::TooLarge(_) => RequestErrorId::Svc4006,
             Self::MissingContentLength => RequestErrorId::Svc4007,
-            Self::MethodNotAllowed => RequestErrorId::Pol4050,
+            Self::MethodNotAllowed(_) => RequestErrorId::Pol4050,
             Self::Internal => RequestErrorId::Pol5000,
             Self::Unauthorized => RequestErrorId::Pol4030,
             Self::RateLimited => RequestErrorId::Pol4290,
@@ -163,7 +168,7 @@ impl ApiError {
             Self::InvalidValue(..) => "SVC4005",
             Self::Unparsable(_) | Self::TooLarge(_) => "SVC4006",
             Self::MissingContentLength => "SVC4007",
-            Self::MethodNotAllowed => "POL4050",
+            Self::MethodNotAllowed(_) => "POL4050",
             Self::Internal => "POL5000",
             Self::Unauthorized => "POL4030",
             Self::RateLimited => "POL4290",
@@ -183,7 +188,7 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MissingContentLength => StatusCode::LENGTH_REQUIRED,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unauthorized => StatusCode::FORBIDDEN,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -194,21 +199,20 @@ impl ApiError {
     fn text_and_variables(&self) -> (&'static str, Vec<String>) {
         match self {
             Self::MissingBody => ("Missing request body", vec![]),
-            Self::MissingParameter(name) => (
-                "Missing mandatory parameter \u{2018}%1\u{2019}",
-                vec![name.clone()],
-            ),
+            Self::MissingParameter(name) => {
+                ("Missing mandatory parameter '%1'", vec![name.clone()])
+            }
             Self::NotAcceptable(accept) => (
-                "Requested response body type \u{2018}%1\u{2019} is not supported",
+                "Requested response body type '%1' is not supported",
                 vec![accept.clone()],
             ),
             Self::NotFound => ("Requested resource was not found", vec![]),
             Self::UnsupportedMediaType => (
-                "Unsupported request body type, expected \u{2018}%1\u{2019}",
+                "Unsupported request body type, expected '%1'",
                 vec!["application/json".into()],
             ),
             Self::InvalidValue(name, reason) => (
-                "Invalid \u{2018}%1\u{2019} parameter value: %2",
+                "Invalid '%1' parameter value: %2",
                 vec![name.clone(), reason.clone()],
             ),
             Self::Unparsable(detail) => (
@@ -220,7 +224,7 @@ impl ApiError {
                 vec![format!("body larger than {limit} bytes")],
             ),
             Self::MissingContentLength => ("Missing mandatory Content-Length header", vec![]),
-            Self::MethodNotAllowed => ("Method not allowed", vec![]),
+            Self::MethodNotAllowed(_) => ("Method not allowed", vec![]),
             Self::Internal => ("Internal Server Error. Please try again later", vec![]),
             Self::Unauthorized => ("Client not authorized", vec![]),
             Self::RateLimited => (
@@ -231,13 +235,17 @@ impl ApiError {
         }
     }
 
-    /// The JSON error body. `extra` fills `%1` when the error does not carry it (the calling
-    /// number of a policy refusal, the rate limit).
+    /// The JSON error body, ASCII. `extra` fills `%1` when the error does not carry it (the
+    /// calling number of a policy refusal, the rate limit).
     pub fn body(&self, extra: Option<&str>) -> Vec<u8> {
         let (text, mut variables) = self.text_and_variables();
         if variables.is_empty() && text.contains("%1") {
             variables.push(extra.unwrap_or_default().to_owned());
         }
+        let variables: Vec<String> = variables
+            .into_iter()
+            .map(|v| ascii(&v).into_owned())
+            .collect();
         let kind = if self.message_id().starts_with("SVC") {
             "serviceException"
         } else {
@@ -246,5 +254,127 @@ impl ApiError {
         json!({"requestError": {kind: {"messageId": self.message_id(), "text": text, "variables": variables}}})
             .to_string()
             .into_bytes()
+    }
+}
+
+/// `text` with every character outside printable ASCII (space to `~`) written as Rust's
+/// `\u{..}` escape, so that what a service returns is ASCII whatever the request carried.
+pub fn ascii(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if (' '..='~').contains(&c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_unicode());
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant, with a variable holding non-ASCII and control characters where the
+    /// variant carries one.
+    fn every_error() -> Vec<ApiError> {
+        let odd = "1\u{e9}\u{2019}\n\u{7f}".to_owned();
+        let all = vec![
+            ApiError::MissingBody,
+            ApiError::MissingParameter(odd.clone()),
+            ApiError::NotAcceptable(odd.clone()),
+            ApiError::NotFound,
+            ApiError::UnsupportedMediaType,
+            ApiError::InvalidValue(odd.clone(), odd.clone()),
+            ApiError::Unparsable(odd),
+            ApiError::TooLarge(1),
+            ApiError::MissingContentLength,
+            ApiError::MethodNotAllowed("POST"),
+            ApiError::Internal,
+            ApiError::Unauthorized,
+            ApiError::RateLimited,
+            ApiError::Policy(PolicyRefusal {
+                id: "POL4999",
+                status: StatusCode::FORBIDDEN,
+                text: "Calling number '%1' is refused",
+            }),
+        ];
+        for error in &all {
+            // No wildcard: a new variant stops this from compiling until it is listed above.
+            match error {
+                ApiError::MissingBody
+                | ApiError::MissingParameter(_)
+                | ApiError::NotAcceptable(_)
+                | ApiError::NotFound
+                | ApiError::UnsupportedMediaType
+                | ApiError::InvalidValue(..)
+                | ApiError::Unparsable(_)
+                | ApiError::TooLarge(_)
+                | ApiError::MissingContentLength
+                | ApiError::MethodNotAllowed(_)
+                | ApiError::Internal
+                | ApiError::Unauthorized
+                | ApiError::RateLimited
+                | ApiError::Policy(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_error_body_is_ascii() {
+        for error in every_error() {
+            for extra in [None, Some("+1 215 555 \u{2013} 1212")] {
+                let body = error.body(extra);
+                assert!(
+                    body.iter().all(|b| (b' '..=b'~').contains(b)),
+                    "{error:?}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                // And decoded, not only as bytes: no \u escape of JSON hides a non-ASCII text.
+                let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let exception = json["requestError"]
+                    .as_object()
+                    .and_then(|o| o.values().next())
+                    .cloned()
+                    .unwrap_or_default();
+                let text = exception["text"].as_str().unwrap_or_default();
+                assert!(!text.is_empty() && text.is_ascii(), "{error:?}: {text}");
+                assert!(!text.contains('\u{2018}') && !text.contains('\u{2019}'));
+                for variable in exception["variables"].as_array().into_iter().flatten() {
+                    let variable = variable.as_str().unwrap_or_default();
+                    assert!(
+                        variable.bytes().all(|b| (b' '..=b'~').contains(&b)),
+                        "{error:?}: {variable}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn templates_use_straight_quotes() {
+        let body = ApiError::MissingParameter("origid".into()).body(None);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(
+            json["requestError"]["serviceException"]["text"],
+            "Missing mandatory parameter '%1'"
+        );
+        assert_eq!(
+            json["requestError"]["serviceException"]["variables"][0],
+            "origid"
+        );
+    }
+
+    #[test]
+    fn non_ascii_is_escaped_and_ascii_is_kept() {
+        assert!(matches!(
+            ascii("12155551212"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(ascii("a\u{e9}b\tc"), "a\\u{e9}b\\u{9}c");
     }
 }

@@ -1,6 +1,6 @@
 //! Serving an ATIS-1000082 service: connections (plain or TLS, with the client certificate
 //! kept), the request rules every such service applies, and JSON responses that always carry
-//! `X-RequestID` (echoed, or a new UUID-form id).
+//! `X-RequestID` (echoed, or a new random UUID, version 4).
 //!
 //! Request rule order: `Accept` (406 `SVC4002`), `Content-Type` (415 `SVC4004`),
 //! `Content-Length` (411 `SVC4007`), size (413), then the body is read, capped.
@@ -8,8 +8,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,7 +47,7 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Where a request goes; every service decides it the same way: an unknown client is refused
 /// first, then `GET /healthz`, `GET /metrics`, `POST` on the service's path, another method on
-/// that path (405), anything else (404).
+/// one of these three paths (405, with `Allow`), anything else (404).
 #[derive(Debug)]
 pub enum Route<'a> {
     /// Not an allowed client (403 `POL4030`).
@@ -59,11 +58,17 @@ pub enum Route<'a> {
     Metrics,
     /// `POST` on the service path, by this client.
     Service(&'a Client),
-    /// Another method on the service path (405 `POL4050`).
-    MethodNotAllowed,
+    /// Another method on a known path (405 `POL4050`); the methods that path allows, for the
+    /// `Allow` header (RFC 9110 §15.5.6): [`ALLOW_SERVICE`] or [`ALLOW_GET`].
+    MethodNotAllowed(&'static str),
     /// Anything else (404 `SVC4003`).
     NotFound,
 }
+
+/// The `Allow` value of a service path: POST only (ATIS-1000082).
+pub const ALLOW_SERVICE: &str = "POST";
+/// The `Allow` value of `/healthz` and `/metrics`.
+pub const ALLOW_GET: &str = "GET";
 
 /// Routes a request for a service whose ATIS path is `service_path`.
 pub fn route<'a>(
@@ -80,7 +85,8 @@ pub fn route<'a>(
         (&Method::GET, "/healthz") => Route::Health,
         (&Method::GET, "/metrics") => Route::Metrics,
         (&Method::POST, p) if p == service_path => Route::Service(client),
-        (_, p) if p == service_path => Route::MethodNotAllowed,
+        (_, p) if p == service_path => Route::MethodNotAllowed(ALLOW_SERVICE),
+        (_, "/healthz" | "/metrics") => Route::MethodNotAllowed(ALLOW_GET),
         _ => Route::NotFound,
     }
 }
@@ -99,15 +105,52 @@ pub fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(new_request_id, str::to_owned)
 }
 
-/// A fresh request id in UUID form: a random per-process prefix and a counter, so that a busy
-/// service does not ask the kernel for randomness on every request (it is not a secret).
+/// A fresh request id: a random UUID, version 4 (RFC 9562), lower-case and hyphenated. The
+/// random bits come from a per-thread generator seeded from the operating system, so that a
+/// busy service does not ask the kernel for randomness on every request (an id is not a
+/// secret, but it must not repeat).
 pub fn new_request_id() -> String {
-    static PREFIX: OnceLock<u128> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u128());
-    let n = u128::from(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let value = (prefix & !(u128::from(u64::MAX) | (0xF000_u128 << 64))) | (0x4000_u128 << 64) | n;
-    uuid::Uuid::from_u128(value).to_string()
+    let bytes = REQUEST_ID_RNG.with(|rng| {
+        let mut rng = rng.borrow_mut();
+        let mut bytes = [0_u8; 16];
+        let (high, low) = bytes.split_at_mut(8);
+        high.copy_from_slice(&rng.next().to_le_bytes());
+        low.copy_from_slice(&rng.next().to_le_bytes());
+        bytes
+    });
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+thread_local! {
+    static REQUEST_ID_RNG: std::cell::RefCell<SplitMix64> = std::cell::RefCell::new(SplitMix64::from_os());
+}
+
+/// SplitMix64 (Steele, Lea and Flood, 2014): a counter through a bijective mixer, so one
+/// thread's outputs do not repeat within 2^64 calls; threads start from independent OS seeds.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn from_os() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        // The standard library keys each `RandomState` from the operating system's randomness
+        // (once per thread, then a step per value): an empty hash under such a key is a seed.
+        Self(
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+        )
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
 }
 
 /// A JSON response with `X-RequestID`.
@@ -125,13 +168,19 @@ pub fn json_response(status: StatusCode, body: Vec<u8>, request_id: &str) -> Res
     response
 }
 
-/// The error's JSON response.
+/// The error's JSON response; a 405 carries the `Allow` header its error names.
 pub fn error_response(
     error: &ApiError,
     extra: Option<&str>,
     request_id: &str,
 ) -> Response<Full<Bytes>> {
-    json_response(error.status(), error.body(extra), request_id)
+    let mut response = json_response(error.status(), error.body(extra), request_id);
+    if let ApiError::MethodNotAllowed(allow) = error {
+        if let Ok(value) = HeaderValue::from_str(allow) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+    }
+    response
 }
 
 /// A plain-text response (metrics).
@@ -298,4 +347,88 @@ pub async fn serve<H: Handler>(
         });
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_request_ids_are_distinct_version_4_uuids() {
+        let mut seen = std::collections::HashSet::new();
+        let ids: Vec<String> = (0..2000).map(|_| new_request_id()).collect();
+        // From other threads too: each has its own generator.
+        let others: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| (0..500).map(|_| new_request_id()).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        for id in ids.iter().chain(&others) {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version(), Some(uuid::Version::Random), "{id}");
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(
+                id,
+                &parsed.hyphenated().to_string(),
+                "lower-case hyphenated"
+            );
+            assert_eq!(id.len(), 36);
+            assert!(seen.insert(id.clone()), "{id} repeats");
+        }
+        assert_eq!(seen.len(), 4000);
+    }
+
+    #[test]
+    fn a_usable_request_id_is_echoed_and_a_bad_one_replaced() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-requestid", HeaderValue::from_static("sbc-42"));
+        assert_eq!(request_id(&headers), "sbc-42");
+        headers.insert("x-requestid", HeaderValue::from_static("has space"));
+        assert!(uuid::Uuid::parse_str(&request_id(&headers)).is_ok());
+        assert!(uuid::Uuid::parse_str(&request_id(&HeaderMap::new())).is_ok());
+    }
+
+    #[test]
+    fn every_405_names_the_allowed_methods() {
+        let clients = Clients::new(Vec::new());
+        let peer = Peer {
+            ip: IpAddr::from([127, 0, 0, 1]),
+            certificate: None,
+        };
+        let allow = |method: Method, path: &str| match route(
+            &clients,
+            &peer,
+            &method,
+            path,
+            "/stir/v1/signing",
+        ) {
+            Route::MethodNotAllowed(allow) => Some(allow),
+            _ => None,
+        };
+        assert_eq!(allow(Method::GET, "/stir/v1/signing"), Some("POST"));
+        assert_eq!(allow(Method::PUT, "/stir/v1/signing"), Some("POST"));
+        assert_eq!(allow(Method::POST, "/healthz"), Some("GET"));
+        assert_eq!(allow(Method::DELETE, "/metrics"), Some("GET"));
+        assert_eq!(allow(Method::POST, "/stir/v1/signing"), None);
+        assert!(matches!(
+            route(&clients, &peer, &Method::PUT, "/other", "/stir/v1/signing"),
+            Route::NotFound
+        ));
+
+        let response = error_response(&ApiError::MethodNotAllowed(ALLOW_SERVICE), None, "r-1");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::ALLOW)
+                .map(HeaderValue::as_bytes),
+            Some(&b"POST"[..])
+        );
+        let other = error_response(&ApiError::NotFound, None, "r-1");
+        assert!(other.headers().get(header::ALLOW).is_none());
+    }
 }

@@ -230,7 +230,7 @@ mod request_error_labels {
             ApiError::Unparsable(String::new()),
             ApiError::TooLarge(1),
             ApiError::MissingContentLength,
-            ApiError::MethodNotAllowed,
+            ApiError::MethodNotAllowed("POST"),
             ApiError::Internal,
             ApiError::Unauthorized,
             ApiError::RateLimited,
@@ -248,7 +248,7 @@ mod request_error_labels {
                 | ApiError::Unparsable(_)
                 | ApiError::TooLarge(_)
                 | ApiError::MissingContentLength
-                | ApiError::MethodNotAllowed
+                | ApiError::MethodNotAllowed(_)
                 | ApiError::Internal
                 | ApiError::Unauthorized
                 | ApiError::RateLimited

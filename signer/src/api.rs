@@ -13,18 +13,18 @@
 //! | `SVC4002` | 406 | `Accept` does not allow `application/json` |
 //! | `SVC4003` | 404 | unknown path |
 //! | `SVC4004` | 415 | `Content-Type` is not `application/json` |
-//! | `SVC4005` | 400 | a member has an invalid value (name and reason in `variables`) |
+//! | `SVC4005` | 400 | a member has an invalid value (name and reason in `variables`); also `iat` outside the window around the signer's clock ([`IatWindow`]) |
 //! | `SVC4006` | 400 (413 when too large) | the body cannot be parsed |
 //! | `SVC4007` | 411 | no `Content-Length` |
 //! | `POL4050` | 405 | another method than POST |
 //! | `POL5000` | 500 | internal failure |
-//! | `POL4030` | 403 | client not authorized (not in the allow-list, or no accepted certificate) — this project's |
-//! | `POL4101` | 403 | calling number not registered — this project's |
-//! | `POL4102` | 403 | calling number suspended — this project's |
-//! | `POL4103` | 403 | the number's customer has not completed real-name verification — this project's |
-//! | `POL4104` | 403 | domestic caller ID through a gateway — this project's |
-//! | `POL4290` | 429 | client over its rate limit — this project's |
-//! | `POL5031` | 503 | registry unavailable — this project's |
+//! | `POL4030` | 403 | client not authorized (not in the allow-list, or no accepted certificate); this project's |
+//! | `POL4101` | 403 | calling number not registered; this project's |
+//! | `POL4102` | 403 | calling number suspended; this project's |
+//! | `POL4103` | 403 | the number's customer has not completed real-name verification; this project's |
+//! | `POL4104` | 403 | domestic caller ID through a gateway; this project's |
+//! | `POL4290` | 429 | client over its rate limit; this project's |
+//! | `POL5031` | 503 | registry unavailable; this project's |
 
 use hyper::StatusCode;
 use passport::{Attestation, NumberingPlan, OrigId, Tn};
@@ -39,21 +39,115 @@ use rest::PolicyRefusal;
 /// The policy refusal for a signing decision (this project's `POL41xx` ids, and `POL5031`).
 pub fn refusal(refusal: Refusal) -> ApiError {
     let (id, status, text) = match refusal {
-        Refusal::Unregistered => ("POL4101", StatusCode::FORBIDDEN, "Calling number \u{2018}%1\u{2019} is not registered"),
-        Refusal::Suspended => ("POL4102", StatusCode::FORBIDDEN, "Calling number \u{2018}%1\u{2019} is suspended"),
+        Refusal::Unregistered => (
+            "POL4101",
+            StatusCode::FORBIDDEN,
+            "Calling number '%1' is not registered",
+        ),
+        Refusal::Suspended => (
+            "POL4102",
+            StatusCode::FORBIDDEN,
+            "Calling number '%1' is suspended",
+        ),
         Refusal::NotVerified => (
             "POL4103",
             StatusCode::FORBIDDEN,
-            "Calling number \u{2018}%1\u{2019} belongs to a customer whose real-name registration is incomplete",
+            "Calling number '%1' belongs to a customer whose real-name registration is incomplete",
         ),
-        Refusal::DomesticViaGateway => {
-            ("POL4104", StatusCode::FORBIDDEN, "Domestic calling number \u{2018}%1\u{2019} arrived through a gateway")
-        }
-        Refusal::RegistryUnavailable => {
-            ("POL5031", StatusCode::SERVICE_UNAVAILABLE, "Number registry unavailable. Please try again later")
-        }
+        Refusal::DomesticViaGateway => (
+            "POL4104",
+            StatusCode::FORBIDDEN,
+            "Domestic calling number '%1' arrived through a gateway",
+        ),
+        Refusal::RegistryUnavailable => (
+            "POL5031",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Number registry unavailable. Please try again later",
+        ),
     };
     ApiError::Policy(PolicyRefusal { id, status, text })
+}
+
+/// Default [`IatWindow::max_past`], seconds: the verifiers' freshness window (RFC 8224's
+/// recommended 60 s), so that a token older than this would be stale on arrival.
+pub const DEFAULT_IAT_MAX_PAST: u64 = 60;
+/// Default [`IatWindow::max_future`], seconds: an allowance for the client's clock running ahead.
+pub const DEFAULT_IAT_MAX_FUTURE: u64 = 10;
+
+/// How far a request's `iat` may be from the signer's clock (`iat_max_past_seconds`,
+/// `iat_max_future_seconds`). A request outside it gets `SVC4005` with the variables `iat` and
+/// the window it broke (`more than 60 s before the signer's clock`), instead of a token that
+/// verifiers would find stale on arrival (or, ahead, that they would refuse as not yet valid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IatWindow {
+    /// Most seconds `iat` may be before the signer's clock.
+    pub max_past: u64,
+    /// Most seconds `iat` may be after the signer's clock.
+    pub max_future: u64,
+}
+
+impl Default for IatWindow {
+    fn default() -> Self {
+        Self {
+            max_past: DEFAULT_IAT_MAX_PAST,
+            max_future: DEFAULT_IAT_MAX_FUTURE,
+        }
+    }
+}
+
+/// Why an `iat` is outside the [`IatWindow`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IatError {
+    /// `iat` is more than `max_past` seconds before the signer's clock.
+    #[error("more than {max_past} s before the signer's clock")]
+    TooOld {
+        /// The request's `iat`.
+        iat: u64,
+        /// The signer's clock.
+        now: u64,
+        /// The window's `max_past`.
+        max_past: u64,
+    },
+    /// `iat` is more than `max_future` seconds after the signer's clock.
+    #[error("more than {max_future} s after the signer's clock")]
+    TooNew {
+        /// The request's `iat`.
+        iat: u64,
+        /// The signer's clock.
+        now: u64,
+        /// The window's `max_future`.
+        max_future: u64,
+    },
+}
+
+impl IatWindow {
+    /// Checks `iat` against the signer's clock `now` (both seconds since the epoch); the
+    /// edges are inside: `now - max_past` and `now + max_future` are accepted.
+    pub fn check(&self, iat: u64, now: u64) -> Result<(), IatError> {
+        if iat < now && now - iat > self.max_past {
+            return Err(IatError::TooOld {
+                iat,
+                now,
+                max_past: self.max_past,
+            });
+        }
+        if iat > now && iat - now > self.max_future {
+            return Err(IatError::TooNew {
+                iat,
+                now,
+                max_future: self.max_future,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl From<IatError> for ApiError {
+    /// `SVC4005` with the variables `iat` and the window broken.
+    fn from(error: IatError) -> Self {
+        body::invalid("iat", error.to_string())
+    }
 }
 
 /// A valid signing request, numbers canonicalized.
@@ -208,8 +302,73 @@ mod tests {
         );
         assert_eq!(ApiError::Unauthorized.status(), StatusCode::FORBIDDEN);
         assert_eq!(
-            ApiError::MethodNotAllowed.status(),
+            ApiError::MethodNotAllowed("POST").status(),
             StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    fn every_refusal_body_is_ascii() {
+        for refusal_kind in [
+            Refusal::Unregistered,
+            Refusal::Suspended,
+            Refusal::NotVerified,
+            Refusal::DomesticViaGateway,
+            Refusal::RegistryUnavailable,
+        ] {
+            // No wildcard: a new refusal stops this from compiling until it is listed above.
+            match refusal_kind {
+                Refusal::Unregistered
+                | Refusal::Suspended
+                | Refusal::NotVerified
+                | Refusal::DomesticViaGateway
+                | Refusal::RegistryUnavailable => {}
+            }
+            let body = refusal(refusal_kind).body(Some("12155551212"));
+            assert!(
+                body.iter().all(|b| (b' '..=b'~').contains(b)),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+
+    #[test]
+    fn the_iat_window_edges_are_inside() {
+        let window = IatWindow::default();
+        let now = 1_700_000_000;
+        assert_eq!(window.check(now, now), Ok(()));
+        assert_eq!(window.check(now - 60, now), Ok(()));
+        assert_eq!(window.check(now + 10, now), Ok(()));
+        assert!(matches!(
+            window.check(now - 61, now),
+            Err(IatError::TooOld { max_past: 60, .. })
+        ));
+        assert!(matches!(
+            window.check(now + 11, now),
+            Err(IatError::TooNew { max_future: 10, .. })
+        ));
+        // A clock read as 0 (set before 1970) refuses every iat rather than accepting one.
+        assert!(window.check(now, 0).is_err());
+        let narrow = IatWindow {
+            max_past: 0,
+            max_future: 0,
+        };
+        assert!(narrow.check(now, now).is_ok() && narrow.check(now - 1, now).is_err());
+
+        let error = ApiError::from(window.check(now - 61, now).unwrap_err());
+        assert_eq!(error.message_id(), "SVC4005");
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        let json: Value = serde_json::from_slice(&error.body(None)).unwrap();
+        assert_eq!(
+            json["requestError"]["serviceException"]["variables"],
+            json!(["iat", "more than 60 s before the signer's clock"])
+        );
+        let ahead = ApiError::from(window.check(now + 11, now).unwrap_err());
+        let json: Value = serde_json::from_slice(&ahead.body(None)).unwrap();
+        assert_eq!(
+            json["requestError"]["serviceException"]["variables"],
+            json!(["iat", "more than 10 s after the signer's clock"])
         );
     }
 }

@@ -12,6 +12,9 @@ use crate::policy::{GatewayDomesticRule, OutageRule, PolicyConfig, DEFAULT_EMERG
 
 /// The largest `nonce_pool` accepted (64 MiB of nonces).
 const MAX_NONCE_POOL: usize = 1 << 20;
+/// The largest `iat_max_past_seconds` and `iat_max_future_seconds` accepted (an hour: beyond
+/// it, verifiers refuse what the signer would sign).
+const MAX_IAT_WINDOW: u64 = 3600;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -53,6 +56,12 @@ pub struct SignerConfig {
     pub hmac_secret_file: Option<PathBuf>,
     /// Numbering plan for national-form numbers and the carrier's own country (`NANP`, `CN`).
     pub country: Option<String>,
+    /// Most seconds a request's `iat` may be before the signer's clock (older: `SVC4005`).
+    #[serde(default = "default_iat_max_past")]
+    pub iat_max_past_seconds: u64,
+    /// Most seconds a request's `iat` may be after the signer's clock (further: `SVC4005`).
+    #[serde(default = "default_iat_max_future")]
+    pub iat_max_future_seconds: u64,
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -106,6 +115,12 @@ fn default_sync_interval() -> u64 {
 }
 fn default_nonce_pool() -> usize {
     crate::nonces::DEFAULT_CAPACITY
+}
+fn default_iat_max_past() -> u64 {
+    crate::api::DEFAULT_IAT_MAX_PAST
+}
+fn default_iat_max_future() -> u64 {
+    crate::api::DEFAULT_IAT_MAX_FUTURE
 }
 fn default_max_body() -> usize {
     16 * 1024
@@ -190,6 +205,14 @@ impl SignerConfig {
                 self.trace_sync_interval_us
             ));
         }
+        for (key, value) in [
+            ("iat_max_past_seconds", self.iat_max_past_seconds),
+            ("iat_max_future_seconds", self.iat_max_future_seconds),
+        ] {
+            if value > MAX_IAT_WINDOW {
+                return bad(format!("{key} {value} is outside 0..={MAX_IAT_WINDOW}"));
+            }
+        }
         if self.nonce_pool > MAX_NONCE_POOL {
             return bad(format!(
                 "nonce_pool {} is outside 0..={MAX_NONCE_POOL}",
@@ -232,6 +255,14 @@ impl SignerConfig {
         self.country.as_deref().and_then(|c| c.parse().ok())
     }
 
+    /// The window for requests' `iat`.
+    pub fn iat_window(&self) -> crate::api::IatWindow {
+        crate::api::IatWindow {
+            max_past: self.iat_max_past_seconds,
+            max_future: self.iat_max_future_seconds,
+        }
+    }
+
     /// The policy settings.
     pub fn policy_config(&self) -> PolicyConfig {
         PolicyConfig {
@@ -264,6 +295,7 @@ mod tests {
         );
         assert_eq!(config.clients.len(), 2);
         assert_eq!(config.nonce_pool, crate::nonces::DEFAULT_CAPACITY);
+        assert_eq!(config.iat_window(), crate::api::IatWindow::default());
     }
 
     #[test]
@@ -308,6 +340,28 @@ mod tests {
         assert!(pool(0).is_ok(), "0 turns the pool off");
         assert!(pool(MAX_NONCE_POOL).is_ok());
         assert!(pool(MAX_NONCE_POOL + 1).is_err());
+        let window = |past: u64, future: u64| {
+            toml::from_str::<SignerConfig>(&format!(
+                "{base}iat_max_past_seconds = {past}\niat_max_future_seconds = {future}\n"
+            ))
+            .unwrap()
+        };
+        let wide = window(300, 0);
+        assert!(wide.check().is_ok());
+        assert_eq!(
+            wide.iat_window(),
+            crate::api::IatWindow {
+                max_past: 300,
+                max_future: 0
+            }
+        );
+        assert!(window(MAX_IAT_WINDOW, MAX_IAT_WINDOW).check().is_ok());
+        let error = window(MAX_IAT_WINDOW + 1, 10).check().unwrap_err();
+        assert!(
+            error.to_string().contains("iat_max_past_seconds"),
+            "{error}"
+        );
+        assert!(window(60, MAX_IAT_WINDOW + 1).check().is_err());
         let cert_client =
             format!("{base}[[clients]]\nname = \"sbc\"\ncertificate_sha256 = \"ab\"\n");
         assert!(toml::from_str::<SignerConfig>(&cert_client)

@@ -30,22 +30,32 @@ pub struct Credentials {
 
 /// Loads the key, obtains the chain, and checks that they match.
 pub async fn load(config: &SignerConfig) -> Result<Credentials, SignerError> {
-    let key_pem =
-        std::fs::read(&config.key_file).map_err(|e| SignerError::io(&config.key_file, &e))?;
-    let key = SigningKey::from_pem(&key_pem)?;
+    let key_pem = SignerError::read_config_file("key_file", &config.key_file)?;
+    let key = SigningKey::from_pem(&key_pem)
+        .map_err(|e| SignerError::config_file("key_file", &config.key_file, e))?;
     let (chain, source) = match &config.certificate_file {
         Some(path) => (
-            std::fs::read(path).map_err(|e| SignerError::io(path, &e))?,
+            SignerError::read_config_file("certificate_file", path)?,
             path.display().to_string(),
         ),
         None => (fetch_chain(config).await?, config.x5u.clone()),
     };
-    let certificates = passport::cert::chain_from_pem(&chain).map_err(passport::Error::from)?;
+    // The chain's problems name where it came from: `certificate_file`, or the x5u URL.
+    let unusable = |detail: String| match &config.certificate_file {
+        Some(path) => SignerError::config_file("certificate_file", path, detail),
+        None => SignerError::Config(format!("x5u {source}: {detail}")),
+    };
+    let certificates =
+        passport::cert::chain_from_pem(&chain).map_err(|e| unusable(e.to_string()))?;
     let first = certificates
         .first()
         .ok_or_else(|| SignerError::KeyMismatch(format!("{source}: empty chain")))?;
-    let certificate_key = passport::cert::verifying_key_of(first)?;
-    if certificate_key != key.verifying_key()? {
+    let certificate_key =
+        passport::cert::verifying_key_of(first).map_err(|e| unusable(e.to_string()))?;
+    let public_key = key
+        .verifying_key()
+        .map_err(|e| SignerError::config_file("key_file", &config.key_file, e))?;
+    if certificate_key != public_key {
         return Err(SignerError::KeyMismatch(source));
     }
     let (_, parsed) = x509_parser::certificate::X509Certificate::from_der(first)
@@ -82,9 +92,11 @@ async fn fetch_chain(config: &SignerConfig) -> Result<Vec<u8>, SignerError> {
         .x5u_tls_roots
         .as_ref()
         .ok_or_else(|| bad("no x5u_tls_roots configured".into()))?;
-    let roots_pem = std::fs::read(roots_path).map_err(|e| SignerError::io(roots_path, &e))?;
+    let roots_pem = SignerError::read_config_file("x5u_tls_roots", roots_path)?;
     let mut roots = rustls::RootCertStore::empty();
-    for der in passport::cert::chain_from_pem(&roots_pem).map_err(passport::Error::from)? {
+    for der in passport::cert::chain_from_pem(&roots_pem)
+        .map_err(|e| SignerError::config_file("x5u_tls_roots", roots_path, e))?
+    {
         roots.add(der.into()).map_err(|e| bad(e.to_string()))?;
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

@@ -45,6 +45,26 @@ pub enum SignerError {
     /// The configuration is invalid.
     #[error("configuration: {0}")]
     Config(String),
+    /// A file the configuration names cannot be read.
+    #[error("{key}: cannot read {}: {detail}", path.display())]
+    ConfigRead {
+        /// The configuration key naming the file (`key_file`).
+        key: &'static str,
+        /// The file, absolute.
+        path: PathBuf,
+        /// What the operating system said.
+        detail: String,
+    },
+    /// A file the configuration names holds no usable key or certificate chain.
+    #[error("{key}: {}: {detail}", path.display())]
+    ConfigFile {
+        /// The configuration key naming the file (`key_file`).
+        key: &'static str,
+        /// The file, absolute.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The signing key does not match the published certificate.
     #[error("the signing key does not match the certificate {0}")]
     KeyMismatch(String),
@@ -80,6 +100,31 @@ impl SignerError {
         Self::Database {
             path: path.to_owned(),
             detail: error.to_string(),
+        }
+    }
+
+    /// Reads the file that the configuration key `key` names.
+    pub(crate) fn read_config_file(
+        key: &'static str,
+        path: &std::path::Path,
+    ) -> Result<Vec<u8>, Self> {
+        std::fs::read(path).map_err(|e| Self::ConfigRead {
+            key,
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// The file of the configuration key `key` is unusable.
+    pub(crate) fn config_file(
+        key: &'static str,
+        path: &std::path::Path,
+        detail: impl std::fmt::Display,
+    ) -> Self {
+        Self::ConfigFile {
+            key,
+            path: path.to_owned(),
+            detail: detail.to_string(),
         }
     }
 

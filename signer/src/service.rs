@@ -3,8 +3,12 @@
 //!
 //! Handling order: path (404 `SVC4003`) and method (405 `POL4050`); client allowed (403
 //! `POL4030`) and under its rate limit (429 `POL4290`); the JSON POST header rules and body
-//! (`SVC400x`); policy (403/503 `POL41xx`/`POL5031`); sign; record in the trace log and wait for
-//! it to be durable; answer. Every response carries `X-RequestID`.
+//! (`SVC400x`); `iat` within the window around the signer's clock (`SVC4005`, see
+//! [`crate::api::IatWindow`]; an emergency call is never refused for it, but signed with the
+//! signer's clock as `iat`); policy (403/503 `POL41xx`/`POL5031`); sign; record in the trace log
+//! and wait for it to be durable; answer. Every response carries `X-RequestID`.
+//!
+//! The clock is read once per request, when its body has been parsed, and passed on.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -20,7 +24,7 @@ use rest::clients::{Client, Clients};
 use rest::http::{self as rest_http, Peer, Route};
 use tokio::net::TcpListener;
 
-use crate::api::{self, ApiError, SigningRequest};
+use crate::api::{self, ApiError, IatWindow, SigningRequest};
 use crate::config::SignerConfig;
 use crate::metrics::SignerMetrics;
 use crate::nonces::NoncePool;
@@ -51,6 +55,15 @@ impl NumberLookup for CachedRegistry {
     }
 }
 
+/// The signer's clock, in seconds since the epoch: read once per request, at the edge.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock (0 if it is set before 1970: every `iat` is then after it by more than the
+/// window allows, so requests are refused, not signed with a wrong time).
+pub fn system_clock() -> Clock {
+    Arc::new(|| rest::service::unix_now().unwrap_or(0))
+}
+
 /// Everything a request handler needs.
 pub struct SignerState {
     signer: RwLock<Arc<TokenSigner>>,
@@ -61,6 +74,8 @@ pub struct SignerState {
     clients: Clients,
     max_body: usize,
     nonces: NoncePool,
+    iat_window: IatWindow,
+    clock: Clock,
     /// Metrics.
     pub metrics: SignerMetrics,
 }
@@ -92,7 +107,7 @@ pub struct StateParts {
 }
 
 impl SignerState {
-    /// Builds the state.
+    /// Builds the state, with the default [`IatWindow`] and the system clock.
     pub fn new(parts: StateParts) -> Self {
         let nonces = NoncePool::start(parts.nonce_pool).unwrap_or_else(|error| {
             tracing::warn!(%error, "cannot start the nonce refill thread; signing in one step");
@@ -107,8 +122,22 @@ impl SignerState {
             clients: Clients::new(parts.clients),
             max_body: parts.max_body,
             nonces,
+            iat_window: IatWindow::default(),
+            clock: system_clock(),
             metrics: SignerMetrics::default(),
         }
+    }
+
+    /// The same state with another window for requests' `iat`.
+    pub fn with_iat_window(mut self, window: IatWindow) -> Self {
+        self.iat_window = window;
+        self
+    }
+
+    /// The same state reading another clock (tests pin time with it).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Builds the state from configuration (opens the registry and trace log).
@@ -142,7 +171,8 @@ impl SignerState {
             clients,
             max_body: config.max_body_bytes,
             nonce_pool: config.nonce_pool,
-        }))
+        })
+        .with_iat_window(config.iat_window()))
     }
 
     /// Swaps in a new signer (key reload); requests in flight finish with the old one.
@@ -217,7 +247,9 @@ pub async fn handle(
             )
         }
         Route::Service(client) => sign(state, request, client, &request_id).await,
-        Route::MethodNotAllowed => state.error(&ApiError::MethodNotAllowed, None, &request_id),
+        Route::MethodNotAllowed(allow) => {
+            state.error(&ApiError::MethodNotAllowed(allow), None, &request_id)
+        }
         Route::NotFound => state.error(&ApiError::NotFound, None, &request_id),
     };
     state.metrics.latency.observe(started.elapsed());
@@ -248,7 +280,23 @@ async fn sign(
         Ok(parsed) => parsed,
         Err(error) => return state.error(&error, None, request_id),
     };
-    decide_and_sign(state, parsed, client, request_id).await
+    let now = (state.clock)();
+    decide_and_sign(state, parsed, client, request_id, now).await
+}
+
+/// The `iat` to sign with: the request's when it is within the window around `now`; `now`
+/// for an emergency call whose `iat` is not (an emergency call is never refused for a clock
+/// problem, and a token stamped with the signer's clock is the one verifiers will accept);
+/// otherwise the `SVC4005` refusal.
+fn iat_to_sign(state: &SignerState, request: &SigningRequest, now: u64) -> Result<u64, ApiError> {
+    match state.iat_window.check(request.iat, now) {
+        Ok(()) => Ok(request.iat),
+        Err(error) if state.policy.is_emergency(&request.dest) => {
+            tracing::warn!(%error, iat = request.iat, now, "emergency call: signed with the signer's clock as iat");
+            Ok(now)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn decide_and_sign(
@@ -256,7 +304,12 @@ async fn decide_and_sign(
     request: SigningRequest,
     client: &Client,
     request_id: &str,
+    now: u64,
 ) -> Response<Full<Bytes>> {
+    let iat = match iat_to_sign(state, &request, now) {
+        Ok(iat) => iat,
+        Err(error) => return state.error(&error, None, request_id),
+    };
     let customer = request.customer.as_deref().or(client.customer.as_deref());
     let facts = CallFacts {
         attest: request.attest,
@@ -279,9 +332,6 @@ async fn decide_and_sign(
         lookup.as_ref().map(|r| r.as_deref()).map_err(|_| ()),
     );
     let owner = lookup.ok().flatten().map(|r| r.customer.id.clone());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
     let mut record = TraceRecord {
         at: now,
         request_id: request_id.to_owned(),
@@ -322,7 +372,7 @@ async fn decide_and_sign(
                 );
             };
             let claims = Claims::shaken(
-                request.iat,
+                iat,
                 Party::Tn(request.orig.to_string()),
                 dest,
                 level,

@@ -212,7 +212,11 @@ async fn the_services_match_the_document() {
         )
         .await;
         assert_eq!(reply.status, 405);
+        assert_eq!(reply.header("allow"), Some("POST"));
         check(&doc, response_schema(&doc, path, 405), &reply.json(), path).unwrap();
+        let documented = &resolve(&doc, &doc["paths"][path]["post"]["responses"]["405"])["headers"]
+            ["Allow"]["schema"]["enum"];
+        assert_eq!(documented, &json!(["POST"]));
         let health = raw(
             service,
             b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
@@ -252,6 +256,9 @@ async fn the_services_match_the_document() {
         }
         let reply = post_json(verifier, "/stir/v1/verification", &request.to_string(), &[]).await;
         assert_eq!(reply.status, 200);
+        let verdict = &reply.json()["verificationResponse"];
+        let failed = verdict["verstat"] == "TN-Validation-Failed";
+        assert_eq!(verdict["reasondesc"].is_string(), failed, "{verdict}");
         check(
             &doc,
             response_schema(&doc, "/stir/v1/verification", 200),

@@ -24,11 +24,24 @@ pub(crate) const REGISTRY_CSV: &str = "number,customer,name,verified,status\n\
     12155551214,c2,Unverified Two,no,active\n\
     12155560000..12155569999,c3,Range Three,yes,active\n";
 
+/// A signing request with the current time as `iat` (the signer refuses one far from its clock).
 pub(crate) fn request(attest: &str, orig: &str, dest: &str, extra: &str) -> String {
+    request_at(attest, orig, dest, unix_now(), extra)
+}
+
+/// A signing request with the given `iat`.
+pub(crate) fn request_at(attest: &str, orig: &str, dest: &str, iat: u64, extra: &str) -> String {
     format!(
-        r#"{{"signingRequest":{{"attest":"{attest}","dest":{{"tn":["{dest}"]}},"iat":1700000000,"orig":{{"tn":"{orig}"}},"origid":"{}"{extra}}}}}"#,
+        r#"{{"signingRequest":{{"attest":"{attest}","dest":{{"tn":["{dest}"]}},"iat":{iat},"orig":{{"tn":"{orig}"}},"origid":"{}"{extra}}}}}"#,
         uuid::Uuid::new_v4()
     )
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A registry in `dir` holding `REGISTRY_CSV`.
@@ -74,6 +87,16 @@ struct Running {
 }
 
 async fn start(outage: bool, clients: Vec<Client>, policy: PolicyConfig) -> Running {
+    start_with_clock(outage, clients, policy, None).await
+}
+
+/// [`start`], the signer reading `clock` when given.
+async fn start_with_clock(
+    outage: bool,
+    clients: Vec<Client>,
+    policy: PolicyConfig,
+    clock: Option<service::Clock>,
+) -> Running {
     let dir = tempdir();
     let registry = test_registry(dir.path());
     let lookup: Arc<dyn NumberLookup> = if outage {
@@ -86,7 +109,7 @@ async fn start(outage: bool, clients: Vec<Client>, policy: PolicyConfig) -> Runn
         ))
     };
     let trace_db = dir.path().join("trace.sqlite");
-    let state = Arc::new(SignerState::new(StateParts {
+    let state = SignerState::new(StateParts {
         signer: test_signer(),
         registry: lookup,
         // The smallest journal, so that a test can fill it.
@@ -97,7 +120,11 @@ async fn start(outage: bool, clients: Vec<Client>, policy: PolicyConfig) -> Runn
         max_body: 4096,
         // A small pool: each test's signer fills its own.
         nonce_pool: 64,
-    }));
+    });
+    let state = Arc::new(match clock {
+        Some(clock) => state.with_clock(clock),
+        None => state,
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -166,15 +193,27 @@ async fn every_request_error_has_its_id_and_status() {
         let reply = raw(s.addr, request.as_bytes()).await;
         assert_eq!(reply.status, status, "{request}");
         assert_eq!(reply.header("content-type"), Some("application/json"));
+        // RFC 9110: a 405 lists the allowed methods; nothing else carries Allow.
+        let allow = (status == 405).then_some("POST");
+        assert_eq!(reply.header("allow"), allow, "{request}");
+        assert!(
+            reply.body.iter().all(u8::is_ascii),
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
         let (found, variables) = error_id(&reply);
         assert_eq!(found, id, "{request}");
         if let Some(variable) = variable {
             assert_eq!(variables[0], variable, "{request}");
         }
-        assert!(
-            reply.header("x-requestid").is_some_and(|v| v.len() == 36),
-            "a generated request id"
+        let generated = reply.header("x-requestid").unwrap_or_default();
+        let uuid = uuid::Uuid::parse_str(generated).unwrap();
+        assert_eq!(
+            (uuid.get_version_num(), uuid.get_variant()),
+            (4, uuid::Variant::RFC4122),
+            "a generated request id is a UUID v4: {generated}"
         );
+        assert_eq!(generated, uuid.hyphenated().to_string());
     }
     let bad_value = request("D", "12155551212", "12125551213", "");
     let reply = post_json(s.addr, "/stir/v1/signing", &bad_value, &[]).await;
@@ -426,7 +465,7 @@ async fn tokens_verify_here_and_in_pyjwt_and_the_request_id_is_echoed() {
     verify_shaken(
         &parsed,
         &key,
-        &VerifyOptions::at(1_700_000_000),
+        &VerifyOptions::at(parsed.passport().claims().iat),
         Some(&from),
         &[],
     )
@@ -657,5 +696,93 @@ mod mutual_tls {
             (403, "POL4030"),
             "a valid certificate that is not mapped"
         );
+    }
+}
+
+/// The signer's clock in these tests.
+const PINNED_NOW: u64 = 1_700_000_000;
+
+async fn start_pinned() -> Running {
+    start_with_clock(false, vec![], nanp_policy(), Some(Arc::new(|| PINNED_NOW))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iat_outside_the_window_around_the_signers_clock_is_refused() {
+    let s = start_pinned().await;
+    // The edges are inside: 60 s before, 10 s after.
+    for iat in [PINNED_NOW - 60, PINNED_NOW, PINNED_NOW + 10] {
+        let body = request_at("A", "12155551212", "12125551213", iat, "");
+        let reply = post_json(s.addr, "/stir/v1/signing", &body, &[]).await;
+        assert_eq!(reply.status, 200, "iat {iat}");
+        let identity = reply.json()["signingResponse"]["identity"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let parsed = IdentityHeader::parse(&identity).unwrap();
+        assert_eq!(
+            parsed.passport().claims().iat,
+            iat,
+            "the request's iat is signed"
+        );
+    }
+    for (iat, reason) in [
+        (PINNED_NOW - 61, "more than 60 s before the signer's clock"),
+        (
+            PINNED_NOW - 86_400,
+            "more than 60 s before the signer's clock",
+        ),
+        (PINNED_NOW + 11, "more than 10 s after the signer's clock"),
+    ] {
+        let body = request_at("A", "12155551212", "12125551213", iat, "");
+        let reply = post_json(s.addr, "/stir/v1/signing", &body, &[]).await;
+        assert_eq!(reply.status, 400, "iat {iat}");
+        let (id, variables) = error_id(&reply);
+        assert_eq!(id, "SVC4005");
+        assert_eq!(variables, serde_json::json!(["iat", reason]));
+    }
+    // Nothing refused for its iat reaches the trace log: only the three signed calls.
+    let records = signer::trace::lookup_tn(&s.trace_db, "12155551212", 0, u64::MAX >> 2).unwrap();
+    assert_eq!(records.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_shape_errors_come_before_the_iat_window() {
+    let s = start_pinned().await;
+    let stale = request_at("A", "12155551212", "12125551213", PINNED_NOW - 3600, "");
+    let no_origid = stale.replace(r#","origid":""#, r#","x":""#);
+    let reply = post_json(s.addr, "/stir/v1/signing", &no_origid, &[]).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        error_id(&reply),
+        ("SVC4001".to_owned(), serde_json::json!(["origid"]))
+    );
+    let bad_attest = request_at("D", "12155551212", "12125551213", PINNED_NOW - 3600, "");
+    let reply = post_json(s.addr, "/stir/v1/signing", &bad_attest, &[]).await;
+    assert_eq!(error_id(&reply).1[0], "attest");
+    // A stale iat from an unregistered number: the request is refused for its iat, before
+    // the registry is asked.
+    let unregistered = request_at("A", "12155550000", "12125551213", PINNED_NOW - 3600, "");
+    let reply = post_json(s.addr, "/stir/v1/signing", &unregistered, &[]).await;
+    assert_eq!(error_id(&reply).0, "SVC4005");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emergency_call_with_a_bad_iat_is_signed_with_the_signers_clock() {
+    let s = start_pinned().await;
+    for iat in [PINNED_NOW - 3600, PINNED_NOW + 3600] {
+        let body = request_at("A", "12155551212", "911", iat, "");
+        let reply = post_json(s.addr, "/stir/v1/signing", &body, &[]).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let identity = reply.json()["signingResponse"]["identity"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let parsed = IdentityHeader::parse(&identity).unwrap();
+        assert_eq!(parsed.passport().claims().iat, PINNED_NOW);
     }
 }

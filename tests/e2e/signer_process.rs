@@ -261,6 +261,65 @@ fn a_mismatched_key_and_certificate_refuse_to_start() {
 }
 
 #[test]
+fn validate_names_the_key_of_a_missing_file() {
+    let dir = tempdir();
+    write_config(dir.path());
+    let config = dir.path().join("signer.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let validate = || {
+        shaken([
+            "signer",
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--validate",
+        ])
+    };
+    for (key, line, replacement) in [
+        (
+            "key_file",
+            "key_file = \"sp.key\"",
+            "key_file = \"missing.pem\"",
+        ),
+        (
+            "certificate_file",
+            "certificate_file = \"chain.pem\"",
+            "certificate_file = \"missing.pem\"",
+        ),
+        (
+            "tls.key_file",
+            "country = \"NANP\"\n",
+            "country = \"NANP\"\n[tls]\ncert_file = \"chain.pem\"\nkey_file = \"missing.pem\"\n",
+        ),
+    ] {
+        assert!(original.contains(line), "{original}");
+        std::fs::write(&config, original.replace(line, replacement)).unwrap();
+        let out = validate();
+        assert_eq!(out.status.code(), Some(2), "{key}");
+        let expected = format!(
+            "{key}: cannot read {}: No such file or directory",
+            dir.path().join("missing.pem").display()
+        );
+        assert!(
+            stderr(&out).contains(&expected),
+            "{expected}\n{}",
+            stderr(&out)
+        );
+    }
+    // A file that is there but holds no key.
+    std::fs::write(dir.path().join("garbage.pem"), "not a key\n").unwrap();
+    std::fs::write(
+        &config,
+        original.replace("key_file = \"sp.key\"", "key_file = \"garbage.pem\""),
+    )
+    .unwrap();
+    let out = validate();
+    assert_eq!(out.status.code(), Some(2));
+    let expected = format!("key_file: {}: ", dir.path().join("garbage.pem").display());
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+}
+
+#[test]
 fn the_key_is_checked_against_the_chain_published_at_the_x5u() {
     let dir = tempdir();
     let d = dir.path();

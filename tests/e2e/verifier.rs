@@ -182,6 +182,7 @@ async fn verdicts_through_the_rest_api_and_the_event_feed() {
     );
     assert_eq!(passed["flags"], serde_json::json!([]));
     assert!(passed.get("reasoncode").is_none());
+    assert!(passed.get("reasondesc").is_none(), "a success is unchanged");
     assert!(passed["x5u"]
         .as_str()
         .unwrap()
@@ -263,6 +264,7 @@ async fn verdicts_through_the_rest_api_and_the_event_feed() {
             "unregistered",
         ),
     ];
+    let mut failed = Vec::new();
     for (from, identity, time, code, text, flag) in cases {
         let v = verify(&lab, from, identity.as_deref(), time).await;
         assert_eq!(v["verstat"], "TN-Validation-Failed", "{v}");
@@ -273,7 +275,25 @@ async fn verdicts_through_the_rest_api_and_the_event_feed() {
             v["flags"].as_array().unwrap().iter().any(|f| f == flag),
             "{flag}: {v}"
         );
+        let desc = v["reasondesc"].as_str().unwrap_or_default();
+        assert!(
+            !desc.is_empty() && desc.len() <= verifier::verdict::MAX_REASONDESC && desc.is_ascii(),
+            "{v}"
+        );
+        failed.push(v);
     }
+    // What exactly failed, in the words of `shaken passport verify`.
+    assert_eq!(
+        failed[0]["reasondesc"],
+        "token orig \"12155551212\" does not match the calling number \"12155550000\""
+    );
+    assert!(
+        failed[2]["reasondesc"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("request time ")),
+        "{}",
+        failed[2]
+    );
     let unsigned = verify(&lab, "12155551212", None, t).await;
     assert_eq!(unsigned["verstat"], "No-TN-Validation");
     assert_eq!(
@@ -361,6 +381,8 @@ async fn request_errors_have_their_ids() {
     for (request, status, id) in cases {
         let reply = raw(lab.verifier, request.as_bytes()).await;
         assert_eq!(reply.status, status, "{request}");
+        let allow = (status == 405).then_some("POST");
+        assert_eq!(reply.header("allow"), allow, "{request}");
         let json = reply.json();
         let error = &json["requestError"];
         let found = error["serviceException"]["messageId"]

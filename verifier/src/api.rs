@@ -2,9 +2,10 @@
 //!
 //! Request: `{"verificationRequest":{"from":{"tn"},"to":{"tn":[..]},"time","identity"}}`;
 //! `identity` may be absent (an unsigned call). Response: `{"verificationResponse":{"verstat",
-//! "reasoncode","reasontext", ...}}` with `reasoncode` (a JSON number) and `reasontext` on
-//! failure, and this project's extension members: `attest`, `origid`, `spc`, `x5u` when known,
-//! `flags` always (an array of strings).
+//! "reasoncode","reasontext","reasondesc", ...}}` with `reasoncode` (a JSON number),
+//! `reasontext` and `reasondesc` (what exactly failed, short ASCII text; the member one
+//! ATIS-1000082 implementation sends) on failure, and this project's extension members:
+//! `attest`, `origid`, `spc`, `x5u` when known, `flags` always (an array of strings).
 
 use passport::{NumberingPlan, Tn};
 use rest::{body, ApiError};

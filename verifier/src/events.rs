@@ -1,9 +1,10 @@
 //! The verification event feed: one JSON line per verification, with the members `time` (the
 //! request's), `from`, `to`, then the verdict exactly as the response carries it (`verstat`,
-//! `reasoncode` and `reasontext` on failure, `attest`, `origid`, `spc`, `x5u` when known,
-//! `flags`; absent members are omitted), written to a file or stdout by a background thread so
-//! that a slow disk never slows a verification. A full queue drops the line and counts it
-//! (`shaken_verifier_events_dropped_total`). This is the feed a tracing platform consumes.
+//! `reasoncode`, `reasontext` and `reasondesc` on failure, `attest`, `origid`, `spc`, `x5u`
+//! when known, `flags`; absent members are omitted), written to a file or stdout by a
+//! background thread so that a slow disk never slows a verification. A full queue drops the
+//! line and counts it (`shaken_verifier_events_dropped_total`). This is the feed a tracing
+//! platform consumes.
 
 use std::io::Write;
 use std::path::PathBuf;

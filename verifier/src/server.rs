@@ -32,7 +32,7 @@ pub enum ServerError {
     #[error("trust_anchors: {0}")]
     TrustAnchors(pki::Error),
     /// A local CRL file does not parse.
-    #[error("{}: {error}", path.display())]
+    #[error("crl_files: {}: {error}", path.display())]
     Crl {
         /// The CRL file.
         path: PathBuf,
@@ -40,8 +40,10 @@ pub enum ServerError {
         error: pki::Error,
     },
     /// A file named by the configuration cannot be read.
-    #[error("cannot read {path}: {detail}")]
+    #[error("{key}: cannot read {}: {detail}", path.display())]
     Read {
+        /// The configuration key naming it (`crl_files`, `fetch.extra_tls_roots`).
+        key: &'static str,
         /// The file.
         path: PathBuf,
         /// What the operating system said.
@@ -83,7 +85,7 @@ pub fn load_crls(config: &VerifierConfig) -> Result<Vec<Crl>, ServerError> {
         .crl_files
         .iter()
         .map(|path| {
-            let bytes = read(path)?;
+            let bytes = read("crl_files", path)?;
             Crl::parse(&bytes).map_err(|error| ServerError::Crl {
                 path: path.clone(),
                 error,
@@ -92,8 +94,10 @@ pub fn load_crls(config: &VerifierConfig) -> Result<Vec<Crl>, ServerError> {
         .collect()
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, ServerError> {
+/// Reads the file that the configuration key `key` names.
+fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, ServerError> {
     std::fs::read(path).map_err(|e| ServerError::Read {
+        key,
         path: path.to_owned(),
         detail: e.to_string(),
     })
@@ -127,9 +131,8 @@ impl Prepared {
         let anchors = load_anchors(&config)?;
         let crls = load_crls(&config)?;
         let extra_roots = match &config.fetch.extra_tls_roots {
-            Some(path) => {
-                passport::cert::chain_from_pem(&read(path)?).map_err(ServerError::ExtraRoots)?
-            }
+            Some(path) => passport::cert::chain_from_pem(&read("fetch.extra_tls_roots", path)?)
+                .map_err(ServerError::ExtraRoots)?,
             None => Vec::new(),
         };
         let fetcher = Fetcher::new(config.fetch_policy(), &extra_roots)?;
@@ -272,7 +275,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .starts_with("cannot read /nonexistent/x.crl: "),
+                .starts_with("crl_files: cannot read /nonexistent/x.crl: "),
             "{error}"
         );
 
@@ -288,7 +291,7 @@ mod tests {
         assert!(
             error
                 .to_string()
-                .starts_with(&bad_crl.path().display().to_string()),
+                .starts_with(&format!("crl_files: {}", bad_crl.path().display())),
             "{error}"
         );
 

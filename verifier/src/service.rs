@@ -215,7 +215,9 @@ pub async fn handle(
             rest_http::text_response(state.render_metrics(), "text/plain; version=0.0.4")
         }
         Route::Service(client) => verify(state, request, client, &request_id).await,
-        Route::MethodNotAllowed => state.error(&ApiError::MethodNotAllowed, None, &request_id),
+        Route::MethodNotAllowed(allow) => {
+            state.error(&ApiError::MethodNotAllowed(allow), None, &request_id)
+        }
         Route::NotFound => state.error(&ApiError::NotFound, None, &request_id),
     }
 }

@@ -4,6 +4,8 @@
 //! it raises; [`Verdict`] adds the verstat (3GPP TS 24.229) and the flags every verdict carries.
 //! The same [`Verdict`] is serialized into the REST response and into the event feed (absent
 //! members are omitted in both), and its [`VerdictClass`] and [`Flag`]s index the metrics.
+//! A failed verdict also says what exactly failed, in a short ASCII `reasondesc` (the error's
+//! message, as `shaken passport verify` gives it).
 //!
 //! Flags: `spoofed`, `untrusted`, `revoked`, `stale`, `unsigned`, `gateway` (attestation C) and
 //! `unregistered` (anything not attested A by a valid token: the caller ID is not vouched for as
@@ -133,7 +135,8 @@ pub struct Verdict {
     pub verstat: Verstat,
     /// The SIP code and phrase, when failed.
     pub reason: Option<SipReason>,
-    /// What exactly failed (for logs; not on the wire).
+    /// What exactly failed, when failed: the error's message in ASCII, at most
+    /// [`MAX_REASONDESC`] bytes (`reasondesc` on the wire).
     pub detail: Option<String>,
     /// The token's attestation, when it decoded.
     pub attest: Option<Attestation>,
@@ -145,6 +148,22 @@ pub struct Verdict {
     pub x5u: Option<String>,
     /// Flags, sorted.
     pub flags: Vec<Flag>,
+}
+
+/// The longest `reasondesc`, in bytes; a longer message is cut and ends with `...`.
+pub const MAX_REASONDESC: usize = 256;
+
+/// `message` as a `reasondesc`: ASCII (other characters escaped as `\u{..}`, since a token's
+/// claims or an x5u can carry anything) and at most [`MAX_REASONDESC`] bytes.
+pub fn reasondesc(message: &str) -> String {
+    let text = rest::error::ascii(message);
+    if text.len() <= MAX_REASONDESC {
+        return text.into_owned();
+    }
+    // ASCII: every byte is a character boundary.
+    let mut cut: String = text.chars().take(MAX_REASONDESC - 3).collect();
+    cut.push_str("...");
+    cut
 }
 
 /// What a token told before verification ended (whatever the outcome).
@@ -193,7 +212,7 @@ impl Verdict {
         Self::from_parts(
             Verstat::Failed,
             Some(reason),
-            Some(error.to_string()),
+            Some(reasondesc(&error.to_string())),
             seen,
             flags,
         )
@@ -235,13 +254,16 @@ impl Verdict {
         }
     }
 
-    /// Writes its members (`verstat`, `reasoncode` and `reasontext` on failure, `attest`,
-    /// `origid`, `spc`, `x5u` when known, `flags` always) into a map being serialized.
+    /// Writes its members (`verstat`, `reasoncode`, `reasontext` and `reasondesc` on failure,
+    /// `attest`, `origid`, `spc`, `x5u` when known, `flags` always) into a map being serialized.
     pub fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
         map.serialize_entry("verstat", self.verstat.as_str())?;
         if let Some(reason) = self.reason {
             map.serialize_entry("reasoncode", &reason.code())?;
             map.serialize_entry("reasontext", reason.phrase())?;
+        }
+        if let Some(detail) = &self.detail {
+            map.serialize_entry("reasondesc", detail)?;
         }
         if let Some(attest) = self.attest {
             map.serialize_entry("attest", attest.as_str())?;
@@ -399,7 +421,9 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&verdict).unwrap_or_default(),
             serde_json::json!({"verstat": "TN-Validation-Failed", "reasoncode": 436,
-                "reasontext": "Bad Identity Info", "attest": "C", "origid": "o",
+                "reasontext": "Bad Identity Info",
+                "reasondesc": "the certificate repository answered HTTP 404",
+                "attest": "C", "origid": "o",
                 "x5u": "https://x", "flags": ["gateway", "unregistered"]})
         );
         assert_eq!(verdict.class(), VerdictClass::Failed436);
@@ -407,6 +431,40 @@ mod tests {
             serde_json::to_value(Verdict::unsigned()).unwrap_or_default(),
             serde_json::json!({"verstat": "No-TN-Validation", "flags": ["unsigned", "unregistered"]})
         );
+    }
+
+    #[test]
+    fn a_passed_verdict_has_no_reason_members() {
+        let passed = serde_json::to_value(Verdict::passed(Seen {
+            attest: Some(Attestation::A),
+            ..Seen::default()
+        }))
+        .unwrap_or_default();
+        assert_eq!(
+            passed,
+            serde_json::json!({"verstat": "TN-Validation-Passed", "attest": "A", "flags": []})
+        );
+    }
+
+    #[test]
+    fn reasondesc_is_short_ascii() {
+        let spoofed = Verdict::failed(
+            &TokenError::OrigMismatch {
+                token: "1215555\u{e9}1212".into(),
+                expected: "12155550000".into(),
+            }
+            .into(),
+            Seen::default(),
+        );
+        let json = serde_json::to_value(&spoofed).unwrap_or_default();
+        assert_eq!(
+            json["reasondesc"],
+            "token orig \"1215555\\u{e9}1212\" does not match the calling number \"12155550000\""
+        );
+        let long = reasondesc(&"x".repeat(1000));
+        assert_eq!(long.len(), MAX_REASONDESC);
+        assert!(long.ends_with("..."));
+        assert_eq!(reasondesc("short"), "short");
     }
 
     #[test]
