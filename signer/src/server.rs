@@ -1,10 +1,13 @@
 //! The signing service as a process (`shaken signer serve`): the key checked against its
 //! certificate and the TLS configuration ([`Prepared::load`], everything `--validate` checks),
-//! then the registry, trace log and serve loop ([`Prepared::run`]). SIGHUP reloads the key (a
-//! key that does not match its certificate is refused and the previous one kept); the trace
-//! log is pruned at start and every hour.
+//! then the registry, trace log and serve loop ([`Prepared::run`]). SIGHUP re-reads the
+//! configuration file's signing credentials (`x5u`, `key_file`, `certificate_file`,
+//! `x5u_tls_roots`) and reloads the key: a key that does not match its certificate, or a file
+//! that no longer parses, is refused and the previous key and x5u kept. The other keys take
+//! effect at the next start. The trace log is pruned at start and every hour.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +25,9 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// A checked configuration with its credentials and TLS loaded: the service can start.
 pub struct Prepared {
     config: SignerConfig,
+    /// The file the configuration was read from, re-read on SIGHUP (none: reload the same
+    /// files).
+    config_path: Option<PathBuf>,
     credentials: Credentials,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -45,9 +51,19 @@ impl Prepared {
         let tls = config.tls.as_ref().map(rest::tls::acceptor).transpose()?;
         Ok(Self {
             config,
+            config_path: None,
             credentials,
             tls,
         })
+    }
+
+    /// As [`Prepared::load`], for the configuration in the file `path`, which SIGHUP re-reads
+    /// for the signing credentials.
+    pub async fn load_file(path: PathBuf) -> Result<Self, SignerError> {
+        let config = SignerConfig::load(&path)?;
+        let mut prepared = Self::load(config).await?;
+        prepared.config_path = Some(path);
+        Ok(prepared)
     }
 
     /// The signing certificate's subject.
@@ -65,6 +81,7 @@ impl Prepared {
     ) -> Result<(), SignerError> {
         let Self {
             config,
+            config_path,
             credentials,
             tls,
         } = self;
@@ -91,7 +108,12 @@ impl Prepared {
             hangup,
         } = rest::service::listen(config.listen).await?;
         tracing::info!(%address, tls = tls.is_some(), certificate = %credentials.subject, "signer listening");
-        tokio::spawn(reload_on_sighup(hangup, config.clone(), Arc::clone(&state)));
+        tokio::spawn(reload_on_sighup(
+            hangup,
+            config.clone(),
+            config_path,
+            Arc::clone(&state),
+        ));
         tokio::spawn(prune_hourly(config));
         service::serve(listener, Arc::clone(&state), tls, shutdown).await;
         tracing::info!("signer stopped");
@@ -100,24 +122,44 @@ impl Prepared {
     }
 }
 
-/// Reloads the key on each SIGHUP received by `hangup`; keeps signing with the previous key,
-/// and logs why, when the new one cannot be loaded or does not match its certificate.
+/// On each SIGHUP received by `hangup`: re-reads the signing credentials' keys from
+/// `config_path` (when there is one; `config` otherwise), loads the key and chain, and switches
+/// to them. Keeps signing with the previous key and x5u, and logs why, when the file no longer
+/// parses, the new key cannot be loaded or does not match its certificate.
 async fn reload_on_sighup(
     mut hangup: tokio::signal::unix::Signal,
     config: SignerConfig,
+    config_path: Option<PathBuf>,
     state: Arc<SignerState>,
 ) {
+    let mut current = config;
     while hangup.recv().await.is_some() {
-        match credentials::load(&config).await {
+        let mut next = current.clone();
+        if let Some(path) = &config_path {
+            match SignerConfig::load(path) {
+                Ok(read) => {
+                    next.x5u = read.x5u;
+                    next.key_file = read.key_file;
+                    next.certificate_file = read.certificate_file;
+                    next.x5u_tls_roots = read.x5u_tls_roots;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "configuration unreadable; still signing with the previous key");
+                    continue;
+                }
+            }
+        }
+        match credentials::load(&next).await {
             Ok(credentials) => {
                 state.replace_signer(credentials.signer);
                 service::note_certificate_expiry(
                     &state,
                     credentials.not_after,
                     rest::service::unix_now().unwrap_or(0),
-                    config.certificate_expiry_warning_days,
+                    next.certificate_expiry_warning_days,
                 );
-                tracing::info!(certificate = %credentials.subject, "signing key reloaded");
+                tracing::info!(certificate = %credentials.subject, x5u = %next.x5u, "signing key reloaded");
+                current = next;
             }
             Err(error) => {
                 tracing::error!(%error, "key reload failed; still signing with the previous key")

@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Subcommand};
 use passport::{NumberingPlan, Tn};
 use serde_json::json;
-use signer::config::SignerConfig;
 use signer::registry::import::{carrier_secret, import_file, ImportMode, ImportOptions};
 use signer::registry::{NumberStatus, Registry};
 use signer::server::Prepared;
@@ -21,7 +20,7 @@ use super::{answer, unix_now};
 pub(crate) enum SignerCommand {
     /// Run the ATIS-1000082 signing service.
     ///
-    /// SIGHUP reloads the key; SIGTERM stops.
+    /// SIGHUP reloads the x5u, key and chain named by the configuration; SIGTERM stops.
     Serve {
         /// The TOML configuration file.
         #[arg(long, value_name = "FILE")]
@@ -115,10 +114,9 @@ pub(crate) enum TraceCommand {
 pub(crate) fn run_signer(command: SignerCommand) -> Result<ExitCode> {
     let SignerCommand::Serve { config, validate } = command;
     rest::service::init_logging();
-    let config = SignerConfig::load(&config)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let prepared = Prepared::load(config).await?;
+        let prepared = Prepared::load_file(config).await?;
         if validate {
             println!(
                 "configuration OK: key matches {}",

@@ -313,7 +313,8 @@ fn a_broken_block_fails_the_runner() {
     let good = "# Guide\n\n```sh\nGREETING=hello\nshaken --version\n```\n\n```sh skip\nexit 7\n```\n\n```sh\ntest \"$GREETING\" = hello\necho \"$GREETING\" > said.txt\n```\n";
     assert!(run("good.md", good, Duration::from_secs(60)).is_ok());
 
-    let broken = format!("{good}\n```sh\nshaken ca no-such-command\n```\n\n```sh\necho never\n```\n");
+    let broken =
+        format!("{good}\n```sh\nshaken ca no-such-command\n```\n\n```sh\necho never\n```\n");
     let failure = run("broken.md", &broken, Duration::from_secs(60)).unwrap_err();
     assert_eq!(failure.block, "broken.md:17", "{failure:?}");
     assert_eq!(failure.status, Some(2), "{failure:?}");

@@ -218,6 +218,51 @@ async fn sighup_reloads_the_key_and_refuses_a_mismatch() {
         )
         .await
     ));
+
+    // A rotation to a new x5u: the configuration file is re-read for the x5u and the files.
+    let x5u_1003 = "https://cr.example.net/sp/1003-2/chain.pem";
+    std::fs::copy(
+        certs_test::path("sp/1003/key.pem"),
+        dir.path().join("sp-1003.key"),
+    )
+    .unwrap();
+    std::fs::copy(
+        certs_test::path("sp/1003/chain.pem"),
+        dir.path().join("chain-1003.pem"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(dir.path().join("signer.toml")).unwrap();
+    std::fs::write(dir.path().join("signer.toml"), "not = [toml").unwrap();
+    hup(child.id());
+    assert!(wait_for(&lines, "configuration unreadable").is_some());
+    let rotated = config
+        .replace(X5U, x5u_1003)
+        .replace("\"sp.key\"", "\"sp-1003.key\"")
+        .replace("\"chain.pem\"", "\"chain-1003.pem\"");
+    std::fs::write(dir.path().join("signer.toml"), rotated).unwrap();
+    hup(child.id());
+    assert!(wait_for(&lines, "signing key reloaded").is_some());
+    let reply = post_json(
+        addr,
+        "/stir/v1/signing",
+        &request("A", "12155551212", "12125551213", ""),
+        &[],
+    )
+    .await;
+    let identity = reply.json()["signingResponse"]["identity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        identity.contains(&format!(";info=<{x5u_1003}>;")),
+        "{identity}"
+    );
+    let key_1003 = passport::cert::verifying_key_from_pem_chain(
+        &std::fs::read(certs_test::path("sp/1003/chain.pem")).unwrap(),
+    )
+    .unwrap();
+    let header = IdentityHeader::parse(&identity).unwrap();
+    assert!(header.passport().verify_signature(&key_1003).is_ok());
     child.kill().unwrap();
     child.wait().unwrap();
 }
