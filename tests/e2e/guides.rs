@@ -167,8 +167,8 @@ fn run(file: &str, markdown: &str, timeout: Duration) -> Result<(), Failure> {
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     let last = stderr
         .lines()
-        .filter_map(|l| l.strip_prefix(">>> "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(">>> "))
         .unwrap_or("(before the first block)")
         .to_owned();
     match status {
