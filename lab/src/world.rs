@@ -90,9 +90,9 @@ impl Lab {
         let registry_db = dir.join("registry.sqlite");
         let registry = registry(&registry_db, now)?;
         let (one_listener, one) = loopback().await?;
-        let one_state = signer_state(&dir, &pki.originating, Some(registry), "carrier-1001")?;
+        let one_state = signer_state(&dir, &pki.originating, Some(registry), "carrier-1001", now)?;
         let (gateway_listener, gateway) = loopback().await?;
-        let gateway_state = signer_state(&dir, &pki.gateway, None, "carrier-2001")?;
+        let gateway_state = signer_state(&dir, &pki.gateway, None, "carrier-2001", now)?;
         for (listener, state) in [(one_listener, one_state), (gateway_listener, gateway_state)] {
             tokio::spawn(signer::service::serve(
                 listener,
@@ -206,13 +206,14 @@ fn signer_state(
     carrier: &Carrier,
     registry: Option<Registry>,
     db: &str,
+    now: u64,
 ) -> Result<Arc<SignerState>, LabError> {
     let key = SigningKey::from_pem(&read(&carrier.key)?)?;
     let registry = match registry {
         Some(registry) => registry,
         None => Registry::open(&dir.join(format!("{db}-registry.sqlite")))?,
     };
-    Ok(Arc::new(SignerState::new(StateParts {
+    let state = Arc::new(SignerState::new(StateParts {
         signer: Arc::new(TokenSigner::new(key, carrier.x5u.clone())),
         registry: Arc::new(CachedRegistry::new(
             registry,
@@ -228,7 +229,11 @@ fn signer_state(
         clients: vec![],
         max_body: 16 * 1024,
         nonce_pool: signer::nonces::DEFAULT_CAPACITY,
-    })))
+    }));
+    // As `signer serve` does at start: the expiry metric (no warning, the lab's certificates
+    // are made fresh and the lab's log is the table).
+    signer::service::note_certificate_expiry(&state, carrier.not_after, now, 0);
+    Ok(state)
 }
 
 /// The terminating verifier's state: it trusts the lab CA's root, fetches from loopback over
@@ -296,6 +301,22 @@ mod tests {
             serde_json::from_slice(&std::fs::read(lab.dir().join("lab.json")).unwrap()).unwrap();
         assert_eq!(&written, lab.description());
         assert!(lab.dir().join("events.jsonl").exists());
+
+        // The signers export their certificate's days left (30-day certificates).
+        for signer in [lab.one, lab.gateway] {
+            let (status, metrics) = crate::client::Client::connect(signer)
+                .await
+                .unwrap()
+                .get("/metrics")
+                .await
+                .unwrap();
+            assert_eq!(status, 200);
+            let days = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("shaken_signer_certificate_expiry_days "))
+                .unwrap();
+            assert!(days == "29" || days == "30", "{days}");
+        }
         lab.stop().await;
     }
 }
