@@ -1,29 +1,53 @@
 //! `shaken lab`: a whole SHAKEN network on this machine, driven with every call case (the `lab`
-//! crate); prints each case with its expected and actual verdicts.
+//! crate); prints what it builds, then each case with its expected outcome and whether every
+//! call got it. `docs/lab.md` describes the flags, the table, `lab.json` and `lab.env`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use passport::NumberingPlan;
 
 use super::{answer, unix_now};
 
 /// Arguments of `shaken lab`.
 #[derive(Args, Debug)]
 pub(crate) struct LabArgs {
-    /// Folder for the lab's PKI, registry, logs and lab.json (default: a new temporary folder).
+    /// Folder for the lab's PKI, registry, logs, lab.json and lab.env (default: a new
+    /// temporary folder, removed when the lab stops).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// How many calls to drive.
+    /// How many calls to drive (at least one per case).
     #[arg(long, default_value_t = 2600)]
     calls: usize,
-    /// Leave everything running (Ctrl-C stops) and write DIR/lab.json.
+    /// The carriers' country: its numbering plan, numbers and emergency numbers (NANP or CN).
+    #[arg(long, value_name = "COUNTRY", default_value = "NANP", value_parser = country)]
+    country: NumberingPlan,
+    /// Leave everything running until Ctrl-C (endpoints in DIR/lab.json and DIR/lab.env).
     #[arg(long)]
     serve: bool,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Show every flag of each verdict (by default the first, the most telling).
+    #[arg(long)]
+    verbose: bool,
+    /// A PEM file of extra STI trust anchors for the lab's verifier, besides the lab CA's
+    /// root (repeatable).
+    #[arg(long = "trust-anchor", value_name = "PEM")]
+    trust_anchors: Vec<PathBuf>,
+    /// A PEM file of extra TLS roots the lab's verifier trusts when it fetches an x5u or a CRL
+    /// over HTTPS, besides the lab's TLS root (repeatable).
+    #[arg(long = "repository-tls-root", value_name = "PEM")]
+    repository_tls_roots: Vec<PathBuf>,
+}
+
+/// `NANP`, `CN` (and the other spellings the numbering plan accepts).
+fn country(text: &str) -> Result<NumberingPlan, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not NANP or CN"))
 }
 
 /// Runs the lab: exit status 0 when every call got its expected verdict, 1 otherwise.
@@ -31,9 +55,16 @@ pub(crate) fn run(args: LabArgs) -> Result<ExitCode> {
     let now = unix_now()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let lab = lab::Lab::start(args.dir.as_deref(), now).await?;
+        let options = lab::LabOptions {
+            dir: args.dir.clone(),
+            plan: args.country,
+            trust_anchors: args.trust_anchors.clone(),
+            repository_tls_roots: args.repository_tls_roots.clone(),
+        };
+        let lab = lab::Lab::start(&options, now, &mut |step| println!("{step}")).await?;
+        println!("placing {} calls, one at a time\n", args.calls);
         let results = lab.drive(args.calls).await?;
-        print!("{}", results.table());
+        print!("{}", results.table(args.verbose));
         if let Some(path) = &args.json {
             let json = serde_json::to_string_pretty(&results.to_json(lab.description()))?;
             std::fs::write(path, json)
@@ -41,12 +72,17 @@ pub(crate) fn run(args: LabArgs) -> Result<ExitCode> {
         }
         if args.serve {
             println!(
-                "\nthe lab is running; its addresses are in {}; Ctrl-C stops it",
+                "\nthe lab is running; its endpoints are in {} and lab.env; Ctrl-C stops it",
                 lab.dir().join("lab.json").display()
             );
             rest::service::shutdown_signal().await;
+            lab.stop().await;
+            // The one line after Ctrl-C. Whoever read the output may be gone by now (a script
+            // that waited for "the lab is running"): a closed pipe is not an error here.
+            let _ = writeln!(std::io::stdout(), "lab stopped");
+        } else {
+            lab.stop().await;
         }
-        lab.stop().await;
         Ok(answer(results.all_matched()))
     })
 }
