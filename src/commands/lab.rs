@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use passport::NumberingPlan;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::{answer, unix_now};
 
@@ -50,11 +51,42 @@ fn country(text: &str) -> Result<NumberingPlan, String> {
         .map_err(|_| format!("{text:?} is not NANP or CN"))
 }
 
-/// Runs the lab: exit status 0 when every call got its expected verdict, 1 otherwise.
+/// Ctrl-C and SIGTERM, listened for from the moment this is made (a signal that arrives
+/// before anyone waits is kept, not left to kill the process).
+struct Shutdown {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Shutdown {
+    fn listen() -> Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("listening for Ctrl-C")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    async fn requested(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// Runs the lab: exit status 0 when every call got its expected verdict, 1 otherwise (130
+/// when `--serve` is stopped before the calls are done).
 pub(crate) fn run(args: LabArgs) -> Result<ExitCode> {
     let now = unix_now()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
+        // With --serve, Ctrl-C stops the lab cleanly at any point: a script may send it as
+        // soon as lab.json exists, while the calls are still being placed.
+        let mut shutdown = if args.serve {
+            Some(Shutdown::listen()?)
+        } else {
+            None
+        };
         let options = lab::LabOptions {
             dir: args.dir.clone(),
             plan: args.country,
@@ -63,26 +95,42 @@ pub(crate) fn run(args: LabArgs) -> Result<ExitCode> {
         };
         let lab = lab::Lab::start(&options, now, &mut |step| println!("{step}")).await?;
         println!("placing {} calls, one at a time\n", args.calls);
-        let results = lab.drive(args.calls).await?;
+        let results = match &mut shutdown {
+            Some(shutdown) => tokio::select! {
+                results = lab.drive(args.calls) => Some(results?),
+                () = shutdown.requested() => None,
+            },
+            None => Some(lab.drive(args.calls).await?),
+        };
+        let Some(results) = results else {
+            lab.stop().await;
+            stopped();
+            return Ok(ExitCode::from(130));
+        };
         print!("{}", results.table(args.verbose));
         if let Some(path) = &args.json {
             let json = serde_json::to_string_pretty(&results.to_json(lab.description()))?;
             std::fs::write(path, json)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        if args.serve {
+        if let Some(mut shutdown) = shutdown {
             println!(
                 "\nthe lab is running; its endpoints are in {} and lab.env; Ctrl-C stops it",
                 lab.dir().join("lab.json").display()
             );
-            rest::service::shutdown_signal().await;
+            shutdown.requested().await;
             lab.stop().await;
-            // The one line after Ctrl-C. Whoever read the output may be gone by now (a script
-            // that waited for "the lab is running"): a closed pipe is not an error here.
-            let _ = writeln!(std::io::stdout(), "lab stopped");
+            stopped();
         } else {
             lab.stop().await;
         }
         Ok(answer(results.all_matched()))
     })
+}
+
+/// The one line printed after Ctrl-C, once everything has stopped. Whoever read the output may
+/// be gone by now (a script that waited for "the lab is running"): a closed pipe is not an
+/// error here.
+fn stopped() {
+    let _ = writeln!(std::io::stdout(), "lab stopped");
 }

@@ -224,3 +224,36 @@ fn the_served_lab_describes_itself_and_stops_on_ctrl_c() {
         .unwrap();
     assert_eq!(&lines[at + 1..], ["lab stopped"], "{lines:?}");
 }
+
+/// Ctrl-C as soon as `lab.json` exists, while calls are still being placed, stops the lab
+/// cleanly too: `lab stopped` is the last line, the exit status 130.
+#[test]
+fn the_served_lab_stops_on_ctrl_c_while_placing_calls() {
+    let dir = tempdir();
+    let lab = Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args([
+            "lab",
+            "--serve",
+            "--calls",
+            "10000000",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !dir.path().join("lab.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no lab.json");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-INT", &lab.id().to_string()])
+        .status()
+        .unwrap();
+    let out = lab.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let text = stdout(&out);
+    assert_eq!(text.lines().last(), Some("lab stopped"), "{text}");
+    assert!(!text.contains("the lab is running"), "{text}");
+}
