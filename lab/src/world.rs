@@ -273,7 +273,7 @@ impl Lab {
             &registry_db,
             &registry_csv,
             [&one_trace, &gateway_trace],
-            options,
+            &extras,
         );
         let pretty = serde_json::to_string_pretty(&description)
             .map_err(|e| LabError::io(&lab.dir.join("lab.json"), &e.into()))?;
@@ -315,7 +315,7 @@ impl Lab {
         registry_db: &Path,
         registry_csv: &Path,
         traces: [&Path; 2],
-        options: &LabOptions,
+        extras: &Extras,
     ) -> Value {
         let http = |address: SocketAddr, path: &str| format!("http://{address}{path}");
         let numbers = self.numbers;
@@ -326,8 +326,8 @@ impl Lab {
             "verifier": http(self.verifier, ""),
             "trust_anchors": self.dir.join("roots.pem"),
             "repository_tls_root": self.dir.join("tls-root.pem"),
-            "extra_trust_anchors": options.trust_anchors,
-            "extra_repository_tls_roots": options.repository_tls_roots,
+            "extra_trust_anchors": extras.anchor_files,
+            "extra_repository_tls_roots": extras.tls_root_files,
             "carriers": [
                 carrier_json(&self.pki.originating, self.one, one_trace),
                 carrier_json(&self.pki.gateway, self.gateway, gateway_trace),
@@ -411,6 +411,15 @@ struct Extras {
     anchors: Vec<u8>,
     /// The extra TLS roots, DER.
     tls_roots: Vec<Vec<u8>>,
+    /// The files of the extra trust anchors, absolute (for `lab.json`).
+    anchor_files: Vec<PathBuf>,
+    /// The files of the extra TLS roots, absolute (for `lab.json`).
+    tls_root_files: Vec<PathBuf>,
+}
+
+/// `path` made absolute (it exists: it was just read).
+fn absolute(path: &Path) -> Result<PathBuf, LabError> {
+    path.canonicalize().map_err(|e| LabError::io(path, &e))
 }
 
 /// At most this many certificates in one extra root file.
@@ -427,6 +436,7 @@ impl Extras {
             })?;
             extras.anchors.extend_from_slice(&pem);
             extras.anchors.push(b'\n');
+            extras.anchor_files.push(absolute(path)?);
         }
         for path in &options.repository_tls_roots {
             let ders = passport::cert::certificates_from_pem(&read(path)?, MAX_ROOTS_PER_FILE)
@@ -435,6 +445,7 @@ impl Extras {
                     detail: e.to_string(),
                 })?;
             extras.tls_roots.extend(ders);
+            extras.tls_root_files.push(absolute(path)?);
         }
         Ok(extras)
     }
