@@ -16,32 +16,40 @@ use super::{answer, unix_now};
 /// Arguments of `shaken lab`.
 #[derive(Args, Debug)]
 pub(crate) struct LabArgs {
-    /// Folder for the lab's PKI, registry, logs, lab.json and lab.env (default: a new
-    /// temporary folder, removed when the lab stops).
+    /// Folder for the lab's files (default: a new temporary folder)
+    ///
+    /// The PKI, registry, trace logs, event feed, lab.json and lab.env. A temporary folder is
+    /// removed when the lab stops.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// How many calls to drive (at least one per case).
-    #[arg(long, default_value_t = 2600)]
+    /// How many calls to place (at least one per case)
+    #[arg(long, value_name = "N", default_value_t = 2600)]
     calls: usize,
-    /// The carriers' country: its numbering plan, numbers and emergency numbers (NANP or CN).
-    #[arg(long, value_name = "COUNTRY", default_value = "NANP", value_parser = country)]
+    /// The carriers' country: NANP or CN
+    ///
+    /// Its numbering plan, its numbers (the registry is imported from national forms) and its
+    /// emergency numbers, for the signers, the registry and the verifier.
+    #[arg(long, value_name = "PLAN", default_value = "NANP", value_parser = country)]
     country: NumberingPlan,
-    /// Leave everything running until Ctrl-C (endpoints in DIR/lab.json and DIR/lab.env).
+    /// Leave everything running until Ctrl-C (endpoints in DIR/lab.json, DIR/lab.env)
     #[arg(long)]
     serve: bool,
-    /// Also write the results as JSON to this file.
+    /// Also write the results as JSON to this file
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Show every flag of each verdict (by default the first, the most telling).
+    /// Show every flag of each verdict (by default the first, the most telling)
     #[arg(long)]
     verbose: bool,
-    /// A PEM file of extra STI trust anchors for the lab's verifier, besides the lab CA's
-    /// root (repeatable).
-    #[arg(long = "trust-anchor", value_name = "PEM")]
+    /// Extra STI trust anchors for the lab's verifier (PEM; repeatable)
+    ///
+    /// Trusted besides the lab CA's root: verify calls signed under a CA of your own.
+    #[arg(long = "trust-anchor", value_name = "ROOT.pem")]
     trust_anchors: Vec<PathBuf>,
-    /// A PEM file of extra TLS roots the lab's verifier trusts when it fetches an x5u or a CRL
-    /// over HTTPS, besides the lab's TLS root (repeatable).
-    #[arg(long = "repository-tls-root", value_name = "PEM")]
+    /// Extra TLS roots for the verifier's x5u and CRL fetches (PEM; repeatable)
+    ///
+    /// Trusted besides the lab's TLS root when the lab's verifier fetches over HTTPS: fetch
+    /// from a repository of your own (`shaken repo serve` under its own TLS certificate).
+    #[arg(long = "repository-tls-root", value_name = "TLS-ROOT.pem")]
     repository_tls_roots: Vec<PathBuf>,
 }
 
