@@ -1,57 +1,227 @@
-//! Every call case with its expected verdict, and the driver that places calls through the
-//! signers' and the verifier's REST APIs and describes what each call got.
+//! Every call case with its expected outcome, and the driver that places calls through the
+//! signers' and the verifier's REST APIs and records what each call got.
 //!
-//! A call is described in a few words (`signed A; TN-Validation-Passed`, `438 spoofed`,
-//! `refused POL4101`); it matches its case when the description equals the expected one. Call
-//! `i` is of case `i % CASES.len()`, so every case gets its share of the calls.
+//! An [`Outcome`] is what the originating side did (`signed A` through a carrier's signer,
+//! `lab-signed A` by the lab itself with a carrier's key, `refused POL4101` by a signer, or
+//! `not signed`) and the verification API's verdict, spelled as the API returns it: the
+//! `verstat`, the SIP `reasoncode` and `reasontext` on failure, and every flag. A call matches
+//! its case when its whole outcome equals the expected one. Call `i` is of case
+//! `i % CASES.len()`, so every case gets its share of the calls.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use passport::{Attestation, Claims, Dest, Party, SigningKey, TokenSigner};
-use serde_json::Value;
+use passport::{Attestation, Claims, Dest, Party, SigningKey, SipReason, TokenSigner};
+use serde_json::{json, Map, Value};
 
 use crate::client::Client;
 use crate::error::{read, LabError};
+use crate::numbers::Numbers;
 use crate::pki::Carrier;
 use crate::report::{CaseResult, Results};
 
-/// Registered, verified subscribers of the originating carrier.
-pub const REGISTERED: &[&str] = &["12155550101", "12155550102", "12155550103", "12155550104"];
-/// A registered subscriber whose identity is not verified.
-pub const UNVERIFIED: &[&str] = &["12155550201"];
-/// A suspended subscriber.
-pub const SUSPENDED: &[&str] = &["12155550301"];
-/// A number the registry does not hold.
-pub const UNREGISTERED: &[&str] = &["12155559999"];
-/// Emergency numbers.
-pub const EMERGENCY: &[&str] = &["911"];
-/// The number every call is placed to (except emergency calls).
-pub const CALLED: &str = "12125551213";
+/// What happened to one call: how it was signed and the verifier's verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Outcome {
+    /// `signed A`, `lab-signed A`, `refused POL4101` or `not signed`.
+    pub signing: String,
+    /// The verdict's `verstat`; `None` when the signer refused (the call is not verified).
+    pub verstat: Option<String>,
+    /// The verdict's SIP `reasoncode`, on failure.
+    pub reasoncode: Option<u64>,
+    /// The verdict's `reasontext`, on failure.
+    pub reasontext: Option<String>,
+    /// The verdict's `flags`, in the order the API lists them (the most telling first).
+    pub flags: Vec<String>,
+}
 
-/// Every call case (name, expected description).
-pub const CASES: [(&str, &str); 13] = [
-    ("A: registered, verified", "signed A; TN-Validation-Passed"),
-    (
-        "B: another customer's number",
-        "signed B; Passed, unregistered",
+impl Outcome {
+    /// The SIP reason as the table writes it (`438 Invalid Identity Header`).
+    pub fn sip(&self) -> Option<String> {
+        self.reasoncode.map(|code| match &self.reasontext {
+            Some(text) => format!("{code} {text}"),
+            None => code.to_string(),
+        })
+    }
+
+    /// The outcome as JSON members: `signing`, and `verstat`, `reasoncode`, `reasontext`,
+    /// `flags` as the verification API returned them (absent members omitted).
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut members = Map::new();
+        members.insert("signing".into(), json!(self.signing));
+        if let Some(verstat) = &self.verstat {
+            members.insert("verstat".into(), json!(verstat));
+            members.insert("flags".into(), json!(self.flags));
+        }
+        if let Some(code) = self.reasoncode {
+            members.insert("reasoncode".into(), json!(code));
+        }
+        if let Some(text) = &self.reasontext {
+            members.insert("reasontext".into(), json!(text));
+        }
+        members
+    }
+}
+
+/// `signed B; TN-Validation-Passed; flags unregistered`,
+/// `signed A; TN-Validation-Failed; SIP 438 Invalid Identity Header; flags spoofed, unregistered`,
+/// `refused POL4101`.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.signing)?;
+        if let Some(verstat) = &self.verstat {
+            write!(f, "; {verstat}")?;
+        }
+        if let Some(sip) = self.sip() {
+            write!(f, "; SIP {sip}")?;
+        }
+        if !self.flags.is_empty() {
+            write!(f, "; flags {}", self.flags.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// A call case and its expected outcome.
+#[derive(Clone, Copy, Debug)]
+pub struct Case {
+    /// The case's name (at most 23 characters: the table's first column).
+    pub name: &'static str,
+    /// The expected [`Outcome::signing`].
+    pub signing: &'static str,
+    /// The expected verstat (`None`: the signer refuses, nothing is verified).
+    pub verstat: Option<&'static str>,
+    /// The expected SIP reason.
+    pub sip: Option<SipReason>,
+    /// The expected flags, in the API's order.
+    pub flags: &'static [&'static str],
+}
+
+impl Case {
+    /// The outcome a call of this case should get.
+    pub fn expected(&self) -> Outcome {
+        Outcome {
+            signing: self.signing.to_owned(),
+            verstat: self.verstat.map(str::to_owned),
+            reasoncode: self.sip.map(|r| u64::from(r.code())),
+            reasontext: self.sip.map(|r| r.phrase().to_owned()),
+            flags: self.flags.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+}
+
+const PASSED: Option<&str> = Some("TN-Validation-Passed");
+const FAILED: Option<&str> = Some("TN-Validation-Failed");
+
+const fn verified(
+    name: &'static str,
+    signing: &'static str,
+    verstat: Option<&'static str>,
+    sip: Option<SipReason>,
+    flags: &'static [&'static str],
+) -> Case {
+    Case {
+        name,
+        signing,
+        verstat,
+        sip,
+        flags,
+    }
+}
+
+const fn refused(name: &'static str, signing: &'static str) -> Case {
+    Case {
+        name,
+        signing,
+        verstat: None,
+        sip: None,
+        flags: &[],
+    }
+}
+
+/// Every call case, in the order of the table. The same cases run under every `--country`,
+/// with that country's numbers ([`Numbers`]).
+pub const CASES: [Case; 14] = [
+    verified("A: registered, verified", "signed A", PASSED, None, &[]),
+    verified(
+        "B: other customer's TN",
+        "signed B",
+        PASSED,
+        None,
+        &["unregistered"],
     ),
-    ("C: international gateway", "signed C; Passed, gateway"),
-    ("spoofed caller ID", "438 spoofed"),
-    ("tampered signature", "438 spoofed"),
-    ("replayed (signed 120 s ago)", "403 stale"),
-    ("revoked certificate", "437 revoked"),
-    ("untrusted root", "437 untrusted"),
-    ("unreachable x5u", "436"),
-    ("unregistered caller", "refused POL4101"),
-    ("suspended caller", "refused POL4102"),
-    ("emergency, unregistered", "signed C; Passed"),
-    ("unsigned call", "No-TN-Validation"),
+    verified(
+        "C: foreign via gateway",
+        "signed C",
+        PASSED,
+        None,
+        &["gateway", "unregistered"],
+    ),
+    verified(
+        "spoofed caller ID",
+        "signed A",
+        FAILED,
+        Some(SipReason::InvalidIdentityHeader),
+        &["spoofed", "unregistered"],
+    ),
+    verified(
+        "tampered signature",
+        "signed A",
+        FAILED,
+        Some(SipReason::InvalidIdentityHeader),
+        &["spoofed", "unregistered"],
+    ),
+    verified(
+        "replayed (120 s old)",
+        "lab-signed A",
+        FAILED,
+        Some(SipReason::StaleDate),
+        &["stale", "unregistered"],
+    ),
+    verified(
+        "revoked certificate",
+        "lab-signed A",
+        FAILED,
+        Some(SipReason::UnsupportedCredential),
+        &["revoked", "unregistered"],
+    ),
+    verified(
+        "untrusted root",
+        "lab-signed A",
+        FAILED,
+        Some(SipReason::UnsupportedCredential),
+        &["untrusted", "unregistered"],
+    ),
+    verified(
+        "unreachable x5u",
+        "lab-signed A",
+        FAILED,
+        Some(SipReason::BadIdentityInfo),
+        &["unregistered"],
+    ),
+    refused("unregistered caller", "refused POL4101"),
+    refused("suspended caller", "refused POL4102"),
+    verified(
+        "emergency, unregistered",
+        "signed C",
+        PASSED,
+        None,
+        &["gateway", "unregistered"],
+    ),
+    verified(
+        "unsigned call",
+        "not signed",
+        Some("No-TN-Validation"),
+        None,
+        &["unsigned", "unregistered"],
+    ),
+    refused("domestic ID via gateway", "refused POL4104"),
 ];
 
-/// The lab's services and carriers that the cases use.
+/// The lab's services, carriers and numbers that the cases use.
 #[derive(Clone, Copy, Debug)]
 pub struct Targets<'a> {
     /// The originating carrier's signer.
@@ -66,6 +236,8 @@ pub struct Targets<'a> {
     pub rogue: &'a Carrier,
     /// The originating carrier.
     pub originating: &'a Carrier,
+    /// The country's numbers.
+    pub numbers: &'a Numbers,
 }
 
 /// The value at `path` (missing members are `null`).
@@ -74,11 +246,6 @@ fn field<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
     path.iter()
         .try_fold(value, |v, key| v.get(key))
         .unwrap_or(&NULL)
-}
-
-/// The `i`-th item of a list, cycling.
-fn pick(list: &[&'static str], i: usize) -> &'static str {
-    list.get(i % list.len().max(1)).copied().unwrap_or_default()
 }
 
 fn sign_body(attest: &str, orig: &str, dest: &str, iat: u64, extra: &str) -> String {
@@ -97,13 +264,20 @@ fn verify_body(from: &str, dest: &str, time: u64, identity: Option<&str>) -> Str
     )
 }
 
-/// An Identity header signed directly with `carrier`'s key (not through a signer), for `x5u`.
-fn direct_identity(carrier: &Carrier, x5u: &str, orig: &str, iat: u64) -> Result<String, LabError> {
+/// An Identity header for a call from `orig` to `dest`, signed directly with `carrier`'s key
+/// (not through a signer) and pointing at `x5u`.
+pub fn direct_identity(
+    carrier: &Carrier,
+    x5u: &str,
+    orig: &str,
+    dest: &str,
+    iat: u64,
+) -> Result<String, LabError> {
     let signer = TokenSigner::new(SigningKey::from_pem(&read(&carrier.key)?)?, x5u);
     let claims = Claims::shaken(
         iat,
         Party::Tn(orig.into()),
-        Dest::tns(vec![CALLED.to_owned()]).ok_or(passport::TokenError::MissingClaim("dest"))?,
+        Dest::tns(vec![dest.to_owned()]).ok_or(passport::TokenError::MissingClaim("dest"))?,
         Attestation::A,
         uuid::Uuid::new_v4().to_string().parse()?,
     );
@@ -139,150 +313,147 @@ struct Session {
     verify_count: u64,
 }
 
-/// One call of case `case` (the `i`-th of its case): a short description of what happened.
+/// Which signer a case's signing request goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Originating,
+    Gateway,
+}
+
+/// One call of case `case` (the `i`-th of its case) as of `now`: what it got.
 async fn one_call(
     case: usize,
     targets: &Targets<'_>,
     session: &mut Session,
     now: u64,
     i: usize,
-) -> Result<String, LabError> {
-    let registered = pick(REGISTERED, i);
-    let sign = |client: &'static str, body: String| (client, body);
-    let (which, body) = match case {
-        0 | 3 | 4 => sign("one", sign_body("A", registered, CALLED, now, "")),
-        1 => sign(
-            "one",
-            sign_body("A", registered, CALLED, now, r#","customerId":"pbx-7""#),
-        ),
-        2 => sign("gateway", sign_body("C", "442071234567", CALLED, now, "")),
-        9 => sign(
-            "one",
-            sign_body("A", pick(UNREGISTERED, 0), CALLED, now, ""),
-        ),
-        10 => sign("one", sign_body("A", pick(SUSPENDED, 0), CALLED, now, "")),
-        11 => sign(
-            "one",
-            sign_body("A", pick(UNREGISTERED, 0), pick(EMERGENCY, 0), now, ""),
-        ),
-        _ => ("none", String::new()),
+) -> Result<Outcome, LabError> {
+    let numbers = targets.numbers;
+    let registered = numbers.registered(i);
+    let unregistered = numbers.unregistered.first().copied().unwrap_or_default();
+    let suspended = numbers.suspended.first().map(|s| s.tn).unwrap_or_default();
+    let emergency = numbers.emergency(i);
+    let called = numbers.called;
+    // The calling and called numbers of the call, as the verifier sees them.
+    let (from, dest) = match case {
+        2 => (numbers.foreign, called),
+        3 => (numbers.registered(i + 1), called),
+        9 => (unregistered, called),
+        10 => (suspended, called),
+        11 => (unregistered, emergency),
+        13 => (numbers.domestic_via_gateway, called),
+        _ => (registered, called),
     };
-    let identity = if which == "none" {
-        match case {
-            // A captured token presented again two minutes later, at the current time (its
-            // iat is back-dated: it is signed directly, since a signer stamps the present).
-            5 => Some(direct_identity(
-                targets.originating,
-                &targets.originating.x5u,
-                registered,
-                now.saturating_sub(120),
-            )?),
-            6 => Some(direct_identity(
-                targets.revoked,
-                &targets.revoked.x5u,
-                registered,
-                now,
-            )?),
-            7 => Some(direct_identity(
-                targets.rogue,
-                &targets.rogue.x5u,
-                registered,
-                now,
-            )?),
-            8 => Some(direct_identity(
-                targets.originating,
-                "https://127.0.0.1:1/sp/1001/chain.pem",
-                registered,
-                now,
-            )?),
-            _ => None,
-        }
-    } else {
-        let started = Instant::now();
-        let (status, reply) = if which == "one" {
-            session.signer.post("/stir/v1/signing", body).await?
-        } else {
-            session.gateway.post("/stir/v1/signing", body).await?
-        };
-        let _ = session.sign.record(micros_since(started));
-        session.sign_count += 1;
-        if status != 200 {
-            let id = field(&reply, &["requestError", "policyException", "messageId"])
+    let request = match case {
+        0 | 3 | 4 => Some((Via::Originating, sign_body("A", registered, dest, now, ""))),
+        1 => Some((
+            Via::Originating,
+            sign_body("A", registered, dest, now, r#","customerId":"pbx-7""#),
+        )),
+        2 | 13 => Some((Via::Gateway, sign_body("C", from, dest, now, ""))),
+        9..=11 => Some((Via::Originating, sign_body("A", from, dest, now, ""))),
+        _ => None,
+    };
+    let (signing, identity) = match request {
+        Some((via, body)) => {
+            let started = Instant::now();
+            let client = match via {
+                Via::Originating => &mut session.signer,
+                Via::Gateway => &mut session.gateway,
+            };
+            let (status, reply) = client.post("/stir/v1/signing", body).await?;
+            let _ = session.sign.record(micros_since(started));
+            session.sign_count += 1;
+            if status != 200 {
+                let error = field(&reply, &["requestError"]);
+                let id = field(error, &["policyException", "messageId"])
+                    .as_str()
+                    .or(field(error, &["serviceException", "messageId"]).as_str())
+                    .unwrap_or("without a message id");
+                return Ok(Outcome {
+                    signing: format!("refused {id}"),
+                    ..Outcome::default()
+                });
+            }
+            let identity = field(&reply, &["signingResponse", "identity"])
                 .as_str()
-                .or(field(&reply, &["requestError", "serviceException", "messageId"]).as_str())
-                .unwrap_or("?");
-            return Ok(format!("refused {id}"));
+                .map(str::to_owned);
+            ("signed", identity)
         }
-        field(&reply, &["signingResponse", "identity"])
-            .as_str()
-            .map(str::to_owned)
+        None => {
+            let direct = |carrier: &Carrier, x5u: &str, iat: u64| {
+                direct_identity(carrier, x5u, registered, dest, iat).map(Some)
+            };
+            let identity = match case {
+                // A captured token presented again two minutes later, at the current time
+                // (its iat is back-dated: it is signed directly, a signer stamps the present).
+                5 => direct(
+                    targets.originating,
+                    &targets.originating.x5u,
+                    now.saturating_sub(120),
+                )?,
+                6 => direct(targets.revoked, &targets.revoked.x5u, now)?,
+                7 => direct(targets.rogue, &targets.rogue.x5u, now)?,
+                8 => direct(
+                    targets.originating,
+                    "https://127.0.0.1:1/sp/1001/chain.pem",
+                    now,
+                )?,
+                _ => None,
+            };
+            ("lab-signed", identity)
+        }
     };
-    let attest = identity
+    let signing = identity
         .as_deref()
         .and_then(|i| passport::IdentityHeader::parse(i).ok())
         .and_then(|h| h.passport().claims().attest)
-        .map(|a| a.to_string());
+        .map_or_else(|| "not signed".to_owned(), |a| format!("{signing} {a}"));
     let identity = match (case, identity) {
         (4, Some(id)) => Some(tamper(&id)),
         (_, id) => id,
-    };
-    let (from, time, dest) = match case {
-        3 => (pick(REGISTERED, i + 1), now, CALLED),
-        2 => ("442071234567", now, CALLED),
-        11 => (pick(UNREGISTERED, 0), now, pick(EMERGENCY, 0)),
-        _ => (registered, now, CALLED),
     };
     let started = Instant::now();
     let (_, reply) = session
         .verifier
         .post(
             "/stir/v1/verification",
-            verify_body(from, dest, time, identity.as_deref()),
+            verify_body(from, dest, now, identity.as_deref()),
         )
         .await?;
     let _ = session.verify.record(micros_since(started));
     session.verify_count += 1;
-    Ok(describe(
-        case,
-        attest,
-        field(&reply, &["verificationResponse"]),
-    ))
+    Ok(outcome(signing, field(&reply, &["verificationResponse"])))
 }
 
-/// What a verification response says, in the words of [`CASES`]; `attest` is the level the
-/// call was signed with, if it was signed.
-fn describe(case: usize, attest: Option<String>, v: &Value) -> String {
-    let verstat = field(v, &["verstat"]).as_str().unwrap_or("?");
-    let flags: Vec<&str> = field(v, &["flags"])
-        .as_array()
-        .map(|f| f.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    match (verstat, field(v, &["reasoncode"]).as_u64()) {
-        ("TN-Validation-Passed", _) => {
-            let signed = attest.map(|a| format!("signed {a}; ")).unwrap_or_default();
-            // The telling flag: gateway over unregistered (a C call is both).
-            let telling = ["gateway", "unregistered"]
-                .into_iter()
-                .find(|f| flags.contains(f));
-            match (case, telling) {
-                (11, _) => format!("{signed}Passed"),
-                (_, None) => format!("{signed}TN-Validation-Passed"),
-                (_, Some(flag)) => format!("{signed}Passed, {flag}"),
-            }
-        }
-        ("No-TN-Validation", _) => "No-TN-Validation".into(),
-        (_, Some(code)) => {
-            let main = ["spoofed", "stale", "revoked", "untrusted"]
-                .into_iter()
-                .find(|f| flags.contains(f));
-            main.map_or_else(|| code.to_string(), |f| format!("{code} {f}"))
-        }
-        _ => format!("{verstat}?"),
+/// The outcome of a call signed as `signing` whose verification response is `v`.
+fn outcome(signing: String, v: &Value) -> Outcome {
+    Outcome {
+        signing,
+        // A response without a verstat is not a verdict: it says so rather than passing.
+        verstat: Some(
+            field(v, &["verstat"])
+                .as_str()
+                .unwrap_or("no verstat")
+                .to_owned(),
+        ),
+        reasoncode: field(v, &["reasoncode"]).as_u64(),
+        reasontext: field(v, &["reasontext"]).as_str().map(str::to_owned),
+        flags: field(v, &["flags"])
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
-/// Places `calls` calls (at least one of each case), one at a time, as of `now`; returns what
-/// each case got and the signing and verification latencies.
+/// Places `calls` calls (at least one of each case), one at a time, each stamped with
+/// `clock()` read when it is placed; returns what each case got and the signing and
+/// verification latencies.
 pub async fn drive(
     targets: &Targets<'_>,
     calls: usize,
@@ -312,7 +483,7 @@ pub async fn drive(
         // The clock is read for each call: the signer and the verifier judge `iat` and `time`
         // against their own clocks, and a long run must not drift out of their windows.
         let got = one_call(case, targets, &mut session, clock(), i / CASES.len()).await?;
-        let expected = CASES.get(case).map(|c| c.1).unwrap_or_default();
+        let expected = CASES.get(case).map(Case::expected).unwrap_or_default();
         if let Some(result) = cases.get_mut(case) {
             result.calls += 1;
             if got == expected {
@@ -334,7 +505,7 @@ pub async fn drive(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::numbers::NANP;
 
     #[test]
     fn tampering_changes_one_signature_character_only() {
@@ -349,55 +520,58 @@ mod tests {
     }
 
     #[test]
-    fn picking_cycles_and_missing_members_are_null() {
-        assert_eq!(pick(REGISTERED, 5), REGISTERED[1]);
-        assert_eq!(pick(&[], 3), "");
+    fn missing_members_are_null() {
         let value = json!({"a": {"b": 1}});
         assert_eq!(field(&value, &["a", "b"]), &json!(1));
         assert_eq!(field(&value, &["a", "c"]), &Value::Null);
     }
 
     #[test]
-    fn verdicts_are_described_in_the_words_of_the_cases() {
-        let passed = |flags: Value| json!({"verstat": "TN-Validation-Passed", "flags": flags});
+    fn outcomes_are_spelled_as_the_api_returns_them() {
+        let passed =
+            json!({"verstat": "TN-Validation-Passed", "flags": ["gateway", "unregistered"]});
+        let got = outcome("signed C".into(), &passed);
+        assert_eq!(got, CASES[2].expected());
         assert_eq!(
-            describe(0, Some("A".into()), &passed(json!([]))),
-            "signed A; TN-Validation-Passed"
+            got.to_string(),
+            "signed C; TN-Validation-Passed; flags gateway, unregistered"
+        );
+        let failed = json!({"verstat": "TN-Validation-Failed", "reasoncode": 437,
+            "reasontext": "Unsupported Credential", "flags": ["revoked", "unregistered"]});
+        let got = outcome("lab-signed A".into(), &failed);
+        assert_eq!(got, CASES[6].expected());
+        assert_eq!(got.sip().unwrap(), "437 Unsupported Credential");
+        assert_eq!(
+            got.to_string(),
+            "lab-signed A; TN-Validation-Failed; SIP 437 Unsupported Credential; \
+             flags revoked, unregistered"
+        );
+        assert_eq!(got.to_json()["reasoncode"], 437);
+        assert_eq!(CASES[9].expected().to_string(), "refused POL4101");
+        assert_eq!(
+            Value::Object(CASES[9].expected().to_json()),
+            json!({"signing": "refused POL4101"})
         );
         assert_eq!(
-            describe(
-                2,
-                Some("C".into()),
-                &passed(json!(["unregistered", "gateway"]))
-            ),
-            "signed C; Passed, gateway"
+            outcome("signed A".into(), &Value::Null).to_string(),
+            "signed A; no verstat"
         );
-        assert_eq!(
-            describe(11, Some("C".into()), &passed(json!(["unregistered"]))),
-            "signed C; Passed"
-        );
-        let failed =
-            json!({"verstat": "TN-Validation-Failed", "reasoncode": 437, "flags": ["revoked"]});
-        assert_eq!(describe(6, None, &failed), "437 revoked");
-        let unreachable = json!({"verstat": "TN-Validation-Failed", "reasoncode": 436});
-        assert_eq!(describe(8, None, &unreachable), "436");
-        assert_eq!(
-            describe(12, None, &json!({"verstat": "No-TN-Validation"})),
-            "No-TN-Validation"
-        );
-        assert_eq!(describe(0, None, &Value::Null), "??");
+        for case in CASES {
+            assert!(case.name.len() <= 23, "{}", case.name);
+        }
     }
 
     #[test]
     fn request_bodies_are_json() {
         let sign: Value =
-            serde_json::from_str(&sign_body("A", "12155550101", CALLED, 7, "")).unwrap();
+            serde_json::from_str(&sign_body("A", "12155550101", NANP.called, 7, "")).unwrap();
         assert_eq!(sign["signingRequest"]["iat"], 7);
-        assert_eq!(sign["signingRequest"]["dest"]["tn"][0], CALLED);
+        assert_eq!(sign["signingRequest"]["dest"]["tn"][0], NANP.called);
         let verify: Value =
-            serde_json::from_str(&verify_body("1", CALLED, 9, Some("tok;info=<x>"))).unwrap();
+            serde_json::from_str(&verify_body("1", NANP.called, 9, Some("tok;info=<x>"))).unwrap();
         assert_eq!(verify["verificationRequest"]["identity"], "tok;info=<x>");
-        let unsigned: Value = serde_json::from_str(&verify_body("1", CALLED, 9, None)).unwrap();
+        let unsigned: Value =
+            serde_json::from_str(&verify_body("1", NANP.called, 9, None)).unwrap();
         assert!(unsigned["verificationRequest"].get("identity").is_none());
     }
 }

@@ -45,4 +45,18 @@ impl Client {
         let body = response.into_body().collect().await?.to_bytes();
         Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
     }
+
+    /// GETs `path`; returns the status and the answer's body as text (lossy UTF-8): for
+    /// `/healthz` and `/metrics`.
+    pub async fn get(&mut self, path: &str) -> Result<(u16, String), LabError> {
+        self.sender.ready().await?;
+        let request = hyper::Request::get(path)
+            .header("host", "lab")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| LabError::Http(e.to_string()))?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
 }

@@ -35,6 +35,15 @@ pub enum LabError {
     /// The verifier's fetcher could not be built.
     #[error(transparent)]
     Fetcher(#[from] verifier::error::FetchError),
+    /// An extra root given to the lab (`--trust-anchor`, `--repository-tls-root`) is not a
+    /// usable PEM certificate file.
+    #[error("{path}: {detail}")]
+    ExtraRoot {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The lab's trust anchors are unusable.
     #[error("trust anchors: {0}")]
     TrustAnchors(::pki::Error),

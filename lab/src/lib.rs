@@ -3,8 +3,9 @@
 //! This crate exists because both need every role at once. The lab ([`world`], [`cases`],
 //! [`report`]) builds a whole SHAKEN network on this machine with the project's own tools (a
 //! policy administrator, a CA, carriers with a real-name registry, the HTTPS repository, one
-//! signer per carrier, a terminating verifier) and drives every call case through the REST
-//! APIs, comparing each verdict with the one expected. The load generator ([`load`]) drives one
+//! signer per carrier, a terminating verifier) with the numbers of one country ([`numbers`])
+//! and drives every call case through the REST APIs, comparing each verdict with the one
+//! expected; it describes itself in `lab.json` and `lab.env` ([`description`]). The load generator ([`load`]) drives one
 //! service as hard as asked and measures it. The role crates (`ca-tools`, `signer`, `verifier`)
 //! must not depend on one another, and the `shaken` binary stays argument parsing and dispatch,
 //! so what ties the roles together lives here, and new call cases are added here.
@@ -15,11 +16,13 @@
 
 pub mod cases;
 pub mod client;
+pub mod description;
 pub mod error;
 pub mod load;
+pub mod numbers;
 pub mod pki;
 pub mod report;
 pub mod world;
 
 pub use error::LabError;
-pub use world::Lab;
+pub use world::{Lab, LabOptions, Progress};

@@ -35,6 +35,8 @@ pub struct Carrier {
     pub chain: PathBuf,
     /// The URL its chain is published at.
     pub x5u: String,
+    /// When its certificate expires (Unix seconds): the signer's expiry metric.
+    pub not_after: u64,
 }
 
 /// What the lab's PKI made.
@@ -241,6 +243,7 @@ impl CarrierIssuer<'_> {
             rng,
         )?;
         write(&folder.join("chain.pem"), &chain)?;
+        let not_after = not_after(chain.as_bytes())?;
         create_dir(&self.publish.join(path))?;
         write(&self.publish.join(path).join("chain.pem"), &chain)?;
         Ok(Carrier {
@@ -249,8 +252,25 @@ impl CarrierIssuer<'_> {
             key: folder.join("key.pem"),
             chain: folder.join("chain.pem"),
             x5u: format!("{}/{path}/chain.pem", self.base),
+            not_after,
         })
     }
+}
+
+/// When the first certificate of a PEM chain expires (Unix seconds).
+fn not_after(chain: &[u8]) -> Result<u64, LabError> {
+    use der::Decode;
+    let ders = passport::cert::chain_from_pem(chain).map_err(passport::Error::from)?;
+    let first = ders
+        .first()
+        .ok_or_else(|| LabError::Asn1("an empty chain".into()))?;
+    let cert = x509_cert::Certificate::from_der(first)?;
+    Ok(cert
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration()
+        .as_secs())
 }
 
 #[cfg(test)]
@@ -278,6 +298,8 @@ mod tests {
             );
         }
         assert_eq!(pki.rogue.spc, "1001");
+        // Issued a minute back, for CARRIER_DAYS.
+        assert_eq!(pki.originating.not_after, now - 60 + CARRIER_DAYS * 86_400);
         let crl = ::pki::Crl::parse(&std::fs::read(publish.join("ca/intermediate.crl")).unwrap())
             .unwrap();
         let serial = |c: &Carrier| {

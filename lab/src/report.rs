@@ -1,6 +1,21 @@
-//! The lab's results: per case, how many calls got the expected verdict and what the others got;
-//! the signing and verification latencies; as a table for a person ([`Results::table`]) and as
-//! JSON for a script ([`Results::to_json`]).
+//! The lab's results: per case, how many calls got the expected outcome and what the others
+//! got; the signing and verification latencies; as a table for a person ([`Results::table`])
+//! and as JSON for a script ([`Results::to_json`]).
+//!
+//! The table has one line per case and these columns, every line at most 100 characters:
+//!
+//! | column | what |
+//! |---|---|
+//! | `case` | the case's name |
+//! | `calls` | calls placed of that case |
+//! | `result` | `pass` when every call got the expected outcome, else `FAIL` |
+//! | `signing` | `signed A` (by the carrier's signer), `lab-signed A` (by the lab itself), `refused POL4101` (the signer's refusal, by message id), `not signed` |
+//! | `verstat` | the verification API's `verstat`, as returned |
+//! | `SIP` | the SIP `reasoncode` on failure; a legend below the table gives each code's `reasontext` |
+//! | `flags` | the verdict's first flag (the API lists the most telling first), `+N` when it has N more; with `--verbose`, every flag |
+//!
+//! A case's line shows the expected outcome; under a `FAIL` line, one line per other outcome
+//! got (`  got instead`, its number of calls, its columns).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -9,17 +24,20 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use crate::cases::CASES;
+use crate::cases::{Outcome, CASES};
+
+/// The widest line the table prints.
+pub const WIDTH: usize = 100;
 
 /// What the calls of one case got.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaseResult {
     /// Calls placed.
     pub calls: usize,
-    /// Calls that got the expected verdict.
+    /// Calls that got the expected outcome.
     pub matched: usize,
-    /// Each description got, with how many calls got it.
-    pub got: BTreeMap<String, usize>,
+    /// Each outcome got, with how many calls got it.
+    pub got: BTreeMap<Outcome, usize>,
 }
 
 /// The results of a lab run, one [`CaseResult`] per entry of [`CASES`], in that order.
@@ -44,57 +62,148 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
+/// The flags column's pieces: the first flag and how many more, or every flag (`verbose`),
+/// each but the last with its comma.
+fn flags_column(flags: &[String], verbose: bool) -> Vec<String> {
+    match flags {
+        [] => vec![],
+        _ if verbose => {
+            let last = flags.len() - 1;
+            flags
+                .iter()
+                .enumerate()
+                .map(|(i, f)| if i < last { format!("{f},") } else { f.clone() })
+                .collect()
+        }
+        [only] => vec![only.clone()],
+        [first, more @ ..] => vec![format!("{first} +{}", more.len())],
+    }
+}
+
+/// One line of the table (without the last newline), at most [`WIDTH`] characters: flags
+/// that do not fit continue on the next lines, under the flags column.
+fn row(case: &str, calls: &str, result: &str, outcome: &Outcome, verbose: bool) -> String {
+    let verstat = outcome.verstat.as_deref().unwrap_or_default();
+    let sip = outcome
+        .reasoncode
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    let mut line = format!(
+        "{case:<23} {calls:>5} {result:<6} {:<15} {verstat:<20} {sip:<3} ",
+        outcome.signing
+    );
+    let indent = line.chars().count();
+    let mut width = indent;
+    for piece in flags_column(&outcome.flags, verbose) {
+        if width > indent && width + piece.len() > WIDTH {
+            line.push('\n');
+            line.push_str(&" ".repeat(indent));
+            width = indent;
+        }
+        line.push_str(&piece);
+        width += piece.len();
+    }
+    line.trim_end().to_owned()
+}
+
+/// Wraps `items` joined by `, ` after `lead` into lines of at most [`WIDTH`] characters
+/// (continuation lines indented by the lead's width).
+fn wrap(lead: &str, items: &[String]) -> String {
+    let mut out = String::new();
+    let mut line = lead.to_owned();
+    let last = items.len().saturating_sub(1);
+    for (i, item) in items.iter().enumerate() {
+        let piece = if i < last {
+            format!("{item},")
+        } else {
+            item.clone()
+        };
+        if line.len() + 1 + piece.len() > WIDTH && line.len() > lead.len() {
+            out.push_str(&line);
+            out.push('\n');
+            line = " ".repeat(lead.len());
+        }
+        line.push(' ');
+        line.push_str(&piece);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
 impl Results {
-    /// Whether every call got its expected verdict.
+    /// Whether every call got its expected outcome.
     pub fn all_matched(&self) -> bool {
         self.cases.iter().all(|c| c.matched == c.calls)
     }
 
-    /// Calls per second, over all cases.
-    fn calls_per_second(&self) -> f64 {
-        self.cases.iter().map(|c| c.calls).sum::<usize>() as f64
-            / self.elapsed.as_secs_f64().max(1e-9)
+    /// Calls placed, over all cases.
+    fn calls(&self) -> usize {
+        self.cases.iter().map(|c| c.calls).sum()
     }
 
-    /// The table printed by `shaken lab`: one line per case (name, calls, expected, got, `ok`
-    /// or `MISMATCH`), the latencies, and a last line saying whether every call got its
-    /// expected verdict.
-    pub fn table(&self) -> String {
+    /// Calls per second, over all cases.
+    fn calls_per_second(&self) -> f64 {
+        self.calls() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The table printed by `shaken lab` (see the module's documentation), the SIP codes'
+    /// legend, the latencies, and a last line saying whether every call got its expected
+    /// outcome. `verbose`: every flag of each verdict.
+    pub fn table(&self, verbose: bool) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "{:<30} {:>6}  {:<34} got", "case", "calls", "expected");
-        for ((name, expected), result) in CASES.iter().zip(&self.cases) {
-            let got: Vec<String> = result
-                .got
+        let _ = writeln!(
+            out,
+            "{:<23} {:>5} {:<6} {:<15} {:<20} {:<3} flags",
+            "case", "calls", "result", "signing", "verstat", "SIP"
+        );
+        let mut reasons = BTreeMap::new();
+        for (case, result) in CASES.iter().zip(&self.cases) {
+            let expected = case.expected();
+            let pass = result.matched == result.calls;
+            let mark = if pass { "pass" } else { "FAIL" };
+            let calls = result.calls.to_string();
+            let _ = writeln!(out, "{}", row(case.name, &calls, mark, &expected, verbose));
+            for (got, n) in &result.got {
+                if let (Some(code), Some(text)) = (got.reasoncode, &got.reasontext) {
+                    reasons.insert(code, text.clone());
+                }
+                if *got != expected {
+                    let n = n.to_string();
+                    let _ = writeln!(out, "{}", row("  got instead", &n, "", got, verbose));
+                }
+            }
+        }
+        out.push('\n');
+        if !reasons.is_empty() {
+            let legend: Vec<String> = reasons
                 .iter()
-                .map(|(g, n)| {
-                    if *n == result.calls {
-                        g.clone()
-                    } else {
-                        format!("{g} ×{n}")
-                    }
-                })
+                .map(|(code, text)| format!("{code} {text}"))
                 .collect();
-            let mark = if result.matched == result.calls {
-                "ok"
-            } else {
-                "MISMATCH"
-            };
-            let _ = writeln!(
-                out,
-                "{name:<30} {:>6}  {expected:<34} {} {mark}",
-                result.calls,
-                got.join(", ")
-            );
+            out.push_str(&wrap("SIP reason codes:", &legend));
+        }
+        if !verbose {
+            out.push_str("flags: the first of each verdict's flags (--verbose shows them all)\n");
         }
         let _ = writeln!(
             out,
-            "\nsigning: {} requests, p50 {:.3} ms, p99 {:.3} ms; verification: {} requests, p50 {:.3} ms, p99 {:.3} ms; {:.0} calls/s (one call at a time)",
+            "signing:      {} requests, p50 {:.3} ms, p99 {:.3} ms",
             self.sign_count,
             ms(&self.sign, 0.5),
             ms(&self.sign, 0.99),
+        );
+        let _ = writeln!(
+            out,
+            "verification: {} requests, p50 {:.3} ms, p99 {:.3} ms",
             self.verify_count,
             ms(&self.verify, 0.5),
             ms(&self.verify, 0.99),
+        );
+        let _ = writeln!(
+            out,
+            "{} calls in {:.1} s, {:.0} calls/s (one call at a time)",
+            self.calls(),
+            self.elapsed.as_secs_f64(),
             self.calls_per_second()
         );
         let _ = writeln!(
@@ -110,12 +219,41 @@ impl Results {
     }
 
     /// The results as JSON (`cases`, `signing`, `verification`, `calls_per_second`, `ok`), with
-    /// the lab's description (`lab.json`) under `lab`.
+    /// the lab's description (`lab.json`) under `lab`. Each case has `case`, `calls`,
+    /// `expected` (the outcome in words), `matched`, `got` (each outcome in words, with its
+    /// number of calls), `result` (`pass`, `fail`), `expected_outcome` and `got_outcomes` (the
+    /// outcomes as the API's members: `signing`, `verstat`, `reasoncode`, `reasontext`,
+    /// `flags`; each got outcome with its `calls`).
     pub fn to_json(&self, lab: &Value) -> Value {
+        let cases: Vec<Value> = CASES
+            .iter()
+            .zip(&self.cases)
+            .map(|(case, r)| {
+                let got: BTreeMap<String, usize> =
+                    r.got.iter().map(|(g, n)| (g.to_string(), *n)).collect();
+                let got_outcomes: Vec<Value> = r
+                    .got
+                    .iter()
+                    .map(|(g, n)| {
+                        let mut outcome = g.to_json();
+                        outcome.insert("calls".into(), json!(n));
+                        Value::Object(outcome)
+                    })
+                    .collect();
+                json!({
+                    "case": case.name,
+                    "calls": r.calls,
+                    "expected": case.expected().to_string(),
+                    "matched": r.matched,
+                    "got": got,
+                    "result": if r.matched == r.calls { "pass" } else { "fail" },
+                    "expected_outcome": Value::Object(case.expected().to_json()),
+                    "got_outcomes": got_outcomes,
+                })
+            })
+            .collect();
         json!({
-            "cases": CASES.iter().zip(&self.cases).map(|((name, expected), r)| json!({
-                "case": name, "calls": r.calls, "expected": expected, "matched": r.matched, "got": r.got,
-            })).collect::<Vec<_>>(),
+            "cases": cases,
             "signing": {"requests": self.sign_count, "p50_ms": ms(&self.sign, 0.5), "p99_ms": ms(&self.sign, 0.99)},
             "verification": {"requests": self.verify_count, "p50_ms": ms(&self.verify, 0.5), "p99_ms": ms(&self.verify, 0.99)},
             "calls_per_second": self.calls_per_second(),
@@ -133,15 +271,20 @@ mod tests {
         let cases = CASES
             .iter()
             .enumerate()
-            .map(|(i, (_, expected))| {
+            .map(|(i, case)| {
                 let mut got = BTreeMap::new();
-                got.insert((*expected).to_owned(), 2);
+                got.insert(case.expected(), 2);
                 let mut matched = 2;
                 if mismatch && i == 3 {
-                    got.insert("438".to_owned(), 1);
+                    let mut other = case.expected();
+                    other.verstat = Some("TN-Validation-Passed".into());
+                    other.reasoncode = None;
+                    other.reasontext = None;
+                    other.flags = vec!["gateway".into(), "stale".into(), "unregistered".into()];
+                    got.insert(other, 1);
                 } else {
                     matched += 1;
-                    *got.entry((*expected).to_owned()).or_insert(0) += 1;
+                    *got.entry(case.expected()).or_insert(0) += 1;
                 }
                 CaseResult {
                     calls: 3,
@@ -160,31 +303,93 @@ mod tests {
         }
     }
 
+    /// The cell of `column` (a header's name) on `line`, trimmed.
+    fn cell<'a>(header: &str, line: &'a str, column: &str) -> &'a str {
+        let start = header.find(column).unwrap();
+        let after = start + column.len();
+        let next = header[after..]
+            .find(|c| c != ' ')
+            .map_or(line.len(), |n| after + n);
+        line.get(start..next.min(line.len())).unwrap_or("").trim()
+    }
+
     #[test]
-    fn the_table_names_every_case_and_the_outcome() {
+    fn the_table_has_a_result_column_and_the_api_spellings() {
         let good = results(false);
         assert!(good.all_matched());
-        let table = good.table();
-        assert_eq!(table.lines().count(), 1 + CASES.len() + 2 + 1);
-        for (name, expected) in CASES {
-            let line = table.lines().find(|l| l.starts_with(name)).unwrap();
-            assert!(line.contains(expected) && line.ends_with(" ok"), "{line}");
+        for verbose in [false, true] {
+            let table = good.table(verbose);
+            assert!(table.lines().all(|l| l.chars().count() <= WIDTH), "{table}");
+            let header = table.lines().next().unwrap();
+            for case in CASES {
+                let line = table.lines().find(|l| l.starts_with(case.name)).unwrap();
+                let expected = case.expected();
+                assert_eq!(cell(header, line, "result"), "pass", "{line}");
+                assert_eq!(cell(header, line, "signing"), expected.signing, "{line}");
+                assert_eq!(
+                    cell(header, line, "verstat"),
+                    expected.verstat.as_deref().unwrap_or(""),
+                    "{line}"
+                );
+                let flags = line.get(header.find("flags").unwrap()..).unwrap_or("");
+                match (verbose, expected.flags.as_slice()) {
+                    (true, all) => assert_eq!(flags, all.join(","), "{line}"),
+                    (false, []) => assert_eq!(flags, ""),
+                    (false, [one]) => assert_eq!(flags, one),
+                    (false, [first, ..]) => assert!(flags.starts_with(first.as_str()), "{line}"),
+                }
+            }
+            // Every SIP code is explained: 403, 436, 437 and 438 with their reason phrases.
+            assert!(table.contains("438 Invalid Identity Header"), "{table}");
+            assert!(table.contains("403 Stale Date"), "{table}");
+            assert_eq!(verbose, !table.contains("--verbose"));
+            assert!(table.ends_with("every call got its expected verdict\n"));
         }
-        assert!(table.ends_with("every call got its expected verdict\n"));
         assert_eq!(good.to_json(&Value::Null)["ok"], true);
+        assert_eq!(good.to_json(&Value::Null)["cases"][0]["result"], "pass");
 
         let bad = results(true);
         assert!(!bad.all_matched());
-        let table = bad.table();
-        let line = table
+        let table = bad.table(true);
+        assert!(table.lines().all(|l| l.chars().count() <= WIDTH), "{table}");
+        let at = table
             .lines()
-            .find(|l| l.starts_with("spoofed caller ID"))
+            .position(|l| l.starts_with("spoofed caller ID"))
             .unwrap();
-        assert!(line.ends_with("438 ×1, 438 spoofed ×2 MISMATCH"), "{line}");
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[at].contains(" FAIL "), "{table}");
+        assert!(lines[at + 1].starts_with("  got instead"), "{table}");
+        assert!(lines[at + 1].contains(" TN-Validation-Passed "), "{table}");
+        // Three flags do not fit: they continue on the next line, under the flags column.
+        assert!(lines[at + 1].ends_with(" gateway,stale,"), "{table}");
+        assert_eq!(lines[at + 2].trim(), "unregistered", "{table}");
+        assert_eq!(
+            lines[at + 2].find("unregistered"),
+            lines[at + 1].find("gateway"),
+            "{table}"
+        );
         assert!(table.ends_with("SOME CALLS GOT AN UNEXPECTED VERDICT\n"));
         let json = bad.to_json(&json!({"dir": "/x"}));
         assert_eq!(json["ok"], false);
         assert_eq!(json["cases"][3]["matched"], 2);
+        assert_eq!(json["cases"][3]["result"], "fail");
+        assert_eq!(
+            json["cases"][3]["expected"],
+            "signed A; TN-Validation-Failed; SIP 438 Invalid Identity Header; \
+             flags spoofed, unregistered"
+        );
+        assert_eq!(json["cases"][3]["expected_outcome"]["reasoncode"], 438);
+        assert_eq!(json["cases"][3]["got_outcomes"][0]["calls"], 2);
         assert_eq!(json["lab"]["dir"], "/x");
+    }
+
+    #[test]
+    fn legends_wrap_at_the_table_width() {
+        let items: Vec<String> = (0..30).map(|i| format!("{i} item")).collect();
+        let text = wrap("lead:", &items);
+        assert!(text.lines().all(|l| l.len() <= WIDTH), "{text}");
+        assert!(text.starts_with("lead: 0 item, 1 item,"), "{text}");
+        assert!(text.ends_with("29 item\n"), "{text}");
+        assert!(text.lines().nth(1).unwrap().starts_with("      "), "{text}");
     }
 }

@@ -1,28 +1,135 @@
 //! The lab's network, running on loopback ports: the HTTPS repository publishing the lab's
 //! PKI ([`crate::pki`]), the originating carrier's real-name registry, one signer per carrier,
 //! and a terminating verifier with an event feed. [`Lab::start`] builds and starts it,
-//! [`Lab::drive`] places calls, [`Lab::stop`] stops every service.
+//! [`Lab::drive`] places calls, [`Lab::stop`] stops every service and waits for them.
 //!
 //! The repository's port is bound first: it goes into the certificates' CRL distribution
-//! points and the x5u URLs. The lab's description (addresses, files, numbers) is written to
-//! `lab.json` in the lab's folder, for people and scripts pointing their own tools at it.
+//! points and the x5u URLs. Once every service answers, the lab's description is written to
+//! `lab.json` and `lab.env` in the lab's folder ([`crate::description`]).
+//!
+//! Files in the lab's folder: `pa/`, `ca/`, `rogue-ca/`, `carriers/` (keys and chains),
+//! `publish/` (what the repository serves), `roots.pem` (the lab CA's root), `tls-root.pem`
+//! (the repository's TLS root), `registry.csv` (the registry import file, numbers in national
+//! form), `registry.sqlite`, `carrier-2001-registry.sqlite` (the gateway's, empty),
+//! `trace/SPC/trace.sqlite` (each signer's trace log: a SQLite database and beside it its
+//! journal folder `trace.sqlite.journal/`, so `trace/SPC/` holds the whole log),
+//! `events.jsonl` (the verifier's event feed), `lab.json`, `lab.env`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use passport::{SigningKey, TokenSigner};
+use passport::{NumberingPlan, SigningKey, TokenSigner};
 use serde_json::{json, Value};
 use signer::registry::import::{import, ImportMode, ImportOptions};
 use signer::registry::{CachedRegistry, Registry};
 use signer::service::{SignerState, StateParts};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::cases::{self, Targets, EMERGENCY, REGISTERED, SUSPENDED, UNREGISTERED, UNVERIFIED};
+use crate::cases::{self, Targets};
+use crate::client::Client;
+use crate::description::{lab_env, write_atomic};
 use crate::error::{create_dir, read, write, LabError};
+use crate::numbers::{self, Numbers};
 use crate::pki::{self, Carrier, LabPki};
 use crate::report::Results;
+
+/// How to build the lab.
+#[derive(Clone, Debug)]
+pub struct LabOptions {
+    /// The lab's folder (created if missing); a new temporary folder, removed when the lab is
+    /// dropped, when `None`.
+    pub dir: Option<PathBuf>,
+    /// The country (`--country`): its numbering plan, numbers and emergency numbers.
+    pub plan: NumberingPlan,
+    /// PEM files of extra STI trust anchors the verifier trusts besides the lab CA's root
+    /// (`--trust-anchor`).
+    pub trust_anchors: Vec<PathBuf>,
+    /// PEM files of extra TLS roots the verifier trusts when it fetches an x5u or a CRL over
+    /// HTTPS, besides the lab's TLS root (`--repository-tls-root`).
+    pub repository_tls_roots: Vec<PathBuf>,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            plan: NumberingPlan::Nanp,
+            trust_anchors: vec![],
+            repository_tls_roots: vec![],
+        }
+    }
+}
+
+/// What [`Lab::start`] is doing, reported as it goes (`shaken lab` prints each step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Progress<'a> {
+    /// Starting in this folder, with this country's numbers.
+    Folder {
+        /// The lab's folder.
+        dir: &'a Path,
+        /// `NANP`, `CN`.
+        country: &'static str,
+    },
+    /// Making the PKI.
+    Pki,
+    /// Importing the originating carrier's registry from this file.
+    Registry {
+        /// The import file.
+        csv: &'a Path,
+        /// Its numbers.
+        numbers: usize,
+        /// `NANP`, `CN`.
+        country: &'static str,
+    },
+    /// Starting the services.
+    Services,
+    /// Every service answers; `lab.json` and `lab.env` are written.
+    Ready {
+        /// The lab's folder.
+        dir: &'a Path,
+    },
+}
+
+impl std::fmt::Display for Progress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Folder { dir, country } => write!(
+                f,
+                "building a SHAKEN lab with {country} numbers in {}",
+                dir.display()
+            ),
+            Self::Pki => f.write_str(
+                "  PKI: a policy administrator, an STI-CA, carriers 1001, 2001 and 3001 (revoked), \
+                 a rogue CA",
+            ),
+            Self::Registry {
+                csv,
+                numbers,
+                country,
+            } => write!(
+                f,
+                "  registry of carrier 1001: {numbers} numbers from {} ({country} plan)",
+                csv.file_name().map_or_else(
+                    || csv.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                )
+            ),
+            Self::Services => f.write_str(
+                "  services on 127.0.0.1: HTTPS repository, signers of carriers 1001 and 2001, \
+                 verifier",
+            ),
+            Self::Ready { dir } => write!(
+                f,
+                "  ready: endpoints in {} and lab.env",
+                dir.join("lab.json").display()
+            ),
+        }
+    }
+}
 
 /// A running lab. Its services run on the current tokio runtime until [`Lab::stop`].
 #[derive(Debug)]
@@ -31,12 +138,14 @@ pub struct Lab {
     _temporary: Option<tempfile::TempDir>,
     dir: PathBuf,
     now: u64,
+    numbers: &'static Numbers,
     pki: LabPki,
     one: SocketAddr,
     gateway: SocketAddr,
     verifier: SocketAddr,
     description: Value,
     stop: watch::Sender<bool>,
+    services: Vec<JoinHandle<()>>,
 }
 
 /// Completes once `true` is sent on the channel (or its sender is gone).
@@ -49,95 +158,211 @@ async fn loopback() -> Result<(tokio::net::TcpListener, SocketAddr), LabError> {
     Ok(rest::service::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?)
 }
 
+/// The lab's folder: `dir` created and made absolute, or a new temporary folder.
+fn folder(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf), LabError> {
+    match dir {
+        Some(dir) => {
+            create_dir(dir)?;
+            let dir = dir.canonicalize().map_err(|e| LabError::io(dir, &e))?;
+            Ok((None, dir))
+        }
+        None => {
+            let temporary = tempfile::Builder::new()
+                .prefix("shaken-lab-")
+                .tempdir()
+                .map_err(|e| LabError::io(&std::env::temp_dir(), &e))?;
+            let dir = temporary.path().to_owned();
+            Ok((Some(temporary), dir))
+        }
+    }
+}
+
 impl Lab {
-    /// Builds the lab in `dir` (created if missing; a new temporary folder when `None`) as of
-    /// `now`, starts its services on loopback ports and writes `lab.json`.
-    pub async fn start(dir: Option<&Path>, now: u64) -> Result<Self, LabError> {
-        let (temporary, dir) = match dir {
-            Some(dir) => {
-                create_dir(dir)?;
-                let dir = dir.canonicalize().map_err(|e| LabError::io(dir, &e))?;
-                (None, dir)
-            }
-            None => {
-                let temporary = tempfile::Builder::new()
-                    .prefix("shaken-lab-")
-                    .tempdir()
-                    .map_err(|e| LabError::io(&std::env::temp_dir(), &e))?;
-                let dir = temporary.path().to_owned();
-                (Some(temporary), dir)
-            }
-        };
+    /// Builds the lab as `options` say, as of `now`, reporting each step to `progress`;
+    /// starts its services on loopback ports, waits until each answers, and writes `lab.json`
+    /// and `lab.env`.
+    pub async fn start(
+        options: &LabOptions,
+        now: u64,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Self, LabError> {
+        let numbers = Numbers::of(options.plan);
+        let country = numbers.country();
+        let (temporary, dir) = folder(options.dir.as_deref())?;
+        progress(Progress::Folder { dir: &dir, country });
+        // The extra roots are read first: a wrong path fails before anything is built.
+        let extras = Extras::read(options)?;
 
         // The repository's address goes into URLs inside the certificates.
+        progress(Progress::Pki);
         let (repository_listener, repository) = loopback().await?;
         let base = format!("https://127.0.0.1:{}", repository.port());
         let publish = dir.join("publish");
         let pki = pki::build(&dir, &publish, &base, now, &mut rand_core::OsRng)?;
 
-        let (stop, stop_rx) = watch::channel(false);
-        tokio::spawn(ca_tools::repository::serve(
-            repository_listener,
-            pki.repository_tls.clone(),
-            ca_tools::repository::RepositoryConfig {
-                dir: publish.clone(),
-                max_age: 600,
-            },
-            stopped(stop_rx.clone()),
-        ));
-
-        // The originating carrier's registry, and one signer per carrier.
+        // The originating carrier's registry, imported from a file in national form.
+        let registry_csv = dir.join("registry.csv");
         let registry_db = dir.join("registry.sqlite");
-        let registry = registry(&registry_db, now)?;
+        let csv = numbers.registry_csv();
+        write(&registry_csv, &csv)?;
+        progress(Progress::Registry {
+            csv: &registry_csv,
+            numbers: csv.lines().count().saturating_sub(1),
+            country,
+        });
+        let registry = registry(&registry_db, &csv, numbers.plan, now)?;
+
+        progress(Progress::Services);
+        let (stop, stop_rx) = watch::channel(false);
+        let mut services = vec![];
+        let repository_config = ca_tools::repository::RepositoryConfig {
+            dir: publish.clone(),
+            max_age: 600,
+        };
+        let shutdown = stopped(stop_rx.clone());
+        let tls = pki.repository_tls.clone();
+        services.push(tokio::spawn(async move {
+            let _ =
+                ca_tools::repository::serve(repository_listener, tls, repository_config, shutdown)
+                    .await;
+        }));
+
+        // One signer per carrier, each with its trace log in a folder of its own.
+        let one_trace = trace_db(&dir, &pki.originating)?;
+        let gateway_trace = trace_db(&dir, &pki.gateway)?;
         let (one_listener, one) = loopback().await?;
-        let one_state = signer_state(&dir, &pki.originating, Some(registry), "carrier-1001")?;
+        let one_state = signer_state(&pki.originating, registry, &one_trace, numbers, now)?;
         let (gateway_listener, gateway) = loopback().await?;
-        let gateway_state = signer_state(&dir, &pki.gateway, None, "carrier-2001")?;
+        let gateway_registry = Registry::open(&dir.join("carrier-2001-registry.sqlite"))?;
+        let gateway_state =
+            signer_state(&pki.gateway, gateway_registry, &gateway_trace, numbers, now)?;
         for (listener, state) in [(one_listener, one_state), (gateway_listener, gateway_state)] {
-            tokio::spawn(signer::service::serve(
+            services.push(tokio::spawn(signer::service::serve(
                 listener,
                 state,
                 None,
                 stopped(stop_rx.clone()),
-            ));
+            )));
         }
 
         // The terminating verifier.
         let (verifier_listener, verifier) = loopback().await?;
-        tokio::spawn(verifier::service::serve(
+        services.push(tokio::spawn(verifier::service::serve(
             verifier_listener,
-            verifier_state(&dir, &pki)?,
+            verifier_state(&dir, &pki, &extras, numbers.plan)?,
             None,
             stopped(stop_rx),
-        ));
+        )));
 
-        let description = json!({
-            "repository": base,
-            "verifier": format!("http://{verifier}"),
-            "trust_anchors": dir.join("roots.pem"),
-            "repository_tls_root": dir.join("tls-root.pem"),
-            "carriers": [carrier_json(&pki.originating, one), carrier_json(&pki.gateway, gateway)],
-            "registry_db": registry_db,
-            "numbers": {"registered": REGISTERED, "unverified": UNVERIFIED, "unregistered": UNREGISTERED, "suspended": SUSPENDED, "emergency": EMERGENCY},
-            "dir": dir,
-        });
-        let pretty = serde_json::to_string_pretty(&description)
-            .map_err(|e| LabError::io(&dir.join("lab.json"), &e.into()))?;
-        write(&dir.join("lab.json"), pretty)?;
-        Ok(Self {
+        let lab = Self {
             _temporary: temporary,
             dir,
             now,
+            numbers,
             pki,
             one,
             gateway,
             verifier,
-            description,
+            description: Value::Null,
             stop,
+            services,
+        };
+        lab.wait_until_answering().await?;
+        let description = lab.describe(
+            &base,
+            &registry_db,
+            &registry_csv,
+            [&one_trace, &gateway_trace],
+            &extras,
+        );
+        let pretty = serde_json::to_string_pretty(&description)
+            .map_err(|e| LabError::io(&lab.dir.join("lab.json"), &e.into()))?;
+        write_atomic(&lab.dir.join("lab.env"), lab_env(&description).as_bytes())?;
+        write_atomic(&lab.dir.join("lab.json"), pretty.as_bytes())?;
+        progress(Progress::Ready { dir: &lab.dir });
+        Ok(Self { description, ..lab })
+    }
+
+    /// Waits until the signers and the verifier answer `GET /healthz` with 200 (at most 5 s).
+    async fn wait_until_answering(&self) -> Result<(), LabError> {
+        for address in [self.one, self.gateway, self.verifier] {
+            let mut tries = 0;
+            loop {
+                let answer = match Client::connect(address).await {
+                    Ok(mut client) => client.get("/healthz").await.map(|(status, _)| status),
+                    Err(error) => Err(error),
+                };
+                match answer {
+                    Ok(200) => break,
+                    Ok(status) if tries >= 100 => {
+                        return Err(LabError::BadResponse(format!(
+                            "{address}/healthz answered {status}"
+                        )))
+                    }
+                    Err(error) if tries >= 100 => return Err(error),
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+                tries += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The lab's description: `lab.json`'s value.
+    fn describe(
+        &self,
+        base: &str,
+        registry_db: &Path,
+        registry_csv: &Path,
+        traces: [&Path; 2],
+        extras: &Extras,
+    ) -> Value {
+        let http = |address: SocketAddr, path: &str| format!("http://{address}{path}");
+        let numbers = self.numbers;
+        let tns = |list: &[numbers::Subscriber]| list.iter().map(|s| s.tn).collect::<Vec<_>>();
+        let [one_trace, gateway_trace] = traces;
+        json!({
+            "repository": base,
+            "verifier": http(self.verifier, ""),
+            "trust_anchors": self.dir.join("roots.pem"),
+            "repository_tls_root": self.dir.join("tls-root.pem"),
+            "extra_trust_anchors": extras.anchor_files,
+            "extra_repository_tls_roots": extras.tls_root_files,
+            "carriers": [
+                carrier_json(&self.pki.originating, self.one, one_trace),
+                carrier_json(&self.pki.gateway, self.gateway, gateway_trace),
+            ],
+            "registry_db": registry_db,
+            "registry_csv": registry_csv,
+            "events": self.dir.join("events.jsonl"),
+            "country": numbers.country(),
+            "numbers": {
+                "registered": tns(numbers.registered),
+                "unverified": tns(numbers.unverified),
+                "unregistered": numbers.unregistered,
+                "suspended": tns(numbers.suspended),
+                "emergency": numbers.emergency,
+                "called": [numbers.called],
+                "gateway_foreign": [numbers.foreign],
+                "gateway_domestic": [numbers.domestic_via_gateway],
+            },
+            "endpoints": {
+                "signing": http(self.one, "/stir/v1/signing"),
+                "gateway_signing": http(self.gateway, "/stir/v1/signing"),
+                "verification": http(self.verifier, "/stir/v1/verification"),
+                "signer_health": http(self.one, "/healthz"),
+                "signer_metrics": http(self.one, "/metrics"),
+                "gateway_health": http(self.gateway, "/healthz"),
+                "gateway_metrics": http(self.gateway, "/metrics"),
+                "verifier_health": http(self.verifier, "/healthz"),
+                "verifier_metrics": http(self.verifier, "/metrics"),
+                "repository": base,
+            },
+            "dir": self.dir,
         })
     }
 
-    /// The lab's folder (PKI, registry, trace logs, event feed, `lab.json`).
+    /// The lab's folder (PKI, registry, trace logs, event feed, `lab.json`, `lab.env`).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -145,6 +370,11 @@ impl Lab {
     /// The lab's description, as written to `lab.json`.
     pub fn description(&self) -> &Value {
         &self.description
+    }
+
+    /// The lab's numbers.
+    pub fn numbers(&self) -> &'static Numbers {
+        self.numbers
     }
 
     /// Places `calls` calls (at least one of each case) one at a time, each stamped with the
@@ -157,39 +387,87 @@ impl Lab {
             revoked: &self.pki.revoked,
             rogue: &self.pki.rogue,
             originating: &self.pki.originating,
+            numbers: self.numbers,
         };
         let start = self.now;
         let clock = move || rest::service::unix_now().unwrap_or(start);
         cases::drive(&targets, calls, &clock).await
     }
 
-    /// Stops every service, giving them a moment to close their connections.
+    /// Stops every service and waits until each has stopped: requests in flight finish (at
+    /// most 10 s), the trace logs and the event feed are closed.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        for service in self.services {
+            let _ = service.await;
+        }
     }
 }
 
-/// The originating carrier's registry: verified, unverified and suspended subscribers.
-fn registry(path: &Path, now: u64) -> Result<Registry, LabError> {
+/// The extra roots of [`LabOptions`], read and checked.
+#[derive(Debug, Default)]
+struct Extras {
+    /// The extra trust anchors' PEM, concatenated.
+    anchors: Vec<u8>,
+    /// The extra TLS roots, DER.
+    tls_roots: Vec<Vec<u8>>,
+    /// The files of the extra trust anchors, absolute (for `lab.json`).
+    anchor_files: Vec<PathBuf>,
+    /// The files of the extra TLS roots, absolute (for `lab.json`).
+    tls_root_files: Vec<PathBuf>,
+}
+
+/// `path` made absolute (it exists: it was just read).
+fn absolute(path: &Path) -> Result<PathBuf, LabError> {
+    path.canonicalize().map_err(|e| LabError::io(path, &e))
+}
+
+/// At most this many certificates in one extra root file.
+const MAX_ROOTS_PER_FILE: usize = 100;
+
+impl Extras {
+    fn read(options: &LabOptions) -> Result<Self, LabError> {
+        let mut extras = Self::default();
+        for path in &options.trust_anchors {
+            let pem = read(path)?;
+            ::pki::TrustAnchors::from_pem(&pem).map_err(|e| LabError::ExtraRoot {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            extras.anchors.extend_from_slice(&pem);
+            extras.anchors.push(b'\n');
+            extras.anchor_files.push(absolute(path)?);
+        }
+        for path in &options.repository_tls_roots {
+            let ders = passport::cert::certificates_from_pem(&read(path)?, MAX_ROOTS_PER_FILE)
+                .map_err(|e| LabError::ExtraRoot {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+            extras.tls_roots.extend(ders);
+            extras.tls_root_files.push(absolute(path)?);
+        }
+        Ok(extras)
+    }
+}
+
+/// The folder of `carrier`'s trace log (`trace/SPC/`, created) and the log's database in it.
+fn trace_db(dir: &Path, carrier: &Carrier) -> Result<PathBuf, LabError> {
+    let folder = dir.join("trace").join(carrier.spc);
+    create_dir(&folder)?;
+    Ok(folder.join("trace.sqlite"))
+}
+
+/// The originating carrier's registry, imported from `csv` with the numbering plan `plan`.
+fn registry(path: &Path, csv: &str, plan: NumberingPlan, now: u64) -> Result<Registry, LabError> {
     let mut registry = Registry::open(path)?;
-    let mut csv = String::from("number,customer,name,verified,status\n");
-    for (i, tn) in REGISTERED.iter().enumerate() {
-        csv.push_str(&format!("{tn},c{i},Subscriber {i},yes,active\n"));
-    }
-    for tn in UNVERIFIED {
-        csv.push_str(&format!("{tn},u1,Unverified Subscriber,no,active\n"));
-    }
-    for tn in SUSPENDED {
-        csv.push_str(&format!("{tn},s1,Suspended Subscriber,yes,suspended\n"));
-    }
     let mut progress = |_| {};
     import(
         &mut registry,
         csv.as_bytes(),
         ImportOptions {
             mode: ImportMode::Replace,
-            plan: None,
+            plan: Some(plan),
             secret: None,
             actor: "lab",
             now,
@@ -199,43 +477,48 @@ fn registry(path: &Path, now: u64) -> Result<Registry, LabError> {
     Ok(registry)
 }
 
-/// A signer's state for `carrier`, with `registry` (an empty one named after `db` when `None`)
-/// and a trace log named after `db`.
+/// A signer's state for `carrier`, with `registry`, its trace log at `trace_db`, and the
+/// country's numbering plan, home country code and emergency numbers.
 fn signer_state(
-    dir: &Path,
     carrier: &Carrier,
-    registry: Option<Registry>,
-    db: &str,
+    registry: Registry,
+    trace_db: &Path,
+    numbers: &Numbers,
+    now: u64,
 ) -> Result<Arc<SignerState>, LabError> {
     let key = SigningKey::from_pem(&read(&carrier.key)?)?;
-    let registry = match registry {
-        Some(registry) => registry,
-        None => Registry::open(&dir.join(format!("{db}-registry.sqlite")))?,
-    };
-    Ok(Arc::new(SignerState::new(StateParts {
+    let state = Arc::new(SignerState::new(StateParts {
         signer: Arc::new(TokenSigner::new(key, carrier.x5u.clone())),
         registry: Arc::new(CachedRegistry::new(
             registry,
             10_000,
             Duration::from_secs(60),
         )),
-        trace: signer::trace::TraceLog::open(&dir.join(format!("{db}-trace.sqlite")))?,
+        trace: signer::trace::TraceLog::open(trace_db)?,
         policy: signer::policy::PolicyConfig {
-            home_country_code: Some("1".into()),
+            home_country_code: Some(numbers.plan.country_code().to_owned()),
+            emergency_numbers: numbers.emergency.iter().map(|e| (*e).to_owned()).collect(),
             ..Default::default()
         },
-        plan: None,
+        plan: Some(numbers.plan),
         clients: vec![],
         max_body: 16 * 1024,
         nonce_pool: signer::nonces::DEFAULT_CAPACITY,
-    })))
+    }));
+    // As `signer serve` does at start: the expiry metric (no warning, the lab's certificates
+    // are made fresh and the lab's log is the table).
+    signer::service::note_certificate_expiry(&state, carrier.not_after, now, 0);
+    Ok(state)
 }
 
-/// The terminating verifier's state: it trusts the lab CA's root, fetches from loopback over
-/// TLS trusting the lab TLS root, and writes its event feed to `events.jsonl`.
+/// The terminating verifier's state: it trusts the lab CA's root and the extra trust anchors,
+/// fetches from loopback over TLS trusting the lab TLS root and the extra TLS roots, reads
+/// numbers with the country's plan, and writes its event feed to `events.jsonl`.
 fn verifier_state(
     dir: &Path,
     pki: &LabPki,
+    extras: &Extras,
+    plan: NumberingPlan,
 ) -> Result<Arc<verifier::service::VerifierState>, LabError> {
     let policy = verifier::fetch::FetchPolicy {
         allow_private_addresses: true,
@@ -244,11 +527,13 @@ fn verifier_state(
         total_timeout: Duration::from_millis(1000),
         ..Default::default()
     };
-    let fetcher = verifier::fetch::Fetcher::new(policy, std::slice::from_ref(&pki.tls_root))?;
-    let anchors = ::pki::TrustAnchors::from_pem(
-        ca_tools::certificate::certificate_pem(&pki.ca_root).as_bytes(),
-    )
-    .map_err(LabError::TrustAnchors)?;
+    let mut tls_roots = vec![pki.tls_root.clone()];
+    tls_roots.extend(extras.tls_roots.iter().cloned());
+    let fetcher = verifier::fetch::Fetcher::new(policy, &tls_roots)?;
+    let mut anchors = ca_tools::certificate::certificate_pem(&pki.ca_root).into_bytes();
+    anchors.push(b'\n');
+    anchors.extend_from_slice(&extras.anchors);
+    let anchors = ::pki::TrustAnchors::from_pem(&anchors).map_err(LabError::TrustAnchors)?;
     let verifier = verifier::verify::Verifier::new(
         fetcher,
         verifier::cache::CacheConfig::default(),
@@ -264,38 +549,303 @@ fn verifier_state(
     Ok(Arc::new(verifier::service::VerifierState::new(
         verifier,
         vec![],
-        None,
+        Some(plan),
         16 * 1024,
         Some(events),
     )))
 }
 
-/// A carrier as `lab.json` describes it.
-fn carrier_json(carrier: &Carrier, signer: SocketAddr) -> Value {
+/// A carrier as `lab.json` describes it: its signer's base URL, files, x5u, and its trace
+/// log's folder (`trace_dir`) and database (`trace_db`).
+fn carrier_json(carrier: &Carrier, signer: SocketAddr, trace_db: &Path) -> Value {
     json!({"name": carrier.name, "spc": carrier.spc, "signer": format!("http://{signer}"),
-           "key": carrier.key, "chain": carrier.chain, "x5u": carrier.x5u})
+           "key": carrier.key, "chain": carrier.chain, "x5u": carrier.x5u,
+           "trace_dir": trace_db.parent(), "trace_db": trace_db})
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cases::CASES;
 
-    /// The lab in process: every case once, each with its expected verdict, and `lab.json`.
+    /// `url` (`http://127.0.0.1:PORT/PATH`) as an address and a path.
+    fn split(url: &str) -> (SocketAddr, String) {
+        let rest = url.strip_prefix("http://").unwrap();
+        let (address, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        (address.parse().unwrap(), path.to_owned())
+    }
+
+    async fn start(dir: &Path, plan: NumberingPlan) -> Lab {
+        let now = rest::service::unix_now().unwrap();
+        let options = LabOptions {
+            dir: Some(dir.join("lab")),
+            plan,
+            ..LabOptions::default()
+        };
+        let mut steps = vec![];
+        let lab = Lab::start(&options, now, &mut |p| steps.push(p.to_string()))
+            .await
+            .unwrap();
+        assert_eq!(steps.len(), 5, "{steps:?}");
+        assert!(steps[0].contains(lab.dir().to_str().unwrap()), "{steps:?}");
+        lab
+    }
+
+    /// Every case once, each with its expected outcome.
+    async fn every_case(lab: &Lab) {
+        let results = lab.drive(1).await.unwrap();
+        assert!(results.all_matched(), "{}", results.table(true));
+        assert_eq!(results.cases.len(), CASES.len());
+        assert!(results.cases.iter().all(|c| c.calls == 1));
+    }
+
+    /// The lab in process: every case once, each with its expected verdict; `lab.json` and
+    /// `lab.env` agree and each endpoint answers; the signers export their certificate's days
+    /// left.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_case_gets_its_expected_verdict() {
         let dir = tempfile::tempdir().unwrap();
-        let now = rest::service::unix_now().unwrap();
-        let lab = Lab::start(Some(&dir.path().join("lab")), now)
-            .await
-            .unwrap();
-        let results = lab.drive(1).await.unwrap();
-        assert!(results.all_matched(), "{}", results.table());
-        assert_eq!(results.cases.len(), cases::CASES.len());
-        assert!(results.cases.iter().all(|c| c.calls == 1));
+        let lab = start(dir.path(), NumberingPlan::Nanp).await;
+        every_case(&lab).await;
         let written: Value =
             serde_json::from_slice(&std::fs::read(lab.dir().join("lab.json")).unwrap()).unwrap();
         assert_eq!(&written, lab.description());
         assert!(lab.dir().join("events.jsonl").exists());
+        assert_eq!(written["country"], "NANP");
+        // The trace logs are where lab.json says, one folder per signer.
+        for carrier in written["carriers"].as_array().unwrap() {
+            let trace_dir = Path::new(carrier["trace_dir"].as_str().unwrap());
+            let trace_db = Path::new(carrier["trace_db"].as_str().unwrap());
+            assert_eq!(trace_db.parent(), Some(trace_dir));
+            assert!(trace_db.exists(), "{}", trace_db.display());
+        }
+
+        // lab.env, sourced by sh, gives the same endpoints and values as lab.json.
+        let endpoints = written["endpoints"].as_object().unwrap();
+        let mut variables: Vec<(String, String)> = endpoints
+            .iter()
+            .map(|(name, url)| {
+                let variable = format!("SHAKEN_{}_URL", name.to_ascii_uppercase());
+                (variable, url.as_str().unwrap().to_owned())
+            })
+            .collect();
+        for (variable, member) in [
+            ("SHAKEN_REGISTERED_TN", &written["numbers"]["registered"][0]),
+            ("SHAKEN_CALLED_TN", &written["numbers"]["called"][0]),
+            (
+                "SHAKEN_UNREGISTERED_TN",
+                &written["numbers"]["unregistered"][0],
+            ),
+            ("SHAKEN_TRACE_DB", &written["carriers"][0]["trace_db"]),
+            ("SHAKEN_REGISTRY_DB", &written["registry_db"]),
+            ("SHAKEN_DIR", &written["dir"]),
+        ] {
+            variables.push((variable.to_owned(), member.as_str().unwrap().to_owned()));
+        }
+        let script: String = variables
+            .iter()
+            .map(|(variable, _)| format!("printf '%s\\n' \"${variable}\"\n"))
+            .collect();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(". \"$1\"\n{script}"))
+            .arg("sh")
+            .arg(lab.dir().join("lab.env"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let printed: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let expected: Vec<String> = variables.iter().map(|(_, v)| v.clone()).collect();
+        assert_eq!(printed, expected);
+        assert_eq!(endpoints.len(), 10);
+
+        // Every endpoint answers: health and metrics 200, signing and verification 200.
+        let numbers = lab.numbers();
+        for (name, url) in endpoints {
+            let url = url.as_str().unwrap();
+            if name == "repository" {
+                assert!(url.starts_with("https://127.0.0.1:"));
+                continue;
+            }
+            let (address, path) = split(url);
+            let mut client = Client::connect(address).await.unwrap();
+            let status = match name.as_str() {
+                "signing" | "gateway_signing" => {
+                    let (attest, orig) = if name == "signing" {
+                        ("A", numbers.registered(0))
+                    } else {
+                        ("C", numbers.foreign)
+                    };
+                    let body = json!({"signingRequest": {"attest": attest,
+                        "orig": {"tn": orig}, "dest": {"tn": [numbers.called]},
+                        "iat": rest::service::unix_now().unwrap(),
+                        "origid": uuid::Uuid::new_v4().to_string()}});
+                    client.post(&path, body.to_string()).await.unwrap().0
+                }
+                "verification" => {
+                    let body = json!({"verificationRequest": {"from": {"tn": numbers.registered(0)},
+                        "to": {"tn": [numbers.called]}, "time": rest::service::unix_now().unwrap()}});
+                    client.post(&path, body.to_string()).await.unwrap().0
+                }
+                _ => client.get(&path).await.unwrap().0,
+            };
+            assert_eq!(status, 200, "{name} {url}");
+        }
+
+        // The signers export their certificate's days left (30-day certificates).
+        for name in ["signer_metrics", "gateway_metrics"] {
+            let (address, path) = split(endpoints[name].as_str().unwrap());
+            let (status, metrics) = Client::connect(address)
+                .await
+                .unwrap()
+                .get(&path)
+                .await
+                .unwrap();
+            assert_eq!(status, 200);
+            let days = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("shaken_signer_certificate_expiry_days "))
+                .unwrap();
+            assert!(days == "29" || days == "30", "{days}");
+        }
         lab.stop().await;
+    }
+
+    /// `--country CN`: Chinese numbers, the registry imported from national forms (`021 ...`),
+    /// China's emergency numbers, and every case, the classic gateway spoof included, with its
+    /// expected verdict.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_case_gets_its_expected_verdict_with_chinese_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = start(dir.path(), NumberingPlan::China).await;
+        every_case(&lab).await;
+        let written: Value =
+            serde_json::from_slice(&std::fs::read(lab.dir().join("lab.json")).unwrap()).unwrap();
+        assert_eq!(written["country"], "CN");
+        for kind in [
+            "registered",
+            "unverified",
+            "unregistered",
+            "suspended",
+            "called",
+        ] {
+            for tn in written["numbers"][kind].as_array().unwrap() {
+                assert!(tn.as_str().unwrap().starts_with("86"), "{kind} {tn}");
+            }
+        }
+        assert_eq!(
+            written["numbers"]["emergency"],
+            json!(["110", "119", "120", "122"])
+        );
+        let csv = std::fs::read_to_string(written["registry_csv"].as_str().unwrap()).unwrap();
+        assert!(csv.contains("\n021 6234 5678,"), "{csv}");
+        let registry = Registry::open(Path::new(written["registry_db"].as_str().unwrap())).unwrap();
+        let record = registry.lookup("862162345678").unwrap().unwrap();
+        assert_eq!(record.tn, "862162345678");
+        lab.stop().await;
+    }
+
+    /// `--trust-anchor` and `--repository-tls-root`: a carrier of another CA, published by a
+    /// repository of its own under its own TLS certificate, verifies at the lab's verifier
+    /// once both are given (436 without the TLS root: its x5u cannot be fetched; 437
+    /// untrusted with the TLS root only).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_verifier_trusts_extra_anchors_and_repository_roots() {
+        let now = rest::service::unix_now().unwrap();
+        // Another PA, CA and carrier, made with ca-tools, and their repository.
+        let other = tempfile::tempdir().unwrap();
+        let (listener, address) = loopback().await.unwrap();
+        let base = format!("https://127.0.0.1:{}", address.port());
+        let publish = other.path().join("publish");
+        let pki = pki::build(other.path(), &publish, &base, now, &mut rand_core::OsRng).unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let repository = tokio::spawn(ca_tools::repository::serve(
+            listener,
+            pki.repository_tls.clone(),
+            ca_tools::repository::RepositoryConfig {
+                dir: publish,
+                max_age: 600,
+            },
+            stopped(stop_rx),
+        ));
+        let anchor = other.path().join("roots.pem");
+        let tls_root = other.path().join("tls-root.pem");
+
+        for (anchors, tls_roots, verstat, code, flag) in [
+            (vec![], vec![], "TN-Validation-Failed", Some(436), None),
+            (
+                vec![],
+                vec![tls_root.clone()],
+                "TN-Validation-Failed",
+                Some(437),
+                Some("untrusted"),
+            ),
+            (
+                vec![anchor.clone()],
+                vec![tls_root.clone()],
+                "TN-Validation-Passed",
+                None,
+                None,
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let options = LabOptions {
+                dir: Some(dir.path().join("lab")),
+                trust_anchors: anchors,
+                repository_tls_roots: tls_roots,
+                ..LabOptions::default()
+            };
+            let lab = Lab::start(&options, now, &mut |_| {}).await.unwrap();
+            let numbers = lab.numbers();
+            let identity = cases::direct_identity(
+                &pki.originating,
+                &pki.originating.x5u,
+                numbers.registered(0),
+                numbers.called,
+                rest::service::unix_now().unwrap(),
+            )
+            .unwrap();
+            let body = json!({"verificationRequest": {"from": {"tn": numbers.registered(0)},
+                "to": {"tn": [numbers.called]}, "time": rest::service::unix_now().unwrap(),
+                "identity": identity}});
+            let (status, reply) = Client::connect(lab.verifier)
+                .await
+                .unwrap()
+                .post("/stir/v1/verification", body.to_string())
+                .await
+                .unwrap();
+            assert_eq!(status, 200);
+            let verdict = &reply["verificationResponse"];
+            assert_eq!(verdict["verstat"], verstat, "{reply}");
+            assert_eq!(verdict["reasoncode"].as_u64(), code, "{reply}");
+            if let Some(flag) = flag {
+                assert!(
+                    verdict["flags"].as_array().unwrap().contains(&json!(flag)),
+                    "{reply}"
+                );
+            }
+            assert_eq!(
+                lab.description()["extra_trust_anchors"]
+                    .as_array()
+                    .unwrap()
+                    .len(),
+                options.trust_anchors.len()
+            );
+            lab.stop().await;
+        }
+        let _ = stop.send(true);
+        repository.await.unwrap().unwrap();
+
+        // A file that is not a certificate is refused, naming it.
+        let options = LabOptions {
+            trust_anchors: vec![other.path().join("publish/ca/root.crl")],
+            ..LabOptions::default()
+        };
+        let error = Lab::start(&options, now, &mut |_| {}).await.unwrap_err();
+        assert!(matches!(error, LabError::ExtraRoot { .. }), "{error}");
     }
 }

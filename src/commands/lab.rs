@@ -1,52 +1,144 @@
 //! `shaken lab`: a whole SHAKEN network on this machine, driven with every call case (the `lab`
-//! crate); prints each case with its expected and actual verdicts.
+//! crate); prints what it builds, then each case with its expected outcome and whether every
+//! call got it. `docs/lab.md` describes the flags, the table, `lab.json` and `lab.env`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use passport::NumberingPlan;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::{answer, unix_now};
 
 /// Arguments of `shaken lab`.
 #[derive(Args, Debug)]
 pub(crate) struct LabArgs {
-    /// Folder for the lab's PKI, registry, logs and lab.json (default: a new temporary folder).
+    /// Folder for the lab's files (default: a new temporary folder)
+    ///
+    /// The PKI, registry, trace logs, event feed, lab.json and lab.env. A temporary folder is
+    /// removed when the lab stops.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
-    /// How many calls to drive.
-    #[arg(long, default_value_t = 2600)]
+    /// How many calls to place (at least one per case)
+    #[arg(long, value_name = "N", default_value_t = 2600)]
     calls: usize,
-    /// Leave everything running (Ctrl-C stops) and write DIR/lab.json.
+    /// The carriers' country: NANP or CN
+    ///
+    /// Its numbering plan, its numbers (the registry is imported from national forms) and its
+    /// emergency numbers, for the signers, the registry and the verifier.
+    #[arg(long, value_name = "PLAN", default_value = "NANP", value_parser = country)]
+    country: NumberingPlan,
+    /// Leave everything running until Ctrl-C (endpoints in DIR/lab.json, DIR/lab.env)
     #[arg(long)]
     serve: bool,
-    /// Also write the results as JSON to this file.
+    /// Also write the results as JSON to this file
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Show every flag of each verdict (by default the first, the most telling)
+    #[arg(long)]
+    verbose: bool,
+    /// Extra STI trust anchors for the lab's verifier (PEM; repeatable)
+    ///
+    /// Trusted besides the lab CA's root: verify calls signed under a CA of your own.
+    #[arg(long = "trust-anchor", value_name = "ROOT.pem")]
+    trust_anchors: Vec<PathBuf>,
+    /// Extra TLS roots for the verifier's x5u and CRL fetches (PEM; repeatable)
+    ///
+    /// Trusted besides the lab's TLS root when the lab's verifier fetches over HTTPS: fetch
+    /// from a repository of your own (`shaken repo serve` under its own TLS certificate).
+    #[arg(long = "repository-tls-root", value_name = "TLS-ROOT.pem")]
+    repository_tls_roots: Vec<PathBuf>,
 }
 
-/// Runs the lab: exit status 0 when every call got its expected verdict, 1 otherwise.
+/// `NANP`, `CN` (and the other spellings the numbering plan accepts).
+fn country(text: &str) -> Result<NumberingPlan, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not NANP or CN"))
+}
+
+/// Ctrl-C and SIGTERM, listened for from the moment this is made (a signal that arrives
+/// before anyone waits is kept, not left to kill the process).
+struct Shutdown {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Shutdown {
+    fn listen() -> Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("listening for Ctrl-C")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    async fn requested(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// Runs the lab: exit status 0 when every call got its expected verdict, 1 otherwise (130
+/// when `--serve` is stopped before the calls are done).
 pub(crate) fn run(args: LabArgs) -> Result<ExitCode> {
     let now = unix_now()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let lab = lab::Lab::start(args.dir.as_deref(), now).await?;
-        let results = lab.drive(args.calls).await?;
-        print!("{}", results.table());
+        // With --serve, Ctrl-C stops the lab cleanly at any point: a script may send it as
+        // soon as lab.json exists, while the calls are still being placed.
+        let mut shutdown = if args.serve {
+            Some(Shutdown::listen()?)
+        } else {
+            None
+        };
+        let options = lab::LabOptions {
+            dir: args.dir.clone(),
+            plan: args.country,
+            trust_anchors: args.trust_anchors.clone(),
+            repository_tls_roots: args.repository_tls_roots.clone(),
+        };
+        let lab = lab::Lab::start(&options, now, &mut |step| println!("{step}")).await?;
+        println!("placing {} calls, one at a time\n", args.calls);
+        let results = match &mut shutdown {
+            Some(shutdown) => tokio::select! {
+                results = lab.drive(args.calls) => Some(results?),
+                () = shutdown.requested() => None,
+            },
+            None => Some(lab.drive(args.calls).await?),
+        };
+        let Some(results) = results else {
+            lab.stop().await;
+            stopped();
+            return Ok(ExitCode::from(130));
+        };
+        print!("{}", results.table(args.verbose));
         if let Some(path) = &args.json {
             let json = serde_json::to_string_pretty(&results.to_json(lab.description()))?;
             std::fs::write(path, json)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        if args.serve {
+        if let Some(mut shutdown) = shutdown {
             println!(
-                "\nthe lab is running; its addresses are in {}; Ctrl-C stops it",
+                "\nthe lab is running; its endpoints are in {} and lab.env; Ctrl-C stops it",
                 lab.dir().join("lab.json").display()
             );
-            rest::service::shutdown_signal().await;
+            shutdown.requested().await;
+            lab.stop().await;
+            stopped();
+        } else {
+            lab.stop().await;
         }
-        lab.stop().await;
         Ok(answer(results.all_matched()))
     })
+}
+
+/// The one line printed after Ctrl-C, once everything has stopped. Whoever read the output may
+/// be gone by now (a script that waited for "the lab is running"): a closed pipe is not an
+/// error here.
+fn stopped() {
+    let _ = writeln!(std::io::stdout(), "lab stopped");
 }

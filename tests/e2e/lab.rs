@@ -1,6 +1,14 @@
-//! `shaken lab` itself, with a small number of calls.
+//! `shaken lab` itself, with a small number of calls: the NANP and CN labs, the table,
+//! `--json`, and `--serve` with `lab.json`, `lab.env` and Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::support::{shaken, stderr, stdout, tempdir};
+
+/// The number of call cases.
+const CASES: usize = 14;
 
 #[test]
 fn the_lab_gives_every_call_its_expected_verdict() {
@@ -9,27 +17,57 @@ fn the_lab_gives_every_call_its_expected_verdict() {
     let out = shaken([
         "lab",
         "--calls",
-        "39",
+        "42",
         "--dir",
         dir.path().join("lab").to_str().unwrap(),
         "--json",
         json.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("every call got its expected verdict"));
+    let text = stdout(&out);
+    assert!(text.contains("every call got its expected verdict"));
+    // The first lines say what is built, and where.
+    let first: Vec<&str> = text.lines().take(5).collect();
+    assert!(
+        first[0].starts_with("building a SHAKEN lab with NANP numbers in /"),
+        "{text}"
+    );
+    assert!(first[1].contains("PKI"), "{text}");
+    assert!(first[2].contains("registry"), "{text}");
+    assert!(first[3].contains("services"), "{text}");
+    assert!(first[4].contains("lab.json"), "{text}");
+    // The table: a result column, the API's spellings, at most 100 columns.
+    let header = text.lines().find(|l| l.starts_with("case ")).unwrap();
+    for column in ["calls", "result", "signing", "verstat", "SIP", "flags"] {
+        assert!(header.contains(column), "{header}");
+    }
+    let table_start = text.lines().position(|l| l == header).unwrap();
+    for line in text.lines().skip(table_start) {
+        assert!(line.chars().count() <= 100, "{line}");
+    }
+    let row = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap();
+    assert!(row("A: registered, verified").contains(" pass "));
+    assert!(row("A: registered, verified").contains(" TN-Validation-Passed"));
+    assert!(row("spoofed caller ID").contains(" TN-Validation-Failed 438 spoofed +1"));
+    assert!(row("unregistered caller").contains(" refused POL4101"));
+    assert!(text.contains("438 Invalid Identity Header"));
+
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(results["ok"], true);
     let cases = results["cases"].as_array().unwrap();
-    assert_eq!(cases.len(), 13);
+    assert_eq!(cases.len(), CASES);
     for case in cases {
         assert_eq!(case["calls"], 3, "{case}");
         assert_eq!(case["matched"], 3, "{case}");
+        assert_eq!(case["result"], "pass", "{case}");
+        assert_eq!(case["got"][case["expected"].as_str().unwrap()], 3, "{case}");
     }
     assert!(results["signing"]["requests"].as_u64().unwrap() > 0);
     // lab.json: how a person or a script points their own tools at the lab.
     let lab: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("lab/lab.json")).unwrap()).unwrap();
+    assert_eq!(results["lab"], lab);
     for member in [
         "repository",
         "verifier",
@@ -38,6 +76,8 @@ fn the_lab_gives_every_call_its_expected_verdict() {
         "carriers",
         "registry_db",
         "numbers",
+        "endpoints",
+        "country",
     ] {
         assert!(lab.get(member).is_some(), "{member}");
     }
@@ -50,6 +90,7 @@ fn the_lab_gives_every_call_its_expected_verdict() {
         .unwrap()
         .starts_with("https://127.0.0.1:"));
     assert!(std::path::Path::new(lab["trust_anchors"].as_str().unwrap()).is_absolute());
+    assert!(std::path::Path::new(lab["carriers"][0]["trace_dir"].as_str().unwrap()).is_dir());
     for kind in [
         "registered",
         "unverified",
@@ -62,4 +103,157 @@ fn the_lab_gives_every_call_its_expected_verdict() {
             "{kind}"
         );
     }
+    assert_eq!(
+        lab["endpoints"]["signing"],
+        format!(
+            "{}/stir/v1/signing",
+            lab["carriers"][0]["signer"].as_str().unwrap()
+        )
+    );
+}
+
+#[test]
+fn the_chinese_lab_gives_every_call_its_expected_verdict_and_verbose_shows_every_flag() {
+    let dir = tempdir();
+    let out = shaken([
+        "lab",
+        "--country",
+        "CN",
+        "--verbose",
+        "--calls",
+        "14",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("building a SHAKEN lab with CN numbers in "),
+        "{text}"
+    );
+    assert!(
+        text.contains("every call got its expected verdict"),
+        "{text}"
+    );
+    let row = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap();
+    assert!(row("spoofed caller ID").ends_with(" 438 spoofed,unregistered"));
+    assert!(row("domestic ID via gateway").contains(" refused POL4104"));
+    assert!(text
+        .lines()
+        .all(|l| l.chars().count() <= 100 || l.contains('/')));
+    let lab: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("lab.json")).unwrap()).unwrap();
+    assert_eq!(lab["country"], "CN");
+    assert!(lab["numbers"]["registered"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("86"));
+
+    let unknown = shaken(["lab", "--country", "FR", "--calls", "1"]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("not NANP or CN"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+/// `--serve`: `lab.json` appears once the services answer, `lab.env` gives the same
+/// endpoints, and Ctrl-C prints one line once everything has stopped.
+#[test]
+fn the_served_lab_describes_itself_and_stops_on_ctrl_c() {
+    let dir = tempdir();
+    let mut lab = Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args([
+            "lab",
+            "--serve",
+            "--calls",
+            "14",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let json = dir.path().join("lab.json");
+    let started = Instant::now();
+    while !json.exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no lab.json");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // As soon as lab.json exists, it is whole, and lab.env with it.
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let sourced = Command::new("sh")
+        .arg("-c")
+        .arg(". \"$1\" && printf '%s\\n' \"$SHAKEN_VERIFIER_HEALTH_URL\" \"$SHAKEN_SIGNING_URL\"")
+        .arg("sh")
+        .arg(dir.path().join("lab.env"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(sourced.stdout).unwrap(),
+        format!(
+            "{}\n{}\n",
+            info["endpoints"]["verifier_health"].as_str().unwrap(),
+            info["endpoints"]["signing"].as_str().unwrap()
+        )
+    );
+
+    let lines: Vec<String> = {
+        let stdout = lab.stdout.take().unwrap();
+        let mut reader = BufReader::new(stdout).lines().map_while(Result::ok);
+        let mut lines = vec![];
+        for line in reader.by_ref() {
+            let running = line.contains("the lab is running");
+            lines.push(line);
+            if running {
+                break;
+            }
+        }
+        Command::new("kill")
+            .args(["-INT", &lab.id().to_string()])
+            .status()
+            .unwrap();
+        lines.extend(reader);
+        lines
+    };
+    assert!(lab.wait().unwrap().success(), "{lines:?}");
+    let at = lines
+        .iter()
+        .position(|l| l.contains("the lab is running"))
+        .unwrap();
+    assert_eq!(&lines[at + 1..], ["lab stopped"], "{lines:?}");
+}
+
+/// Ctrl-C as soon as `lab.json` exists, while calls are still being placed, stops the lab
+/// cleanly too: `lab stopped` is the last line, the exit status 130.
+#[test]
+fn the_served_lab_stops_on_ctrl_c_while_placing_calls() {
+    let dir = tempdir();
+    let lab = Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args([
+            "lab",
+            "--serve",
+            "--calls",
+            "10000000",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !dir.path().join("lab.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no lab.json");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-INT", &lab.id().to_string()])
+        .status()
+        .unwrap();
+    let out = lab.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let text = stdout(&out);
+    assert_eq!(text.lines().last(), Some("lab stopped"), "{text}");
+    assert!(!text.contains("the lab is running"), "{text}");
 }

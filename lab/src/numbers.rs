@@ -1,0 +1,179 @@
+//! The lab's telephone numbers, per country (`shaken lab --country`): the originating carrier's
+//! subscribers as its registry import file writes them, and the numbers the call cases use.
+//!
+//! Under `NANP` the registry file writes the numbers in national form (`(215) 555-0101`);
+//! under `CN` it writes mobile numbers as dialled (`138 1234 0101`) and Shanghai fixed lines
+//! with the trunk prefix (`021 6234 5678`). The registry import canonicalizes them with the
+//! country's numbering plan, so the registry, the requests, the tokens, the verdicts and
+//! `lab.json` all hold canonical E.164 digits (`12155550101`, `862162345678`).
+
+use passport::NumberingPlan;
+
+/// A subscriber of the originating carrier: its canonical number and the number as the
+/// registry import file writes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subscriber {
+    /// Canonical E.164 digits.
+    pub tn: &'static str,
+    /// As written in the registry import file (national form).
+    pub written: &'static str,
+}
+
+/// The numbers of one country's lab.
+#[derive(Clone, Copy, Debug)]
+pub struct Numbers {
+    /// The numbering plan of the carriers, the registry import, the signers and the verifier.
+    pub plan: NumberingPlan,
+    /// Registered, verified subscribers.
+    pub registered: &'static [Subscriber],
+    /// Registered subscribers whose customer's identity is not verified.
+    pub unverified: &'static [Subscriber],
+    /// Suspended subscribers.
+    pub suspended: &'static [Subscriber],
+    /// Numbers the registry does not hold.
+    pub unregistered: &'static [&'static str],
+    /// The country's emergency numbers (the signers' policy serves exactly these).
+    pub emergency: &'static [&'static str],
+    /// The number every call is placed to, except emergency calls.
+    pub called: &'static str,
+    /// A foreign caller ID arriving through the international gateway.
+    pub foreign: &'static str,
+    /// A domestic caller ID arriving through the international gateway (the classic spoof).
+    pub domestic_via_gateway: &'static str,
+}
+
+const fn subscriber(tn: &'static str, written: &'static str) -> Subscriber {
+    Subscriber { tn, written }
+}
+
+/// The North American lab (`--country NANP`, the default).
+pub const NANP: Numbers = Numbers {
+    plan: NumberingPlan::Nanp,
+    registered: &[
+        subscriber("12155550101", "(215) 555-0101"),
+        subscriber("12155550102", "215-555-0102"),
+        subscriber("12155550103", "215.555.0103"),
+        subscriber("12155550104", "+1 215 555 0104"),
+    ],
+    unverified: &[subscriber("12155550201", "215 555 0201")],
+    suspended: &[subscriber("12155550301", "215 555 0301")],
+    unregistered: &["12155559999"],
+    emergency: &["911"],
+    called: "12125551213",
+    foreign: "442071234567",
+    domestic_via_gateway: "12155550199",
+};
+
+/// The Chinese lab (`--country CN`): mobile numbers (138, 139) and Shanghai fixed lines (021).
+pub const CHINA: Numbers = Numbers {
+    plan: NumberingPlan::China,
+    registered: &[
+        subscriber("8613812340101", "138 1234 0101"),
+        subscriber("8613912340102", "139-1234-0102"),
+        subscriber("862162345678", "021 6234 5678"),
+        subscriber("862162345679", "(021) 6234-5679"),
+    ],
+    unverified: &[subscriber("8613812340201", "13812340201")],
+    suspended: &[subscriber("8613812340301", "138 1234 0301")],
+    unregistered: &["8613812349999"],
+    emergency: &["110", "119", "120", "122"],
+    called: "861062345678",
+    foreign: "442071234567",
+    domestic_via_gateway: "8613812345678",
+};
+
+impl Numbers {
+    /// The numbers of the country whose numbering plan is `plan`.
+    pub fn of(plan: NumberingPlan) -> &'static Numbers {
+        match plan {
+            NumberingPlan::Nanp => &NANP,
+            NumberingPlan::China => &CHINA,
+        }
+    }
+
+    /// The country as `--country` names it (`NANP`, `CN`).
+    pub fn country(&self) -> &'static str {
+        match self.plan {
+            NumberingPlan::Nanp => "NANP",
+            NumberingPlan::China => "CN",
+        }
+    }
+
+    /// The originating carrier's registry import file: verified, unverified and suspended
+    /// subscribers, numbers in national form.
+    pub fn registry_csv(&self) -> String {
+        let mut csv = String::from("number,customer,name,verified,status\n");
+        for (i, s) in self.registered.iter().enumerate() {
+            csv.push_str(&format!("{},c{i},Subscriber {i},yes,active\n", s.written));
+        }
+        for s in self.unverified {
+            csv.push_str(&format!(
+                "{},u1,Unverified Subscriber,no,active\n",
+                s.written
+            ));
+        }
+        for s in self.suspended {
+            csv.push_str(&format!(
+                "{},s1,Suspended Subscriber,yes,suspended\n",
+                s.written
+            ));
+        }
+        csv
+    }
+
+    /// The `i`-th registered number, cycling.
+    pub fn registered(&self, i: usize) -> &'static str {
+        pick_subscriber(self.registered, i)
+    }
+
+    /// The `i`-th emergency number, cycling.
+    pub fn emergency(&self, i: usize) -> &'static str {
+        self.emergency
+            .get(i % self.emergency.len().max(1))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// The `i`-th subscriber's number of a list, cycling.
+fn pick_subscriber(list: &[Subscriber], i: usize) -> &'static str {
+    list.get(i % list.len().max(1))
+        .map(|s| s.tn)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use passport::Tn;
+
+    /// Every number as written canonicalizes, with the country's plan, to the number the lab
+    /// uses; every other number is already canonical.
+    #[test]
+    fn written_numbers_canonicalize_to_the_lab_numbers() {
+        for numbers in [&NANP, &CHINA] {
+            let subscribers = numbers
+                .registered
+                .iter()
+                .chain(numbers.unverified)
+                .chain(numbers.suspended);
+            for s in subscribers {
+                let tn = Tn::canonicalize(s.written, Some(numbers.plan)).unwrap();
+                assert_eq!(tn.as_str(), s.tn, "{}", s.written);
+            }
+            let others = numbers.unregistered.iter().chain(numbers.emergency).chain([
+                &numbers.called,
+                &numbers.foreign,
+                &numbers.domestic_via_gateway,
+            ]);
+            for tn in others {
+                let canonical = Tn::canonicalize(tn, Some(numbers.plan)).unwrap();
+                assert_eq!(canonical.as_str(), *tn);
+            }
+        }
+        assert!(CHINA.registry_csv().contains("\n021 6234 5678,"));
+        assert_eq!(Numbers::of(NumberingPlan::China).country(), "CN");
+        assert_eq!(NANP.registered(5), "12155550102");
+        assert_eq!(CHINA.emergency(5), "119");
+    }
+}
