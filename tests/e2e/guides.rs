@@ -228,6 +228,7 @@ const RUN: &[&str] = &[
     "docs/signer.md",
     "docs/verifier.md",
     "docs/passport-cli.md",
+    "docs/lab.md",
 ];
 
 #[test]
@@ -253,6 +254,11 @@ fn signer() {
 #[test]
 fn verifier() {
     run_guide("docs/verifier.md");
+}
+
+#[test]
+fn lab() {
+    run_guide("docs/lab.md");
 }
 
 #[test]
