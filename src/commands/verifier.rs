@@ -32,10 +32,11 @@ pub(crate) fn run(command: VerifierCommand) -> Result<ExitCode> {
     rest::service::init_logging();
     let prepared = Prepared::load(VerifierConfig::load(&config)?)?;
     if validate {
+        let (anchors, crls) = (prepared.trust_anchor_count(), prepared.crl_count());
         println!(
-            "configuration OK: {} trust anchors, {} CRL files",
-            prepared.trust_anchor_count(),
-            prepared.crl_count()
+            "configuration OK: {anchors} trust anchor{}, {crls} CRL file{}",
+            if anchors == 1 { "" } else { "s" },
+            if crls == 1 { "" } else { "s" }
         );
         return Ok(ExitCode::SUCCESS);
     }

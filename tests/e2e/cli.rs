@@ -348,10 +348,6 @@ const PLACEHOLDERS: &[&str] = &[
     "VALUE",
 ];
 
-/// Derived placeholders known to remain in files edited elsewhere (`src/commands/lab.rs`);
-/// remove an entry when its `value_name` is set.
-const KNOWN_DERIVED: &[(&str, &str)] = &[("lab", "CALLS")];
-
 /// The subcommands listed under `Commands:` in a help text, `help` aside.
 fn subcommands(help: &str) -> Vec<String> {
     help.lines()
@@ -441,18 +437,15 @@ fn help_shows_alternatives_and_meaningful_placeholders() {
             let upper = placeholder
                 .bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-            let known = KNOWN_DERIVED.contains(&(command.as_str(), placeholder));
-            if upper && !PLACEHOLDERS.contains(&placeholder) && !known {
+            if upper && !PLACEHOLDERS.contains(&placeholder) {
                 derived.push(format!("shaken {command}: <{placeholder}>"));
             }
         }
         // Usage lines are as long as their required arguments; a default is clap's addition.
-        if command.split(' ').next() != Some("lab") {
-            for line in short.lines().filter(|line| !line.starts_with("Usage:")) {
-                let described = line.split(" [default: ").next().unwrap_or(line);
-                if described.chars().count() > 100 {
-                    long_lines.push(format!("shaken {command} -h: {line}"));
-                }
+        for line in short.lines().filter(|line| !line.starts_with("Usage:")) {
+            let described = line.split(" [default: ").next().unwrap_or(line);
+            if described.chars().count() > 100 {
+                long_lines.push(format!("shaken {command} -h: {line}"));
             }
         }
     }

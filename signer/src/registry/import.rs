@@ -48,14 +48,26 @@ pub struct ImportSummary {
     pub customers: usize,
 }
 
-/// `L lines: N numbers, R ranges, C customers`.
+/// `L lines: N numbers, R ranges, C customers` (singular where a count is 1).
 impl std::fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} lines: {} numbers, {} ranges, {} customers",
-            self.lines, self.numbers, self.ranges, self.customers
+            "{}: {}, {}, {}",
+            counted(self.lines, "line"),
+            counted(self.numbers, "number"),
+            counted(self.ranges, "range"),
+            counted(self.customers, "customer")
         )
+    }
+}
+
+/// `1 line`, `2 lines`.
+fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -355,6 +367,20 @@ pub fn import(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_counts_in_words() {
+        let summary = ImportSummary {
+            lines: 1,
+            numbers: 2,
+            ranges: 1,
+            customers: 0,
+        };
+        assert_eq!(
+            summary.to_string(),
+            "1 line: 2 numbers, 1 range, 0 customers"
+        );
+    }
 
     #[test]
     fn the_carrier_secret_comes_from_the_file_first_and_is_long_enough() {
