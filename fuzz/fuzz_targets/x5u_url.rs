@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use verifier::error::FetchError;
+use verifier::fetch::FetchError;
 use verifier::fetch::Url;
 
 /// The longest URL text `Url::parse` reads.

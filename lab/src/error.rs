@@ -34,7 +34,7 @@ pub enum LabError {
     Token(#[from] passport::TokenError),
     /// The verifier's fetcher could not be built.
     #[error(transparent)]
-    Fetcher(#[from] verifier::error::FetchError),
+    Fetcher(#[from] rest::fetch::FetchError),
     /// An extra root given to the lab (`--trust-anchor`, `--repository-tls-root`) is not a
     /// usable PEM certificate file.
     #[error("{path}: {detail}")]

@@ -10,6 +10,7 @@
 pub mod body;
 pub mod clients;
 pub mod error;
+pub mod fetch;
 pub mod http;
 pub mod metrics;
 pub mod service;

@@ -42,6 +42,7 @@ use pki::ValidatedChain;
 use tokio::sync::OnceCell;
 
 use crate::error::{FetchError, VerifyError};
+use rest::fetch::FetchError as Transport;
 
 /// Cache settings, in seconds and entries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -284,10 +285,10 @@ fn decided_locally(error: &VerifyError) -> bool {
     matches!(
         error,
         VerifyError::Fetch(
-            FetchError::BadUrl(_)
-                | FetchError::Scheme(_)
-                | FetchError::Port(_)
-                | FetchError::Host(_)
+            FetchError::Transport(Transport::BadUrl(_))
+                | FetchError::Transport(Transport::Scheme(_))
+                | FetchError::Transport(Transport::Port(_))
+                | FetchError::Transport(Transport::Host(_))
         )
     )
 }
@@ -587,7 +588,9 @@ impl CertificateCache {
 }
 
 fn poisoned() -> VerifyError {
-    VerifyError::Fetch(FetchError::Http("cache lock poisoned".into()))
+    VerifyError::Fetch(FetchError::Transport(Transport::Http(
+        "cache lock poisoned".into(),
+    )))
 }
 
 #[cfg(test)]
@@ -647,7 +650,7 @@ mod tests {
         };
         let fail = || {
             loads.fetch_add(1, Ordering::SeqCst);
-            async { failed(FetchError::Status(503)) }
+            async { failed(FetchError::Transport(Transport::Status(503))) }
         };
         // max-age 5000 is clamped to 1000.
         assert_eq!(
@@ -681,7 +684,10 @@ mod tests {
         );
         // Past the stale period a failure is an error, remembered for the negative TTL.
         let err = cache.get("u", 1111 + 100 + 300, 0, fail).await.unwrap_err();
-        assert_eq!(err, VerifyError::Fetch(FetchError::Status(503)));
+        assert_eq!(
+            err,
+            VerifyError::Fetch(FetchError::Transport(Transport::Status(503)))
+        );
         let loads_before = loads.load(Ordering::SeqCst);
         assert!(
             cache.get("u", 1515, 0, || ok("four", None)).await.is_err(),
@@ -712,11 +718,13 @@ mod tests {
             })
         };
         assert_eq!(spc(cache.get("u", 0, 0, until_250).await), "x");
-        let down = || async { failed(FetchError::Status(503)) };
+        let down = || async { failed(FetchError::Transport(Transport::Status(503))) };
         for now in [250, 251, 1000] {
             assert_eq!(
                 cache.get("u", now, 0, down).await.err(),
-                Some(VerifyError::Fetch(FetchError::Status(503))),
+                Some(VerifyError::Fetch(FetchError::Transport(
+                    Transport::Status(503)
+                ))),
                 "at {now}"
             );
         }
@@ -803,10 +811,15 @@ mod tests {
         for i in 0..100 {
             let bad = format!("bad-{i}");
             let error = cache
-                .get(&bad, 1, 0, || async { failed(FetchError::Status(404)) })
+                .get(&bad, 1, 0, || async {
+                    failed(FetchError::Transport(Transport::Status(404)))
+                })
                 .await
                 .unwrap_err();
-            assert_eq!(error, VerifyError::Fetch(FetchError::Status(404)));
+            assert_eq!(
+                error,
+                VerifyError::Fetch(FetchError::Transport(Transport::Status(404)))
+            );
             let lure = format!("lure-{i}");
             let chain = cache
                 .get(&lure, 1, 0, || async { loaded("public", None) })
@@ -874,13 +887,15 @@ mod tests {
             let url = format!("http://forged-{i}/");
             let _ = cache
                 .get(&url, 0, 0, || async {
-                    failed(FetchError::Scheme("http".into()))
+                    failed(FetchError::Transport(Transport::Scheme("http".into())))
                 })
                 .await;
         }
         assert_eq!(cache.failures(), 0);
         let _ = cache
-            .get("slow", 0, 0, || async { failed(FetchError::Timeout(2000)) })
+            .get("slow", 0, 0, || async {
+                failed(FetchError::Transport(Transport::Timeout(2000)))
+            })
             .await;
         assert_eq!(cache.failures(), 1);
     }
@@ -896,7 +911,7 @@ mod tests {
                 let url = format!("https://forged-{i}.example/x.pem");
                 let never = || async {
                     std::future::pending::<()>().await;
-                    failed(FetchError::Timeout(2000))
+                    failed(FetchError::Transport(Transport::Timeout(2000)))
                 };
                 tokio::time::timeout(Duration::from_millis(1), cache.get(&url, 0, 0, never))
                     .await

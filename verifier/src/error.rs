@@ -6,45 +6,9 @@
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
-    /// The URL does not parse.
-    #[error("x5u {0:?} is not a valid URL")]
-    BadUrl(String),
-    /// Plain HTTP (or another scheme) where HTTPS is required.
-    #[error("x5u scheme {0:?} is not allowed (HTTPS only)")]
-    Scheme(String),
-    /// The port is not in the allowed set.
-    #[error("x5u port {0} is not allowed")]
-    Port(u16),
-    /// The host is not in the allow-list.
-    #[error("x5u host {0:?} is not in the allow-list")]
-    Host(String),
-    /// The host resolves to a loopback, private or otherwise internal address.
-    #[error("x5u host resolves to {0}, a loopback/private address that is not allowed")]
-    Address(std::net::IpAddr),
-    /// Name resolution failed.
-    #[error("cannot resolve x5u host {0:?}")]
-    Resolve(String),
-    /// The TCP connection failed.
-    #[error("cannot connect to the certificate repository: {0}")]
-    Connect(String),
-    /// The TLS handshake failed.
-    #[error("TLS with the certificate repository failed: {0}")]
-    Tls(String),
-    /// Connect or total timeout.
-    #[error("the certificate repository did not answer within {0} ms")]
-    Timeout(u128),
-    /// A redirect (not followed).
-    #[error("the certificate repository redirected (HTTP {0}); redirects are not followed")]
-    Redirect(u16),
-    /// Another non-200 status.
-    #[error("the certificate repository answered HTTP {0}")]
-    Status(u16),
-    /// The body exceeded the cap.
-    #[error("the certificate response is larger than {0} bytes")]
-    TooLarge(usize),
-    /// The HTTP exchange failed.
-    #[error("HTTP with the certificate repository failed: {0}")]
-    Http(String),
+    /// The x5u could not be fetched: refused by the fetch policy, or the exchange failed.
+    #[error("fetching the x5u failed: {0}")]
+    Transport(#[from] rest::fetch::FetchError),
     /// The resource is not a certificate chain: not PEM, no certificate, another kind of
     /// block, or more certificates than allowed.
     #[error("the x5u resource is not a usable certificate chain: {0}")]
@@ -85,7 +49,7 @@ pub enum Unavailable {
     NoCrl,
     /// The CRL could not be fetched.
     #[error("fetching the CRL failed: {0}")]
-    Fetch(FetchError),
+    Fetch(rest::fetch::FetchError),
     /// The fetched CRL does not parse.
     #[error("the CRL at {url} is unusable: {error}")]
     Unusable {
@@ -125,4 +89,10 @@ pub enum VerifyError {
     /// The certificate is not acceptable (437).
     #[error(transparent)]
     Credential(#[from] CredentialError),
+}
+
+impl From<rest::fetch::FetchError> for VerifyError {
+    fn from(error: rest::fetch::FetchError) -> Self {
+        Self::Fetch(FetchError::Transport(error))
+    }
 }

@@ -20,7 +20,7 @@ pub mod config;
 pub mod crl;
 pub mod error;
 pub mod events;
-pub mod fetch;
+pub use rest::fetch;
 pub mod server;
 pub mod service;
 pub mod verdict;

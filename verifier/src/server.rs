@@ -15,7 +15,6 @@ use rest::tls::TlsError;
 
 use crate::config::{ConfigError, VerifierConfig};
 use crate::crl::{Crl, CrlStore};
-use crate::error::FetchError;
 use crate::events::{self, EventSink};
 use crate::fetch::Fetcher;
 use crate::service::{self, VerifierState};
@@ -54,7 +53,7 @@ pub enum ServerError {
     ExtraRoots(passport::cert::CertificateError),
     /// The fetcher cannot be built.
     #[error(transparent)]
-    Fetcher(#[from] FetchError),
+    Fetcher(#[from] rest::fetch::FetchError),
     /// A `[[clients]]` entry is unusable.
     #[error(transparent)]
     Client(#[from] ClientError),

@@ -350,6 +350,7 @@ mod tests {
     use super::*;
     use crate::error::{FetchError, Unavailable};
     use passport::TokenError;
+    use rest::fetch::FetchError as Transport;
     use rest::metrics::CounterKey;
 
     #[test]
@@ -381,7 +382,11 @@ mod tests {
                 403,
                 Some(Flag::Stale),
             ),
-            (FetchError::Status(404).into(), 436, None),
+            (
+                FetchError::Transport(Transport::Status(404)).into(),
+                436,
+                None,
+            ),
             (
                 CredentialError::Revoked {
                     index: 0,
@@ -410,7 +415,7 @@ mod tests {
     #[test]
     fn the_verdict_serializes_without_absent_members() {
         let verdict = Verdict::failed(
-            &FetchError::Status(404).into(),
+            &FetchError::Transport(Transport::Status(404)).into(),
             Seen {
                 attest: Some(Attestation::C),
                 origid: Some("o".into()),
@@ -422,7 +427,7 @@ mod tests {
             serde_json::to_value(&verdict).unwrap_or_default(),
             serde_json::json!({"verstat": "TN-Validation-Failed", "reasoncode": 436,
                 "reasontext": "Bad Identity Info",
-                "reasondesc": "the certificate repository answered HTTP 404",
+                "reasondesc": "fetching the x5u failed: the server answered HTTP 404",
                 "attest": "C", "origid": "o",
                 "x5u": "https://x", "flags": ["gateway", "unregistered"]})
         );

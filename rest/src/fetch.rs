@@ -1,6 +1,6 @@
-//! Fetching certificates (and CRLs) safely from URLs the caller does not control.
-//!
-//! Every x5u comes from a token anyone can forge, so a fetch is treated as hostile input:
+//! Fetching resources safely from URLs the caller does not control: certificates and CRLs for
+//! the verifier (every x5u comes from a token anyone can forge), the regulator's lists and the
+//! opt-out feed for the signer and the verifier. A fetch is treated as hostile input:
 //!
 //! - HTTPS only, unless the policy allows plain HTTP (the local lab and tests);
 //! - ports 443 and 8443 by default, others only by configuration; an optional host allow-list;
@@ -10,8 +10,8 @@
 //! - connect and total timeouts (2 s each by default), a body cap (64 KiB by default), no
 //!   redirects (a 3xx is an error, never followed), only 200 accepted.
 //!
-//! Repository TLS is checked against the Mozilla roots (webpki-roots) plus any configured
-//! extra roots.
+//! Server TLS is checked against the Mozilla roots (webpki-roots) plus any configured extra
+//! roots.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,7 +22,50 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-use crate::error::FetchError;
+/// Why a fetch failed. Each refusal by the policy happens before any connection is made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The URL does not parse.
+    #[error("{0:?} is not a valid URL")]
+    BadUrl(String),
+    /// Plain HTTP (or another scheme) where HTTPS is required.
+    #[error("URL scheme {0:?} is not allowed (HTTPS only)")]
+    Scheme(String),
+    /// The port is not in the allowed set.
+    #[error("URL port {0} is not allowed")]
+    Port(u16),
+    /// The host is not in the allow-list.
+    #[error("URL host {0:?} is not in the allow-list")]
+    Host(String),
+    /// The host resolves to a loopback, private or otherwise internal address.
+    #[error("URL host resolves to {0}, a loopback/private address that is not allowed")]
+    Address(std::net::IpAddr),
+    /// Name resolution failed.
+    #[error("cannot resolve host {0:?}")]
+    Resolve(String),
+    /// The TCP connection failed.
+    #[error("cannot connect to the server: {0}")]
+    Connect(String),
+    /// The TLS handshake failed.
+    #[error("TLS with the server failed: {0}")]
+    Tls(String),
+    /// Connect or total timeout.
+    #[error("the server did not answer within {0} ms")]
+    Timeout(u128),
+    /// A redirect (not followed).
+    #[error("the server redirected (HTTP {0}); redirects are not followed")]
+    Redirect(u16),
+    /// Another non-200 status.
+    #[error("the server answered HTTP {0}")]
+    Status(u16),
+    /// The body exceeded the cap.
+    #[error("the response is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The HTTP exchange failed.
+    #[error("HTTP with the server failed: {0}")]
+    Http(String),
+}
 
 /// What fetches may do.
 #[derive(Clone, Debug)]
@@ -284,17 +327,38 @@ impl Fetcher {
         Ok((url, first))
     }
 
-    /// Fetches `url` (GET) under the policy.
+    /// Fetches `url` (GET) under the policy, accepting certificate chains and CRLs.
     pub async fn fetch(&self, url: &str) -> Result<Fetched, FetchError> {
+        self.fetch_with(
+            url,
+            "application/pem-certificate-chain, application/pkix-crl, */*",
+            None,
+        )
+        .await
+    }
+
+    /// Fetches `url` (GET) under the policy with this `Accept` header and, when given, this
+    /// `Authorization` header (never logged).
+    pub async fn fetch_with(
+        &self,
+        url: &str,
+        accept: &str,
+        authorization: Option<&str>,
+    ) -> Result<Fetched, FetchError> {
         let started = Instant::now();
         let total = self.policy.total_timeout;
-        match tokio::time::timeout(total, self.fetch_inner(url)).await {
+        match tokio::time::timeout(total, self.fetch_inner(url, accept, authorization)).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout(started.elapsed().as_millis())),
         }
     }
 
-    async fn fetch_inner(&self, url: &str) -> Result<Fetched, FetchError> {
+    async fn fetch_inner(
+        &self,
+        url: &str,
+        accept: &str,
+        authorization: Option<&str>,
+    ) -> Result<Fetched, FetchError> {
         let (url, address) = self.check(url).await?;
         let tcp = tokio::time::timeout(
             self.policy.connect_timeout,
@@ -313,12 +377,13 @@ impl Fetcher {
         } else {
             format!("{}:{}", url.host, url.port)
         };
-        let request = hyper::Request::get(url.path.as_str())
+        let mut request = hyper::Request::get(url.path.as_str())
             .header(hyper::header::HOST, authority)
-            .header(
-                hyper::header::ACCEPT,
-                "application/pem-certificate-chain, application/pkix-crl, */*",
-            )
+            .header(hyper::header::ACCEPT, accept);
+        if let Some(authorization) = authorization {
+            request = request.header(hyper::header::AUTHORIZATION, authorization);
+        }
+        let request = request
             .body(Empty::<Bytes>::new())
             .map_err(|e| FetchError::Http(e.to_string()))?;
         let response = if url.scheme == "https" {
