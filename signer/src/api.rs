@@ -23,6 +23,13 @@
 //! | `POL4102` | 403 | calling number suspended; this project's |
 //! | `POL4103` | 403 | the number's customer has not completed real-name verification; this project's |
 //! | `POL4104` | 403 | domestic caller ID through a gateway; this project's |
+//! | `POL4111` | 403 | calling number of a blacklisted firm (the regulator's list); this project's |
+//! | `POL4112` | 403 | calling number of a suspended firm; this project's |
+//! | `POL4113` | 403 | calling number blacklisted itself; this project's |
+//! | `POL4114` | 403 | a called subscriber opted out of the calling firm; this project's |
+//! | `POL4115` | 403 | the calling firm is over its hourly quota; this project's |
+//! | `POL4116` | 403 | a call reason (`crn`) the caller may not state; this project's |
+//! | `POL4117` | 403 | an `rcd` that is not the vetted name of the number's white-listed firm; this project's |
 //! | `POL4290` | 429 | client over its rate limit; this project's |
 //! | `POL5031` | 503 | registry unavailable; this project's |
 
@@ -31,6 +38,7 @@ use passport::{Attestation, NumberingPlan, OrigId, Tn};
 use rest::body;
 use serde_json::{json, Value};
 
+use crate::marketing::MarketingRefusal;
 use crate::policy::Refusal;
 
 pub use rest::ApiError;
@@ -64,8 +72,41 @@ pub fn refusal(refusal: Refusal) -> ApiError {
             StatusCode::SERVICE_UNAVAILABLE,
             "Number registry unavailable. Please try again later",
         ),
+        Refusal::Marketing(refusal) => marketing_refusal(refusal),
     };
     ApiError::Policy(PolicyRefusal { id, status, text })
+}
+
+/// The marketing rules' refusals ([`crate::marketing`]): this project's `POL4111`-`POL4117`,
+/// each 403.
+fn marketing_refusal(refusal: MarketingRefusal) -> (&'static str, StatusCode, &'static str) {
+    let (id, text) = match refusal {
+        MarketingRefusal::FirmBlacklisted => (
+            "POL4111",
+            "Calling number '%1' belongs to a blacklisted firm",
+        ),
+        MarketingRefusal::FirmSuspended => {
+            ("POL4112", "Calling number '%1' belongs to a suspended firm")
+        }
+        MarketingRefusal::NumberBlacklisted => ("POL4113", "Calling number '%1' is blacklisted"),
+        MarketingRefusal::OptedOut => (
+            "POL4114",
+            "A called subscriber opted out of the calls of the firm of '%1'",
+        ),
+        MarketingRefusal::OverQuota => (
+            "POL4115",
+            "The firm of calling number '%1' is over its hourly call quota",
+        ),
+        MarketingRefusal::ReasonNotAllowed => (
+            "POL4116",
+            "Calling number '%1' may not state this call reason",
+        ),
+        MarketingRefusal::RcdNotAllowed => (
+            "POL4117",
+            "Calling number '%1' may not brand calls with this name",
+        ),
+    };
+    (id, StatusCode::FORBIDDEN, text)
 }
 
 /// Default [`IatWindow::max_past`], seconds: the verifiers' freshness window (RFC 8224's
@@ -308,13 +349,21 @@ mod tests {
     }
 
     #[test]
-    fn every_refusal_body_is_ascii() {
+    fn every_refusal_has_its_own_id_and_an_ascii_body() {
+        let mut ids = std::collections::HashSet::new();
         for refusal_kind in [
             Refusal::Unregistered,
             Refusal::Suspended,
             Refusal::NotVerified,
             Refusal::DomesticViaGateway,
             Refusal::RegistryUnavailable,
+            Refusal::Marketing(MarketingRefusal::FirmBlacklisted),
+            Refusal::Marketing(MarketingRefusal::FirmSuspended),
+            Refusal::Marketing(MarketingRefusal::NumberBlacklisted),
+            Refusal::Marketing(MarketingRefusal::OptedOut),
+            Refusal::Marketing(MarketingRefusal::OverQuota),
+            Refusal::Marketing(MarketingRefusal::ReasonNotAllowed),
+            Refusal::Marketing(MarketingRefusal::RcdNotAllowed),
         ] {
             // No wildcard: a new refusal stops this from compiling until it is listed above.
             match refusal_kind {
@@ -323,7 +372,20 @@ mod tests {
                 | Refusal::NotVerified
                 | Refusal::DomesticViaGateway
                 | Refusal::RegistryUnavailable => {}
+                Refusal::Marketing(
+                    MarketingRefusal::FirmBlacklisted
+                    | MarketingRefusal::FirmSuspended
+                    | MarketingRefusal::NumberBlacklisted
+                    | MarketingRefusal::OptedOut
+                    | MarketingRefusal::OverQuota
+                    | MarketingRefusal::ReasonNotAllowed
+                    | MarketingRefusal::RcdNotAllowed,
+                ) => {}
             }
+            assert!(
+                ids.insert(refusal(refusal_kind).message_id()),
+                "{refusal_kind:?} shares its id"
+            );
             let body = refusal(refusal_kind).body(Some("12155551212"));
             assert!(
                 body.iter().all(|b| (b' '..=b'~').contains(b)),

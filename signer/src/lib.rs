@@ -6,6 +6,7 @@
 //! - [`api`]: request parsing and the standard's error bodies;
 //! - [`config`], [`credentials`], [`metrics`]: configuration, key and certificate, Prometheus;
 //! - [`policy`]: the attestation policy;
+//! - [`marketing`]: the regulator's marketing rules (white list, blacklist, opt-outs, reasons);
 //! - [`nonces`]: ECDSA nonces precomputed while the CPUs are idle;
 //! - [`trace`]: the durable trace log with group commit;
 //! - [`error`]: operational errors.
@@ -16,6 +17,7 @@ pub mod api;
 pub mod config;
 pub mod credentials;
 pub mod error;
+pub mod marketing;
 pub mod metrics;
 pub mod nonces;
 pub mod policy;

@@ -83,6 +83,8 @@ pub enum Refusal {
     DomesticViaGateway,
     /// The registry cannot be read.
     RegistryUnavailable,
+    /// Refused by the marketing rules ([`crate::marketing`]).
+    Marketing(crate::marketing::MarketingRefusal),
 }
 
 /// Why a call is signed at the level it is.
