@@ -612,6 +612,51 @@ mod tests {
         assert_eq!(&written, lab.description());
         assert!(lab.dir().join("events.jsonl").exists());
         assert_eq!(written["country"], "NANP");
+        // Every member lab.json had before it grew keeps its name and meaning.
+        for member in [
+            "repository",
+            "verifier",
+            "trust_anchors",
+            "repository_tls_root",
+            "carriers",
+            "registry_db",
+            "numbers",
+            "dir",
+        ] {
+            assert!(written.get(member).is_some(), "lab.json lost {member}");
+        }
+        assert_eq!(written["dir"].as_str(), lab.dir().to_str());
+        assert!(written["verifier"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"));
+        for number_kind in [
+            "registered",
+            "unverified",
+            "unregistered",
+            "suspended",
+            "emergency",
+        ] {
+            assert!(
+                written["numbers"][number_kind].is_array(),
+                "lab.json lost numbers.{number_kind}"
+            );
+        }
+        let carriers = written["carriers"].as_array().unwrap();
+        let names: Vec<_> = carriers
+            .iter()
+            .map(|c| c["spc"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["1001", "2001"]);
+        for carrier in carriers {
+            for member in ["name", "signer", "key", "chain", "x5u"] {
+                assert!(
+                    carrier[member].is_string(),
+                    "carriers[].{member}: {carrier}"
+                );
+            }
+            assert!(Path::new(carrier["key"].as_str().unwrap()).exists());
+        }
         // The trace logs are where lab.json says, one folder per signer.
         for carrier in written["carriers"].as_array().unwrap() {
             let trace_dir = Path::new(carrier["trace_dir"].as_str().unwrap());

@@ -438,3 +438,36 @@ pub fn note_certificate_expiry(
         .store(days, Ordering::Relaxed);
     days < i64::try_from(warn_days).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configured_iat_window_is_the_one_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signer.toml");
+        std::fs::write(
+            &path,
+            "x5u = \"https://cr.example.net/sp/1001/chain.pem\"\nkey_file = \"key.pem\"\n\
+             registry_db = \"registry.sqlite\"\ntrace_db = \"trace.sqlite\"\n\
+             iat_max_past_seconds = 5\niat_max_future_seconds = 2\n",
+        )
+        .unwrap();
+        let config = SignerConfig::load(&path).unwrap();
+        let key = passport::SigningKey::generate().unwrap();
+        let signer = Arc::new(TokenSigner::new(key, config.x5u.clone()));
+        let state = SignerState::from_config(&config, signer).unwrap();
+        assert_eq!(
+            state.iat_window,
+            IatWindow {
+                max_past: 5,
+                max_future: 2
+            }
+        );
+        let now = 1_700_000_000;
+        assert!(state.iat_window.check(now - 6, now).is_err());
+        assert!(state.iat_window.check(now + 3, now).is_err());
+        assert!(state.iat_window.check(now - 5, now).is_ok());
+    }
+}

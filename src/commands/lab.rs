@@ -82,38 +82,38 @@ impl Shutdown {
     }
 }
 
-/// Runs the lab: exit status 0 when every call got its expected verdict, 1 otherwise (130
-/// when `--serve` is stopped before the calls are done).
+/// Runs the lab: exit status 0 when every call got its expected verdict, 1 otherwise, 130 when
+/// Ctrl-C or SIGTERM stops it before the calls are done.
 pub(crate) fn run(args: LabArgs) -> Result<ExitCode> {
     let now = unix_now()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        // With --serve, Ctrl-C stops the lab cleanly at any point: a script may send it as
-        // soon as lab.json exists, while the calls are still being placed.
-        let mut shutdown = if args.serve {
-            Some(Shutdown::listen()?)
-        } else {
-            None
-        };
+        // Ctrl-C stops the lab cleanly at any point, with or without --serve: a script may
+        // send it as soon as lab.json exists, while the calls are still being placed; the
+        // services stop, and a temporary folder (keys included) is removed.
+        let mut shutdown = Shutdown::listen()?;
         let options = lab::LabOptions {
             dir: args.dir.clone(),
             plan: args.country,
             trust_anchors: args.trust_anchors.clone(),
             repository_tls_roots: args.repository_tls_roots.clone(),
         };
-        let lab = lab::Lab::start(&options, now, &mut |step| println!("{step}")).await?;
-        println!("placing {} calls, one at a time\n", args.calls);
-        let results = match &mut shutdown {
-            Some(shutdown) => tokio::select! {
-                results = lab.drive(args.calls) => Some(results?),
-                () = shutdown.requested() => None,
-            },
-            None => Some(lab.drive(args.calls).await?),
+        let mut progress = |step: lab::Progress<'_>| println!("{step}");
+        let lab = tokio::select! {
+            lab = lab::Lab::start(&options, now, &mut progress) => lab?,
+            () = shutdown.requested() => {
+                stopped();
+                return Ok(ExitCode::from(130));
+            }
         };
-        let Some(results) = results else {
-            lab.stop().await;
-            stopped();
-            return Ok(ExitCode::from(130));
+        println!("placing {} calls, one at a time\n", args.calls);
+        let results = tokio::select! {
+            results = lab.drive(args.calls) => results?,
+            () = shutdown.requested() => {
+                lab.stop().await;
+                stopped();
+                return Ok(ExitCode::from(130));
+            }
         };
         print!("{}", results.table(args.verbose));
         if let Some(path) = &args.json {
@@ -121,7 +121,7 @@ pub(crate) fn run(args: LabArgs) -> Result<ExitCode> {
             std::fs::write(path, json)
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        if let Some(mut shutdown) = shutdown {
+        if args.serve {
             println!(
                 "\nthe lab is running; its endpoints are in {} and lab.env; Ctrl-C stops it",
                 lab.dir().join("lab.json").display()

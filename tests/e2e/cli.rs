@@ -399,7 +399,6 @@ fn every_help() -> Vec<(String, String, String)> {
 
 /// Alternatives show as groups in the usage line, every placeholder is a chosen word, and each
 /// short help line (`-h`: the first paragraph of each description) stays within 100 columns.
-/// `shaken lab` is left out of the length check: src/commands/lab.rs is edited elsewhere.
 #[test]
 fn help_shows_alternatives_and_meaningful_placeholders() {
     let helps = every_help();

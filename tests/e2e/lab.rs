@@ -257,3 +257,39 @@ fn the_served_lab_stops_on_ctrl_c_while_placing_calls() {
     assert_eq!(text.lines().last(), Some("lab stopped"), "{text}");
     assert!(!text.contains("the lab is running"), "{text}");
 }
+
+/// Without `--serve` too, Ctrl-C stops the lab cleanly: `lab stopped`, exit status 130, and
+/// its temporary folder (private keys included) is removed.
+#[test]
+fn the_lab_stops_on_ctrl_c_and_removes_its_temporary_folder() {
+    use std::io::{BufRead, BufReader, Read};
+    let mut lab = Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args(["lab", "--calls", "10000000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(lab.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let dir = std::path::PathBuf::from(
+        first
+            .trim_end()
+            .rsplit_once(" in ")
+            .map(|(_, dir)| dir)
+            .unwrap_or_else(|| panic!("{first:?}")),
+    );
+    let started = Instant::now();
+    while !dir.join("lab.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no lab.json");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-INT", &lab.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(lab.wait().unwrap().code(), Some(130));
+    assert_eq!(rest.lines().last(), Some("lab stopped"), "{rest}");
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+}
