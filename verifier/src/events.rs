@@ -51,7 +51,8 @@ impl Serialize for Event<'_> {
         map.serialize_entry("time", &self.time)?;
         map.serialize_entry("from", self.from)?;
         map.serialize_entry("to", self.to)?;
-        self.verdict.serialize_members(&mut map)?;
+        self.verdict
+            .serialize_members(&mut map, crate::verdict::Audience::Event)?;
         map.end()
     }
 }

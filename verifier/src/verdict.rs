@@ -51,10 +51,21 @@ pub enum Flag {
     Stale,
     /// No Identity header.
     Unsigned,
+    /// The calling number is blacklisted, or belongs to a blacklisted firm (the regulator's
+    /// list).
+    Blacklisted,
+    /// A call from a white-listed firm's number to a subscriber who opted out of that firm:
+    /// the originating carrier failed to stop it.
+    OptedOut,
+    /// The call carries an `rcd` that is not the vetted name of the calling number's
+    /// white-listed firm: it is not shown (the SHAKEN verdict is kept).
+    RcdMismatch,
     /// Attestation C.
     Gateway,
     /// Not attested A by a valid token.
     Unregistered,
+    /// A valid `rcd` from a white-listed firm's number: a marketing call, its vetted name shown.
+    Marketing,
 }
 
 impl Flag {
@@ -66,8 +77,12 @@ impl Flag {
             Self::Revoked => "revoked",
             Self::Stale => "stale",
             Self::Unsigned => "unsigned",
+            Self::Blacklisted => "blacklisted",
+            Self::OptedOut => "opted-out",
+            Self::RcdMismatch => "rcd-mismatch",
             Self::Gateway => "gateway",
             Self::Unregistered => "unregistered",
+            Self::Marketing => "marketing",
         }
     }
 }
@@ -79,8 +94,12 @@ impl rest::metrics::CounterKey for Flag {
         Self::Revoked,
         Self::Stale,
         Self::Unsigned,
+        Self::Blacklisted,
+        Self::OptedOut,
+        Self::RcdMismatch,
         Self::Gateway,
         Self::Unregistered,
+        Self::Marketing,
     ];
 
     fn index(self) -> usize {
@@ -90,8 +109,12 @@ impl rest::metrics::CounterKey for Flag {
             Self::Revoked => 2,
             Self::Stale => 3,
             Self::Unsigned => 4,
-            Self::Gateway => 5,
-            Self::Unregistered => 6,
+            Self::Blacklisted => 5,
+            Self::OptedOut => 6,
+            Self::RcdMismatch => 7,
+            Self::Gateway => 8,
+            Self::Unregistered => 9,
+            Self::Marketing => 10,
         }
     }
 
@@ -102,8 +125,12 @@ impl rest::metrics::CounterKey for Flag {
             Self::Revoked => r#"flag="revoked""#,
             Self::Stale => r#"flag="stale""#,
             Self::Unsigned => r#"flag="unsigned""#,
+            Self::Blacklisted => r#"flag="blacklisted""#,
+            Self::OptedOut => r#"flag="opted-out""#,
+            Self::RcdMismatch => r#"flag="rcd-mismatch""#,
             Self::Gateway => r#"flag="gateway""#,
             Self::Unregistered => r#"flag="unregistered""#,
+            Self::Marketing => r#"flag="marketing""#,
         }
     }
 }
@@ -148,6 +175,32 @@ pub struct Verdict {
     pub x5u: Option<String>,
     /// Flags, sorted.
     pub flags: Vec<Flag>,
+    /// What a marketing call shows the subscriber, when it is one ([`Verdict::add_marketing`]).
+    pub marketing: Option<MarketingNote>,
+}
+
+/// What the verdict of a marketing call carries beyond SHAKEN: the vetted name, the call
+/// reason, the firm, and the subscriber's one-click unsubscribe link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarketingNote {
+    /// `rcd.nam`: the vetted name (equal to the regulator's list).
+    pub nam: String,
+    /// `crn`, when the call states a reason.
+    pub crn: Option<String>,
+    /// The firm's id on the regulator's list (in the event feed, for traceback).
+    pub firm: String,
+    /// The unsubscribe link (`unsubscribe` in the response; not in the event feed: it lets
+    /// whoever holds it opt the subscriber out, so it goes to the subscriber only).
+    pub unsubscribe: Option<String>,
+}
+
+/// Where a verdict is written: the members differ only in what a marketing call adds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// The verification response: `rcd`, `crn`, `unsubscribe`.
+    Response,
+    /// The event feed: `rcd`, `crn`, `firm`.
+    Event,
 }
 
 /// The longest `reasondesc`, in bytes; a longer message is cut and ends with `...`.
@@ -236,7 +289,21 @@ impl Verdict {
             spc: seen.spc,
             x5u: seen.x5u,
             flags,
+            marketing: None,
         }
+    }
+
+    /// Adds flags (kept sorted, without duplicates).
+    pub fn add_flags(&mut self, flags: &[Flag]) {
+        self.flags.extend_from_slice(flags);
+        self.flags.sort();
+        self.flags.dedup();
+    }
+
+    /// Marks a marketing call: the `marketing` flag and what it shows.
+    pub fn add_marketing(&mut self, note: MarketingNote) {
+        self.add_flags(&[Flag::Marketing]);
+        self.marketing = Some(note);
     }
 
     /// Its metric class.
@@ -255,8 +322,14 @@ impl Verdict {
     }
 
     /// Writes its members (`verstat`, `reasoncode`, `reasontext` and `reasondesc` on failure,
-    /// `attest`, `origid`, `spc`, `x5u` when known, `flags` always) into a map being serialized.
-    pub fn serialize_members<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+    /// `attest`, `origid`, `spc`, `x5u` when known, for a marketing call `rcd` (`{"nam"}`),
+    /// `crn` and, by audience, `unsubscribe` or `firm`, `flags` always) into a map being
+    /// serialized.
+    pub fn serialize_members<M: SerializeMap>(
+        &self,
+        map: &mut M,
+        audience: Audience,
+    ) -> Result<(), M::Error> {
         map.serialize_entry("verstat", self.verstat.as_str())?;
         if let Some(reason) = self.reason {
             map.serialize_entry("reasoncode", &reason.code())?;
@@ -277,6 +350,22 @@ impl Verdict {
                 map.serialize_entry(name, value)?;
             }
         }
+        if let Some(note) = &self.marketing {
+            let mut rcd = serde_json::Map::new();
+            rcd.insert("nam".into(), note.nam.clone().into());
+            map.serialize_entry("rcd", &rcd)?;
+            if let Some(crn) = &note.crn {
+                map.serialize_entry("crn", crn)?;
+            }
+            match audience {
+                Audience::Response => {
+                    if let Some(link) = &note.unsubscribe {
+                        map.serialize_entry("unsubscribe", link)?;
+                    }
+                }
+                Audience::Event => map.serialize_entry("firm", &note.firm)?,
+            }
+        }
         let flags: Vec<&str> = self.flags.iter().map(|f| f.as_str()).collect();
         map.serialize_entry("flags", &flags)
     }
@@ -285,7 +374,7 @@ impl Verdict {
 impl Serialize for Verdict {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        self.serialize_members(&mut map)?;
+        self.serialize_members(&mut map, Audience::Response)?;
         map.end()
     }
 }
@@ -481,5 +570,40 @@ mod tests {
         for (i, key) in VerdictClass::ALL.iter().enumerate() {
             assert_eq!(key.index(), i);
         }
+    }
+
+    #[test]
+    fn a_marketing_call_shows_its_name_and_link_to_the_subscriber_and_its_firm_to_the_feed() {
+        let mut verdict = Verdict::passed(Seen {
+            attest: Some(Attestation::A),
+            origid: Some("o".into()),
+            spc: Some("1001".into()),
+            x5u: None,
+        });
+        verdict.add_marketing(MarketingNote {
+            nam: "Example Insurance".into(),
+            crn: Some("Policy renewal".into()),
+            firm: "F1".into(),
+            unsubscribe: Some("http://127.0.0.1:1/u/t".into()),
+        });
+        verdict.add_flags(&[Flag::OptedOut, Flag::Blacklisted, Flag::OptedOut]);
+        assert_eq!(
+            serde_json::to_value(&verdict).unwrap_or_default(),
+            serde_json::json!({"verstat": "TN-Validation-Passed", "attest": "A", "origid": "o",
+                "spc": "1001", "rcd": {"nam": "Example Insurance"}, "crn": "Policy renewal",
+                "unsubscribe": "http://127.0.0.1:1/u/t",
+                "flags": ["blacklisted", "opted-out", "marketing"]})
+        );
+        let line: serde_json::Value = serde_json::from_str(&crate::events::event_line(
+            5,
+            "12155551212",
+            &["12125551213".to_owned()],
+            &verdict,
+        ))
+        .unwrap_or_default();
+        assert_eq!(line["firm"], "F1");
+        assert_eq!(line["rcd"]["nam"], "Example Insurance");
+        assert_eq!(line["crn"], "Policy renewal");
+        assert!(line.get("unsubscribe").is_none(), "{line}");
     }
 }
