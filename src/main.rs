@@ -57,6 +57,9 @@ enum Command {
     /// Load generator and the raw ECDSA baseline.
     #[command(subcommand)]
     Load(commands::load::LoadCommand),
+    /// The regulator's signed list of marketing firms: sign, verify, show.
+    #[command(subcommand)]
+    Lists(commands::lists::ListsCommand),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Registry(command) => commands::signer::run_registry(command),
         Command::Trace(command) => commands::signer::run_trace(command),
         Command::Load(command) => commands::load::run(command),
+        Command::Lists(command) => commands::lists::run(command),
     };
     match outcome {
         Ok(code) => code,

@@ -1,6 +1,7 @@
 //! Command families of the `shaken` binary.
 
 pub(crate) mod lab;
+pub(crate) mod lists;
 pub(crate) mod load;
 pub(crate) mod passport;
 pub(crate) mod pki;

@@ -12,6 +12,7 @@ mod guides;
 mod http;
 mod interop_pyjwt;
 mod lab;
+mod lists;
 mod openapi;
 mod pki;
 mod repository;

@@ -5,8 +5,12 @@ Commands (all output is JSON on stdout; exit 1 with a message on stderr when a c
                                    and a self-signed certificate for it (cert.pem)
   sign DIR X5U ORIG DEST IAT       sign a SHAKEN PASSporT with DIR's key, PyJWT's way
   verify TOKEN CERT                verify a compact token with the certificate's key
+  verify-list FILE CERT            verify the regulator's signed list in FILE with the
+                                   certificate's key; show its header, its payload as text and
+                                   the certificate's x5t#S256
 """
 
+import base64
 import datetime
 import json
 import pathlib
@@ -90,8 +94,30 @@ def verify(token, cert_path):
     print(json.dumps({"header": jwt.get_unverified_header(token), "claims": claims}))
 
 
+def verify_list(path, cert_path):
+    token = pathlib.Path(path).read_text().removesuffix("\n")
+    cert = x509.load_pem_x509_certificate(pathlib.Path(cert_path).read_bytes())
+    try:
+        decoded = jwt.api_jws.decode_complete(token, cert.public_key(), algorithms=["ES256"])
+    except jwt.InvalidTokenError as error:
+        print(f"PyJWT rejected the list: {error!r}", file=sys.stderr)
+        sys.exit(1)
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(cert.public_bytes(serialization.Encoding.DER))
+    thumbprint = base64.urlsafe_b64encode(digest.finalize()).rstrip(b"=").decode()
+    print(
+        json.dumps(
+            {
+                "header": decoded["header"],
+                "payload": decoded["payload"].decode(),
+                "x5t#S256": thumbprint,
+            }
+        )
+    )
+
+
 def main(argv):
-    commands = {"keygen": keygen, "sign": sign, "verify": verify}
+    commands = {"keygen": keygen, "sign": sign, "verify": verify, "verify-list": verify_list}
     if len(argv) < 2 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
