@@ -18,42 +18,8 @@
 //! | ... a called subscriber opted out of the firm | refuse (`POL4114`) |
 //! | ... otherwise | a marketing call: `rcd.nam` = the vetted name, `crn` as asked; then the quota (`POL4115`) |
 
+use lists::{FirmStatus, Listing};
 use passport::Tn;
-
-/// A firm's standing on the regulator's list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FirmStatus {
-    /// May place marketing calls.
-    WhiteListed,
-    /// Temporarily may not place any call.
-    Suspended,
-    /// May not place any call.
-    Blacklisted,
-}
-
-/// What the list says of one firm, as the rules need it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FirmFacts<'a> {
-    /// The firm's id (e.g. its unified social credit code).
-    pub id: &'a str,
-    /// The vetted display name.
-    pub name: &'a str,
-    /// Its standing.
-    pub status: FirmStatus,
-    /// Signed calls an hour it may place.
-    pub hourly_quota: u32,
-    /// The call reasons it may state.
-    pub reasons: &'a [String],
-}
-
-/// What the list says of a calling number.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Listing<'a> {
-    /// The firm whose number it is, if any.
-    pub firm: Option<FirmFacts<'a>>,
-    /// Whether the number is blacklisted itself.
-    pub number_blacklisted: bool,
-}
 
 /// What the signing request asks to show: its own `rcd.nam` and `crn`, if any.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -95,7 +61,7 @@ pub struct Marketing {
     /// `crn`, when the request stated an allowed reason.
     pub crn: Option<String>,
     /// The firm's hourly quota, for the caller to take a slot of.
-    pub hourly_quota: u32,
+    pub hourly_quota: u64,
 }
 
 /// Decides a non-emergency call. `listing` is `None` when no list is loaded; `opted_out`
@@ -109,7 +75,7 @@ pub fn decide(
     let Some(listing) = listing else {
         return Ok(None);
     };
-    if listing.number_blacklisted {
+    if listing.blacklisted_number {
         return Err(MarketingRefusal::NumberBlacklisted);
     }
     let Some(firm) = listing.firm else {
@@ -129,17 +95,15 @@ pub fn decide(
     if branding.rcd_nam.is_some_and(|nam| nam != firm.name) {
         return Err(MarketingRefusal::RcdNotAllowed);
     }
-    if let Some(crn) = branding.crn {
-        if !firm.reasons.iter().any(|r| r == crn) {
-            return Err(MarketingRefusal::ReasonNotAllowed);
-        }
+    if branding.crn.is_some_and(|crn| !firm.may_state(crn)) {
+        return Err(MarketingRefusal::ReasonNotAllowed);
     }
-    if dest.iter().any(|d| opted_out(d.as_str(), firm.id)) {
+    if dest.iter().any(|d| opted_out(d.as_str(), &firm.id)) {
         return Err(MarketingRefusal::OptedOut);
     }
     Ok(Some(Marketing {
-        firm_id: firm.id.to_owned(),
-        nam: firm.name.to_owned(),
+        firm_id: firm.id.clone(),
+        nam: firm.name.clone(),
         crn: branding.crn.map(str::to_owned),
         hourly_quota: firm.hourly_quota,
     }))
@@ -148,35 +112,36 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lists::Firm;
 
     fn tn(s: &str) -> Tn {
         Tn::canonicalize(s, None).unwrap()
     }
 
-    const REASONS: [String; 0] = [];
-
-    fn firm<'a>(status: FirmStatus, reasons: &'a [String]) -> FirmFacts<'a> {
-        FirmFacts {
-            id: "F1",
-            name: "Example Insurance",
+    fn firm(status: FirmStatus) -> Firm {
+        Firm {
+            id: "F1".into(),
+            name: "Example Insurance".into(),
             status,
+            numbers: vec![],
             hourly_quota: 1000,
-            reasons,
+            reasons: vec!["Policy renewal".into()],
         }
     }
 
-    fn listed(firm: Option<FirmFacts<'_>>, number_blacklisted: bool) -> Option<Listing<'_>> {
+    fn listed(firm: Option<&Firm>, blacklisted_number: bool) -> Option<Listing<'_>> {
         Some(Listing {
             firm,
-            number_blacklisted,
+            blacklisted_number,
         })
     }
 
     #[test]
     fn every_rule() {
         use MarketingRefusal::*;
-        let reasons = vec!["Policy renewal".to_owned()];
-        let white = firm(FirmStatus::WhiteListed, &reasons);
+        let white = firm(FirmStatus::WhiteListed);
+        let black = firm(FirmStatus::Blacklisted);
+        let suspended = firm(FirmStatus::Suspended);
         let dest = [tn("12125551213")];
         let nobody = |_: &str, _: &str| false;
         let plain = Branding::default();
@@ -204,22 +169,18 @@ mod tests {
             decide(listed(None, false), reason("Policy renewal"), &nobody),
             Err(ReasonNotAllowed)
         );
-        // Blacklisted number, whoever's it is; blacklisted and suspended firms.
+        // A blacklisted number; blacklisted and suspended firms.
         assert_eq!(
-            decide(listed(Some(white), true), plain, &nobody),
+            decide(listed(None, true), plain, &nobody),
             Err(NumberBlacklisted)
         );
         assert_eq!(
-            decide(
-                listed(Some(firm(FirmStatus::Blacklisted, &REASONS)), false),
-                plain,
-                &nobody
-            ),
+            decide(listed(Some(&black), false), plain, &nobody),
             Err(FirmBlacklisted)
         );
         assert_eq!(
             decide(
-                listed(Some(firm(FirmStatus::Suspended, &REASONS)), false),
+                listed(Some(&suspended), false),
                 named("Example Insurance"),
                 &nobody
             ),
@@ -233,24 +194,24 @@ mod tests {
             hourly_quota: 1000,
         };
         assert_eq!(
-            decide(listed(Some(white), false), plain, &nobody),
+            decide(listed(Some(&white), false), plain, &nobody),
             Ok(Some(marketing.clone()))
         );
         assert_eq!(
             decide(
-                listed(Some(white), false),
+                listed(Some(&white), false),
                 named("Example Insurance"),
                 &nobody
             ),
             Ok(Some(marketing.clone()))
         );
         assert_eq!(
-            decide(listed(Some(white), false), named("Example Bank"), &nobody),
+            decide(listed(Some(&white), false), named("Example Bank"), &nobody),
             Err(RcdNotAllowed)
         );
         assert_eq!(
             decide(
-                listed(Some(white), false),
+                listed(Some(&white), false),
                 reason("Policy renewal"),
                 &nobody
             ),
@@ -260,16 +221,16 @@ mod tests {
             }))
         );
         assert_eq!(
-            decide(listed(Some(white), false), reason("Prize draw"), &nobody),
+            decide(listed(Some(&white), false), reason("Prize draw"), &nobody),
             Err(ReasonNotAllowed)
         );
         // Opted out: of this firm only.
         let opted = |sub: &str, firm: &str| sub == "12125551213" && firm == "F1";
         assert_eq!(
-            decide(listed(Some(white), false), plain, &opted),
+            decide(listed(Some(&white), false), plain, &opted),
             Err(OptedOut)
         );
         let other_firm = |sub: &str, firm: &str| sub == "12125551213" && firm == "F2";
-        assert!(decide(listed(Some(white), false), plain, &other_firm).is_ok());
+        assert!(decide(listed(Some(&white), false), plain, &other_firm).is_ok());
     }
 }

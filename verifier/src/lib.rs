@@ -10,6 +10,7 @@
 //! - [`verify`]: one call, in the standard's order (chains are validated by `pki`);
 //! - [`verdict`]: the verdict, and the one mapping from a failure to SIP code, verstat and
 //!   flags;
+//! - [`marketing`]: what the regulator's list and the opt-outs add to a verdict;
 //! - [`error`]: every failure, grouped by the step that failed.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,6 +21,7 @@ pub mod config;
 pub mod crl;
 pub mod error;
 pub mod events;
+pub mod marketing;
 pub use rest::fetch;
 pub mod server;
 pub mod service;
