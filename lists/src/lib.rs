@@ -13,6 +13,7 @@
 //! - [`store`]: the consumer's last good list, refusing rollbacks, changed content under the
 //!   same version, and expired or future lists; its status and metrics;
 //! - [`source`]: reading the list from a file or an http(s) URL, and reloading it;
+//! - [`consumer`]: a signer's or verifier's whole setup from its `[lists]` section;
 //! - [`error`]: the errors, grouped by cause.
 //!
 //! A consumer holds a [`ListStore`] and per call does
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod consumer;
 pub mod document;
 pub mod error;
 pub mod index;
@@ -28,6 +30,7 @@ pub mod jws;
 pub mod source;
 pub mod store;
 
+pub use consumer::ConsumerError;
 pub use document::{Firm, FirmStatus, Format, ListDocument, NumberEntry};
 pub use error::{DocumentError, JwsError, ListError, SourceError};
 pub use index::{ListIndex, Listing};
