@@ -82,6 +82,9 @@ pub struct SignerConfig {
     /// Clients allowed to ask for signatures. None configured: loopback only.
     #[serde(default)]
     pub clients: Vec<ClientSection>,
+    /// The regulator's list of marketing firms and blacklisted numbers (`[lists]`, see
+    /// docs/lists.md and docs/marketing.md). Without it, no call is refused or branded by list.
+    pub lists: Option<lists::ListsConfig>,
 }
 
 /// `[policy]`.
@@ -135,6 +138,16 @@ fn default_expiry_warning() -> u64 {
     14
 }
 
+/// A `[lists]`-style source: an http(s) URL as it is, a relative file path taken from `base`.
+pub fn resolve_source(source: &str, base: &Path) -> String {
+    let is_url = source.starts_with("https://") || source.starts_with("http://");
+    if is_url || Path::new(source).is_absolute() {
+        source.to_owned()
+    } else {
+        base.join(source).display().to_string()
+    }
+}
+
 impl SignerConfig {
     /// Reads and checks a configuration file. Relative paths are taken from the file's folder.
     pub fn load(path: &Path) -> Result<Self, SignerError> {
@@ -165,6 +178,10 @@ impl SignerConfig {
         .flatten()
         {
             fix(p);
+        }
+        if let Some(section) = &mut self.lists {
+            fix(&mut section.regulator_cert);
+            section.source = resolve_source(&section.source, base);
         }
         if let Some(tls) = &mut self.tls {
             fix(&mut tls.cert_file);
@@ -248,6 +265,17 @@ impl SignerConfig {
             }
         }
         Ok(())
+    }
+
+    /// The certificates of `x5u_tls_roots` (DER), none when it is not set: the extra roots for
+    /// HTTPS fetches (the chain at x5u, the regulator's list).
+    pub fn x5u_tls_root_ders(&self) -> Result<Vec<Vec<u8>>, SignerError> {
+        let Some(path) = &self.x5u_tls_roots else {
+            return Ok(vec![]);
+        };
+        let pem = SignerError::read_config_file("x5u_tls_roots", path)?;
+        passport::cert::chain_from_pem(&pem)
+            .map_err(|e| SignerError::config_file("x5u_tls_roots", path, e))
     }
 
     /// The numbering plan, if configured.

@@ -20,7 +20,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use passport::{Claims, Dest, NumberingPlan, Party, TokenSigner};
+use lists::ListStore;
 use rest::clients::{Client, Clients};
+use rest::fetch::FetchPolicy;
 use rest::http::{self as rest_http, Peer, Route};
 use tokio::net::TcpListener;
 
@@ -76,6 +78,7 @@ pub struct SignerState {
     nonces: NoncePool,
     iat_window: IatWindow,
     clock: Clock,
+    lists: Option<Arc<ListStore>>,
     /// Metrics.
     pub metrics: SignerMetrics,
 }
@@ -124,8 +127,15 @@ impl SignerState {
             nonces,
             iat_window: IatWindow::default(),
             clock: system_clock(),
+            lists: None,
             metrics: SignerMetrics::default(),
         }
+    }
+
+    /// The same state enforcing the regulator's list held by `store` ([`crate::marketing`]).
+    pub fn with_lists(mut self, store: Arc<ListStore>) -> Self {
+        self.lists = Some(store);
+        self
     }
 
     /// The same state with another window for requests' `iat`.
@@ -156,7 +166,7 @@ impl SignerState {
             .iter()
             .map(|c| Client::from_config(c).map_err(|e| SignerError::Config(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self::new(StateParts {
+        let state = Self::new(StateParts {
             signer,
             registry: Arc::new(cached),
             trace: TraceLog::open_with(
@@ -172,7 +182,20 @@ impl SignerState {
             max_body: config.max_body_bytes,
             nonce_pool: config.nonce_pool,
         })
-        .with_iat_window(config.iat_window()))
+        .with_iat_window(config.iat_window());
+        Ok(match &config.lists {
+            Some(section) => {
+                let store = lists::consumer::start(
+                    section,
+                    &FetchPolicy::default(),
+                    &config.x5u_tls_root_ders()?,
+                    Arc::clone(&state.clock),
+                )
+                .map_err(|e| SignerError::Config(e.to_string()))?;
+                state.with_lists(store)
+            }
+            None => state,
+        })
     }
 
     /// Swaps in a new signer (key reload); requests in flight finish with the old one.
@@ -241,10 +264,11 @@ pub async fn handle(
         Route::Unauthorized => state.error(&ApiError::Unauthorized, None, &request_id),
         Route::Health => rest_http::health(&request_id),
         Route::Metrics => {
-            return rest_http::text_response(
-                state.metrics.render(state.registry.hit_counts()),
-                "text/plain; version=0.0.4",
-            )
+            let mut text = state.metrics.render(state.registry.hit_counts());
+            if let Some(lists) = &state.lists {
+                text.push_str(&lists.render_metrics("shaken_signer", (state.clock)()));
+            }
+            return rest_http::text_response(text, "text/plain; version=0.0.4");
         }
         Route::Service(client) => sign(state, request, client, &request_id).await,
         Route::MethodNotAllowed(allow) => {
