@@ -6,6 +6,7 @@
 //! - [`api`]: request parsing and the standard's error bodies;
 //! - [`config`], [`credentials`], [`metrics`]: configuration, key and certificate, Prometheus;
 //! - [`policy`]: the attestation policy;
+//! - [`quota`]: per-firm hourly call quotas over a sliding hour, shared by all threads;
 //! - [`nonces`]: ECDSA nonces precomputed while the CPUs are idle;
 //! - [`trace`]: the durable trace log with group commit;
 //! - [`error`]: operational errors.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod metrics;
 pub mod nonces;
 pub mod policy;
+pub mod quota;
 pub mod registry;
 pub mod server;
 pub mod service;
