@@ -3,16 +3,22 @@
 //!
 //! A parsed [`Claims`] holds only valid values: `iat` is a non-negative integer, `orig` holds
 //! exactly one identity, `dest` holds at least one non-empty array, `attest` is A, B or C, and
-//! `origid` is a UUID. Claims this crate does not know are kept, and written back in order.
+//! `origid` is a UUID, `rcd` has a valid display name and `crn` is a valid call reason
+//! ([`crate::rcd`]). Claims this crate does not know are kept, and written back in order.
+//!
+//! Rich Call Data goes inside the `shaken` PASSporT (ATIS-1000094's claim-in-shaken form):
+//! [`Claims::with_rcd`] adds `rcd` and a top-level `crn`, and the canonical JSON puts them in
+//! their lexicographic places (`attest`, `crn`, `dest`, `iat`, `orig`, `origid`, `rcd`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{Part, TokenError};
 use crate::json::{self, ObjectWriter, WriteValue};
+use crate::rcd::{CallReason, RichCallData};
 
 /// SHAKEN attestation level (RFC 8588 §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -288,10 +294,10 @@ pub struct Claims {
     pub origid: Option<OrigId>,
     /// The diverting party of a `div` PASSporT (RFC 8946).
     pub div: Option<Party>,
-    /// Rich Call Data (RFC 9795), kept as the JSON object received (`nam`, `icn`, ...).
-    pub rcd: Option<Map<String, Value>>,
-    /// Call reason (RFC 9795).
-    pub crn: Option<String>,
+    /// Rich Call Data (RFC 9795): a valid `nam`, other members as received.
+    pub rcd: Option<RichCallData>,
+    /// Call reason (RFC 9795), a top-level claim.
+    pub crn: Option<CallReason>,
     extra: BTreeMap<String, Value>,
 }
 
@@ -331,6 +337,41 @@ impl Claims {
         }
     }
 
+    /// The claims of a Rich Call Data PASSporT (`ppt` `rcd`, RFC 9795): the base claims with
+    /// `rcd` and an optional `crn`.
+    pub fn rcd_passport(
+        iat: u64,
+        orig: Party,
+        dest: Dest,
+        rcd: RichCallData,
+        crn: Option<CallReason>,
+    ) -> Self {
+        let mut claims = Self::base(iat, orig, dest);
+        claims.rcd = Some(rcd);
+        claims.crn = crn;
+        claims
+    }
+
+    /// These claims with an `rcd` holding the display name `nam` and, if given, a call reason
+    /// `crn`: what a signer adds to a marketing call's `shaken` PASSporT. Refused with
+    /// [`TokenError::InvalidRcd`] or [`TokenError::InvalidCrn`] when a value is not valid
+    /// ([`crate::rcd`]'s rules); an `rcd` or `crn` already present is replaced.
+    pub fn with_rcd(mut self, nam: &str, crn: Option<&str>) -> Result<Self, TokenError> {
+        self.rcd = Some(RichCallData::new(nam)?);
+        self.crn = crn.map(CallReason::new).transpose()?;
+        Ok(self)
+    }
+
+    /// The display name of the `rcd` claim, if the claims carry one.
+    pub fn rcd_name(&self) -> Option<&str> {
+        self.rcd.as_ref().map(RichCallData::nam)
+    }
+
+    /// The call reason, if the claims carry one.
+    pub fn call_reason(&self) -> Option<&str> {
+        self.crn.as_ref().map(CallReason::as_str)
+    }
+
     /// Claims this crate does not interpret, kept as received.
     pub fn extra(&self) -> &BTreeMap<String, Value> {
         &self.extra
@@ -367,7 +408,7 @@ impl Claims {
         };
         let crn = |o: &mut String| {
             if let Some(c) = &self.crn {
-                json::write_str(o, c);
+                json::write_str(o, c.as_str());
             }
         };
         let dest = |o: &mut String| self.dest.write_json(o);
@@ -388,7 +429,7 @@ impl Claims {
         };
         let rcd = |o: &mut String| {
             if let Some(r) = &self.rcd {
-                json::write_value(o, &Value::Object(r.clone()));
+                r.write_json(o);
             }
         };
         // Known claims in lexicographic order; absent optional ones are left out.
@@ -454,20 +495,18 @@ impl Claims {
             .remove("div")
             .map(|v| Party::from_value(v, "div"))
             .transpose()?;
-        let rcd = match map.remove("rcd") {
-            None => None,
-            Some(Value::Object(m)) => Some(m),
-            Some(_) => {
-                return Err(TokenError::InvalidClaim {
-                    name: "rcd",
-                    reason: "not an object".into(),
-                })
-            }
-        };
+        let rcd = map
+            .remove("rcd")
+            .map(RichCallData::from_value)
+            .transpose()?;
         let crn = match map.remove("crn") {
             None => None,
-            Some(Value::String(s)) => Some(s),
-            Some(_) => return Err(not_a_string("crn")),
+            Some(Value::String(s)) => Some(CallReason::new(s)?),
+            Some(_) => {
+                return Err(TokenError::InvalidCrn {
+                    reason: "not a string".into(),
+                })
+            }
         };
         Ok(Self {
             iat,
@@ -520,12 +559,74 @@ mod tests {
         let text = r#"{"zz":[1,{"b":2,"a":1}],"rcd":{"nam":"Example","icn":"https://x/i.png"},"orig":{"tn":"1"},"iat":5,"div":{"tn":"2"},"dest":{"uri":["sip:b@x","sip:a@x"],"tn":["3"]},"crn":"Sales","aa":true}"#;
         let claims = Claims::from_json(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(claims.div, Some(Party::Tn("2".into())));
-        assert_eq!(claims.crn.as_deref(), Some("Sales"));
+        assert_eq!(claims.call_reason(), Some("Sales"));
+        assert_eq!(claims.rcd_name(), Some("Example"));
         assert_eq!(
             claims.to_json(),
             r#"{"aa":true,"crn":"Sales","dest":{"tn":["3"],"uri":["sip:b@x","sip:a@x"]},"div":{"tn":"2"},"iat":5,"orig":{"tn":"1"},"rcd":{"icn":"https://x/i.png","nam":"Example"},"zz":[1,{"a":1,"b":2}]}"#
         );
         assert_eq!(Claims::from_json(claims.to_json().as_bytes()), Ok(claims));
+    }
+
+    #[test]
+    fn rich_call_data_goes_in_its_canonical_place() {
+        let claims = Claims::shaken(
+            1443208345,
+            Party::Tn("12155551212".into()),
+            Dest::tns(vec!["12125551213".into()]).unwrap_or_else(|| panic!("non-empty")),
+            Attestation::A,
+            origid(),
+        )
+        .with_rcd("Example Marketing", Some("Sales"))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            claims.to_json(),
+            r#"{"attest":"A","crn":"Sales","dest":{"tn":["12125551213"]},"iat":1443208345,"orig":{"tn":"12155551212"},"origid":"123e4567-e89b-12d3-a456-426655440000","rcd":{"nam":"Example Marketing"}}"#
+        );
+        assert_eq!(claims.rcd_name(), Some("Example Marketing"));
+        assert_eq!(claims.call_reason(), Some("Sales"));
+        assert_eq!(
+            Claims::from_json(claims.to_json().as_bytes()),
+            Ok(claims.clone())
+        );
+        // Without a reason, no crn; replacing keeps one rcd.
+        let plain = claims
+            .with_rcd("Other", None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(plain.call_reason(), None);
+        assert!(!plain.to_json().contains("crn"));
+        assert!(matches!(
+            plain.clone().with_rcd("", None),
+            Err(TokenError::InvalidRcd { member: "nam", .. })
+        ));
+        assert!(matches!(
+            plain.with_rcd("Fine", Some("bad\u{7}")),
+            Err(TokenError::InvalidCrn { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_rich_call_data_does_not_parse() {
+        let base = r#""iat":1,"dest":{"tn":["1"]},"orig":{"tn":"1""#;
+        for (extra, want_rcd) in [
+            (r#""rcd":"Example""#, Some("rcd")),
+            (r#""rcd":{}"#, Some("nam")),
+            (r#""rcd":{"nam":""}"#, Some("nam")),
+            (r#""rcd":{"nam":["x"]}"#, Some("nam")),
+            (r#""rcd":{"nam":"a\u0000b"}"#, Some("nam")),
+            (r#""crn":"""#, None),
+            (r#""crn":5"#, None),
+            (r#""crn":"two\nlines""#, None),
+        ] {
+            let text = format!("{{{base}}},{extra}}}");
+            match (Claims::from_json(text.as_bytes()), want_rcd) {
+                (Err(TokenError::InvalidRcd { member, .. }), Some(want)) => {
+                    assert_eq!(member, want, "{text}")
+                }
+                (Err(TokenError::InvalidCrn { .. }), None) => {}
+                (other, _) => panic!("{text}: {other:?}"),
+            }
+        }
     }
 
     #[test]

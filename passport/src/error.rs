@@ -122,6 +122,23 @@ pub enum TokenError {
         reason: String,
     },
 
+    /// The `rcd` claim (RFC 9795) is invalid: not an object, or its `nam` absent, not a
+    /// string, empty, too long or holding a control character.
+    #[error("token claim \"rcd\" member {member:?} is invalid: {reason}")]
+    InvalidRcd {
+        /// `rcd` for the object itself, else the member (`nam`).
+        member: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The `crn` claim (RFC 9795) is not a non-empty string of bounded length without control
+    /// characters.
+    #[error("token claim \"crn\" is invalid: {reason}")]
+    InvalidCrn {
+        /// Why.
+        reason: String,
+    },
+
     // --- Verification (RFC 8224 §6.2) ---
     /// `iat` is older than the freshness window (403 Stale Date).
     #[error(
@@ -286,6 +303,8 @@ impl TokenError {
             | Self::InvalidHeaderParameter { .. }
             | Self::MissingClaim(_)
             | Self::InvalidClaim { .. }
+            | Self::InvalidRcd { .. }
+            | Self::InvalidCrn { .. }
             | Self::FromTheFuture { .. }
             | Self::UnsupportedAlgorithm(_)
             | Self::SignatureLength(_) => Fault::Malformed,

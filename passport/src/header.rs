@@ -48,6 +48,11 @@ impl Header {
         }
     }
 
+    /// A Rich Call Data header (RFC 9795): `alg` ES256, `ppt` rcd, the given `x5u`.
+    pub fn rcd(x5u: impl Into<String>) -> Self {
+        Self::new(ALG_ES256, Some(crate::rcd::PPT_RCD.into()), x5u)
+    }
+
     /// Header parameters this crate does not interpret.
     pub fn extra(&self) -> &BTreeMap<String, Value> {
         &self.extra

@@ -43,6 +43,17 @@ impl IdentityHeader {
         out
     }
 
+    /// The Identity header value for a signed token of any PASSporT type:
+    /// `token;info=<x5u>;alg=ES256;ppt=PPT` (no `ppt` parameter when `ppt` is `None`).
+    pub fn format(token: &str, x5u: &str, ppt: Option<&str>) -> String {
+        let mut out = format!("{token};info=<{x5u}>;alg={ALG_ES256}");
+        if let Some(ppt) = ppt {
+            out.push_str(";ppt=");
+            out.push_str(ppt);
+        }
+        out
+    }
+
     /// Parses an Identity header value (without the `Identity:` name).
     pub fn parse(value: &str) -> Result<Self, TokenError> {
         if value.len() > MAX_IDENTITY_LEN {

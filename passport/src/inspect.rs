@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::claims::Party;
 use crate::error::{Part, TokenError};
+use crate::header::PPT_SHAKEN;
 use crate::identity::IdentityHeader;
 use crate::keys::VerifyingKey;
 use crate::tn::Tn;
@@ -25,7 +26,8 @@ pub fn header_value(text: &str) -> &str {
 }
 
 /// The members describing a token, as it carries them: `attest` (if any), `orig`, `dest`
-/// (`tn` and `uri`, each if not empty), `iat`, `origid` (if any).
+/// (`tn` and `uri`, each if not empty), `iat`, `origid` (if any), `ppt` when it is not
+/// `shaken`, and the Rich Call Data `rcd` (as carried) and `crn` when present.
 pub fn describe(passport: &Passport) -> Map<String, Value> {
     let claims = passport.claims();
     let mut out = Map::new();
@@ -45,6 +47,25 @@ pub fn describe(passport: &Passport) -> Map<String, Value> {
     if let Some(origid) = &claims.origid {
         out.insert("origid".into(), json!(origid.as_str()));
     }
+    if let Some(ppt) = passport
+        .header()
+        .ppt
+        .as_deref()
+        .filter(|p| *p != PPT_SHAKEN)
+    {
+        out.insert("ppt".into(), json!(ppt));
+    }
+    if let Some(rcd) = &claims.rcd {
+        let mut text = String::new();
+        rcd.write_json(&mut text);
+        // Canonical JSON written by this crate always parses back.
+        if let Ok(value) = serde_json::from_str::<Value>(&text) {
+            out.insert("rcd".into(), value);
+        }
+    }
+    if let Some(crn) = claims.call_reason() {
+        out.insert("crn".into(), json!(crn));
+    }
     out
 }
 
@@ -55,7 +76,8 @@ fn party_json(party: &Party) -> Value {
     }
 }
 
-/// Verifies the Identity header `value` with `key` ([`verify::verify_shaken`]) and says so as
+/// Verifies the Identity header `value` with `key` ([`verify::verify_passport`]: a `shaken`
+/// or a Rich Call Data PASSporT) and says so as
 /// a JSON object: the token's members ([`describe`], when it parses) and `verstat`; on failure
 /// also `reasoncode`, `reasontext` (the one SIP code of the error) and `reasondesc` (the
 /// error). Returns it with whether verification passed.
@@ -69,7 +91,7 @@ pub fn offline_verdict(
     let mut out = Map::new();
     let outcome = IdentityHeader::parse(value).and_then(|identity| {
         out = describe(identity.passport());
-        verify::verify_shaken(&identity, key, options, from, to)
+        verify::verify_passport(&identity, key, options, from, to)
     });
     let passed = match outcome {
         Ok(()) => {

@@ -5,6 +5,7 @@
 //!   values;
 //! - [`token`]: the compact JWS form, decoded with the received bytes kept for the signature
 //!   check, and [`token::TokenSigner`] for the signer's hot path;
+//! - [`rcd`]: Rich Call Data (RFC 9795), the `rcd` and `crn` claims, always valid;
 //! - [`identity`]: the SIP Identity header value (RFC 8224);
 //! - [`verify`]: the verification steps in the standard's order, each failure one SIP code;
 //! - [`inspect`]: what the offline tools show of a token: a verdict, a decoded token;
@@ -29,6 +30,7 @@ pub mod json;
 pub mod keys;
 pub mod nonce;
 pub mod pem;
+pub mod rcd;
 pub mod tn;
 pub mod tnauthlist;
 pub mod token;
@@ -40,6 +42,7 @@ pub use header::Header;
 pub use identity::IdentityHeader;
 pub use keys::{SigningKey, VerifyingKey};
 pub use nonce::Nonce;
+pub use rcd::{CallReason, RichCallData};
 pub use tn::{NumberingPlan, Tn};
 pub use tnauthlist::{TnAuthList, TnEntry};
 pub use token::{Passport, TokenSigner};

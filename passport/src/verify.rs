@@ -11,6 +11,7 @@ use crate::error::TokenError;
 use crate::header::{ALG_ES256, PPT_SHAKEN};
 use crate::identity::IdentityHeader;
 use crate::keys::VerifyingKey;
+use crate::rcd::PPT_RCD;
 use crate::tn::Tn;
 use crate::token::Passport;
 
@@ -55,6 +56,25 @@ pub fn check_shaken_form(passport: &Passport) -> Result<(), TokenError> {
         return Err(TokenError::UnsupportedAlgorithm(header.alg.clone()));
     }
     passport.claims().require_shaken().map(|_| ())
+}
+
+/// Step 1 for a Rich Call Data PASSporT (RFC 9795): full form, `ppt` `rcd`, ES256, with an
+/// `rcd` claim (whose `nam` is valid: parsed claims always are).
+pub fn check_rcd_form(passport: &Passport) -> Result<(), TokenError> {
+    let header = passport.header();
+    if header.ppt.as_deref() != Some(PPT_RCD) {
+        return Err(TokenError::InvalidHeaderParameter {
+            name: "ppt",
+            reason: format!("{:?} is not \"rcd\"", header.ppt),
+        });
+    }
+    if header.alg != ALG_ES256 {
+        return Err(TokenError::UnsupportedAlgorithm(header.alg.clone()));
+    }
+    if passport.claims().rcd.is_none() {
+        return Err(TokenError::MissingClaim("rcd"));
+    }
+    Ok(())
 }
 
 /// Step 2: `iat` within `[now - max_age, now + max_future]`.
@@ -126,6 +146,38 @@ pub fn verify_shaken(
     check_freshness(passport.claims().iat, options)?;
     passport.verify_signature(key)?;
     check_parties(passport, from, to)
+}
+
+/// [`verify_shaken`] for a Rich Call Data PASSporT ([`check_rcd_form`] first): the same
+/// freshness, signature and party checks.
+pub fn verify_rcd(
+    identity: &IdentityHeader,
+    key: &VerifyingKey,
+    options: &VerifyOptions,
+    from: Option<&Tn>,
+    to: &[Tn],
+) -> Result<(), TokenError> {
+    let passport = identity.passport();
+    check_rcd_form(passport)?;
+    check_freshness(passport.claims().iat, options)?;
+    passport.verify_signature(key)?;
+    check_parties(passport, from, to)
+}
+
+/// [`verify_rcd`] when the token's `ppt` is `rcd`, [`verify_shaken`] otherwise (which refuses
+/// any `ppt` but `shaken`): what the offline tools run on a token of either kind.
+pub fn verify_passport(
+    identity: &IdentityHeader,
+    key: &VerifyingKey,
+    options: &VerifyOptions,
+    from: Option<&Tn>,
+    to: &[Tn],
+) -> Result<(), TokenError> {
+    if identity.passport().header().ppt.as_deref() == Some(PPT_RCD) {
+        verify_rcd(identity, key, options, from, to)
+    } else {
+        verify_shaken(identity, key, options, from, to)
+    }
 }
 
 #[cfg(test)]

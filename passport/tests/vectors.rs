@@ -12,7 +12,7 @@ use passport::identity::IdentityHeader;
 use passport::keys::{SigningKey, VerifyingKey};
 use passport::tnauthlist::TnAuthList;
 use passport::token::{self, Passport, TokenSigner};
-use passport::verify::{verify_shaken, VerifyOptions};
+use passport::verify::{verify_passport, verify_rcd, verify_shaken, VerifyOptions};
 use passport::{Attestation, Claims, Dest, Header, NumberingPlan, OrigId, Party, Tn, TokenError};
 use proptest::prelude::*;
 
@@ -394,6 +394,109 @@ fn a_non_shaken_passport_is_refused_by_shaken_verification() {
     );
 }
 
+/// ATIS-1000094's claim-in-shaken form: the RFC 8588 claims with `rcd` and `crn` give exactly
+/// these bytes (decoded below, so the expectation is readable), and the token verifies.
+#[test]
+fn marketing_claims_inside_shaken_encode_byte_for_byte() {
+    let claims = rfc8588_claims()
+        .with_rcd("Example Marketing Co.", Some("Product offer"))
+        .unwrap();
+    let signer = TokenSigner::new(rfc8225_key(), RFC8225_X5U);
+    let identity = signer.identity_header(&claims).unwrap();
+    let payload = identity.split('.').nth(1).unwrap();
+    assert_eq!(
+        payload,
+        "eyJhdHRlc3QiOiJBIiwiY3JuIjoiUHJvZHVjdCBvZmZlciIsImRlc3QiOnsidG4iOlsiMTIxMjU1NTEyMTMiXX0sImlhdCI6MTQ0MzIwODM0NSwib3JpZyI6eyJ0biI6IjEyMTU1NTUxMjEyIn0sIm9yaWdpZCI6IjEyM2U0NTY3LWU4OWItMTJkMy1hNDU2LTQyNjY1NTQ0MDAwMCIsInJjZCI6eyJuYW0iOiJFeGFtcGxlIE1hcmtldGluZyBDby4ifX0"
+    );
+    assert_eq!(
+        String::from_utf8(base64url::decode_part(payload, Part::Payload).unwrap()).unwrap(),
+        r#"{"attest":"A","crn":"Product offer","dest":{"tn":["12125551213"]},"iat":1443208345,"orig":{"tn":"12155551212"},"origid":"123e4567-e89b-12d3-a456-426655440000","rcd":{"nam":"Example Marketing Co."}}"#
+    );
+    assert_eq!(
+        check(&identity, &rfc8225_key().verifying_key().unwrap()),
+        Ok(())
+    );
+    let parsed = IdentityHeader::parse(&identity).unwrap();
+    assert_eq!(
+        parsed.passport().claims().rcd_name(),
+        Some("Example Marketing Co.")
+    );
+    assert_eq!(
+        parsed.passport().claims().call_reason(),
+        Some("Product offer")
+    );
+}
+
+/// A separate `ppt=rcd` PASSporT (RFC 9795) verifies with the same steps, and is refused by
+/// the SHAKEN check and without its `rcd`.
+#[test]
+fn an_rcd_passport_verifies_with_the_same_machinery() {
+    let key = rfc8225_key();
+    let verifying = key.verifying_key().unwrap();
+    let claims = Claims::rcd_passport(
+        1443208345,
+        Party::Tn("12155551212".into()),
+        Dest::tns(vec!["12125551213".into()]).unwrap(),
+        passport::RichCallData::new("Example Marketing Co.").unwrap(),
+        Some("Sales".parse().unwrap()),
+    );
+    let token = token::sign(&Header::rcd(RFC8225_X5U), &claims, &key).unwrap();
+    let identity = IdentityHeader::format(&token, RFC8225_X5U, Some("rcd"));
+    assert!(identity.ends_with(";alg=ES256;ppt=rcd"));
+    let parsed = IdentityHeader::parse(&identity).unwrap();
+    let options = VerifyOptions::at(1443208345);
+    let from = Tn::canonicalize("12155551212", None).unwrap();
+    let to = [Tn::canonicalize("12125551213", None).unwrap()];
+    assert_eq!(
+        verify_rcd(&parsed, &verifying, &options, Some(&from), &to),
+        Ok(())
+    );
+    assert_eq!(
+        verify_passport(&parsed, &verifying, &options, Some(&from), &to),
+        Ok(())
+    );
+    assert!(matches!(
+        verify_shaken(&parsed, &verifying, &options, Some(&from), &to),
+        Err(TokenError::InvalidHeaderParameter { name: "ppt", .. })
+    ));
+    let other = [Tn::canonicalize("12125550000", None).unwrap()];
+    assert!(matches!(
+        verify_rcd(&parsed, &verifying, &options, Some(&from), &other),
+        Err(TokenError::DestMismatch(_))
+    ));
+    assert!(matches!(
+        verify_rcd(
+            &parsed,
+            &verifying,
+            &VerifyOptions::at(1443208345 + 61),
+            Some(&from),
+            &to
+        ),
+        Err(TokenError::Stale { .. })
+    ));
+    // A shaken token is not an rcd token, and an rcd token needs its rcd.
+    let shaken = TokenSigner::new(key, RFC8225_X5U)
+        .identity_header(&rfc8588_claims())
+        .unwrap();
+    let shaken = IdentityHeader::parse(&shaken).unwrap();
+    assert!(matches!(
+        verify_rcd(&shaken, &verifying, &options, None, &[]),
+        Err(TokenError::InvalidHeaderParameter { name: "ppt", .. })
+    ));
+    let bare = Claims::base(
+        1443208345,
+        Party::Tn("12155551212".into()),
+        Dest::tns(vec!["12125551213".into()]).unwrap(),
+    );
+    let token = token::sign(&Header::rcd(RFC8225_X5U), &bare, &rfc8225_key()).unwrap();
+    let bare =
+        IdentityHeader::parse(&IdentityHeader::format(&token, RFC8225_X5U, Some("rcd"))).unwrap();
+    assert_eq!(
+        verify_rcd(&bare, &verifying, &options, None, &[]),
+        Err(TokenError::MissingClaim("rcd"))
+    );
+}
+
 // --- Property tests ---
 
 fn plan() -> impl Strategy<Value = Option<NumberingPlan>> {
@@ -416,9 +519,10 @@ fn claims_strategy() -> impl Strategy<Value = Claims> {
         ],
         any::<u128>(),
         prop::collection::btree_map("x[a-z]{0,6}", "[ -~é中]{0,12}", 0..3),
-        prop::option::of("[ -~]{0,20}"),
+        prop::option::of("[ -~]{1,20}"),
+        prop::option::of("[ -~é中]{1,20}"),
     )
-        .prop_map(|(iat, orig, dest, attest, id, extra, crn)| {
+        .prop_map(|(iat, orig, dest, attest, id, extra, crn, nam)| {
             let hex = format!("{id:032x}");
             let origid: OrigId = format!(
                 "{}-{}-{}-{}-{}",
@@ -437,7 +541,9 @@ fn claims_strategy() -> impl Strategy<Value = Claims> {
                 attest,
                 origid,
             );
-            claims.crn = crn;
+            if let Some(nam) = nam {
+                claims = claims.with_rcd(&nam, crn.as_deref()).unwrap();
+            }
             for (name, value) in extra {
                 claims.insert_extra(name, value.into()).unwrap();
             }

@@ -7,6 +7,7 @@
 //! - [`config`], [`credentials`], [`metrics`]: configuration, key and certificate, Prometheus;
 //! - [`policy`]: the attestation policy;
 //! - [`marketing`]: the regulator's marketing rules (white list, blacklist, opt-outs, reasons);
+//! - [`quota`]: per-firm hourly call quotas over a sliding hour, shared by all threads;
 //! - [`nonces`]: ECDSA nonces precomputed while the CPUs are idle;
 //! - [`trace`]: the durable trace log with group commit;
 //! - [`error`]: operational errors.
@@ -21,6 +22,7 @@ pub mod marketing;
 pub mod metrics;
 pub mod nonces;
 pub mod policy;
+pub mod quota;
 pub mod registry;
 pub mod server;
 pub mod service;

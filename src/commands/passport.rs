@@ -9,14 +9,16 @@ use passport::claims::{Attestation, Claims, Dest, OrigId, Party};
 use passport::inspect;
 use passport::token::{Passport, TokenSigner};
 use passport::verify::{self, VerifyOptions};
-use passport::{cert, NumberingPlan, SigningKey, Tn};
+use passport::{
+    cert, CallReason, Header, IdentityHeader, NumberingPlan, RichCallData, SigningKey, Tn,
+};
 
 use super::{answer, now_or, read};
 
 /// Offline PASSporT operations.
 #[derive(Subcommand, Debug)]
 pub(crate) enum PassportCommand {
-    /// Sign a SHAKEN PASSporT and print the Identity header value.
+    /// Sign a SHAKEN (or Rich Call Data) PASSporT and print the Identity header value.
     Sign(SignArgs),
     /// Verify an Identity header value with a certificate and print a verdict as JSON.
     Verify(VerifyArgs),
@@ -51,6 +53,26 @@ pub(crate) struct SignArgs {
     /// Numbering plan for national-form numbers (NANP or CN); none by default.
     #[arg(long, value_name = "PLAN")]
     country: Option<NumberingPlan>,
+    /// Rich Call Data display name (the rcd claim's nam, RFC 9795).
+    #[arg(long, value_name = "NAME")]
+    rcd_nam: Option<String>,
+    /// Call reason (the crn claim, RFC 9795).
+    #[arg(long, value_name = "REASON")]
+    crn: Option<String>,
+    /// PASSporT type: shaken (rcd inside it), or a separate rcd PASSporT (RFC 9795).
+    ///
+    /// With rcd, --rcd-nam is required and --attest and --origid are not put in the token.
+    #[arg(long, value_name = "PPT", default_value = "shaken")]
+    ppt: PptArg,
+}
+
+/// The PASSporT types `shaken passport sign` makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PptArg {
+    /// A SHAKEN PASSporT.
+    Shaken,
+    /// A Rich Call Data PASSporT.
+    Rcd,
 }
 
 /// Where the Identity header value comes from.
@@ -140,13 +162,35 @@ fn sign(args: SignArgs) -> Result<ExitCode> {
         None => uuid::Uuid::new_v4().to_string().parse()?,
     };
     let iat = now_or(args.iat)?;
-    let claims = Claims::shaken(
-        iat,
-        Party::Tn(orig.into_string()),
-        dest,
-        args.attest,
-        origid,
-    );
+    let crn = args
+        .crn
+        .as_deref()
+        .map(CallReason::new)
+        .transpose()
+        .context("--crn")?;
+    let rcd = args
+        .rcd_nam
+        .as_deref()
+        .map(RichCallData::new)
+        .transpose()
+        .context("--rcd-nam")?;
+    if rcd.is_none() && crn.is_some() {
+        bail!("--crn needs --rcd-nam: a call reason is Rich Call Data");
+    }
+    let orig = Party::Tn(orig.into_string());
+    if args.ppt == PptArg::Rcd {
+        let rcd = rcd.context("--ppt rcd needs --rcd-nam")?;
+        let claims = Claims::rcd_passport(iat, orig, dest, rcd, crn);
+        let token = passport::token::sign(&Header::rcd(args.x5u.as_str()), &claims, &key)?;
+        println!(
+            "{}",
+            IdentityHeader::format(&token, &args.x5u, Some(passport::rcd::PPT_RCD))
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut claims = Claims::shaken(iat, orig, dest, args.attest, origid);
+    claims.rcd = rcd;
+    claims.crn = crn;
     let signer = TokenSigner::new(key, args.x5u);
     println!("{}", signer.identity_header(&claims)?);
     Ok(ExitCode::SUCCESS)

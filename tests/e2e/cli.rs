@@ -346,6 +346,8 @@ const PLACEHOLDERS: &[&str] = &[
     "REASON",
     "FINGERPRINT",
     "VALUE",
+    "NAME",
+    "PPT",
 ];
 
 /// The subcommands listed under `Commands:` in a help text, `help` aside.
