@@ -30,7 +30,9 @@ use crate::api::{self, ApiError, IatWindow, SigningRequest};
 use crate::config::SignerConfig;
 use crate::metrics::SignerMetrics;
 use crate::nonces::NoncePool;
-use crate::policy::{Basis, CallFacts, Decision, PolicyConfig};
+use crate::marketing::{self, Branding, Marketing, MarketingRefusal, OptOuts};
+use crate::policy::{Basis, CallFacts, Decision, PolicyConfig, Refusal};
+use crate::quota::FirmQuotas;
 use crate::registry::{CachedRegistry, NumberRecord};
 use crate::trace::{TraceLog, TraceOptions, TraceRecord};
 use crate::SignerError;
@@ -79,6 +81,8 @@ pub struct SignerState {
     iat_window: IatWindow,
     clock: Clock,
     lists: Option<Arc<ListStore>>,
+    optouts: Option<Arc<dyn OptOuts>>,
+    quotas: FirmQuotas,
     /// Metrics.
     pub metrics: SignerMetrics,
 }
@@ -128,8 +132,29 @@ impl SignerState {
             iat_window: IatWindow::default(),
             clock: system_clock(),
             lists: None,
+            optouts: None,
+            quotas: FirmQuotas::new(),
             metrics: SignerMetrics::default(),
         }
+    }
+
+    /// The same state refusing marketing calls to subscribers who opted out, as `optouts` says.
+    pub fn with_optouts(mut self, optouts: Arc<dyn OptOuts>) -> Self {
+        self.optouts = Some(optouts);
+        self
+    }
+
+    /// The marketing rules for `request` ([`crate::marketing`]), before the quota.
+    fn marketing(
+        &self,
+        request: &SigningRequest,
+    ) -> Result<Option<Marketing>, MarketingRefusal> {
+        let list = self.lists.as_ref().and_then(|store| store.current());
+        let listing = list.as_deref().map(|list| list.lookup(request.orig.as_str()));
+        let optouts = self.optouts.as_deref();
+        marketing::decide(listing, branding(request), &request.dest, |subscriber, firm| {
+            optouts.is_some_and(|o| o.is_opted_out(subscriber, firm))
+        })
     }
 
     /// The same state enforcing the regulator's list held by `store` ([`crate::marketing`]).
@@ -355,6 +380,19 @@ async fn decide_and_sign(
         &facts,
         lookup.as_ref().map(|r| r.as_deref()).map_err(|_| ()),
     );
+    // The marketing rules, for calls the registry lets through; emergency calls never meet
+    // any list. The quota is taken last, once every other rule has passed.
+    let (decision, marketing) = match decision {
+        Decision::Sign(level, basis) if basis != Basis::Emergency => {
+            match state.marketing(&request).and_then(|marketing| {
+                take_quota(state, marketing.as_ref(), now).map(|()| marketing)
+            }) {
+                Ok(marketing) => (Decision::Sign(level, basis), marketing),
+                Err(refusal) => (Decision::Refuse(Refusal::Marketing(refusal)), None),
+            }
+        }
+        other => (other, None),
+    };
     let owner = lookup.ok().flatten().map(|r| r.customer.id.clone());
     let mut record = TraceRecord {
         at: now,
@@ -402,6 +440,17 @@ async fn decide_and_sign(
                 level,
                 request.origid.clone(),
             );
+            // A marketing call carries the vetted name and the reason (claim-in-shaken form).
+            let claims = match &marketing {
+                Some(m) => match claims.with_rcd(&m.nam, m.crn.as_deref()) {
+                    Ok(claims) => claims,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the list's name or reason is not a valid RCD");
+                        return state.error(&ApiError::Internal, None, request_id);
+                    }
+                },
+                None => claims,
+            };
             let nonce = state.nonces.take();
             state.metrics.count_signature(nonce.is_some());
             let identity = match signer.identity_header_with(&claims, nonce) {
@@ -432,6 +481,27 @@ async fn decide_and_sign(
             rest_http::json_response(StatusCode::OK, api::signing_response(&identity), request_id)
         }
     }
+}
+
+/// Takes a slot of a marketing call's firm's hourly quota (`POL4115` when it is used up).
+fn take_quota(
+    state: &SignerState,
+    marketing: Option<&Marketing>,
+    now: u64,
+) -> Result<(), MarketingRefusal> {
+    let Some(marketing) = marketing else {
+        return Ok(());
+    };
+    let quota = u32::try_from(marketing.hourly_quota).unwrap_or(u32::MAX);
+    state
+        .quotas
+        .try_take(&marketing.firm_id, quota, now)
+        .map_err(|_| MarketingRefusal::OverQuota)
+}
+
+/// What the request asks to show.
+fn branding(_request: &SigningRequest) -> Branding<'_> {
+    Branding::default()
 }
 
 fn signed_label(level: passport::Attestation) -> &'static str {
