@@ -324,6 +324,9 @@ mod tests {
         assert_eq!(config.clients.len(), 2);
         assert_eq!(config.nonce_pool, crate::nonces::DEFAULT_CAPACITY);
         assert_eq!(config.iat_window(), crate::api::IatWindow::default());
+        let lists = config.lists.as_ref().unwrap();
+        assert!(lists.regulator_cert.is_absolute());
+        assert!(Path::new(&lists.source).is_absolute(), "{}", lists.source);
     }
 
     #[test]

@@ -19,8 +19,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use passport::{Claims, Dest, NumberingPlan, Party, TokenSigner};
 use lists::ListStore;
+use passport::{Claims, Dest, NumberingPlan, Party, TokenSigner};
 use rest::clients::{Client, Clients};
 use rest::fetch::FetchPolicy;
 use rest::http::{self as rest_http, Peer, Route};
@@ -28,9 +28,9 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, ApiError, IatWindow, SigningRequest};
 use crate::config::SignerConfig;
+use crate::marketing::{self, Branding, Marketing, MarketingRefusal, OptOuts};
 use crate::metrics::SignerMetrics;
 use crate::nonces::NoncePool;
-use crate::marketing::{self, Branding, Marketing, MarketingRefusal, OptOuts};
 use crate::policy::{Basis, CallFacts, Decision, PolicyConfig, Refusal};
 use crate::quota::FirmQuotas;
 use crate::registry::{CachedRegistry, NumberRecord};
@@ -145,16 +145,18 @@ impl SignerState {
     }
 
     /// The marketing rules for `request` ([`crate::marketing`]), before the quota.
-    fn marketing(
-        &self,
-        request: &SigningRequest,
-    ) -> Result<Option<Marketing>, MarketingRefusal> {
+    fn marketing(&self, request: &SigningRequest) -> Result<Option<Marketing>, MarketingRefusal> {
         let list = self.lists.as_ref().and_then(|store| store.current());
-        let listing = list.as_deref().map(|list| list.lookup(request.orig.as_str()));
+        let listing = list
+            .as_deref()
+            .map(|list| list.lookup(request.orig.as_str()));
         let optouts = self.optouts.as_deref();
-        marketing::decide(listing, branding(request), &request.dest, |subscriber, firm| {
-            optouts.is_some_and(|o| o.is_opted_out(subscriber, firm))
-        })
+        marketing::decide(
+            listing,
+            branding(request),
+            &request.dest,
+            |subscriber, firm| optouts.is_some_and(|o| o.is_opted_out(subscriber, firm)),
+        )
     }
 
     /// The same state enforcing the regulator's list held by `store` ([`crate::marketing`]).

@@ -62,6 +62,10 @@ pub struct VerifierConfig {
     /// Allowed clients (none: loopback only).
     #[serde(default)]
     pub clients: Vec<ClientSection>,
+    /// The regulator's list of marketing firms and blacklisted numbers (`[lists]`, see
+    /// docs/lists.md and docs/marketing.md): the `marketing`, `blacklisted`, `opted-out` and
+    /// `rcd-mismatch` flags need it.
+    pub lists: Option<lists::ListsConfig>,
 }
 
 /// `[fetch]`.
@@ -184,6 +188,14 @@ impl VerifierConfig {
                 fix(ca);
             }
         }
+        if let Some(section) = &mut config.lists {
+            fix(&mut section.regulator_cert);
+            let is_url =
+                section.source.starts_with("https://") || section.source.starts_with("http://");
+            if !is_url && Path::new(&section.source).is_relative() {
+                section.source = base.join(&section.source).display().to_string();
+            }
+        }
         if let Some(events) = &config.events {
             if events != "stdout" && events != "-" && Path::new(events).is_relative() {
                 config.events = Some(base.join(events).display().to_string());
@@ -266,6 +278,9 @@ mod tests {
         assert_eq!(config.fetch_policy().allowed_ports, Some(vec![443, 8443]));
         assert!(!config.fetch_policy().allow_http);
         assert!(config.trust_anchors.is_absolute());
+        let lists = config.lists.as_ref().unwrap();
+        assert!(lists.regulator_cert.is_absolute());
+        assert!(Path::new(&lists.source).is_absolute(), "{}", lists.source);
         assert!(toml::from_str::<VerifierConfig>("trust_anchors = \"r\"\ncolour = 1\n").is_err());
         assert!(
             toml::from_str::<VerifierConfig>("trust_anchors = \"r\"\n[fetch]\ncolour = 1\n")

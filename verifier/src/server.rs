@@ -54,6 +54,9 @@ pub enum ServerError {
     /// The fetcher cannot be built.
     #[error(transparent)]
     Fetcher(#[from] rest::fetch::FetchError),
+    /// The `[lists]` section cannot be used (its message names the key).
+    #[error(transparent)]
+    Lists(Box<lists::ConsumerError>),
     /// A `[[clients]]` entry is unusable.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -108,6 +111,8 @@ pub struct Prepared {
     anchors: TrustAnchors,
     crls: Vec<Crl>,
     fetcher: Fetcher,
+    /// The extra TLS roots (DER), also trusted for the regulator's list.
+    extra_roots: Vec<Vec<u8>>,
     clients: Vec<Client>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -135,6 +140,9 @@ impl Prepared {
             None => Vec::new(),
         };
         let fetcher = Fetcher::new(config.fetch_policy(), &extra_roots)?;
+        if let Some(section) = &config.lists {
+            lists::consumer::check(section).map_err(|e| ServerError::Lists(Box::new(e)))?;
+        }
         let clients = config
             .clients
             .iter()
@@ -146,6 +154,7 @@ impl Prepared {
             anchors,
             crls,
             fetcher,
+            extra_roots,
             clients,
             tls,
         })
@@ -173,6 +182,7 @@ impl Prepared {
             anchors,
             crls,
             fetcher,
+            extra_roots,
             clients,
             tls,
         } = self;
@@ -193,13 +203,21 @@ impl Prepared {
             CrlStore::new(crls, config.require_revocation),
             config.windows(),
         );
-        let state = Arc::new(VerifierState::new(
+        let mut state = VerifierState::new(
             verifier,
             clients,
             config.plan(),
             config.max_body_bytes,
             events,
-        ));
+        );
+        if let Some(section) = &config.lists {
+            let clock: crate::service::Clock = crate::service::system_clock();
+            let store =
+                lists::consumer::start(section, &config.fetch_policy(), &extra_roots, clock)
+                    .map_err(|e| ServerError::Lists(Box::new(e)))?;
+            state = state.with_lists(store);
+        }
+        let state = Arc::new(state);
         for x5u in &config.cache.warm_up {
             match state.verifier.warm_up(x5u, now).await {
                 Ok(chain) => tracing::info!(%x5u, spc = %chain.spc, "warmed up"),

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
+use lists::ListStore;
 use passport::NumberingPlan;
 use rest::clients::{Client, Clients};
 use rest::http::{self as rest_http, Peer, Route};
@@ -19,7 +20,8 @@ use tokio::net::TcpListener;
 
 use crate::api;
 use crate::events::{event_line, EventSink};
-use crate::verdict::{Flag, VerdictClass};
+use crate::marketing::{self, CarriedRcd, Links, OptOuts};
+use crate::verdict::{Flag, MarketingNote, Verdict, VerdictClass, Verstat};
 use crate::verify::{Call, Verifier};
 
 /// The verification path.
@@ -60,6 +62,9 @@ pub struct VerifierState {
     max_body: usize,
     events: Option<EventSink>,
     clock: Clock,
+    lists: Option<Arc<ListStore>>,
+    optouts: Option<Arc<dyn OptOuts>>,
+    links: Option<Arc<dyn Links>>,
     /// Metrics.
     pub metrics: VerifierMetrics,
 }
@@ -86,7 +91,66 @@ impl VerifierState {
             max_body,
             events,
             clock: system_clock(),
+            lists: None,
+            optouts: None,
+            links: None,
             metrics: VerifierMetrics::default(),
+        }
+    }
+
+    /// The same state checking calls against the regulator's list held by `store`
+    /// ([`crate::marketing`]).
+    pub fn with_lists(mut self, store: Arc<ListStore>) -> Self {
+        self.lists = Some(store);
+        self
+    }
+
+    /// The same state flagging marketing calls to subscribers who opted out, as `optouts` says.
+    pub fn with_optouts(mut self, optouts: Arc<dyn OptOuts>) -> Self {
+        self.optouts = Some(optouts);
+        self
+    }
+
+    /// The same state giving each marketing call's subscriber an unsubscribe link from `links`.
+    pub fn with_links(mut self, links: Arc<dyn Links>) -> Self {
+        self.links = Some(links);
+        self
+    }
+
+    /// Adds what the regulator's list and the opt-outs say of the call to its verdict
+    /// ([`crate::marketing::assess`]); the SHAKEN verdict itself is never changed.
+    fn assess_marketing(
+        &self,
+        verdict: &mut Verdict,
+        from: &str,
+        to: &[&str],
+        rcd: Option<CarriedRcd<'_>>,
+        now: u64,
+    ) {
+        let list = self.lists.as_ref().and_then(|store| store.current());
+        let listing = list.as_deref().map(|list| list.lookup(from));
+        let optouts = self.optouts.as_deref();
+        let assessment = marketing::assess(
+            listing,
+            rcd,
+            verdict.verstat == Verstat::Passed,
+            to,
+            |subscriber, firm| optouts.is_some_and(|o| o.is_opted_out(subscriber, firm)),
+        );
+        verdict.add_flags(&assessment.flags);
+        if let Some(shown) = assessment.shown {
+            let unsubscribe = match (&self.links, to.first()) {
+                (Some(links), Some(subscriber)) => {
+                    links.link(subscriber, &shown.firm, &shown.nam, now)
+                }
+                _ => None,
+            };
+            verdict.add_marketing(MarketingNote {
+                nam: shown.nam,
+                crn: shown.crn,
+                firm: shown.firm,
+                unsubscribe,
+            });
         }
     }
 
@@ -164,6 +228,9 @@ impl VerifierState {
             cache.failures(),
             cache.in_flight()
         );
+        if let Some(lists) = &self.lists {
+            out.push_str(&lists.render_metrics("shaken_verifier", (self.clock)()));
+        }
         let dropped = self.events.as_ref().map_or(0, EventSink::dropped);
         let _ = writeln!(
             out,
@@ -254,7 +321,11 @@ async fn verify(
         identity: parsed.identity.as_deref(),
     };
     let now = (state.clock)();
-    let verdict = state.verifier.verify(call, now).await;
+    let mut verdict = state.verifier.verify(call, now).await;
+    if state.lists.is_some() {
+        let to: Vec<&str> = parsed.to.iter().map(|tn| tn.as_str()).collect();
+        state.assess_marketing(&mut verdict, parsed.from.as_str(), &to, None, now);
+    }
     state.metrics.latency.observe(started.elapsed());
     state.metrics.verdicts.inc(verdict.class());
     for flag in &verdict.flags {
