@@ -20,10 +20,29 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod error;
+pub mod form;
+pub mod metrics;
+pub mod mirror;
+pub mod page;
+pub mod ratelimit;
+pub mod server;
 pub mod store;
 pub mod token;
 
+/// The time source a service or poller reads at its edge: seconds since the epoch.
+pub type Clock = std::sync::Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The clock of a real process: [`rest::service::unix_now`] (0 if the system clock is before
+/// 1970).
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(|| rest::service::unix_now().unwrap_or(0))
+}
+
+pub use config::OptOutConfig;
 pub use error::{ConfigError, FormError, KeyError, OptOutError, StoreError, TokenError};
+pub use mirror::{spawn_poller, MirrorStatus, OptOutMirror};
+pub use server::{OptOutService, OptOutState};
 pub use store::{Change, Outcome, Store, Via};
 pub use token::{LinkIssuer, LinkKey, Token};
