@@ -230,6 +230,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("optout.example.toml");
+        let config = OptOutConfig::load(&path).unwrap();
+        assert_eq!(config.burst, 20);
+        assert_eq!(
+            config.db,
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("optout.db")
+        );
+        assert_eq!(
+            config.public_base_url.as_deref(),
+            Some("https://optout.example.net")
+        );
+    }
+
+    #[test]
     fn secrets_are_read_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("link.key"), "ab".repeat(32)).unwrap();
