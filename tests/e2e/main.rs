@@ -7,12 +7,14 @@
     clippy::indexing_slicing
 )]
 
+mod browser;
 mod cli;
 mod guides;
 mod http;
 mod interop_pyjwt;
 mod lab;
 mod openapi;
+mod optout_browser;
 mod pki;
 mod repository;
 mod signer;
