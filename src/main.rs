@@ -54,6 +54,9 @@ enum Command {
     /// The signer's trace log: traceback lookups and pruning.
     #[command(subcommand)]
     Trace(commands::signer::TraceCommand),
+    /// One-click unsubscribe: the opt-out service and its links.
+    #[command(subcommand)]
+    Optout(commands::optout::OptOutCommand),
     /// Load generator and the raw ECDSA baseline.
     #[command(subcommand)]
     Load(commands::load::LoadCommand),
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Verifier(command) => commands::verifier::run(command),
         Command::Registry(command) => commands::signer::run_registry(command),
         Command::Trace(command) => commands::signer::run_trace(command),
+        Command::Optout(command) => commands::optout::run(command),
         Command::Load(command) => commands::load::run(command),
         Command::Lists(command) => commands::lists::run(command),
     };

@@ -229,6 +229,7 @@ const RUN: &[&str] = &[
     "docs/verifier.md",
     "docs/passport-cli.md",
     "docs/lab.md",
+    "docs/optout.md",
 ];
 
 #[test]
@@ -259,6 +260,11 @@ fn verifier() {
 #[test]
 fn lab() {
     run_guide("docs/lab.md");
+}
+
+#[test]
+fn optout() {
+    run_guide("docs/optout.md");
 }
 
 #[test]

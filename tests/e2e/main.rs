@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+mod browser;
 mod cli;
 mod guides;
 mod http;
@@ -14,6 +15,7 @@ mod interop_pyjwt;
 mod lab;
 mod lists;
 mod openapi;
+mod optout_browser;
 mod pki;
 mod repository;
 mod signer;
