@@ -343,6 +343,7 @@ async fn decide_and_sign(
         attest: None,
         customer: owner,
         client: client.name.clone(),
+        firm: None,
     };
     match decision {
         Decision::Refuse(refusal) => {
