@@ -254,7 +254,10 @@ async fn verify(
         identity: parsed.identity.as_deref(),
     };
     let now = (state.clock)();
-    let verdict = state.verifier.verify(call, now).await;
+    let verdict = state
+        .verifier
+        .verify_with_rcd(call, &parsed.rcd_identities, now)
+        .await;
     state.metrics.latency.observe(started.elapsed());
     state.metrics.verdicts.inc(verdict.class());
     for flag in &verdict.flags {
