@@ -6,7 +6,15 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     for plan in [None, Some(passport::NumberingPlan::China)] {
         match signer::api::parse_signing_request(data, plan) {
-            Ok(request) => assert!(!request.dest.is_empty()),
+            Ok(request) => {
+                assert!(!request.dest.is_empty());
+                // Accepted Rich Call Data always makes claims that parse back the same.
+                let claims = request
+                    .claims(request.iat, request.attest, request.rcd.clone(), request.crn.clone())
+                    .expect("claims from a valid request");
+                let json = claims.to_json();
+                assert_eq!(passport::Claims::from_json(json.as_bytes()).as_ref(), Ok(&claims));
+            }
             Err(error) => {
                 assert!(error.message_id().starts_with("SVC"));
                 let body: serde_json::Value =

@@ -33,6 +33,14 @@ fuzz_target!(|data: &[u8]| {
                 request.from.as_str()
             );
             assert!(request.time > 0);
+            // At most four Identity headers; the rcd ones say so in their ppt parameter.
+            assert!(
+                request.rcd_identities.len() + usize::from(request.identity.is_some())
+                    <= verifier::api::MAX_IDENTITIES
+            );
+            for rcd in &request.rcd_identities {
+                assert_eq!(passport::identity::ppt_parameter(rcd), Some("rcd"));
+            }
         }
         Err(error) => {
             let id = error.message_id();

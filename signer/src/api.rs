@@ -1,8 +1,11 @@
 //! The ATIS-1000082 signing API's request and error shapes.
 //!
 //! Request: `{"signingRequest":{"attest","dest":{"tn":[..]},"iat","orig":{"tn"},"origid"}}`,
-//! plus this project's optional extension member `customerId` (the calling customer, see
-//! [`crate::policy`]). Response: `{"signingResponse":{"identity":"..."}}`. Errors:
+//! plus this project's optional extension members `customerId` (the calling customer, see
+//! [`crate::policy`]), `rcd` (Rich Call Data the caller asks for: an object holding only a
+//! string `nam`) and `crn` (a call reason string), both RFC 9795 and checked by
+//! [`passport::rcd`]'s rules (non-empty, bounded, no control characters). Whether they are
+//! honoured is the policy's decision, not the parser's. Response: `{"signingResponse":{"identity":"..."}}`. Errors:
 //! `{"requestError":{"serviceException"|"policyException":{"messageId","text","variables"}}}`
 //! where `text` is the standard's template and `variables` fill its `%1`, `%2`.
 //!
@@ -34,7 +37,9 @@
 //! | `POL5031` | 503 | registry unavailable; this project's |
 
 use hyper::StatusCode;
-use passport::{Attestation, NumberingPlan, OrigId, Tn};
+use passport::{
+    Attestation, CallReason, Claims, Dest, NumberingPlan, OrigId, Party, RichCallData, Tn,
+};
 use rest::body;
 use serde_json::{json, Value};
 
@@ -206,6 +211,71 @@ pub struct SigningRequest {
     pub origid: OrigId,
     /// The calling customer, if the request names one (`customerId` extension member).
     pub customer: Option<String>,
+    /// Rich Call Data the request asks for (`rcd` extension member: `{"nam": ...}`), valid.
+    pub rcd: Option<RichCallData>,
+    /// The call reason the request states (`crn` extension member), valid.
+    pub crn: Option<CallReason>,
+}
+
+impl SigningRequest {
+    /// The claims of the `shaken` PASSporT for this request, signed at `level` with `iat`, and
+    /// carrying the Rich Call Data the policy decided on (`rcd`: the vetted name; `crn`: an
+    /// allowed reason), which need not be the request's own. Canonical order is the writer's.
+    pub fn claims(
+        &self,
+        iat: u64,
+        level: Attestation,
+        rcd: Option<RichCallData>,
+        crn: Option<CallReason>,
+    ) -> Result<Claims, ApiError> {
+        let dest = Dest::tns(self.dest.iter().map(ToString::to_string).collect())
+            .ok_or_else(|| body::invalid("dest.tn", "empty"))?;
+        let mut claims = Claims::shaken(
+            iat,
+            Party::Tn(self.orig.to_string()),
+            dest,
+            level,
+            self.origid.clone(),
+        );
+        claims.rcd = rcd;
+        claims.crn = crn;
+        Ok(claims)
+    }
+}
+
+/// The `rcd` extension member: an object with a valid string `nam` and nothing else (a caller
+/// may not set an icon, a jCard or another number: those would need vetting this service does
+/// not do).
+fn parse_rcd(value: &Value) -> Result<RichCallData, ApiError> {
+    let Value::Object(map) = value else {
+        return Err(body::invalid("rcd", "not an object"));
+    };
+    if let Some(other) = map.keys().find(|k| *k != "nam") {
+        let name: String = other.chars().take(32).collect();
+        return Err(body::invalid(
+            "rcd",
+            format!("member {name:?} is not accepted: only \"nam\""),
+        ));
+    }
+    match map.get("nam") {
+        None => Err(body::invalid("rcd.nam", "absent")),
+        Some(Value::String(nam)) => RichCallData::new(nam.as_str()).map_err(|e| match e {
+            passport::TokenError::InvalidRcd { reason, .. } => body::invalid("rcd.nam", reason),
+            other => body::invalid("rcd.nam", other.to_string()),
+        }),
+        Some(_) => Err(body::invalid("rcd.nam", "not a string")),
+    }
+}
+
+/// The `crn` extension member: a valid call reason.
+fn parse_crn(value: &Value) -> Result<CallReason, ApiError> {
+    let Value::String(text) = value else {
+        return Err(body::invalid("crn", "not a string"));
+    };
+    CallReason::new(text.as_str()).map_err(|e| match e {
+        passport::TokenError::InvalidCrn { reason } => body::invalid("crn", reason),
+        other => body::invalid("crn", other.to_string()),
+    })
 }
 
 /// Parses a signing request body.
@@ -239,6 +309,14 @@ pub fn parse_signing_request(
             ))
         }
     };
+    let rcd = match request.get("rcd") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(parse_rcd(value)?),
+    };
+    let crn = match request.get("crn") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(parse_crn(value)?),
+    };
     Ok(SigningRequest {
         attest,
         dest,
@@ -246,6 +324,8 @@ pub fn parse_signing_request(
         orig,
         origid,
         customer,
+        rcd,
+        crn,
     })
 }
 
@@ -268,6 +348,66 @@ mod tests {
         assert_eq!(request.dest[0].as_str(), "12125551213");
         assert_eq!(request.attest, Attestation::A);
         assert_eq!(request.customer, None);
+        assert_eq!((request.rcd, request.crn), (None, None));
+    }
+
+    #[test]
+    fn rich_call_data_members_parse_and_build_claims() {
+        let body = GOOD.replace(
+            r#""attest":"A","#,
+            r#""attest":"A","rcd":{"nam":"Example Marketing"},"crn":"Product offer","#,
+        );
+        let request = parse_signing_request(body.as_bytes(), None).unwrap();
+        assert_eq!(
+            request.rcd.as_ref().map(|r| r.nam()),
+            Some("Example Marketing")
+        );
+        assert_eq!(
+            request.crn.as_ref().map(|c| c.as_str()),
+            Some("Product offer")
+        );
+        let claims = request
+            .claims(
+                1443208345,
+                Attestation::A,
+                request.rcd.clone(),
+                request.crn.clone(),
+            )
+            .unwrap();
+        assert_eq!(
+            claims.to_json(),
+            r#"{"attest":"A","crn":"Product offer","dest":{"tn":["12125551213"]},"iat":1443208345,"orig":{"tn":"12155551212"},"origid":"de305d54-75b4-431b-adb2-eb6b9e546014","rcd":{"nam":"Example Marketing"}}"#
+        );
+        let plain = request
+            .claims(1443208345, Attestation::B, None, None)
+            .unwrap();
+        assert_eq!((plain.rcd_name(), plain.call_reason()), (None, None));
+
+        let with = |members: &str| {
+            GOOD.replace(r#""attest":"A","#, &format!(r#""attest":"A",{members},"#))
+        };
+        for (members, variable) in [
+            (r#""rcd":"Example""#, "rcd"),
+            (r#""rcd":{}"#, "rcd.nam"),
+            (r#""rcd":{"nam":""}"#, "rcd.nam"),
+            (r#""rcd":{"nam":5}"#, "rcd.nam"),
+            (r#""rcd":{"nam":"A\nB"}"#, "rcd.nam"),
+            (r#""rcd":{"nam":"A","icn":"https://x/i.png"}"#, "rcd"),
+            (r#""crn":"""#, "crn"),
+            (r#""crn":["Sales"]"#, "crn"),
+            (r#""crn":"Sales\u0007""#, "crn"),
+        ] {
+            let body = with(members);
+            let err = parse_signing_request(body.as_bytes(), None).unwrap_err();
+            assert_eq!(err.message_id(), "SVC4005", "{body}");
+            let json: Value = serde_json::from_slice(&err.body(None)).unwrap();
+            assert_eq!(
+                json["requestError"]["serviceException"]["variables"][0], variable,
+                "{body}"
+            );
+        }
+        let long = with(&format!(r#""rcd":{{"nam":"{}"}}"#, "n".repeat(65)));
+        assert!(parse_signing_request(long.as_bytes(), None).is_err());
     }
 
     #[test]

@@ -407,6 +407,7 @@ async fn decide_and_sign(
         attest: None,
         customer: owner,
         client: client.name.clone(),
+        firm: None,
     };
     match decision {
         Decision::Refuse(refusal) => {
@@ -501,9 +502,12 @@ fn take_quota(
         .map_err(|_| MarketingRefusal::OverQuota)
 }
 
-/// What the request asks to show.
-fn branding(_request: &SigningRequest) -> Branding<'_> {
-    Branding::default()
+/// What the request asks to show: its `rcd.nam` and `crn` extension members.
+fn branding(request: &SigningRequest) -> Branding<'_> {
+    Branding {
+        rcd_nam: request.rcd.as_ref().map(|rcd| rcd.nam()),
+        crn: request.crn.as_ref().map(|crn| crn.as_str()),
+    }
 }
 
 fn signed_label(level: passport::Attestation) -> &'static str {

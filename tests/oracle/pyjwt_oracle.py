@@ -3,7 +3,10 @@
 Commands (all output is JSON on stdout; exit 1 with a message on stderr when a check fails):
   keygen DIR                       P-256 key as SEC1 (key-sec1.pem) and PKCS#8 (key-pkcs8.pem),
                                    and a self-signed certificate for it (cert.pem)
-  sign DIR X5U ORIG DEST IAT       sign a SHAKEN PASSporT with DIR's key, PyJWT's way
+  sign DIR X5U ORIG DEST IAT [PPT [NAM [CRN]]]
+                                   sign a PASSporT with DIR's key, PyJWT's way: SHAKEN by
+                                   default, with Rich Call Data (rcd.nam, crn) when NAM is
+                                   given; PPT rcd makes an RFC 9795 rcd PASSporT
   verify TOKEN CERT                verify a compact token with the certificate's key
   verify-list FILE CERT            verify the regulator's signed list in FILE with the
                                    certificate's key; show its header, its payload as text and
@@ -63,18 +66,24 @@ def keygen(directory):
     print(json.dumps({"ok": True}))
 
 
-def sign(directory, x5u, orig, dest, iat):
+def sign(directory, x5u, orig, dest, iat, ppt="shaken", nam=None, crn=None):
     key_pem = pathlib.Path(directory).joinpath("key-pkcs8.pem").read_bytes()
     key = serialization.load_pem_private_key(key_pem, password=None)
     # Deliberately not canonical: PyJWT keeps this insertion order in the payload.
-    payload = {
-        "orig": {"tn": orig},
-        "origid": str(uuid.uuid4()),
-        "iat": int(iat),
-        "dest": {"tn": [dest]},
-        "attest": "A",
-    }
-    headers = {"typ": "passport", "ppt": "shaken", "x5u": x5u}
+    payload = {}
+    if nam is not None:
+        # rcd first, its own members out of order too (apn: an alternate number, RFC 9795).
+        payload["rcd"] = {"nam": nam, "apn": orig}
+    payload["orig"] = {"tn": orig}
+    if ppt == "shaken":
+        payload["origid"] = str(uuid.uuid4())
+    payload["iat"] = int(iat)
+    if crn is not None:
+        payload["crn"] = crn
+    payload["dest"] = {"tn": [dest]}
+    if ppt == "shaken":
+        payload["attest"] = "A"
+    headers = {"typ": "passport", "ppt": ppt, "x5u": x5u}
     token = jwt.encode(payload, key, algorithm="ES256", headers=headers)
     print(json.dumps({"token": token, "payload": payload}))
 

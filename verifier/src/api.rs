@@ -1,7 +1,11 @@
 //! The ATIS-1000082 verification API's request and response shapes.
 //!
 //! Request: `{"verificationRequest":{"from":{"tn"},"to":{"tn":[..]},"time","identity"}}`;
-//! `identity` may be absent (an unsigned call). Response: `{"verificationResponse":{"verstat",
+//! `identity` may be absent (an unsigned call), a string (the call's one Identity header), or
+//! an array of at most [`MAX_IDENTITIES`] strings, one per SIP Identity header (this project's
+//! extension, for a Rich Call Data PASSporT beside the `shaken` one, RFC 9795). In an array,
+//! the headers whose `ppt` parameter is `rcd` are Rich Call Data; at most one other may be
+//! present (the `shaken` one, judged exactly as a lone string; none: unsigned). Response: `{"verificationResponse":{"verstat",
 //! "reasoncode","reasontext","reasondesc", ...}}` with `reasoncode` (a JSON number),
 //! `reasontext` and `reasondesc` (what exactly failed, short ASCII text; the member one
 //! ATIS-1000082 implementation sends) on failure, and this project's extension members:
@@ -22,8 +26,55 @@ pub struct VerificationRequest {
     pub to: Vec<Tn>,
     /// When the INVITE arrived.
     pub time: u64,
-    /// The Identity header value, if the call carried one.
+    /// The Identity header value judged for the verdict (the `shaken` one), if any.
     pub identity: Option<String>,
+    /// The Identity header values whose `ppt` parameter is `rcd` (only from an array).
+    pub rcd_identities: Vec<String>,
+}
+
+/// The most Identity headers a request's `identity` array may hold.
+pub const MAX_IDENTITIES: usize = 4;
+
+/// The `identity` member: absent, a string, or an array of strings sorted into the one judged
+/// for the verdict and the `ppt=rcd` ones. A lone string is never inspected here (the verifier
+/// judges it whatever its `ppt`), so calls without Rich Call Data cost nothing more.
+fn identities(value: Option<&Value>) -> Result<(Option<String>, Vec<String>), ApiError> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok((None, Vec::new())),
+        Some(Value::String(s)) => return Ok((Some(s.clone()), Vec::new())),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(body::invalid(
+                "identity",
+                "not a string or an array of strings",
+            ))
+        }
+    };
+    if items.len() > MAX_IDENTITIES {
+        return Err(body::invalid(
+            "identity",
+            format!(
+                "{} Identity headers, more than {MAX_IDENTITIES}",
+                items.len()
+            ),
+        ));
+    }
+    let mut shaken = None;
+    let mut rcd = Vec::new();
+    for item in items {
+        let Value::String(value) = item else {
+            return Err(body::invalid("identity", "an array item is not a string"));
+        };
+        if passport::identity::ppt_parameter(value) == Some(passport::rcd::PPT_RCD) {
+            rcd.push(value.clone());
+        } else if shaken.replace(value.clone()).is_some() {
+            return Err(body::invalid(
+                "identity",
+                "more than one Identity header that is not ppt=rcd",
+            ));
+        }
+    }
+    Ok((shaken, rcd))
 }
 
 /// Parses a verification request body.
@@ -35,16 +86,13 @@ pub fn parse_verification_request(
     let from = body::single_tn(&request, "from", plan)?;
     let to = body::tn_array(&request, "to", plan)?;
     let time = body::positive_integer(&request, "time")?;
-    let identity = match request.get("identity") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(body::invalid("identity", "not a string")),
-    };
+    let (identity, rcd_identities) = identities(request.get("identity"))?;
     Ok(VerificationRequest {
         from,
         to,
         time,
         identity,
+        rcd_identities,
     })
 }
 
@@ -112,6 +160,45 @@ mod tests {
             assert_eq!(
                 json["requestError"]["serviceException"]["variables"][0],
                 variable
+            );
+        }
+    }
+
+    #[test]
+    fn identity_arrays_are_sorted_by_ppt() {
+        let with = |identity: &str| {
+            GOOD.replace(r#""identity":"x""#, &format!(r#""identity":{identity}"#))
+        };
+        let parse = |identity: &str| parse_verification_request(with(identity).as_bytes(), None);
+        let request =
+            parse(r#"["r;info=<https://a/c>;ppt=rcd","s;info=<https://a/c>;ppt=shaken"]"#).unwrap();
+        assert_eq!(
+            request.identity.as_deref(),
+            Some("s;info=<https://a/c>;ppt=shaken")
+        );
+        assert_eq!(request.rcd_identities, ["r;info=<https://a/c>;ppt=rcd"]);
+        // Only Rich Call Data: unsigned as far as the verdict goes.
+        let request = parse(r#"["r;ppt=rcd"]"#).unwrap();
+        assert_eq!((request.identity, request.rcd_identities.len()), (None, 1));
+        let request = parse("[]").unwrap();
+        assert_eq!((request.identity, request.rcd_identities.len()), (None, 0));
+        // A lone string is the judged one, whatever it says.
+        let request = parse(r#""r;ppt=rcd""#).unwrap();
+        assert_eq!(request.identity.as_deref(), Some("r;ppt=rcd"));
+        assert!(request.rcd_identities.is_empty());
+        for bad in [
+            r#"["a","b"]"#,
+            r#"["a;ppt=shaken","b;ppt=div"]"#,
+            r#"["a",5]"#,
+            r#"["1;ppt=rcd","2;ppt=rcd","3;ppt=rcd","4;ppt=rcd","5;ppt=rcd"]"#,
+            r#"{"a":1}"#,
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.message_id(), "SVC4005", "{bad}");
+            let json: Value = serde_json::from_slice(&err.body(None)).unwrap();
+            assert_eq!(
+                json["requestError"]["serviceException"]["variables"][0],
+                "identity"
             );
         }
     }

@@ -321,10 +321,18 @@ async fn verify(
         identity: parsed.identity.as_deref(),
     };
     let now = (state.clock)();
-    let mut verdict = state.verifier.verify(call, now).await;
+    let mut verdict = state
+        .verifier
+        .verify_with_rcd(call, &parsed.rcd_identities, now)
+        .await;
     if state.lists.is_some() {
         let to: Vec<&str> = parsed.to.iter().map(|tn| tn.as_str()).collect();
-        state.assess_marketing(&mut verdict, parsed.from.as_str(), &to, None, now);
+        let rcd = verdict.rcd.clone();
+        let carried = rcd.as_ref().map(|rcd| CarriedRcd {
+            nam: &rcd.nam,
+            crn: rcd.crn.as_deref(),
+        });
+        state.assess_marketing(&mut verdict, parsed.from.as_str(), &to, carried, now);
     }
     state.metrics.latency.observe(started.elapsed());
     state.metrics.verdicts.inc(verdict.class());

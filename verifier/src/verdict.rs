@@ -175,8 +175,43 @@ pub struct Verdict {
     pub x5u: Option<String>,
     /// Flags, sorted.
     pub flags: Vec<Flag>,
+    /// The call's verified Rich Call Data (RFC 9795), only on a passed verdict. Not serialized:
+    /// what is shown of it depends on the regulator's list.
+    pub rcd: Option<Rcd>,
     /// What a marketing call shows the subscriber, when it is one ([`Verdict::add_marketing`]).
     pub marketing: Option<MarketingNote>,
+}
+
+/// Where a call's Rich Call Data came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RcdSource {
+    /// The `rcd` and `crn` claims of the `shaken` PASSporT (ATIS-1000094).
+    InShaken,
+    /// A separate `ppt=rcd` PASSporT (RFC 9795) that verified on its own.
+    RcdPassport,
+}
+
+/// Verified Rich Call Data: the display name and the call reason, as the token carried them
+/// (valid by [`passport::rcd`]'s rules), and where they came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rcd {
+    /// The display name (`rcd.nam`).
+    pub nam: String,
+    /// The call reason (`crn`), if any.
+    pub crn: Option<String>,
+    /// Which PASSporT carried them.
+    pub source: RcdSource,
+}
+
+impl Rcd {
+    /// The Rich Call Data of verified claims, if they carry any.
+    pub fn from_claims(claims: &passport::Claims, source: RcdSource) -> Option<Self> {
+        Some(Self {
+            nam: claims.rcd_name()?.to_owned(),
+            crn: claims.call_reason().map(str::to_owned),
+            source,
+        })
+    }
 }
 
 /// What the verdict of a marketing call carries beyond SHAKEN: the vetted name, the call
@@ -230,6 +265,8 @@ pub struct Seen {
     pub spc: Option<String>,
     /// `x5u`.
     pub x5u: Option<String>,
+    /// The `shaken` PASSporT's own Rich Call Data, kept only if it passes.
+    pub rcd: Option<Rcd>,
 }
 
 impl Verdict {
@@ -290,6 +327,11 @@ impl Verdict {
             x5u: seen.x5u,
             flags,
             marketing: None,
+            rcd: if verstat == Verstat::Passed {
+                seen.rcd
+            } else {
+                None
+            },
         }
     }
 
@@ -510,8 +552,15 @@ mod tests {
                 origid: Some("o".into()),
                 spc: None,
                 x5u: Some("https://x".into()),
+                rcd: Some(Rcd {
+                    nam: "Example".into(),
+                    crn: None,
+                    source: RcdSource::InShaken,
+                }),
             },
         );
+        // A failed verdict never carries Rich Call Data.
+        assert_eq!(verdict.rcd, None);
         assert_eq!(
             serde_json::to_value(&verdict).unwrap_or_default(),
             serde_json::json!({"verstat": "TN-Validation-Failed", "reasoncode": 436,
@@ -524,6 +573,27 @@ mod tests {
         assert_eq!(
             serde_json::to_value(Verdict::unsigned()).unwrap_or_default(),
             serde_json::json!({"verstat": "No-TN-Validation", "flags": ["unsigned", "unregistered"]})
+        );
+    }
+
+    #[test]
+    fn only_a_passed_verdict_keeps_rich_call_data_and_it_is_not_serialized() {
+        let rcd = Rcd {
+            nam: "Example".into(),
+            crn: Some("Sales".into()),
+            source: RcdSource::InShaken,
+        };
+        let seen = Seen {
+            attest: Some(Attestation::A),
+            rcd: Some(rcd.clone()),
+            ..Seen::default()
+        };
+        let passed = Verdict::passed(seen);
+        assert_eq!(passed.rcd, Some(rcd));
+        let json = serde_json::to_value(&passed).unwrap_or_default();
+        assert!(
+            json.get("rcd").is_none() && json.get("crn").is_none(),
+            "{json}"
         );
     }
 
@@ -579,6 +649,7 @@ mod tests {
             origid: Some("o".into()),
             spc: Some("1001".into()),
             x5u: None,
+            rcd: None,
         });
         verdict.add_marketing(MarketingNote {
             nam: "Example Insurance".into(),

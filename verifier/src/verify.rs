@@ -16,7 +16,7 @@ use crate::cache::{CacheConfig, Cached, CertificateCache, Loaded};
 use crate::crl::{Crl, CrlStore};
 use crate::error::{CredentialError, FetchError, VerifyError};
 use crate::fetch::Fetcher;
-use crate::verdict::{Seen, Verdict};
+use crate::verdict::{Rcd, RcdSource, Seen, Verdict, Verstat};
 
 /// A bundle that is not a certificate chain (not PEM, no certificate, another kind of block,
 /// too many certificates, a CA certificate first) could not be acquired as a credential (436);
@@ -208,6 +208,7 @@ impl Verifier {
 
     /// Verifies one call at `now`, the verifier's own clock (seconds since the epoch), which
     /// judges the request's `time`, certificate validity, revocation and cache lifetimes.
+    /// A passed verdict carries the `shaken` PASSporT's own Rich Call Data, if any.
     pub async fn verify(&self, call: Call<'_>, now: u64) -> Verdict {
         let Some(identity) = call.identity.filter(|i| !i.trim().is_empty()) else {
             return Verdict::unsigned();
@@ -217,6 +218,68 @@ impl Verifier {
             Ok(()) => Verdict::passed(seen),
             Err(error) => Verdict::failed(&error, seen),
         }
+    }
+
+    /// [`Verifier::verify`] for a call that also carried `rcd_identities`, Identity headers
+    /// with `ppt=rcd` (RFC 9795). The verdict is exactly [`Verifier::verify`]'s: a Rich Call
+    /// Data PASSporT never changes it. When the verdict passed and the `shaken` PASSporT
+    /// carried no Rich Call Data, the first of `rcd_identities` that verifies (a certificate
+    /// this verifier accepts, through the same cache and path validation; a fresh `iat`
+    /// against the request's `time`; the signature; `orig` and `dest` matching the call)
+    /// gives the verdict's [`Verdict::rcd`], with [`RcdSource::RcdPassport`]. Failures are
+    /// logged at debug level (their SIP class only) and otherwise ignored.
+    pub async fn verify_with_rcd(
+        &self,
+        call: Call<'_>,
+        rcd_identities: &[String],
+        now: u64,
+    ) -> Verdict {
+        let mut verdict = self.verify(call, now).await;
+        if verdict.verstat != Verstat::Passed || verdict.rcd.is_some() {
+            return verdict;
+        }
+        for identity in rcd_identities {
+            match self.check_rcd(call, identity, now).await {
+                Ok(rcd) => {
+                    verdict.rcd = Some(rcd);
+                    break;
+                }
+                // Only the class of failure: the error names numbers, which are identity data.
+                Err(error) => {
+                    tracing::debug!(reason = %crate::verdict::judge(&error).0, "rcd PASSporT not accepted")
+                }
+            }
+        }
+        verdict
+    }
+
+    /// The checks of [`Verifier::check`] for a `ppt=rcd` PASSporT (the request's `time` was
+    /// already found near the verifier's clock by the `shaken` check).
+    async fn check_rcd(
+        &self,
+        call: Call<'_>,
+        identity: &str,
+        now: u64,
+    ) -> Result<Rcd, VerifyError> {
+        let parsed = IdentityHeader::parse(identity)?;
+        let passport = parsed.passport();
+        verify::check_rcd_form(passport)?;
+        let options = VerifyOptions {
+            now: call.time,
+            max_age: self.windows.max_age,
+            max_future: self.windows.max_future,
+        };
+        verify::check_freshness(passport.claims().iat, &options)?;
+        let x5u = &passport.header().x5u;
+        let (cached, generation) = self.cached(x5u, now).await?;
+        passport.verify_signature(&cached.chain.key)?;
+        if !cached.proven {
+            self.cache.confirm(x5u, generation);
+        }
+        verify::check_parties(passport, Some(call.from), call.to)?;
+        Rcd::from_claims(passport.claims(), RcdSource::RcdPassport).ok_or(VerifyError::Token(
+            passport::TokenError::MissingClaim("rcd"),
+        ))
     }
 
     async fn check(
@@ -232,6 +295,9 @@ impl Verifier {
         seen.attest = claims.attest;
         seen.origid = claims.origid.as_ref().map(ToString::to_string);
         seen.x5u = Some(passport.header().x5u.clone());
+        if claims.rcd.is_some() {
+            seen.rcd = Rcd::from_claims(claims, RcdSource::InShaken);
+        }
         verify::check_shaken_form(passport)?;
         if call.time.abs_diff(now) > self.windows.request_time_skew {
             return Err(VerifyError::RequestTime {

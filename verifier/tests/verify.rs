@@ -644,3 +644,121 @@ async fn the_linters_fixtures_are_refused_by_the_verifier_with_437() {
     }
     assert_eq!((refused, accepted), (16, 1));
 }
+
+/// A Rich Call Data PASSporT (RFC 9795) for the test call, signed with `key_file`.
+fn rcd_identity(key_file: &str, x5u: &str, dest: &str, iat: u64) -> String {
+    let key = SigningKey::from_pem(&read(key_file)).unwrap();
+    let claims = Claims::rcd_passport(
+        iat,
+        Party::Tn("12155551212".into()),
+        Dest::tns(vec![dest.into()]).unwrap(),
+        passport::RichCallData::new("Example Marketing").unwrap(),
+        Some("Sales".parse().unwrap()),
+    );
+    let token = passport::token::sign(&passport::Header::rcd(x5u), &claims, &key).unwrap();
+    passport::IdentityHeader::format(&token, x5u, Some("rcd"))
+}
+
+async fn check_rcd(v: &Verifier, identity: Option<&str>, from: &str, rcd: &[String]) -> Verdict {
+    let (from, to) = (tn(from), [tn("12125551213")]);
+    let call = Call {
+        from: &from,
+        to: &to,
+        time: NOW,
+        identity,
+    };
+    v.verify_with_rcd(call, rcd, NOW).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rich_call_data_in_shaken_or_beside_it_never_changes_the_verdict() {
+    use verifier::verdict::{Rcd, RcdSource};
+    let v = verifier(2000);
+    let good = repo(Mode::Normal, read("sp/1001/chain.pem")).await;
+    let x5u = url(&good);
+    let plain = identity("sp/1001/key.pem", &x5u, Attestation::A, NOW);
+    let plain_verdict = check(&v, Some(&plain), "12155551212").await;
+    assert_eq!(plain_verdict.verstat, Verstat::Passed);
+    assert_eq!(plain_verdict.rcd, None);
+
+    // Inside the shaken PASSporT (ATIS-1000094).
+    let signer = TokenSigner::new(
+        SigningKey::from_pem(&read("sp/1001/key.pem")).unwrap(),
+        &x5u,
+    );
+    let claims = Claims::shaken(
+        NOW,
+        Party::Tn("12155551212".into()),
+        Dest::tns(vec!["12125551213".into()]).unwrap(),
+        Attestation::A,
+        "de305d54-75b4-431b-adb2-eb6b9e546014".parse().unwrap(),
+    )
+    .with_rcd("Example Marketing", Some("Product offer"))
+    .unwrap();
+    let branded = signer.identity_header(&claims).unwrap();
+    let verdict = check(&v, Some(&branded), "12155551212").await;
+    assert_eq!(
+        verdict.rcd,
+        Some(Rcd {
+            nam: "Example Marketing".into(),
+            crn: Some("Product offer".into()),
+            source: RcdSource::InShaken
+        })
+    );
+    assert_eq!(
+        (verdict.verstat, verdict.flags.clone()),
+        (Verstat::Passed, vec![])
+    );
+    // ...but not when the shaken verification fails.
+    let verdict = check(&v, Some(&branded), "12155550000").await;
+    assert_eq!((verdict.verstat, verdict.rcd), (Verstat::Failed, None));
+
+    // A separate ppt=rcd PASSporT that verifies.
+    let rcd = vec![rcd_identity(
+        "sp/1001/key.pem",
+        &x5u,
+        "12125551213",
+        NOW - 2,
+    )];
+    let verdict = check_rcd(&v, Some(&plain), "12155551212", &rcd).await;
+    assert_eq!(
+        verdict.rcd,
+        Some(Rcd {
+            nam: "Example Marketing".into(),
+            crn: Some("Sales".into()),
+            source: RcdSource::RcdPassport
+        })
+    );
+    assert_eq!(
+        Verdict {
+            rcd: None,
+            ..verdict
+        },
+        plain_verdict
+    );
+
+    // Ones that do not verify change nothing: another callee, stale, a signature from another
+    // key than the certificate's, garbage, a shaken token passed as rcd.
+    for bad in [
+        rcd_identity("sp/1001/key.pem", &x5u, "12125550000", NOW),
+        rcd_identity("sp/1001/key.pem", &x5u, "12125551213", NOW - 61),
+        rcd_identity("sp/1002/key.pem", &x5u, "12125551213", NOW),
+        "garbage;ppt=rcd".to_owned(),
+        plain.clone(),
+    ] {
+        let verdict = check_rcd(&v, Some(&plain), "12155551212", std::slice::from_ref(&bad)).await;
+        assert_eq!(verdict, plain_verdict, "{bad}");
+    }
+    // The first one that verifies counts.
+    let both = vec!["garbage;ppt=rcd".to_owned(), rcd[0].clone()];
+    let verdict = check_rcd(&v, Some(&plain), "12155551212", &both).await;
+    assert_eq!(verdict.rcd.map(|r| r.source), Some(RcdSource::RcdPassport));
+    // A failed or absent shaken PASSporT yields none.
+    let verdict = check_rcd(&v, Some(&plain), "12155550000", &rcd).await;
+    assert_eq!((verdict.verstat, verdict.rcd), (Verstat::Failed, None));
+    let verdict = check_rcd(&v, None, "12155551212", &rcd).await;
+    assert_eq!(
+        (verdict.verstat, verdict.rcd),
+        (Verstat::NoValidation, None)
+    );
+}

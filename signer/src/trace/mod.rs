@@ -96,6 +96,11 @@ pub struct TraceRecord {
     pub customer: Option<String>,
     /// The client (SBC) that asked.
     pub client: String,
+    /// The marketing firm's id (e.g. its unified social credit code), for a call the policy
+    /// judged a marketing call: traceback needs it. Absent in records written before it
+    /// existed (journals and database rows read the same, with `firm` absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firm: Option<String>,
 }
 
 impl TraceRecord {
@@ -104,7 +109,7 @@ impl TraceRecord {
         serde_json::json!({"at": self.at, "request_id": self.request_id, "outcome": self.outcome,
                "message_id": self.message_id, "origid": self.origid, "orig": self.orig,
                "dest": self.dest, "attest": self.attest, "customer": self.customer,
-               "client": self.client})
+               "client": self.client, "firm": self.firm})
     }
 }
 
@@ -786,6 +791,7 @@ mod tests {
             attest: Some("A".into()),
             customer: Some("c1".into()),
             client: "test".into(),
+            firm: (i % 2 == 1).then(|| format!("91110000MA{i:08}")),
         }
     }
 
@@ -1073,7 +1079,39 @@ mod tests {
         let ids: Vec<_> = records.iter().map(|r| r.request_id.as_str()).collect();
         assert_eq!(ids, ["r1", "r2", "r1"]);
         assert_eq!(records[1].message_id.as_deref(), Some("POL4101"));
+        // Written before `firm` existed: read with it absent.
+        assert!(records.iter().all(|r| r.firm.is_none()));
         assert!(journal_segment_records(&[0xff; 100]).unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_firm_round_trips_and_old_rows_read_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.sqlite");
+        // A row stored by a version without `firm`, as its JSON line.
+        {
+            let conn = index::open(&path).unwrap();
+            conn.execute(
+                "INSERT INTO trace_batch (first_at, last_at, count, records) VALUES (900, 900, 1, ?1)",
+                [r#"{"at":900,"request_id":"old","outcome":"signed","origid":"00000000-0000-4000-8000-000000000900","orig":"12155551212","dest":["12125551213"],"attest":"A","customer":"c0","client":"test"}
+"#],
+            )
+            .unwrap();
+        }
+        run_and_stop(&path, 0..4).await;
+        let found = lookup_tn(&path, "12155551212", 0, u64::MAX >> 2).unwrap();
+        assert_eq!(found.len(), 5);
+        assert_eq!(found[0].request_id, "old");
+        assert_eq!(found[0].firm, None);
+        assert_eq!(found[0].to_json()["firm"], serde_json::Value::Null);
+        assert_eq!(found[1..], (0..4).map(record).collect::<Vec<_>>());
+        assert_eq!(found[2].firm.as_deref(), Some("91110000MA00000001"));
+        assert_eq!(found[2].to_json()["firm"], "91110000MA00000001");
+        // And from the journal alone, before the indexer stored it.
+        journal_only(&path, 5, &[record(5)]);
+        let found = lookup_origid(&path, "00000000-0000-4000-8000-000000000005").unwrap();
+        assert_eq!(found, [record(5)]);
+        assert_eq!(found[0].firm.as_deref(), Some("91110000MA00000005"));
     }
 
     #[test]
