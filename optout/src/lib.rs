@@ -10,6 +10,8 @@
 //! - [`config`], [`server`]: `shaken optout serve`, the service: the link pages, the
 //!   authenticated delta feed `GET /v1/optouts`, `/healthz`, `/metrics`, body caps and
 //!   per-client rate limits;
+//! - [`consumer`]: a signer's or verifier's `[optout]` section: the mirror started, the link
+//!   issuer read;
 //! - [`mirror`]: the local copy of the opt-outs that signers and verifiers keep, answered
 //!   without waiting on the network, and the poller that keeps it current.
 //!
@@ -21,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod form;
 pub mod metrics;
@@ -41,6 +44,7 @@ pub fn system_clock() -> Clock {
 }
 
 pub use config::OptOutConfig;
+pub use consumer::OptOutSection;
 pub use error::{ConfigError, FormError, KeyError, OptOutError, StoreError, TokenError};
 pub use mirror::{spawn_poller, MirrorStatus, OptOutMirror};
 pub use server::{OptOutService, OptOutState};

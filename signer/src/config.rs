@@ -85,6 +85,9 @@ pub struct SignerConfig {
     /// The regulator's list of marketing firms and blacklisted numbers (`[lists]`, see
     /// docs/lists.md and docs/marketing.md). Without it, no call is refused or branded by list.
     pub lists: Option<lists::ListsConfig>,
+    /// The opt-out service's delta feed (`[optout]`, see docs/optout.md and docs/marketing.md):
+    /// marketing calls to subscribers who opted out of the firm are refused (`POL4114`).
+    pub optout: Option<optout::OptOutSection>,
 }
 
 /// `[policy]`.
@@ -179,6 +182,9 @@ impl SignerConfig {
         {
             fix(p);
         }
+        if let Some(section) = &mut self.optout {
+            section.resolve_paths(base);
+        }
         if let Some(section) = &mut self.lists {
             fix(&mut section.regulator_cert);
             section.source = resolve_source(&section.source, base);
@@ -254,6 +260,15 @@ impl SignerConfig {
                     "client {:?} is identified by certificate but [tls] has no client_ca_file",
                     client.name
                 ));
+            }
+        }
+        if let Some(section) = &self.optout {
+            if section.link_base_url.is_some() || section.link_key_file.is_some() {
+                return bad(
+                    "optout.link_base_url, optout.link_key_file: only a verifier gives \
+                            unsubscribe links; remove them from the signer's [optout]"
+                        .into(),
+                );
             }
         }
         if let Some(numbers) = &self.policy.emergency_numbers {

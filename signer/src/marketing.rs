@@ -21,13 +21,6 @@
 use lists::{FirmStatus, Listing};
 use passport::Tn;
 
-/// Where the rules learn opt-outs: the signer's local mirror of the opt-out service's feed
-/// (answered without waiting on the network).
-pub trait OptOuts: Send + Sync {
-    /// Whether `subscriber` opted out of the firm `firm` (by id).
-    fn is_opted_out(&self, subscriber: &str, firm: &str) -> bool;
-}
-
 /// What the signing request asks to show: its own `rcd.nam` and `crn`, if any.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Branding<'a> {

@@ -20,6 +20,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use lists::ListStore;
+use optout::OptOutMirror;
 use passport::{Claims, Dest, NumberingPlan, Party, TokenSigner};
 use rest::clients::{Client, Clients};
 use rest::fetch::FetchPolicy;
@@ -28,7 +29,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, ApiError, IatWindow, SigningRequest};
 use crate::config::SignerConfig;
-use crate::marketing::{self, Branding, Marketing, MarketingRefusal, OptOuts};
+use crate::marketing::{self, Branding, Marketing, MarketingRefusal};
 use crate::metrics::SignerMetrics;
 use crate::nonces::NoncePool;
 use crate::policy::{Basis, CallFacts, Decision, PolicyConfig, Refusal};
@@ -81,7 +82,7 @@ pub struct SignerState {
     iat_window: IatWindow,
     clock: Clock,
     lists: Option<Arc<ListStore>>,
-    optouts: Option<Arc<dyn OptOuts>>,
+    optouts: Option<Arc<OptOutMirror>>,
     quotas: FirmQuotas,
     /// Metrics.
     pub metrics: SignerMetrics,
@@ -138,8 +139,9 @@ impl SignerState {
         }
     }
 
-    /// The same state refusing marketing calls to subscribers who opted out, as `optouts` says.
-    pub fn with_optouts(mut self, optouts: Arc<dyn OptOuts>) -> Self {
+    /// The same state refusing marketing calls to subscribers who opted out, as the mirror of
+    /// the opt-out service's feed says.
+    pub fn with_optouts(mut self, optouts: Arc<OptOutMirror>) -> Self {
         self.optouts = Some(optouts);
         self
     }
@@ -210,19 +212,25 @@ impl SignerState {
             nonce_pool: config.nonce_pool,
         })
         .with_iat_window(config.iat_window());
-        Ok(match &config.lists {
-            Some(section) => {
-                let store = lists::consumer::start(
-                    section,
-                    &FetchPolicy::default(),
-                    &config.x5u_tls_root_ders()?,
-                    Arc::clone(&state.clock),
-                )
+        let roots = config.x5u_tls_root_ders()?;
+        let mut state = state;
+        if let Some(section) = &config.lists {
+            let store = lists::consumer::start(
+                section,
+                &FetchPolicy::default(),
+                &roots,
+                Arc::clone(&state.clock),
+            )
+            .map_err(|e| SignerError::Config(e.to_string()))?;
+            state = state.with_lists(store);
+        }
+        if let Some(section) = &config.optout {
+            let mirror = section
+                .start_mirror(&FetchPolicy::default(), &roots, Arc::clone(&state.clock))
                 .map_err(|e| SignerError::Config(e.to_string()))?;
-                state.with_lists(store)
-            }
-            None => state,
-        })
+            state = state.with_optouts(mirror);
+        }
+        Ok(state)
     }
 
     /// Swaps in a new signer (key reload); requests in flight finish with the old one.
@@ -294,6 +302,9 @@ pub async fn handle(
             let mut text = state.metrics.render(state.registry.hit_counts());
             if let Some(lists) = &state.lists {
                 text.push_str(&lists.render_metrics("shaken_signer", (state.clock)()));
+            }
+            if let Some(mirror) = &state.optouts {
+                text.push_str(&mirror.render_metrics("shaken_signer"));
             }
             return rest_http::text_response(text, "text/plain; version=0.0.4");
         }

@@ -66,6 +66,9 @@ pub struct VerifierConfig {
     /// docs/lists.md and docs/marketing.md): the `marketing`, `blacklisted`, `opted-out` and
     /// `rcd-mismatch` flags need it.
     pub lists: Option<lists::ListsConfig>,
+    /// The opt-out service (`[optout]`, see docs/optout.md and docs/marketing.md): its delta
+    /// feed for the `opted-out` flag, and the key and base URL of the unsubscribe links.
+    pub optout: Option<optout::OptOutSection>,
 }
 
 /// `[fetch]`.
@@ -187,6 +190,9 @@ impl VerifierConfig {
             if let Some(ca) = &mut tls.client_ca_file {
                 fix(ca);
             }
+        }
+        if let Some(section) = &mut config.optout {
+            section.resolve_paths(base);
         }
         if let Some(section) = &mut config.lists {
             fix(&mut section.regulator_cert);

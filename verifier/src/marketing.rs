@@ -19,21 +19,6 @@ use lists::{FirmStatus, Listing};
 
 use crate::verdict::Flag;
 
-/// Where the checks learn opt-outs: the verifier's local mirror of the opt-out service's feed
-/// (answered without waiting on the network).
-pub trait OptOuts: Send + Sync {
-    /// Whether `subscriber` opted out of the firm `firm` (by id).
-    fn is_opted_out(&self, subscriber: &str, firm: &str) -> bool;
-}
-
-/// Where the unsubscribe link of a marketing call comes from: the opt-out service's link
-/// issuer, with the key that service trusts.
-pub trait Links: Send + Sync {
-    /// A one-click link for `subscriber` to opt out of the firm `firm_id` (shown as
-    /// `firm_name`), minted at `now`; `None` when one cannot be made (logged by the issuer).
-    fn link(&self, subscriber: &str, firm_id: &str, firm_name: &str, now: u64) -> Option<String>;
-}
-
 /// The RCD a verified PASSporT carried: its `rcd.nam` and `crn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CarriedRcd<'a> {

@@ -57,6 +57,9 @@ pub enum ServerError {
     /// The `[lists]` section cannot be used (its message names the key).
     #[error(transparent)]
     Lists(Box<lists::ConsumerError>),
+    /// The `[optout]` section cannot be used (its message names the key).
+    #[error(transparent)]
+    OptOut(Box<optout::consumer::ConsumerError>),
     /// A `[[clients]]` entry is unusable.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -143,6 +146,11 @@ impl Prepared {
         if let Some(section) = &config.lists {
             lists::consumer::check(section).map_err(|e| ServerError::Lists(Box::new(e)))?;
         }
+        if let Some(section) = &config.optout {
+            section
+                .check()
+                .map_err(|e| ServerError::OptOut(Box::new(e)))?;
+        }
         let clients = config
             .clients
             .iter()
@@ -216,6 +224,20 @@ impl Prepared {
                 lists::consumer::start(section, &config.fetch_policy(), &extra_roots, clock)
                     .map_err(|e| ServerError::Lists(Box::new(e)))?;
             state = state.with_lists(store);
+        }
+        if let Some(section) = &config.optout {
+            let optout_error = |e| ServerError::OptOut(Box::new(e));
+            let mirror = section
+                .start_mirror(
+                    &config.fetch_policy(),
+                    &extra_roots,
+                    crate::service::system_clock(),
+                )
+                .map_err(optout_error)?;
+            state = state.with_optouts(mirror);
+            if let Some(issuer) = section.link_issuer().map_err(optout_error)? {
+                state = state.with_links(Arc::new(issuer));
+            }
         }
         let state = Arc::new(state);
         for x5u in &config.cache.warm_up {

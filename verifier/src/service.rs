@@ -10,6 +10,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use lists::ListStore;
+use optout::{LinkIssuer, OptOutMirror};
 use passport::NumberingPlan;
 use rest::clients::{Client, Clients};
 use rest::http::{self as rest_http, Peer, Route};
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 
 use crate::api;
 use crate::events::{event_line, EventSink};
-use crate::marketing::{self, CarriedRcd, Links, OptOuts};
+use crate::marketing::{self, CarriedRcd};
 use crate::verdict::{Flag, MarketingNote, Verdict, VerdictClass, Verstat};
 use crate::verify::{Call, Verifier};
 
@@ -63,8 +64,8 @@ pub struct VerifierState {
     events: Option<EventSink>,
     clock: Clock,
     lists: Option<Arc<ListStore>>,
-    optouts: Option<Arc<dyn OptOuts>>,
-    links: Option<Arc<dyn Links>>,
+    optouts: Option<Arc<OptOutMirror>>,
+    links: Option<Arc<LinkIssuer>>,
     /// Metrics.
     pub metrics: VerifierMetrics,
 }
@@ -105,14 +106,15 @@ impl VerifierState {
         self
     }
 
-    /// The same state flagging marketing calls to subscribers who opted out, as `optouts` says.
-    pub fn with_optouts(mut self, optouts: Arc<dyn OptOuts>) -> Self {
+    /// The same state flagging calls to subscribers who opted out of the calling firm, as the
+    /// mirror of the opt-out service's feed says.
+    pub fn with_optouts(mut self, optouts: Arc<OptOutMirror>) -> Self {
         self.optouts = Some(optouts);
         self
     }
 
     /// The same state giving each marketing call's subscriber an unsubscribe link from `links`.
-    pub fn with_links(mut self, links: Arc<dyn Links>) -> Self {
+    pub fn with_links(mut self, links: Arc<LinkIssuer>) -> Self {
         self.links = Some(links);
         self
     }
@@ -140,9 +142,12 @@ impl VerifierState {
         verdict.add_flags(&assessment.flags);
         if let Some(shown) = assessment.shown {
             let unsubscribe = match (&self.links, to.first()) {
-                (Some(links), Some(subscriber)) => {
-                    links.link(subscriber, &shown.firm, &shown.nam, now)
-                }
+                (Some(links), Some(subscriber)) => links
+                    .link(subscriber, &shown.firm, &shown.nam, now)
+                    .map_err(
+                        |error| tracing::warn!(%error, firm = %shown.firm, "no unsubscribe link"),
+                    )
+                    .ok(),
                 _ => None,
             };
             verdict.add_marketing(MarketingNote {
@@ -230,6 +235,9 @@ impl VerifierState {
         );
         if let Some(lists) = &self.lists {
             out.push_str(&lists.render_metrics("shaken_verifier", (self.clock)()));
+        }
+        if let Some(mirror) = &self.optouts {
+            out.push_str(&mirror.render_metrics("shaken_verifier"));
         }
         let dropped = self.events.as_ref().map_or(0, EventSink::dropped);
         let _ = writeln!(
