@@ -229,6 +229,7 @@ const RUN: &[&str] = &[
     "docs/verifier.md",
     "docs/passport-cli.md",
     "docs/lab.md",
+    "docs/lists.md",
 ];
 
 #[test]
@@ -264,6 +265,11 @@ fn lab() {
 #[test]
 fn passport_cli() {
     run_guide("docs/passport-cli.md");
+}
+
+#[test]
+fn lists() {
+    run_guide("docs/lists.md");
 }
 
 /// Every file with a block to run has its test above, every fenced block names its language,
