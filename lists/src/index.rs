@@ -15,11 +15,14 @@ use crate::document::{parse_digits, Firm, FirmStatus, ListDocument, MAX_DIGITS};
 /// Who owns an entry: a firm's position in the document, or the blacklist.
 const BLACKLIST: u32 = u32::MAX;
 
-#[derive(Clone, Copy, Debug)]
-struct Range {
-    first: u64,
-    last: u64,
-    owner: u32,
+/// The ranges of one length, sorted by first number. The first numbers are kept apart from
+/// the rest so that the binary search walks a dense array of `u64` (fewer cache misses on a
+/// list of a million entries).
+#[derive(Clone, Debug, Default)]
+struct Ranges {
+    firsts: Vec<u64>,
+    lasts: Vec<u64>,
+    owners: Vec<u32>,
 }
 
 /// What the list says about one number.
@@ -53,8 +56,8 @@ impl Listing<'_> {
 pub struct ListIndex {
     document: ListDocument,
     exact: HashMap<u64, u32>,
-    /// `ranges[n]`: the ranges of `n`-digit numbers, sorted by their first number.
-    ranges: Vec<Vec<Range>>,
+    /// `ranges[n]`: the ranges of `n`-digit numbers.
+    ranges: Vec<Ranges>,
     by_id: HashMap<String, u32>,
 }
 
@@ -68,7 +71,7 @@ impl ListIndex {
     /// Builds the lookup structures (time linear in the entries, plus sorting the ranges).
     pub fn new(document: ListDocument) -> Self {
         let mut exact = HashMap::new();
-        let mut ranges: Vec<Vec<Range>> = vec![Vec::new(); MAX_DIGITS + 1];
+        let mut unsorted: Vec<Vec<(u64, u64, u32)>> = vec![Vec::new(); MAX_DIGITS + 1];
         let mut by_id = HashMap::with_capacity(document.firms.len());
         let owners = document
             .firms
@@ -79,22 +82,25 @@ impl ListIndex {
         for (owner, entries) in owners {
             for entry in entries {
                 if entry.is_range() {
-                    if let Some(list) = ranges.get_mut(usize::from(entry.digits())) {
-                        list.push(Range {
-                            first: entry.first(),
-                            last: entry.last(),
-                            owner,
-                        });
+                    if let Some(list) = unsorted.get_mut(usize::from(entry.digits())) {
+                        list.push((entry.first(), entry.last(), owner));
                     }
                 } else {
                     exact.insert(key(entry.digits(), entry.first()), owner);
                 }
             }
         }
-        for list in &mut ranges {
-            list.sort_unstable_by_key(|r| r.first);
-            list.shrink_to_fit();
-        }
+        let ranges = unsorted
+            .into_iter()
+            .map(|mut list| {
+                list.sort_unstable_by_key(|r| r.0);
+                Ranges {
+                    firsts: list.iter().map(|r| r.0).collect(),
+                    lasts: list.iter().map(|r| r.1).collect(),
+                    owners: list.iter().map(|r| r.2).collect(),
+                }
+            })
+            .collect();
         for (i, firm) in document.firms.iter().enumerate() {
             by_id.insert(firm.id.clone(), u32::try_from(i).unwrap_or(BLACKLIST - 1));
         }
@@ -141,9 +147,16 @@ impl ListIndex {
     fn range_owner(&self, length: u8, value: u64) -> Option<u32> {
         let list = self.ranges.get(usize::from(length))?;
         // The ranges starting at or before `value`; only the last of them can hold it.
-        let after = list.partition_point(|r| r.first <= value);
-        let candidate = list.get(after.checked_sub(1)?)?;
-        (value <= candidate.last).then_some(candidate.owner)
+        let candidate = list
+            .firsts
+            .partition_point(|first| *first <= value)
+            .checked_sub(1)?;
+        let last = *list.lasts.get(candidate)?;
+        if value <= last {
+            list.owners.get(candidate).copied()
+        } else {
+            None
+        }
     }
 
     /// The firm with this id.

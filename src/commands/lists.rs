@@ -22,13 +22,13 @@ pub(crate) enum ListsCommand {
     /// Sign a list (TOML or JSON) into a compact JWS.
     Sign {
         /// The regulator's private key (PEM, PKCS#8 or SEC1, P-256).
-        #[arg(long, value_name = "KEY")]
+        #[arg(long, value_name = "KEY.pem")]
         key: PathBuf,
         /// The regulator's certificate (PEM) for that key.
-        #[arg(long, value_name = "CERT")]
+        #[arg(long, value_name = "CERT.pem")]
         cert: PathBuf,
         /// The list: a .toml or .json file.
-        #[arg(long = "in", value_name = "LIST")]
+        #[arg(long = "in", value_name = "LIST.toml")]
         input: PathBuf,
         /// Where to write the signed list.
         #[arg(long, value_name = "LIST.jws")]
@@ -37,7 +37,7 @@ pub(crate) enum ListsCommand {
     /// Verify a signed list: exit 0 valid, 1 refused (and why), 2 unreadable.
     Verify {
         /// The regulator's certificate (PEM).
-        #[arg(long, value_name = "CERT")]
+        #[arg(long, value_name = "CERT.pem")]
         cert: PathBuf,
         /// The signed list.
         #[arg(value_name = "LIST.jws")]
@@ -49,10 +49,10 @@ pub(crate) enum ListsCommand {
     /// Show a list (signed, TOML or JSON) for a person to read.
     Show {
         /// Verify the signed list with this certificate first.
-        #[arg(long, value_name = "CERT")]
+        #[arg(long, value_name = "CERT.pem")]
         cert: Option<PathBuf>,
         /// The list: .jws, .toml or .json.
-        #[arg(value_name = "LIST")]
+        #[arg(value_name = "FILE")]
         file: PathBuf,
         /// Reference time for "expired", seconds since the epoch (default: now).
         #[arg(long, value_name = "SECONDS")]

@@ -230,6 +230,7 @@ const RUN: &[&str] = &[
     "docs/passport-cli.md",
     "docs/lab.md",
     "docs/optout.md",
+    "docs/lists.md",
 ];
 
 #[test]
@@ -270,6 +271,11 @@ fn optout() {
 #[test]
 fn passport_cli() {
     run_guide("docs/passport-cli.md");
+}
+
+#[test]
+fn lists() {
+    run_guide("docs/lists.md");
 }
 
 /// Every file with a block to run has its test above, every fenced block names its language,
