@@ -782,3 +782,62 @@ async fn a_revocation_published_after_caching_takes_effect_by_the_crls_next_upda
     let verdict = call_at(before + 30).await;
     assert_eq!(verdict.reason.map(|r| r.code()), Some(437), "{verdict:?}");
 }
+
+/// `identity` as an array of Identity headers (a `ppt=rcd` PASSporT beside the `shaken` one):
+/// the verdict is the lone `shaken` header's, whether the Rich Call Data verifies or not; two
+/// headers that are not `ppt=rcd`, or more than four, are `SVC4005`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_array_with_rich_call_data_keeps_the_shaken_verdict() {
+    let lab = lab().await;
+    let t = now();
+    let x5u = format!(
+        "https://127.0.0.1:{}/sp/1001/chain.pem",
+        lab.repository.port()
+    );
+    let good = signed(&read("sp/1001/key.pem"), x5u.clone(), t);
+    let rcd = {
+        let claims = Claims::rcd_passport(
+            t,
+            Party::Tn("12155551212".into()),
+            Dest::tns(vec!["12125551213".into()]).unwrap(),
+            passport::RichCallData::new("Example Marketing").unwrap(),
+            None,
+        );
+        let key = SigningKey::from_pem(&read("sp/1001/key.pem")).unwrap();
+        let token =
+            passport::token::sign(&passport::Header::rcd(x5u.as_str()), &claims, &key).unwrap();
+        passport::IdentityHeader::format(&token, &x5u, Some("rcd"))
+    };
+    let post = |identity: String| {
+        let body = format!(
+            r#"{{"verificationRequest":{{"from":{{"tn":"12155551212"}},"to":{{"tn":["12125551213"]}},"time":{t},"identity":{identity}}}}}"#
+        );
+        let verifier = lab.verifier;
+        async move { post_json(verifier, "/stir/v1/verification", &body, &[]).await }
+    };
+    let lone = post(format!("{good:?}")).await.json()["verificationResponse"].clone();
+    assert_eq!(lone["verstat"], "TN-Validation-Passed", "{lone}");
+    for array in [
+        format!("[{rcd:?},{good:?}]"),
+        format!("[{good:?},{rcd:?}]"),
+        format!(r#"[{good:?},"garbage;ppt=rcd"]"#),
+    ] {
+        let reply = post(array.clone()).await;
+        assert_eq!(reply.status, 200, "{array}");
+        assert_eq!(reply.json()["verificationResponse"], lone, "{array}");
+    }
+    let only_rcd = post(format!("[{rcd:?}]")).await.json()["verificationResponse"].clone();
+    assert_eq!(only_rcd["verstat"], "No-TN-Validation", "{only_rcd}");
+    for bad in [
+        format!("[{good:?},{good:?}]"),
+        format!("[{rcd:?},{rcd:?},{rcd:?},{rcd:?},{good:?}]"),
+    ] {
+        let reply = post(bad.clone()).await;
+        assert_eq!(reply.status, 400, "{bad}");
+        let json = reply.json();
+        assert_eq!(
+            json["requestError"]["serviceException"]["messageId"], "SVC4005",
+            "{json}"
+        );
+    }
+}
