@@ -83,7 +83,7 @@ impl OptOutConfig {
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Self, ConfigError> {
         let mut config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            detail: e.message().to_owned(),
+            detail: e.to_string().trim_end().to_owned(),
         })?;
         for p in [&mut config.db, &mut config.link_key_file]
             .into_iter()
