@@ -418,7 +418,8 @@ async fn decide_and_sign(
         attest: None,
         customer: owner,
         client: client.name.clone(),
-        firm: None,
+        // Traceback of a marketing call needs the firm it was signed for.
+        firm: marketing.as_ref().map(|m| m.firm_id.clone()),
     };
     match decision {
         Decision::Refuse(refusal) => {
