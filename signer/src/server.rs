@@ -43,10 +43,20 @@ impl std::fmt::Debug for Prepared {
 }
 
 impl Prepared {
-    /// Loads the signing key and its certificate (a copy, or fetched from x5u) and checks that
-    /// they match, then the `[tls]` section; any failure is an error, so a signer that starts
-    /// signs tokens verifiers can check.
+    /// Checks the `[lists]` and `[optout]` sections (the regulator's certificate, the feed's
+    /// token, the URLs), loads the signing key and its certificate (a copy, or fetched from
+    /// x5u) and checks that they match, then the `[tls]` section; any failure is an error, so a
+    /// signer that starts signs tokens verifiers can check.
     pub async fn load(config: SignerConfig) -> Result<Self, SignerError> {
+        // The marketing sections first: their errors name their keys.
+        if let Some(section) = &config.lists {
+            lists::consumer::check(section).map_err(|e| SignerError::Config(e.to_string()))?;
+        }
+        if let Some(section) = &config.optout {
+            section
+                .check()
+                .map_err(|e| SignerError::Config(e.to_string()))?;
+        }
         let credentials = credentials::load(&config).await?;
         let tls = config.tls.as_ref().map(rest::tls::acceptor).transpose()?;
         Ok(Self {
