@@ -160,8 +160,8 @@ impl std::fmt::Display for Progress<'_> {
                 )
             }
             Self::Services => f.write_str(
-                "  services on 127.0.0.1: HTTPS repository, signers of carriers 1001 and 2001, \
-                 verifier, opt-out service (mirrors polled every 200 ms)",
+                "  services on 127.0.0.1: HTTPS repository, signers of 1001 and 2001, verifier, \
+                 opt-out service",
             ),
             Self::Ready { dir } => write!(
                 f,
