@@ -147,16 +147,26 @@ impl std::fmt::Display for Progress<'_> {
                 firms,
                 blacklisted_numbers,
             } => {
-                let firms: Vec<String> = firms
-                    .iter()
-                    .map(|(name, status)| format!("{name} ({status})"))
-                    .collect();
+                let of = |status: &str| {
+                    firms
+                        .iter()
+                        .filter(|(_, s)| *s == status)
+                        .map(|(name, _)| *name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 write!(
                     f,
-                    "  regulator's list signed by the PA in {}: firms {}; {blacklisted_numbers} \
-                     blacklisted number(s)",
-                    jws.display(),
-                    firms.join(", ")
+                    "  regulator's list signed by the PA in lists/{}: {} firms, \
+                     {blacklisted_numbers} blacklisted number(s)\n    white-listed: {}; \
+                     blacklisted: {}",
+                    jws.file_name().map_or_else(
+                        || jws.display().to_string(),
+                        |n| n.to_string_lossy().into_owned()
+                    ),
+                    firms.len(),
+                    of("white-listed"),
+                    of("blacklisted"),
                 )
             }
             Self::Services => f.write_str(
@@ -822,7 +832,10 @@ mod tests {
             .unwrap();
         assert_eq!(steps.len(), 6, "{steps:?}");
         assert!(
-            steps[3].contains("Sunrise Insurance (white-listed)"),
+            steps[3].ends_with(
+                "white-listed: Sunrise Insurance, Brightway Surveys; \
+                 blacklisted: Nightcall Marketing"
+            ),
             "{steps:?}"
         );
         assert!(steps[4].contains("opt-out service"), "{steps:?}");
