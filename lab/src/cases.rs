@@ -7,6 +7,11 @@
 //! `verstat`, the SIP `reasoncode` and `reasontext` on failure, and every flag. A call matches
 //! its case when its whole outcome equals the expected one. Call `i` is of case
 //! `i % CASES.len()`, so every case gets its share of the calls.
+//!
+//! The marketing cases (issue 16) use the firms of [`crate::marketing`]. A case that changes
+//! state stays true however often it runs: the unsubscribe case calls a fresh subscriber each
+//! time ([`Numbers::fresh`]), and the quota case places calls of the small-quota firm until it
+//! is refused (at most its quota and one more), so after the first run the first is refused.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +24,7 @@ use serde_json::{json, Map, Value};
 
 use crate::client::Client;
 use crate::error::{read, LabError};
+use crate::marketing::{SMALL_QUOTA, UNLISTED_REASON, WHITE_LISTED};
 use crate::numbers::Numbers;
 use crate::pki::Carrier;
 use crate::report::{CaseResult, Results};
@@ -36,6 +42,8 @@ pub struct Outcome {
     pub reasontext: Option<String>,
     /// The verdict's `flags`, in the order the API lists them (the most telling first).
     pub flags: Vec<String>,
+    /// The name the verdict shows the subscriber (`rcd.nam`), for a marketing call.
+    pub rcd: Option<String>,
 }
 
 impl Outcome {
@@ -48,7 +56,8 @@ impl Outcome {
     }
 
     /// The outcome as JSON members: `signing`, and `verstat`, `reasoncode`, `reasontext`,
-    /// `flags` as the verification API returned them (absent members omitted).
+    /// `flags`, `rcd` (`{"nam"}`) as the verification API returned them (absent members
+    /// omitted).
     pub fn to_json(&self) -> Map<String, Value> {
         let mut members = Map::new();
         members.insert("signing".into(), json!(self.signing));
@@ -61,6 +70,9 @@ impl Outcome {
         }
         if let Some(text) = &self.reasontext {
             members.insert("reasontext".into(), json!(text));
+        }
+        if let Some(nam) = &self.rcd {
+            members.insert("rcd".into(), json!({ "nam": nam }));
         }
         members
     }
@@ -81,6 +93,9 @@ impl fmt::Display for Outcome {
         if !self.flags.is_empty() {
             write!(f, "; flags {}", self.flags.join(", "))?;
         }
+        if let Some(nam) = &self.rcd {
+            write!(f, "; rcd.nam {nam:?}")?;
+        }
         Ok(())
     }
 }
@@ -98,6 +113,8 @@ pub struct Case {
     pub sip: Option<SipReason>,
     /// The expected flags, in the API's order.
     pub flags: &'static [&'static str],
+    /// The expected name shown (`rcd.nam`).
+    pub rcd: Option<&'static str>,
 }
 
 impl Case {
@@ -109,6 +126,7 @@ impl Case {
             reasoncode: self.sip.map(|r| u64::from(r.code())),
             reasontext: self.sip.map(|r| r.phrase().to_owned()),
             flags: self.flags.iter().map(|f| (*f).to_owned()).collect(),
+            rcd: self.rcd.map(str::to_owned),
         }
     }
 }
@@ -129,6 +147,24 @@ const fn verified(
         verstat,
         sip,
         flags,
+        rcd: None,
+    }
+}
+
+/// A marketing call: passed, shown with the vetted name `rcd`.
+const fn marketing(
+    name: &'static str,
+    signing: &'static str,
+    flags: &'static [&'static str],
+    rcd: &'static str,
+) -> Case {
+    Case {
+        name,
+        signing,
+        verstat: PASSED,
+        sip: None,
+        flags,
+        rcd: Some(rcd),
     }
 }
 
@@ -139,12 +175,13 @@ const fn refused(name: &'static str, signing: &'static str) -> Case {
         verstat: None,
         sip: None,
         flags: &[],
+        rcd: None,
     }
 }
 
 /// Every call case, in the order of the table. The same cases run under every `--country`,
 /// with that country's numbers ([`Numbers`]).
-pub const CASES: [Case; 14] = [
+pub const CASES: [Case; 24] = [
     verified("A: registered, verified", "signed A", PASSED, None, &[]),
     verified(
         "B: other customer's TN",
@@ -219,7 +256,43 @@ pub const CASES: [Case; 14] = [
         &["unsigned", "unregistered"],
     ),
     refused("domestic ID via gateway", "refused POL4104"),
+    marketing(
+        "marketing call",
+        "signed A",
+        &["marketing"],
+        WHITE_LISTED.name,
+    ),
+    refused("branding by non-firm", "refused POL4117"),
+    refused("reason not allowed", "refused POL4116"),
+    refused("unsubscribed via link", "refused POL4114"),
+    verified(
+        "opted out, lab-signed",
+        "lab-signed A",
+        PASSED,
+        None,
+        &["opted-out"],
+    ),
+    refused("blacklisted firm", "refused POL4111"),
+    verified(
+        "blacklisted, lab-signed",
+        "lab-signed A",
+        PASSED,
+        None,
+        &["blacklisted"],
+    ),
+    refused("firm over its quota", "refused POL4115"),
+    verified(
+        "emergency, blacklisted",
+        "signed A",
+        PASSED,
+        None,
+        &["blacklisted"],
+    ),
+    refused("blacklisted number", "refused POL4113"),
 ];
+
+/// The index in [`CASES`] of the first marketing case.
+const MARKETING: usize = 14;
 
 /// The lab's services, carriers and numbers that the cases use.
 #[derive(Clone, Copy, Debug)]
@@ -238,6 +311,9 @@ pub struct Targets<'a> {
     pub originating: &'a Carrier,
     /// The country's numbers.
     pub numbers: &'a Numbers,
+    /// The originating signer's mirror of the opt-outs: the unsubscribe case waits until it
+    /// holds the opt-out before calling again.
+    pub signer_optouts: &'a optout::OptOutMirror,
 }
 
 /// The value at `path` (missing members are `null`).
@@ -328,6 +404,9 @@ async fn one_call(
     now: u64,
     i: usize,
 ) -> Result<Outcome, LabError> {
+    if case >= MARKETING {
+        return marketing_call(case, targets, session, now, i).await;
+    }
     let numbers = targets.numbers;
     let registered = numbers.registered(i);
     let unregistered = numbers.unregistered.first().copied().unwrap_or_default();
@@ -426,6 +505,244 @@ async fn one_call(
     Ok(outcome(signing, field(&reply, &["verificationResponse"])))
 }
 
+/// What a signing request got: the Identity header, or the refusal's message id.
+type Signed = Result<Option<String>, String>;
+
+impl Session {
+    /// Sends a signing request to the originating signer, timed.
+    async fn sign(&mut self, body: String) -> Result<Signed, LabError> {
+        let started = Instant::now();
+        let (status, reply) = self.signer.post("/stir/v1/signing", body).await?;
+        let _ = self.sign.record(micros_since(started));
+        self.sign_count += 1;
+        if status != 200 {
+            let error = field(&reply, &["requestError"]);
+            let id = field(error, &["policyException", "messageId"])
+                .as_str()
+                .or(field(error, &["serviceException", "messageId"]).as_str())
+                .unwrap_or("without a message id");
+            return Ok(Err(id.to_owned()));
+        }
+        Ok(Ok(field(&reply, &["signingResponse", "identity"])
+            .as_str()
+            .map(str::to_owned)))
+    }
+
+    /// Sends a verification request, timed; returns its `verificationResponse`.
+    async fn verify(
+        &mut self,
+        from: &str,
+        dest: &str,
+        now: u64,
+        identity: Option<&str>,
+    ) -> Result<Value, LabError> {
+        let started = Instant::now();
+        let (_, reply) = self
+            .verifier
+            .post(
+                "/stir/v1/verification",
+                verify_body(from, dest, now, identity),
+            )
+            .await?;
+        let _ = self.verify.record(micros_since(started));
+        self.verify_count += 1;
+        Ok(field(&reply, &["verificationResponse"]).clone())
+    }
+}
+
+/// `signed A` (the attestation of `identity`) or `not signed`, after `by` (`signed`,
+/// `lab-signed`).
+fn signing_of(by: &str, identity: Option<&str>) -> String {
+    identity
+        .and_then(|i| passport::IdentityHeader::parse(i).ok())
+        .and_then(|h| h.passport().claims().attest)
+        .map_or_else(|| "not signed".to_owned(), |a| format!("{by} {a}"))
+}
+
+/// A refusal as an outcome: `refused POL4114`.
+fn refusal(id: &str) -> Outcome {
+    Outcome {
+        signing: format!("refused {id}"),
+        ..Outcome::default()
+    }
+}
+
+/// The longest the unsubscribe case waits for the signer's mirror to learn an opt-out.
+const MIRROR_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One call of a marketing case (`case` at least [`MARKETING`]), the `i`-th of its case.
+async fn marketing_call(
+    case: usize,
+    targets: &Targets<'_>,
+    session: &mut Session,
+    now: u64,
+    i: usize,
+) -> Result<Outcome, LabError> {
+    let numbers = targets.numbers;
+    let called = numbers.called;
+    let firm_tn = numbers.marketing(i);
+    let (from, dest, request) = match case - MARKETING {
+        // A plain ATIS request: the signer adds the firm's rcd.
+        0 => (firm_tn, called, sign_body("A", firm_tn, called, now, "")),
+        1 => {
+            let tn = numbers.registered(i);
+            let rcd = format!(r#","rcd":{{"nam":"{}"}}"#, WHITE_LISTED.name);
+            (tn, called, sign_body("A", tn, called, now, &rcd))
+        }
+        2 => {
+            let crn = format!(r#","crn":"{UNLISTED_REASON}""#);
+            (firm_tn, called, sign_body("A", firm_tn, called, now, &crn))
+        }
+        3 => return unsubscribe_call(targets, session, now, i).await,
+        4 => {
+            // A signer that ignores the opt-outs: the lab signs with carrier 1001's key.
+            let identity = direct_identity(
+                targets.originating,
+                &targets.originating.x5u,
+                firm_tn,
+                numbers.opted_out,
+                now,
+            )?;
+            let v = session
+                .verify(firm_tn, numbers.opted_out, now, Some(&identity))
+                .await?;
+            return Ok(outcome(signing_of("lab-signed", Some(&identity)), &v));
+        }
+        5 => {
+            let tn = numbers.blacklisted(i);
+            (tn, called, sign_body("A", tn, called, now, ""))
+        }
+        6 => {
+            // A signer that ignores the list signs the blacklisted firm's call.
+            let tn = numbers.blacklisted(i);
+            let identity = direct_identity(
+                targets.originating,
+                &targets.originating.x5u,
+                tn,
+                called,
+                now,
+            )?;
+            let v = session.verify(tn, called, now, Some(&identity)).await?;
+            return Ok(outcome(signing_of("lab-signed", Some(&identity)), &v));
+        }
+        7 => return over_quota_call(targets, session, now).await,
+        8 => {
+            let tn = numbers.blacklisted_alone.first().map_or("", |s| s.tn);
+            let emergency = numbers.emergency(i);
+            (tn, emergency, sign_body("A", tn, emergency, now, ""))
+        }
+        _ => {
+            let tn = numbers.blacklisted_alone.first().map_or("", |s| s.tn);
+            (tn, called, sign_body("A", tn, called, now, ""))
+        }
+    };
+    let identity = match session.sign(request).await? {
+        Ok(identity) => identity,
+        Err(id) => return Ok(refusal(&id)),
+    };
+    let v = session.verify(from, dest, now, identity.as_deref()).await?;
+    Ok(outcome(signing_of("signed", identity.as_deref()), &v))
+}
+
+/// The unsubscribe case: a marketing call to a fresh subscriber is verified, the link of the
+/// verdict opened and its button's form posted; once the signer's mirror holds the opt-out
+/// (at most [`MIRROR_WAIT`]), the firm's next call to that subscriber is what the case got.
+async fn unsubscribe_call(
+    targets: &Targets<'_>,
+    session: &mut Session,
+    now: u64,
+    i: usize,
+) -> Result<Outcome, LabError> {
+    let numbers = targets.numbers;
+    let firm_tn = numbers.marketing(i);
+    let subscriber = numbers.fresh(i);
+    let identity = match session
+        .sign(sign_body("A", firm_tn, &subscriber, now, ""))
+        .await?
+    {
+        Ok(identity) => identity,
+        Err(id) => return Ok(refusal(&id)),
+    };
+    let v = session
+        .verify(firm_tn, &subscriber, now, identity.as_deref())
+        .await?;
+    let signed = signing_of("signed", identity.as_deref());
+    let Some(link) = field(&v, &["unsubscribe"]).as_str() else {
+        return Ok(Outcome {
+            signing: format!("{signed}, no link"),
+            ..outcome(String::new(), &v)
+        });
+    };
+    let (status_page, status_post) = press_the_button(link).await?;
+    if (status_page, status_post) != (200, 200) {
+        return Ok(refusal(&format!("link {status_page}/{status_post}")));
+    }
+    let waited = Instant::now();
+    while !targets
+        .signer_optouts
+        .is_opted_out(&subscriber, WHITE_LISTED.id)
+        && waited.elapsed() < MIRROR_WAIT
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let again = session
+        .sign(sign_body("A", firm_tn, &subscriber, now, ""))
+        .await?;
+    match again {
+        Err(id) => Ok(refusal(&id)),
+        Ok(identity) => Ok(Outcome {
+            signing: format!(
+                "{} after opt-out",
+                signing_of("signed", identity.as_deref())
+            ),
+            ..Outcome::default()
+        }),
+    }
+}
+
+/// Opens an unsubscribe link (`http://HOST:PORT/u/TOKEN`) and posts its form as the button
+/// does: the statuses of the page and of the post.
+async fn press_the_button(link: &str) -> Result<(u16, u16), LabError> {
+    let bad = || {
+        LabError::BadResponse(format!(
+            "the unsubscribe link {link:?} is not http://HOST:PORT/PATH"
+        ))
+    };
+    let rest = link.strip_prefix("http://").ok_or_else(bad)?;
+    let (address, path) = rest.split_at(rest.find('/').ok_or_else(bad)?);
+    let address: SocketAddr = address.parse().map_err(|_| bad())?;
+    let mut client = Client::connect(address).await?;
+    let (page, _) = client.get(path).await?;
+    let (post, _) = client.post_form(path, "action=opt-out").await?;
+    Ok((page, post))
+}
+
+/// The quota case: calls of the small-quota firm until one is refused, at most its quota
+/// and one more; what the last one got.
+async fn over_quota_call(
+    targets: &Targets<'_>,
+    session: &mut Session,
+    now: u64,
+) -> Result<Outcome, LabError> {
+    let tn = targets.numbers.small_quota.first().map_or("", |s| s.tn);
+    let mut last = Outcome::default();
+    for _ in 0..=SMALL_QUOTA.hourly_quota {
+        match session
+            .sign(sign_body("A", tn, targets.numbers.called, now, ""))
+            .await?
+        {
+            Err(id) => return Ok(refusal(&id)),
+            Ok(identity) => {
+                last = Outcome {
+                    signing: signing_of("signed", identity.as_deref()),
+                    ..Outcome::default()
+                }
+            }
+        }
+    }
+    Ok(last)
+}
+
 /// The outcome of a call signed as `signing` whose verification response is `v`.
 fn outcome(signing: String, v: &Value) -> Outcome {
     Outcome {
@@ -448,6 +765,7 @@ fn outcome(signing: String, v: &Value) -> Outcome {
                     .collect()
             })
             .unwrap_or_default(),
+        rcd: field(v, &["rcd", "nam"]).as_str().map(str::to_owned),
     }
 }
 

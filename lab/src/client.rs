@@ -46,6 +46,22 @@ impl Client {
         Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
     }
 
+    /// POSTs `body` as a form (`application/x-www-form-urlencoded`) to `path`, as a browser
+    /// does when its button is pressed; returns the status and the answer's body as text
+    /// (lossy UTF-8).
+    pub async fn post_form(&mut self, path: &str, body: &str) -> Result<(u16, String), LabError> {
+        self.sender.ready().await?;
+        let request = hyper::Request::post(path)
+            .header("host", "lab")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .map_err(|e| LabError::Http(e.to_string()))?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
     /// GETs `path`; returns the status and the answer's body as text (lossy UTF-8): for
     /// `/healthz` and `/metrics`.
     pub async fn get(&mut self, path: &str) -> Result<(u16, String), LabError> {

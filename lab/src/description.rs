@@ -17,7 +17,7 @@ use crate::error::LabError;
 
 /// The sample values of `lab.env` besides the endpoints: each variable and the `lab.json`
 /// member it copies (a path of members and array indexes).
-pub const ENV_VALUES: [(&str, &[&str]); 15] = [
+pub const ENV_VALUES: [(&str, &[&str]); 22] = [
     ("SHAKEN_DIR", &["dir"]),
     ("SHAKEN_COUNTRY", &["country"]),
     ("SHAKEN_REGISTERED_TN", &["numbers", "registered", "0"]),
@@ -33,6 +33,13 @@ pub const ENV_VALUES: [(&str, &[&str]); 15] = [
     ("SHAKEN_TRUST_ANCHORS", &["trust_anchors"]),
     ("SHAKEN_REPOSITORY_TLS_ROOT", &["repository_tls_root"]),
     ("SHAKEN_EVENTS", &["events"]),
+    ("SHAKEN_LISTS", &["lists"]),
+    ("SHAKEN_REGULATOR_CERT", &["regulator_cert"]),
+    ("SHAKEN_MARKETING_TN", &["numbers", "marketing", "0"]),
+    ("SHAKEN_BLACKLISTED_TN", &["numbers", "blacklisted", "0"]),
+    ("SHAKEN_OPTED_OUT_TN", &["numbers", "opted_out", "0"]),
+    ("SHAKEN_OPTOUT_FEED_TOKEN_FILE", &["optout_feed_token"]),
+    ("SHAKEN_OPTOUT_LINK_KEY", &["optout_link_key"]),
 ];
 
 /// `value` single-quoted for a POSIX shell: every character literal, a `'` written `'\''`.

@@ -50,6 +50,21 @@ pub enum LabError {
     /// The repository's TLS configuration is unusable.
     #[error(transparent)]
     Tls(#[from] rest::tls::TlsError),
+    /// The regulator's list could not be signed.
+    #[error("regulator list: {0}")]
+    ListSigning(#[from] lists::JwsError),
+    /// The regulator's list the lab wrote is not a valid document.
+    #[error("regulator list: {0}")]
+    ListDocument(#[from] lists::DocumentError),
+    /// The regulator's list was refused by a consumer's store.
+    #[error("regulator list: {0}")]
+    ListRefused(#[from] lists::ListError),
+    /// The opt-out service's store could not be opened or written.
+    #[error("opt-out store: {0}")]
+    OptOutStore(#[from] optout::StoreError),
+    /// The opt-out link key could not be used.
+    #[error("opt-out link key: {0}")]
+    LinkKey(#[from] optout::KeyError),
     /// A certificate the lab made does not decode.
     #[error("ASN.1: {0}")]
     Asn1(String),

@@ -5,7 +5,8 @@
 //! policy administrator, a CA, carriers with a real-name registry, the HTTPS repository, one
 //! signer per carrier, a terminating verifier) with the numbers of one country ([`numbers`])
 //! and drives every call case through the REST APIs, comparing each verdict with the one
-//! expected; it describes itself in `lab.json` and `lab.env` ([`description`]). The load generator ([`load`]) drives one
+//! expected, the marketing firms of the regulator's list and the one-click unsubscribe
+//! included ([`marketing`]); it describes itself in `lab.json` and `lab.env` ([`description`]). The load generator ([`load`]) drives one
 //! service as hard as asked and measures it. The role crates (`ca-tools`, `signer`, `verifier`)
 //! must not depend on one another, and the `shaken` binary stays argument parsing and dispatch,
 //! so what ties the roles together lives here, and new call cases are added here.
@@ -19,6 +20,7 @@ pub mod client;
 pub mod description;
 pub mod error;
 pub mod load;
+pub mod marketing;
 pub mod numbers;
 pub mod pki;
 pub mod report;

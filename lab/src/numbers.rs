@@ -40,6 +40,24 @@ pub struct Numbers {
     pub foreign: &'static str,
     /// A domestic caller ID arriving through the international gateway (the classic spoof).
     pub domestic_via_gateway: &'static str,
+    /// The white-listed marketing firm's numbers: registered, verified subscribers
+    /// ([`crate::marketing::WHITE_LISTED`]).
+    pub marketing: &'static [Subscriber],
+    /// The small-quota white-listed firm's number: a registered, verified subscriber
+    /// ([`crate::marketing::SMALL_QUOTA`]).
+    pub small_quota: &'static [Subscriber],
+    /// The blacklisted firm's numbers: registered, verified and active, so only the list stops
+    /// them ([`crate::marketing::BLACKLISTED`]); the list gives the firm a range holding them.
+    pub blacklisted: &'static [Subscriber],
+    /// Numbers the list blacklists on their own (no firm's): registered, verified and active.
+    pub blacklisted_alone: &'static [Subscriber],
+    /// The blacklisted firm's range in the list (`FIRST-LAST`), holding [`Numbers::blacklisted`].
+    pub blacklisted_range: &'static str,
+    /// A subscriber who opted out of the white-listed firm when the lab started.
+    pub opted_out: &'static str,
+    /// Fresh subscribers for calls that change state (an unsubscribe): this prefix and four
+    /// digits ([`Numbers::fresh`]).
+    pub fresh_prefix: &'static str,
 }
 
 const fn subscriber(tn: &'static str, written: &'static str) -> Subscriber {
@@ -62,6 +80,19 @@ pub const NANP: Numbers = Numbers {
     called: "12125551213",
     foreign: "442071234567",
     domestic_via_gateway: "12155550199",
+    marketing: &[
+        subscriber("12155550401", "(215) 555-0401"),
+        subscriber("12155550402", "215 555 0402"),
+    ],
+    small_quota: &[subscriber("12155550501", "215 555 0501")],
+    blacklisted: &[
+        subscriber("12155550601", "215 555 0601"),
+        subscriber("12155550602", "215 555 0602"),
+    ],
+    blacklisted_alone: &[subscriber("12155550701", "215 555 0701")],
+    blacklisted_range: "12155550600-12155550609",
+    opted_out: "12125551214",
+    fresh_prefix: "1212556",
 };
 
 /// The Chinese lab (`--country CN`): mobile numbers (138, 139) and Shanghai fixed lines (021).
@@ -80,6 +111,19 @@ pub const CHINA: Numbers = Numbers {
     called: "861062345678",
     foreign: "442071234567",
     domestic_via_gateway: "8613812345678",
+    marketing: &[
+        subscriber("8613812340401", "138 1234 0401"),
+        subscriber("8613812340402", "138-1234-0402"),
+    ],
+    small_quota: &[subscriber("8613812340501", "138 1234 0501")],
+    blacklisted: &[
+        subscriber("8613812340601", "138 1234 0601"),
+        subscriber("8613812340602", "138 1234 0602"),
+    ],
+    blacklisted_alone: &[subscriber("8613812340701", "138 1234 0701")],
+    blacklisted_range: "8613812340600-8613812340609",
+    opted_out: "861062345679",
+    fresh_prefix: "86106655",
 };
 
 impl Numbers {
@@ -112,6 +156,17 @@ impl Numbers {
                 s.written
             ));
         }
+        let firms = [
+            ("m1", "Sunrise Insurance", self.marketing),
+            ("m2", "Brightway Surveys", self.small_quota),
+            ("m3", "Nightcall Marketing", self.blacklisted),
+            ("b1", "Blacklisted Subscriber", self.blacklisted_alone),
+        ];
+        for (customer, name, list) in firms {
+            for s in list {
+                csv.push_str(&format!("{},{customer},{name},yes,active\n", s.written));
+            }
+        }
         for s in self.suspended {
             csv.push_str(&format!(
                 "{},s1,Suspended Subscriber,yes,suspended\n",
@@ -124,6 +179,22 @@ impl Numbers {
     /// The `i`-th registered number, cycling.
     pub fn registered(&self, i: usize) -> &'static str {
         pick_subscriber(self.registered, i)
+    }
+
+    /// The `i`-th white-listed firm's number, cycling.
+    pub fn marketing(&self, i: usize) -> &'static str {
+        pick_subscriber(self.marketing, i)
+    }
+
+    /// The `i`-th blacklisted firm's number, cycling.
+    pub fn blacklisted(&self, i: usize) -> &'static str {
+        pick_subscriber(self.blacklisted, i)
+    }
+
+    /// The `i`-th fresh subscriber (cycling after 10,000): a number nobody called before in
+    /// this lab run, canonical E.164 digits.
+    pub fn fresh(&self, i: usize) -> String {
+        format!("{}{:04}", self.fresh_prefix, i % 10_000)
     }
 
     /// The `i`-th emergency number, cycling.
@@ -156,7 +227,11 @@ mod tests {
                 .registered
                 .iter()
                 .chain(numbers.unverified)
-                .chain(numbers.suspended);
+                .chain(numbers.suspended)
+                .chain(numbers.marketing)
+                .chain(numbers.small_quota)
+                .chain(numbers.blacklisted)
+                .chain(numbers.blacklisted_alone);
             for s in subscribers {
                 let tn = Tn::canonicalize(s.written, Some(numbers.plan)).unwrap();
                 assert_eq!(tn.as_str(), s.tn, "{}", s.written);
@@ -165,13 +240,29 @@ mod tests {
                 &numbers.called,
                 &numbers.foreign,
                 &numbers.domestic_via_gateway,
+                &numbers.opted_out,
             ]);
             for tn in others {
                 let canonical = Tn::canonicalize(tn, Some(numbers.plan)).unwrap();
                 assert_eq!(canonical.as_str(), *tn);
             }
         }
+        for numbers in [&NANP, &CHINA] {
+            let fresh = numbers.fresh(10_007);
+            assert_eq!(fresh, format!("{}0007", numbers.fresh_prefix));
+            let canonical = Tn::canonicalize(&fresh, Some(numbers.plan)).unwrap();
+            assert_eq!(canonical.as_str(), fresh);
+            // The blacklisted firm's range holds its numbers.
+            let (first, last) = numbers.blacklisted_range.split_once('-').unwrap();
+            for s in numbers.blacklisted {
+                assert!(first <= s.tn && s.tn <= last, "{}", s.tn);
+                assert_eq!(s.tn.len(), first.len());
+            }
+        }
         assert!(CHINA.registry_csv().contains("\n021 6234 5678,"));
+        assert!(NANP
+            .registry_csv()
+            .contains("\n215 555 0601,m3,Nightcall Marketing,yes,active\n"));
         assert_eq!(Numbers::of(NumberingPlan::China).country(), "CN");
         assert_eq!(NANP.registered(5), "12155550102");
         assert_eq!(CHINA.emergency(5), "119");

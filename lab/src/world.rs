@@ -13,13 +13,22 @@
 //! form), `registry.sqlite`, `carrier-2001-registry.sqlite` (the gateway's, empty),
 //! `trace/SPC/trace.sqlite` (each signer's trace log: a SQLite database and beside it its
 //! journal folder `trace.sqlite.journal/`, so `trace/SPC/` holds the whole log),
-//! `events.jsonl` (the verifier's event feed), `lab.json`, `lab.env`.
+//! `events.jsonl` (the verifier's event feed), `lists/list.json` and `lists/current.jws` (the
+//! regulator's list, signed by the PA: [`crate::marketing`]), `optout/` (the opt-out service's
+//! store, link key and feed token), `lab.json`, `lab.env`.
+//!
+//! The opt-out service runs in process on a loopback port (plain HTTP); the originating
+//! carrier's signer and the verifier each hold the list (reloaded from `lists/current.jws`
+//! every second when it changes) and a mirror of the opt-outs polled every
+//! [`OPTOUT_POLL`]; the verifier mints unsubscribe links to the opt-out service.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use lists::ListStore;
+use optout::OptOutMirror;
 use passport::{NumberingPlan, SigningKey, TokenSigner};
 use serde_json::{json, Value};
 use signer::registry::import::{import, ImportMode, ImportOptions};
@@ -32,6 +41,7 @@ use crate::cases::{self, Targets};
 use crate::client::Client;
 use crate::description::{lab_env, write_atomic};
 use crate::error::{create_dir, read, write, LabError};
+use crate::marketing::{self, ListFiles, OptOutFiles};
 use crate::numbers::{self, Numbers};
 use crate::pki::{self, Carrier, LabPki};
 use crate::report::Results;
@@ -63,6 +73,11 @@ impl Default for LabOptions {
     }
 }
 
+/// How often the signer's and the verifier's mirrors poll the opt-out service's feed.
+pub const OPTOUT_POLL: Duration = Duration::from_millis(200);
+/// Seconds an unsubscribe link minted by the lab's verifier stays valid.
+const LINK_TTL_SECONDS: u64 = 7 * 86_400;
+
 /// What [`Lab::start`] is doing, reported as it goes (`shaken lab` prints each step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -84,6 +99,15 @@ pub enum Progress<'a> {
         numbers: usize,
         /// `NANP`, `CN`.
         country: &'static str,
+    },
+    /// The regulator's list, signed by the PA, with these firms.
+    Lists {
+        /// The signed list.
+        jws: &'a Path,
+        /// Its firms: vetted name and status.
+        firms: [(&'static str, &'static str); 3],
+        /// Numbers blacklisted on their own.
+        blacklisted_numbers: usize,
     },
     /// Starting the services.
     Services,
@@ -118,9 +142,36 @@ impl std::fmt::Display for Progress<'_> {
                     |n| n.to_string_lossy().into_owned()
                 )
             ),
+            Self::Lists {
+                jws,
+                firms,
+                blacklisted_numbers,
+            } => {
+                let of = |status: &str| {
+                    firms
+                        .iter()
+                        .filter(|(_, s)| *s == status)
+                        .map(|(name, _)| *name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                write!(
+                    f,
+                    "  regulator's list signed by the PA in lists/{}: {} firms, \
+                     {blacklisted_numbers} blacklisted number(s)\n    white-listed: {}; \
+                     blacklisted: {}",
+                    jws.file_name().map_or_else(
+                        || jws.display().to_string(),
+                        |n| n.to_string_lossy().into_owned()
+                    ),
+                    firms.len(),
+                    of("white-listed"),
+                    of("blacklisted"),
+                )
+            }
             Self::Services => f.write_str(
-                "  services on 127.0.0.1: HTTPS repository, signers of carriers 1001 and 2001, \
-                 verifier",
+                "  services on 127.0.0.1: HTTPS repository, signers of 1001 and 2001, verifier, \
+                 opt-out service",
             ),
             Self::Ready { dir } => write!(
                 f,
@@ -143,9 +194,18 @@ pub struct Lab {
     one: SocketAddr,
     gateway: SocketAddr,
     verifier: SocketAddr,
+    optout: SocketAddr,
+    lists: ListFiles,
+    optout_files: OptOutFiles,
+    /// The originating signer's mirror of the opt-outs.
+    signer_optouts: Arc<OptOutMirror>,
+    /// The verifier's mirror of the opt-outs.
+    verifier_optouts: Arc<OptOutMirror>,
     description: Value,
     stop: watch::Sender<bool>,
     services: Vec<JoinHandle<()>>,
+    /// The mirrors' pollers and the lists' reloaders: they never end, they are aborted.
+    background: Vec<JoinHandle<()>>,
 }
 
 /// Completes once `true` is sent on the channel (or its sender is gone).
@@ -212,6 +272,20 @@ impl Lab {
         });
         let registry = registry(&registry_db, &csv, numbers.plan, now)?;
 
+        // The PA plays the regulator: the signed list.
+        let list_files = marketing::publish_list(&dir, numbers, now)?;
+        progress(Progress::Lists {
+            jws: &list_files.jws,
+            firms: [
+                &marketing::WHITE_LISTED,
+                &marketing::SMALL_QUOTA,
+                &marketing::BLACKLISTED,
+            ]
+            .map(|f| (f.name, f.status)),
+            blacklisted_numbers: numbers.blacklisted_alone.len(),
+        });
+        let optout_files = marketing::optout_files(&dir, &mut rand_core::OsRng)?;
+
         progress(Progress::Services);
         let (stop, stop_rx) = watch::channel(false);
         let mut services = vec![];
@@ -227,15 +301,36 @@ impl Lab {
                     .await;
         }));
 
-        // One signer per carrier, each with its trace log in a folder of its own.
+        // The opt-out service, with one subscriber who opted out of the white-listed firm
+        // already; the mirrors of the originating signer and of the verifier; the list held by
+        // each.
+        let (optout_listener, optout) = loopback().await?;
+        let optout_state = optout_state(&optout_files, numbers, now)?;
+        services.push(tokio::spawn(optout::server::serve(
+            optout_listener,
+            optout_state,
+            stopped(stop_rx.clone()),
+        )));
+        let mut background = vec![];
+        let feed_url = format!("http://{optout}/v1/optouts");
+        let signer_optouts = mirror(&optout_files, &feed_url, &mut background)?;
+        let verifier_optouts = mirror(&optout_files, &feed_url, &mut background)?;
+        let signer_lists = list_store(&list_files, now, &mut background)?;
+        let verifier_lists = list_store(&list_files, now, &mut background)?;
+
+        // One signer per carrier, each with its trace log in a folder of its own; the
+        // originating carrier's enforces the list and the opt-outs.
         let one_trace = trace_db(&dir, &pki.originating)?;
         let gateway_trace = trace_db(&dir, &pki.gateway)?;
         let (one_listener, one) = loopback().await?;
-        let one_state = signer_state(&pki.originating, registry, &one_trace, numbers, now)?;
+        let one_state = signer_state(&pki.originating, registry, &one_trace, numbers, now)?
+            .with_lists(signer_lists)
+            .with_optouts(Arc::clone(&signer_optouts));
         let (gateway_listener, gateway) = loopback().await?;
         let gateway_registry = Registry::open(&dir.join("carrier-2001-registry.sqlite"))?;
         let gateway_state =
             signer_state(&pki.gateway, gateway_registry, &gateway_trace, numbers, now)?;
+        let [one_state, gateway_state] = [one_state, gateway_state].map(Arc::new);
         for (listener, state) in [(one_listener, one_state), (gateway_listener, gateway_state)] {
             services.push(tokio::spawn(signer::service::serve(
                 listener,
@@ -247,9 +342,18 @@ impl Lab {
 
         // The terminating verifier.
         let (verifier_listener, verifier) = loopback().await?;
+        let links = optout::LinkIssuer::new(
+            &format!("http://{optout}"),
+            optout::LinkKey::from_file(&optout_files.link_key)?,
+            LINK_TTL_SECONDS,
+        );
+        let verifier_state = verifier_state(&dir, &pki, &extras, numbers.plan)?
+            .with_lists(verifier_lists)
+            .with_optouts(Arc::clone(&verifier_optouts))
+            .with_links(Arc::new(links));
         services.push(tokio::spawn(verifier::service::serve(
             verifier_listener,
-            verifier_state(&dir, &pki, &extras, numbers.plan)?,
+            Arc::new(verifier_state),
             None,
             stopped(stop_rx),
         )));
@@ -263,11 +367,18 @@ impl Lab {
             one,
             gateway,
             verifier,
+            optout,
+            lists: list_files,
+            optout_files,
+            signer_optouts,
+            verifier_optouts,
             description: Value::Null,
             stop,
             services,
+            background,
         };
         lab.wait_until_answering().await?;
+        lab.wait_for_mirrors().await?;
         let description = lab.describe(
             &base,
             &registry_db,
@@ -283,9 +394,10 @@ impl Lab {
         Ok(Self { description, ..lab })
     }
 
-    /// Waits until the signers and the verifier answer `GET /healthz` with 200 (at most 5 s).
+    /// Waits until the signers, the verifier and the opt-out service answer `GET /healthz`
+    /// with 200 (at most 5 s each).
     async fn wait_until_answering(&self) -> Result<(), LabError> {
-        for address in [self.one, self.gateway, self.verifier] {
+        for address in [self.one, self.gateway, self.verifier, self.optout] {
             let mut tries = 0;
             loop {
                 let answer = match Client::connect(address).await {
@@ -308,6 +420,25 @@ impl Lab {
         Ok(())
     }
 
+    /// Waits until both mirrors hold the opt-out recorded at start (at most 5 s), so the first
+    /// call sees the opt-outs the lab started with.
+    async fn wait_for_mirrors(&self) -> Result<(), LabError> {
+        let subscriber = self.numbers.opted_out;
+        for _ in 0..500 {
+            if [&self.signer_optouts, &self.verifier_optouts]
+                .iter()
+                .all(|m| m.is_opted_out(subscriber, marketing::WHITE_LISTED.id))
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(LabError::BadResponse(format!(
+            "the opt-out mirrors did not catch up with the feed at http://{}/v1/optouts",
+            self.optout
+        )))
+    }
+
     /// The lab's description: `lab.json`'s value.
     fn describe(
         &self,
@@ -318,6 +449,10 @@ impl Lab {
         extras: &Extras,
     ) -> Value {
         let http = |address: SocketAddr, path: &str| format!("http://{address}{path}");
+        let firm = |f: &marketing::FirmSpec| {
+            json!({"id": f.id, "name": f.name, "status": f.status,
+                   "hourly_quota": f.hourly_quota, "reasons": f.reasons})
+        };
         let numbers = self.numbers;
         let tns = |list: &[numbers::Subscriber]| list.iter().map(|s| s.tn).collect::<Vec<_>>();
         let [one_trace, gateway_trace] = traces;
@@ -335,6 +470,18 @@ impl Lab {
             "registry_db": registry_db,
             "registry_csv": registry_csv,
             "events": self.dir.join("events.jsonl"),
+            "optout": http(self.optout, ""),
+            "optout_db": self.optout_files.db,
+            "optout_link_key": self.optout_files.link_key,
+            "optout_feed_token": self.optout_files.feed_token,
+            "lists": self.lists.jws,
+            "list_source": self.lists.source,
+            "regulator_cert": self.lists.regulator_cert,
+            "firms": {
+                "white_listed": firm(&marketing::WHITE_LISTED),
+                "small_quota": firm(&marketing::SMALL_QUOTA),
+                "blacklisted": firm(&marketing::BLACKLISTED),
+            },
             "country": numbers.country(),
             "numbers": {
                 "registered": tns(numbers.registered),
@@ -345,6 +492,11 @@ impl Lab {
                 "called": [numbers.called],
                 "gateway_foreign": [numbers.foreign],
                 "gateway_domestic": [numbers.domestic_via_gateway],
+                "marketing": tns(numbers.marketing),
+                "small_quota": tns(numbers.small_quota),
+                "blacklisted": tns(numbers.blacklisted),
+                "blacklisted_numbers": tns(numbers.blacklisted_alone),
+                "opted_out": [numbers.opted_out],
             },
             "endpoints": {
                 "signing": http(self.one, "/stir/v1/signing"),
@@ -356,6 +508,10 @@ impl Lab {
                 "gateway_metrics": http(self.gateway, "/metrics"),
                 "verifier_health": http(self.verifier, "/healthz"),
                 "verifier_metrics": http(self.verifier, "/metrics"),
+                "optout": http(self.optout, ""),
+                "optout_feed": http(self.optout, "/v1/optouts"),
+                "optout_health": http(self.optout, "/healthz"),
+                "optout_metrics": http(self.optout, "/metrics"),
                 "repository": base,
             },
             "dir": self.dir,
@@ -388,6 +544,7 @@ impl Lab {
             rogue: &self.pki.rogue,
             originating: &self.pki.originating,
             numbers: self.numbers,
+            signer_optouts: &self.signer_optouts,
         };
         let start = self.now;
         let clock = move || rest::service::unix_now().unwrap_or(start);
@@ -397,6 +554,9 @@ impl Lab {
     /// Stops every service and waits until each has stopped: requests in flight finish (at
     /// most 10 s), the trace logs and the event feed are closed.
     pub async fn stop(self) {
+        for task in &self.background {
+            task.abort();
+        }
         let _ = self.stop.send(true);
         for service in self.services {
             let _ = service.await;
@@ -458,6 +618,90 @@ fn trace_db(dir: &Path, carrier: &Carrier) -> Result<PathBuf, LabError> {
     Ok(folder.join("trace.sqlite"))
 }
 
+/// The opt-out service's state: its store at `files.db` (with [`Numbers::opted_out`] opted
+/// out of the white-listed firm at `now`), the link key and the feed token of `files`.
+fn optout_state(
+    files: &OptOutFiles,
+    numbers: &Numbers,
+    now: u64,
+) -> Result<Arc<optout::OptOutState>, LabError> {
+    let store = optout::Store::open(&files.db)?;
+    store.opt_out(
+        numbers.opted_out,
+        marketing::WHITE_LISTED.id,
+        optout::Via::Link,
+        now,
+    )?;
+    let token = read(&files.feed_token)?;
+    let token = String::from_utf8_lossy(&token).trim().to_owned();
+    Ok(Arc::new(optout::OptOutState::new(
+        store,
+        optout::LinkKey::from_file(&files.link_key)?,
+        &[token],
+        optout::server::Limits {
+            max_body_bytes: 4096,
+            rate_per_second: 1000.0,
+            burst: 1000,
+        },
+        optout::system_clock(),
+    )))
+}
+
+/// A mirror of the opt-out feed at `feed_url`, polled every [`OPTOUT_POLL`] over plain HTTP
+/// on loopback with the token of `files`; its poller is pushed on `background`.
+fn mirror(
+    files: &OptOutFiles,
+    feed_url: &str,
+    background: &mut Vec<JoinHandle<()>>,
+) -> Result<Arc<OptOutMirror>, LabError> {
+    let token = read(&files.feed_token)?;
+    let token = String::from_utf8_lossy(&token).trim().to_owned();
+    let fetcher = rest::fetch::Fetcher::new(loopback_policy(), &[])?;
+    let mirror = Arc::new(OptOutMirror::new());
+    background.push(optout::spawn_poller(
+        Arc::clone(&mirror),
+        feed_url.to_owned(),
+        token,
+        fetcher,
+        OPTOUT_POLL,
+        optout::system_clock(),
+    ));
+    Ok(mirror)
+}
+
+/// Plain HTTP to loopback, short timeouts: how the lab's consumers reach the lab's services.
+fn loopback_policy() -> rest::fetch::FetchPolicy {
+    rest::fetch::FetchPolicy {
+        allow_http: true,
+        allow_private_addresses: true,
+        allowed_ports: None,
+        connect_timeout: Duration::from_millis(500),
+        total_timeout: Duration::from_millis(1000),
+        max_body: 1 << 20,
+        ..Default::default()
+    }
+}
+
+/// A consumer's store of the regulator's list: the signed list of `files` offered at `now`,
+/// then reloaded every second when the file changes (the reloader pushed on `background`).
+fn list_store(
+    files: &ListFiles,
+    now: u64,
+    background: &mut Vec<JoinHandle<()>>,
+) -> Result<Arc<ListStore>, LabError> {
+    let cert = lists::RegulatorCert::from_pem(&read(&files.regulator_cert)?)?;
+    let store = Arc::new(ListStore::new(cert));
+    store.offer(&read(&files.jws)?, now)?;
+    background.push(lists::spawn_reloader(
+        Arc::clone(&store),
+        lists::ListSource::File(files.jws.clone()),
+        rest::fetch::Fetcher::new(loopback_policy(), &[])?,
+        Duration::from_secs(1),
+        optout::system_clock(),
+    ));
+    Ok(store)
+}
+
 /// The originating carrier's registry, imported from `csv` with the numbering plan `plan`.
 fn registry(path: &Path, csv: &str, plan: NumberingPlan, now: u64) -> Result<Registry, LabError> {
     let mut registry = Registry::open(path)?;
@@ -485,9 +729,9 @@ fn signer_state(
     trace_db: &Path,
     numbers: &Numbers,
     now: u64,
-) -> Result<Arc<SignerState>, LabError> {
+) -> Result<SignerState, LabError> {
     let key = SigningKey::from_pem(&read(&carrier.key)?)?;
-    let state = Arc::new(SignerState::new(StateParts {
+    let state = SignerState::new(StateParts {
         signer: Arc::new(TokenSigner::new(key, carrier.x5u.clone())),
         registry: Arc::new(CachedRegistry::new(
             registry,
@@ -504,7 +748,7 @@ fn signer_state(
         clients: vec![],
         max_body: 16 * 1024,
         nonce_pool: signer::nonces::DEFAULT_CAPACITY,
-    }));
+    });
     // As `signer serve` does at start: the expiry metric (no warning, the lab's certificates
     // are made fresh and the lab's log is the table).
     signer::service::note_certificate_expiry(&state, carrier.not_after, now, 0);
@@ -519,7 +763,7 @@ fn verifier_state(
     pki: &LabPki,
     extras: &Extras,
     plan: NumberingPlan,
-) -> Result<Arc<verifier::service::VerifierState>, LabError> {
+) -> Result<verifier::service::VerifierState, LabError> {
     let policy = verifier::fetch::FetchPolicy {
         allow_private_addresses: true,
         allowed_ports: None,
@@ -546,13 +790,13 @@ fn verifier_state(
         events_path.clone(),
     ))
     .map_err(|e| LabError::io(&events_path, &e))?;
-    Ok(Arc::new(verifier::service::VerifierState::new(
+    Ok(verifier::service::VerifierState::new(
         verifier,
         vec![],
         Some(plan),
         16 * 1024,
         Some(events),
-    )))
+    ))
 }
 
 /// A carrier as `lab.json` describes it: its signer's base URL, files, x5u, and its trace
@@ -586,7 +830,15 @@ mod tests {
         let lab = Lab::start(&options, now, &mut |p| steps.push(p.to_string()))
             .await
             .unwrap();
-        assert_eq!(steps.len(), 5, "{steps:?}");
+        assert_eq!(steps.len(), 6, "{steps:?}");
+        assert!(
+            steps[3].ends_with(
+                "white-listed: Sunrise Insurance, Brightway Surveys; \
+                 blacklisted: Nightcall Marketing"
+            ),
+            "{steps:?}"
+        );
+        assert!(steps[4].contains("opt-out service"), "{steps:?}");
         assert!(steps[0].contains(lab.dir().to_str().unwrap()), "{steps:?}");
         lab
     }
@@ -626,6 +878,36 @@ mod tests {
             assert!(written.get(member).is_some(), "lab.json lost {member}");
         }
         assert_eq!(written["dir"].as_str(), lab.dir().to_str());
+        // The marketing members: the list verifies with the regulator certificate; the firms'
+        // numbers; the opt-out service's base URL and secrets (0600).
+        let cert = std::fs::read(written["regulator_cert"].as_str().unwrap()).unwrap();
+        let cert = lists::RegulatorCert::from_pem(&cert).unwrap();
+        let jws = std::fs::read(written["lists"].as_str().unwrap()).unwrap();
+        let list = lists::store::check(&jws, &cert, rest::service::unix_now().unwrap()).unwrap();
+        assert_eq!(list.document.firms.len(), 3);
+        assert!(Path::new(written["list_source"].as_str().unwrap()).exists());
+        assert_eq!(
+            written["numbers"]["marketing"],
+            json!(["12155550401", "12155550402"])
+        );
+        assert_eq!(
+            written["numbers"]["blacklisted"],
+            json!(["12155550601", "12155550602"])
+        );
+        assert_eq!(
+            written["firms"]["white_listed"]["name"],
+            "Sunrise Insurance"
+        );
+        assert!(written["optout"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:"));
+        for secret in ["optout_link_key", "optout_feed_token"] {
+            use std::os::unix::fs::PermissionsExt;
+            let file = Path::new(written[secret].as_str().unwrap());
+            let mode = std::fs::metadata(file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{secret}");
+        }
         assert!(written["verifier"]
             .as_str()
             .unwrap()
@@ -684,6 +966,18 @@ mod tests {
             ("SHAKEN_TRACE_DB", &written["carriers"][0]["trace_db"]),
             ("SHAKEN_REGISTRY_DB", &written["registry_db"]),
             ("SHAKEN_DIR", &written["dir"]),
+            ("SHAKEN_LISTS", &written["lists"]),
+            ("SHAKEN_REGULATOR_CERT", &written["regulator_cert"]),
+            ("SHAKEN_MARKETING_TN", &written["numbers"]["marketing"][0]),
+            (
+                "SHAKEN_BLACKLISTED_TN",
+                &written["numbers"]["blacklisted"][0],
+            ),
+            (
+                "SHAKEN_OPTOUT_FEED_TOKEN_FILE",
+                &written["optout_feed_token"],
+            ),
+            ("SHAKEN_OPTOUT_LINK_KEY", &written["optout_link_key"]),
         ] {
             variables.push((variable.to_owned(), member.as_str().unwrap().to_owned()));
         }
@@ -706,7 +1000,7 @@ mod tests {
             .collect();
         let expected: Vec<String> = variables.iter().map(|(_, v)| v.clone()).collect();
         assert_eq!(printed, expected);
-        assert_eq!(endpoints.len(), 10);
+        assert_eq!(endpoints.len(), 14);
 
         // Every endpoint answers: health and metrics 200, signing and verification 200.
         let numbers = lab.numbers();
@@ -714,6 +1008,10 @@ mod tests {
             let url = url.as_str().unwrap();
             if name == "repository" {
                 assert!(url.starts_with("https://127.0.0.1:"));
+                continue;
+            }
+            if name == "optout" {
+                assert_eq!(Some(url), written["optout"].as_str());
                 continue;
             }
             let (address, path) = split(url);
@@ -735,6 +1033,11 @@ mod tests {
                     let body = json!({"verificationRequest": {"from": {"tn": numbers.registered(0)},
                         "to": {"tn": [numbers.called]}, "time": rest::service::unix_now().unwrap()}});
                     client.post(&path, body.to_string()).await.unwrap().0
+                }
+                // The feed wants its bearer token.
+                "optout_feed" => {
+                    assert_eq!(client.get(&path).await.unwrap().0, 401, "{url}");
+                    continue;
                 }
                 _ => client.get(&path).await.unwrap().0,
             };
@@ -771,6 +1074,11 @@ mod tests {
         let written: Value =
             serde_json::from_slice(&std::fs::read(lab.dir().join("lab.json")).unwrap()).unwrap();
         assert_eq!(written["country"], "CN");
+        for kind in ["marketing", "blacklisted", "small_quota", "opted_out"] {
+            for tn in written["numbers"][kind].as_array().unwrap() {
+                assert!(tn.as_str().unwrap().starts_with("86"), "{kind} {tn}");
+            }
+        }
         for kind in [
             "registered",
             "unverified",

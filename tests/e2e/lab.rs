@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::support::{shaken, stderr, stdout, tempdir};
 
 /// The number of call cases.
-const CASES: usize = 14;
+const CASES: usize = 24;
 
 #[test]
 fn the_lab_gives_every_call_its_expected_verdict() {
@@ -17,7 +17,7 @@ fn the_lab_gives_every_call_its_expected_verdict() {
     let out = shaken([
         "lab",
         "--calls",
-        "42",
+        "72",
         "--dir",
         dir.path().join("lab").to_str().unwrap(),
         "--json",
@@ -27,15 +27,27 @@ fn the_lab_gives_every_call_its_expected_verdict() {
     let text = stdout(&out);
     assert!(text.contains("every call got its expected verdict"));
     // The first lines say what is built, and where.
-    let first: Vec<&str> = text.lines().take(5).collect();
+    let first: Vec<&str> = text.lines().take(7).collect();
     assert!(
         first[0].starts_with("building a SHAKEN lab with NANP numbers in /"),
         "{text}"
     );
     assert!(first[1].contains("PKI"), "{text}");
     assert!(first[2].contains("registry"), "{text}");
-    assert!(first[3].contains("services"), "{text}");
-    assert!(first[4].contains("lab.json"), "{text}");
+    assert!(
+        first[3].contains("regulator's list signed by the PA"),
+        "{text}"
+    );
+    assert!(
+        first[4].ends_with("blacklisted: Nightcall Marketing"),
+        "{text}"
+    );
+    assert!(first[5].contains("services"), "{text}");
+    assert!(first[5].contains("opt-out service"), "{text}");
+    assert!(first[6].contains("lab.json"), "{text}");
+    for line in &first[1..] {
+        assert!(line.chars().count() <= 100, "{line}");
+    }
     // The table: a result column, the API's spellings, at most 100 columns.
     let header = text.lines().find(|l| l.starts_with("case ")).unwrap();
     for column in ["calls", "result", "signing", "verstat", "SIP", "flags"] {
@@ -50,6 +62,17 @@ fn the_lab_gives_every_call_its_expected_verdict() {
     assert!(row("A: registered, verified").contains(" TN-Validation-Passed"));
     assert!(row("spoofed caller ID").contains(" TN-Validation-Failed 438 spoofed +1"));
     assert!(row("unregistered caller").contains(" refused POL4101"));
+    assert!(
+        row("marketing call").contains(" pass   signed A "),
+        "{text}"
+    );
+    assert!(row("marketing call").ends_with(" marketing"), "{text}");
+    assert!(row("unsubscribed via link").contains(" pass   refused POL4114"));
+    assert!(
+        row("opted out, lab-signed").ends_with(" opted-out"),
+        "{text}"
+    );
+    assert!(row("firm over its quota").contains(" pass   refused POL4115"));
     assert!(text.contains("438 Invalid Identity Header"));
 
     let results: serde_json::Value =
@@ -78,9 +101,35 @@ fn the_lab_gives_every_call_its_expected_verdict() {
         "numbers",
         "endpoints",
         "country",
+        "optout",
+        "lists",
+        "regulator_cert",
     ] {
         assert!(lab.get(member).is_some(), "{member}");
     }
+    // The marketing case's expected outcome carries the vetted name.
+    let marketing = cases
+        .iter()
+        .find(|c| c["case"] == "marketing call")
+        .unwrap();
+    assert!(
+        marketing["expected"]
+            .as_str()
+            .unwrap()
+            .contains("rcd.nam \"Sunrise Insurance\""),
+        "{marketing}"
+    );
+    // The signed list verifies with `shaken lists verify` and the regulator certificate.
+    let verify = shaken([
+        "lists",
+        "verify",
+        "--cert",
+        lab["regulator_cert"].as_str().unwrap(),
+        lab["lists"].as_str().unwrap(),
+    ]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    assert!(!lab["numbers"]["marketing"].as_array().unwrap().is_empty());
+    assert!(!lab["numbers"]["blacklisted"].as_array().unwrap().is_empty());
     assert!(lab["repository"]
         .as_str()
         .unwrap()
@@ -121,7 +170,7 @@ fn the_chinese_lab_gives_every_call_its_expected_verdict_and_verbose_shows_every
         "CN",
         "--verbose",
         "--calls",
-        "14",
+        "24",
         "--dir",
         dir.path().to_str().unwrap(),
     ]);
@@ -138,6 +187,11 @@ fn the_chinese_lab_gives_every_call_its_expected_verdict_and_verbose_shows_every
     let row = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap();
     assert!(row("spoofed caller ID").ends_with(" 438 spoofed,unregistered"));
     assert!(row("domestic ID via gateway").contains(" refused POL4104"));
+    assert!(
+        row("emergency, blacklisted").ends_with(" blacklisted"),
+        "{text}"
+    );
+    assert!(row("blacklisted number").contains(" refused POL4113"));
     assert!(text
         .lines()
         .all(|l| l.chars().count() <= 100 || l.contains('/')));

@@ -164,3 +164,189 @@ async fn a_subscriber_unsubscribes_with_one_click_in_chromium() {
     browser.screenshot("optout-tampered");
     assert_eq!(service.feed().await["changes"].as_array().unwrap().len(), 1);
 }
+
+/// `shaken lab --serve` as a child process, stopped with SIGINT (Ctrl-C) when dropped.
+struct ServedLab {
+    child: Child,
+    /// Its `lab.json`.
+    info: serde_json::Value,
+}
+
+impl ServedLab {
+    /// Starts the lab in `dir` with one call of each case and waits until it says it is
+    /// running (every case placed, `lab.json` written).
+    fn start(dir: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shaken"))
+            .args(["lab", "--serve", "--calls", "1", "--dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = vec![];
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+                Ok(line) if line.contains("the lab is running") => break,
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("the lab did not start: {seen:?}");
+                }
+            }
+        }
+        let info = serde_json::from_slice(&std::fs::read(dir.join("lab.json")).unwrap()).unwrap();
+        Self { child, info }
+    }
+
+    /// The address of the `endpoints` member `name` (`http://ADDRESS/PATH`).
+    fn address(&self, name: &str) -> SocketAddr {
+        let url = self.info["endpoints"][name].as_str().unwrap();
+        let rest = url.strip_prefix("http://").unwrap();
+        rest.split('/').next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for ServedLab {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// POSTs `body` as JSON to `path` at `address`.
+async fn post_json(
+    address: SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> crate::http::Reply {
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: lab\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    raw(address, request.as_bytes()).await
+}
+
+/// A plain ATIS signing request from `orig` to `dest` through the lab's signer of carrier 1001.
+async fn sign(lab: &ServedLab, orig: &str, dest: &str) -> crate::http::Reply {
+    let body = serde_json::json!({"signingRequest": {"attest": "A", "orig": {"tn": orig},
+        "dest": {"tn": [dest]}, "iat": rest::service::unix_now().unwrap(),
+        "origid": uuid::Uuid::new_v4().to_string()}});
+    post_json(lab.address("signing"), "/stir/v1/signing", &body).await
+}
+
+/// The whole lab in a real browser (issue 16 §3): a marketing call of the lab's white-listed
+/// firm to subscriber X is signed by the lab's signer and verified by the lab's verifier; the
+/// verdict's `unsubscribe` link is opened in headless Chromium, which shows the firm's vetted
+/// name; the button is clicked; within the signer's poll interval (retried up to 3 s) the
+/// firm's next call to X is refused 403 POL4114, while its call to subscriber Y is still
+/// signed. The lab is stopped with Ctrl-C.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lab_subscriber_unsubscribes_in_chromium_and_the_firms_next_call_is_refused() {
+    let dir = tempdir();
+    let lab = ServedLab::start(&dir.path().join("lab"));
+    let firm = lab.info["numbers"]["marketing"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let name = lab.info["firms"]["white_listed"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // X: a subscriber no case of the lab calls; Y: the number the cases call.
+    let x = "12125557001";
+    let y = lab.info["numbers"]["called"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let signed = sign(&lab, &firm, x).await;
+    assert_eq!(
+        signed.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&signed.body)
+    );
+    let identity = signed.json()["signingResponse"]["identity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verification = serde_json::json!({"verificationRequest": {"from": {"tn": firm},
+        "to": {"tn": [x]}, "time": rest::service::unix_now().unwrap(), "identity": identity}});
+    let verified = post_json(
+        lab.address("verification"),
+        "/stir/v1/verification",
+        &verification,
+    )
+    .await;
+    assert_eq!(verified.status, 200);
+    let verdict = verified.json()["verificationResponse"].clone();
+    assert_eq!(verdict["verstat"], "TN-Validation-Passed", "{verdict}");
+    assert_eq!(verdict["rcd"]["nam"], name.as_str(), "{verdict}");
+    let link = verdict["unsubscribe"].as_str().unwrap().to_owned();
+    let optout = lab.info["optout"].as_str().unwrap();
+    assert!(link.starts_with(&format!("{optout}/u/")), "{link}");
+
+    let browser = Browser::start();
+    browser.open(&link);
+    let page = browser.text();
+    assert!(page.contains(&format!("Stop calls from {name}")), "{page}");
+    assert!(!page.contains(x), "the page masks the number: {page}");
+    browser.screenshot("lab-optout-page");
+    browser.click_and_wait("button[type=submit]");
+    let result = browser.text();
+    assert!(
+        result.contains(&format!(
+            "You will no longer receive marketing calls from {name} on number …7001."
+        )),
+        "{result}"
+    );
+    browser.screenshot("lab-optout-result");
+
+    // The signer learns the opt-out from its mirror (polled every 200 ms).
+    let pressed = std::time::Instant::now();
+    let refused = loop {
+        let reply = sign(&lab, &firm, x).await;
+        if reply.status == 403 {
+            break reply;
+        }
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert!(
+            pressed.elapsed() < std::time::Duration::from_secs(3),
+            "the firm's calls to X were still signed 3 s after the press"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let error = refused.json();
+    assert_eq!(
+        error["requestError"]["policyException"]["messageId"], "POL4114",
+        "{error}"
+    );
+    let other = sign(&lab, &firm, &y).await;
+    assert_eq!(
+        other.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&other.body)
+    );
+    assert!(other.json()["signingResponse"]["identity"].is_string());
+    drop(browser);
+    drop(lab);
+}
