@@ -231,6 +231,7 @@ const RUN: &[&str] = &[
     "docs/lab.md",
     "docs/optout.md",
     "docs/lists.md",
+    "docs/marketing.md",
 ];
 
 #[test]
@@ -276,6 +277,11 @@ fn passport_cli() {
 #[test]
 fn lists() {
     run_guide("docs/lists.md");
+}
+
+#[test]
+fn marketing() {
+    run_guide("docs/marketing.md");
 }
 
 /// Every file with a block to run has its test above, every fenced block names its language,
