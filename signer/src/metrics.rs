@@ -20,6 +20,13 @@ pub const POLICY_LABELS: &[&str] = &[
     r#"message_id="POL4102""#,
     r#"message_id="POL4103""#,
     r#"message_id="POL4104""#,
+    r#"message_id="POL4111""#,
+    r#"message_id="POL4112""#,
+    r#"message_id="POL4113""#,
+    r#"message_id="POL4114""#,
+    r#"message_id="POL4115""#,
+    r#"message_id="POL4116""#,
+    r#"message_id="POL4117""#,
     r#"message_id="POL5031""#,
 ];
 
@@ -165,5 +172,45 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("shaken_signer_signatures_total{nonce=\"in_request\"} 1"));
+    }
+
+    #[test]
+    fn every_policy_refusal_is_counted() {
+        use crate::marketing::MarketingRefusal;
+        use crate::policy::Refusal;
+        let marketing = [
+            MarketingRefusal::FirmBlacklisted,
+            MarketingRefusal::FirmSuspended,
+            MarketingRefusal::NumberBlacklisted,
+            MarketingRefusal::OptedOut,
+            MarketingRefusal::OverQuota,
+            MarketingRefusal::ReasonNotAllowed,
+            MarketingRefusal::RcdNotAllowed,
+        ];
+        let refusals = [
+            Refusal::Unregistered,
+            Refusal::Suspended,
+            Refusal::NotVerified,
+            Refusal::DomesticViaGateway,
+            Refusal::RegistryUnavailable,
+        ]
+        .into_iter()
+        .chain(marketing.into_iter().map(Refusal::Marketing));
+        let mut ids = Vec::new();
+        for refusal in refusals {
+            let id = crate::api::refusal(refusal).message_id().to_owned();
+            let m = SignerMetrics::default();
+            m.errors.inc_for_message(&id);
+            let line = format!("shaken_signer_errors_total{{message_id=\"{id}\"}} 1");
+            assert!(m.render((0, 0)).contains(&line), "{id} is not counted");
+            ids.push(id);
+        }
+        ids.sort();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            POLICY_LABELS.len(),
+            "one label per refusal: {ids:?}"
+        );
     }
 }

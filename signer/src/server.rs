@@ -1,5 +1,6 @@
 //! The signing service as a process (`shaken signer serve`): the key checked against its
-//! certificate and the TLS configuration ([`Prepared::load`], everything `--validate` checks),
+//! certificate, the TLS configuration and the files `[lists]` and `[optout]` name
+//! ([`Prepared::load`], everything `--validate` checks),
 //! then the registry, trace log and serve loop ([`Prepared::run`]). SIGHUP re-reads the
 //! configuration file's signing credentials (`x5u`, `key_file`, `certificate_file`,
 //! `x5u_tls_roots`) and reloads the key: a key that does not match its certificate, or a file
@@ -43,12 +44,14 @@ impl std::fmt::Debug for Prepared {
 }
 
 impl Prepared {
-    /// Checks the `[lists]` and `[optout]` sections (the regulator's certificate, the feed's
-    /// token, the URLs), loads the signing key and its certificate (a copy, or fetched from
-    /// x5u) and checks that they match, then the `[tls]` section; any failure is an error, so a
-    /// signer that starts signs tokens verifiers can check.
+    /// Loads the signing key and its certificate (a copy, or fetched from x5u) and checks that
+    /// they match, then the `[tls]` section and the files of `[lists]` (the regulator's
+    /// certificate) and `[optout]` (the feed's token); any failure is an error naming its key,
+    /// so a signer that starts signs tokens verifiers can check.
     pub async fn load(config: SignerConfig) -> Result<Self, SignerError> {
-        // The marketing sections first: their errors name their keys.
+        let credentials = credentials::load(&config).await?;
+        // The files `[lists]` and `[optout]` name, read now so that `--validate` names the key
+        // of one that cannot be used (the service would fail to start on it).
         if let Some(section) = &config.lists {
             lists::consumer::check(section).map_err(|e| SignerError::Config(e.to_string()))?;
         }
@@ -57,7 +60,6 @@ impl Prepared {
                 .check()
                 .map_err(|e| SignerError::Config(e.to_string()))?;
         }
-        let credentials = credentials::load(&config).await?;
         let tls = config.tls.as_ref().map(rest::tls::acceptor).transpose()?;
         Ok(Self {
             config,

@@ -97,6 +97,21 @@ async fn start_with_clock(
     policy: PolicyConfig,
     clock: Option<service::Clock>,
 ) -> Running {
+    start_state(outage, clients, policy, |state| match clock {
+        Some(clock) => state.with_clock(clock),
+        None => state,
+    })
+    .await
+}
+
+/// A signer over the test registry (or a failing one for an `outage`), its state finished by
+/// `finish` (a clock, the regulator's list, the opt-outs), serving on 127.0.0.1:0.
+async fn start_state(
+    outage: bool,
+    clients: Vec<Client>,
+    policy: PolicyConfig,
+    finish: impl FnOnce(SignerState) -> SignerState,
+) -> Running {
     let dir = tempdir();
     let registry = test_registry(dir.path());
     let lookup: Arc<dyn NumberLookup> = if outage {
@@ -121,10 +136,7 @@ async fn start_with_clock(
         // A small pool: each test's signer fills its own.
         nonce_pool: 64,
     });
-    let state = Arc::new(match clock {
-        Some(clock) => state.with_clock(clock),
-        None => state,
-    });
+    let state = Arc::new(finish(state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -784,5 +796,585 @@ async fn an_emergency_call_with_a_bad_iat_is_signed_with_the_signers_clock() {
             .to_owned();
         let parsed = IdentityHeader::parse(&identity).unwrap();
         assert_eq!(parsed.passport().claims().iat, PINNED_NOW);
+    }
+}
+
+/// The marketing rules of `GOVERNANCE.md` §3 through the REST API: the regulator's list
+/// (signed with the test PA's key, which plays the regulator), the opt-outs, the quota.
+pub(crate) mod marketing {
+    use std::sync::Arc;
+
+    use base64::Engine;
+    use lists::{ListDocument, ListStore, RegulatorCert};
+    use optout::{Change, OptOutMirror};
+    use passport::identity::IdentityHeader;
+    use passport::verify::{verify_shaken, VerifyOptions};
+    use passport::{SigningKey, Tn};
+
+    use super::{error_id, nanp_policy, start_state, unix_now, Running};
+    use crate::http::{post_json, raw, Reply};
+
+    /// The white-listed firm: its numbers are in the test registry's range of `c3`.
+    pub(crate) const WHITE_ID: &str = "91310000MA1FL1234X";
+    pub(crate) const WHITE_NAME: &str = "Example Insurance Co.";
+    pub(crate) const WHITE_NUMBER: &str = "12155560001";
+    pub(crate) const WHITE_REASON: &str = "Policy renewal";
+    /// A white-listed firm with a quota of [`SMALL_QUOTA`] calls an hour.
+    pub(crate) const SMALL_ID: &str = "SMALLQUOTA01";
+    pub(crate) const SMALL_NUMBER: &str = "12155560400";
+    pub(crate) const SMALL_QUOTA: usize = 3;
+    /// The blacklisted firm, the suspended firm, a blacklisted number of no firm.
+    pub(crate) const BLACK_ID: &str = "91440300MA5G9ABC1Y";
+    pub(crate) const BLACK_NAME: &str = "Nuisance Sales Ltd.";
+    pub(crate) const BLACK_NUMBER: &str = "12155560100";
+    pub(crate) const SUSPENDED_NUMBER: &str = "12155560200";
+    pub(crate) const BLACKLISTED_NUMBER: &str = "12155560300";
+    /// A registered, verified number that no list entry names.
+    pub(crate) const PLAIN_NUMBER: &str = "12155561234";
+    /// The called subscribers.
+    pub(crate) const SUBSCRIBER: &str = "12125551213";
+    pub(crate) const OTHER_SUBSCRIBER: &str = "12125551214";
+
+    /// The list document (TOML) of `version`, valid for a day around `now`; `black_white` makes
+    /// the white-listed firm blacklisted.
+    pub(crate) fn list_toml(version: u64, now: u64, white_status: &str) -> String {
+        format!(
+            r#"
+version = {version}
+issued_at = {issued}
+expires_at = {expires}
+blacklisted_numbers = ["{BLACKLISTED_NUMBER}"]
+
+[[firms]]
+id = "{WHITE_ID}"
+name = "{WHITE_NAME}"
+status = "{white_status}"
+numbers = ["12155560001-12155560099"]
+hourly_quota = 1000
+reasons = ["{WHITE_REASON}", "Appointment reminder"]
+
+[[firms]]
+id = "{SMALL_ID}"
+name = "Small Quota Ltd."
+status = "white-listed"
+numbers = ["{SMALL_NUMBER}"]
+hourly_quota = {SMALL_QUOTA}
+reasons = []
+
+[[firms]]
+id = "{BLACK_ID}"
+name = "{BLACK_NAME}"
+status = "blacklisted"
+numbers = ["{BLACK_NUMBER}"]
+hourly_quota = 0
+reasons = []
+
+[[firms]]
+id = "SUSP01"
+name = "Paused Marketing Ltd."
+status = "suspended"
+numbers = ["{SUSPENDED_NUMBER}"]
+hourly_quota = 10
+reasons = []
+"#,
+            issued = now - 3600,
+            expires = now + 86_400,
+        )
+    }
+
+    /// The regulator's certificate (the test PA's).
+    pub(crate) fn regulator_cert() -> RegulatorCert {
+        RegulatorCert::from_pem(&std::fs::read(certs_test::path("pa/pa.pem")).unwrap()).unwrap()
+    }
+
+    /// `list_toml(..)` signed by the regulator: the compact JWS.
+    pub(crate) fn signed_list(version: u64, now: u64, white_status: &str) -> String {
+        let document = ListDocument::parse(
+            list_toml(version, now, white_status).as_bytes(),
+            lists::Format::Toml,
+        )
+        .unwrap();
+        let key =
+            SigningKey::from_pem(&std::fs::read(certs_test::path("pa/pa.key")).unwrap()).unwrap();
+        lists::jws::sign(&document, &key, &regulator_cert()).unwrap()
+    }
+
+    /// A store holding version 1 of the list, as of `now`.
+    pub(crate) fn loaded_store(now: u64) -> Arc<ListStore> {
+        let store = Arc::new(ListStore::new(regulator_cert()));
+        store
+            .offer(signed_list(1, now, "white-listed").as_bytes(), now)
+            .unwrap();
+        store
+    }
+
+    /// An opt-out of `subscriber` from `firm` as the feed reports it (change `seq`).
+    pub(crate) fn opt_out(seq: u64, subscriber: &str, firm: &str, opted_out: bool) -> Change {
+        Change {
+            seq,
+            subscriber: subscriber.into(),
+            firm: firm.into(),
+            opted_out,
+            at: 1_700_000_000,
+        }
+    }
+
+    async fn start_marketing(
+        store: Option<Arc<ListStore>>,
+        mirror: Option<Arc<OptOutMirror>>,
+    ) -> Running {
+        start_state(false, vec![], nanp_policy(), move |state| {
+            let state = match store {
+                Some(store) => state.with_lists(store),
+                None => state,
+            };
+            match mirror {
+                Some(mirror) => state.with_optouts(mirror),
+                None => state,
+            }
+        })
+        .await
+    }
+
+    async fn sign_to(s: &Running, orig: &str, dest: &str, extra: &str) -> Reply {
+        super::sign(s.addr, "A", orig, dest, extra).await
+    }
+
+    /// The decoded payload of a signed response (checking it verifies with the signer's key
+    /// for `orig`), and the payload's text as signed.
+    fn signed_payload(reply: &Reply, orig: &str) -> (serde_json::Value, String) {
+        assert_eq!(
+            reply.status,
+            200,
+            "{orig}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let identity = reply.json()["signingResponse"]["identity"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let parsed = IdentityHeader::parse(&identity).unwrap();
+        let key = passport::cert::verifying_key_from_pem_chain(
+            &std::fs::read(certs_test::path("sp/1001/chain.pem")).unwrap(),
+        )
+        .unwrap();
+        let from = Tn::canonicalize(orig, None).unwrap();
+        verify_shaken(
+            &parsed,
+            &key,
+            &VerifyOptions::at(parsed.passport().claims().iat),
+            Some(&from),
+            &[],
+        )
+        .unwrap();
+        let payload = identity.split('.').nth(1).unwrap();
+        let text = String::from_utf8(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        (serde_json::from_str(&text).unwrap(), text)
+    }
+
+    fn refused(reply: &Reply, orig: &str, id: &str) {
+        assert_eq!(
+            reply.status,
+            403,
+            "{orig} {id}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let (found, variables) = error_id(reply);
+        assert_eq!(found, id, "{orig}");
+        assert_eq!(variables[0], orig, "the refused number is named");
+        assert!(
+            !String::from_utf8_lossy(&reply.body).contains("identity"),
+            "no token with a refusal"
+        );
+    }
+
+    fn rcd(nam: &str) -> String {
+        format!(r#","rcd":{{"nam":"{nam}"}}"#)
+    }
+
+    fn crn(reason: &str) -> String {
+        format!(r#","crn":"{reason}""#)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_marketing_refusal_has_its_own_id() {
+        let mirror = Arc::new(OptOutMirror::new());
+        mirror.apply(&[opt_out(1, SUBSCRIBER, WHITE_ID, true)], 1);
+        let s = start_marketing(Some(loaded_store(unix_now())), Some(mirror)).await;
+        let cases: Vec<(&str, &str, String, &str)> = vec![
+            (BLACK_NUMBER, OTHER_SUBSCRIBER, String::new(), "POL4111"),
+            (SUSPENDED_NUMBER, OTHER_SUBSCRIBER, String::new(), "POL4112"),
+            (
+                BLACKLISTED_NUMBER,
+                OTHER_SUBSCRIBER,
+                String::new(),
+                "POL4113",
+            ),
+            (WHITE_NUMBER, SUBSCRIBER, String::new(), "POL4114"),
+            (WHITE_NUMBER, OTHER_SUBSCRIBER, crn("Prize draw"), "POL4116"),
+            (PLAIN_NUMBER, OTHER_SUBSCRIBER, crn(WHITE_REASON), "POL4116"),
+            (
+                WHITE_NUMBER,
+                OTHER_SUBSCRIBER,
+                rcd("Example Bank"),
+                "POL4117",
+            ),
+            (PLAIN_NUMBER, OTHER_SUBSCRIBER, rcd(WHITE_NAME), "POL4117"),
+            // A blacklisted firm's number is refused for the firm, whatever it asks to show.
+            (BLACK_NUMBER, OTHER_SUBSCRIBER, rcd(BLACK_NAME), "POL4111"),
+        ];
+        for (orig, dest, extra, id) in &cases {
+            refused(&sign_to(&s, orig, dest, extra).await, orig, id);
+        }
+        // The quota: SMALL_QUOTA calls signed, the next refused.
+        for _ in 0..SMALL_QUOTA {
+            let reply = sign_to(&s, SMALL_NUMBER, OTHER_SUBSCRIBER, "").await;
+            assert_eq!(
+                reply.status,
+                200,
+                "{}",
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+        refused(
+            &sign_to(&s, SMALL_NUMBER, OTHER_SUBSCRIBER, "").await,
+            SMALL_NUMBER,
+            "POL4115",
+        );
+        // Every refusal is in the trace log with its id.
+        for (orig, _, _, id) in &cases {
+            let records = signer::trace::lookup_tn(&s.trace_db, orig, 0, u64::MAX >> 2).unwrap();
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r.outcome == "refused" && r.message_id.as_deref() == Some(id)),
+                "{orig} {id}: {records:?}"
+            );
+        }
+        // And counted by id in the metrics.
+        let metrics = s.state.metrics.render((0, 0));
+        for (id, count) in [
+            ("POL4111", 2),
+            ("POL4112", 1),
+            ("POL4113", 1),
+            ("POL4114", 1),
+            ("POL4115", 1),
+            ("POL4116", 2),
+            ("POL4117", 2),
+        ] {
+            let line = format!("shaken_signer_errors_total{{message_id=\"{id}\"}} {count}\n");
+            assert!(metrics.contains(&line), "{line}{metrics}");
+        }
+        // Each id is documented: in the API reference and in the OpenAPI document.
+        let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/signer.md"))
+            .unwrap();
+        let openapi: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        let described = openapi["paths"]["/stir/v1/signing"]["post"]["responses"]["403"]
+            ["description"]
+            .as_str()
+            .unwrap();
+        for id in [
+            "POL4111", "POL4112", "POL4113", "POL4114", "POL4115", "POL4116", "POL4117",
+        ] {
+            assert!(
+                guide.contains(&format!("| `{id}` | 403 |")),
+                "{id} in docs/signer.md"
+            );
+            assert!(described.contains(id), "{id} in docs/openapi.json");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_white_listed_firms_call_is_signed_with_the_vetted_name() {
+        let s = start_marketing(Some(loaded_store(unix_now())), None).await;
+        // A plain request: the signer adds the vetted name, no reason.
+        let (claims, text) = signed_payload(
+            &sign_to(&s, WHITE_NUMBER, SUBSCRIBER, "").await,
+            WHITE_NUMBER,
+        );
+        assert_eq!(
+            claims["rcd"],
+            serde_json::json!({"nam": WHITE_NAME}),
+            "{text}"
+        );
+        assert!(claims.get("crn").is_none(), "{text}");
+        assert_eq!(claims["attest"], "A");
+        // An allowed reason and the matching rcd: honoured, inside the shaken PASSporT, in
+        // canonical order.
+        let extra = format!("{}{}", rcd(WHITE_NAME), crn(WHITE_REASON));
+        let (claims, text) = signed_payload(
+            &sign_to(&s, "+1(215)556-0042", SUBSCRIBER, &extra).await,
+            "12155560042",
+        );
+        assert_eq!(claims["rcd"]["nam"], WHITE_NAME);
+        assert_eq!(claims["crn"], WHITE_REASON);
+        assert!(
+            text.starts_with(r#"{"attest":"A","crn":"Policy renewal","dest":"#),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(r#""rcd":{"nam":"Example Insurance Co."}}"#),
+            "{text}"
+        );
+        // A number of no firm: signed plainly, nothing added.
+        let (claims, text) = signed_payload(
+            &sign_to(&s, PLAIN_NUMBER, SUBSCRIBER, "").await,
+            PLAIN_NUMBER,
+        );
+        assert!(
+            claims.get("rcd").is_none() && claims.get("crn").is_none(),
+            "{text}"
+        );
+        // The trace log names the firm of the marketing calls only.
+        let firms = |tn: &str| -> Vec<Option<String>> {
+            signer::trace::lookup_tn(&s.trace_db, tn, 0, u64::MAX >> 2)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.firm)
+                .collect()
+        };
+        assert_eq!(firms(WHITE_NUMBER), [Some(WHITE_ID.to_owned())]);
+        assert_eq!(firms("12155560042"), [Some(WHITE_ID.to_owned())]);
+        assert_eq!(firms(PLAIN_NUMBER), [None]);
+        // The documented response schema holds for a marketing call.
+        crate::openapi::check_response(
+            "/stir/v1/signing",
+            200,
+            &sign_to(&s, WHITE_NUMBER, SUBSCRIBER, "").await.json(),
+        );
+        crate::openapi::check_response(
+            "/stir/v1/signing",
+            403,
+            &sign_to(&s, BLACK_NUMBER, SUBSCRIBER, "").await.json(),
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_quota_counts_signed_calls_only_and_per_firm() {
+        let mirror = Arc::new(OptOutMirror::new());
+        mirror.apply(&[opt_out(1, SUBSCRIBER, SMALL_ID, true)], 1);
+        let s = start_marketing(Some(loaded_store(unix_now())), Some(mirror)).await;
+        // Refused calls take no slot: opted out, a reason the firm may not state.
+        for _ in 0..5 {
+            refused(
+                &sign_to(&s, SMALL_NUMBER, SUBSCRIBER, "").await,
+                SMALL_NUMBER,
+                "POL4114",
+            );
+            refused(
+                &sign_to(&s, SMALL_NUMBER, OTHER_SUBSCRIBER, &crn(WHITE_REASON)).await,
+                SMALL_NUMBER,
+                "POL4116",
+            );
+        }
+        // Nor do emergency calls.
+        for _ in 0..SMALL_QUOTA + 1 {
+            assert_eq!(sign_to(&s, SMALL_NUMBER, "911", "").await.status, 200);
+        }
+        // Signed concurrently: exactly the quota gets through.
+        let mut tasks = Vec::new();
+        for _ in 0..SMALL_QUOTA * 3 {
+            let addr = s.addr;
+            tasks.push(tokio::spawn(async move {
+                super::sign(addr, "A", SMALL_NUMBER, OTHER_SUBSCRIBER, "").await
+            }));
+        }
+        let mut statuses = Vec::new();
+        for task in tasks {
+            let reply = task.await.unwrap();
+            if reply.status != 200 {
+                refused(&reply, SMALL_NUMBER, "POL4115");
+            }
+            statuses.push(reply.status);
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            SMALL_QUOTA,
+            "{statuses:?}"
+        );
+        // Another firm's calls are not counted against it.
+        for _ in 0..SMALL_QUOTA * 2 {
+            let reply = sign_to(&s, WHITE_NUMBER, OTHER_SUBSCRIBER, "").await;
+            assert_eq!(reply.status, 200);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_opt_out_stops_that_firm_to_that_subscriber_only_until_undone() {
+        let mirror = Arc::new(OptOutMirror::new());
+        let s = start_marketing(Some(loaded_store(unix_now())), Some(Arc::clone(&mirror))).await;
+        assert_eq!(sign_to(&s, WHITE_NUMBER, SUBSCRIBER, "").await.status, 200);
+        mirror.apply(&[opt_out(7, SUBSCRIBER, WHITE_ID, true)], 7);
+        refused(
+            &sign_to(&s, WHITE_NUMBER, SUBSCRIBER, "").await,
+            WHITE_NUMBER,
+            "POL4114",
+        );
+        // Any called number that opted out stops the call.
+        let both = format!(r#","dest":{{"tn":["{OTHER_SUBSCRIBER}","{SUBSCRIBER}"]}}"#);
+        let body = super::request("A", WHITE_NUMBER, OTHER_SUBSCRIBER, "").replace(
+            &format!(r#""dest":{{"tn":["{OTHER_SUBSCRIBER}"]}}"#),
+            &both[1..],
+        );
+        refused(
+            &post_json(s.addr, "/stir/v1/signing", &body, &[]).await,
+            WHITE_NUMBER,
+            "POL4114",
+        );
+        // The same firm to another subscriber, another firm to this one, a plain caller.
+        let (claims, _) = signed_payload(
+            &sign_to(&s, WHITE_NUMBER, OTHER_SUBSCRIBER, "").await,
+            WHITE_NUMBER,
+        );
+        assert_eq!(claims["rcd"]["nam"], WHITE_NAME);
+        assert_eq!(sign_to(&s, SMALL_NUMBER, SUBSCRIBER, "").await.status, 200);
+        assert_eq!(sign_to(&s, PLAIN_NUMBER, SUBSCRIBER, "").await.status, 200);
+        // Undone: signed again.
+        mirror.apply(&[opt_out(8, SUBSCRIBER, WHITE_ID, false)], 8);
+        assert_eq!(sign_to(&s, WHITE_NUMBER, SUBSCRIBER, "").await.status, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn emergency_calls_never_meet_the_list() {
+        let mirror = Arc::new(OptOutMirror::new());
+        mirror.apply(&[opt_out(1, "911", WHITE_ID, true)], 1);
+        let s = start_marketing(Some(loaded_store(unix_now())), Some(mirror)).await;
+        for orig in [
+            BLACKLISTED_NUMBER,
+            BLACK_NUMBER,
+            SUSPENDED_NUMBER,
+            WHITE_NUMBER,
+        ] {
+            let reply = sign_to(&s, orig, "911", &rcd("Anyone at all")).await;
+            let (claims, text) = signed_payload(&reply, orig);
+            assert!(claims.get("rcd").is_none(), "{orig}: {text}");
+            let records = signer::trace::lookup_tn(&s.trace_db, orig, 0, u64::MAX >> 2).unwrap();
+            assert_eq!(records.len(), 1);
+            assert_eq!(
+                (
+                    records[0].outcome.as_str(),
+                    records[0].message_id.as_deref()
+                ),
+                ("signed", Some("emergency"))
+            );
+            assert_eq!(records[0].firm, None, "{orig}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_list_calls_are_signed_plainly() {
+        // A store that holds no list yet, and a signer with no list at all.
+        let empty = Arc::new(ListStore::new(regulator_cert()));
+        for store in [Some(empty), None] {
+            let s = start_marketing(store, None).await;
+            for orig in [BLACK_NUMBER, BLACKLISTED_NUMBER, WHITE_NUMBER, PLAIN_NUMBER] {
+                let extra = format!("{}{}", rcd("Anyone at all"), crn("Prize draw"));
+                let (claims, text) =
+                    signed_payload(&sign_to(&s, orig, SUBSCRIBER, &extra).await, orig);
+                assert!(
+                    claims.get("rcd").is_none() && claims.get("crn").is_none(),
+                    "the request's rcd and crn are dropped: {text}"
+                );
+            }
+        }
+    }
+
+    async fn metrics(s: &Running) -> String {
+        let reply = raw(
+            s.addr,
+            b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(reply.status, 200);
+        String::from_utf8(reply.body).unwrap()
+    }
+
+    /// The metrics once they contain `line` (the reloader reads the file every second).
+    async fn metrics_once(s: &Running, line: &str) -> String {
+        let mut text = metrics(s).await;
+        for _ in 0..100 {
+            if text.contains(line) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            text = metrics(s).await;
+        }
+        assert!(text.contains(line), "{line}: {text}");
+        text
+    }
+
+    fn write_atomically(path: &std::path::Path, content: &str) {
+        let temporary = path.with_extension("tmp");
+        std::fs::write(&temporary, content).unwrap();
+        std::fs::rename(&temporary, path).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_list_file_is_reloaded_and_never_rolled_back() {
+        let dir = crate::support::tempdir();
+        let now = unix_now();
+        let list = dir.path().join("list.jws");
+        write_atomically(&list, &signed_list(2, now, "white-listed"));
+        let cert = dir.path().join("regulator.pem");
+        std::fs::copy(certs_test::path("pa/pa.pem"), &cert).unwrap();
+        let config = lists::ListsConfig {
+            source: list.display().to_string(),
+            regulator_cert: cert,
+            reload_interval_seconds: 1,
+            max_bytes: 1 << 20,
+            fetch_timeout_seconds: 5,
+        };
+        let store = lists::consumer::start(
+            &config,
+            &rest::fetch::FetchPolicy::default(),
+            &[],
+            signer::service::system_clock(),
+        )
+        .unwrap();
+        let s = start_marketing(Some(Arc::clone(&store)), None).await;
+        assert!(metrics(&s).await.contains("shaken_signer_list_version 2\n"));
+        assert_eq!(sign_to(&s, WHITE_NUMBER, SUBSCRIBER, "").await.status, 200);
+
+        // Version 3 blacklists the firm: its calls are refused once the file is read again.
+        write_atomically(&list, &signed_list(3, now, "blacklisted"));
+        let mut reply = sign_to(&s, WHITE_NUMBER, SUBSCRIBER, "").await;
+        for _ in 0..100 {
+            if reply.status != 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            reply = sign_to(&s, WHITE_NUMBER, SUBSCRIBER, "").await;
+        }
+        refused(&reply, WHITE_NUMBER, "POL4111");
+        assert!(metrics(&s).await.contains("shaken_signer_list_version 3\n"));
+
+        // An older version (validly signed) is refused: version 3 stays, and says so.
+        write_atomically(&list, &signed_list(1, now, "white-listed"));
+        let text = metrics_once(&s, "shaken_signer_list_refusals_total 1\n").await;
+        assert!(text.contains("shaken_signer_list_version 3\n"), "{text}");
+        assert!(text.contains("shaken_signer_list_expired 0\n"), "{text}");
+        refused(
+            &sign_to(&s, WHITE_NUMBER, SUBSCRIBER, "").await,
+            WHITE_NUMBER,
+            "POL4111",
+        );
+        // A file that is no list at all: the last good list stays too.
+        write_atomically(&list, "not a list");
+        let text = metrics_once(&s, "shaken_signer_list_refusals_total 2\n").await;
+        assert!(text.contains("shaken_signer_list_version 3\n"), "{text}");
+        refused(
+            &sign_to(&s, WHITE_NUMBER, SUBSCRIBER, "").await,
+            WHITE_NUMBER,
+            "POL4111",
+        );
     }
 }

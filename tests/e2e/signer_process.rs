@@ -579,3 +579,114 @@ fn the_load_generator_sends_every_due_request_when_the_service_falls_behind() {
         "{run}"
     );
 }
+
+/// A signer with `[lists]` and `[optout]`: `--validate` names the key of a file it cannot use,
+/// and the running process enforces the list (the opt-out feed is down meanwhile: calls it
+/// does not concern are signed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_process_enforces_the_regulators_list() {
+    use crate::signer::marketing::{
+        signed_list, BLACKLISTED_NUMBER, BLACK_NUMBER, SUBSCRIBER, WHITE_NAME, WHITE_NUMBER,
+    };
+    let dir = tempdir();
+    write_config(dir.path());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::fs::write(
+        dir.path().join("list.jws"),
+        signed_list(1, now, "white-listed"),
+    )
+    .unwrap();
+    std::fs::copy(
+        certs_test::path("pa/pa.pem"),
+        dir.path().join("regulator.pem"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("feed.token"), "feed-secret-1\n").unwrap();
+    let config = dir.path().join("signer.toml");
+    let plain = std::fs::read_to_string(&config).unwrap();
+    // Nothing listens on port 9 of loopback: the feed is down for the whole test.
+    let sections = "\n[lists]\nsource = \"list.jws\"\nregulator_cert = \"regulator.pem\"\n\
+                    reload_interval_seconds = 1\n\n[optout]\n\
+                    feed_url = \"http://127.0.0.1:9/v1/optouts\"\n\
+                    feed_token_file = \"feed.token\"\npoll_interval_ms = 200\n\
+                    allow_insecure_loopback = true\n";
+    let full = format!("{plain}{sections}");
+    let validate = || {
+        shaken([
+            "signer",
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--validate",
+        ])
+    };
+    for (key, from, to) in [
+        (
+            "lists.regulator_cert",
+            "regulator_cert = \"regulator.pem\"",
+            "regulator_cert = \"missing.pem\"",
+        ),
+        (
+            "optout.feed_token_file",
+            "feed_token_file = \"feed.token\"",
+            "feed_token_file = \"missing.token\"",
+        ),
+    ] {
+        std::fs::write(&config, full.replace(from, to)).unwrap();
+        let out = validate();
+        assert_eq!(out.status.code(), Some(2), "{key}: {}", stderr(&out));
+        assert!(stderr(&out).contains(key), "{key}: {}", stderr(&out));
+        assert!(stderr(&out).contains("missing."), "{key}: {}", stderr(&out));
+    }
+    std::fs::write(&config, &full).unwrap();
+    let out = validate();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let (mut child, addr, _lines) = spawn(dir.path());
+    for (orig, id) in [(BLACKLISTED_NUMBER, "POL4113"), (BLACK_NUMBER, "POL4111")] {
+        let reply = post_json(
+            addr,
+            "/stir/v1/signing",
+            &request("A", orig, SUBSCRIBER, ""),
+            &[],
+        )
+        .await;
+        assert_eq!(reply.status, 403, "{orig}");
+        assert_eq!(
+            reply.json()["requestError"]["policyException"]["messageId"],
+            id
+        );
+    }
+    let reply = post_json(
+        addr,
+        "/stir/v1/signing",
+        &request("A", WHITE_NUMBER, SUBSCRIBER, ""),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let identity = reply.json()["signingResponse"]["identity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let parsed = IdentityHeader::parse(&identity).unwrap();
+    assert_eq!(parsed.passport().claims().rcd_name(), Some(WHITE_NAME));
+    let emergency = post_json(
+        addr,
+        "/stir/v1/signing",
+        &request("A", BLACKLISTED_NUMBER, "911", ""),
+        &[],
+    )
+    .await;
+    assert_eq!(emergency.status, 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

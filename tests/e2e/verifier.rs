@@ -43,6 +43,12 @@ fn loopback_policy() -> FetchPolicy {
 }
 
 async fn lab() -> Lab {
+    lab_with(|state| state).await
+}
+
+/// [`lab`], the verifier's state finished by `finish` (the regulator's list, the opt-outs,
+/// the link issuer).
+async fn lab_with(finish: impl FnOnce(VerifierState) -> VerifierState) -> Lab {
     let dir = tempdir();
     let publish = dir.path().join("publish");
     for sub in ["sp/1001", "revoked", "expired", "untrusted"] {
@@ -89,13 +95,13 @@ async fn lab() -> Lab {
     );
     let events = dir.path().join("events.jsonl");
     let sink = EventSink::open(&EventTarget::File(events.clone())).unwrap();
-    let state = Arc::new(VerifierState::new(
+    let state = Arc::new(finish(VerifierState::new(
         verifier,
         vec![],
         None,
         16 * 1024,
         Some(sink),
-    ));
+    )));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -839,5 +845,385 @@ async fn an_identity_array_with_rich_call_data_keeps_the_shaken_verdict() {
             json["requestError"]["serviceException"]["messageId"], "SVC4005",
             "{json}"
         );
+    }
+}
+
+/// What the regulator's list, the opt-outs and the link issuer add to verdicts
+/// (`GOVERNANCE.md` §3 and §5), through the REST API and the event feed.
+mod marketing {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use optout::{LinkIssuer, LinkKey, OptOutMirror, Token};
+    use passport::{Attestation, Claims, Dest, Party, SigningKey, TokenSigner};
+    use serde_json::{json, Value};
+
+    use super::{lab_with, now, read, Lab};
+    use crate::http::post_json;
+    use crate::signer::marketing::{
+        loaded_store, opt_out, regulator_cert, BLACKLISTED_NUMBER, BLACK_NAME, BLACK_NUMBER,
+        OTHER_SUBSCRIBER, PLAIN_NUMBER, SUBSCRIBER, WHITE_ID, WHITE_NAME, WHITE_NUMBER,
+        WHITE_REASON,
+    };
+
+    const LINK_BASE: &str = "http://127.0.0.1:8090/optout";
+    const LINK_KEY: [u8; 32] = [42; 32];
+    const LINK_TTL: u64 = 3600;
+
+    /// A verifier holding the list (version 1), `mirror` and a link issuer.
+    async fn marketing_lab(mirror: Arc<OptOutMirror>) -> Lab {
+        let store = loaded_store(now());
+        lab_with(move |state| {
+            state
+                .with_lists(store)
+                .with_optouts(mirror)
+                .with_links(Arc::new(LinkIssuer::new(
+                    LINK_BASE,
+                    LinkKey::from_bytes(&LINK_KEY).unwrap(),
+                    LINK_TTL,
+                )))
+        })
+        .await
+    }
+
+    fn x5u(lab: &Lab) -> String {
+        format!(
+            "https://127.0.0.1:{}/sp/1001/chain.pem",
+            lab.repository.port()
+        )
+    }
+
+    fn key() -> SigningKey {
+        SigningKey::from_pem(&read("sp/1001/key.pem")).unwrap()
+    }
+
+    /// A `shaken` Identity header from `orig` to `to`, attested A, with `rcd` (nam, crn)
+    /// inside it when given (ATIS-1000094's claim-in-shaken form).
+    fn shaken(lab: &Lab, orig: &str, to: &[&str], rcd: Option<(&str, Option<&str>)>) -> String {
+        let claims = Claims::shaken(
+            now(),
+            Party::Tn(orig.into()),
+            Dest::tns(to.iter().map(|t| t.to_string()).collect()).unwrap(),
+            Attestation::A,
+            "de305d54-75b4-431b-adb2-eb6b9e546014".parse().unwrap(),
+        );
+        let claims = match rcd {
+            Some((nam, crn)) => claims.with_rcd(nam, crn).unwrap(),
+            None => claims,
+        };
+        TokenSigner::new(key(), x5u(lab))
+            .identity_header(&claims)
+            .unwrap()
+    }
+
+    /// A separate `ppt=rcd` PASSporT (RFC 9795) from `orig` to `to`.
+    fn rcd_passport(lab: &Lab, orig: &str, to: &[&str], nam: &str, crn: Option<&str>) -> String {
+        let crn = crn.map(|c| passport::CallReason::new(c).unwrap());
+        let claims = Claims::rcd_passport(
+            now(),
+            Party::Tn(orig.into()),
+            Dest::tns(to.iter().map(|t| t.to_string()).collect()).unwrap(),
+            passport::RichCallData::new(nam).unwrap(),
+            crn,
+        );
+        let x5u = x5u(lab);
+        let token =
+            passport::token::sign(&passport::Header::rcd(x5u.as_str()), &claims, &key()).unwrap();
+        passport::IdentityHeader::format(&token, &x5u, Some("rcd"))
+    }
+
+    /// The verification request for a call from `from` to `to` with `identity` (a JSON value:
+    /// a string or an array), checked against the documented schema.
+    fn request(from: &str, to: &[&str], identity: Value) -> String {
+        let body = json!({"verificationRequest": {
+            "from": {"tn": from}, "to": {"tn": to}, "time": now(), "identity": identity,
+        }});
+        crate::openapi::check_request("/stir/v1/verification", &body);
+        body.to_string()
+    }
+
+    /// The verdict for `body`, checked against the documented response schema.
+    async fn verdict(lab: &Lab, body: String) -> Value {
+        let reply = post_json(lab.verifier, "/stir/v1/verification", &body, &[]).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let json = reply.json();
+        crate::openapi::check_response("/stir/v1/verification", 200, &json);
+        json["verificationResponse"].clone()
+    }
+
+    async fn verify(lab: &Lab, from: &str, to: &[&str], identity: Value) -> Value {
+        verdict(lab, request(from, to, identity)).await
+    }
+
+    fn flags(verdict: &Value) -> Vec<&str> {
+        verdict["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect()
+    }
+
+    /// The token of an unsubscribe link, checked with the opt-out service's key.
+    fn link_token(link: &str) -> Token {
+        let token = link
+            .strip_prefix(&format!("{LINK_BASE}/u/"))
+            .unwrap_or_else(|| panic!("{link}"));
+        Token::parse(token, &LinkKey::from_bytes(&LINK_KEY).unwrap(), now()).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_marketing_call_shows_the_vetted_name_and_an_unsubscribe_link() {
+        let lab = marketing_lab(Arc::new(OptOutMirror::new())).await;
+        let to = [OTHER_SUBSCRIBER, SUBSCRIBER];
+        let identity = shaken(
+            &lab,
+            WHITE_NUMBER,
+            &to,
+            Some((WHITE_NAME, Some(WHITE_REASON))),
+        );
+        let minted = now();
+        let shown = verify(&lab, WHITE_NUMBER, &to, json!(identity)).await;
+        assert_eq!(shown["verstat"], "TN-Validation-Passed", "{shown}");
+        assert_eq!(shown["attest"], "A");
+        assert_eq!(flags(&shown), ["marketing"], "{shown}");
+        assert_eq!(shown["rcd"], json!({"nam": WHITE_NAME}));
+        assert_eq!(shown["crn"], WHITE_REASON);
+        assert!(
+            shown.get("firm").is_none(),
+            "the firm id is for the event feed"
+        );
+        // The link is bound to the first called number and the firm, and expires.
+        let token = link_token(shown["unsubscribe"].as_str().unwrap());
+        assert_eq!(
+            (
+                token.subscriber.as_str(),
+                token.firm_id.as_str(),
+                token.firm_name.as_str()
+            ),
+            (OTHER_SUBSCRIBER, WHITE_ID, WHITE_NAME)
+        );
+        assert!((minted + LINK_TTL..=now() + LINK_TTL).contains(&token.expires_at));
+        // Another key does not accept it.
+        let link = shown["unsubscribe"].as_str().unwrap();
+        let text = link.rsplit('/').next().unwrap();
+        assert!(Token::parse(text, &LinkKey::from_bytes(&[1; 32]).unwrap(), now()).is_err());
+
+        // The same call without a reason: no crn; with one the firm may not state: the name
+        // shown, the reason not, rcd-mismatch.
+        let identity = shaken(&lab, WHITE_NUMBER, &[SUBSCRIBER], Some((WHITE_NAME, None)));
+        let plain = verify(&lab, WHITE_NUMBER, &[SUBSCRIBER], json!(identity)).await;
+        assert_eq!(flags(&plain), ["marketing"]);
+        assert!(plain.get("crn").is_none(), "{plain}");
+        assert_eq!(
+            link_token(plain["unsubscribe"].as_str().unwrap()).subscriber,
+            SUBSCRIBER
+        );
+        let identity = shaken(
+            &lab,
+            WHITE_NUMBER,
+            &[SUBSCRIBER],
+            Some((WHITE_NAME, Some("Prize draw"))),
+        );
+        let odd = verify(&lab, WHITE_NUMBER, &[SUBSCRIBER], json!(identity)).await;
+        assert_eq!(odd["verstat"], "TN-Validation-Passed");
+        assert!(flags(&odd).contains(&"marketing") && flags(&odd).contains(&"rcd-mismatch"));
+        assert_eq!(odd["rcd"]["nam"], WHITE_NAME);
+        assert!(odd.get("crn").is_none(), "{odd}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_rcd_that_is_not_the_vetted_name_is_not_shown_and_keeps_the_verdict() {
+        let lab = marketing_lab(Arc::new(OptOutMirror::new())).await;
+        for (from, nam) in [
+            (WHITE_NUMBER, "Example Bank"),
+            (PLAIN_NUMBER, WHITE_NAME),
+            (PLAIN_NUMBER, "Anyone at all"),
+        ] {
+            let unbranded = shaken(&lab, from, &[SUBSCRIBER], None);
+            let reference = verify(&lab, from, &[SUBSCRIBER], json!(unbranded)).await;
+            let branded = shaken(&lab, from, &[SUBSCRIBER], Some((nam, Some(WHITE_REASON))));
+            let mismatch = verify(&lab, from, &[SUBSCRIBER], json!(branded)).await;
+            assert_eq!(
+                flags(&mismatch),
+                ["rcd-mismatch"],
+                "{from} {nam}: {mismatch}"
+            );
+            for member in ["rcd", "crn", "unsubscribe"] {
+                assert!(mismatch.get(member).is_none(), "{from} {nam}: {mismatch}");
+            }
+            // Everything else is the verdict of the same call without rcd.
+            let mut without_flags = mismatch.clone();
+            without_flags["flags"] = reference["flags"].clone();
+            assert_eq!(without_flags, reference, "{from} {nam}");
+            assert_eq!(mismatch["verstat"], "TN-Validation-Passed");
+        }
+        // A failed verification: its rcd is not vouched for, neither shown nor flagged.
+        let identity = shaken(&lab, WHITE_NUMBER, &[SUBSCRIBER], Some((WHITE_NAME, None)));
+        let spoofed = verify(&lab, PLAIN_NUMBER, &[SUBSCRIBER], json!(identity)).await;
+        assert_eq!(spoofed["verstat"], "TN-Validation-Failed");
+        assert!(spoofed.get("rcd").is_none() && !flags(&spoofed).contains(&"marketing"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blacklisted_and_opted_out_calls_are_flagged() {
+        let mirror = Arc::new(OptOutMirror::new());
+        mirror.apply(&[opt_out(1, SUBSCRIBER, WHITE_ID, true)], 1);
+        let lab = marketing_lab(Arc::clone(&mirror)).await;
+        // Blacklisted: the number itself, the firm's number; the verstat is the signature's.
+        for from in [BLACKLISTED_NUMBER, BLACK_NUMBER] {
+            let identity = shaken(&lab, from, &[SUBSCRIBER], None);
+            let flagged = verify(&lab, from, &[SUBSCRIBER], json!(identity)).await;
+            assert_eq!(flagged["verstat"], "TN-Validation-Passed", "{flagged}");
+            assert_eq!(flags(&flagged), ["blacklisted"], "{from}");
+        }
+        // A blacklisted firm's own name is not shown.
+        let identity = shaken(&lab, BLACK_NUMBER, &[SUBSCRIBER], Some((BLACK_NAME, None)));
+        let branded = verify(&lab, BLACK_NUMBER, &[SUBSCRIBER], json!(identity)).await;
+        assert_eq!(flags(&branded), ["blacklisted", "rcd-mismatch"]);
+        assert!(branded.get("rcd").is_none());
+        // Flagged whatever the verdict: an unsigned call from a blacklisted number.
+        let unsigned = verdict(
+            &lab,
+            json!({"verificationRequest": {"from": {"tn": BLACKLISTED_NUMBER}, "to": {"tn": [SUBSCRIBER]}, "time": now()}}).to_string(),
+        )
+        .await;
+        assert!(flags(&unsigned).contains(&"blacklisted"), "{unsigned}");
+
+        // Opted out: the firm's call reached the subscriber (its signer ignored the list),
+        // branded or not; not to another subscriber.
+        let identity = shaken(&lab, WHITE_NUMBER, &[SUBSCRIBER], None);
+        let reached = verify(&lab, WHITE_NUMBER, &[SUBSCRIBER], json!(identity)).await;
+        assert_eq!(flags(&reached), ["opted-out"], "{reached}");
+        let identity = shaken(&lab, WHITE_NUMBER, &[SUBSCRIBER], Some((WHITE_NAME, None)));
+        let branded = verify(&lab, WHITE_NUMBER, &[SUBSCRIBER], json!(identity)).await;
+        assert!(flags(&branded).contains(&"opted-out") && flags(&branded).contains(&"marketing"));
+        let identity = shaken(
+            &lab,
+            WHITE_NUMBER,
+            &[OTHER_SUBSCRIBER],
+            Some((WHITE_NAME, None)),
+        );
+        let other = verify(&lab, WHITE_NUMBER, &[OTHER_SUBSCRIBER], json!(identity)).await;
+        assert_eq!(flags(&other), ["marketing"]);
+        // Undone: no longer flagged.
+        mirror.apply(&[opt_out(2, SUBSCRIBER, WHITE_ID, false)], 2);
+        let identity = shaken(&lab, WHITE_NUMBER, &[SUBSCRIBER], None);
+        let after = verify(&lab, WHITE_NUMBER, &[SUBSCRIBER], json!(identity)).await;
+        assert_eq!(flags(&after), Vec::<&str>::new());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_separate_rcd_passport_counts_like_the_claims_in_shaken() {
+        let lab = marketing_lab(Arc::new(OptOutMirror::new())).await;
+        let to = [SUBSCRIBER];
+        let inside = shaken(
+            &lab,
+            WHITE_NUMBER,
+            &to,
+            Some((WHITE_NAME, Some(WHITE_REASON))),
+        );
+        let reference = verify(&lab, WHITE_NUMBER, &to, json!(inside)).await;
+        let plain = shaken(&lab, WHITE_NUMBER, &to, None);
+        let rcd = rcd_passport(&lab, WHITE_NUMBER, &to, WHITE_NAME, Some(WHITE_REASON));
+        for identity in [json!([plain, rcd]), json!([rcd, plain])] {
+            let separate = verify(&lab, WHITE_NUMBER, &to, identity.clone()).await;
+            for member in ["verstat", "attest", "flags", "rcd", "crn"] {
+                assert_eq!(separate[member], reference[member], "{member}: {identity}");
+            }
+            assert_eq!(
+                link_token(separate["unsubscribe"].as_str().unwrap()).firm_id,
+                WHITE_ID
+            );
+        }
+        // A separate rcd with another name: not shown, the verdict kept.
+        let other = rcd_passport(&lab, WHITE_NUMBER, &to, "Example Bank", None);
+        let mismatch = verify(&lab, WHITE_NUMBER, &to, json!([plain, other])).await;
+        assert_eq!(mismatch["verstat"], "TN-Validation-Passed");
+        assert_eq!(flags(&mismatch), ["rcd-mismatch"]);
+        assert!(mismatch.get("rcd").is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_event_feed_carries_the_firm_and_not_the_link() {
+        let lab = marketing_lab(Arc::new(OptOutMirror::new())).await;
+        let identity = shaken(
+            &lab,
+            WHITE_NUMBER,
+            &[SUBSCRIBER],
+            Some((WHITE_NAME, Some(WHITE_REASON))),
+        );
+        let shown = verify(&lab, WHITE_NUMBER, &[SUBSCRIBER], json!(identity)).await;
+        let link = shown["unsubscribe"].as_str().unwrap().to_owned();
+        let identity = shaken(&lab, PLAIN_NUMBER, &[SUBSCRIBER], None);
+        verify(&lab, PLAIN_NUMBER, &[SUBSCRIBER], json!(identity)).await;
+        let read = || std::fs::read_to_string(&lab.events).unwrap_or_default();
+        let since = std::time::Instant::now();
+        while read().lines().count() < 2 && since.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let text = read();
+        let token = link.rsplit('/').next().unwrap();
+        assert!(!text.contains(token), "the link is not in the feed: {text}");
+        let lines = verifier::events::parse_lines(&text);
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["rcd"], json!({"nam": WHITE_NAME}));
+        assert_eq!(lines[0]["crn"], WHITE_REASON);
+        assert_eq!(lines[0]["firm"], WHITE_ID);
+        assert_eq!(lines[0]["flags"], json!(["marketing"]));
+        assert!(lines[0].get("unsubscribe").is_none());
+        // Apart from the link and the firm, the line is the response.
+        let mut expected = shown.as_object().unwrap().clone();
+        expected.remove("unsubscribe");
+        for (name, value) in &expected {
+            assert_eq!(&lines[0][name], value, "{name}");
+        }
+        for member in ["rcd", "crn", "firm", "unsubscribe"] {
+            assert!(lines[1].get(member).is_none(), "{member}: {}", lines[1]);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_a_list_nothing_is_added() {
+        // No list configured, or a store still waiting for its first list; a mirror and links
+        // change nothing then.
+        let mirror = Arc::new(OptOutMirror::new());
+        mirror.apply(&[opt_out(1, SUBSCRIBER, WHITE_ID, true)], 1);
+        let empty = Arc::new(lists::ListStore::new(regulator_cert()));
+        let labs = [
+            lab_with(|state| state).await,
+            lab_with(move |state| {
+                state
+                    .with_lists(empty)
+                    .with_optouts(mirror)
+                    .with_links(Arc::new(LinkIssuer::new(
+                        LINK_BASE,
+                        LinkKey::from_bytes(&LINK_KEY).unwrap(),
+                        LINK_TTL,
+                    )))
+            })
+            .await,
+        ];
+        for lab in &labs {
+            for from in [WHITE_NUMBER, BLACK_NUMBER, BLACKLISTED_NUMBER] {
+                let identity = shaken(
+                    lab,
+                    from,
+                    &[SUBSCRIBER],
+                    Some((WHITE_NAME, Some(WHITE_REASON))),
+                );
+                let verdict = verify(lab, from, &[SUBSCRIBER], json!(identity)).await;
+                assert_eq!(verdict["verstat"], "TN-Validation-Passed");
+                assert_eq!(flags(&verdict), Vec::<&str>::new(), "{from}: {verdict}");
+                for member in ["rcd", "crn", "unsubscribe"] {
+                    assert!(verdict.get(member).is_none(), "{from}: {verdict}");
+                }
+            }
+        }
     }
 }
