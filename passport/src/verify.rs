@@ -141,11 +141,8 @@ pub fn verify_shaken(
     from: Option<&Tn>,
     to: &[Tn],
 ) -> Result<(), TokenError> {
-    let passport = identity.passport();
-    check_shaken_form(passport)?;
-    check_freshness(passport.claims().iat, options)?;
-    passport.verify_signature(key)?;
-    check_parties(passport, from, to)
+    check_shaken_form(identity.passport())?;
+    verify_common(identity, key, options, from, to)
 }
 
 /// [`verify_shaken`] for a Rich Call Data PASSporT ([`check_rcd_form`] first): the same
@@ -157,8 +154,20 @@ pub fn verify_rcd(
     from: Option<&Tn>,
     to: &[Tn],
 ) -> Result<(), TokenError> {
+    check_rcd_form(identity.passport())?;
+    verify_common(identity, key, options, from, to)
+}
+
+/// The steps after the form, the same for every kind of PASSporT: freshness, the signature,
+/// the parties.
+fn verify_common(
+    identity: &IdentityHeader,
+    key: &VerifyingKey,
+    options: &VerifyOptions,
+    from: Option<&Tn>,
+    to: &[Tn],
+) -> Result<(), TokenError> {
     let passport = identity.passport();
-    check_rcd_form(passport)?;
     check_freshness(passport.claims().iat, options)?;
     passport.verify_signature(key)?;
     check_parties(passport, from, to)
