@@ -45,32 +45,29 @@ impl VerifyOptions {
 
 /// Step 1: full-form SHAKEN PASSporT, ES256, with `attest` and `origid` present.
 pub fn check_shaken_form(passport: &Passport) -> Result<(), TokenError> {
+    check_header(passport, PPT_SHAKEN)?;
+    passport.claims().require_shaken().map(|_| ())
+}
+
+/// The header of a PASSporT of extension type `ppt`, signed with ES256.
+fn check_header(passport: &Passport, ppt: &str) -> Result<(), TokenError> {
     let header = passport.header();
-    if header.ppt.as_deref() != Some(PPT_SHAKEN) {
+    if header.ppt.as_deref() != Some(ppt) {
         return Err(TokenError::InvalidHeaderParameter {
             name: "ppt",
-            reason: format!("{:?} is not \"shaken\"", header.ppt),
+            reason: format!("{:?} is not {ppt:?}", header.ppt),
         });
     }
     if header.alg != ALG_ES256 {
         return Err(TokenError::UnsupportedAlgorithm(header.alg.clone()));
     }
-    passport.claims().require_shaken().map(|_| ())
+    Ok(())
 }
 
 /// Step 1 for a Rich Call Data PASSporT (RFC 9795): full form, `ppt` `rcd`, ES256, with an
 /// `rcd` claim (whose `nam` is valid: parsed claims always are).
 pub fn check_rcd_form(passport: &Passport) -> Result<(), TokenError> {
-    let header = passport.header();
-    if header.ppt.as_deref() != Some(PPT_RCD) {
-        return Err(TokenError::InvalidHeaderParameter {
-            name: "ppt",
-            reason: format!("{:?} is not \"rcd\"", header.ppt),
-        });
-    }
-    if header.alg != ALG_ES256 {
-        return Err(TokenError::UnsupportedAlgorithm(header.alg.clone()));
-    }
+    check_header(passport, PPT_RCD)?;
     if passport.claims().rcd.is_none() {
         return Err(TokenError::MissingClaim("rcd"));
     }
