@@ -16,46 +16,14 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+use big_list::{list, RANGES_BASE, RANGES_PER_FIRM, SINGLES_BASE, SINGLES_PER_FIRM};
 use criterion::{criterion_group, criterion_main, Criterion};
-use lists::document::{Firm, FirmStatus, ListDocument, NumberEntry};
-use lists::ListIndex;
 
-const SINGLES_PER_FIRM: u64 = 8;
-const RANGES_PER_FIRM: u64 = 2;
-const SINGLES_BASE: u64 = 8_613_000_000_000;
-const RANGES_BASE: u64 = 8_615_000_000_000;
+#[path = "support/big_list.rs"]
+mod big_list;
+
+/// Numbers listed nowhere start here.
 const MISS_BASE: u64 = 8_614_000_000_000;
-
-fn list(firms: u64) -> ListIndex {
-    let firms = (0..firms)
-        .map(|i| {
-            let mut numbers = Vec::new();
-            for j in 0..SINGLES_PER_FIRM {
-                let n = SINGLES_BASE + i * SINGLES_PER_FIRM + j;
-                numbers.push(NumberEntry::parse(&n.to_string()).unwrap());
-            }
-            for k in 0..RANGES_PER_FIRM {
-                let first = RANGES_BASE + (i * RANGES_PER_FIRM + k) * 1000;
-                numbers.push(NumberEntry::parse(&format!("{first}-{}", first + 99)).unwrap());
-            }
-            Firm {
-                id: format!("F{i:08}"),
-                name: format!("Firm {i}"),
-                status: FirmStatus::WhiteListed,
-                numbers,
-                hourly_quota: 1000,
-                reasons: vec!["Reminder".into()],
-            }
-        })
-        .collect();
-    ListIndex::new(ListDocument {
-        version: 1,
-        issued_at: 0,
-        expires_at: u64::MAX,
-        firms,
-        blacklisted_numbers: Vec::new(),
-    })
-}
 
 struct Random(u64);
 

@@ -21,8 +21,10 @@ use std::time::Duration;
 
 use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use lists::document::{Firm, FirmStatus, ListDocument, NumberEntry};
 use lists::ListIndex;
+
+#[path = "support/big_list.rs"]
+mod big_list;
 use optout::{LinkIssuer, LinkKey, OptOutMirror};
 use passport::{Attestation, Claims, Dest, Party, SigningKey, Tn, TokenSigner};
 use pki::TrustAnchors;
@@ -38,38 +40,6 @@ const X5U: &str = "https://cr.shaken.test/sp/1001/chain.pem";
 
 fn read(relative: &str) -> Vec<u8> {
     std::fs::read(certs_test::path(relative)).unwrap()
-}
-
-/// 10^5 white-listed firms, each with 8 numbers and 2 ranges of 100 (10^6 entries); firm `i`'s
-/// first number is `MARKETING_BASE + 8 i`.
-fn list() -> ListIndex {
-    const MARKETING_BASE: u64 = 8_613_000_000_000;
-    let firms = (0..100_000u64)
-        .map(|i| {
-            let mut numbers: Vec<NumberEntry> = (0..8)
-                .map(|j| NumberEntry::parse(&(MARKETING_BASE + i * 8 + j).to_string()).unwrap())
-                .collect();
-            for k in 0..2 {
-                let first = 8_615_000_000_000 + (i * 2 + k) * 1000;
-                numbers.push(NumberEntry::parse(&format!("{first}-{}", first + 99)).unwrap());
-            }
-            Firm {
-                id: format!("F{i:08}"),
-                name: format!("Firm {i}"),
-                status: FirmStatus::WhiteListed,
-                numbers,
-                hourly_quota: 1000,
-                reasons: vec!["Policy renewal".into()],
-            }
-        })
-        .collect();
-    ListIndex::new(ListDocument {
-        version: 1,
-        issued_at: 0,
-        expires_at: u64::MAX,
-        firms,
-        blacklisted_numbers: Vec::new(),
-    })
 }
 
 /// What the service adds to a verdict ([`verifier::service`]'s `assess_marketing`): the list
@@ -174,8 +144,10 @@ fn benches(c: &mut Criterion) {
     );
 
     // A marketing call: firm 54321's third number, with its vetted name and reason.
-    let index = list();
-    let firm_number = (8_613_000_000_000u64 + 54_321 * 8 + 2).to_string();
+    // 10^5 white-listed firms (10^6 entries).
+    let index = big_list::list(100_000);
+    let firm_number =
+        (big_list::SINGLES_BASE + 54_321 * big_list::SINGLES_PER_FIRM + 2).to_string();
     let marketing_claims = Claims::shaken(
         NOW,
         Party::Tn(firm_number.clone()),
