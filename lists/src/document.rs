@@ -583,28 +583,8 @@ fn toml_message(text: &str, error: &toml::de::Error) -> String {
 mod tests {
     use super::*;
 
-    pub(crate) const TOML: &str = r#"
-version = 7
-issued_at = 1764000000
-expires_at = 1766592000
-blacklisted_numbers = ["8617000000001", "8617100000000-8617100009999"]
-
-[[firms]]
-id = "91310000MA1FL1234X"
-name = "Example Insurance Co."
-status = "white-listed"
-numbers = ["8613800138000", "862158880000-862158889999"]
-hourly_quota = 1000
-reasons = ["Policy renewal", "Appointment reminder"]
-
-[[firms]]
-id = "91440300MA5G9ABC1Y"
-name = "Nuisance Sales Ltd."
-status = "blacklisted"
-numbers = ["8613900139000"]
-hourly_quota = 0
-reasons = []
-"#;
+    /// The example list (`tests/data/example.toml`, also used by the e2e tests).
+    pub(crate) const TOML: &str = include_str!("../tests/data/example.toml");
 
     const JSON: &str = r#"{"version": 7, "issued_at": 1764000000, "expires_at": 1766592000,
       "firms": [

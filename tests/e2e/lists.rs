@@ -10,28 +10,8 @@ const ISSUED: u64 = 1_764_000_000;
 const EXPIRES: u64 = 1_766_592_000;
 const DURING: &str = "1765000000";
 
-const LIST: &str = r#"
-version = 7
-issued_at = 1764000000
-expires_at = 1766592000
-blacklisted_numbers = ["8617000000001", "8617100000000-8617100009999"]
-
-[[firms]]
-id = "91310000MA1FL1234X"
-name = "Example Insurance Co."
-status = "white-listed"
-numbers = ["8613800138000", "862158880000-862158889999"]
-hourly_quota = 1000
-reasons = ["Policy renewal", "Appointment reminder"]
-
-[[firms]]
-id = "91440300MA5G9ABC1Y"
-name = "Nuisance Sales Ltd."
-status = "blacklisted"
-numbers = ["8613900139000"]
-hourly_quota = 0
-reasons = []
-"#;
+/// The example list the `lists` crate's own tests use too.
+const LIST: &str = include_str!("../../lists/tests/data/example.toml");
 
 /// A P-256 key (`key.pem`, SEC1 as `openssl ecparam` writes it) and a self-signed certificate
 /// (`cert.pem`) in `dir`, and a certificate for another key (`other.pem`).
