@@ -83,6 +83,18 @@ impl ListsConfig {
         }
     }
 
+    /// Makes relative paths (`regulator_cert`, a file `source`) relative to `base`, the
+    /// consumer's configuration file's folder; a URL stays as it is.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if self.regulator_cert.is_relative() {
+            self.regulator_cert = base.join(&self.regulator_cert);
+        }
+        let is_url = self.source.starts_with("https://") || self.source.starts_with("http://");
+        if !is_url && Path::new(&self.source).is_relative() {
+            self.source = base.join(&self.source).display().to_string();
+        }
+    }
+
     /// The reload interval (at least one second).
     pub fn interval(&self) -> Duration {
         Duration::from_secs(self.reload_interval_seconds.max(1))

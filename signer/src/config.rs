@@ -141,16 +141,6 @@ fn default_expiry_warning() -> u64 {
     14
 }
 
-/// A `[lists]`-style source: an http(s) URL as it is, a relative file path taken from `base`.
-pub fn resolve_source(source: &str, base: &Path) -> String {
-    let is_url = source.starts_with("https://") || source.starts_with("http://");
-    if is_url || Path::new(source).is_absolute() {
-        source.to_owned()
-    } else {
-        base.join(source).display().to_string()
-    }
-}
-
 impl SignerConfig {
     /// Reads and checks a configuration file. Relative paths are taken from the file's folder.
     pub fn load(path: &Path) -> Result<Self, SignerError> {
@@ -186,8 +176,7 @@ impl SignerConfig {
             section.resolve_paths(base);
         }
         if let Some(section) = &mut self.lists {
-            fix(&mut section.regulator_cert);
-            section.source = resolve_source(&section.source, base);
+            section.resolve_paths(base);
         }
         if let Some(tls) = &mut self.tls {
             fix(&mut tls.cert_file);

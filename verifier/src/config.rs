@@ -195,12 +195,7 @@ impl VerifierConfig {
             section.resolve_paths(base);
         }
         if let Some(section) = &mut config.lists {
-            fix(&mut section.regulator_cert);
-            let is_url =
-                section.source.starts_with("https://") || section.source.starts_with("http://");
-            if !is_url && Path::new(&section.source).is_relative() {
-                section.source = base.join(&section.source).display().to_string();
-            }
+            section.resolve_paths(base);
         }
         if let Some(events) = &config.events {
             if events != "stdout" && events != "-" && Path::new(events).is_relative() {
