@@ -1,0 +1,22 @@
+//! The monitoring platform (issue 17, GOVERNANCE.md §4): it takes the verifiers' call events
+//! (and subscribers' complaints), keeps them for traceback, runs detectors of harassing and
+//! spoofing callers over event-time windows, stores the alerts they raise, and serves them to
+//! analysts over an API and a dashboard.
+//!
+//! A crate of its own because it is a separate service run by a different party (an analyst
+//! team at a carrier or the regulator) over events from many verifiers; no role crate should
+//! carry it, and the detectors must stay independent of where events come from (HTTP today,
+//! a shared event stream tomorrow).
+//!
+//! - [`event`]: the event line (the verifier's, plus `ingress` and `kind`), parsed strictly;
+//! - [`detect`]: the detectors and their windows, over event time, with bounded memory;
+//! - [`alerts`]: the alert book: one open alert per subject and detector, closed after a
+//!   quiet window;
+//!
+//! Nothing here reads the clock: every window is over the events' own `time`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod alerts;
+pub mod detect;
+pub mod event;
