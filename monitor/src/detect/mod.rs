@@ -68,6 +68,9 @@ pub struct Observation {
     pub marks: Vec<DetectorId>,
     /// Thresholds crossed.
     pub crossings: Vec<Crossing>,
+    /// The event came later than the lateness bound allows (older than the newest event
+    /// time seen minus `lateness_seconds`): it is stored but the detectors did not count it.
+    pub late: bool,
 }
 
 pub mod config;
@@ -152,6 +155,12 @@ impl Engine {
 
     /// An estimate of the bytes the windows hold.
     pub fn memory_bytes(&self) -> usize {
+        0
+    }
+
+    /// The seconds of event history the detectors need behind the newest event time: the
+    /// store replays at least this much into a new engine on restart.
+    pub fn horizon(&self) -> u64 {
         0
     }
 
