@@ -10,6 +10,7 @@
 //!
 //! - [`event`]: the event line (the verifier's, plus `ingress` and `kind`), parsed strictly;
 //! - [`detect`]: the detectors and their windows, over event time, with bounded memory;
+//! - [`dashboard`]: the analyst's page, script and style, compiled in;
 //! - [`alerts`]: the alert book: one open alert per subject and detector, closed after a
 //!   quiet window;
 //!
@@ -18,5 +19,6 @@
 #![warn(missing_docs)]
 
 pub mod alerts;
+pub mod dashboard;
 pub mod detect;
 pub mod event;
