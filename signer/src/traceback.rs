@@ -133,7 +133,7 @@ mod tests {
         };
         let origid: OrigId = ID.parse().unwrap();
         let json: serde_json::Value =
-            serde_json::from_slice(&answer(&origid, &[record.clone()])).unwrap();
+            serde_json::from_slice(&answer(&origid, std::slice::from_ref(&record))).unwrap();
         assert_eq!(json["origid"], ID);
         assert_eq!(json["records"][0], record.to_json());
         assert_eq!(json["records"][0]["customer"], "c1");
