@@ -179,7 +179,7 @@ impl DetectionConfig {
 }
 
 /// The `[detectors.NAME]` tables.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Detectors {
     /// `[detectors.high-frequency]`.
@@ -187,22 +187,36 @@ pub struct Detectors {
     pub high_frequency: HighFrequency,
     /// `[detectors.fan-out]`.
     #[serde(default, rename = "fan-out")]
-    pub fan_out: Counted,
+    pub fan_out: FanOut,
     /// `[detectors.repeat]`.
-    #[serde(default = "Counted::repeat")]
-    pub repeat: Counted,
+    #[serde(default)]
+    pub repeat: Repeat,
     /// `[detectors.complaints]`.
-    #[serde(default = "Counted::complaints")]
-    pub complaints: Counted,
+    #[serde(default)]
+    pub complaints: Complaints,
     /// `[detectors.out-of-area]`.
-    #[serde(default = "Counted::out_of_area", rename = "out-of-area")]
-    pub out_of_area: Counted,
+    #[serde(default, rename = "out-of-area")]
+    pub out_of_area: OutOfArea,
     /// `[detectors.spoofing-source]`.
     #[serde(default, rename = "spoofing-source")]
     pub spoofing_source: SpoofingSource,
     /// `[detectors.firm-quota]`: a white-listed firm's calls over its `hourly_quota`.
     #[serde(default, rename = "firm-quota")]
     pub firm_quota: FirmQuota,
+}
+
+impl Default for Detectors {
+    fn default() -> Self {
+        Self {
+            high_frequency: HighFrequency::default(),
+            fan_out: FanOut::default(),
+            repeat: Repeat::default(),
+            complaints: Complaints::default(),
+            out_of_area: OutOfArea::default(),
+            spoofing_source: SpoofingSource::default(),
+            firm_quota: FirmQuota::default(),
+        }
+    }
 }
 
 /// `[detectors.high-frequency]`: a calling number places more than `hour_threshold` calls in
@@ -234,59 +248,74 @@ impl Default for HighFrequency {
     }
 }
 
-/// A detector with one threshold over one window (`fan-out`, `repeat`, `complaints`,
-/// `out-of-area`). Defaults: `fan-out` 40 distinct numbers in 3600 s; `repeat` 5 calls to
-/// one number in 3600 s; `complaints` 2 in 86400 s; `out-of-area` 20 marked calls by one SPC
-/// in 300 s.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+/// Declares a detector table with one threshold over one window, and its defaults (so a
+/// table may give only the keys it changes).
+macro_rules! counted {
+    ($(#[$doc:meta])* $name:ident, $threshold:expr, $window:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            /// On (default true).
+            pub enabled: bool,
+            /// Alert above this count.
+            pub threshold: u64,
+            /// The window, seconds.
+            pub window_seconds: u64,
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self {
+                    enabled: true,
+                    threshold: $threshold,
+                    window_seconds: $window,
+                }
+            }
+        }
+
+        impl From<&$name> for Counted {
+            fn from(t: &$name) -> Self {
+                Counted {
+                    enabled: t.enabled,
+                    threshold: t.threshold,
+                    window_seconds: t.window_seconds,
+                }
+            }
+        }
+    };
+}
+
+counted!(
+    /// `[detectors.fan-out]`: more than `threshold` (40) distinct called numbers in
+    /// `window_seconds` (3600).
+    FanOut, 40, 3600
+);
+counted!(
+    /// `[detectors.repeat]`: more than `threshold` (5) calls to one number in `window_seconds`
+    /// (3600).
+    Repeat, 5, 3600
+);
+counted!(
+    /// `[detectors.complaints]`: more than `threshold` (2) complaints in `window_seconds`
+    /// (86400).
+    Complaints, 2, 86_400
+);
+counted!(
+    /// `[detectors.out-of-area]`: more than `threshold` (20) marked calls by one SPC in
+    /// `window_seconds` (300).
+    OutOfArea, 20, 300
+);
+
+/// The settings every one-threshold detector shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counted {
-    /// On (default true).
-    #[serde(default = "yes")]
+    /// On.
     pub enabled: bool,
     /// Alert above this count.
     pub threshold: u64,
     /// The window, seconds.
     pub window_seconds: u64,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Default for Counted {
-    /// `fan-out`'s defaults.
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            threshold: 40,
-            window_seconds: 3600,
-        }
-    }
-}
-
-impl Counted {
-    fn repeat() -> Self {
-        Self {
-            enabled: true,
-            threshold: 5,
-            window_seconds: 3600,
-        }
-    }
-    fn complaints() -> Self {
-        Self {
-            enabled: true,
-            threshold: 2,
-            window_seconds: 86_400,
-        }
-    }
-    fn out_of_area() -> Self {
-        Self {
-            enabled: true,
-            threshold: 20,
-            window_seconds: 300,
-        }
-    }
 }
 
 /// `[detectors.spoofing-source]`: an SPC more than `share_percent` of whose calls were flagged
@@ -379,18 +408,19 @@ threshold = 3
 window_seconds = 600
 [detectors.fan-out]
 enabled = false
-threshold = 40
-window_seconds = 3600
+[detectors.complaints]
+threshold = 4
 "#,
         )
         .unwrap();
         assert_eq!(config.detectors.repeat.threshold, 3);
         assert!(!config.enabled(DetectorId::FanOut));
+        assert_eq!(config.detectors.complaints.window_seconds, 86_400);
         assert!(config.enabled(DetectorId::OutOfArea));
         assert_eq!(config.window(DetectorId::Repeat), 600);
         for bad in [
             "home_contry = \"86\"",
-            "[detectors.repeat]\nthreshold = 3\nwindow_seconds = 1\nwindow = 2",
+            "[detectors.repeat]\nthreshold = 3\nwindow = 2",
             "[detectors.nonsense]\nenabled = true",
         ] {
             let error = DetectionConfig::from_toml(bad).unwrap_err().to_string();

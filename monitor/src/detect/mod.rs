@@ -189,6 +189,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 pub use allow::{read_allow_file, AllowFileError};
+use config::Counted;
 pub use config::DetectionConfig;
 
 use allow::{tn_key, tn_text, AllowList, TnKey};
@@ -396,7 +397,9 @@ impl Engine {
         if state.newest / 60 != before || state.times.len() == 1 {
             self.complaint_wheel.note(key, state.newest);
         }
-        if let Some((over, text)) = complaints::check(settings, state, &event.from, event.time) {
+        if let Some((over, text)) =
+            complaints::check(&Counted::from(settings), state, &event.from, event.time)
+        {
             let subject = Subject::Caller(event.from.clone());
             crossings(
                 out,
@@ -454,7 +457,9 @@ impl Engine {
             }
         }
         if !exempt && d.fan_out.enabled {
-            if let Some((over, text)) = fan_out::check(&d.fan_out, state, &event.from, t) {
+            if let Some((over, text)) =
+                fan_out::check(&Counted::from(&d.fan_out), state, &event.from, t)
+            {
                 let samples = state.samples.list();
                 let (w, th) = (d.fan_out.window_seconds, d.fan_out.threshold);
                 crossings(
@@ -469,7 +474,9 @@ impl Engine {
             }
         }
         if d.repeat.enabled {
-            if let Some((over, text)) = repeat::check(&d.repeat, state, &event.from, &callees, t) {
+            if let Some((over, text)) =
+                repeat::check(&Counted::from(&d.repeat), state, &event.from, &callees, t)
+            {
                 let samples = state.samples.list();
                 let (w, th) = (d.repeat.window_seconds, d.repeat.threshold);
                 crossings(
