@@ -10,6 +10,7 @@
 //!
 //! - [`event`]: the event line (the verifier's, plus `ingress` and `kind`), parsed strictly;
 //! - [`detect`]: the detectors and their windows, over event time, with bounded memory;
+//! - [`mix`]: a synthetic call mix with ground truth (tests, benches, the lab);
 //! - [`alerts`]: the alert book: one open alert per subject and detector, closed after a
 //!   quiet window;
 //!
@@ -20,3 +21,4 @@
 pub mod alerts;
 pub mod detect;
 pub mod event;
+pub mod mix;
