@@ -1,5 +1,11 @@
 //! Memory with 10^6 active callers: the engine's own estimate (`memory_bytes`) and the
 //! process's resident set growth, per active caller. Bar: under 1 KiB per active caller.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use monitor::detect::{DetectionConfig, Engine};
 use monitor::event::{Event, Kind};
