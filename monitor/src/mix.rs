@@ -330,10 +330,11 @@ impl Mix {
                     spc,
                 );
             }
-            // 2 complaints a day.
+            // 2 complaints a day (both within the duration).
             let from = next_number(BUSY);
             for k in 0..2 {
-                let mut rec = d.call(d.start + 100 + k * 43_200, from, number(CALLEE, 1), spc);
+                let time = d.start + 100 + k * (d.duration / 2);
+                let mut rec = d.call(time, from, number(CALLEE, 1), spc);
                 rec.complaint = true;
                 d.records.pop();
                 d.push(rec);
