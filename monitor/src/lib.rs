@@ -11,6 +11,7 @@
 //! - [`event`]: the event line (the verifier's, plus `ingress` and `kind`), parsed strictly;
 //! - [`detect`]: the detectors and their windows, over event time, with bounded memory;
 //! - [`dashboard`]: the analyst's page, script and style, compiled in;
+//! - [`mix`]: a synthetic call mix with ground truth (tests, benches, the lab);
 //! - [`alerts`]: the alert book: one open alert per subject and detector, closed after a
 //!   quiet window;
 //!
@@ -22,3 +23,4 @@ pub mod alerts;
 pub mod dashboard;
 pub mod detect;
 pub mod event;
+pub mod mix;
