@@ -18,5 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod alerts;
+pub mod config;
 pub mod detect;
 pub mod event;
+pub mod store;
