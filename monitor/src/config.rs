@@ -133,8 +133,6 @@ pub struct TraceFetchConfig {
     pub timeout_ms: u64,
     /// Largest answer accepted, bytes. Default 64 KiB.
     pub max_body_bytes: usize,
-    /// PEM files of extra root certificates for the trace endpoints (a lab CA).
-    pub extra_roots: Vec<PathBuf>,
 }
 
 impl Default for TraceFetchConfig {
@@ -144,7 +142,6 @@ impl Default for TraceFetchConfig {
             allow_private_addresses: false,
             timeout_ms: 2000,
             max_body_bytes: 64 * 1024,
-            extra_roots: Vec::new(),
         }
     }
 }

@@ -484,7 +484,9 @@ pub fn parse_line(line: &str) -> Result<Event, EventError> {
             _ => return Err(EventError::BadReasonCode(code.to_string())),
         },
         Some(Loose::Negative | Loose::Float) => {
-            return Err(EventError::BadReasonCode("a negative or fractional number".into()))
+            return Err(EventError::BadReasonCode(
+                "a negative or fractional number".into(),
+            ))
         }
         Some(other) => {
             return Err(EventError::WrongType {
@@ -633,7 +635,9 @@ mod tests {
     #[test]
     fn each_rule_has_its_error() {
         let base = |members: &str| {
-            format!(r#"{{"from":"12025550100","to":["12025550101"],"verstat":"No-TN-Validation",{members}}}"#)
+            format!(
+                r#"{{"from":"12025550100","to":["12025550101"],"verstat":"No-TN-Validation",{members}}}"#
+            )
         };
         let cases = [
             (base(r#""time":1.5"#), EventError::TimeNotInteger),
@@ -646,7 +650,10 @@ mod tests {
                     found: "a string",
                 },
             ),
-            (base(r#""time":null"#), EventError::Missing { member: "time" }),
+            (
+                base(r#""time":null"#),
+                EventError::Missing { member: "time" },
+            ),
             (
                 base(r#""time":1,"kind":"survey""#),
                 EventError::UnknownKind("survey".into()),
@@ -680,9 +687,21 @@ mod tests {
             assert_eq!(parse_line(&line), Err(expected), "{line}");
         }
         let numbers = [
-            (r#""from":"+12025550100","to":["1"]"#, "from", NumberProblem::Plus),
-            (r#""from":"02025550100","to":["1"]"#, "from", NumberProblem::NationalForm),
-            (r#""from":"1202555010012345","to":["1"]"#, "from", NumberProblem::TooLong),
+            (
+                r#""from":"+12025550100","to":["1"]"#,
+                "from",
+                NumberProblem::Plus,
+            ),
+            (
+                r#""from":"02025550100","to":["1"]"#,
+                "from",
+                NumberProblem::NationalForm,
+            ),
+            (
+                r#""from":"1202555010012345","to":["1"]"#,
+                "from",
+                NumberProblem::TooLong,
+            ),
             (r#""from":"1","to":["12a"]"#, "to", NumberProblem::NotDigits),
             (r#""from":"1","to":[""]"#, "to", NumberProblem::Empty),
         ];

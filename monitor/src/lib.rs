@@ -18,7 +18,13 @@
 #![warn(missing_docs)]
 
 pub mod alerts;
+pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod detect;
 pub mod event;
+pub mod metrics;
+pub mod server;
+pub mod state;
 pub mod store;
+pub mod traceback;

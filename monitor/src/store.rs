@@ -629,34 +629,47 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Deletes events older than `cutoff` (event time) and closed alerts whose last crossing
-    /// is older, at most `chunk` events per transaction so writers are not held up long;
-    /// returns the number of events deleted.
-    pub fn prune(&mut self, cutoff: u64, chunk: usize) -> Result<u64, StoreError> {
+    /// Deletes at most `chunk` events older than `cutoff` (event time), oldest first, in one
+    /// transaction; returns how many were deleted (fewer than `chunk`: none is left).
+    pub fn prune_events(&mut self, cutoff: u64, chunk: usize) -> Result<u64, StoreError> {
         let cutoff = to_i64(cutoff);
         let chunk = i64::try_from(chunk.max(1)).unwrap_or(i64::MAX);
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM event_called WHERE event_id IN
+               (SELECT id FROM events WHERE time < ?1 ORDER BY time LIMIT ?2)",
+            params![cutoff, chunk],
+        )?;
+        let n = tx.execute(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ?1 ORDER BY time LIMIT ?2)",
+            params![cutoff, chunk],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
+    /// Deletes the closed alerts whose last crossing is older than `cutoff`; returns how many.
+    pub fn prune_alerts(&mut self, cutoff: u64) -> Result<u64, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM alerts WHERE closed = 1 AND last < ?1",
+            params![to_i64(cutoff)],
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Deletes events older than `cutoff` (event time), `chunk` per transaction, and the
+    /// closed alerts whose last crossing is older; returns the number of events deleted.
+    pub fn prune(&mut self, cutoff: u64, chunk: usize) -> Result<u64, StoreError> {
+        let chunk = chunk.max(1);
         let mut deleted = 0;
         loop {
-            let tx = self.conn.transaction()?;
-            tx.execute(
-                "DELETE FROM event_called WHERE event_id IN
-                   (SELECT id FROM events WHERE time < ?1 ORDER BY time LIMIT ?2)",
-                params![cutoff, chunk],
-            )?;
-            let n = tx.execute(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ?1 ORDER BY time LIMIT ?2)",
-                params![cutoff, chunk],
-            )?;
-            tx.commit()?;
-            deleted += n as u64;
-            if i64::try_from(n).unwrap_or(i64::MAX) < chunk {
+            let n = self.prune_events(cutoff, chunk)?;
+            deleted += n;
+            if n < chunk as u64 {
                 break;
             }
         }
-        self.conn.execute(
-            "DELETE FROM alerts WHERE closed = 1 AND last < ?1",
-            params![cutoff],
-        )?;
+        self.prune_alerts(cutoff)?;
         Ok(deleted)
     }
 
