@@ -23,6 +23,7 @@ pub mod config;
 pub mod dashboard;
 pub mod detect;
 pub mod event;
+pub mod load;
 pub mod metrics;
 pub mod server;
 pub mod state;
