@@ -1,10 +1,27 @@
 //! The alert book: one open alert per subject and detector.
 //!
-//! CONTRACT (skeleton): [`Alert`] is the stored and served shape.
+//! A [`Crossing`] for a subject and detector with no open alert opens one
+//! ([`AlertChange::Opened`]). While it is open, further crossings extend it
+//! ([`AlertChange::Extended`]): `last` moves to the latest crossing, `count` to the highest,
+//! `time` to the earliest (a crossing found late, when an out-of-order event completed an
+//! earlier window), and `samples` fill up to five. A crossing later than the open alert's
+//! `last + quiet` closes it and opens a new one; [`AlertBook::close_quiet`] closes the alerts
+//! quiet since `now - quiet`. Closing depends on event time only, so a replay closes the same
+//! alerts as live reception.
+//!
+//! `quiet` is one value for every detector by default; [`AlertBook::set_quiet`] sets a
+//! detector's own (the service may use each detector's window, as
+//! `DetectionConfig::window` gives it, so a 24-hour `complaints` alert is not closed and
+//! reopened every few minutes).
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::detect::{DetectorId, Subject};
+use crate::detect::{Crossing, DetectorId, Subject};
+
+/// The most `origid`s an alert keeps as samples.
+pub const MAX_SAMPLES: usize = 5;
 
 /// One alert, as `GET /v1/alerts` serves it (plus `closed` and `last`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -41,31 +58,237 @@ pub enum AlertChange {
     /// The subject's open alert for this detector saw another crossing: its `last` (and
     /// `count`, when higher) changed (to be stored).
     Extended(Alert),
+    /// The open alert had been quiet longer than the quiet window before this crossing: it
+    /// closed (first, to be stored) and a new one opened (second, to be stored).
+    Reopened {
+        /// The old alert, closed.
+        closed: Alert,
+        /// The new one.
+        opened: Alert,
+    },
 }
 
 /// The open alerts, by subject and detector.
 #[derive(Debug, Default)]
-pub struct AlertBook {}
+pub struct AlertBook {
+    open: HashMap<(Subject, DetectorId), Alert>,
+    quiet: u64,
+    quiet_by: HashMap<DetectorId, u64>,
+    next_id: u64,
+}
 
 impl AlertBook {
     /// A book whose alerts close after `quiet` seconds (event time) without a crossing;
     /// `next_id` is the first id to give (one past the highest stored).
     pub fn new(quiet: u64, next_id: u64) -> Self {
-        let _ = (quiet, next_id);
-        Self {}
+        Self {
+            open: HashMap::new(),
+            quiet,
+            quiet_by: HashMap::new(),
+            next_id,
+        }
     }
 
-    /// Puts back an alert read from the store (on restart).
-    pub fn restore(&mut self, _alert: Alert) {}
-
-    /// Offers a crossing.
-    pub fn offer(&mut self, _crossing: crate::detect::Crossing) -> Option<AlertChange> {
-        None
+    /// Sets one detector's quiet window (seconds), instead of the book's.
+    pub fn set_quiet(&mut self, detector: DetectorId, quiet: u64) {
+        self.quiet_by.insert(detector, quiet);
     }
 
-    /// Closes the alerts whose last crossing is older than the quiet window before `now`
-    /// (event time), returning them closed (to be stored).
-    pub fn close_quiet(&mut self, _now: u64) -> Vec<Alert> {
-        Vec::new()
+    /// A detector's quiet window.
+    pub fn quiet(&self, detector: DetectorId) -> u64 {
+        self.quiet_by.get(&detector).copied().unwrap_or(self.quiet)
+    }
+
+    /// Puts back an alert read from the store (on restart). A closed one is ignored; the id
+    /// counter moves past it.
+    pub fn restore(&mut self, alert: Alert) {
+        self.next_id = self.next_id.max(alert.id + 1);
+        if alert.closed {
+            return;
+        }
+        let key = (alert.subject.clone(), alert.detector);
+        match self.open.get(&key) {
+            Some(held) if held.id > alert.id => {}
+            _ => {
+                self.open.insert(key, alert);
+            }
+        }
+    }
+
+    /// The open alerts (unordered).
+    pub fn open(&self) -> impl Iterator<Item = &Alert> {
+        self.open.values()
+    }
+
+    fn opened(&mut self, crossing: Crossing) -> Alert {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut samples = crossing.samples;
+        samples.truncate(MAX_SAMPLES);
+        Alert {
+            id,
+            subject: crossing.subject,
+            detector: crossing.detector,
+            time: crossing.time,
+            window: crossing.window,
+            count: crossing.count,
+            threshold: crossing.threshold,
+            samples,
+            text: crossing.text,
+            last: crossing.time,
+            closed: false,
+        }
+    }
+
+    /// Offers a crossing: opens, extends or closes-and-reopens the subject's alert for the
+    /// detector. `None` when nothing changed (a crossing already counted).
+    pub fn offer(&mut self, crossing: Crossing) -> Option<AlertChange> {
+        let key = (crossing.subject.clone(), crossing.detector);
+        let quiet = self.quiet(crossing.detector);
+        let Some(alert) = self.open.get_mut(&key) else {
+            let alert = self.opened(crossing);
+            self.open.insert(key, alert.clone());
+            return Some(AlertChange::Opened(alert));
+        };
+        if crossing.time > alert.last.saturating_add(quiet) {
+            let mut closed = alert.clone();
+            closed.closed = true;
+            let opened = self.opened(crossing);
+            self.open.insert(key, opened.clone());
+            return Some(AlertChange::Reopened { closed, opened });
+        }
+        let before = alert.clone();
+        if crossing.time < alert.time {
+            // An out-of-order event completed an earlier window: the alert fired earlier.
+            alert.time = crossing.time;
+            alert.text = crossing.text.clone();
+            alert.threshold = crossing.threshold;
+        }
+        alert.last = alert.last.max(crossing.time);
+        if crossing.count > alert.count {
+            alert.count = crossing.count;
+        }
+        for origid in crossing.samples {
+            if alert.samples.len() >= MAX_SAMPLES {
+                break;
+            }
+            if !alert.samples.contains(&origid) {
+                alert.samples.push(origid);
+            }
+        }
+        (*alert != before).then(|| AlertChange::Extended(alert.clone()))
+    }
+
+    /// Closes the alerts whose last crossing is more than their quiet window before `now`
+    /// (event time: the newest event time seen), returning them closed (to be stored).
+    pub fn close_quiet(&mut self, now: u64) -> Vec<Alert> {
+        let quiet_by = &self.quiet_by;
+        let quiet = self.quiet;
+        let mut closed = Vec::new();
+        self.open.retain(|(_, detector), alert| {
+            let q = quiet_by.get(detector).copied().unwrap_or(quiet);
+            if alert.last.saturating_add(q) < now {
+                let mut a = alert.clone();
+                a.closed = true;
+                closed.push(a);
+                false
+            } else {
+                true
+            }
+        });
+        closed.sort_by_key(|a| a.id);
+        closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crossing(time: u64, count: u64, samples: &[&str]) -> Crossing {
+        Crossing {
+            subject: Subject::Caller("8613800000001".into()),
+            detector: DetectorId::HighFrequency,
+            time,
+            window: 3600,
+            count,
+            threshold: 60,
+            samples: samples.iter().map(|s| s.to_string()).collect(),
+            text: format!("8613800000001 placed {count} calls in 60 min (threshold 60)"),
+        }
+    }
+
+    #[test]
+    fn one_open_alert_extended_then_closed_when_quiet() {
+        let mut book = AlertBook::new(600, 10);
+        let Some(AlertChange::Opened(a)) = book.offer(crossing(1000, 61, &["a"])) else {
+            panic!("opened")
+        };
+        assert_eq!((a.id, a.time, a.last, a.closed), (10, 1000, 1000, false));
+        let Some(AlertChange::Extended(a)) = book.offer(crossing(1200, 70, &["b", "c"])) else {
+            panic!("extended")
+        };
+        assert_eq!((a.id, a.time, a.last, a.count), (10, 1000, 1200, 70));
+        assert_eq!(a.samples, vec!["a", "b", "c"]);
+        // Lower count, earlier time: the alert fired earlier than thought.
+        let Some(AlertChange::Extended(a)) = book.offer(crossing(990, 61, &[])) else {
+            panic!("extended")
+        };
+        assert_eq!((a.time, a.last, a.count), (990, 1200, 70));
+        assert_eq!(book.offer(crossing(1100, 61, &[])), None);
+        assert!(book.close_quiet(1800).is_empty());
+        let closed = book.close_quiet(1801);
+        assert_eq!(closed.len(), 1);
+        assert!(closed[0].closed);
+        let Some(AlertChange::Opened(b)) = book.offer(crossing(5000, 61, &[])) else {
+            panic!("opened again")
+        };
+        assert_eq!(b.id, 11);
+    }
+
+    #[test]
+    fn a_crossing_after_the_quiet_window_reopens() {
+        let mut book = AlertBook::new(600, 1);
+        book.offer(crossing(1000, 61, &[]));
+        let Some(AlertChange::Reopened { closed, opened }) = book.offer(crossing(1601, 61, &[]))
+        else {
+            panic!("reopened")
+        };
+        assert!(closed.closed);
+        assert_eq!((closed.id, opened.id, opened.time), (1, 2, 1601));
+    }
+
+    #[test]
+    fn quiet_per_detector_and_restore() {
+        let mut book = AlertBook::new(600, 1);
+        book.set_quiet(DetectorId::HighFrequency, 3600);
+        book.offer(crossing(1000, 61, &[]));
+        assert!(book.close_quiet(2000).is_empty());
+        assert_eq!(book.close_quiet(4601).len(), 1);
+        let mut restored = AlertBook::new(600, 1);
+        let mut alert = book.opened(crossing(7000, 61, &[]));
+        alert.id = 41;
+        restored.restore(alert);
+        let Some(AlertChange::Extended(a)) = restored.offer(crossing(7100, 62, &[])) else {
+            panic!("extended")
+        };
+        assert_eq!(a.id, 41);
+        let Some(AlertChange::Opened(b)) = restored.offer(Crossing {
+            detector: DetectorId::Repeat,
+            ..crossing(7100, 6, &[])
+        }) else {
+            panic!("opened")
+        };
+        assert_eq!(b.id, 42);
+    }
+
+    #[test]
+    fn samples_stop_at_five() {
+        let mut book = AlertBook::new(600, 1);
+        book.offer(crossing(1000, 61, &["1", "2", "3", "4", "5", "6"]));
+        let Some(AlertChange::Extended(a)) = book.offer(crossing(1001, 62, &["7"])) else {
+            panic!("extended")
+        };
+        assert_eq!(a.samples.len(), 5);
     }
 }

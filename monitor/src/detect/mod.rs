@@ -1,7 +1,20 @@
 //! The detectors, over event time.
 //!
-//! CONTRACT (skeleton): [`Engine`], [`Subject`], [`DetectorId`], [`Crossing`] and
-//! [`Observation`] are the interface the server uses; the detectors branch fills them in.
+//! [`Engine::observe`] takes one event (in any order within `lateness_seconds`) and answers
+//! at once which thresholds it pushed over ([`Crossing`]s) and how the call is marked; the
+//! result (who alerts, with which crossing times) does not depend on the arrival order within
+//! the bound, for every detector but `spoofing-source` (a share can cross and uncross as late
+//! events arrive; see [`spoofing_source`]).
+//!
+//! One file per detector: [`high_frequency`], [`fan_out`], [`repeat`], [`complaints`],
+//! [`out_of_area`], [`spoofing_source`], [`firm_quota`]; their state in [`callers`] (per
+//! calling number) and [`spc`] (per signing carrier, per second); exact window counting in
+//! [`window`]; the allow list and number keys in [`allow`].
+//!
+//! Memory: per active calling number, its calls over the horizon (16 bytes a callee), its
+//! five latest `origid`s, and a hash-map slot; a caller is forgotten once the newest event
+//! time passes its last call by the longest caller window plus the lateness bound. Every count
+//! is exact (no sketch is needed: a window's state is bounded by the calls in it).
 
 use serde::Serialize;
 
@@ -15,6 +28,52 @@ pub enum Subject {
     Caller(String),
     /// A signing carrier: `{"spc": SPC}`.
     Spc(String),
+    /// A white-listed marketing firm (its id in the regulator's list): `{"firm": ID}`
+    /// (`firm-quota`).
+    Firm(String),
+    /// An ingress (trunk), for `out-of-area` calls that carry no SPC: `{"ingress": NAME}`.
+    Ingress(String),
+}
+
+impl Subject {
+    /// The member name the API writes (`caller`, `spc`, `firm`, `ingress`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Caller(_) => "caller",
+            Self::Spc(_) => "spc",
+            Self::Firm(_) => "firm",
+            Self::Ingress(_) => "ingress",
+        }
+    }
+
+    /// The number, SPC, firm id or ingress name.
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Caller(v) | Self::Spc(v) | Self::Firm(v) | Self::Ingress(v) => v,
+        }
+    }
+
+    /// The subject of this kind (as [`Subject::kind`] names it) and value.
+    pub fn from_parts(kind: &str, value: &str) -> Option<Self> {
+        let value = value.to_owned();
+        match kind {
+            "caller" => Some(Self::Caller(value)),
+            "spc" => Some(Self::Spc(value)),
+            "firm" => Some(Self::Firm(value)),
+            "ingress" => Some(Self::Ingress(value)),
+            _ => None,
+        }
+    }
+
+    /// How a sentence names it.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Caller(v) => v.clone(),
+            Self::Spc(v) => format!("SPC {v}"),
+            Self::Firm(v) => format!("firm {v}"),
+            Self::Ingress(v) => format!("ingress {v}"),
+        }
+    }
 }
 
 /// A detector's name, as the API and the config write it.
@@ -38,6 +97,46 @@ pub enum DetectorId {
     /// `spoofing-source`.
     #[serde(rename = "spoofing-source")]
     SpoofingSource,
+    /// `firm-quota`: a white-listed firm over its hourly quota.
+    #[serde(rename = "firm-quota")]
+    FirmQuota,
+}
+
+impl DetectorId {
+    /// Every detector.
+    pub const ALL: [Self; 7] = [
+        Self::HighFrequency,
+        Self::FanOut,
+        Self::Repeat,
+        Self::Complaints,
+        Self::OutOfArea,
+        Self::SpoofingSource,
+        Self::FirmQuota,
+    ];
+
+    /// The name the API and the config write.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HighFrequency => "high-frequency",
+            Self::FanOut => "fan-out",
+            Self::Repeat => "repeat",
+            Self::Complaints => "complaints",
+            Self::OutOfArea => "out-of-area",
+            Self::SpoofingSource => "spoofing-source",
+            Self::FirmQuota => "firm-quota",
+        }
+    }
+
+    /// The detector with this name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for DetectorId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A detector crossed its threshold for a subject at an event.
@@ -73,13 +172,72 @@ pub struct Observation {
     pub late: bool,
 }
 
+pub mod allow;
+mod callers;
+mod complaints;
 pub mod config;
+mod fan_out;
+mod firm_quota;
+mod high_frequency;
+mod out_of_area;
+mod repeat;
+mod spc;
+mod spoofing_source;
+mod window;
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+pub use allow::{read_allow_file, AllowFileError};
+use config::Counted;
 pub use config::DetectionConfig;
 
-/// All detectors. Single-threaded; the server holds it behind a lock.
-#[derive(Debug, Default)]
-pub struct Engine {}
+use allow::{tn_key, tn_text, AllowList, TnKey};
+use callers::{Call, CallerState};
+use complaints::ComplaintState;
+use firm_quota::{FirmList, FirmState};
+use spc::SpcState;
+use window::{count_in, Over, Wheel};
+
+use crate::event::Kind;
+
+/// Callers with at least this many calls in the `high-frequency` hour window are candidates
+/// for [`Engine::top_callers`].
+pub const TOP_FLOOR: u64 = 5;
+
+/// A window's length as a sentence writes it: `60 s`, `5 min`, `60 min`, `24 h`.
+pub(crate) fn duration(seconds: u64) -> String {
+    if seconds < 120 || !seconds.is_multiple_of(60) {
+        format!("{seconds} s")
+    } else if seconds <= 7200 || !seconds.is_multiple_of(3600) {
+        format!("{} min", seconds / 60)
+    } else {
+        format!("{} h", seconds / 3600)
+    }
+}
+
+/// All detectors. Single-threaded; the server holds it behind a lock. Never reads the clock.
+#[derive(Debug)]
+pub struct Engine {
+    config: DetectionConfig,
+    allow: AllowList,
+    list: Option<FirmList>,
+    callers: HashMap<TnKey, CallerState>,
+    caller_wheel: Wheel<TnKey>,
+    complaints: HashMap<TnKey, ComplaintState>,
+    complaint_wheel: Wheel<TnKey>,
+    firms: HashMap<String, FirmState>,
+    spcs: HashMap<Subject, SpcState>,
+    busy: HashSet<TnKey>,
+    newest: u64,
+    swept_minute: u64,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new(&DetectionConfig::default(), Vec::new())
+    }
+}
 
 /// A subject's current window counts, as `GET /v1/callers/{tn}` and `GET /v1/spcs/{spc}`
 /// serve them under `"windows"` (detector name -> counts).
@@ -103,69 +261,581 @@ pub struct WindowCount {
     pub threshold: u64,
 }
 
+/// The crossings an [`Over`] stands for: its first window end, and its last when later (the
+/// alert book keeps the earliest as the alert's time and the latest as its `last`).
+fn crossings(
+    out: &mut Vec<Crossing>,
+    subject: &Subject,
+    detector: DetectorId,
+    over: Over,
+    (window, threshold): (u64, u64),
+    samples: Vec<String>,
+    text: String,
+) {
+    let crossing = Crossing {
+        subject: subject.clone(),
+        detector,
+        time: over.first,
+        window,
+        count: over.count,
+        threshold,
+        samples,
+        text,
+    };
+    if over.last != over.first {
+        out.push(Crossing {
+            time: over.last,
+            ..crossing.clone()
+        });
+    }
+    out.push(crossing);
+    // The earliest first.
+    out.sort_by_key(|c| c.time);
+}
+
 impl Engine {
-    /// An engine with these settings. `allow` are the allow-listed calling numbers;
-    /// `firm_of` tells a white-listed marketing firm's number (the regulator's list) and its
-    /// hourly quota, when a list is configured.
+    /// An engine with these settings. `allow` are the allow-listed calling numbers (numbers
+    /// that are not E.164 digits are skipped: [`read_allow_file`] refuses them first).
     pub fn new(config: &DetectionConfig, allow: impl IntoIterator<Item = String>) -> Self {
-        let _ = (config, allow.into_iter().count());
-        Self {}
+        let mut list = AllowList::default();
+        for tn in allow {
+            list.add(&tn);
+        }
+        Self {
+            config: config.clone(),
+            allow: list,
+            list: None,
+            callers: HashMap::new(),
+            caller_wheel: Wheel::default(),
+            complaints: HashMap::new(),
+            complaint_wheel: Wheel::default(),
+            firms: HashMap::new(),
+            spcs: HashMap::new(),
+            busy: HashSet::new(),
+            newest: 0,
+            swept_minute: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &DetectionConfig {
+        &self.config
+    }
+
+    /// Sets the regulator's list (the service's `lists::ListStore::current()`): white-listed
+    /// firms' numbers are held to their firm's quota instead of `high-frequency` and `fan-out`.
+    /// `None` forgets it.
+    pub fn set_list(&mut self, list: Option<Arc<lists::ActiveList>>) {
+        self.list = list.map(FirmList::Active);
+    }
+
+    /// Sets the list from a bare index (tests, the lab, [`crate::mix`]).
+    pub fn set_list_index(&mut self, index: Option<Arc<lists::ListIndex>>) {
+        self.list = index.map(FirmList::Index);
+    }
+
+    /// The longest window of the per-caller detectors.
+    fn caller_window(&self) -> u64 {
+        let d = &self.config.detectors;
+        d.high_frequency
+            .hour_window_seconds
+            .max(d.high_frequency.minute_window_seconds)
+            .max(d.fan_out.window_seconds)
+            .max(d.repeat.window_seconds)
+    }
+
+    fn spc_window(&self) -> u64 {
+        let d = &self.config.detectors;
+        d.out_of_area
+            .window_seconds
+            .max(d.spoofing_source.window_seconds)
+    }
+
+    /// Entries at or before this time can no longer be in a window with a non-late event.
+    fn cutoff(&self, window: u64) -> u64 {
+        self.newest
+            .saturating_sub(self.config.lateness_seconds)
+            .saturating_sub(window)
     }
 
     /// Feeds one event (in any order within the lateness bound).
-    pub fn observe(&mut self, _event: &Event) -> Observation {
-        Observation::default()
+    pub fn observe(&mut self, event: &Event) -> Observation {
+        let mut observation = Observation::default();
+        if event.time.saturating_add(self.config.lateness_seconds) < self.newest {
+            observation.late = true;
+            return observation;
+        }
+        if event.time > self.newest {
+            self.newest = event.time;
+            if self.newest / 60 != self.swept_minute {
+                self.swept_minute = self.newest / 60;
+                self.expire();
+            }
+        }
+        match event.kind {
+            Kind::Complaint => self.observe_complaint(event, &mut observation.crossings),
+            Kind::Verification => {
+                self.observe_caller(event, &mut observation.crossings);
+                self.observe_spc(event, &mut observation);
+            }
+        }
+        observation
     }
 
-    /// Adds a number to the allow list (true when it was not there).
-    pub fn allow(&mut self, _tn: &str) -> bool {
-        false
+    fn observe_complaint(&mut self, event: &Event, out: &mut Vec<Crossing>) {
+        let settings = &self.config.detectors.complaints;
+        let Some(key) = tn_key(&event.from) else {
+            return;
+        };
+        if !settings.enabled {
+            return;
+        }
+        let cutoff = self.cutoff(settings.window_seconds);
+        let state = self.complaints.entry(key).or_default();
+        let before = state.newest / 60;
+        state.add(event.time, event.origid.as_deref(), cutoff);
+        if state.newest / 60 != before || state.times.len() == 1 {
+            self.complaint_wheel.note(key, state.newest);
+        }
+        if let Some((over, text)) =
+            complaints::check(&Counted::from(settings), state, &event.from, event.time)
+        {
+            let subject = Subject::Caller(event.from.clone());
+            crossings(
+                out,
+                &subject,
+                DetectorId::Complaints,
+                over,
+                (settings.window_seconds, settings.threshold),
+                state.samples.list(),
+                text,
+            );
+        }
+    }
+
+    fn observe_caller(&mut self, event: &Event, out: &mut Vec<Crossing>) {
+        let Some(key) = tn_key(&event.from) else {
+            return;
+        };
+        let callees: Vec<TnKey> = event.to.iter().filter_map(|tn| tn_key(tn)).collect();
+        if callees.is_empty() {
+            return;
+        }
+        let cutoff = self.cutoff(self.caller_window());
+        let firm = self
+            .list
+            .as_ref()
+            .and_then(|l| l.firm_of(&event.from))
+            .map(|(id, quota)| (id.to_owned(), quota));
+        let exempt = firm.is_some() || self.allow.contains(key);
+        let config = &self.config;
+        let d = &config.detectors;
+        let state = self.callers.entry(key).or_default();
+        let before = (state.newest / 60, state.calls.is_empty());
+        state.prune(cutoff);
+        state.add(event.time, &callees);
+        state.samples.push(event.origid.as_deref());
+        if before.1 || state.newest / 60 != before.0 {
+            self.caller_wheel.note(key, state.newest);
+        }
+        let subject = Subject::Caller(event.from.clone());
+        let t = event.time;
+        if !exempt && d.high_frequency.enabled {
+            for (over, window, threshold, text) in
+                high_frequency::check(&d.high_frequency, state, &event.from, t)
+            {
+                let samples = state.samples.list();
+                crossings(
+                    out,
+                    &subject,
+                    high_frequency::ID,
+                    over,
+                    (window, threshold),
+                    samples,
+                    text,
+                );
+            }
+        }
+        if !exempt && d.fan_out.enabled {
+            if let Some((over, text)) =
+                fan_out::check(&Counted::from(&d.fan_out), state, &event.from, t)
+            {
+                let samples = state.samples.list();
+                let (w, th) = (d.fan_out.window_seconds, d.fan_out.threshold);
+                crossings(
+                    out,
+                    &subject,
+                    DetectorId::FanOut,
+                    over,
+                    (w, th),
+                    samples,
+                    text,
+                );
+            }
+        }
+        if d.repeat.enabled {
+            if let Some((over, text)) =
+                repeat::check(&Counted::from(&d.repeat), state, &event.from, &callees, t)
+            {
+                let samples = state.samples.list();
+                let (w, th) = (d.repeat.window_seconds, d.repeat.threshold);
+                crossings(
+                    out,
+                    &subject,
+                    DetectorId::Repeat,
+                    over,
+                    (w, th),
+                    samples,
+                    text,
+                );
+            }
+        }
+        if state.calls.len() as u64 >= TOP_FLOOR
+            && count_in(
+                &state.calls,
+                Call::time,
+                Call::is_call,
+                self.newest,
+                d.high_frequency.hour_window_seconds,
+            ) >= TOP_FLOOR
+        {
+            self.busy.insert(key);
+        }
+        if let (Some((id, quota)), true) = (firm, d.firm_quota.enabled) {
+            let window = d.firm_quota.window_seconds;
+            let cutoff = self.cutoff(window);
+            let state = self.firms.entry(id.clone()).or_default();
+            state.add(t, event.origid.as_deref(), cutoff);
+            if let Some((over, text)) = firm_quota::check(state, &id, quota, window, t) {
+                let samples = state.samples.list();
+                let subject = Subject::Firm(id);
+                crossings(
+                    out,
+                    &subject,
+                    DetectorId::FirmQuota,
+                    over,
+                    (window, quota),
+                    samples,
+                    text,
+                );
+            }
+        }
+    }
+
+    fn observe_spc(&mut self, event: &Event, observation: &mut Observation) {
+        let config = &self.config;
+        let marked = config.enabled(DetectorId::OutOfArea) && out_of_area::marked(config, event);
+        let spoofing = config.detectors.spoofing_source.enabled && event.spc.is_some();
+        if !marked && !spoofing {
+            return;
+        }
+        let cutoff = self.cutoff(self.spc_window());
+        let t = event.time;
+        let spoofed = event.has_flag("spoofed");
+        if marked {
+            observation.marks.push(DetectorId::OutOfArea);
+        }
+        // A signed call counts once in its SPC's buckets (calls, spoofed, marked); a marked
+        // call without SPC counts in its ingress's buckets (marked only).
+        let Some(subject) = (if spoofing {
+            event.spc.clone().map(Subject::Spc)
+        } else {
+            out_of_area::subject(event)
+        }) else {
+            return;
+        };
+        let state = self.spcs.entry(subject.clone()).or_default();
+        if let Some(bucket) = state.bucket(t, cutoff) {
+            if event.spc.is_some() {
+                bucket.calls += 1;
+                if spoofed {
+                    bucket.spoofed += 1;
+                }
+            }
+            if marked {
+                bucket.marked += 1;
+            }
+        }
+        if spoofed {
+            state.spoofed_samples.push(event.origid.as_deref());
+        }
+        if marked {
+            state.marked_samples.push(event.origid.as_deref());
+            if let Some((over, text)) = out_of_area::check(config, state, &subject, t) {
+                let s = &config.detectors.out_of_area;
+                let samples = state.marked_samples.list();
+                crossings(
+                    &mut observation.crossings,
+                    &subject,
+                    DetectorId::OutOfArea,
+                    over,
+                    (s.window_seconds, s.threshold),
+                    samples,
+                    text,
+                );
+            }
+        }
+        if spoofing {
+            let s = &config.detectors.spoofing_source;
+            if let Some((over, threshold, text)) =
+                spoofing_source::check(s, state, subject.value(), t)
+            {
+                let samples = state.spoofed_samples.list();
+                crossings(
+                    &mut observation.crossings,
+                    &subject,
+                    DetectorId::SpoofingSource,
+                    over,
+                    (s.window_seconds, threshold),
+                    samples,
+                    text,
+                );
+            }
+        }
+    }
+
+    /// Forgets subjects whose newest event fell behind their horizon.
+    fn expire(&mut self) {
+        let cutoff = self.cutoff(self.caller_window());
+        let (callers, busy) = (&mut self.callers, &mut self.busy);
+        self.caller_wheel.expire(cutoff, |key| {
+            if callers.get(&key).is_some_and(|s| s.newest <= cutoff) {
+                callers.remove(&key);
+                busy.remove(&key);
+            }
+        });
+        let hour = self.config.detectors.high_frequency.hour_window_seconds;
+        let newest = self.newest;
+        busy.retain(|key| {
+            callers.get(key).is_some_and(|s| {
+                count_in(&s.calls, Call::time, Call::is_call, newest, hour) >= TOP_FLOOR
+            })
+        });
+        let cutoff = self.cutoff(self.config.detectors.complaints.window_seconds);
+        let complaints = &mut self.complaints;
+        self.complaint_wheel.expire(cutoff, |key| {
+            if complaints.get(&key).is_some_and(|s| s.newest <= cutoff) {
+                complaints.remove(&key);
+            }
+        });
+        let cutoff = self.cutoff(self.spc_window());
+        self.spcs.retain(|_, s| s.newest > cutoff);
+        let cutoff = self.cutoff(self.config.detectors.firm_quota.window_seconds);
+        self.firms
+            .retain(|_, s| s.times.last().is_some_and(|&t| t > cutoff));
+        if self.callers.capacity() > 64 && self.callers.capacity() > 4 * self.callers.len() {
+            self.callers.shrink_to(2 * self.callers.len());
+        }
+    }
+
+    /// Adds a number to the allow list (true when it was not there; false also for a number
+    /// that is not E.164 digits).
+    pub fn allow(&mut self, tn: &str) -> bool {
+        self.allow.add(tn)
     }
 
     /// Removes a number from the allow list (true when it was there).
-    pub fn disallow(&mut self, _tn: &str) -> bool {
-        false
+    pub fn disallow(&mut self, tn: &str) -> bool {
+        self.allow.remove(tn)
     }
 
     /// The allow list, sorted.
     pub fn allowed(&self) -> Vec<String> {
-        Vec::new()
+        self.allow.sorted()
     }
 
-    /// A calling number's current window counts.
-    pub fn caller_counts(&self, _tn: &str) -> WindowCounts {
-        WindowCounts::default()
+    /// Whether a number is on the allow list.
+    pub fn is_allowed(&self, tn: &str) -> bool {
+        tn_key(tn).is_some_and(|k| self.allow.contains(k))
     }
 
-    /// A signing carrier's current window counts.
-    pub fn spc_counts(&self, _spc: &str) -> WindowCounts {
-        WindowCounts::default()
+    /// A calling number's current window counts (windows ending at the newest event time):
+    /// `high-frequency` (minute and hour), `fan-out` (distinct callees), `repeat` (the most
+    /// calls to one callee), `complaints`.
+    pub fn caller_counts(&self, tn: &str) -> WindowCounts {
+        let mut windows = Vec::new();
+        let Some(key) = tn_key(tn) else {
+            return WindowCounts { windows };
+        };
+        let d = &self.config.detectors;
+        let end = self.newest;
+        let calls: &[Call] = self.callers.get(&key).map_or(&[], |s| &s.calls);
+        let in_window = |w: u64| {
+            let lo = calls.partition_point(|c| c.time + w <= end);
+            let hi = calls.partition_point(|c| c.time <= end);
+            calls.get(lo..hi).unwrap_or(&[])
+        };
+        for (w, th) in [
+            (
+                d.high_frequency.minute_window_seconds,
+                d.high_frequency.minute_threshold,
+            ),
+            (
+                d.high_frequency.hour_window_seconds,
+                d.high_frequency.hour_threshold,
+            ),
+        ] {
+            windows.push(WindowCount {
+                detector: DetectorId::HighFrequency,
+                window: w,
+                count: in_window(w).iter().filter(|c| c.is_call()).count() as u64,
+                threshold: th,
+            });
+        }
+        let distinct: HashSet<TnKey> = in_window(d.fan_out.window_seconds)
+            .iter()
+            .map(Call::callee)
+            .collect();
+        windows.push(WindowCount {
+            detector: DetectorId::FanOut,
+            window: d.fan_out.window_seconds,
+            count: distinct.len() as u64,
+            threshold: d.fan_out.threshold,
+        });
+        let mut per_callee: HashMap<TnKey, u64> = HashMap::new();
+        for c in in_window(d.repeat.window_seconds) {
+            *per_callee.entry(c.callee()).or_default() += 1;
+        }
+        windows.push(WindowCount {
+            detector: DetectorId::Repeat,
+            window: d.repeat.window_seconds,
+            count: per_callee.values().copied().max().unwrap_or(0),
+            threshold: d.repeat.threshold,
+        });
+        let complaints: &[u64] = self.complaints.get(&key).map_or(&[], |s| &s.times);
+        windows.push(WindowCount {
+            detector: DetectorId::Complaints,
+            window: d.complaints.window_seconds,
+            count: count_in(
+                complaints,
+                |x| *x,
+                |_| true,
+                end,
+                d.complaints.window_seconds,
+            ),
+            threshold: d.complaints.threshold,
+        });
+        WindowCounts { windows }
     }
 
-    /// The `n` calling numbers with the most calls in the `high-frequency` hour window,
-    /// most first.
-    pub fn top_callers(&self, _n: usize) -> Vec<(String, u64)> {
-        Vec::new()
+    /// A signing carrier's current window counts: `out-of-area` (marked calls) and
+    /// `spoofing-source` (spoofed calls, against the most the share allows over its calls).
+    pub fn spc_counts(&self, spc: &str) -> WindowCounts {
+        let d = &self.config.detectors;
+        let state = self.spcs.get(&Subject::Spc(spc.to_owned()));
+        let sums = |w: u64| state.map(|s| s.sums(self.newest, w)).unwrap_or_default();
+        let marked = sums(d.out_of_area.window_seconds);
+        let spoof = sums(d.spoofing_source.window_seconds);
+        WindowCounts {
+            windows: vec![
+                WindowCount {
+                    detector: DetectorId::OutOfArea,
+                    window: d.out_of_area.window_seconds,
+                    count: marked.marked,
+                    threshold: d.out_of_area.threshold,
+                },
+                WindowCount {
+                    detector: DetectorId::SpoofingSource,
+                    window: d.spoofing_source.window_seconds,
+                    count: spoof.spoofed,
+                    threshold: d.spoofing_source.share_percent * spoof.calls / 100,
+                },
+            ],
+        }
+    }
+
+    /// The `n` calling numbers with the most calls in the `high-frequency` hour window ending
+    /// at the newest event time, most first (ties by number). Only callers with at least
+    /// [`TOP_FLOOR`] calls in that window are ranked, so the cost is in the busy callers, not
+    /// in all active ones.
+    pub fn top_callers(&self, n: usize) -> Vec<(String, u64)> {
+        let hour = self.config.detectors.high_frequency.hour_window_seconds;
+        let mut ranked: Vec<(u64, TnKey)> = self
+            .busy
+            .iter()
+            .filter_map(|key| {
+                let s = self.callers.get(key)?;
+                let count = count_in(&s.calls, Call::time, Call::is_call, self.newest, hour);
+                (count >= TOP_FLOOR).then_some((count, *key))
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranked
+            .into_iter()
+            .take(n)
+            .map(|(count, key)| (tn_text(key), count))
+            .collect()
     }
 
     /// Calling numbers with state in memory.
     pub fn active_callers(&self) -> usize {
-        0
+        self.callers.len()
     }
 
-    /// An estimate of the bytes the windows hold.
+    /// An estimate of the bytes the windows hold: hash tables at their capacity, the vectors
+    /// at theirs, and the `origid` samples (allocator overhead not counted).
     pub fn memory_bytes(&self) -> usize {
-        0
+        let slot = |k: usize, v: usize| k + v + 1;
+        let callers = self.callers.capacity()
+            * slot(
+                std::mem::size_of::<TnKey>(),
+                std::mem::size_of::<CallerState>(),
+            )
+            + self
+                .callers
+                .values()
+                .map(CallerState::memory_bytes)
+                .sum::<usize>();
+        let complaints = self.complaints.capacity()
+            * slot(8, std::mem::size_of::<ComplaintState>())
+            + self
+                .complaints
+                .values()
+                .map(ComplaintState::memory_bytes)
+                .sum::<usize>();
+        let spcs = self.spcs.capacity()
+            * slot(
+                std::mem::size_of::<Subject>(),
+                std::mem::size_of::<SpcState>(),
+            )
+            + self
+                .spcs
+                .values()
+                .map(SpcState::memory_bytes)
+                .sum::<usize>();
+        let firms = self
+            .firms
+            .values()
+            .map(|f| f.times.capacity() * 8 + 64)
+            .sum::<usize>();
+        callers
+            + complaints
+            + spcs
+            + firms
+            + self.busy.capacity() * 9
+            + self.caller_wheel.memory_bytes()
+            + self.complaint_wheel.memory_bytes()
+            + self.allow.memory_bytes()
     }
 
     /// The seconds of event history the detectors need behind the newest event time: the
-    /// store replays at least this much into a new engine on restart.
+    /// store replays at least this much into a new engine on restart (the longest enabled
+    /// window plus the lateness bound).
     pub fn horizon(&self) -> u64 {
-        0
+        let longest = DetectorId::ALL
+            .into_iter()
+            .filter(|d| self.config.enabled(*d))
+            .map(|d| self.config.window(d))
+            .max()
+            .unwrap_or(0);
+        longest + self.config.lateness_seconds
     }
 
     /// The newest event time seen (the watermark's base), 0 before any event.
     pub fn newest_time(&self) -> u64 {
-        0
+        self.newest
     }
 }
+
+#[cfg(test)]
+mod tests;
