@@ -30,9 +30,10 @@ use rest::http::{Handler, Peer};
 use serde::Serialize;
 
 use crate::config::is_tn;
+use crate::detect::DetectorId;
 use crate::detect::Subject;
 use crate::state::MonitorState;
-use crate::store::{detector_named, AlertQuery, StoreError};
+use crate::store::{AlertQuery, StoreError};
 use crate::traceback::Tracer;
 
 /// `GET /v1/alerts`' default and largest `limit`.
@@ -160,28 +161,37 @@ pub fn alert_query(query: Option<&str>) -> Result<AlertQuery, String> {
                     .min(DEFAULT_ALERT_LIMIT);
             }
             "detector" => {
-                out.detector = Some(detector_named(&value).ok_or_else(|| {
+                out.detector = Some(DetectorId::from_name(&value).ok_or_else(|| {
                     format!(
                         "unknown detector {:?} (known: {})",
                         value.chars().take(40).collect::<String>(),
-                        crate::store::DETECTORS
+                        DetectorId::ALL
                             .iter()
-                            .map(|d| crate::store::detector_name(*d))
+                            .map(|d| d.as_str())
                             .collect::<Vec<_>>()
                             .join(", ")
                     )
                 })?);
             }
             _ => {
-                // A subject is a calling number (digits, an optional leading +) or an SPC.
+                // A calling number (digits, an optional leading +), an SPC, or
+                // `firm:ID` / `ingress:NAME` for the detectors' other subjects.
                 let digits = value.strip_prefix('+').unwrap_or(&value);
+                let name_ok = |v: &str| {
+                    (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
+                };
                 out.subject = Some(if is_tn(digits) {
                     Subject::Caller(digits.to_owned())
                 } else if is_spc(&value) {
                     Subject::Spc(value.clone())
+                } else if let Some(firm) = value.strip_prefix("firm:").filter(|v| name_ok(v)) {
+                    Subject::Firm(firm.to_owned())
+                } else if let Some(ingress) = value.strip_prefix("ingress:").filter(|v| name_ok(v))
+                {
+                    Subject::Ingress(ingress.to_owned())
                 } else {
                     return Err(
-                        "subject must be a calling number (E.164 digits) or an SPC (letters and digits)"
+                        "subject must be a calling number (E.164 digits), an SPC (letters and digits), firm:ID or ingress:NAME"
                             .into(),
                     );
                 });
@@ -567,7 +577,6 @@ impl Handler for MonitorApi {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
-    use crate::detect::DetectorId;
 
     #[test]
     fn alert_queries_are_read_strictly() {

@@ -78,24 +78,12 @@ pub enum ConfigError {
     /// A `[[clients]]` section that cannot be used.
     #[error("clients: {0}")]
     Clients(String),
-    /// The allow file could not be read.
-    #[error("cannot read allow_file {path}: {detail}")]
-    AllowFile {
-        /// The file.
-        path: PathBuf,
-        /// What the system said.
-        detail: String,
-    },
-    /// A line of the allow file is not a number.
-    #[error(
-        "allow_file {path} line {line}: not E.164 digits (1 to 15 digits, an optional leading +)"
-    )]
-    AllowLine {
-        /// The file.
-        path: PathBuf,
-        /// The line number, from 1.
-        line: usize,
-    },
+    /// The allow file is unreadable or has a bad line.
+    #[error("allow_file: {0}")]
+    AllowFile(#[from] crate::detect::AllowFileError),
+    /// The detection keys' values.
+    #[error(transparent)]
+    Detection(#[from] crate::detect::config::ConfigError),
 }
 
 /// How the store makes a commit durable.
@@ -257,46 +245,22 @@ impl MonitorConfig {
             })?;
         }
         service.api_clients()?;
+        self.detection.validate()?;
         Ok(())
     }
 
-    /// The numbers of `allow_file`, when one is named (E.164 digits, a leading `+` dropped;
-    /// blank lines and `#` comments skipped).
+    /// The numbers of `allow_file`, when one is named (read by the detectors' reader).
     pub fn read_allow_file(&self) -> Result<Vec<String>, ConfigError> {
-        let Some(path) = &self.detection.allow_file else {
-            return Ok(Vec::new());
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::AllowFile {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        parse_allow_list(&text).map_err(|line| ConfigError::AllowLine {
-            path: path.clone(),
-            line,
-        })
+        match &self.detection.allow_file {
+            Some(path) => Ok(crate::detect::read_allow_file(path)?),
+            None => Ok(Vec::new()),
+        }
     }
 }
 
 /// Whether `tn` is E.164 digits: 1 to 15 ASCII digits.
 pub fn is_tn(tn: &str) -> bool {
     (1..=15).contains(&tn.len()) && tn.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// The numbers of an allow-list text; `Err(line)` names the first bad line (from 1).
-pub fn parse_allow_list(text: &str) -> Result<Vec<String>, usize> {
-    let mut numbers = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let digits = line.strip_prefix('+').unwrap_or(line);
-        if !is_tn(digits) {
-            return Err(index + 1);
-        }
-        numbers.push(digits.to_owned());
-    }
-    Ok(numbers)
 }
 
 #[cfg(test)]
@@ -357,15 +321,5 @@ mod tests {
         assert!(error.to_string().contains("trace.X1.url"), "{error}");
         let error = MonitorConfig::parse("[trace_fetch]\ntimeout = 3").unwrap_err();
         assert!(error.to_string().contains("timeout"), "{error}");
-    }
-
-    #[test]
-    fn allow_lists_are_read_strictly() {
-        assert_eq!(
-            parse_allow_list("# hospital\n+8613800000001\n\n8613800000002 # callback\n"),
-            Ok(vec!["8613800000001".to_owned(), "8613800000002".to_owned()])
-        );
-        assert_eq!(parse_allow_list("8613800000001\n86-138\n"), Err(2));
-        assert_eq!(parse_allow_list("1234567890123456"), Err(1));
     }
 }

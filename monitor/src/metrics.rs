@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::detect::DetectorId;
 use crate::event::Kind;
-use crate::store::{detector_name, DETECTORS};
 
 /// The counters.
 #[derive(Debug, Default)]
@@ -16,7 +15,7 @@ pub struct Metrics {
     complaints: AtomicU64,
     rejected: AtomicU64,
     late: AtomicU64,
-    alerts: [AtomicU64; 6],
+    alerts: [AtomicU64; DetectorId::ALL.len()],
     store_errors: AtomicU64,
     too_large: AtomicU64,
 }
@@ -47,7 +46,7 @@ impl Metrics {
     }
     /// An alert opened.
     pub fn alert(&self, detector: DetectorId) {
-        if let Some(i) = DETECTORS.iter().position(|d| *d == detector) {
+        if let Some(i) = DetectorId::ALL.iter().position(|d| *d == detector) {
             if let Some(counter) = self.alerts.get(i) {
                 add(counter, 1);
             }
@@ -116,11 +115,11 @@ impl Metrics {
             out,
             "# HELP monitor_alerts_total Alerts opened, by detector.\n# TYPE monitor_alerts_total counter"
         );
-        for (detector, counter) in DETECTORS.iter().zip(&self.alerts) {
+        for (detector, counter) in DetectorId::ALL.iter().zip(&self.alerts) {
             let _ = writeln!(
                 out,
                 "monitor_alerts_total{{detector=\"{}\"}} {}",
-                detector_name(*detector),
+                detector.as_str(),
                 get(counter)
             );
         }

@@ -33,7 +33,8 @@ pub const STATS_MINUTES: u64 = 24 * 60;
 pub const RECENT_EVENTS: usize = 100;
 /// Events deleted per retention transaction.
 pub const PRUNE_CHUNK: usize = 10_000;
-/// Seconds of event time without a crossing after which an alert closes.
+/// Seconds of event time without a crossing after which an alert closes, for a detector
+/// whose window is unknown (each known detector's quiet window is its own window).
 pub const QUIET_SECONDS: u64 = 3600;
 
 /// One rejected line of a body.
@@ -176,6 +177,11 @@ impl MonitorState {
             }
         }
         let mut book = AlertBook::new(QUIET_SECONDS, store.next_alert_id()?);
+        // Each detector's alerts close after a quiet stretch as long as its window, so a
+        // 24-hour `complaints` alert is not closed and reopened within its own window.
+        for detector in DetectorId::ALL {
+            book.set_quiet(detector, config.detection.window(detector).max(1));
+        }
         let open = store.open_alerts()?;
         let mut restored = Restored {
             open_alerts: open.len(),
@@ -259,6 +265,7 @@ impl MonitorState {
             }
         };
         let mut opened = Vec::new();
+        let mut closed_count = 0_u64;
         for line in &good {
             let observation = core.engine.observe(&line.event);
             for crossing in observation.crossings {
@@ -268,6 +275,15 @@ impl MonitorState {
                         record(alert, &mut changed);
                     }
                     Some(AlertChange::Extended(alert)) => record(alert, &mut changed),
+                    Some(AlertChange::Reopened {
+                        closed,
+                        opened: new,
+                    }) => {
+                        closed_count += 1;
+                        record(closed, &mut changed);
+                        opened.push(new.detector);
+                        record(new, &mut changed);
+                    }
                     None => {}
                 }
             }
@@ -275,7 +291,7 @@ impl MonitorState {
         }
         let newest = core.engine.newest_time();
         let closed = core.book.close_quiet(newest);
-        let closed_count = closed.len() as u64;
+        closed_count += closed.len() as u64;
         for alert in closed {
             record(alert, &mut changed);
         }
@@ -452,5 +468,147 @@ impl MonitorState {
     pub fn window_memory(&self) -> (usize, usize) {
         let core = lock(&self.core);
         (core.engine.memory_bytes(), core.engine.active_callers())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+    use crate::detect::Subject;
+
+    const CALLER: &str = "8613800000001";
+    const T0: u64 = 1_700_000_000;
+
+    fn call(time: u64, from: &str, to: u64, origid: &str) -> String {
+        format!(
+            r#"{{"time":{time},"from":"{from}","to":["86139{to:08}"],"verstat":"TN-Validation-Passed","attest":"A","spc":"709J","origid":"{origid}","flags":[]}}"#
+        )
+    }
+
+    fn calls(from: u64, n: u64) -> String {
+        (from..from + n)
+            .map(|i| call(T0 + i, CALLER, i, &format!("o{i}")) + "\n")
+            .collect()
+    }
+
+    fn open(dir: &Path) -> MonitorState {
+        MonitorState::open(dir, &MonitorConfig::default(), Vec::new())
+            .unwrap()
+            .0
+    }
+
+    fn alerts_of(state: &MonitorState, detector: DetectorId) -> Vec<Alert> {
+        state
+            .alerts(&AlertQuery {
+                subject: Some(Subject::Caller(CALLER.into())),
+                detector: Some(detector),
+                limit: 100,
+                ..AlertQuery::default()
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_bad_line_is_reported_and_the_good_ones_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = open(dir.path());
+        let body = format!(
+            "{}\nnot json\n{}\n{{\"time\":1}}\n",
+            call(T0, CALLER, 1, "a"),
+            call(T0 + 1, CALLER, 2, "b")
+        );
+        let report = state.ingest(body.as_bytes()).unwrap();
+        assert_eq!(report.accepted, 2);
+        assert_eq!(
+            report.rejected.iter().map(|r| r.line).collect::<Vec<_>>(),
+            vec![2, 4]
+        );
+        assert!(report.rejected.iter().all(|r| !r.error.is_empty()));
+        assert_eq!(state.call("b").unwrap().len(), 1);
+        assert_eq!(state.metrics().rejected_lines(), 2);
+        assert_eq!(state.metrics().events(), (2, 0));
+    }
+
+    #[test]
+    fn windows_are_rebuilt_on_restart_and_an_open_alert_is_extended_not_duplicated() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let state = open(dir.path());
+            state.ingest(calls(0, 8).as_bytes()).unwrap();
+            assert!(alerts_of(&state, DetectorId::HighFrequency).is_empty());
+        }
+        // Eight calls before the restart, three after: eleven in one minute fire.
+        let state = open(dir.path());
+        assert_eq!(state.caller(CALLER).unwrap().recent.len(), 8);
+        state.ingest(calls(8, 3).as_bytes()).unwrap();
+        let fired = alerts_of(&state, DetectorId::HighFrequency);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert!(!fired[0].closed);
+        assert_eq!(state.stats(5).alerts_open, 1);
+        drop(state);
+
+        let state = open(dir.path());
+        state.ingest(calls(11, 2).as_bytes()).unwrap();
+        let again = alerts_of(&state, DetectorId::HighFrequency);
+        assert_eq!(again.len(), 1, "extended, not duplicated: {again:?}");
+        assert_eq!(again[0].id, fired[0].id);
+        assert!(again[0].last > fired[0].last);
+        assert_eq!(state.stats(5).alerts_open, 1);
+    }
+
+    #[test]
+    fn stats_cover_the_minutes_ending_at_the_newest_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = open(dir.path());
+        assert_eq!(state.stats(3).time, 0);
+        let complaint = format!(
+            r#"{{"kind":"complaint","time":{},"from":"{CALLER}","to":["8613900000009"]}}"#,
+            T0 + 130
+        );
+        let failed = call(T0 + 5, "8613800000002", 1, "f").replace("Passed", "Failed");
+        let body = format!("{}\n{failed}\n{complaint}\n", call(T0, CALLER, 1, "p"));
+        state.ingest(body.as_bytes()).unwrap();
+        let stats = state.stats(4);
+        assert_eq!(stats.time, T0 + 130);
+        let minutes: Vec<u64> = stats.per_minute.iter().map(|m| m.minute).collect();
+        let last = (T0 + 130) / 60 * 60;
+        assert_eq!(minutes, vec![last - 180, last - 120, last - 60, last]);
+        let total = |f: fn(&MinuteCounts) -> u64| stats.per_minute.iter().map(f).sum::<u64>();
+        assert_eq!(total(|m| m.passed), 1);
+        assert_eq!(total(|m| m.failed), 1);
+        assert_eq!(total(|m| m.complaints), 1);
+        drop(state);
+        // The same figures come back from the store after a restart.
+        let state = open(dir.path());
+        let again = state.stats(4);
+        assert_eq!(again.per_minute, stats.per_minute);
+    }
+
+    #[test]
+    fn allow_list_changes_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_numbers = vec!["8613800000007".to_owned()];
+        {
+            let (state, _) =
+                MonitorState::open(dir.path(), &MonitorConfig::default(), file_numbers.clone())
+                    .unwrap();
+            assert!(state.set_allowed(CALLER, true, T0).unwrap());
+            assert!(!state.set_allowed(CALLER, true, T0).unwrap());
+            assert!(state.set_allowed("8613800000007", false, T0).unwrap());
+        }
+        let (state, _) =
+            MonitorState::open(dir.path(), &MonitorConfig::default(), file_numbers).unwrap();
+        assert_eq!(state.allowed(), vec![CALLER.to_owned()]);
+    }
+
+    #[test]
+    fn retention_prunes_by_event_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = open(dir.path());
+        state.ingest(calls(0, 3).as_bytes()).unwrap();
+        assert_eq!(state.prune(T0 + 89 * 86_400).unwrap(), 0);
+        assert_eq!(state.prune(T0 + 90 * 86_400 + 2).unwrap(), 2);
+        assert_eq!(state.caller(CALLER).unwrap().recent.len(), 1);
     }
 }

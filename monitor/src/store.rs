@@ -54,36 +54,6 @@ pub enum StoreError {
     },
 }
 
-/// Every detector the store can name; a stored name outside this list is [`StoreError::Corrupt`].
-pub const DETECTORS: &[DetectorId] = &[
-    DetectorId::HighFrequency,
-    DetectorId::FanOut,
-    DetectorId::Repeat,
-    DetectorId::Complaints,
-    DetectorId::OutOfArea,
-    DetectorId::SpoofingSource,
-];
-
-/// A detector's name as the API writes it (`high-frequency`, ...).
-pub fn detector_name(detector: DetectorId) -> &'static str {
-    match detector {
-        DetectorId::HighFrequency => "high-frequency",
-        DetectorId::FanOut => "fan-out",
-        DetectorId::Repeat => "repeat",
-        DetectorId::Complaints => "complaints",
-        DetectorId::OutOfArea => "out-of-area",
-        DetectorId::SpoofingSource => "spoofing-source",
-    }
-}
-
-/// The detector of an API name.
-pub fn detector_named(name: &str) -> Option<DetectorId> {
-    DETECTORS
-        .iter()
-        .copied()
-        .find(|d| detector_name(*d) == name)
-}
-
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Verification => "verification",
@@ -92,10 +62,7 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 fn subject_parts(subject: &Subject) -> (&'static str, &str) {
-    match subject {
-        Subject::Caller(tn) => ("caller", tn),
-        Subject::Spc(spc) => ("spc", spc),
-    }
+    (subject.kind(), subject.value())
 }
 
 /// One event to store, with what the detectors made of it.
@@ -322,7 +289,7 @@ impl Store {
                     if i > 0 {
                         marks.push(',');
                     }
-                    marks.push_str(detector_name(*mark));
+                    marks.push_str(mark.as_str());
                 }
                 insert_event.execute(params![
                     to_i64(event.time),
@@ -353,7 +320,7 @@ impl Store {
                     to_i64(alert.id),
                     kind,
                     subject,
-                    detector_name(alert.detector),
+                    alert.detector.as_str(),
                     to_i64(alert.time),
                     to_i64(alert.window),
                     to_i64(alert.count),
@@ -385,7 +352,7 @@ impl Store {
                 }))
             }
         };
-        let Some(detector) = detector_named(&detector) else {
+        let Some(detector) = DetectorId::from_name(&detector) else {
             return Ok(Err(StoreError::Corrupt {
                 what: "detector",
                 id,
@@ -471,7 +438,7 @@ impl Store {
             ),
             &[
                 &query.since.map(to_i64),
-                &query.detector.map(detector_name),
+                &query.detector.map(DetectorId::as_str),
                 &subject,
                 &subject_kind,
                 &i64::try_from(query.limit).unwrap_or(i64::MAX),
@@ -894,19 +861,6 @@ mod tests {
             store.allow_changes().unwrap(),
             vec![("862".to_owned(), true), ("861".to_owned(), false)]
         );
-    }
-
-    #[test]
-    fn detector_names_round_trip() {
-        for detector in DETECTORS {
-            let name = detector_name(*detector);
-            assert_eq!(detector_named(name), Some(*detector));
-            assert_eq!(
-                serde_json::to_value(detector).unwrap(),
-                serde_json::json!(name)
-            );
-        }
-        assert_eq!(detector_named("nope"), None);
     }
 
     #[test]
