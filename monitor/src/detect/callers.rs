@@ -7,6 +7,12 @@ use super::allow::TnKey;
 /// Marks the first called number of a call: `high-frequency` counts calls, not callees.
 pub(crate) const FIRST: u64 = 1 << 63;
 
+/// At most this many called numbers are kept per caller (the oldest go first). A caller
+/// placing more calls than this within the horizon (about three a second for an hour) has
+/// long crossed every threshold; the cap bounds the memory and the work one caller can cause.
+/// Beyond it, that caller's counts saturate near the cap.
+pub(crate) const MAX_CALLS: usize = 10_000;
+
 /// At most this many `origid`s are kept per subject as samples.
 pub(crate) const SAMPLES: usize = 5;
 
@@ -55,6 +61,7 @@ impl Samples {
 /// One calling number's recent calls.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CallerState {
+    // Invariant: `calls.len() <= MAX_CALLS`.
     /// Sorted by time.
     pub(crate) calls: Vec<Call>,
     /// The newest event time seen for this caller.
@@ -91,10 +98,31 @@ impl CallerState {
                 },
             );
         }
+        if self.calls.len() > MAX_CALLS {
+            let excess = self.calls.len() - MAX_CALLS;
+            self.calls.drain(..excess);
+        }
         self.newest = self.newest.max(time);
     }
 
     pub(crate) fn memory_bytes(&self) -> usize {
         self.calls.capacity() * std::mem::size_of::<Call>() + self.samples.memory_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caller_keeps_at_most_max_calls_the_newest() {
+        let mut state = CallerState::default();
+        for t in 0..(MAX_CALLS as u64 + 50) {
+            state.add(t, &[t]);
+        }
+        assert_eq!(state.calls.len(), MAX_CALLS);
+        assert_eq!(state.calls.first().map(|c| c.time), Some(50));
+        state.prune(100);
+        assert_eq!(state.calls.first().map(|c| c.time), Some(101));
     }
 }

@@ -179,7 +179,7 @@ impl DetectionConfig {
 }
 
 /// The `[detectors.NAME]` tables.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Detectors {
     /// `[detectors.high-frequency]`.
@@ -203,20 +203,6 @@ pub struct Detectors {
     /// `[detectors.firm-quota]`: a white-listed firm's calls over its `hourly_quota`.
     #[serde(default, rename = "firm-quota")]
     pub firm_quota: FirmQuota,
-}
-
-impl Default for Detectors {
-    fn default() -> Self {
-        Self {
-            high_frequency: HighFrequency::default(),
-            fan_out: FanOut::default(),
-            repeat: Repeat::default(),
-            complaints: Complaints::default(),
-            out_of_area: OutOfArea::default(),
-            spoofing_source: SpoofingSource::default(),
-            firm_quota: FirmQuota::default(),
-        }
-    }
 }
 
 /// `[detectors.high-frequency]`: a calling number places more than `hour_threshold` calls in

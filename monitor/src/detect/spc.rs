@@ -95,7 +95,8 @@ impl SpcState {
                 break;
             };
             sums.add(b);
-            if f >= base + w {
+            // Second `f - w` left the window; it was summed only if it is at or after `first`.
+            if f >= first + w {
                 if let Some(old) = buckets.get(index(f - w)) {
                     sums.sub(old);
                 }
@@ -167,6 +168,21 @@ mod tests {
             (over.first, over.last, over.count, sums.calls),
             (100, 100, 2, 2)
         );
+        // Every window's sums, from any second, against the plain sums.
+        let mut state = SpcState::default();
+        for t in 1000u64..1100 {
+            if let Some(b) = state.bucket(t, 0) {
+                b.calls += 1;
+                b.spoofed += u32::from(t % 3 == 0);
+            }
+        }
+        for t in [1000u64, 1010, 1050, 1099] {
+            for w in [1u64, 7, 30, 300] {
+                let (over, sums) = state.sweep(t, w, |_| true, |s| Some(s.calls)).unwrap();
+                assert_eq!(over.first, t);
+                assert_eq!(sums, state.sums(t, w), "t {t} w {w}");
+            }
+        }
         state.bucket(200, 150);
         assert_eq!(state.base, 200);
         assert_eq!(state.sums(200, 300).calls, 0);
