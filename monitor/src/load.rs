@@ -5,10 +5,11 @@
 //! core. It reports events per second for both, the engine's memory per active caller and
 //! the process's resident memory.
 //!
-//! The lines are generated as they are sent (a generator thread ahead of the senders), so the
-//! sender's work is on the same machine, as it would be for a verifier pushing events.
+//! The lines are the detectors' synthetic mix ([`crate::mix`]: ordinary subscribers, busy
+//! and allow-listed lines, planted offenders), drawn first and formatted as they are sent (a
+//! generator thread ahead of the senders), so the sender's work is on the same machine, as it
+//! would be for a verifier pushing events.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,25 +21,40 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
 use crate::config::MonitorConfig;
+use crate::mix::{Mix, MixConfig};
 use crate::server::{prepare, ServeError};
 
 /// What to send.
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// Distinct calling numbers (all active: every one calls within the hour window).
+    /// Ordinary subscribers of the mix ([`crate::mix`]; each places 1 to 3 calls), besides
+    /// its busy lines, allow-listed lines and planted offenders.
     pub callers: u64,
-    /// Events sent in all (at least `callers`, so every caller is active).
-    pub events: u64,
+    /// The mix's seed.
+    pub seed: u64,
     /// Lines per POST.
     pub batch: usize,
     /// Concurrent connections posting.
     pub connections: usize,
     /// Event time of the first event.
     pub start_time: u64,
-    /// Seconds of event time the events span (under an hour keeps every caller active).
+    /// Seconds of event time the events span (an hour or less keeps every caller active).
     pub span_seconds: u64,
     /// The monitor's data folder (a fresh one).
     pub data: PathBuf,
+}
+
+impl LoadOptions {
+    /// The mix these options draw.
+    pub fn mix(&self) -> Mix {
+        Mix::generate(&MixConfig {
+            seed: self.seed,
+            start: self.start_time,
+            duration: self.span_seconds,
+            subscribers: self.callers,
+            ..MixConfig::default()
+        })
+    }
 }
 
 /// What a run measured.
@@ -87,54 +103,18 @@ pub enum LoadError {
     Options(&'static str),
 }
 
-const PERMUTE: u64 = 2_654_435_761;
-
-/// Appends event line `i` (no newline): caller `i mod callers` (permuted), one callee,
-/// mostly passed verifications, with some failed (`spoofed`), international ingress and
-/// complaints mixed in.
-pub fn line(options: &LoadOptions, i: u64, out: &mut String) {
-    let callers = options.callers.max(1);
-    let caller = 8_613_000_000_000 + (i % callers).wrapping_mul(PERMUTE) % callers;
-    let callee = 8_613_900_000_000 + i.wrapping_mul(7919) % 10_000_000;
-    let time = options.start_time + i * options.span_seconds / options.events.max(1);
-    if i % 100 == 99 {
-        let _ = write!(
-            out,
-            r#"{{"kind":"complaint","time":{time},"from":"{caller}","to":["{callee}"]}}"#
-        );
-        return;
-    }
-    let (verstat, flags) = if i % 20 == 7 {
-        ("TN-Validation-Failed", r#"["spoofed"]"#)
-    } else {
-        ("TN-Validation-Passed", "[]")
-    };
-    let ingress = if i % 50 == 3 {
-        "international"
-    } else {
-        "local"
-    };
-    let spc = 700 + i % 40;
-    let _ = write!(
-        out,
-        r#"{{"time":{time},"from":"{caller}","to":["{callee}"],"verstat":"{verstat}","attest":"A","spc":"{spc}","origid":"load-{i}","x5u":"https://cr.example/{spc}.pem","flags":{flags},"ingress":"{ingress}"}}"#
-    );
-}
-
-/// Body number `b`: lines `b * batch ..` (at most `batch`, stopping at `events`).
-pub fn body(options: &LoadOptions, b: u64) -> String {
-    let first = b * options.batch as u64;
-    let last = (first + options.batch as u64).min(options.events);
-    let mut out = String::with_capacity(options.batch * 260);
-    for i in first..last {
-        line(options, i, &mut out);
-        out.push('\n');
-    }
-    out
-}
-
-fn bodies(options: &LoadOptions) -> u64 {
-    options.events.div_ceil(options.batch.max(1) as u64)
+/// The mix's lines cut into bodies of `batch` lines (each line ends with a newline).
+pub fn bodies(mix: &Mix, batch: usize) -> impl Iterator<Item = String> + '_ {
+    let batch = batch.max(1);
+    let mut lines = mix.lines();
+    std::iter::from_fn(move || {
+        let mut body = String::with_capacity(batch * 260);
+        for line in lines.by_ref().take(batch) {
+            body.push_str(&line);
+            body.push('\n');
+        }
+        (!body.is_empty()).then_some(body)
+    })
 }
 
 /// The resident set size of this process, from `/proc/self/status` (0 where unavailable).
@@ -151,11 +131,10 @@ pub fn rss_bytes() -> u64 {
 
 /// The floor: every body generated again and parsed (not stored) on this thread; returns
 /// lines parsed per second, counting parse time only.
-pub fn parse_only(options: &LoadOptions) -> f64 {
+pub fn parse_only(mix: &Mix, batch: usize) -> f64 {
     let mut parsing = Duration::ZERO;
     let mut lines = 0_u64;
-    for b in 0..bodies(options) {
-        let text = body(options, b);
+    for text in bodies(mix, batch) {
         let started = Instant::now();
         let parsed = crate::event::parse_body(text.as_bytes());
         parsing += started.elapsed();
@@ -210,13 +189,21 @@ async fn post(
 /// Runs the load: serves a monitor over `options.data` with `config` on loopback, posts
 /// every event, then measures the floor. Uses the current tokio runtime.
 pub async fn run(options: &LoadOptions, config: &MonitorConfig) -> Result<LoadReport, LoadError> {
-    if options.batch == 0 || options.connections == 0 || options.events < options.callers {
+    if options.batch == 0 || options.connections == 0 {
         return Err(LoadError::Options(
-            "batch and connections must be at least 1, and events at least callers",
+            "batch and connections must be at least 1",
         ));
     }
+    let mix = Arc::new(options.mix());
+    let mut config = config.clone();
+    let mix_detection = mix.detection_config();
+    config.detection.home_country = mix_detection.home_country;
+    config.detection.international_gateway_spcs = mix_detection.international_gateway_spcs;
     let rss_before = rss_bytes();
-    let prepared = prepare(&options.data, config)?;
+    let prepared = prepare(&options.data, &config)?;
+    for tn in mix.allow_list() {
+        let _ = prepared.state.set_allowed(tn, true, options.start_time);
+    }
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(|e| LoadError::Post(e.to_string()))?;
@@ -230,13 +217,11 @@ pub async fn run(options: &LoadOptions, config: &MonitorConfig) -> Result<LoadRe
 
     // The generator runs ahead of the senders on its own thread.
     let (bodies_out, bodies_in) = tokio::sync::mpsc::channel::<String>(options.connections * 2);
-    let generator_options = options.clone();
+    let generator_mix = Arc::clone(&mix);
+    let batch = options.batch;
     let generator = std::thread::spawn(move || {
-        for b in 0..bodies(&generator_options) {
-            if bodies_out
-                .blocking_send(body(&generator_options, b))
-                .is_err()
-            {
+        for body in bodies(&generator_mix, batch) {
+            if bodies_out.blocking_send(body).is_err() {
                 break;
             }
         }
@@ -305,9 +290,9 @@ pub async fn run(options: &LoadOptions, config: &MonitorConfig) -> Result<LoadRe
         .filter_map(|l| l.rsplit(' ').next())
         .filter_map(|v| v.parse::<u64>().ok())
         .sum();
-    let parse_only_per_second = parse_only(options);
+    let parse_only_per_second = parse_only(&mix, options.batch);
     Ok(LoadReport {
-        events: options.events,
+        events: mix.len() as u64,
         accepted,
         rejected,
         seconds,
@@ -328,11 +313,11 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
-    fn options(callers: u64, events: u64) -> LoadOptions {
+    fn options(callers: u64) -> LoadOptions {
         LoadOptions {
             callers,
-            events,
-            batch: 7,
+            seed: 3,
+            batch: 64,
             connections: 2,
             start_time: 1_700_000_000,
             span_seconds: 600,
@@ -341,35 +326,32 @@ mod tests {
     }
 
     #[test]
-    fn generated_lines_parse_and_cover_every_caller() {
-        let o = options(50, 120);
-        let mut callers = std::collections::HashSet::new();
+    fn bodies_carry_every_line_of_the_mix_once() {
+        let o = options(50);
+        let mix = o.mix();
         let mut n = 0;
-        for b in 0..bodies(&o) {
-            let text = body(&o, b);
-            for (_, parsed) in crate::event::parse_body(text.as_bytes()) {
-                let parsed = parsed.unwrap();
-                callers.insert(parsed.event.from.clone());
-                assert!(
-                    parsed.event.time >= o.start_time && parsed.event.time < o.start_time + 600
-                );
-                n += 1;
-            }
+        for text in bodies(&mix, 7) {
+            let parsed = crate::event::parse_body(text.as_bytes());
+            assert!(parsed.len() <= 7);
+            assert!(parsed.iter().all(|(_, r)| r.is_ok()));
+            n += parsed.len();
         }
-        assert_eq!(n, 120);
-        assert_eq!(callers.len(), 50);
+        assert_eq!(n, mix.len());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_small_run_acknowledges_every_event() {
         let dir = tempfile::tempdir().unwrap();
-        let mut o = options(200, 1000);
-        o.batch = 64;
+        let mut o = options(200);
         o.data = dir.path().join("data");
         let report = run(&o, &MonitorConfig::default()).await.unwrap();
-        assert_eq!((report.accepted, report.rejected), (1000, 0));
+        assert_eq!((report.accepted, report.rejected), (report.events, 0));
         assert!(report.events_per_second > 0.0 && report.parse_only_per_second > 0.0);
+        assert!(
+            report.alerts > 0,
+            "the mix's planted offenders raise alerts"
+        );
         let store = crate::store::Store::open_reader(&o.data).unwrap();
-        assert_eq!(store.event_count().unwrap(), 1000);
+        assert_eq!(store.event_count().unwrap(), report.events);
     }
 }

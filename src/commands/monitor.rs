@@ -31,12 +31,12 @@ pub(crate) enum MonitorCommand {
     /// Measure ingest throughput: a monitor in this process on loopback, fed over HTTP with
     /// every detector on, beside the parse-only floor measured in the same run. Prints JSON.
     Load {
-        /// Distinct calling numbers, all active in the windows.
+        /// Ordinary subscribers of the synthetic mix (each places 1 to 3 calls).
         #[arg(long, default_value_t = 1_000_000)]
         callers: u64,
-        /// Events to send (at least --callers).
-        #[arg(long, default_value_t = 2_000_000)]
-        events: u64,
+        /// The mix's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
         /// Event lines per POST.
         #[arg(long, default_value_t = 20_000)]
         batch: usize,
@@ -44,12 +44,13 @@ pub(crate) enum MonitorCommand {
         #[arg(long, default_value_t = 2)]
         connections: usize,
         /// Seconds of event time the events span.
-        #[arg(long, default_value_t = 1800)]
+        #[arg(long, default_value_t = 3600)]
         span: u64,
         /// A fresh data folder for the run's store (a temporary one when not given).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
-        /// The monitor's configuration (`home_country = "86"` and the defaults otherwise).
+        /// The monitor's configuration (the defaults otherwise; the mix sets `home_country`
+        /// and its gateways' SPCs).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -93,25 +94,19 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
         }
         MonitorCommand::Load {
             callers,
-            events,
+            seed,
             batch,
             connections,
             span,
             data,
             config,
         } => {
-            let mut config = match config {
-                Some(path) => MonitorConfig::load(&path)?,
-                None => MonitorConfig::parse("home_country = \"86\"")?,
-            };
-            if config.detection.home_country.is_none() {
-                config.detection.home_country = Some("86".into());
-            }
+            let config = load_config(config.as_ref())?;
             let temporary = tempfile_dir()?;
             let data = data.unwrap_or_else(|| temporary.join("data"));
             let options = monitor::load::LoadOptions {
                 callers,
-                events,
+                seed,
                 batch,
                 connections,
                 start_time: super::unix_now()?.saturating_sub(span + 60),
