@@ -189,20 +189,31 @@ pub struct MonitorConfig {
 }
 
 impl MonitorConfig {
-    /// Reads and checks a configuration file. Relative paths in it stay relative to the
-    /// process's working directory.
+    /// Reads and checks a configuration file. Relative paths in it (`allow_file`, the
+    /// `lists` section's certificate and file) are relative to the file's folder, as the
+    /// signer and the verifier read theirs.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.to_owned(),
             detail: e.to_string(),
         })?;
-        Self::parse(&text).map_err(|e| match e {
+        let mut config = Self::parse(&text).map_err(|e| match e {
             ConfigError::Syntax { detail, .. } => ConfigError::Syntax {
                 path: path.to_owned(),
                 detail,
             },
             other => other,
-        })
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(lists) = &mut config.detection.lists {
+            lists.resolve_paths(base);
+        }
+        if let Some(allow) = &mut config.detection.allow_file {
+            if allow.is_relative() {
+                *allow = base.join(&*allow);
+            }
+        }
+        Ok(config)
     }
 
     /// Parses and checks a configuration text (errors name the file as `(text)`).
@@ -321,5 +332,21 @@ mod tests {
         assert!(error.to_string().contains("trace.X1.url"), "{error}");
         let error = MonitorConfig::parse("[trace_fetch]\ntimeout = 3").unwrap_err();
         assert!(error.to_string().contains("timeout"), "{error}");
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("allow.txt"), "8613800000001\n").unwrap();
+        let path = dir.path().join("monitor.toml");
+        std::fs::write(&path, "allow_file = \"allow.txt\"\n").unwrap();
+        let config = MonitorConfig::load(&path).unwrap();
+        assert_eq!(config.read_allow_file().unwrap(), vec!["8613800000001"]);
+        std::fs::write(dir.path().join("allow.txt"), "86-138\n").unwrap();
+        let error = config.read_allow_file().unwrap_err();
+        assert!(error.to_string().contains("line 1"), "{error}");
+        std::fs::write(&path, "allow_flie = \"x\"\n").unwrap();
+        let error = MonitorConfig::load(&path).unwrap_err();
+        assert!(error.to_string().contains("allow_flie"), "{error}");
     }
 }

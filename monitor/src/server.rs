@@ -1,6 +1,7 @@
 //! `shaken monitor serve` as a process: opens the state (restoring alerts and windows),
-//! listens, serves the API until `shutdown` completes, and prunes past retention every hour
-//! (the clock is read here, at the edge, and passed in).
+//! listens, serves the API until `shutdown` completes, prunes past retention every hour (the
+//! clock is read here, at the edge, and passed in), and, with a `lists` section, runs the
+//! regulator's list reloader and hands each new version to the detectors.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,6 +34,41 @@ pub enum ServeError {
     /// The address could not be bound.
     #[error(transparent)]
     Listen(#[from] rest::service::ListenError),
+    /// The `lists` section could not be started.
+    #[error(transparent)]
+    Lists(#[from] lists::consumer::ConsumerError),
+}
+
+/// How often the regulator's list held by the reloader is checked for a new version.
+pub const LIST_CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// Starts the regulator's list reloader of `lists` (when configured) and a task handing each
+/// new version to the detectors.
+fn follow_list(
+    config: &MonitorConfig,
+    state: &Arc<MonitorState>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, ServeError> {
+    let Some(section) = &config.detection.lists else {
+        return Ok(None);
+    };
+    let clock: Arc<dyn Fn() -> u64 + Send + Sync> =
+        Arc::new(|| rest::service::unix_now().unwrap_or(0));
+    let store = lists::consumer::start(section, &rest::fetch::FetchPolicy::default(), &[], clock)?;
+    let state = Arc::clone(state);
+    Ok(Some(tokio::spawn(async move {
+        let mut held = None;
+        let mut every = tokio::time::interval(LIST_CHECK_EVERY);
+        loop {
+            every.tick().await;
+            let current = store.current();
+            let version = current.as_ref().map(|list| list.version());
+            if version != held {
+                held = version;
+                tracing::info!(version = ?version, "regulator list handed to the detectors");
+                state.set_list(current);
+            }
+        }
+    })))
 }
 
 /// A running service's parts, ready to serve.
@@ -83,6 +119,7 @@ pub async fn run(
         })??;
     let (listener, bound) = rest::service::bind(listen).await?;
     tracing::info!(address = %bound, "monitor listening");
+    let list_follower = follow_list(config, &prepared.state)?;
     let state = Arc::clone(&prepared.state);
     let pruner = tokio::spawn(async move {
         let mut every = tokio::time::interval(PRUNE_EVERY);
@@ -101,6 +138,9 @@ pub async fn run(
     });
     rest::http::serve(listener, prepared.api, None, shutdown).await;
     pruner.abort();
+    if let Some(follower) = list_follower {
+        follower.abort();
+    }
     tracing::info!("monitor stopped");
     Ok(())
 }

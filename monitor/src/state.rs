@@ -386,6 +386,12 @@ impl MonitorState {
         })
     }
 
+    /// Hands the regulator's current list to the detectors (white-listed firms' numbers are
+    /// held to their firm's quota); `None` removes it.
+    pub fn set_list(&self, list: Option<std::sync::Arc<lists::ActiveList>>) {
+        lock(&self.core).engine.set_list(list);
+    }
+
     /// The allow list, sorted.
     pub fn allowed(&self) -> Vec<String> {
         lock(&self.core).engine.allowed()
