@@ -36,7 +36,13 @@ pub enum ServeError {
     Listen(#[from] rest::service::ListenError),
     /// The `lists` section could not be started.
     #[error(transparent)]
-    Lists(#[from] lists::consumer::ConsumerError),
+    Lists(Box<lists::consumer::ConsumerError>),
+}
+
+impl From<lists::consumer::ConsumerError> for ServeError {
+    fn from(error: lists::consumer::ConsumerError) -> Self {
+        Self::Lists(Box::new(error))
+    }
 }
 
 /// How often the regulator's list held by the reloader is checked for a new version.
