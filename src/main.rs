@@ -63,6 +63,9 @@ enum Command {
     /// The regulator's signed list of marketing firms: sign, verify, show.
     #[command(subcommand)]
     Lists(commands::lists::ListsCommand),
+    /// The monitoring platform: detectors of harassing and spoofing callers, alerts, traceback.
+    #[command(subcommand)]
+    Monitor(commands::monitor::MonitorCommand),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Optout(command) => commands::optout::run(command),
         Command::Load(command) => commands::load::run(command),
         Command::Lists(command) => commands::lists::run(command),
+        Command::Monitor(command) => commands::monitor::run(command),
     };
     match outcome {
         Ok(code) => code,

@@ -14,13 +14,29 @@
 //! - [`mix`]: a synthetic call mix with ground truth (tests, benches, the lab);
 //! - [`alerts`]: the alert book: one open alert per subject and detector, closed after a
 //!   quiet window;
+//! - [`config`]: the whole TOML configuration (the service's keys and the detectors');
+//! - [`store`]: the SQLite store of events, alerts and allow-list changes;
+//! - [`state`]: the engine, the alert book and the store together: restore on start, ingest
+//!   in one transaction per body, the queries;
+//! - [`api`]: the HTTP API; [`traceback`]: asking the signer's trace endpoint;
+//!   [`metrics`]: `/metrics`;
+//! - [`server`]: `shaken monitor serve` as a process; [`load`]: the throughput run.
 //!
-//! Nothing here reads the clock: every window is over the events' own `time`.
+//! Nothing here reads the clock: every window is over the events' own `time`; the service
+//! reads it at its edge (retention, the time of an allow-list change).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod alerts;
+pub mod api;
+pub mod config;
 pub mod dashboard;
 pub mod detect;
 pub mod event;
+pub mod load;
+pub mod metrics;
 pub mod mix;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod traceback;

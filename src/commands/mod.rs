@@ -3,6 +3,7 @@
 pub(crate) mod lab;
 pub(crate) mod lists;
 pub(crate) mod load;
+pub(crate) mod monitor;
 pub(crate) mod optout;
 pub(crate) mod passport;
 pub(crate) mod pki;

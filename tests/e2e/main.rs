@@ -14,6 +14,7 @@ mod http;
 mod interop_pyjwt;
 mod lab;
 mod lists;
+mod monitor;
 mod openapi;
 mod optout_browser;
 mod pki;

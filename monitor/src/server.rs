@@ -1,0 +1,152 @@
+//! `shaken monitor serve` as a process: opens the state (restoring alerts and windows),
+//! listens, serves the API until `shutdown` completes, prunes past retention every hour (the
+//! clock is read here, at the edge, and passed in), and, with a `lists` section, runs the
+//! regulator's list reloader and hands each new version to the detectors.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::api::MonitorApi;
+use crate::config::{ConfigError, MonitorConfig};
+use crate::state::MonitorState;
+use crate::store::StoreError;
+use crate::traceback::{TraceError, Tracer};
+
+/// How often retention runs.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Why the service could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The configuration (or its allow file) is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be opened or restored.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The trace client could not be built.
+    #[error("trace endpoints: {0}")]
+    Trace(#[from] TraceError),
+    /// The address could not be bound.
+    #[error(transparent)]
+    Listen(#[from] rest::service::ListenError),
+    /// The `lists` section could not be started.
+    #[error(transparent)]
+    Lists(Box<lists::consumer::ConsumerError>),
+}
+
+impl From<lists::consumer::ConsumerError> for ServeError {
+    fn from(error: lists::consumer::ConsumerError) -> Self {
+        Self::Lists(Box::new(error))
+    }
+}
+
+/// How often the regulator's list held by the reloader is checked for a new version.
+pub const LIST_CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// Starts the regulator's list reloader of `lists` (when configured) and a task handing each
+/// new version to the detectors.
+fn follow_list(
+    config: &MonitorConfig,
+    state: &Arc<MonitorState>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, ServeError> {
+    let Some(section) = &config.detection.lists else {
+        return Ok(None);
+    };
+    let clock: Arc<dyn Fn() -> u64 + Send + Sync> =
+        Arc::new(|| rest::service::unix_now().unwrap_or(0));
+    let store = lists::consumer::start(section, &rest::fetch::FetchPolicy::default(), &[], clock)?;
+    let state = Arc::clone(state);
+    Ok(Some(tokio::spawn(async move {
+        let mut held = None;
+        let mut every = tokio::time::interval(LIST_CHECK_EVERY);
+        loop {
+            every.tick().await;
+            let current = store.current();
+            let version = current.as_ref().map(|list| list.version());
+            if version != held {
+                held = version;
+                tracing::info!(version = ?version, "regulator list handed to the detectors");
+                state.set_list(current);
+            }
+        }
+    })))
+}
+
+/// A running service's parts, ready to serve.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The state.
+    pub state: Arc<MonitorState>,
+    /// The handler.
+    pub api: Arc<MonitorApi>,
+}
+
+/// Opens the state in `dir` and builds the handler from `config`.
+pub fn prepare(dir: &Path, config: &MonitorConfig) -> Result<Prepared, ServeError> {
+    let allow = config.read_allow_file()?;
+    let (state, restored) = MonitorState::open(dir, config, allow)?;
+    tracing::info!(
+        open_alerts = restored.open_alerts,
+        replayed = restored.replayed,
+        unreadable = restored.unreadable,
+        "monitor state restored"
+    );
+    let state = Arc::new(state);
+    let api = Arc::new(MonitorApi::new(
+        Arc::clone(&state),
+        Arc::new(Tracer::new(&config.service)?),
+        config.service.api_clients()?,
+        config.service.max_body_bytes,
+        rest::service::unix_now,
+    ));
+    Ok(Prepared { state, api })
+}
+
+/// Runs the service: prepares it, listens on `listen`, logs `monitor listening
+/// address=...`, prunes every [`PRUNE_EVERY`], and serves until `shutdown` completes.
+pub async fn run(
+    listen: SocketAddr,
+    dir: &Path,
+    config: &MonitorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let dir = dir.to_owned();
+    let config_copy = config.clone();
+    let prepared = tokio::task::spawn_blocking(move || prepare(&dir, &config_copy))
+        .await
+        .map_err(|_| StoreError::Folder {
+            path: Path::new("(start)").to_owned(),
+            detail: "start-up was interrupted".into(),
+        })??;
+    let (listener, bound) = rest::service::bind(listen).await?;
+    tracing::info!(address = %bound, "monitor listening");
+    let list_follower = follow_list(config, &prepared.state)?;
+    let state = Arc::clone(&prepared.state);
+    let pruner = tokio::spawn(async move {
+        let mut every = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            every.tick().await;
+            let Some(now) = rest::service::unix_now() else {
+                continue;
+            };
+            let state = Arc::clone(&state);
+            match tokio::task::spawn_blocking(move || state.prune(now)).await {
+                Ok(Ok(deleted)) => tracing::info!(deleted, "retention ran"),
+                Ok(Err(error)) => tracing::error!(%error, "retention failed"),
+                Err(_) => {}
+            }
+        }
+    });
+    rest::http::serve(listener, prepared.api, None, shutdown).await;
+    pruner.abort();
+    if let Some(follower) = list_follower {
+        follower.abort();
+    }
+    tracing::info!("monitor stopped");
+    Ok(())
+}

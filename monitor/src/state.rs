@@ -1,0 +1,620 @@
+//! The monitor's state behind the API, without HTTP: the detectors' engine, the alert book
+//! and the store, restored on start ([`MonitorState::open`]), fed by [`MonitorState::ingest`],
+//! and read by the queries.
+//!
+//! Ingest parses a body's lines before taking the lock; then, under one lock, it feeds every
+//! good event to the engine, offers the crossings to the alert book, closes quiet alerts, and
+//! writes the events and every alert change in one SQLite transaction. The answer is built
+//! after the commit, so an acknowledged event (and the alert it raised) is on disk.
+//!
+//! On start the open alerts go back into the book, and the stored events newer than the
+//! newest event time minus [`Engine::horizon`] are replayed into a fresh engine in event-time
+//! order, so the windows are whole again. Crossings during replay are not offered to the book:
+//! each batch's alert changes were committed with its events, so they are already stored,
+//! and the restored open alerts are extended (not duplicated) by what comes next.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use crate::alerts::{Alert, AlertBook, AlertChange};
+use crate::config::MonitorConfig;
+use crate::detect::{DetectorId, Engine, WindowCounts};
+use crate::event::{parse_body, parse_line, Event};
+use crate::metrics::Metrics;
+use crate::store::{AlertQuery, EventRow, MinuteCounts, Store, StoreError, StoredEvent};
+
+/// Minutes of per-minute counts kept in memory for `GET /v1/stats` (24 hours).
+pub const STATS_MINUTES: u64 = 24 * 60;
+/// Events per lookup in the caller, SPC and traceback views.
+pub const RECENT_EVENTS: usize = 100;
+/// Events deleted per retention transaction.
+pub const PRUNE_CHUNK: usize = 10_000;
+/// Seconds of event time without a crossing after which an alert closes, for a detector
+/// whose window is unknown (each known detector's quiet window is its own window).
+pub const QUIET_SECONDS: u64 = 3600;
+
+/// One rejected line of a body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// The line number, from 1.
+    pub line: usize,
+    /// Why it was refused.
+    pub error: String,
+}
+
+/// The answer to `POST /v1/events`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// Events stored (committed).
+    pub accepted: usize,
+    /// Lines refused, in order.
+    pub rejected: Vec<Rejected>,
+}
+
+/// What `GET /v1/callers/{tn}` and `GET /v1/spcs/{spc}` serve.
+#[derive(Clone, Debug, Serialize)]
+pub struct SubjectView {
+    /// The detectors' current window counts.
+    pub windows: WindowCounts,
+    /// The newest events, newest first.
+    pub recent: Vec<StoredEvent>,
+    /// Its alerts, newest first.
+    pub alerts: Vec<Alert>,
+}
+
+/// What `GET /v1/stats` serves (the dashboard's data).
+#[derive(Clone, Debug, Serialize)]
+pub struct Stats {
+    /// The newest event time seen (0 before any).
+    pub time: u64,
+    /// One entry per minute, oldest first, ending at the newest event's minute.
+    pub per_minute: Vec<MinuteCounts>,
+    /// The busiest calling numbers in the current hour window.
+    pub top_callers: Vec<TopCaller>,
+    /// Open alerts.
+    pub alerts_open: u64,
+}
+
+/// One of the busiest calling numbers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TopCaller {
+    /// The number.
+    pub caller: String,
+    /// Its calls in the window.
+    pub count: u64,
+}
+
+/// What was restored on start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Open alerts put back into the book.
+    pub open_alerts: usize,
+    /// Events replayed into the engine.
+    pub replayed: u64,
+    /// Stored lines the parser now refuses (skipped).
+    pub unreadable: u64,
+}
+
+struct Core {
+    engine: Engine,
+    book: AlertBook,
+    store: Store,
+    minutes: BTreeMap<u64, MinuteCounts>,
+    open_alerts: u64,
+}
+
+impl Core {
+    fn count_minute(&mut self, event: &Event) {
+        let minute = event.time - event.time % 60;
+        self.minutes
+            .entry(minute)
+            .or_insert(MinuteCounts {
+                minute,
+                ..MinuteCounts::default()
+            })
+            .count(event);
+    }
+
+    fn trim_minutes(&mut self) {
+        let newest = self.engine.newest_time();
+        let oldest = newest.saturating_sub(STATS_MINUTES * 60);
+        while let Some((&first, _)) = self.minutes.first_key_value() {
+            if first >= oldest {
+                break;
+            }
+            self.minutes.remove(&first);
+        }
+    }
+}
+
+/// The monitor's state: the engine, the book and the writing store behind one lock; a
+/// reading store behind another, so queries do not wait for ingest.
+pub struct MonitorState {
+    core: Mutex<Core>,
+    reader: Mutex<Store>,
+    metrics: Metrics,
+    retention_days: u64,
+    store_bytes: AtomicU64,
+}
+
+impl std::fmt::Debug for MonitorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitorState")
+            .field("retention_days", &self.retention_days)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves nothing half-written in SQLite (the transaction
+    // rolls back); the in-memory state is kept as it is.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl MonitorState {
+    /// Opens the store in `dir` (created 0700 when missing), builds the engine from `config`
+    /// and the allow list (`allow_file`, then the changes made through the API), restores
+    /// the open alerts and replays the events the windows need.
+    pub fn open(
+        dir: &Path,
+        config: &MonitorConfig,
+        allow_file: Vec<String>,
+    ) -> Result<(Self, Restored), StoreError> {
+        let store = Store::open(dir, config.service.durability)?;
+        let reader = Store::open_reader(dir)?;
+        let mut engine = Engine::new(&config.detection, allow_file);
+        for (tn, allowed) in store.allow_changes()? {
+            if allowed {
+                engine.allow(&tn);
+            } else {
+                engine.disallow(&tn);
+            }
+        }
+        let mut book = AlertBook::new(QUIET_SECONDS, store.next_alert_id()?);
+        // Each detector's alerts close after a quiet stretch as long as its window, so a
+        // 24-hour `complaints` alert is not closed and reopened within its own window.
+        for detector in DetectorId::ALL {
+            book.set_quiet(detector, config.detection.window(detector).max(1));
+        }
+        let open = store.open_alerts()?;
+        let mut restored = Restored {
+            open_alerts: open.len(),
+            ..Restored::default()
+        };
+        let open_alerts = open.len() as u64;
+        for alert in open {
+            book.restore(alert);
+        }
+        let mut minutes = BTreeMap::new();
+        if let Some(newest) = store.newest_event_time()? {
+            let since = newest.saturating_sub(engine.horizon());
+            let mut unreadable = 0;
+            restored.replayed = store.replay(since, |line| match parse_line(line) {
+                Ok(event) => {
+                    engine.observe(&event);
+                }
+                Err(_) => unreadable += 1,
+            })?;
+            restored.unreadable = unreadable;
+            let newest_minute = newest - newest % 60;
+            for counts in store.minute_counts(
+                newest_minute.saturating_sub((STATS_MINUTES - 1) * 60),
+                newest_minute,
+            )? {
+                minutes.insert(counts.minute, counts);
+            }
+        }
+        let state = Self {
+            core: Mutex::new(Core {
+                engine,
+                book,
+                store,
+                minutes,
+                open_alerts,
+            }),
+            reader: Mutex::new(reader),
+            metrics: Metrics::default(),
+            retention_days: config.service.retention_days,
+            store_bytes: AtomicU64::new(0),
+        };
+        state.refresh_store_size();
+        Ok((state, restored))
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Parses a body of event lines and stores every good one with the alert changes it
+    /// caused, in one transaction committed before this returns. A bad line is reported and
+    /// never drops the good ones. On a store error nothing of the body is stored.
+    pub fn ingest(&self, body: &[u8]) -> Result<IngestReport, StoreError> {
+        let parsed = parse_body(body);
+        let mut good = Vec::with_capacity(parsed.len());
+        let mut rejected = Vec::new();
+        for (line, result) in parsed {
+            match result {
+                Ok(line) => good.push(line),
+                Err(error) => rejected.push(Rejected {
+                    line,
+                    error: error.to_string(),
+                }),
+            }
+        }
+        self.metrics.rejected(rejected.len() as u64);
+        let mut core = lock(&self.core);
+        let mut marks: Vec<(Vec<DetectorId>, bool)> = Vec::with_capacity(good.len());
+        let mut changed: Vec<Alert> = Vec::new();
+        let mut position: HashMap<u64, usize> = HashMap::new();
+        let mut record = |alert: Alert, changed: &mut Vec<Alert>| match position.get(&alert.id) {
+            Some(&i) => {
+                if let Some(slot) = changed.get_mut(i) {
+                    *slot = alert;
+                }
+            }
+            None => {
+                position.insert(alert.id, changed.len());
+                changed.push(alert);
+            }
+        };
+        let mut opened = Vec::new();
+        let mut closed_count = 0_u64;
+        for line in &good {
+            let observation = core.engine.observe(&line.event);
+            for crossing in observation.crossings {
+                match core.book.offer(crossing) {
+                    Some(AlertChange::Opened(alert)) => {
+                        opened.push(alert.detector);
+                        record(alert, &mut changed);
+                    }
+                    Some(AlertChange::Extended(alert)) => record(alert, &mut changed),
+                    Some(AlertChange::Reopened {
+                        closed,
+                        opened: new,
+                    }) => {
+                        closed_count += 1;
+                        record(closed, &mut changed);
+                        opened.push(new.detector);
+                        record(new, &mut changed);
+                    }
+                    None => {}
+                }
+            }
+            marks.push((observation.marks, observation.late));
+        }
+        let newest = core.engine.newest_time();
+        let closed = core.book.close_quiet(newest);
+        closed_count += closed.len() as u64;
+        for alert in closed {
+            record(alert, &mut changed);
+        }
+        let rows: Vec<EventRow<'_>> = good
+            .iter()
+            .zip(&marks)
+            .map(|(line, (marks, late))| EventRow {
+                event: &line.event,
+                raw: line.raw,
+                marks,
+                late: *late,
+            })
+            .collect();
+        if let Err(error) = core.store.write_batch(&rows, &changed) {
+            self.metrics.store_error();
+            return Err(error);
+        }
+        core.open_alerts = (core.open_alerts + opened.len() as u64).saturating_sub(closed_count);
+        for line in &good {
+            core.count_minute(&line.event);
+        }
+        core.trim_minutes();
+        drop(core);
+        for line in &good {
+            self.metrics.event(line.event.kind);
+        }
+        self.metrics
+            .late(marks.iter().filter(|(_, late)| *late).count() as u64);
+        for detector in opened {
+            self.metrics.alert(detector);
+        }
+        Ok(IngestReport {
+            accepted: good.len(),
+            rejected,
+        })
+    }
+
+    /// Alerts matching `query`, newest first.
+    pub fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
+        lock(&self.reader).alerts(query)
+    }
+
+    /// A calling number's window counts, newest calls and alerts.
+    pub fn caller(&self, tn: &str) -> Result<SubjectView, StoreError> {
+        let windows = lock(&self.core).engine.caller_counts(tn);
+        let reader = lock(&self.reader);
+        Ok(SubjectView {
+            windows,
+            recent: reader.events_by_caller(tn, RECENT_EVENTS)?,
+            alerts: reader.alerts(&AlertQuery {
+                subject: Some(crate::detect::Subject::Caller(tn.to_owned())),
+                limit: RECENT_EVENTS,
+                ..AlertQuery::default()
+            })?,
+        })
+    }
+
+    /// A signing carrier's window counts, newest calls and alerts.
+    pub fn spc(&self, spc: &str) -> Result<SubjectView, StoreError> {
+        let windows = lock(&self.core).engine.spc_counts(spc);
+        let reader = lock(&self.reader);
+        Ok(SubjectView {
+            windows,
+            recent: reader.events_by_spc(spc, RECENT_EVENTS)?,
+            alerts: reader.alerts(&AlertQuery {
+                subject: Some(crate::detect::Subject::Spc(spc.to_owned())),
+                limit: RECENT_EVENTS,
+                ..AlertQuery::default()
+            })?,
+        })
+    }
+
+    /// A call's stored events, oldest first.
+    pub fn call(&self, origid: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        lock(&self.reader).events_by_origid(origid, RECENT_EVENTS)
+    }
+
+    /// A called number's newest events, newest first.
+    pub fn called(&self, tn: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        lock(&self.reader).events_by_called(tn, RECENT_EVENTS)
+    }
+
+    /// Adds (`allowed`) or removes a number from the allow list, persisted; true when it
+    /// changed the list.
+    pub fn set_allowed(&self, tn: &str, allowed: bool, now: u64) -> Result<bool, StoreError> {
+        let mut core = lock(&self.core);
+        core.store.set_allowed(tn, allowed, now)?;
+        Ok(if allowed {
+            core.engine.allow(tn)
+        } else {
+            core.engine.disallow(tn)
+        })
+    }
+
+    /// Hands the regulator's current list to the detectors (white-listed firms' numbers are
+    /// held to their firm's quota); `None` removes it.
+    pub fn set_list(&self, list: Option<std::sync::Arc<lists::ActiveList>>) {
+        lock(&self.core).engine.set_list(list);
+    }
+
+    /// The allow list, sorted.
+    pub fn allowed(&self) -> Vec<String> {
+        lock(&self.core).engine.allowed()
+    }
+
+    /// The dashboard's figures over the last `minutes` minutes (at most [`STATS_MINUTES`]).
+    pub fn stats(&self, minutes: u64) -> Stats {
+        let minutes = minutes.clamp(1, STATS_MINUTES);
+        let core = lock(&self.core);
+        let time = core.engine.newest_time();
+        let last = time - time % 60;
+        let first = last.saturating_sub((minutes - 1) * 60);
+        let per_minute = (0..minutes)
+            .map(|i| first + i * 60)
+            .filter(|m| *m <= last && (time > 0 || *m == 0))
+            .map(|minute| {
+                core.minutes.get(&minute).copied().unwrap_or(MinuteCounts {
+                    minute,
+                    ..MinuteCounts::default()
+                })
+            })
+            .collect();
+        Stats {
+            time,
+            per_minute,
+            top_callers: core
+                .engine
+                .top_callers(20)
+                .into_iter()
+                .map(|(caller, count)| TopCaller { caller, count })
+                .collect(),
+            alerts_open: core.open_alerts,
+        }
+    }
+
+    /// Deletes what is older than the retention before `now` (seconds since the epoch):
+    /// events in bounded transactions (the lock is released between them, so ingest goes
+    /// on), then closed alerts. Returns the events deleted.
+    pub fn prune(&self, now: u64) -> Result<u64, StoreError> {
+        let cutoff = now.saturating_sub(self.retention_days.saturating_mul(86_400));
+        let mut deleted = 0;
+        loop {
+            let n = lock(&self.core).store.prune_events(cutoff, PRUNE_CHUNK)?;
+            deleted += n;
+            if n < PRUNE_CHUNK as u64 {
+                break;
+            }
+        }
+        lock(&self.core).store.prune_alerts(cutoff)?;
+        self.refresh_store_size();
+        Ok(deleted)
+    }
+
+    /// Reads the database size again (for `/metrics`).
+    pub fn refresh_store_size(&self) {
+        if let Ok(bytes) = lock(&self.reader).size_bytes() {
+            self.store_bytes.store(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// The `/metrics` text.
+    pub fn render_metrics(&self) -> String {
+        let (memory, callers, open) = {
+            let core = lock(&self.core);
+            (
+                core.engine.memory_bytes(),
+                core.engine.active_callers(),
+                core.open_alerts,
+            )
+        };
+        self.metrics.render(
+            memory as u64,
+            callers as u64,
+            open,
+            self.store_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The engine's window memory estimate and active callers.
+    pub fn window_memory(&self) -> (usize, usize) {
+        let core = lock(&self.core);
+        (core.engine.memory_bytes(), core.engine.active_callers())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+    use crate::detect::Subject;
+
+    const CALLER: &str = "8613800000001";
+    const T0: u64 = 1_700_000_000;
+
+    fn call(time: u64, from: &str, to: u64, origid: &str) -> String {
+        format!(
+            r#"{{"time":{time},"from":"{from}","to":["86139{to:08}"],"verstat":"TN-Validation-Passed","attest":"A","spc":"709J","origid":"{origid}","flags":[]}}"#
+        )
+    }
+
+    fn calls(from: u64, n: u64) -> String {
+        (from..from + n)
+            .map(|i| call(T0 + i, CALLER, i, &format!("o{i}")) + "\n")
+            .collect()
+    }
+
+    fn open(dir: &Path) -> MonitorState {
+        MonitorState::open(dir, &MonitorConfig::default(), Vec::new())
+            .unwrap()
+            .0
+    }
+
+    fn alerts_of(state: &MonitorState, detector: DetectorId) -> Vec<Alert> {
+        state
+            .alerts(&AlertQuery {
+                subject: Some(Subject::Caller(CALLER.into())),
+                detector: Some(detector),
+                limit: 100,
+                ..AlertQuery::default()
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_bad_line_is_reported_and_the_good_ones_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = open(dir.path());
+        let body = format!(
+            "{}\nnot json\n{}\n{{\"time\":1}}\n",
+            call(T0, CALLER, 1, "a"),
+            call(T0 + 1, CALLER, 2, "b")
+        );
+        let report = state.ingest(body.as_bytes()).unwrap();
+        assert_eq!(report.accepted, 2);
+        assert_eq!(
+            report.rejected.iter().map(|r| r.line).collect::<Vec<_>>(),
+            vec![2, 4]
+        );
+        assert!(report.rejected.iter().all(|r| !r.error.is_empty()));
+        assert_eq!(state.call("b").unwrap().len(), 1);
+        assert_eq!(state.metrics().rejected_lines(), 2);
+        assert_eq!(state.metrics().events(), (2, 0));
+    }
+
+    #[test]
+    fn windows_are_rebuilt_on_restart_and_an_open_alert_is_extended_not_duplicated() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let state = open(dir.path());
+            state.ingest(calls(0, 8).as_bytes()).unwrap();
+            assert!(alerts_of(&state, DetectorId::HighFrequency).is_empty());
+        }
+        // Eight calls before the restart, three after: eleven in one minute fire.
+        let state = open(dir.path());
+        assert_eq!(state.caller(CALLER).unwrap().recent.len(), 8);
+        state.ingest(calls(8, 3).as_bytes()).unwrap();
+        let fired = alerts_of(&state, DetectorId::HighFrequency);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert!(!fired[0].closed);
+        assert_eq!(state.stats(5).alerts_open, 1);
+        drop(state);
+
+        let state = open(dir.path());
+        state.ingest(calls(11, 2).as_bytes()).unwrap();
+        let again = alerts_of(&state, DetectorId::HighFrequency);
+        assert_eq!(again.len(), 1, "extended, not duplicated: {again:?}");
+        assert_eq!(again[0].id, fired[0].id);
+        assert!(again[0].last > fired[0].last);
+        assert_eq!(state.stats(5).alerts_open, 1);
+    }
+
+    #[test]
+    fn stats_cover_the_minutes_ending_at_the_newest_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = open(dir.path());
+        assert_eq!(state.stats(3).time, 0);
+        let complaint = format!(
+            r#"{{"kind":"complaint","time":{},"from":"{CALLER}","to":["8613900000009"]}}"#,
+            T0 + 130
+        );
+        let failed = call(T0 + 5, "8613800000002", 1, "f").replace("Passed", "Failed");
+        let body = format!("{}\n{failed}\n{complaint}\n", call(T0, CALLER, 1, "p"));
+        state.ingest(body.as_bytes()).unwrap();
+        let stats = state.stats(4);
+        assert_eq!(stats.time, T0 + 130);
+        let minutes: Vec<u64> = stats.per_minute.iter().map(|m| m.minute).collect();
+        let last = (T0 + 130) / 60 * 60;
+        assert_eq!(minutes, vec![last - 180, last - 120, last - 60, last]);
+        let total = |f: fn(&MinuteCounts) -> u64| stats.per_minute.iter().map(f).sum::<u64>();
+        assert_eq!(total(|m| m.passed), 1);
+        assert_eq!(total(|m| m.failed), 1);
+        assert_eq!(total(|m| m.complaints), 1);
+        drop(state);
+        // The same figures come back from the store after a restart.
+        let state = open(dir.path());
+        let again = state.stats(4);
+        assert_eq!(again.per_minute, stats.per_minute);
+    }
+
+    #[test]
+    fn allow_list_changes_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_numbers = vec!["8613800000007".to_owned()];
+        {
+            let (state, _) =
+                MonitorState::open(dir.path(), &MonitorConfig::default(), file_numbers.clone())
+                    .unwrap();
+            assert!(state.set_allowed(CALLER, true, T0).unwrap());
+            assert!(!state.set_allowed(CALLER, true, T0).unwrap());
+            assert!(state.set_allowed("8613800000007", false, T0).unwrap());
+        }
+        let (state, _) =
+            MonitorState::open(dir.path(), &MonitorConfig::default(), file_numbers).unwrap();
+        assert_eq!(state.allowed(), vec![CALLER.to_owned()]);
+    }
+
+    #[test]
+    fn retention_prunes_by_event_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = open(dir.path());
+        state.ingest(calls(0, 3).as_bytes()).unwrap();
+        assert_eq!(state.prune(T0 + 89 * 86_400).unwrap(), 0);
+        assert_eq!(state.prune(T0 + 90 * 86_400 + 2).unwrap(), 2);
+        assert_eq!(state.caller(CALLER).unwrap().recent.len(), 1);
+    }
+}

@@ -1,0 +1,878 @@
+//! The monitor's store: one SQLite database in the data folder (`monitor.db`).
+//!
+//! | table | rows |
+//! |---|---|
+//! | `events` | every accepted event: event time, kind, caller, SPC, origid, verstat, flags, the detectors' marks, ingress, whether it came too late to count, the called numbers and the line as received |
+//! | `event_called` | one row per called number of an event, so lookups by called number are indexed |
+//! | `alerts` | every alert, open and closed, with its subject, detector, window, counts, samples and text |
+//! | `allow_changes` | allow-list additions and removals made through the API (they override `allow_file`) |
+//!
+//! Events are indexed by calling number, called number, origid, SPC and time. A batch of
+//! events and the alert changes they caused is written in one transaction
+//! ([`Store::write_batch`]); the service answers only after it commits. The WAL journal with
+//! `synchronous=NORMAL` (durability `"process"`) keeps a commit through `kill -9`;
+//! `synchronous=FULL` (`"power"`) through a power loss.
+//!
+//! Retention ([`Store::prune`]) deletes by event time, in bounded transactions, with the
+//! cutoff passed in. Subscriber numbers are never logged from here.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags};
+use serde::Serialize;
+
+use crate::alerts::Alert;
+use crate::config::Durability;
+use crate::detect::{DetectorId, Subject};
+use crate::event::{Event, Kind};
+
+/// The database file's name inside the data folder.
+pub const DB_FILE: &str = "monitor.db";
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The data folder could not be created or secured.
+    #[error("data folder {path}: {detail}")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// What the system said.
+        detail: String,
+    },
+    /// SQLite failed.
+    #[error("monitor database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row could not be read back (a detector or subject this build does not know).
+    #[error("monitor database: unreadable {what} in row {id}")]
+    Corrupt {
+        /// What was unreadable.
+        what: &'static str,
+        /// The row.
+        id: i64,
+    },
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Verification => "verification",
+        Kind::Complaint => "complaint",
+    }
+}
+
+fn subject_parts(subject: &Subject) -> (&'static str, &str) {
+    (subject.kind(), subject.value())
+}
+
+/// One event to store, with what the detectors made of it.
+#[derive(Clone, Copy, Debug)]
+pub struct EventRow<'a> {
+    /// The event.
+    pub event: &'a Event,
+    /// The line as received.
+    pub raw: &'a str,
+    /// The detectors' marks on the call.
+    pub marks: &'a [DetectorId],
+    /// Too late for the detectors to count.
+    pub late: bool,
+}
+
+/// A stored event, as the API serves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoredEvent {
+    /// Event time.
+    pub time: u64,
+    /// `verification` or `complaint`.
+    pub kind: String,
+    /// The calling number.
+    pub from: String,
+    /// The called numbers.
+    pub to: Vec<String>,
+    /// The verdict.
+    pub verstat: Option<String>,
+    /// The signing carrier.
+    pub spc: Option<String>,
+    /// The call's origid.
+    pub origid: Option<String>,
+    /// The verifier's flags.
+    pub flags: Vec<String>,
+    /// The detectors' marks.
+    pub marks: Vec<String>,
+    /// Where the call entered.
+    pub ingress: Option<String>,
+    /// Came too late for the detectors to count.
+    pub late: bool,
+}
+
+/// Filters of `GET /v1/alerts`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AlertQuery {
+    /// Only alerts whose `time` is at least this.
+    pub since: Option<u64>,
+    /// Only this detector's.
+    pub detector: Option<DetectorId>,
+    /// Only this subject's.
+    pub subject: Option<Subject>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// Events per minute by verdict, for the dashboard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MinuteCounts {
+    /// The minute's first second (epoch seconds, a multiple of 60).
+    pub minute: u64,
+    /// `TN-Validation-Passed` verifications.
+    pub passed: u64,
+    /// `TN-Validation-Failed` verifications.
+    pub failed: u64,
+    /// `No-TN-Validation` verifications (and verifications with no verstat).
+    pub novalidation: u64,
+    /// Complaints.
+    pub complaints: u64,
+}
+
+impl MinuteCounts {
+    /// Counts one event (of this minute).
+    pub fn count(&mut self, event: &Event) {
+        match (event.kind, event.verstat.as_deref()) {
+            (Kind::Complaint, _) => self.complaints += 1,
+            (Kind::Verification, Some("TN-Validation-Passed")) => self.passed += 1,
+            (Kind::Verification, Some("TN-Validation-Failed")) => self.failed += 1,
+            (Kind::Verification, _) => self.novalidation += 1,
+        }
+    }
+}
+
+/// The store: one connection. The service keeps one for writing and one for reading (WAL
+/// lets readers see the last commit while a write is under way).
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    time INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    caller TEXT NOT NULL,
+    called TEXT NOT NULL,
+    spc TEXT,
+    origid TEXT,
+    verstat TEXT,
+    flags TEXT NOT NULL,
+    marks TEXT NOT NULL,
+    ingress TEXT,
+    late INTEGER NOT NULL,
+    raw TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE INDEX IF NOT EXISTS events_caller ON events(caller, time);
+CREATE INDEX IF NOT EXISTS events_spc ON events(spc, time) WHERE spc IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_origid ON events(origid) WHERE origid IS NOT NULL;
+CREATE TABLE IF NOT EXISTS event_called (
+    called TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    PRIMARY KEY (called, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    subject_kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    window INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    threshold INTEGER NOT NULL,
+    samples TEXT NOT NULL,
+    text TEXT NOT NULL,
+    last INTEGER NOT NULL,
+    closed INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts(time);
+CREATE INDEX IF NOT EXISTS alerts_subject ON alerts(subject, time);
+CREATE INDEX IF NOT EXISTS alerts_open ON alerts(closed) WHERE closed = 0;
+CREATE TABLE IF NOT EXISTS allow_changes (
+    tn TEXT PRIMARY KEY,
+    allowed INTEGER NOT NULL,
+    time INTEGER NOT NULL
+);
+";
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Creates the data folder (0700) if it is missing.
+pub fn create_folder(dir: &Path) -> Result<(), StoreError> {
+    let folder = |e: std::io::Error| StoreError::Folder {
+        path: dir.to_owned(),
+        detail: e.to_string(),
+    };
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(folder)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(folder)?;
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating when missing) the database in `dir` for writing, with the schema and
+    /// the journal settings of `durability`. Creates `dir` (0700) if it is missing.
+    pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        create_folder(dir)?;
+        let conn = Connection::open(dir.join(DB_FILE))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match durability {
+                Durability::Process => "NORMAL",
+                Durability::Power => "FULL",
+            },
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// A read-only connection to the database in `dir` (opened for writing once before).
+    pub fn open_reader(dir: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            dir.join(DB_FILE),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(Self { conn })
+    }
+
+    /// Writes events and alert states (new, extended or closed: each row replaces the
+    /// alert's previous one) in one transaction; when this returns `Ok` all of it is
+    /// committed, otherwise none of it.
+    pub fn write_batch(
+        &mut self,
+        events: &[EventRow<'_>],
+        alerts: &[Alert],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert_event = tx.prepare_cached(
+                "INSERT INTO events (time, kind, caller, called, spc, origid, verstat, flags, marks, ingress, late, raw)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            let mut insert_called = tx.prepare_cached(
+                "INSERT OR IGNORE INTO event_called (called, event_id) VALUES (?1, ?2)",
+            )?;
+            let mut marks = String::new();
+            for row in events {
+                let event = row.event;
+                marks.clear();
+                for (i, mark) in row.marks.iter().enumerate() {
+                    if i > 0 {
+                        marks.push(',');
+                    }
+                    marks.push_str(mark.as_str());
+                }
+                insert_event.execute(params![
+                    to_i64(event.time),
+                    kind_name(event.kind),
+                    event.from,
+                    event.to.join(","),
+                    event.spc,
+                    event.origid,
+                    event.verstat,
+                    event.flags.join(","),
+                    marks,
+                    event.ingress,
+                    row.late,
+                    row.raw,
+                ])?;
+                let id = tx.last_insert_rowid();
+                for called in &event.to {
+                    insert_called.execute(params![called, id])?;
+                }
+            }
+            let mut upsert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO alerts (id, subject_kind, subject, detector, time, window, count, threshold, samples, text, last, closed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for alert in alerts {
+                let (kind, subject) = subject_parts(&alert.subject);
+                upsert.execute(params![
+                    to_i64(alert.id),
+                    kind,
+                    subject,
+                    alert.detector.as_str(),
+                    to_i64(alert.time),
+                    to_i64(alert.window),
+                    to_i64(alert.count),
+                    to_i64(alert.threshold),
+                    serde_json::to_string(&alert.samples).unwrap_or_else(|_| "[]".into()),
+                    alert.text,
+                    to_i64(alert.last),
+                    alert.closed,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn alert_of(row: &rusqlite::Row<'_>) -> Result<Result<Alert, StoreError>, rusqlite::Error> {
+        let id: i64 = row.get(0)?;
+        let subject_kind: String = row.get(1)?;
+        let subject_value: String = row.get(2)?;
+        let detector: String = row.get(3)?;
+        let samples: String = row.get(8)?;
+        let subject = match subject_kind.as_str() {
+            "caller" => Subject::Caller(subject_value),
+            "spc" => Subject::Spc(subject_value),
+            _ => {
+                return Ok(Err(StoreError::Corrupt {
+                    what: "subject",
+                    id,
+                }))
+            }
+        };
+        let Some(detector) = DetectorId::from_name(&detector) else {
+            return Ok(Err(StoreError::Corrupt {
+                what: "detector",
+                id,
+            }));
+        };
+        Ok(Ok(Alert {
+            id: to_u64(id),
+            subject,
+            detector,
+            time: to_u64(row.get(4)?),
+            window: to_u64(row.get(5)?),
+            count: to_u64(row.get(6)?),
+            threshold: to_u64(row.get(7)?),
+            samples: serde_json::from_str(&samples).unwrap_or_default(),
+            text: row.get(9)?,
+            last: to_u64(row.get(10)?),
+            closed: row.get(11)?,
+        }))
+    }
+
+    fn collect_alerts(
+        &self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<Alert>, StoreError> {
+        let mut statement = self.conn.prepare_cached(sql)?;
+        let rows = statement.query_map(params, Self::alert_of)?;
+        let mut alerts = Vec::new();
+        for row in rows {
+            alerts.push(row??);
+        }
+        Ok(alerts)
+    }
+
+    const ALERT_COLUMNS: &'static str =
+        "id, subject_kind, subject, detector, time, window, count, threshold, samples, text, last, closed";
+
+    /// The open alerts, oldest first (to restore the alert book on start).
+    pub fn open_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        self.collect_alerts(
+            &format!(
+                "SELECT {} FROM alerts WHERE closed = 0 ORDER BY id",
+                Self::ALERT_COLUMNS
+            ),
+            &[],
+        )
+    }
+
+    /// How many alerts are open.
+    pub fn open_alert_count(&self) -> Result<u64, StoreError> {
+        let n: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM alerts WHERE closed = 0", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(to_u64(n))
+    }
+
+    /// One past the highest alert id stored (1 for an empty store).
+    pub fn next_alert_id(&self) -> Result<u64, StoreError> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT max(id) FROM alerts", [], |r| r.get(0))?;
+        Ok(max.map_or(1, |m| to_u64(m) + 1))
+    }
+
+    /// Alerts matching `query`, newest first (by `time`, then id).
+    pub fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
+        let (subject_kind, subject) = match &query.subject {
+            Some(s) => {
+                let (k, v) = subject_parts(s);
+                (Some(k), Some(v.to_owned()))
+            }
+            None => (None, None),
+        };
+        self.collect_alerts(
+            &format!(
+                "SELECT {} FROM alerts
+                 WHERE (?1 IS NULL OR time >= ?1) AND (?2 IS NULL OR detector = ?2)
+                   AND (?3 IS NULL OR (subject = ?3 AND subject_kind = ?4))
+                 ORDER BY time DESC, id DESC LIMIT ?5",
+                Self::ALERT_COLUMNS
+            ),
+            &[
+                &query.since.map(to_i64),
+                &query.detector.map(DetectorId::as_str),
+                &subject,
+                &subject_kind,
+                &i64::try_from(query.limit).unwrap_or(i64::MAX),
+            ],
+        )
+    }
+
+    /// The newest event time stored.
+    pub fn newest_event_time(&self) -> Result<Option<u64>, StoreError> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT max(time) FROM events", [], |r| r.get(0))?;
+        Ok(max.map(to_u64))
+    }
+
+    /// Calls `each` with the line of every event whose time is at least `since`, in event
+    /// time order (ties in arrival order); returns how many.
+    pub fn replay(&self, since: u64, mut each: impl FnMut(&str)) -> Result<u64, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT raw FROM events WHERE time >= ?1 ORDER BY time, id")?;
+        let mut rows = statement.query(params![to_i64(since)])?;
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            let raw: rusqlite::types::ValueRef<'_> = row.get_ref(0)?;
+            if let Ok(text) = raw.as_str() {
+                each(text);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn collect_events(
+        &self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut statement = self.conn.prepare_cached(sql)?;
+        let rows = statement.query_map(params, |row| {
+            let flags: String = row.get(7)?;
+            let marks: String = row.get(8)?;
+            let called: String = row.get(3)?;
+            Ok(StoredEvent {
+                time: to_u64(row.get(0)?),
+                kind: row.get(1)?,
+                from: row.get(2)?,
+                to: split_list(&called),
+                spc: row.get(4)?,
+                origid: row.get(5)?,
+                verstat: row.get(6)?,
+                flags: split_list(&flags),
+                marks: split_list(&marks),
+                ingress: row.get(9)?,
+                late: row.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    const EVENT_COLUMNS: &'static str =
+        "time, kind, caller, called, spc, origid, verstat, flags, marks, ingress, late";
+
+    /// A calling number's newest events, newest first.
+    pub fn events_by_caller(&self, tn: &str, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.collect_events(
+            &format!(
+                "SELECT {} FROM events WHERE caller = ?1 ORDER BY time DESC, id DESC LIMIT ?2",
+                Self::EVENT_COLUMNS
+            ),
+            &[&tn, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+    }
+
+    /// A called number's newest events, newest first.
+    pub fn events_by_called(&self, tn: &str, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.collect_events(
+            &format!(
+                "SELECT {} FROM events WHERE id IN
+                   (SELECT event_id FROM event_called WHERE called = ?1 ORDER BY event_id DESC LIMIT ?2)
+                 ORDER BY time DESC, id DESC",
+                Self::EVENT_COLUMNS
+            ),
+            &[&tn, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+    }
+
+    /// A signing carrier's newest events, newest first.
+    pub fn events_by_spc(&self, spc: &str, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.collect_events(
+            &format!(
+                "SELECT {} FROM events WHERE spc = ?1 ORDER BY time DESC, id DESC LIMIT ?2",
+                Self::EVENT_COLUMNS
+            ),
+            &[&spc, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+    }
+
+    /// A call's events (its verification and any complaints naming it), oldest first.
+    pub fn events_by_origid(
+        &self,
+        origid: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.collect_events(
+            &format!(
+                "SELECT {} FROM events WHERE origid = ?1 ORDER BY time, id LIMIT ?2",
+                Self::EVENT_COLUMNS
+            ),
+            &[&origid, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+    }
+
+    /// Events per minute by verdict for minutes starting in `[from, to]` (epoch seconds),
+    /// oldest first; minutes without events are absent.
+    pub fn minute_counts(&self, from: u64, to: u64) -> Result<Vec<MinuteCounts>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT (time / 60) * 60 AS m,
+                    sum(kind = 'verification' AND verstat = 'TN-Validation-Passed'),
+                    sum(kind = 'verification' AND verstat = 'TN-Validation-Failed'),
+                    sum(kind = 'verification' AND (verstat IS NULL OR verstat NOT IN ('TN-Validation-Passed', 'TN-Validation-Failed'))),
+                    sum(kind = 'complaint')
+             FROM events WHERE time >= ?1 AND time < ?2 GROUP BY m ORDER BY m",
+        )?;
+        let rows = statement.query_map(
+            params![to_i64(from), to_i64(to.saturating_add(60))],
+            |row| {
+                Ok(MinuteCounts {
+                    minute: to_u64(row.get(0)?),
+                    passed: to_u64(row.get(1)?),
+                    failed: to_u64(row.get(2)?),
+                    novalidation: to_u64(row.get(3)?),
+                    complaints: to_u64(row.get(4)?),
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Records an allow-list change made through the API.
+    pub fn set_allowed(&mut self, tn: &str, allowed: bool, now: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO allow_changes (tn, allowed, time) VALUES (?1, ?2, ?3)",
+            params![tn, allowed, to_i64(now)],
+        )?;
+        Ok(())
+    }
+
+    /// The allow-list changes made through the API: `(number, allowed)`.
+    pub fn allow_changes(&self) -> Result<Vec<(String, bool)>, StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT tn, allowed FROM allow_changes ORDER BY time, tn")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Deletes at most `chunk` events older than `cutoff` (event time), oldest first, in one
+    /// transaction; returns how many were deleted (fewer than `chunk`: none is left).
+    pub fn prune_events(&mut self, cutoff: u64, chunk: usize) -> Result<u64, StoreError> {
+        let cutoff = to_i64(cutoff);
+        let chunk = i64::try_from(chunk.max(1)).unwrap_or(i64::MAX);
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM event_called WHERE event_id IN
+               (SELECT id FROM events WHERE time < ?1 ORDER BY time LIMIT ?2)",
+            params![cutoff, chunk],
+        )?;
+        let n = tx.execute(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ?1 ORDER BY time LIMIT ?2)",
+            params![cutoff, chunk],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
+    }
+
+    /// Deletes the closed alerts whose last crossing is older than `cutoff`; returns how many.
+    pub fn prune_alerts(&mut self, cutoff: u64) -> Result<u64, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM alerts WHERE closed = 1 AND last < ?1",
+            params![to_i64(cutoff)],
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Deletes events older than `cutoff` (event time), `chunk` per transaction, and the
+    /// closed alerts whose last crossing is older; returns the number of events deleted.
+    pub fn prune(&mut self, cutoff: u64, chunk: usize) -> Result<u64, StoreError> {
+        let chunk = chunk.max(1);
+        let mut deleted = 0;
+        loop {
+            let n = self.prune_events(cutoff, chunk)?;
+            deleted += n;
+            if n < chunk as u64 {
+                break;
+            }
+        }
+        self.prune_alerts(cutoff)?;
+        Ok(deleted)
+    }
+
+    /// The database's size in bytes (pages in use times page size, WAL excluded).
+    pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(to_u64(pages.saturating_mul(size)))
+    }
+
+    /// How many events are stored.
+    pub fn event_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        Ok(to_u64(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+    use super::*;
+
+    fn event(time: u64, from: &str, to: &[&str], origid: &str) -> Event {
+        Event {
+            kind: Kind::Verification,
+            time,
+            from: from.into(),
+            to: to.iter().map(|s| (*s).to_owned()).collect(),
+            verstat: Some("TN-Validation-Passed".into()),
+            reasoncode: None,
+            attest: Some("A".into()),
+            spc: Some("709J".into()),
+            origid: Some(origid.into()),
+            x5u: None,
+            flags: vec!["marketing".into()],
+            ingress: Some("international".into()),
+            firm: None,
+        }
+    }
+
+    fn alert(id: u64, time: u64, closed: bool) -> Alert {
+        Alert {
+            id,
+            subject: Subject::Caller("8613800000001".into()),
+            detector: DetectorId::HighFrequency,
+            time,
+            window: 3600,
+            count: 61,
+            threshold: 60,
+            samples: vec!["o1".into()],
+            text: "8613800000001 placed 61 calls in 60 min (threshold 60)".into(),
+            last: time,
+            closed,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_stored_indexed_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut store = Store::open(&data, Durability::Process).unwrap();
+        let a = event(
+            1000,
+            "8613800000001",
+            &["8613900000001", "8613900000002"],
+            "o1",
+        );
+        let b = event(1060, "8613800000002", &["8613900000002"], "o2");
+        store
+            .write_batch(
+                &[
+                    EventRow {
+                        event: &a,
+                        raw: "{\"a\":1}",
+                        marks: &[DetectorId::OutOfArea],
+                        late: false,
+                    },
+                    EventRow {
+                        event: &b,
+                        raw: "{\"b\":2}",
+                        marks: &[],
+                        late: true,
+                    },
+                ],
+                &[alert(1, 1000, false), alert(2, 900, true)],
+            )
+            .unwrap();
+        let reader = Store::open_reader(&data).unwrap();
+        let by_caller = reader.events_by_caller("8613800000001", 10).unwrap();
+        assert_eq!(by_caller.len(), 1);
+        assert_eq!(by_caller[0].to, vec!["8613900000001", "8613900000002"]);
+        assert_eq!(by_caller[0].marks, vec!["out-of-area"]);
+        assert_eq!(by_caller[0].flags, vec!["marketing"]);
+        let called = reader.events_by_called("8613900000002", 10).unwrap();
+        assert_eq!(
+            called.iter().map(|e| e.time).collect::<Vec<_>>(),
+            vec![1060, 1000]
+        );
+        assert!(called[0].late);
+        assert_eq!(reader.events_by_origid("o2", 10).unwrap().len(), 1);
+        assert_eq!(reader.events_by_spc("709J", 1).unwrap()[0].time, 1060);
+        assert_eq!(reader.newest_event_time().unwrap(), Some(1060));
+        assert_eq!(reader.open_alerts().unwrap(), vec![alert(1, 1000, false)]);
+        assert_eq!(reader.next_alert_id().unwrap(), 3);
+        assert_eq!(reader.open_alert_count().unwrap(), 1);
+        let mut lines = Vec::new();
+        assert_eq!(
+            reader.replay(1000, |l| lines.push(l.to_owned())).unwrap(),
+            2
+        );
+        assert_eq!(lines, vec!["{\"a\":1}", "{\"b\":2}"]);
+        let minutes = reader.minute_counts(960, 1080).unwrap();
+        assert_eq!(minutes.len(), 2);
+        assert_eq!((minutes[0].minute, minutes[0].passed), (960, 1));
+    }
+
+    #[test]
+    fn alerts_are_filtered_newest_first_and_replaced_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Durability::Power).unwrap();
+        store
+            .write_batch(&[], &[alert(1, 100, false), alert(2, 300, false)])
+            .unwrap();
+        let mut spc = alert(3, 200, false);
+        spc.subject = Subject::Spc("709J".into());
+        spc.detector = DetectorId::OutOfArea;
+        store.write_batch(&[], &[spc.clone()]).unwrap();
+        let mut extended = alert(1, 100, true);
+        extended.last = 150;
+        store.write_batch(&[], &[extended.clone()]).unwrap();
+        let all = store
+            .alerts(&AlertQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.iter().map(|a| a.id).collect::<Vec<_>>(), vec![2, 3, 1]);
+        assert_eq!(all[2], extended);
+        let since = store
+            .alerts(&AlertQuery {
+                since: Some(200),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(since.len(), 2);
+        let by_spc = store
+            .alerts(&AlertQuery {
+                subject: Some(Subject::Spc("709J".into())),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(by_spc, vec![spc]);
+        let by_detector = store
+            .alerts(&AlertQuery {
+                detector: Some(DetectorId::HighFrequency),
+                limit: 1,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            by_detector.iter().map(|a| a.id).collect::<Vec<_>>(),
+            vec![2]
+        );
+        assert_eq!(store.open_alert_count().unwrap(), 2);
+    }
+
+    #[test]
+    fn retention_deletes_old_events_and_old_closed_alerts_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Durability::Process).unwrap();
+        let events: Vec<Event> = (0..25)
+            .map(|i| event(1000 + i * 10, "861", &["862"], "o"))
+            .collect();
+        let rows: Vec<EventRow<'_>> = events
+            .iter()
+            .map(|e| EventRow {
+                event: e,
+                raw: "{}",
+                marks: &[],
+                late: false,
+            })
+            .collect();
+        store
+            .write_batch(
+                &rows,
+                &[
+                    alert(1, 1000, true),
+                    alert(2, 1000, false),
+                    alert(3, 1200, true),
+                ],
+            )
+            .unwrap();
+        // Events at 1000..=1240; cutoff 1100 deletes the ten before it, in chunks of 3.
+        assert_eq!(store.prune(1100, 3).unwrap(), 10);
+        assert_eq!(store.event_count().unwrap(), 15);
+        assert_eq!(store.events_by_called("862", 100).unwrap().len(), 15);
+        let ids: Vec<u64> = store
+            .alerts(&AlertQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap()
+            .iter()
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(ids, vec![3, 2]);
+        assert!(store.size_bytes().unwrap() > 0);
+    }
+
+    #[test]
+    fn allow_changes_keep_the_latest_per_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Durability::Process).unwrap();
+        store.set_allowed("861", true, 10).unwrap();
+        store.set_allowed("862", true, 11).unwrap();
+        store.set_allowed("861", false, 12).unwrap();
+        assert_eq!(
+            store.allow_changes().unwrap(),
+            vec![("862".to_owned(), true), ("861".to_owned(), false)]
+        );
+    }
+
+    #[test]
+    fn the_data_folder_is_created_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("a/b");
+        Store::open(&data, Durability::Process).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `shaken monitor serve | load`: the monitoring platform, and its throughput run.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use monitor::config::MonitorConfig;
+
+/// Monitoring platform commands.
+#[derive(Subcommand, Debug)]
+pub(crate) enum MonitorCommand {
+    /// Run the monitor: events in, detectors, alerts, traceback, the API.
+    ///
+    /// SIGTERM or Ctrl-C stops it.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// The data folder (created 0700 when missing): the SQLite store.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// The TOML configuration file (defaults for every key without one).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Check the configuration (and its allow file), then exit.
+        #[arg(long)]
+        validate: bool,
+    },
+    /// Measure ingest throughput: a monitor in this process on loopback, fed over HTTP with
+    /// every detector on, beside the parse-only floor measured in the same run. Prints JSON.
+    Load {
+        /// Ordinary subscribers of the synthetic mix (each places 1 to 3 calls).
+        #[arg(long, default_value_t = 1_000_000)]
+        callers: u64,
+        /// The mix's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Event lines per POST.
+        #[arg(long, default_value_t = 20_000)]
+        batch: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
+        /// Seconds of event time the events span.
+        #[arg(long, default_value_t = 3600)]
+        span: u64,
+        /// A fresh data folder for the run's store (a temporary one when not given).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// The monitor's configuration (the defaults otherwise; the mix sets `home_country`
+        /// and its gateways' SPCs).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<MonitorConfig> {
+    match path {
+        Some(path) => Ok(MonitorConfig::load(path)?),
+        None => Ok(MonitorConfig::default()),
+    }
+}
+
+/// Runs a `shaken monitor` command.
+pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
+    match command {
+        MonitorCommand::Serve {
+            listen,
+            data,
+            config,
+            validate,
+        } => {
+            let config = load_config(config.as_ref())?;
+            let allow = config.read_allow_file()?;
+            if validate {
+                println!(
+                    "configuration OK: {} allow-listed number(s), {} trace endpoint(s)",
+                    allow.len(),
+                    config.service.trace.len()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            rest::service::init_logging();
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(monitor::server::run(
+                listen,
+                &data,
+                &config,
+                rest::service::shutdown_signal(),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        MonitorCommand::Load {
+            callers,
+            seed,
+            batch,
+            connections,
+            span,
+            data,
+            config,
+        } => {
+            let config = load_config(config.as_ref())?;
+            let temporary = tempfile_dir()?;
+            let data = data.unwrap_or_else(|| temporary.join("data"));
+            let options = monitor::load::LoadOptions {
+                callers,
+                seed,
+                batch,
+                connections,
+                start_time: super::unix_now()?.saturating_sub(span + 60),
+                span_seconds: span,
+                data,
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let report = runtime.block_on(monitor::load::run(&options, &config));
+            let _ = std::fs::remove_dir_all(&temporary);
+            println!("{}", serde_json::to_string_pretty(&report?)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A new private folder under the system's temporary folder.
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "shaken-monitor-load-{}-{}",
+        std::process::id(),
+        super::unix_now()?
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
