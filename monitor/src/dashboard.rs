@@ -1,6 +1,6 @@
 //! The analyst's dashboard: one page at `/`, its script and its style sheet, compiled into the
 //! binary (no build step, no external library: the chart is drawn as SVG by `app.js`). The
-//! page reads the monitor's own API (`/v1/stats`, `/v1/alerts`, `/v1/callers/{tn}`,
+//! page (with its icon) reads the monitor's own API (`/v1/stats`, `/v1/alerts`, `/v1/callers/{tn}`,
 //! `/v1/spcs/{spc}`, `/v1/traceback`) and refreshes itself every 5 seconds; it puts every
 //! value into the page as text, never as markup.
 
@@ -19,7 +19,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
 
-/// The dashboard file served at `path` (`/`, `/dashboard/app.js`, `/dashboard/style.css`),
+/// The dashboard file served at `path` (`/`, `/dashboard/app.js`, `/dashboard/style.css`,
+/// `/dashboard/icon.svg`),
 /// or `None`.
 pub fn asset(path: &str) -> Option<Asset> {
     let (content_type, body): (&str, &[u8]) = match path {
@@ -35,6 +36,7 @@ pub fn asset(path: &str) -> Option<Asset> {
             "text/css; charset=utf-8",
             include_bytes!("dashboard/style.css"),
         ),
+        "/dashboard/icon.svg" => ("image/svg+xml", include_bytes!("dashboard/icon.svg")),
         _ => return None,
     };
     Some(Asset { content_type, body })
@@ -48,7 +50,11 @@ mod tests {
     fn the_page_names_only_files_that_are_served() {
         let page =
             std::str::from_utf8(asset("/").map(|a| a.body).unwrap_or_default()).unwrap_or_default();
-        for href in ["/dashboard/app.js", "/dashboard/style.css"] {
+        for href in [
+            "/dashboard/app.js",
+            "/dashboard/style.css",
+            "/dashboard/icon.svg",
+        ] {
             assert!(page.contains(href), "the page loads {href}");
             assert!(asset(href).is_some(), "{href} is served");
         }

@@ -40,6 +40,26 @@ struct Connection {
     next_id: u64,
     /// Events received while waiting for a call's answer.
     events: Vec<Value>,
+    /// Every console error and uncaught exception the page reported, never cleared.
+    console_errors: Vec<Value>,
+}
+
+impl Connection {
+    /// Keeps `event` among the console errors when it is one, and returns it.
+    fn note(&mut self, event: Value) -> Value {
+        let method = event["method"].as_str().unwrap_or_default();
+        let params = &event["params"];
+        let error = match method {
+            "Runtime.exceptionThrown" => true,
+            "Runtime.consoleAPICalled" => params["type"] == "error" || params["type"] == "assert",
+            "Log.entryAdded" => params["entry"]["level"] == "error",
+            _ => false,
+        };
+        if error {
+            self.console_errors.push(event.clone());
+        }
+        event
+    }
 }
 
 /// A headless Chromium with one page, driven over the DevTools protocol.
@@ -140,6 +160,7 @@ impl Browser {
                 from_browser: receiver,
                 next_id: 1,
                 events: Vec::new(),
+                console_errors: Vec::new(),
             }),
             session: String::new(),
             _profile: profile,
@@ -154,6 +175,7 @@ impl Browser {
         browser.session = attached["sessionId"].as_str().unwrap().to_owned();
         browser.page_call("Page.enable", json!({}));
         browser.page_call("Runtime.enable", json!({}));
+        browser.page_call("Log.enable", json!({}));
         browser
     }
 
@@ -183,7 +205,10 @@ impl Browser {
                     }
                     return reply["result"].clone();
                 }
-                Ok(event) => connection.events.push(event),
+                Ok(event) => {
+                    let event = connection.note(event);
+                    connection.events.push(event);
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     panic!("{method}: no answer within {CALL_TIMEOUT:?}")
                 }
@@ -200,7 +225,7 @@ impl Browser {
     fn clear_events(&self) {
         let mut connection = self.connection.lock().unwrap();
         while let Ok(event) = connection.from_browser.try_recv() {
-            connection.events.push(event);
+            connection.note(event);
         }
         connection.events.clear();
     }
@@ -216,7 +241,9 @@ impl Browser {
             let left = deadline.saturating_duration_since(Instant::now());
             match connection.from_browser.recv_timeout(left) {
                 Ok(event) if event["method"] == method => return event,
-                Ok(_) => {}
+                Ok(event) => {
+                    connection.note(event);
+                }
                 Err(_) => panic!("no {method} within {CALL_TIMEOUT:?}"),
             }
         }
@@ -284,6 +311,65 @@ impl Browser {
             );
         }
         self.wait_event("Page.loadEventFired");
+    }
+
+    /// Every console error and uncaught exception the page has reported so far (DevTools
+    /// `Runtime.exceptionThrown`, `Runtime.consoleAPICalled` of type error, `Log.entryAdded`
+    /// of level error, e.g. a failed resource load).
+    pub(crate) fn console_errors(&self) -> Vec<Value> {
+        // A round trip first, so events sent before it are read.
+        self.eval("0");
+        let mut connection = self.connection.lock().unwrap();
+        while let Ok(event) = connection.from_browser.try_recv() {
+            let event = connection.note(event);
+            connection.events.push(event);
+        }
+        connection.console_errors.clone()
+    }
+
+    /// Sets the page's viewport (e.g. a desktop screen for a dashboard).
+    pub(crate) fn set_viewport(&self, width: u32, height: u32) {
+        self.page_call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
+        );
+    }
+
+    /// Evaluates `expression` every 100 ms until it is true, for at most `timeout`; returns
+    /// whether it became true.
+    pub(crate) fn wait_until(&self, expression: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.eval(expression) == json!(true) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Types `text` into the first element matching `selector` (focused, as keystrokes).
+    pub(crate) fn type_into(&self, selector: &str, text: &str) {
+        let selector_js = serde_json::to_string(selector).unwrap();
+        let found = self.eval(&format!(
+            "(() => {{ const e = document.querySelector({selector_js}); if (!e) return false; \
+             e.focus(); return true; }})()"
+        ));
+        assert_eq!(found, json!(true), "no element matches {selector}");
+        self.page_call("Input.insertText", json!({"text": text}));
+    }
+
+    /// Presses Enter in the focused element (submitting its form as a person would).
+    pub(crate) fn press_enter(&self) {
+        for kind in ["keyDown", "keyUp"] {
+            self.page_call(
+                "Input.dispatchKeyEvent",
+                json!({"type": kind, "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13,
+                       "text": if kind == "keyDown" { "\r" } else { "" }}),
+            );
+        }
     }
 
     /// Saves a PNG of the page as `target/tmp/screenshots/{name}.png`; returns its path.

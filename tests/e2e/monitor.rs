@@ -14,7 +14,7 @@ use crate::support::{stderr_lines, tempdir, wait_for};
 
 /// The first event's time: ten minutes ago (well inside the retention, which the monitor
 /// applies against its clock as soon as it starts).
-fn t0() -> u64 {
+pub(crate) fn t0() -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -24,14 +24,23 @@ fn t0() -> u64 {
 const X: &str = "8613800000001";
 const Y: &str = "8613800000002";
 
-struct Monitor {
+pub(crate) struct Monitor {
     child: Child,
     lines: Receiver<String>,
-    address: SocketAddr,
+    pub(crate) address: SocketAddr,
+}
+
+impl Drop for Monitor {
+    /// A test that fails midway must not leave the process behind (it would hold the test's
+    /// output pipe open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Monitor {
-    fn start(data: &Path, config: Option<&Path>) -> Self {
+    pub(crate) fn start(data: &Path, config: Option<&Path>) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_shaken"));
         command
             .args(["monitor", "serve", "--listen", "127.0.0.1:0", "--data"])
@@ -72,7 +81,7 @@ impl Monitor {
         raw(self.address, request.as_bytes()).await
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         let reply = raw(
             self.address,
             format!("GET {path} HTTP/1.1\r\nHost: monitor\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -81,7 +90,7 @@ impl Monitor {
         reply
     }
 
-    async fn post_events(&self, body: &str) -> serde_json::Value {
+    pub(crate) async fn post_events(&self, body: &str) -> serde_json::Value {
         let reply = self
             .request("POST", "/v1/events", body, "application/x-ndjson")
             .await;
@@ -99,7 +108,7 @@ impl Monitor {
         self.child.wait().unwrap();
     }
 
-    fn terminate(mut self) {
+    pub(crate) fn terminate(mut self) {
         Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -109,14 +118,14 @@ impl Monitor {
     }
 }
 
-fn call(time: u64, from: &str, to: u64, origid: &str) -> String {
+pub(crate) fn call(time: u64, from: &str, to: u64, origid: &str) -> String {
     format!(
         r#"{{"time":{time},"from":"{from}","to":["86139{to:08}"],"verstat":"TN-Validation-Passed","reasoncode":null,"attest":"A","spc":"709J","origid":"{origid}","x5u":"https://cr.example/709J.pem","flags":[],"ingress":"local"}}"#
     )
 }
 
 /// `n` calls by `from`, one a second from `t0() + first`.
-fn calls(from: &str, first: u64, n: u64) -> String {
+pub(crate) fn calls(from: &str, first: u64, n: u64) -> String {
     let t0 = t0();
     (first..first + n)
         .map(|i| call(t0 + i, from, i, &format!("{from}-{i}")) + "\n")
