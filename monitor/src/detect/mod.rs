@@ -4,17 +4,18 @@
 //! at once which thresholds it pushed over ([`Crossing`]s) and how the call is marked; the
 //! result (who alerts, with which crossing times) does not depend on the arrival order within
 //! the bound, for every detector but `spoofing-source` (a share can cross and uncross as late
-//! events arrive; see [`spoofing_source`]).
+//! events arrive; see `spoofing_source.rs`).
 //!
-//! One file per detector: [`high_frequency`], [`fan_out`], [`repeat`], [`complaints`],
-//! [`out_of_area`], [`spoofing_source`], [`firm_quota`]; their state in [`callers`] (per
-//! calling number) and [`spc`] (per signing carrier, per second); exact window counting in
-//! [`window`]; the allow list and number keys in [`allow`].
+//! One file per detector: `high_frequency.rs`, `fan_out.rs`, `repeat.rs`, `complaints.rs`,
+//! `out_of_area.rs`, `spoofing_source.rs`, `firm_quota.rs`; their state in `callers.rs` (per
+//! calling number) and `spc.rs` (per signing carrier, per second); exact window counting in
+//! `window.rs`; the allow list and number keys in [`allow`].
 //!
 //! Memory: per active calling number, its calls over the horizon (16 bytes a callee), its
 //! five latest `origid`s, and a hash-map slot; a caller is forgotten once the newest event
 //! time passes its last call by the longest caller window plus the lateness bound. Every count
-//! is exact (no sketch is needed: a window's state is bounded by the calls in it).
+//! is exact (no sketch is needed: a window's state is bounded by the calls in it), up to
+//! 10,000 called numbers kept per caller.
 
 use serde::Serialize;
 
@@ -438,7 +439,7 @@ impl Engine {
         if before.1 || state.newest / 60 != before.0 {
             self.caller_wheel.note(key, state.newest);
         }
-        let subject = Subject::Caller(event.from.clone());
+        let subject = || Subject::Caller(event.from.clone());
         let t = event.time;
         if !exempt && d.high_frequency.enabled {
             for (over, window, threshold, text) in
@@ -447,7 +448,7 @@ impl Engine {
                 let samples = state.samples.list();
                 crossings(
                     out,
-                    &subject,
+                    &subject(),
                     high_frequency::ID,
                     over,
                     (window, threshold),
@@ -464,7 +465,7 @@ impl Engine {
                 let (w, th) = (d.fan_out.window_seconds, d.fan_out.threshold);
                 crossings(
                     out,
-                    &subject,
+                    &subject(),
                     DetectorId::FanOut,
                     over,
                     (w, th),
@@ -481,7 +482,7 @@ impl Engine {
                 let (w, th) = (d.repeat.window_seconds, d.repeat.threshold);
                 crossings(
                     out,
-                    &subject,
+                    &subject(),
                     DetectorId::Repeat,
                     over,
                     (w, th),
@@ -508,10 +509,10 @@ impl Engine {
             state.add(t, event.origid.as_deref(), cutoff);
             if let Some((over, text)) = firm_quota::check(state, &id, quota, window, t) {
                 let samples = state.samples.list();
-                let subject = Subject::Firm(id);
+                let firm = Subject::Firm(id);
                 crossings(
                     out,
-                    &subject,
+                    &firm,
                     DetectorId::FirmQuota,
                     over,
                     (window, quota),
