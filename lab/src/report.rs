@@ -315,6 +315,26 @@ fn fit(text: &str, width: usize) -> String {
     cut
 }
 
+/// `text` word-wrapped after `lead` into lines of at most [`WIDTH`] characters, continuation
+/// lines indented like the first (a word longer than a line is cut).
+fn fill(lead: &str, text: &str) -> String {
+    let room = WIDTH.saturating_sub(lead.chars().count()).max(20);
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
+            out.push_str(&format!("{lead}{line}\n"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&fit(word, room));
+    }
+    out.push_str(&format!("{lead}{line}\n"));
+    out
+}
+
 /// The monitoring section of the table: each check with its expected and got values, the
 /// other alerts, the traceback's hop.
 fn monitoring_table(monitoring: &Monitoring) -> String {
@@ -332,7 +352,7 @@ fn monitoring_table(monitoring: &Monitoring) -> String {
             check.name, check.calls, check.expected
         );
         let _ = writeln!(out, "{}", fit(&line, WIDTH));
-        let _ = writeln!(out, "{}", fit(&format!("{lead}got {}", check.got), WIDTH));
+        out.push_str(&fill(&lead, &format!("got {}", check.got)));
     }
     let others = &monitoring.other_alerts;
     if others.is_empty() {
@@ -508,6 +528,21 @@ mod tests {
         assert_eq!(json["cases"][3]["expected_outcome"]["reasoncode"], 438);
         assert_eq!(json["cases"][3]["got_outcomes"][0]["calls"], 2);
         assert_eq!(json["lab"]["dir"], "/x");
+    }
+
+    #[test]
+    fn monitor_checks_wrap_at_the_table_width() {
+        let lead = " ".repeat(37);
+        let long = "SPC 2001 carried 21 calls with home-country (+1) caller ID from international \
+                    ingress in 5 min (threshold 20)";
+        let text = fill(&lead, long);
+        assert!(text.lines().count() > 1, "{text}");
+        assert!(text
+            .lines()
+            .all(|l| l.chars().count() <= WIDTH && l.starts_with(&lead)));
+        let words: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(words, long.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(fit("abcdef", 4), "abc…");
     }
 
     #[test]

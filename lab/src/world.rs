@@ -184,7 +184,7 @@ impl std::fmt::Display for Progress<'_> {
                 )
             }
             Self::Services => f.write_str(
-                "  services on 127.0.0.1: HTTPS repository, signers of 1001 and 2001, verifier, \
+                "  services on 127.0.0.1: HTTPS repository, signers 1001 and 2001, verifier, \
                  opt-out service, monitor",
             ),
             Self::Ready { dir } => write!(
