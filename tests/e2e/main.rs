@@ -15,6 +15,7 @@ mod interop_pyjwt;
 mod lab;
 mod lists;
 mod monitor;
+mod monitor_push;
 mod openapi;
 mod optout_browser;
 mod pki;
