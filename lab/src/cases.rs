@@ -817,6 +817,7 @@ pub async fn drive(
         sign_count: session.sign_count,
         verify_count: session.verify_count,
         elapsed: started.elapsed(),
+        monitoring: None,
     })
 }
 

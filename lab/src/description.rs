@@ -17,7 +17,7 @@ use crate::error::LabError;
 
 /// The sample values of `lab.env` besides the endpoints: each variable and the `lab.json`
 /// member it copies (a path of members and array indexes).
-pub const ENV_VALUES: [(&str, &[&str]); 22] = [
+pub const ENV_VALUES: [(&str, &[&str]); 23] = [
     ("SHAKEN_DIR", &["dir"]),
     ("SHAKEN_COUNTRY", &["country"]),
     ("SHAKEN_REGISTERED_TN", &["numbers", "registered", "0"]),
@@ -38,6 +38,7 @@ pub const ENV_VALUES: [(&str, &[&str]); 22] = [
     ("SHAKEN_MARKETING_TN", &["numbers", "marketing", "0"]),
     ("SHAKEN_BLACKLISTED_TN", &["numbers", "blacklisted", "0"]),
     ("SHAKEN_OPTED_OUT_TN", &["numbers", "opted_out", "0"]),
+    ("SHAKEN_HARASSING_TN", &["numbers", "harassing", "0"]),
     ("SHAKEN_OPTOUT_FEED_TOKEN_FILE", &["optout_feed_token"]),
     ("SHAKEN_OPTOUT_LINK_KEY", &["optout_link_key"]),
 ];

@@ -65,6 +65,12 @@ pub enum LabError {
     /// The opt-out link key could not be used.
     #[error("opt-out link key: {0}")]
     LinkKey(#[from] optout::KeyError),
+    /// The monitor could not be configured or started.
+    #[error("monitor: {0}")]
+    Monitor(#[from] monitor::server::ServeError),
+    /// The verifier's event pusher could not be started.
+    #[error(transparent)]
+    Push(#[from] verifier::events::push::PushError),
     /// A certificate the lab made does not decode.
     #[error("ASN.1: {0}")]
     Asn1(String),

@@ -6,7 +6,9 @@
 //! signer per carrier, a terminating verifier) with the numbers of one country ([`numbers`])
 //! and drives every call case through the REST APIs, comparing each verdict with the one
 //! expected, the marketing firms of the regulator's list and the one-click unsubscribe
-//! included ([`marketing`]); it describes itself in `lab.json` and `lab.env` ([`description`]). The load generator ([`load`]) drives one
+//! included ([`marketing`]), then plays a harassing caller and a gateway pushing domestic caller
+//! IDs to the monitor its verifier pushes to, and traces an alert back to the customer
+//! ([`monitoring`]); it describes itself in `lab.json` and `lab.env` ([`description`]). The load generator ([`load`]) drives one
 //! service as hard as asked and measures it. The role crates (`ca-tools`, `signer`, `verifier`)
 //! must not depend on one another, and the `shaken` binary stays argument parsing and dispatch,
 //! so what ties the roles together lives here, and new call cases are added here.
@@ -21,6 +23,7 @@ pub mod description;
 pub mod error;
 pub mod load;
 pub mod marketing;
+pub mod monitoring;
 pub mod numbers;
 pub mod pki;
 pub mod report;

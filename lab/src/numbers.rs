@@ -58,6 +58,16 @@ pub struct Numbers {
     /// Fresh subscribers for calls that change state (an unsubscribe): this prefix and four
     /// digits ([`Numbers::fresh`]).
     pub fresh_prefix: &'static str,
+    /// The harassing caller of the monitoring scenario ([`crate::monitoring`]): a registered,
+    /// verified subscriber (customer `h1`) that no call case uses.
+    pub harassing: &'static [Subscriber],
+    /// The subscribers the harassing caller dials, one call each: this prefix and four digits
+    /// ([`Numbers::harassed`]).
+    pub harassed_prefix: &'static str,
+    /// The home-country caller IDs the international gateway pushes in the monitoring
+    /// scenario: this prefix and three digits ([`Numbers::gateway_domestic`]); none is a
+    /// subscriber of the originating carrier.
+    pub gateway_domestic_prefix: &'static str,
 }
 
 const fn subscriber(tn: &'static str, written: &'static str) -> Subscriber {
@@ -93,6 +103,9 @@ pub const NANP: Numbers = Numbers {
     blacklisted_range: "12155550600-12155550609",
     opted_out: "12125551214",
     fresh_prefix: "1212556",
+    harassing: &[subscriber("12155550801", "215 555 0801")],
+    harassed_prefix: "1212557",
+    gateway_domestic_prefix: "12155552",
 };
 
 /// The Chinese lab (`--country CN`): mobile numbers (138, 139) and Shanghai fixed lines (021).
@@ -124,6 +137,9 @@ pub const CHINA: Numbers = Numbers {
     blacklisted_range: "8613812340600-8613812340609",
     opted_out: "861062345679",
     fresh_prefix: "86106655",
+    harassing: &[subscriber("8613812340801", "138 1234 0801")],
+    harassed_prefix: "86106656",
+    gateway_domestic_prefix: "8613812346",
 };
 
 impl Numbers {
@@ -167,6 +183,9 @@ impl Numbers {
                 csv.push_str(&format!("{},{customer},{name},yes,active\n", s.written));
             }
         }
+        for s in self.harassing {
+            csv.push_str(&format!("{},h1,Fast Dialer,yes,active\n", s.written));
+        }
         for s in self.suspended {
             csv.push_str(&format!(
                 "{},s1,Suspended Subscriber,yes,suspended\n",
@@ -195,6 +214,23 @@ impl Numbers {
     /// this lab run, canonical E.164 digits.
     pub fn fresh(&self, i: usize) -> String {
         format!("{}{:04}", self.fresh_prefix, i % 10_000)
+    }
+
+    /// The harassing caller's number ([`Numbers::harassing`]).
+    pub fn harassing(&self) -> &'static str {
+        pick_subscriber(self.harassing, 0)
+    }
+
+    /// The `i`-th subscriber the harassing caller dials (cycling after 10,000), canonical
+    /// E.164 digits.
+    pub fn harassed(&self, i: usize) -> String {
+        format!("{}{:04}", self.harassed_prefix, i % 10_000)
+    }
+
+    /// The `i`-th home-country caller ID the gateway pushes (cycling after 1,000), canonical
+    /// E.164 digits.
+    pub fn gateway_domestic(&self, i: usize) -> String {
+        format!("{}{:03}", self.gateway_domestic_prefix, i % 1_000)
     }
 
     /// The `i`-th emergency number, cycling.
@@ -231,7 +267,8 @@ mod tests {
                 .chain(numbers.marketing)
                 .chain(numbers.small_quota)
                 .chain(numbers.blacklisted)
-                .chain(numbers.blacklisted_alone);
+                .chain(numbers.blacklisted_alone)
+                .chain(numbers.harassing);
             for s in subscribers {
                 let tn = Tn::canonicalize(s.written, Some(numbers.plan)).unwrap();
                 assert_eq!(tn.as_str(), s.tn, "{}", s.written);
@@ -248,6 +285,38 @@ mod tests {
             }
         }
         for numbers in [&NANP, &CHINA] {
+            // The monitoring scenario's numbers are canonical, of the home country, and
+            // distinct from every number the call cases use.
+            let country = numbers.plan.country_code();
+            let used: Vec<&str> = numbers
+                .registered
+                .iter()
+                .chain(numbers.unverified)
+                .chain(numbers.suspended)
+                .chain(numbers.marketing)
+                .chain(numbers.small_quota)
+                .chain(numbers.blacklisted)
+                .chain(numbers.blacklisted_alone)
+                .map(|s| s.tn)
+                .chain(numbers.unregistered.iter().copied())
+                .chain([
+                    numbers.called,
+                    numbers.domestic_via_gateway,
+                    numbers.opted_out,
+                ])
+                .collect();
+            assert!(!used.contains(&numbers.harassing()));
+            let generated = (0..30)
+                .map(|i| numbers.harassed(i))
+                .chain((0..30).map(|i| numbers.gateway_domestic(i)));
+            for tn in generated {
+                let canonical = Tn::canonicalize(&tn, Some(numbers.plan)).unwrap();
+                assert_eq!(canonical.as_str(), tn);
+                assert!(tn.starts_with(country), "{tn}");
+                assert!(!used.contains(&tn.as_str()), "{tn}");
+                assert!(!tn.starts_with(numbers.fresh_prefix), "{tn}");
+            }
+            assert!(numbers.harassing().starts_with(country));
             let fresh = numbers.fresh(10_007);
             assert_eq!(fresh, format!("{}0007", numbers.fresh_prefix));
             let canonical = Tn::canonicalize(&fresh, Some(numbers.plan)).unwrap();

@@ -16,6 +16,12 @@
 //!
 //! A case's line shows the expected outcome; under a `FAIL` line, one line per other outcome
 //! got (`  got instead`, its number of calls, its columns).
+//!
+//! After the legend, the monitoring scenario's checks ([`crate::monitoring`]): one line per
+//! check (`monitor check`, `calls`, `result`, then what was expected), a `got` line under it,
+//! the other alerts the monitor raised (listed, not failures) and the traceback's hop from the
+//! flagged alert to the customer. A failed check counts like a call with an unexpected verdict:
+//! [`Results::all_matched`] is false and `shaken lab` exits 1.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -25,6 +31,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::cases::{Outcome, CASES};
+use crate::monitoring::Monitoring;
 
 /// The widest line the table prints.
 pub const WIDTH: usize = 100;
@@ -53,8 +60,10 @@ pub struct Results {
     pub sign_count: u64,
     /// Verification requests sent.
     pub verify_count: u64,
-    /// How long the calls took.
+    /// How long the calls took (the call cases; the monitoring scenario is timed apart).
     pub elapsed: Duration,
+    /// The monitoring scenario's checks, once it has run.
+    pub monitoring: Option<Monitoring>,
 }
 
 /// The value at quantile `q`, in milliseconds.
@@ -132,8 +141,13 @@ fn wrap(lead: &str, items: &[String]) -> String {
 }
 
 impl Results {
-    /// Whether every call got its expected outcome.
+    /// Whether every call got its expected outcome and every monitoring check matched.
     pub fn all_matched(&self) -> bool {
+        self.calls_matched() && self.monitoring.as_ref().is_none_or(Monitoring::all_matched)
+    }
+
+    /// Whether every call of the call cases got its expected outcome.
+    fn calls_matched(&self) -> bool {
         self.cases.iter().all(|c| c.matched == c.calls)
     }
 
@@ -185,6 +199,11 @@ impl Results {
         if !verbose {
             out.push_str("flags: the first of each verdict's flags (--verbose shows them all)\n");
         }
+        if let Some(monitoring) = &self.monitoring {
+            out.push('\n');
+            out.push_str(&monitoring_table(monitoring));
+            out.push('\n');
+        }
         let _ = writeln!(
             out,
             "signing:      {} requests, p50 {:.3} ms, p99 {:.3} ms",
@@ -206,10 +225,25 @@ impl Results {
             self.elapsed.as_secs_f64(),
             self.calls_per_second()
         );
+        if let Some(monitoring) = &self.monitoring {
+            let checks = monitoring.checks.len();
+            let matched = monitoring.checks.iter().filter(|c| c.matched).count();
+            let _ = writeln!(
+                out,
+                "{}",
+                if matched == checks {
+                    format!(
+                        "the monitor raised every expected alert ({matched} of {checks} checks)"
+                    )
+                } else {
+                    format!("SOME MONITOR CHECKS FAILED ({matched} of {checks} matched)")
+                }
+            );
+        }
         let _ = writeln!(
             out,
             "{}",
-            if self.all_matched() {
+            if self.calls_matched() {
                 "every call got its expected verdict"
             } else {
                 "SOME CALLS GOT AN UNEXPECTED VERDICT"
@@ -218,12 +252,16 @@ impl Results {
         out
     }
 
-    /// The results as JSON (`cases`, `signing`, `verification`, `calls_per_second`, `ok`), with
+    /// The results as JSON (`cases`, `signing`, `verification`, `calls_per_second`, `monitor`,
+    /// `ok`), with
     /// the lab's description (`lab.json`) under `lab`. Each case has `case`, `calls`,
     /// `expected` (the outcome in words), `matched`, `got` (each outcome in words, with its
     /// number of calls), `result` (`pass`, `fail`), `expected_outcome` and `got_outcomes` (the
     /// outcomes as the API's members: `signing`, `verstat`, `reasoncode`, `reasontext`,
-    /// `flags`; each got outcome with its `calls`).
+    /// `flags`; each got outcome with its `calls`). `monitor` (`null` before the scenario ran)
+    /// has `checks` (each `check`, `calls`, `expected`, `got`, `result`), `other_alerts` (as
+    /// the monitor's API gives them), `traceback_ms` (the hop from the flagged alert to the
+    /// customer), `signer_ms` and `alerts_after_ms`.
     pub fn to_json(&self, lab: &Value) -> Value {
         let cases: Vec<Value> = CASES
             .iter()
@@ -257,10 +295,118 @@ impl Results {
             "signing": {"requests": self.sign_count, "p50_ms": ms(&self.sign, 0.5), "p99_ms": ms(&self.sign, 0.99)},
             "verification": {"requests": self.verify_count, "p50_ms": ms(&self.verify, 0.5), "p99_ms": ms(&self.verify, 0.99)},
             "calls_per_second": self.calls_per_second(),
+            "monitor": self.monitoring.as_ref().map(monitoring_json),
             "lab": lab,
             "ok": self.all_matched(),
         })
     }
+}
+
+/// Most other alerts the table lists (the JSON report has them all).
+const OTHER_ALERTS_SHOWN: usize = 10;
+
+/// `text` cut to `width` characters (an ellipsis marks the cut).
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// `text` word-wrapped after `lead` into lines of at most [`WIDTH`] characters, continuation
+/// lines indented like the first (a word longer than a line is cut).
+fn fill(lead: &str, text: &str) -> String {
+    let room = WIDTH.saturating_sub(lead.chars().count()).max(20);
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
+            out.push_str(&format!("{lead}{line}\n"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&fit(word, room));
+    }
+    out.push_str(&format!("{lead}{line}\n"));
+    out
+}
+
+/// The monitoring section of the table: each check with its expected and got values, the
+/// other alerts, the traceback's hop.
+fn monitoring_table(monitoring: &Monitoring) -> String {
+    let mut out = String::new();
+    let lead = format!("{:<23} {:>5} {:<6} ", "", "", "");
+    let _ = writeln!(
+        out,
+        "{:<23} {:>5} {:<6} expected / got",
+        "monitor check", "calls", "result"
+    );
+    for check in &monitoring.checks {
+        let mark = if check.matched { "pass" } else { "FAIL" };
+        let line = format!(
+            "{:<23} {:>5} {mark:<6} {}",
+            check.name, check.calls, check.expected
+        );
+        let _ = writeln!(out, "{}", fit(&line, WIDTH));
+        out.push_str(&fill(&lead, &format!("got {}", check.got)));
+    }
+    let others = &monitoring.other_alerts;
+    if others.is_empty() {
+        out.push_str("other alerts: none\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "other alerts the monitor raised (the cases repeat numbers; not failures): {}",
+            others.len()
+        );
+        for alert in others.iter().take(OTHER_ALERTS_SHOWN) {
+            let detector = alert["detector"].as_str().unwrap_or("?");
+            let text = alert["text"].as_str().unwrap_or("");
+            let _ = writeln!(out, "{}", fit(&format!("  {detector}: {text}"), WIDTH));
+        }
+        if others.len() > OTHER_ALERTS_SHOWN {
+            let _ = writeln!(
+                out,
+                "  ... and {} more (--json lists them all)",
+                others.len() - OTHER_ALERTS_SHOWN
+            );
+        }
+    }
+    if let Some(hop) = monitoring.hop_ms {
+        let _ = writeln!(
+            out,
+            "traceback: flagged alert to registered customer in {hop:.1} ms (the signer's trace \
+             lookup {} ms)\nalerts visible at the monitor {:.1} s after the scenario's first call",
+            monitoring
+                .signer_ms
+                .map_or_else(|| "?".to_owned(), |ms| ms.to_string()),
+            monitoring.alerts_after.as_secs_f64()
+        );
+    }
+    out
+}
+
+/// The monitoring scenario as JSON (see [`Results::to_json`]).
+fn monitoring_json(monitoring: &Monitoring) -> Value {
+    let checks: Vec<Value> = monitoring
+        .checks
+        .iter()
+        .map(|c| {
+            json!({"check": c.name, "calls": c.calls, "expected": c.expected, "got": c.got,
+                   "result": if c.matched { "pass" } else { "fail" }})
+        })
+        .collect();
+    json!({
+        "checks": checks,
+        "other_alerts": monitoring.other_alerts,
+        "traceback_ms": monitoring.hop_ms,
+        "signer_ms": monitoring.signer_ms,
+        "alerts_after_ms": monitoring.alerts_after.as_secs_f64() * 1000.0,
+    })
 }
 
 #[cfg(test)]
@@ -300,6 +446,7 @@ mod tests {
             sign_count: 0,
             verify_count: 0,
             elapsed: Duration::from_secs(1),
+            monitoring: None,
         }
     }
 
@@ -381,6 +528,21 @@ mod tests {
         assert_eq!(json["cases"][3]["expected_outcome"]["reasoncode"], 438);
         assert_eq!(json["cases"][3]["got_outcomes"][0]["calls"], 2);
         assert_eq!(json["lab"]["dir"], "/x");
+    }
+
+    #[test]
+    fn monitor_checks_wrap_at_the_table_width() {
+        let lead = " ".repeat(37);
+        let long = "SPC 2001 carried 21 calls with home-country (+1) caller ID from international \
+                    ingress in 5 min (threshold 20)";
+        let text = fill(&lead, long);
+        assert!(text.lines().count() > 1, "{text}");
+        assert!(text
+            .lines()
+            .all(|l| l.chars().count() <= WIDTH && l.starts_with(&lead)));
+        let words: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(words, long.split_whitespace().collect::<Vec<_>>());
+        assert_eq!(fit("abcdef", 4), "abc…");
     }
 
     #[test]

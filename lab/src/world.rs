@@ -13,9 +13,18 @@
 //! form), `registry.sqlite`, `carrier-2001-registry.sqlite` (the gateway's, empty),
 //! `trace/SPC/trace.sqlite` (each signer's trace log: a SQLite database and beside it its
 //! journal folder `trace.sqlite.journal/`, so `trace/SPC/` holds the whole log),
-//! `events.jsonl` (the verifier's event feed), `lists/list.json` and `lists/current.jws` (the
+//! `events.jsonl` (the verifier's event feed), `events-spool/` (what the verifier's pusher holds
+//! while the monitor is away), `monitor.toml` and `monitor/` (the monitor's configuration and
+//! store), `lists/list.json` and `lists/current.jws` (the
 //! regulator's list, signed by the PA: [`crate::marketing`]), `optout/` (the opt-out service's
 //! store, link key and feed token), `lab.json`, `lab.env`.
+//!
+//! The monitor (`monitor` crate) runs in process on a loopback port with its data in
+//! `monitor/` and its configuration written to `monitor.toml` ([`monitor_toml`]): the
+//! country's code as `home_country`, the gateway's SPC as an international gateway, and each
+//! carrier's signer as the trace endpoint of its SPC (plain HTTP on loopback; the signers admit
+//! loopback clients). The verifier writes `events.jsonl` and pushes the same lines to the
+//! monitor every [`PUSH_INTERVAL`] (spooling to `events-spool/` while it is away).
 //!
 //! The opt-out service runs in process on a loopback port (plain HTTP); the originating
 //! carrier's signer and the verifier each hold the list (reloaded from `lists/current.jws`
@@ -42,6 +51,7 @@ use crate::client::Client;
 use crate::description::{lab_env, write_atomic};
 use crate::error::{create_dir, read, write, LabError};
 use crate::marketing::{self, ListFiles, OptOutFiles};
+use crate::monitoring;
 use crate::numbers::{self, Numbers};
 use crate::pki::{self, Carrier, LabPki};
 use crate::report::Results;
@@ -72,6 +82,10 @@ impl Default for LabOptions {
         }
     }
 }
+
+/// The longest a verification's event waits in the verifier's pusher before it is sent to the
+/// monitor.
+pub const PUSH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How often the signer's and the verifier's mirrors poll the opt-out service's feed.
 pub const OPTOUT_POLL: Duration = Duration::from_millis(200);
@@ -170,8 +184,8 @@ impl std::fmt::Display for Progress<'_> {
                 )
             }
             Self::Services => f.write_str(
-                "  services on 127.0.0.1: HTTPS repository, signers of 1001 and 2001, verifier, \
-                 opt-out service",
+                "  services on 127.0.0.1: HTTPS repository, signers 1001 and 2001, verifier, \
+                 opt-out service, monitor",
             ),
             Self::Ready { dir } => write!(
                 f,
@@ -195,6 +209,7 @@ pub struct Lab {
     gateway: SocketAddr,
     verifier: SocketAddr,
     optout: SocketAddr,
+    monitor: SocketAddr,
     lists: ListFiles,
     optout_files: OptOutFiles,
     /// The originating signer's mirror of the opt-outs.
@@ -340,6 +355,21 @@ impl Lab {
             )));
         }
 
+        // The monitor, configured to trace back to both signers; the verifier pushes to it.
+        let (monitor_listener, monitor) = loopback().await?;
+        let monitor_config = dir.join("monitor.toml");
+        write(
+            &monitor_config,
+            monitor_toml(numbers, [(&pki.originating, one), (&pki.gateway, gateway)]),
+        )?;
+        let monitor_api = start_monitor(&monitor_config, &dir.join("monitor")).await?;
+        services.push(tokio::spawn(rest::http::serve(
+            monitor_listener,
+            monitor_api,
+            None,
+            stopped(stop_rx.clone()),
+        )));
+
         // The terminating verifier.
         let (verifier_listener, verifier) = loopback().await?;
         let links = optout::LinkIssuer::new(
@@ -347,7 +377,7 @@ impl Lab {
             optout::LinkKey::from_file(&optout_files.link_key)?,
             LINK_TTL_SECONDS,
         );
-        let verifier_state = verifier_state(&dir, &pki, &extras, numbers.plan)?
+        let verifier_state = verifier_state(&dir, &pki, &extras, numbers.plan, monitor)?
             .with_lists(verifier_lists)
             .with_optouts(Arc::clone(&verifier_optouts))
             .with_links(Arc::new(links));
@@ -368,6 +398,7 @@ impl Lab {
             gateway,
             verifier,
             optout,
+            monitor,
             lists: list_files,
             optout_files,
             signer_optouts,
@@ -394,10 +425,17 @@ impl Lab {
         Ok(Self { description, ..lab })
     }
 
-    /// Waits until the signers, the verifier and the opt-out service answer `GET /healthz`
+    /// Waits until the signers, the verifier, the opt-out service and the monitor answer
+    /// `GET /healthz`
     /// with 200 (at most 5 s each).
     async fn wait_until_answering(&self) -> Result<(), LabError> {
-        for address in [self.one, self.gateway, self.verifier, self.optout] {
+        for address in [
+            self.one,
+            self.gateway,
+            self.verifier,
+            self.optout,
+            self.monitor,
+        ] {
             let mut tries = 0;
             loop {
                 let answer = match Client::connect(address).await {
@@ -456,6 +494,26 @@ impl Lab {
         let numbers = self.numbers;
         let tns = |list: &[numbers::Subscriber]| list.iter().map(|s| s.tn).collect::<Vec<_>>();
         let [one_trace, gateway_trace] = traces;
+        let endpoints = json!({
+            "signing": http(self.one, "/stir/v1/signing"),
+            "gateway_signing": http(self.gateway, "/stir/v1/signing"),
+            "verification": http(self.verifier, "/stir/v1/verification"),
+            "signer_health": http(self.one, "/healthz"),
+            "signer_metrics": http(self.one, "/metrics"),
+            "gateway_health": http(self.gateway, "/healthz"),
+            "gateway_metrics": http(self.gateway, "/metrics"),
+            "verifier_health": http(self.verifier, "/healthz"),
+            "verifier_metrics": http(self.verifier, "/metrics"),
+            "optout": http(self.optout, ""),
+            "optout_feed": http(self.optout, "/v1/optouts"),
+            "optout_health": http(self.optout, "/healthz"),
+            "optout_metrics": http(self.optout, "/metrics"),
+            "monitor": http(self.monitor, ""),
+            "monitor_alerts": http(self.monitor, "/v1/alerts"),
+            "monitor_health": http(self.monitor, "/healthz"),
+            "monitor_metrics": http(self.monitor, "/metrics"),
+            "repository": base,
+        });
         json!({
             "repository": base,
             "verifier": http(self.verifier, ""),
@@ -470,6 +528,9 @@ impl Lab {
             "registry_db": registry_db,
             "registry_csv": registry_csv,
             "events": self.dir.join("events.jsonl"),
+            "monitor": http(self.monitor, ""),
+            "monitor_config": self.dir.join("monitor.toml"),
+            "monitor_data": self.dir.join("monitor"),
             "optout": http(self.optout, ""),
             "optout_db": self.optout_files.db,
             "optout_link_key": self.optout_files.link_key,
@@ -497,23 +558,9 @@ impl Lab {
                 "blacklisted": tns(numbers.blacklisted),
                 "blacklisted_numbers": tns(numbers.blacklisted_alone),
                 "opted_out": [numbers.opted_out],
+                "harassing": [numbers.harassing()],
             },
-            "endpoints": {
-                "signing": http(self.one, "/stir/v1/signing"),
-                "gateway_signing": http(self.gateway, "/stir/v1/signing"),
-                "verification": http(self.verifier, "/stir/v1/verification"),
-                "signer_health": http(self.one, "/healthz"),
-                "signer_metrics": http(self.one, "/metrics"),
-                "gateway_health": http(self.gateway, "/healthz"),
-                "gateway_metrics": http(self.gateway, "/metrics"),
-                "verifier_health": http(self.verifier, "/healthz"),
-                "verifier_metrics": http(self.verifier, "/metrics"),
-                "optout": http(self.optout, ""),
-                "optout_feed": http(self.optout, "/v1/optouts"),
-                "optout_health": http(self.optout, "/healthz"),
-                "optout_metrics": http(self.optout, "/metrics"),
-                "repository": base,
-            },
+            "endpoints": endpoints,
             "dir": self.dir,
         })
     }
@@ -534,7 +581,9 @@ impl Lab {
     }
 
     /// Places `calls` calls (at least one of each case) one at a time, each stamped with the
-    /// system clock at the time it is placed (the services judge time by that clock).
+    /// system clock at the time it is placed (the services judge time by that clock), then
+    /// runs the monitoring scenario once ([`monitoring::run`]; its checks are in
+    /// [`Results::monitoring`]).
     pub async fn drive(&self, calls: usize) -> Result<Results, LabError> {
         let targets = Targets {
             one: self.one,
@@ -548,7 +597,17 @@ impl Lab {
         };
         let start = self.now;
         let clock = move || rest::service::unix_now().unwrap_or(start);
-        cases::drive(&targets, calls, &clock).await
+        let mut results = cases::drive(&targets, calls, &clock).await?;
+        let scenario = monitoring::Scenario {
+            one: self.one,
+            gateway: &self.pki.gateway,
+            verifier: self.verifier,
+            monitor: self.monitor,
+            originating_spc: self.pki.originating.spc,
+            numbers: self.numbers,
+        };
+        results.monitoring = Some(monitoring::run(&scenario, &clock).await?);
+        Ok(results)
     }
 
     /// Stops every service and waits until each has stopped: requests in flight finish (at
@@ -757,12 +816,15 @@ fn signer_state(
 
 /// The terminating verifier's state: it trusts the lab CA's root and the extra trust anchors,
 /// fetches from loopback over TLS trusting the lab TLS root and the extra TLS roots, reads
-/// numbers with the country's plan, and writes its event feed to `events.jsonl`.
+/// numbers with the country's plan, writes its event feed to `events.jsonl` and pushes it to
+/// the monitor at `monitor` (batches at most [`PUSH_INTERVAL`] apart, spooled in
+/// `events-spool/` while the monitor is away).
 fn verifier_state(
     dir: &Path,
     pki: &LabPki,
     extras: &Extras,
     plan: NumberingPlan,
+    monitor: SocketAddr,
 ) -> Result<verifier::service::VerifierState, LabError> {
     let policy = verifier::fetch::FetchPolicy {
         allow_private_addresses: true,
@@ -786,10 +848,27 @@ fn verifier_state(
         verifier::verify::Windows::default(),
     );
     let events_path = dir.join("events.jsonl");
-    let events = verifier::events::EventSink::open(&verifier::events::EventTarget::File(
+    let file = verifier::events::file::FileWriter::open(&verifier::events::EventTarget::File(
         events_path.clone(),
     ))
     .map_err(|e| LabError::io(&events_path, &e))?;
+    let push_url = format!("http://{monitor}/v1/events");
+    let section = verifier::config::EventsSection {
+        push: Some(push_url.clone()),
+        batch_interval_ms: u64::try_from(PUSH_INTERVAL.as_millis()).unwrap_or(100),
+        timeout_ms: 1000,
+        backoff_min_ms: 100,
+        backoff_max_ms: 2000,
+        spool_dir: Some(dir.join("events-spool")),
+        allow_insecure_loopback: true,
+        ..Default::default()
+    };
+    let pusher = verifier::events::push::Pusher::start(verifier::server::push_options(
+        &section,
+        &push_url,
+        &[],
+    ))?;
+    let events = verifier::events::EventSink::new(Some(file), Some(pusher));
     Ok(verifier::service::VerifierState::new(
         verifier,
         vec![],
@@ -797,6 +876,48 @@ fn verifier_state(
         16 * 1024,
         Some(events),
     ))
+}
+
+/// The monitor's configuration (`monitor.toml`): `home_country` is the country's code, the
+/// gateway carrier (the second of `signers`) is an international gateway, and each carrier's
+/// signer at its loopback address is the trace endpoint of its SPC (plain HTTP allowed on
+/// loopback). The detectors keep their defaults.
+pub fn monitor_toml(numbers: &Numbers, signers: [(&Carrier, SocketAddr); 2]) -> String {
+    let [(_, _), (gateway, _)] = &signers;
+    let mut text = format!(
+        "# The lab's monitor: shaken monitor serve --config monitor.toml --data monitor\n\
+         home_country = \"{}\"\n\
+         international_gateway_spcs = [\"{}\"]\n\
+         international_ingress = [\"international\"]\n\n\
+         [trace_fetch]\n\
+         allow_http_loopback = true\n\
+         timeout_ms = 1000\n",
+        numbers.plan.country_code(),
+        gateway.spc,
+    );
+    for (carrier, address) in signers {
+        text.push_str(&format!(
+            "\n[trace.\"{}\"]\nurl = \"http://{address}{}\"\n",
+            carrier.spc,
+            signer::traceback::TRACE_PATH
+        ));
+    }
+    text
+}
+
+/// Reads the monitor's configuration at `config` and opens its store in `data` (created),
+/// restoring what a previous run of the lab in the same folder left; returns its API.
+async fn start_monitor(
+    config: &Path,
+    data: &Path,
+) -> Result<Arc<monitor::api::MonitorApi>, LabError> {
+    let config =
+        monitor::config::MonitorConfig::load(config).map_err(monitor::server::ServeError::from)?;
+    let data = data.to_owned();
+    let prepared = tokio::task::spawn_blocking(move || monitor::server::prepare(&data, &config))
+        .await
+        .map_err(|e| LabError::Task(e.to_string()))??;
+    Ok(prepared.api)
 }
 
 /// A carrier as `lab.json` describes it: its signer's base URL, files, x5u, and its trace
@@ -843,12 +964,46 @@ mod tests {
         lab
     }
 
-    /// Every case once, each with its expected outcome.
+    /// Every case once, each with its expected outcome; then the monitoring scenario, whose
+    /// three checks match: the harassing caller and the gateway raised their alerts at the
+    /// monitor through the verifier's push, and the traceback reached the customer.
     async fn every_case(lab: &Lab) {
         let results = lab.drive(1).await.unwrap();
-        assert!(results.all_matched(), "{}", results.table(true));
+        let table = results.table(true);
+        assert!(results.all_matched(), "{table}");
         assert_eq!(results.cases.len(), CASES.len());
         assert!(results.cases.iter().all(|c| c.calls == 1));
+        let monitoring = results.monitoring.as_ref().unwrap();
+        let names: Vec<_> = monitoring.checks.iter().map(|c| c.name).collect();
+        assert_eq!(
+            names,
+            ["harassing caller", "gateway domestic IDs", "traceback"]
+        );
+        assert!(monitoring.checks.iter().all(|c| c.matched), "{table}");
+        let numbers = lab.numbers();
+        let [harassing, gateway, traceback] = &monitoring.checks[..] else {
+            unreachable!()
+        };
+        assert!(harassing.got.starts_with(numbers.harassing()), "{table}");
+        assert!(gateway.got.contains("SPC 2001"), "{table}");
+        assert!(
+            traceback.got.starts_with("customer h1 at SPC 1001 in "),
+            "{table}"
+        );
+        let hop = monitoring.hop_ms.unwrap();
+        assert!(hop > 0.0 && hop < 1000.0, "{hop} ms");
+        assert!(table.contains("\nharassing caller "), "{table}");
+        assert!(table.contains("the monitor raised every expected alert (3 of 3 checks)"));
+        let json = results.to_json(lab.description());
+        assert_eq!(json["monitor"]["checks"][2]["result"], "pass");
+        assert_eq!(json["ok"], true);
+        // The verifier wrote its events to the file too, the ingress carried through.
+        let events = std::fs::read_to_string(lab.dir().join("events.jsonl")).unwrap();
+        let pushed = events
+            .lines()
+            .filter(|l| l.contains(r#""ingress":"international""#))
+            .count();
+        assert_eq!(pushed, crate::monitoring::GATEWAY_CALLS, "{events}");
     }
 
     /// The lab in process: every case once, each with its expected verdict; `lab.json` and
@@ -978,6 +1133,7 @@ mod tests {
                 &written["optout_feed_token"],
             ),
             ("SHAKEN_OPTOUT_LINK_KEY", &written["optout_link_key"]),
+            ("SHAKEN_HARASSING_TN", &written["numbers"]["harassing"][0]),
         ] {
             variables.push((variable.to_owned(), member.as_str().unwrap().to_owned()));
         }
@@ -1000,7 +1156,14 @@ mod tests {
             .collect();
         let expected: Vec<String> = variables.iter().map(|(_, v)| v.clone()).collect();
         assert_eq!(printed, expected);
-        assert_eq!(endpoints.len(), 14);
+        assert_eq!(endpoints.len(), 18);
+        assert_eq!(written["monitor"], endpoints["monitor"]);
+        let config = std::fs::read_to_string(written["monitor_config"].as_str().unwrap()).unwrap();
+        assert!(config.contains("home_country = \"1\"\n"), "{config}");
+        assert!(
+            config.contains("international_gateway_spcs = [\"2001\"]"),
+            "{config}"
+        );
 
         // Every endpoint answers: health and metrics 200, signing and verification 200.
         let numbers = lab.numbers();
@@ -1012,6 +1175,19 @@ mod tests {
             }
             if name == "optout" {
                 assert_eq!(Some(url), written["optout"].as_str());
+                continue;
+            }
+            if name == "monitor" {
+                // The base URL: the dashboard.
+                let (address, _) = split(url);
+                let (status, page) = Client::connect(address)
+                    .await
+                    .unwrap()
+                    .get("/")
+                    .await
+                    .unwrap();
+                assert_eq!(status, 200);
+                assert!(page.contains("<html"), "{page}");
                 continue;
             }
             let (address, path) = split(url);

@@ -1,5 +1,5 @@
-//! `shaken lab` itself, with a small number of calls: the NANP and CN labs, the table,
-//! `--json`, and `--serve` with `lab.json`, `lab.env` and Ctrl-C.
+//! `shaken lab` itself, with a small number of calls: the NANP and CN labs, the table (the
+//! monitor's checks included), `--json`, and `--serve` with `lab.json`, `lab.env` and Ctrl-C.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -74,6 +74,22 @@ fn the_lab_gives_every_call_its_expected_verdict() {
     );
     assert!(row("firm over its quota").contains(" pass   refused POL4115"));
     assert!(text.contains("438 Invalid Identity Header"));
+    // The monitoring scenario: the alerts the lab expects, raised at the monitor the
+    // verifier pushes to, and the traceback to the registered customer.
+    assert!(
+        row("harassing caller").contains(" 15 pass   high-frequency on caller 12155550801"),
+        "{text}"
+    );
+    assert!(
+        row("gateway domestic IDs").contains(" 25 pass   out-of-area on SPC 2001"),
+        "{text}"
+    );
+    assert!(
+        row("traceback").contains(" pass   customer h1 at SPC 1001"),
+        "{text}"
+    );
+    assert!(text.contains("got 12155550801 placed 11 calls in 60 s (threshold 10)"));
+    assert!(text.contains("the monitor raised every expected alert (3 of 3 checks)"));
 
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -87,6 +103,14 @@ fn the_lab_gives_every_call_its_expected_verdict() {
         assert_eq!(case["got"][case["expected"].as_str().unwrap()], 3, "{case}");
     }
     assert!(results["signing"]["requests"].as_u64().unwrap() > 0);
+    let checks = results["monitor"]["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3, "{}", results["monitor"]);
+    for check in checks {
+        assert_eq!(check["result"], "pass", "{check}");
+    }
+    let hop = results["monitor"]["traceback_ms"].as_f64().unwrap();
+    assert!(hop > 0.0 && hop < 1000.0, "{hop}");
+    assert!(results["monitor"]["other_alerts"].is_array());
     // lab.json: how a person or a script points their own tools at the lab.
     let lab: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("lab/lab.json")).unwrap()).unwrap();
@@ -104,9 +128,16 @@ fn the_lab_gives_every_call_its_expected_verdict() {
         "optout",
         "lists",
         "regulator_cert",
+        "monitor",
     ] {
         assert!(lab.get(member).is_some(), "{member}");
     }
+    assert!(lab["monitor"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    assert_eq!(lab["monitor"], lab["endpoints"]["monitor"]);
+    assert_eq!(lab["numbers"]["harassing"][0], "12155550801");
     // The marketing case's expected outcome carries the vetted name.
     let marketing = cases
         .iter()
@@ -192,6 +223,14 @@ fn the_chinese_lab_gives_every_call_its_expected_verdict_and_verbose_shows_every
         "{text}"
     );
     assert!(row("blacklisted number").contains(" refused POL4113"));
+    assert!(
+        row("harassing caller").contains(" pass   high-frequency on caller 8613812340801"),
+        "{text}"
+    );
+    assert!(
+        row("gateway domestic IDs").contains(" pass   out-of-area on SPC 2001"),
+        "{text}"
+    );
     assert!(text
         .lines()
         .all(|l| l.chars().count() <= 100 || l.contains('/')));
@@ -239,7 +278,7 @@ fn the_served_lab_describes_itself_and_stops_on_ctrl_c() {
     let info: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let sourced = Command::new("sh")
         .arg("-c")
-        .arg(". \"$1\" && printf '%s\\n' \"$SHAKEN_VERIFIER_HEALTH_URL\" \"$SHAKEN_SIGNING_URL\"")
+        .arg(". \"$1\" && printf '%s\\n' \"$SHAKEN_VERIFIER_HEALTH_URL\" \"$SHAKEN_SIGNING_URL\" \"$SHAKEN_MONITOR_URL\"")
         .arg("sh")
         .arg(dir.path().join("lab.env"))
         .output()
@@ -247,9 +286,10 @@ fn the_served_lab_describes_itself_and_stops_on_ctrl_c() {
     assert_eq!(
         String::from_utf8(sourced.stdout).unwrap(),
         format!(
-            "{}\n{}\n",
+            "{}\n{}\n{}\n",
             info["endpoints"]["verifier_health"].as_str().unwrap(),
-            info["endpoints"]["signing"].as_str().unwrap()
+            info["endpoints"]["signing"].as_str().unwrap(),
+            info["monitor"].as_str().unwrap()
         )
     );
 
