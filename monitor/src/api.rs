@@ -33,7 +33,7 @@ use crate::config::is_tn;
 use crate::detect::DetectorId;
 use crate::detect::Subject;
 use crate::state::MonitorState;
-use crate::store::{AlertQuery, StoreError};
+use crate::store::{AlertQuery, StoreError, SubjectFilter};
 use crate::traceback::Tracer;
 
 /// `GET /v1/alerts`' default and largest `limit`.
@@ -174,24 +174,37 @@ pub fn alert_query(query: Option<&str>) -> Result<AlertQuery, String> {
                 })?);
             }
             _ => {
-                // A calling number (digits, an optional leading +), an SPC, or
-                // `firm:ID` / `ingress:NAME` for the detectors' other subjects.
-                let digits = value.strip_prefix('+').unwrap_or(&value);
+                // `caller:TN`, `spc:SPC`, `firm:ID`, `ingress:NAME`; or a bare value: digits
+                // (an optional leading +) may be a calling number or a numeric SPC and match
+                // either; other letters and digits are an SPC.
                 let name_ok = |v: &str| {
                     (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic())
                 };
-                out.subject = Some(if is_tn(digits) {
-                    Subject::Caller(digits.to_owned())
+                let tn = |v: &str| {
+                    let digits = v.strip_prefix('+').unwrap_or(v);
+                    is_tn(digits).then(|| digits.to_owned())
+                };
+                let bare_digits = tn(&value).filter(|_| !value.contains(':'));
+                out.subject = Some(if let Some(digits) = bare_digits {
+                    if !value.starts_with('+') && is_spc(&digits) {
+                        SubjectFilter::Named(digits)
+                    } else {
+                        Subject::Caller(digits).into()
+                    }
+                } else if let Some(caller) = value.strip_prefix("caller:").and_then(tn) {
+                    Subject::Caller(caller).into()
+                } else if let Some(spc) = value.strip_prefix("spc:").filter(|v| is_spc(v)) {
+                    Subject::Spc(spc.to_owned()).into()
                 } else if is_spc(&value) {
-                    Subject::Spc(value.clone())
+                    Subject::Spc(value.clone()).into()
                 } else if let Some(firm) = value.strip_prefix("firm:").filter(|v| name_ok(v)) {
-                    Subject::Firm(firm.to_owned())
+                    Subject::Firm(firm.to_owned()).into()
                 } else if let Some(ingress) = value.strip_prefix("ingress:").filter(|v| name_ok(v))
                 {
-                    Subject::Ingress(ingress.to_owned())
+                    Subject::Ingress(ingress.to_owned()).into()
                 } else {
                     return Err(
-                        "subject must be a calling number (E.164 digits), an SPC (letters and digits), firm:ID or ingress:NAME"
+                        "subject must be a calling number (E.164 digits) or an SPC (letters and digits), or caller:TN, spc:SPC, firm:ID, ingress:NAME"
                             .into(),
                     );
                 });
@@ -602,11 +615,29 @@ mod tests {
         .unwrap();
         assert_eq!(q.since, Some(100));
         assert_eq!(q.detector, Some(DetectorId::FanOut));
-        assert_eq!(q.subject, Some(Subject::Caller("8613800000001".into())));
+        assert_eq!(
+            q.subject,
+            Some(Subject::Caller("8613800000001".into()).into())
+        );
         assert_eq!(q.limit, 5);
         assert_eq!(
             alert_query(Some("subject=709J")).unwrap().subject,
-            Some(Subject::Spc("709J".into()))
+            Some(Subject::Spc("709J".into()).into())
+        );
+        // Digits alone may be a calling number or a numeric SPC: both match.
+        assert_eq!(
+            alert_query(Some("subject=2001")).unwrap().subject,
+            Some(SubjectFilter::Named("2001".into()))
+        );
+        assert_eq!(
+            alert_query(Some("subject=spc:2001")).unwrap().subject,
+            Some(Subject::Spc("2001".into()).into())
+        );
+        assert_eq!(
+            alert_query(Some("subject=caller:8613800000001"))
+                .unwrap()
+                .subject,
+            Some(Subject::Caller("8613800000001".into()).into())
         );
         assert_eq!(
             alert_query(Some("limit=99999999")).unwrap().limit,

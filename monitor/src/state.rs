@@ -342,7 +342,7 @@ impl MonitorState {
             windows,
             recent: reader.events_by_caller(tn, RECENT_EVENTS)?,
             alerts: reader.alerts(&AlertQuery {
-                subject: Some(crate::detect::Subject::Caller(tn.to_owned())),
+                subject: Some(crate::detect::Subject::Caller(tn.to_owned()).into()),
                 limit: RECENT_EVENTS,
                 ..AlertQuery::default()
             })?,
@@ -357,7 +357,7 @@ impl MonitorState {
             windows,
             recent: reader.events_by_spc(spc, RECENT_EVENTS)?,
             alerts: reader.alerts(&AlertQuery {
-                subject: Some(crate::detect::Subject::Spc(spc.to_owned())),
+                subject: Some(crate::detect::Subject::Spc(spc.to_owned()).into()),
                 limit: RECENT_EVENTS,
                 ..AlertQuery::default()
             })?,
@@ -507,7 +507,7 @@ mod tests {
     fn alerts_of(state: &MonitorState, detector: DetectorId) -> Vec<Alert> {
         state
             .alerts(&AlertQuery {
-                subject: Some(Subject::Caller(CALLER.into())),
+                subject: Some(Subject::Caller(CALLER.into()).into()),
                 detector: Some(detector),
                 limit: 100,
                 ..AlertQuery::default()

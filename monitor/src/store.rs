@@ -108,6 +108,23 @@ pub struct StoredEvent {
     pub late: bool,
 }
 
+/// Whose alerts `GET /v1/alerts?subject=` asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubjectFilter {
+    /// Exactly this subject (`caller:TN`, `spc:SPC`, `firm:ID`, `ingress:NAME`, or a value
+    /// only one kind can have).
+    Is(Subject),
+    /// Any subject with this value: a digits-only value can be a calling number or an SPC
+    /// (SPCs are often numeric, e.g. `2001`).
+    Named(String),
+}
+
+impl From<Subject> for SubjectFilter {
+    fn from(subject: Subject) -> Self {
+        Self::Is(subject)
+    }
+}
+
 /// Filters of `GET /v1/alerts`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AlertQuery {
@@ -116,7 +133,7 @@ pub struct AlertQuery {
     /// Only this detector's.
     pub detector: Option<DetectorId>,
     /// Only this subject's.
-    pub subject: Option<Subject>,
+    pub subject: Option<SubjectFilter>,
     /// At most this many, newest first.
     pub limit: usize,
 }
@@ -431,17 +448,18 @@ impl Store {
     /// Alerts matching `query`, newest first (by `time`, then id).
     pub fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
         let (subject_kind, subject) = match &query.subject {
-            Some(s) => {
+            Some(SubjectFilter::Is(s)) => {
                 let (k, v) = subject_parts(s);
                 (Some(k), Some(v.to_owned()))
             }
+            Some(SubjectFilter::Named(value)) => (None, Some(value.clone())),
             None => (None, None),
         };
         self.collect_alerts(
             &format!(
                 "SELECT {} FROM alerts
                  WHERE (?1 IS NULL OR time >= ?1) AND (?2 IS NULL OR detector = ?2)
-                   AND (?3 IS NULL OR (subject = ?3 AND subject_kind = ?4))
+                   AND (?3 IS NULL OR (subject = ?3 AND (?4 IS NULL OR subject_kind = ?4)))
                  ORDER BY time DESC, id DESC LIMIT ?5",
                 Self::ALERT_COLUMNS
             ),
@@ -796,7 +814,7 @@ mod tests {
         assert_eq!(since.len(), 2);
         let by_spc = store
             .alerts(&AlertQuery {
-                subject: Some(Subject::Spc("709J".into())),
+                subject: Some(Subject::Spc("709J".into()).into()),
                 limit: 10,
                 ..Default::default()
             })

@@ -232,6 +232,7 @@ const RUN: &[&str] = &[
     "docs/optout.md",
     "docs/lists.md",
     "docs/marketing.md",
+    "docs/analyst.md",
 ];
 
 #[test]
@@ -282,6 +283,11 @@ fn lists() {
 #[test]
 fn marketing() {
     run_guide("docs/marketing.md");
+}
+
+#[test]
+fn analyst() {
+    run_guide("docs/analyst.md");
 }
 
 /// Every file with a block to run has its test above, every fenced block names its language,
