@@ -28,29 +28,30 @@ pub(crate) enum MonitorCommand {
         #[arg(long)]
         validate: bool,
     },
-    /// Measure ingest throughput: a monitor in this process on loopback, fed over HTTP with
-    /// every detector on, beside the parse-only floor measured in the same run. Prints JSON.
+    /// Measure ingest throughput over HTTP against the parse-only floor; prints JSON.
+    ///
+    /// A monitor runs in this process on loopback, fed over HTTP with every detector on; the
+    /// floor (the same lines only parsed, on one core) is measured in the same run.
     Load {
         /// Ordinary subscribers of the synthetic mix (each places 1 to 3 calls).
-        #[arg(long, default_value_t = 1_000_000)]
+        #[arg(long, default_value_t = 1_000_000, value_name = "N")]
         callers: u64,
         /// The mix's seed.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_name = "N")]
         seed: u64,
         /// Event lines per POST.
-        #[arg(long, default_value_t = 20_000)]
+        #[arg(long, default_value_t = 20_000, value_name = "N")]
         batch: usize,
         /// Concurrent connections.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 2, value_name = "N")]
         connections: usize,
         /// Seconds of event time the events span.
-        #[arg(long, default_value_t = 3600)]
+        #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
         span: u64,
         /// A fresh data folder for the run's store (a temporary one when not given).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
-        /// The monitor's configuration (the defaults otherwise; the mix sets `home_country`
-        /// and its gateways' SPCs).
+        /// The monitor's configuration (else defaults, the mix's country and gateways).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
