@@ -392,6 +392,11 @@ impl MonitorState {
         lock(&self.core).engine.set_list(list);
     }
 
+    /// Gives the detectors a bare list index (tests, the lab, [`crate::mix`]).
+    pub fn set_list_index(&self, index: Option<std::sync::Arc<lists::ListIndex>>) {
+        lock(&self.core).engine.set_list_index(index);
+    }
+
     /// The allow list, sorted.
     pub fn allowed(&self) -> Vec<String> {
         lock(&self.core).engine.allowed()

@@ -368,15 +368,11 @@ impl Store {
         let subject_value: String = row.get(2)?;
         let detector: String = row.get(3)?;
         let samples: String = row.get(8)?;
-        let subject = match subject_kind.as_str() {
-            "caller" => Subject::Caller(subject_value),
-            "spc" => Subject::Spc(subject_value),
-            _ => {
-                return Ok(Err(StoreError::Corrupt {
-                    what: "subject",
-                    id,
-                }))
-            }
+        let Some(subject) = Subject::from_parts(&subject_kind, &subject_value) else {
+            return Ok(Err(StoreError::Corrupt {
+                what: "subject",
+                id,
+            }));
         };
         let Some(detector) = DetectorId::from_name(&detector) else {
             return Ok(Err(StoreError::Corrupt {
@@ -780,6 +776,55 @@ mod tests {
         let minutes = reader.minute_counts(960, 1080).unwrap();
         assert_eq!(minutes.len(), 2);
         assert_eq!((minutes[0].minute, minutes[0].passed), (960, 1));
+    }
+
+    #[test]
+    fn every_kind_of_subject_is_read_back_and_a_bare_name_matches_any_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), Durability::Process).unwrap();
+        let subjects = [
+            Subject::Caller("2001".into()),
+            Subject::Spc("2001".into()),
+            Subject::Firm("91310000MA1FL1234X".into()),
+            Subject::Ingress("trunk-7".into()),
+        ];
+        let alerts: Vec<Alert> = subjects
+            .iter()
+            .enumerate()
+            .map(|(i, subject)| {
+                let mut a = alert(i as u64 + 1, 100 + i as u64, false);
+                a.subject = subject.clone();
+                a
+            })
+            .collect();
+        store.write_batch(&[], &alerts).unwrap();
+        let all = store
+            .alerts(&AlertQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut read: Vec<Subject> = all.into_iter().map(|a| a.subject).collect();
+        read.sort();
+        let mut expected = subjects.to_vec();
+        expected.sort();
+        assert_eq!(read, expected);
+        let named = store
+            .alerts(&AlertQuery {
+                subject: Some(SubjectFilter::Named("2001".into())),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(named.len(), 2, "the caller 2001 and the SPC 2001");
+        let exact = store
+            .alerts(&AlertQuery {
+                subject: Some(Subject::Spc("2001".into()).into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(exact.len(), 1);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The detectors, over event time.
 //!
 //! [`Engine::observe`] takes one event (in any order within `lateness_seconds`) and answers
-//! at once which thresholds it pushed over ([`Crossing`]s) and how the call is marked; the
-//! result (who alerts, with which crossing times) does not depend on the arrival order within
-//! the bound, for every detector but `spoofing-source` (a share can cross and uncross as late
-//! events arrive; see `spoofing_source.rs`).
+//! which thresholds it pushed over ([`Crossing`]s) and how the call is marked; the result
+//! (who alerts, with which crossing times) does not depend on the arrival order within the
+//! bound. Counts are judged at once; `spoofing-source`, a share that a late clean call can
+//! bring back under, is judged when its windows are final (`Engine::settle_spoofing`).
 //!
 //! One file per detector: `high_frequency.rs`, `fan_out.rs`, `repeat.rs`, `complaints.rs`,
 //! `out_of_area.rs`, `spoofing_source.rs`, `firm_quota.rs`; their state in `callers.rs` (per
@@ -232,6 +232,8 @@ pub struct Engine {
     busy: HashSet<TnKey>,
     newest: u64,
     swept_minute: u64,
+    /// `spoofing-source` windows ending before this second have been judged (0: none yet).
+    spoofing_settled: u64,
 }
 
 impl Default for Engine {
@@ -315,6 +317,7 @@ impl Engine {
             busy: HashSet::new(),
             newest: 0,
             swept_minute: 0,
+            spoofing_settled: 0,
         }
     }
 
@@ -380,7 +383,48 @@ impl Engine {
                 self.observe_spc(event, &mut observation);
             }
         }
+        self.settle_spoofing(&mut observation.crossings);
         observation
+    }
+
+    /// Judges the `spoofing-source` windows that became final. A share, unlike a count, can
+    /// fall back under its threshold when a late clean call arrives, so a window is judged
+    /// only once no call inside it can still be counted: when it ends before the newest event
+    /// time minus the lateness bound. The crossing's `time` is still the window's end (the
+    /// event that pushed the share over), so replaying fast or receiving live gives the same
+    /// alerts; the alert becomes visible at most `lateness_seconds` of event time later.
+    fn settle_spoofing(&mut self, out: &mut Vec<Crossing>) {
+        let settled = self.newest.saturating_sub(self.config.lateness_seconds);
+        if self.spoofing_settled == 0 {
+            self.spoofing_settled = settled;
+            return;
+        }
+        if settled <= self.spoofing_settled || !self.config.detectors.spoofing_source.enabled {
+            self.spoofing_settled = self.spoofing_settled.max(settled);
+            return;
+        }
+        let (from, to) = (self.spoofing_settled, settled - 1);
+        self.spoofing_settled = settled;
+        let s = &self.config.detectors.spoofing_source;
+        for (subject, state) in &mut self.spcs {
+            if !matches!(subject, Subject::Spc(_)) || state.newest < from {
+                continue;
+            }
+            if let Some((over, threshold, text)) =
+                spoofing_source::check_settled(s, state, subject.value(), from, to)
+            {
+                let samples = state.spoofed_samples.list();
+                crossings(
+                    out,
+                    subject,
+                    DetectorId::SpoofingSource,
+                    over,
+                    (s.window_seconds, threshold),
+                    samples,
+                    text,
+                );
+            }
+        }
     }
 
     fn observe_complaint(&mut self, event: &Event, out: &mut Vec<Crossing>) {
@@ -576,23 +620,7 @@ impl Engine {
                 );
             }
         }
-        if spoofing {
-            let s = &config.detectors.spoofing_source;
-            if let Some((over, threshold, text)) =
-                spoofing_source::check(s, state, subject.value(), t)
-            {
-                let samples = state.spoofed_samples.list();
-                crossings(
-                    &mut observation.crossings,
-                    &subject,
-                    DetectorId::SpoofingSource,
-                    over,
-                    (s.window_seconds, threshold),
-                    samples,
-                    text,
-                );
-            }
-        }
+        // `spoofing-source` is judged when its windows become final: `settle_spoofing`.
     }
 
     /// Forgets subjects whose newest event fell behind their horizon.

@@ -25,12 +25,12 @@ pub(crate) struct Sums {
 }
 
 impl Sums {
-    fn add(&mut self, b: &Bucket) {
+    pub(crate) fn add(&mut self, b: &Bucket) {
         self.calls += u64::from(b.calls);
         self.spoofed += u64::from(b.spoofed);
         self.marked += u64::from(b.marked);
     }
-    fn sub(&mut self, b: &Bucket) {
+    pub(crate) fn sub(&mut self, b: &Bucket) {
         self.calls -= u64::from(b.calls);
         self.spoofed -= u64::from(b.spoofed);
         self.marked -= u64::from(b.marked);
@@ -124,6 +124,12 @@ impl SpcState {
             }
         }
         result
+    }
+
+    /// The counters of second `t`, if it is kept.
+    pub(crate) fn at(&self, t: u64) -> Option<Bucket> {
+        let i = usize::try_from(t.checked_sub(self.base)?).ok()?;
+        self.buckets.get(i).copied()
     }
 
     /// Sums over the window of `w` seconds ending at `end`.

@@ -3,10 +3,13 @@
 //! `min_calls` calls in any `window_seconds` (default 30 % of at least 50 in 300 s). Exact at
 //! one-second resolution. The crossing's `count` is the spoofed calls and its `threshold`
 //! the most spoofed calls the share allows over the window's calls (`count > threshold`).
+//! A share can fall back under the threshold when a late clean call arrives, so a window is
+//! judged once it is final (it ends before the newest event time minus the lateness bound):
+//! see `Engine::settle_spoofing`.
 
 use super::config::SpoofingSource;
 use super::duration;
-use super::spc::SpcState;
+use super::spc::{SpcState, Sums};
 use super::window::Over;
 
 /// Whether `spoofed` of `calls` breaks the rule.
@@ -14,19 +17,48 @@ fn breaks(settings: &SpoofingSource, calls: u64, spoofed: u64) -> bool {
     calls >= settings.min_calls && spoofed * 100 > settings.share_percent * calls
 }
 
-/// The windows the call at `t` pushed over the share: the crossing, its threshold, the text.
-pub(crate) fn check(
+/// The windows ending at a second in `from..=to` (final: no call inside them can still be
+/// counted) that are over the share: the first and last such end, the crossing's threshold,
+/// the text.
+pub(crate) fn check_settled(
     settings: &SpoofingSource,
-    state: &mut SpcState,
+    state: &SpcState,
     spc: &str,
-    t: u64,
+    from: u64,
+    to: u64,
 ) -> Option<(Over, u64, String)> {
-    let (over, sums) = state.sweep(
-        t,
-        settings.window_seconds,
-        |b| b.calls > 0,
-        |s| breaks(settings, s.calls, s.spoofed).then_some(s.spoofed),
-    )?;
+    let w = settings.window_seconds;
+    let mut found: Option<(Over, Sums)> = None;
+    let mut sums = state.sums(from.saturating_sub(1), w);
+    for f in from..=to {
+        if let Some(b) = state.at(f) {
+            sums.add(&b);
+        }
+        if let Some(old) = f.checked_sub(w).and_then(|o| state.at(o)) {
+            sums.sub(&old);
+        }
+        let ends_a_call = state.at(f).is_some_and(|b| b.calls > 0);
+        if !ends_a_call || !breaks(settings, sums.calls, sums.spoofed) {
+            continue;
+        }
+        match &mut found {
+            None => {
+                found = Some((
+                    Over {
+                        first: f,
+                        last: f,
+                        count: sums.spoofed,
+                    },
+                    sums,
+                ))
+            }
+            Some((o, _)) => {
+                o.last = f;
+                o.count = o.count.max(sums.spoofed);
+            }
+        }
+    }
+    let (over, sums) = found?;
     let threshold = settings.share_percent * sums.calls / 100;
     let text = format!(
         "SPC {spc}: {} of {} calls ({}%) flagged spoofed in {} (threshold {}% of at least {} calls)",

@@ -228,21 +228,43 @@ fn spoofing_source_needs_the_share_over_enough_calls() {
         },
         ..call(T0 + i, &format!("1202555{i:04}"), "12025550000")
     };
+    // A share is judged once its window is final: a later call (another carrier's, past the
+    // lateness bound) moves the newest event time on.
+    let with_tick = |mut events: Vec<Event>| {
+        events.push(Event {
+            spc: Some("OTHER".into()),
+            ..call(T0 + 200, "12025559999", "12025550000")
+        });
+        events
+    };
     // 15 of 50 (30 %): not more than 30 %.
     let mut e = engine();
-    let events: Vec<Event> = (0..50).map(|i| signed(i, i < 15)).collect();
+    let events = with_tick((0..50).map(|i| signed(i, i < 15)).collect());
     assert!(run(&mut e, &events).is_empty());
-    // 16 of 50: 32 %.
+    // 16 of 50: 32 %; not judged before the window is final.
     let mut e = engine();
     let events: Vec<Event> = (0..50).map(|i| signed(i, i < 16)).collect();
-    let crossed = run(&mut e, &events);
+    assert!(run(&mut e, &events).is_empty(), "not final yet");
+    let mut e = engine();
+    let crossed = run(&mut e, &with_tick(events));
     assert_eq!(
         crossed.get(&(Subject::Spc("709J".into()), DetectorId::SpoofingSource)),
         Some(&(T0 + 49))
     );
+    // A late clean call inside the window brings the share back under: no alert.
+    let mut e = engine();
+    let mut events: Vec<Event> = (0..50).map(|i| signed(i, i < 16)).collect();
+    for i in 0..40 {
+        events.push(Event {
+            spc: Some("709J".into()),
+            ..call(T0, &format!("1202556{i:04}"), "12025550000")
+        });
+    }
+    let crossed = run(&mut e, &with_tick(events));
+    assert!(crossed.is_empty(), "at most 16 of 56 (28.6 %): {crossed:?}");
     // All spoofed but only 49 calls.
     let mut e = engine();
-    let events: Vec<Event> = (0..49).map(|i| signed(i, true)).collect();
+    let events = with_tick((0..49).map(|i| signed(i, true)).collect());
     assert!(run(&mut e, &events).is_empty());
 }
 
