@@ -186,6 +186,12 @@ pub enum EventError {
     /// `time` is negative.
     #[error("`time` must not be negative")]
     TimeNegative,
+    /// `time` is past [`MAX_TIME`] (it cannot be a call's time: seconds, not milliseconds).
+    #[error("`time` is beyond {max} (epoch seconds, not milliseconds)")]
+    TimeTooLarge {
+        /// The largest accepted.
+        max: u64,
+    },
     /// `to` is an empty array.
     #[error("`to` must hold at least one number")]
     NoCallee,
@@ -399,8 +405,14 @@ fn number(value: Loose<'_>, member: &'static str) -> Result<String, EventError> 
     Ok(text.into_owned())
 }
 
+/// The largest `time` accepted: 2100-01-01T00:00:00Z. Window arithmetic (`time + window`)
+/// never overflows below it, and a time in milliseconds is refused rather than taken for a
+/// date centuries ahead.
+pub const MAX_TIME: u64 = 4_102_444_800;
+
 fn time(value: Loose<'_>) -> Result<u64, EventError> {
     match value {
+        Loose::Unsigned(t) if t > MAX_TIME => Err(EventError::TimeTooLarge { max: MAX_TIME }),
         Loose::Unsigned(t) => Ok(t),
         Loose::Negative => Err(EventError::TimeNegative),
         Loose::Float => Err(EventError::TimeNotInteger),
@@ -642,6 +654,14 @@ mod tests {
         let cases = [
             (base(r#""time":1.5"#), EventError::TimeNotInteger),
             (base(r#""time":-1"#), EventError::TimeNegative),
+            (
+                base(r#""time":1700000000000"#),
+                EventError::TimeTooLarge { max: MAX_TIME },
+            ),
+            (
+                base(r#""time":18446744073709551615"#),
+                EventError::TimeTooLarge { max: MAX_TIME },
+            ),
             (
                 base(r#""time":"1""#),
                 EventError::WrongType {
