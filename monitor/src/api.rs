@@ -532,14 +532,25 @@ impl MonitorApi {
                         _ => method_not_allowed("PUT, DELETE"),
                     };
                 }
-                if p == "/" || p.starts_with("/dashboard/") {
+                if p == "/" || p == "/dashboard" || p.starts_with("/dashboard/") {
                     if !get {
                         return method_not_allowed("GET");
                     }
-                    if let Some((content_type, bytes)) = crate::dashboard::asset(p) {
-                        let mut response = Response::new(Full::new(Bytes::from_static(bytes)));
-                        if let Ok(value) = HeaderValue::from_str(content_type) {
-                            response.headers_mut().insert(header::CONTENT_TYPE, value);
+                    if let Some(asset) = crate::dashboard::asset(p) {
+                        let mut response = Response::new(Full::new(Bytes::from_static(asset.body)));
+                        let headers = response.headers_mut();
+                        for (name, value) in [
+                            (header::CONTENT_TYPE, asset.content_type),
+                            (
+                                header::CONTENT_SECURITY_POLICY,
+                                crate::dashboard::CONTENT_SECURITY_POLICY,
+                            ),
+                            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                            (header::X_FRAME_OPTIONS, "DENY"),
+                            (header::REFERRER_POLICY, "no-referrer"),
+                            (header::CACHE_CONTROL, "no-cache"),
+                        ] {
+                            headers.insert(name, HeaderValue::from_static(value));
                         }
                         return response;
                     }

@@ -10,6 +10,7 @@
 //!
 //! - [`event`]: the event line (the verifier's, plus `ingress` and `kind`), parsed strictly;
 //! - [`detect`]: the detectors and their windows, over event time, with bounded memory;
+//! - [`dashboard`]: the analyst's page, script and style, compiled in;
 //! - [`mix`]: a synthetic call mix with ground truth (tests, benches, the lab);
 //! - [`alerts`]: the alert book: one open alert per subject and detector, closed after a
 //!   quiet window;
@@ -18,7 +19,7 @@
 //! - [`state`]: the engine, the alert book and the store together: restore on start, ingest
 //!   in one transaction per body, the queries;
 //! - [`api`]: the HTTP API; [`traceback`]: asking the signer's trace endpoint;
-//!   [`metrics`]: `/metrics`; [`dashboard`]: the dashboard's files;
+//!   [`metrics`]: `/metrics`;
 //! - [`server`]: `shaken monitor serve` as a process; [`load`]: the throughput run.
 //!
 //! Nothing here reads the clock: every window is over the events' own `time`; the service

@@ -10,6 +10,9 @@
 //! - connect and total timeouts (2 s each by default), a body cap (64 KiB by default), no
 //!   redirects (a 3xx is an error, never followed), only 200 accepted.
 //!
+//! [`Fetcher::post`] sends a body (the verifier's event batches to the monitor) under the same
+//! policy; it answers any status but a redirect, for the caller to judge.
+//!
 //! Server TLS is checked against the Mozilla roots (webpki-roots) plus any configured extra
 //! roots.
 
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty, Full, Limited};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -107,6 +110,23 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// `Cache-Control: max-age`, if the server sent one (`no-cache`/`no-store` give 0).
     pub max_age: Option<u64>,
+}
+
+/// The answer to a [`Fetcher::post`]: its status (anything but a redirect) and its body,
+/// capped like a fetched one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Posted {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Posted {
+    /// Whether the status is 2xx (the receiver took what was sent).
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
 }
 
 /// A parsed http(s) URL.
@@ -359,6 +379,78 @@ impl Fetcher {
         accept: &str,
         authorization: Option<&str>,
     ) -> Result<Fetched, FetchError> {
+        let (url, authority, tcp) = self.open(url).await?;
+        let mut request = hyper::Request::get(url.path.as_str())
+            .header(hyper::header::HOST, authority)
+            .header(hyper::header::ACCEPT, accept);
+        if let Some(authorization) = authorization {
+            request = request.header(hyper::header::AUTHORIZATION, authorization);
+        }
+        let request = request
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let response = self.round_trip(&url, tcp, request).await?;
+        let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(FetchError::Redirect(status));
+        }
+        if status != 200 {
+            return Err(FetchError::Status(status));
+        }
+        let max_age = response
+            .headers()
+            .get(hyper::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        let body = self.read_capped(response).await?;
+        Ok(Fetched { body, max_age })
+    }
+
+    /// Sends `body` to `url` with `POST` and this `Content-Type`, under the same policy as a
+    /// fetch (scheme, port, host and address checks before connecting; the connect and total
+    /// timeouts; the answer's body capped at the policy's `max_body`; no redirects: a 3xx is
+    /// [`FetchError::Redirect`]). Every other status is an answer, not an error: the caller
+    /// decides what a 4xx or a 5xx means for what it sent.
+    pub async fn post(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<Posted, FetchError> {
+        let started = Instant::now();
+        let total = self.policy.total_timeout;
+        match tokio::time::timeout(total, self.post_inner(url, content_type, body)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout(started.elapsed().as_millis())),
+        }
+    }
+
+    async fn post_inner(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<Posted, FetchError> {
+        let (url, authority, tcp) = self.open(url).await?;
+        let request = hyper::Request::post(url.path.as_str())
+            .header(hyper::header::HOST, authority)
+            .header(hyper::header::ACCEPT, "application/json")
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .header(hyper::header::CONTENT_LENGTH, body.len())
+            .body(Full::new(body))
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        let response = self.round_trip(&url, tcp, request).await?;
+        let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(FetchError::Redirect(status));
+        }
+        let body = self.read_capped(response).await?;
+        Ok(Posted { status, body })
+    }
+
+    /// Checks `url`, connects to the checked address within the connect timeout; returns the
+    /// URL, the `Host` value and the connection.
+    async fn open(&self, url: &str) -> Result<(Url, String, tokio::net::TcpStream), FetchError> {
         let (url, address) = self.check(url).await?;
         let tcp = tokio::time::timeout(
             self.policy.connect_timeout,
@@ -377,33 +469,39 @@ impl Fetcher {
         } else {
             format!("{}:{}", url.host, url.port)
         };
-        let mut request = hyper::Request::get(url.path.as_str())
-            .header(hyper::header::HOST, authority)
-            .header(hyper::header::ACCEPT, accept);
-        if let Some(authorization) = authorization {
-            request = request.header(hyper::header::AUTHORIZATION, authorization);
-        }
-        let request = request
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| FetchError::Http(e.to_string()))?;
-        let response = if url.scheme == "https" {
+        Ok((url, authority, tcp))
+    }
+
+    /// Sends `request` over `tcp` (in TLS for `https`) and returns the response's head.
+    async fn round_trip<B>(
+        &self,
+        url: &Url,
+        tcp: tokio::net::TcpStream,
+        request: hyper::Request<B>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, FetchError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if url.scheme == "https" {
             let name = ServerName::try_from(url.host.clone())
                 .map_err(|e| FetchError::Tls(e.to_string()))?;
             let stream = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
                 .connect(name, tcp)
                 .await
                 .map_err(|e| FetchError::Tls(e.to_string()))?;
-            send(TokioIo::new(stream), request).await?
+            send(TokioIo::new(stream), request).await
         } else {
-            send(TokioIo::new(tcp), request).await?
-        };
-        let status = response.status().as_u16();
-        if (300..400).contains(&status) {
-            return Err(FetchError::Redirect(status));
+            send(TokioIo::new(tcp), request).await
         }
-        if status != 200 {
-            return Err(FetchError::Status(status));
-        }
+    }
+
+    /// The response's body, refused beyond the policy's cap (declared or read).
+    async fn read_capped(
+        &self,
+        response: hyper::Response<hyper::body::Incoming>,
+    ) -> Result<Vec<u8>, FetchError> {
         let declared = response
             .headers()
             .get(hyper::header::CONTENT_LENGTH)
@@ -412,12 +510,7 @@ impl Fetcher {
         if declared.is_some_and(|n| n > self.policy.max_body) {
             return Err(FetchError::TooLarge(self.policy.max_body));
         }
-        let max_age = response
-            .headers()
-            .get(hyper::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(max_age);
-        let body = Limited::new(response.into_body(), self.policy.max_body)
+        Ok(Limited::new(response.into_body(), self.policy.max_body)
             .collect()
             .await
             .map_err(|e| {
@@ -430,17 +523,19 @@ impl Fetcher {
                 }
             })?
             .to_bytes()
-            .to_vec();
-        Ok(Fetched { body, max_age })
+            .to_vec())
     }
 }
 
-async fn send<T>(
+async fn send<T, B>(
     io: TokioIo<T>,
-    request: hyper::Request<Empty<Bytes>>,
+    request: hyper::Request<B>,
 ) -> Result<hyper::Response<hyper::body::Incoming>, FetchError>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
         .await
@@ -518,6 +613,153 @@ mod tests {
         assert_eq!(max_age("no-store"), Some(0));
         assert_eq!(max_age("public"), None);
         assert_eq!(max_age("max-age=abc"), None);
+    }
+
+    /// A one-shot HTTP/1.1 server on loopback answering `answer` (a whole response) and
+    /// handing back the request it read.
+    async fn one_shot(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/events", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buffer = [0_u8; 4096];
+            // Read the head, then the body its Content-Length announces.
+            loop {
+                let n = stream.read(&mut buffer).await.unwrap();
+                seen.extend_from_slice(&buffer[..n]);
+                let text = String::from_utf8_lossy(&seen).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8_lossy(&seen).to_string()
+        });
+        (url, task)
+    }
+
+    fn loopback_policy() -> FetchPolicy {
+        FetchPolicy {
+            allow_http: true,
+            allow_private_addresses: true,
+            allowed_ports: None,
+            ..FetchPolicy::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn post_sends_the_body_and_answers_any_status_but_a_redirect() {
+        let fetcher = Fetcher::new(loopback_policy(), &[]).unwrap();
+        let (url, server) =
+            one_shot("HTTP/1.1 200 OK\r\ncontent-length: 14\r\n\r\n{\"accepted\":2}").await;
+        let posted = fetcher
+            .post(
+                &url,
+                "application/x-ndjson",
+                Bytes::from_static(b"{}\n{}\n"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(posted.status, 200);
+        assert!(posted.is_success());
+        assert_eq!(posted.body, br#"{"accepted":2}"#);
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with("POST /v1/events HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("content-type: application/x-ndjson\r\n"),
+            "{request}"
+        );
+        assert!(request.ends_with("\r\n\r\n{}\n{}\n"), "{request}");
+
+        let (url, _server) =
+            one_shot("HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n").await;
+        let posted = fetcher
+            .post(&url, "text/plain", Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!((posted.status, posted.is_success()), (413, false));
+
+        let (url, _server) = one_shot(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: /x\r\ncontent-length: 0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(
+            fetcher.post(&url, "text/plain", Bytes::new()).await,
+            Err(FetchError::Redirect(307))
+        );
+
+        let small = Fetcher::new(
+            FetchPolicy {
+                max_body: 4,
+                ..loopback_policy()
+            },
+            &[],
+        )
+        .unwrap();
+        let (url, _server) =
+            one_shot("HTTP/1.1 200 OK\r\ncontent-length: 14\r\n\r\n{\"accepted\":2}").await;
+        assert_eq!(
+            small.post(&url, "text/plain", Bytes::new()).await,
+            Err(FetchError::TooLarge(4))
+        );
+    }
+
+    #[tokio::test]
+    async fn post_keeps_the_policy_and_the_timeout() {
+        let fetcher = Fetcher::new(FetchPolicy::default(), &[]).unwrap();
+        assert_eq!(
+            fetcher
+                .post(
+                    "http://127.0.0.1:8443/v1/events",
+                    "text/plain",
+                    Bytes::new()
+                )
+                .await,
+            Err(FetchError::Scheme("http".into()))
+        );
+        assert_eq!(
+            fetcher
+                .post("https://127.0.0.1/v1/events", "text/plain", Bytes::new())
+                .await,
+            Err(FetchError::Address("127.0.0.1".parse().unwrap()))
+        );
+        // A server that accepts and never answers: the total timeout ends the wait.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/events", listener.local_addr().unwrap());
+        let _hold = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(stream);
+        });
+        let slow = Fetcher::new(
+            FetchPolicy {
+                total_timeout: Duration::from_millis(200),
+                ..loopback_policy()
+            },
+            &[],
+        )
+        .unwrap();
+        let started = Instant::now();
+        assert!(matches!(
+            slow.post(&url, "text/plain", Bytes::new()).await,
+            Err(FetchError::Timeout(_))
+        ));
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[tokio::test]

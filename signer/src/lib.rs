@@ -27,5 +27,6 @@ pub mod registry;
 pub mod server;
 pub mod service;
 pub mod trace;
+pub mod traceback;
 
 pub use error::SignerError;

@@ -28,6 +28,8 @@ pub const POLICY_LABELS: &[&str] = &[
     r#"message_id="POL4116""#,
     r#"message_id="POL4117""#,
     r#"message_id="POL5031""#,
+    // The trace endpoint's unknown origid (crate::traceback).
+    r#"message_id="POL4040""#,
 ];
 
 /// The label sets of the signature counter: the nonce precomputed while idle
@@ -205,6 +207,18 @@ mod tests {
             assert!(m.render((0, 0)).contains(&line), "{id} is not counted");
             ids.push(id);
         }
+        // The trace endpoint's own refusal.
+        let id = rest::ApiError::Policy(crate::traceback::UNKNOWN_ORIGID)
+            .message_id()
+            .to_owned();
+        let m = SignerMetrics::default();
+        m.errors.inc_for_message(&id);
+        assert!(
+            m.render((0, 0))
+                .contains(&format!("message_id=\"{id}\"}} 1")),
+            "{id}"
+        );
+        ids.push(id);
         ids.sort();
         ids.dedup();
         assert_eq!(

@@ -9,6 +9,9 @@
 //! and wait for it to be durable; answer. Every response carries `X-RequestID`.
 //!
 //! The clock is read once per request, when its body has been parsed, and passed on.
+//!
+//! `GET /trace/v1/calls?origid=ID` ([`crate::traceback`]) answers the trace log's records of a
+//! call, to the same clients, under the same rate limits.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -36,6 +39,7 @@ use crate::policy::{Basis, CallFacts, Decision, PolicyConfig, Refusal};
 use crate::quota::FirmQuotas;
 use crate::registry::{CachedRegistry, NumberRecord};
 use crate::trace::{TraceLog, TraceOptions, TraceRecord};
+use crate::traceback;
 use crate::SignerError;
 
 /// The signing path.
@@ -240,6 +244,11 @@ impl SignerState {
         }
     }
 
+    /// The trace log the state records into.
+    pub fn trace(&self) -> &TraceLog {
+        &self.trace
+    }
+
     /// Precomputed nonces ready now ([`crate::nonces`]).
     pub fn nonces_ready(&self) -> usize {
         self.nonces.ready()
@@ -288,6 +297,9 @@ pub async fn handle(
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let request_id = rest_http::request_id(request.headers());
+    if request.uri().path() == traceback::TRACE_PATH {
+        return trace_call(state, &request, &peer, &request_id).await;
+    }
     let route = rest_http::route(
         &state.clients,
         &peer,
@@ -316,6 +328,62 @@ pub async fn handle(
     };
     state.metrics.latency.observe(started.elapsed());
     response
+}
+
+/// `GET /trace/v1/calls?origid=ID` ([`crate::traceback`]): the client allowed and under its
+/// rate as for signing, then the trace log's records of that origid, read off the request's
+/// thread (SQLite and the journal's recent frames).
+async fn trace_call(
+    state: &SignerState,
+    request: &Request<Incoming>,
+    peer: &Peer,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let Some(client) = state.clients.find(peer.ip, peer.certificate.as_deref()) else {
+        return state.error(&ApiError::Unauthorized, None, request_id);
+    };
+    if request.method() != hyper::Method::GET {
+        return state.error(
+            &ApiError::MethodNotAllowed(rest_http::ALLOW_GET),
+            None,
+            request_id,
+        );
+    }
+    if !client.allow() {
+        return state.error(
+            &ApiError::RateLimited,
+            Some(&client.rate.to_string()),
+            request_id,
+        );
+    }
+    let origid = match traceback::parse_query(request.uri().query()) {
+        Ok(origid) => origid,
+        Err(error) => return state.error(&error, None, request_id),
+    };
+    let path = state.trace.path().to_owned();
+    let wanted = origid.as_str().to_owned();
+    let found =
+        tokio::task::spawn_blocking(move || crate::trace::lookup_origid(&path, &wanted)).await;
+    match found {
+        Ok(Ok(records)) if records.is_empty() => state.error(
+            &ApiError::Policy(traceback::UNKNOWN_ORIGID),
+            Some(origid.as_str()),
+            request_id,
+        ),
+        Ok(Ok(records)) => rest_http::json_response(
+            StatusCode::OK,
+            traceback::answer(&origid, &records),
+            request_id,
+        ),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "trace lookup failed");
+            state.error(&ApiError::Internal, None, request_id)
+        }
+        Err(error) => {
+            tracing::error!(%error, "trace lookup task failed");
+            state.error(&ApiError::Internal, None, request_id)
+        }
+    }
 }
 
 async fn sign(

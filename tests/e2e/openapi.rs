@@ -149,7 +149,8 @@ async fn the_services_match_the_document() {
             "/healthz",
             "/metrics",
             "/stir/v1/signing",
-            "/stir/v1/verification"
+            "/stir/v1/verification",
+            "/trace/v1/calls"
         ]
     );
 

@@ -1227,3 +1227,49 @@ mod marketing {
         }
     }
 }
+
+/// The request's optional `ingress` reaches the event line; a bad one is refused before any
+/// verification, like any other bad member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingress_member_is_copied_into_the_event_line_or_refused() {
+    let lab = lab().await;
+    let t = now();
+    let body = |ingress: &str| {
+        format!(
+            r#"{{"verificationRequest":{{"from":{{"tn":"12155551212"}},"to":{{"tn":["12125551213"]}},"time":{t},"ingress":{ingress}}}}}"#
+        )
+    };
+    for ingress in [r#""international""#, r#""trunk-GZ.7""#, "null"] {
+        let reply = post_json(lab.verifier, "/stir/v1/verification", &body(ingress), &[]).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        // The response itself does not echo it: it is for the feed.
+        assert!(reply.json()["verificationResponse"]
+            .get("ingress")
+            .is_none());
+    }
+    for bad in [r#""trunk 7""#, r#""""#, "7"] {
+        let reply = post_json(lab.verifier, "/stir/v1/verification", &body(bad), &[]).await;
+        assert_eq!(reply.status, 400, "{bad}");
+        let error = &reply.json()["requestError"]["serviceException"];
+        assert_eq!(
+            (&error["messageId"], &error["variables"][0]),
+            (&"SVC4005".into(), &"ingress".into())
+        );
+    }
+    let read_lines =
+        || verifier::events::parse_lines(&std::fs::read_to_string(&lab.events).unwrap_or_default());
+    let waiting_since = std::time::Instant::now();
+    while read_lines().len() < 3 && waiting_since.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines = read_lines();
+    assert_eq!(lines.len(), 3, "refused requests make no line");
+    assert_eq!(lines[0]["ingress"], "international");
+    assert_eq!(lines[1]["ingress"], "trunk-GZ.7");
+    assert!(lines[2].get("ingress").is_none(), "{}", lines[2]);
+}

@@ -10,6 +10,10 @@
 //! `reasontext` and `reasondesc` (what exactly failed, short ASCII text; the member one
 //! ATIS-1000082 implementation sends) on failure, and this project's extension members:
 //! `attest`, `origid`, `spc`, `x5u` when known, `flags` always (an array of strings).
+//!
+//! The request may carry the extension member `ingress` (where the call entered the
+//! terminating network: `international`, `interconnect`, `local` or a trunk's name), copied
+//! into the event line for the monitor.
 
 use passport::{NumberingPlan, Tn};
 use rest::{body, ApiError};
@@ -30,6 +34,40 @@ pub struct VerificationRequest {
     pub identity: Option<String>,
     /// The Identity header values whose `ppt` parameter is `rcd` (only from an array).
     pub rcd_identities: Vec<String>,
+    /// Where the call entered the terminating network (this project's extension member
+    /// `ingress`): `international`, `interconnect`, `local` or a trunk's name; copied into the
+    /// event line for the monitor, never judged here.
+    pub ingress: Option<String>,
+}
+
+/// The longest `ingress` value.
+pub const MAX_INGRESS: usize = 64;
+
+/// The `ingress` member: absent or null, or a token of 1 to [`MAX_INGRESS`] characters from
+/// `A-Z a-z 0-9 . _ -` (the three well-known values and trunk names alike; anything else would
+/// reach the monitor's stores and screens, so it is refused here).
+fn ingress(value: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let text = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(text)) => text,
+        Some(_) => return Err(body::invalid("ingress", "not a string")),
+    };
+    if text.is_empty() || text.len() > MAX_INGRESS {
+        return Err(body::invalid(
+            "ingress",
+            format!("not 1 to {MAX_INGRESS} characters"),
+        ));
+    }
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(body::invalid(
+            "ingress",
+            "only letters, digits, '.', '_' and '-' are allowed",
+        ));
+    }
+    Ok(Some(text.clone()))
 }
 
 /// The most Identity headers a request's `identity` array may hold.
@@ -87,12 +125,14 @@ pub fn parse_verification_request(
     let to = body::tn_array(&request, "to", plan)?;
     let time = body::positive_integer(&request, "time")?;
     let (identity, rcd_identities) = identities(request.get("identity"))?;
+    let ingress = ingress(request.get("ingress"))?;
     Ok(VerificationRequest {
         from,
         to,
         time,
         identity,
         rcd_identities,
+        ingress,
     })
 }
 
@@ -160,6 +200,51 @@ mod tests {
             assert_eq!(
                 json["requestError"]["serviceException"]["variables"][0],
                 variable
+            );
+        }
+    }
+
+    #[test]
+    fn ingress_is_an_optional_short_token() {
+        let with =
+            |ingress: &str| GOOD.replace(r#""time""#, &format!(r#""ingress":{ingress},"time""#));
+        let parse = |ingress: &str| parse_verification_request(with(ingress).as_bytes(), None);
+        assert_eq!(
+            parse_verification_request(GOOD.as_bytes(), None)
+                .unwrap()
+                .ingress,
+            None
+        );
+        assert_eq!(parse("null").unwrap().ingress, None);
+        for good in [
+            "international",
+            "interconnect",
+            "local",
+            "trunk-7.GZ_2",
+            &"a".repeat(64),
+        ] {
+            assert_eq!(
+                parse(&format!("\"{good}\"")).unwrap().ingress.as_deref(),
+                Some(good)
+            );
+        }
+        let bad: [String; 8] = [
+            "\"\"".to_owned(),
+            format!("\"{}\"", "a".repeat(65)),
+            "\"trunk 7\"".into(),
+            "\"<script>\"".into(),
+            "\"gw/1\"".into(),
+            "\"\\u00e9\"".into(),
+            "5".into(),
+            "[\"local\"]".into(),
+        ];
+        for bad in bad {
+            let err = parse(&bad).unwrap_err();
+            assert_eq!(err.message_id(), "SVC4005", "{bad}");
+            let json: Value = serde_json::from_slice(&err.body(None)).unwrap();
+            assert_eq!(
+                json["requestError"]["serviceException"]["variables"][0], "ingress",
+                "{bad}"
             );
         }
     }

@@ -49,8 +49,10 @@ pub struct VerifierConfig {
     pub max_body_bytes: usize,
     /// Numbering plan for national-form numbers (`NANP`, `CN`).
     pub country: Option<String>,
-    /// Event feed: `stdout` or a file path; none by default.
-    pub events: Option<String>,
+    /// The event feed (`[events]`, or the older string form `events = "PATH|stdout"`): a
+    /// file or stdout, and/or batches pushed to the monitor; none by default.
+    #[serde(default, deserialize_with = "events_string_or_table")]
+    pub events: Option<EventsSection>,
     /// Certificate fetching.
     #[serde(default)]
     pub fetch: FetchSection,
@@ -107,6 +109,123 @@ impl Default for FetchSection {
             extra_tls_roots: None,
         }
     }
+}
+
+/// `[events]`: where each verification's event line goes. `file` and `push` may both be set;
+/// with neither, no feed. The older form `events = "PATH|stdout"` is `file` alone.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSection {
+    /// `stdout` or a file path (relative to the configuration's folder), appended to.
+    pub file: Option<String>,
+    /// The monitor's `POST /v1/events` URL: `https://`, or `http://` to a loopback address
+    /// when `allow_insecure_loopback`.
+    pub push: Option<String>,
+    /// Most lines in one pushed batch.
+    pub batch_lines: usize,
+    /// Most bytes in one pushed batch (a batch closes before a line would take it beyond).
+    pub batch_bytes: usize,
+    /// Longest time a line waits for its batch to fill, milliseconds.
+    pub batch_interval_ms: u64,
+    /// Connect and total timeout of one push, milliseconds.
+    pub timeout_ms: u64,
+    /// Where batches wait while the monitor is away (relative to the configuration's folder;
+    /// default `events-spool` beside it). Created 0700, one process at a time.
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes the spool holds; a batch that would go beyond is lost and counted.
+    pub spool_max_bytes: u64,
+    /// First wait after a failed push, milliseconds; doubled after each failure.
+    pub backoff_min_ms: u64,
+    /// Longest wait between two attempts, milliseconds.
+    pub backoff_max_ms: u64,
+    /// Lines waiting for the pusher in memory; beyond it a line is lost and counted.
+    pub queue_lines: usize,
+    /// Allow `http://` to a loopback address (the lab, tests), like `[optout]`'s switch.
+    pub allow_insecure_loopback: bool,
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        Self {
+            file: None,
+            push: None,
+            batch_lines: 1000,
+            batch_bytes: 1 << 20,
+            batch_interval_ms: 200,
+            timeout_ms: 2000,
+            spool_dir: None,
+            spool_max_bytes: 256 << 20,
+            backoff_min_ms: 500,
+            backoff_max_ms: 30_000,
+            queue_lines: 65_536,
+            allow_insecure_loopback: false,
+        }
+    }
+}
+
+/// The spool folder's name beside the configuration file when `spool_dir` is not set.
+pub const DEFAULT_SPOOL_DIR: &str = "events-spool";
+
+impl EventsSection {
+    /// Checks the push URL against the policy (https, or http to loopback with the switch),
+    /// and that every size and time is positive and ordered.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |what: &str| Err(ConfigError(format!("events.{what}")));
+        if let Some(push) = &self.push {
+            let url = rest::fetch::Url::parse(push)
+                .map_err(|e| ConfigError(format!("events.push: {e}")))?;
+            if url.scheme == "http" {
+                if !self.allow_insecure_loopback {
+                    return bad("push: http:// needs allow_insecure_loopback = true (lab only); use https://");
+                }
+                let loopback = url.host == "localhost"
+                    || url
+                        .host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                if !loopback {
+                    return bad("push: http:// is allowed to a loopback address only");
+                }
+            }
+        }
+        if self.batch_lines == 0 || self.batch_bytes == 0 {
+            return bad("batch_lines and batch_bytes must be positive");
+        }
+        if self.batch_interval_ms == 0 || self.timeout_ms == 0 || self.backoff_min_ms == 0 {
+            return bad("batch_interval_ms, timeout_ms and backoff_min_ms must be positive");
+        }
+        if self.backoff_min_ms > self.backoff_max_ms {
+            return bad("backoff_min_ms is above backoff_max_ms");
+        }
+        if self.queue_lines == 0 {
+            return bad("queue_lines must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// `events` as a string (`"PATH|stdout"`, the older form: the file alone) or as a table.
+fn events_string_or_table<'de, D>(deserializer: D) -> Result<Option<EventsSection>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Option<EventsSection>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a file path, \"stdout\", or an [events] table")
+        }
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Self::Value, E> {
+            Ok(Some(EventsSection {
+                file: Some(value.to_owned()),
+                ..EventsSection::default()
+            }))
+        }
+        fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+            EventsSection::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    deserializer.deserialize_any(Visitor)
 }
 
 /// `[cache]`, in seconds.
@@ -197,9 +316,17 @@ impl VerifierConfig {
         if let Some(section) = &mut config.lists {
             section.resolve_paths(base);
         }
-        if let Some(events) = &config.events {
-            if events != "stdout" && events != "-" && Path::new(events).is_relative() {
-                config.events = Some(base.join(events).display().to_string());
+        if let Some(events) = &mut config.events {
+            if let Some(file) = &mut events.file {
+                if file != "stdout" && file != "-" && Path::new(file.as_str()).is_relative() {
+                    *file = base.join(&*file).display().to_string();
+                }
+            }
+            if events.push.is_some() {
+                let spool = events
+                    .spool_dir
+                    .get_or_insert_with(|| PathBuf::from(DEFAULT_SPOOL_DIR));
+                fix(spool);
             }
         }
         config.check()?;
@@ -218,6 +345,9 @@ impl VerifierConfig {
         }
         if self.cache.min_ttl > self.cache.max_ttl {
             return Err(ConfigError("cache.min_ttl is above cache.max_ttl".into()));
+        }
+        if let Some(events) = &self.events {
+            events.check()?;
         }
         Ok(())
     }
@@ -287,5 +417,79 @@ mod tests {
             toml::from_str::<VerifierConfig>("trust_anchors = \"r\"\n[fetch]\ncolour = 1\n")
                 .is_err()
         );
+        let events = config.events.as_ref().unwrap();
+        assert!(Path::new(events.file.as_deref().unwrap()).is_absolute());
+        assert!(events.push.is_some());
+        assert!(events.spool_dir.as_ref().unwrap().is_absolute());
+    }
+
+    /// Writes `text` as a configuration file in a fresh folder and loads it.
+    fn load(text: &str) -> (tempfile::TempDir, Result<VerifierConfig, ConfigError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("verifier.toml");
+        std::fs::write(&path, format!("trust_anchors = \"roots.pem\"\n{text}")).unwrap();
+        let config = VerifierConfig::load(&path);
+        (dir, config)
+    }
+
+    #[test]
+    fn events_is_a_string_or_a_table() {
+        // The older string form: a file alone, relative to the configuration's folder.
+        let (dir, config) = load("events = \"events.jsonl\"\n");
+        let events = config.unwrap().events.unwrap();
+        assert_eq!(
+            events.file.as_deref(),
+            Some(dir.path().join("events.jsonl").to_str().unwrap())
+        );
+        assert_eq!((events.push, events.spool_dir), (None, None));
+        let (_dir, config) = load("events = \"stdout\"\n");
+        assert_eq!(
+            config.unwrap().events.unwrap().file.as_deref(),
+            Some("stdout")
+        );
+        // The table: both a file and a push; the spool defaults beside the file.
+        let (dir, config) = load(
+            "[events]\nfile = \"stdout\"\npush = \"https://monitor.example.net/v1/events\"\nbatch_lines = 10\n",
+        );
+        let events = config.unwrap().events.unwrap();
+        assert_eq!(events.file.as_deref(), Some("stdout"));
+        assert_eq!(events.batch_lines, 10);
+        assert_eq!(events.timeout_ms, EventsSection::default().timeout_ms);
+        assert_eq!(events.spool_dir, Some(dir.path().join(DEFAULT_SPOOL_DIR)));
+        let (dir, config) = load(
+            "[events]\npush = \"http://127.0.0.1:9/v1/events\"\nallow_insecure_loopback = true\nspool_dir = \"sp\"\n",
+        );
+        let events = config.unwrap().events.unwrap();
+        assert_eq!(events.file, None);
+        assert_eq!(events.spool_dir, Some(dir.path().join("sp")));
+        // No events at all.
+        assert_eq!(load("").1.unwrap().events, None);
+    }
+
+    #[test]
+    fn bad_events_tables_are_refused_naming_the_key() {
+        for (text, expected) in [
+            ("[events]\ncolour = 1\n", "unknown field `colour`"),
+            ("events = 5\n", "a file path, \"stdout\", or an [events] table"),
+            ("[events]\npush = \"ftp://m/v1/events\"\n", "events.push"),
+            (
+                "[events]\npush = \"http://127.0.0.1:9/v1/events\"\n",
+                "events.push: http:// needs allow_insecure_loopback",
+            ),
+            (
+                "[events]\npush = \"http://10.0.0.1:9/v1/events\"\nallow_insecure_loopback = true\n",
+                "loopback address only",
+            ),
+            ("[events]\nbatch_lines = 0\n", "events.batch_lines"),
+            ("[events]\ntimeout_ms = 0\n", "timeout_ms"),
+            (
+                "[events]\nbackoff_min_ms = 10\nbackoff_max_ms = 5\n",
+                "backoff_min_ms is above backoff_max_ms",
+            ),
+            ("[events]\nqueue_lines = 0\n", "queue_lines"),
+        ] {
+            let error = load(text).1.unwrap_err();
+            assert!(error.to_string().contains(expected), "{text}: {error}");
+        }
     }
 }

@@ -13,10 +13,14 @@ use rest::clients::{Client, ClientError};
 use rest::service::{ListenError, Listening};
 use rest::tls::TlsError;
 
-use crate::config::{ConfigError, VerifierConfig};
+use std::time::Duration;
+
+use crate::config::{ConfigError, EventsSection, VerifierConfig};
 use crate::crl::{Crl, CrlStore};
+use crate::events::file::FileWriter;
+use crate::events::push::{PushOptions, Pusher};
 use crate::events::{self, EventSink};
-use crate::fetch::Fetcher;
+use crate::fetch::{FetchPolicy, Fetcher};
 use crate::service::{self, VerifierState};
 use crate::verify::Verifier;
 
@@ -194,16 +198,10 @@ impl Prepared {
             clients,
             tls,
         } = self;
-        let events =
-            match &config.events {
-                Some(target) => Some(EventSink::open(&events::target(target)).map_err(|e| {
-                    ServerError::Events {
-                        target: target.clone(),
-                        detail: e.to_string(),
-                    }
-                })?),
-                None => None,
-            };
+        let events = match &config.events {
+            Some(section) => Some(open_events(section, &extra_roots)?),
+            None => None,
+        };
         let verifier = Verifier::new(
             fetcher,
             config.cache_config(),
@@ -253,11 +251,77 @@ impl Prepared {
         } = rest::service::listen(config.listen).await?;
         tracing::info!(%address, tls = tls.is_some(), "verifier listening");
         tokio::spawn(reload_on_sighup(hangup, config, Arc::clone(&state)));
-        service::serve(listener, state, tls, shutdown).await;
+        service::serve(listener, Arc::clone(&state), tls, shutdown).await;
+        // The pusher spools what it holds in memory, for the next start to send.
+        let _ = tokio::task::spawn_blocking(move || state.stop_events()).await;
         tracing::info!("verifier stopped");
         Ok(())
     }
 }
+
+/// The event feed `[events]` describes: its file and its pusher (whose spool is opened, and
+/// whose batches waiting there are sent first).
+pub fn open_events(
+    section: &EventsSection,
+    extra_roots: &[Vec<u8>],
+) -> Result<EventSink, ServerError> {
+    let file =
+        match &section.file {
+            Some(target) => Some(FileWriter::open(&events::target(target)).map_err(|e| {
+                ServerError::Events {
+                    target: target.clone(),
+                    detail: e.to_string(),
+                }
+            })?),
+            None => None,
+        };
+    let push = match &section.push {
+        Some(url) => Some(
+            Pusher::start(push_options(section, url, extra_roots)).map_err(|e| {
+                ServerError::Events {
+                    target: url.clone(),
+                    detail: e.to_string(),
+                }
+            })?,
+        ),
+        None => None,
+    };
+    Ok(EventSink::new(file, push))
+}
+
+/// The pusher's options from `[events]` (its push URL `url`): the client may reach private
+/// addresses (the operator names the monitor, no call does) and, with
+/// `allow_insecure_loopback`, plain HTTP (the configuration allows it to loopback only).
+pub fn push_options(section: &EventsSection, url: &str, extra_roots: &[Vec<u8>]) -> PushOptions {
+    let timeout = Duration::from_millis(section.timeout_ms);
+    PushOptions {
+        url: url.to_owned(),
+        batch_lines: section.batch_lines,
+        batch_bytes: section.batch_bytes,
+        batch_interval: Duration::from_millis(section.batch_interval_ms),
+        spool_dir: section
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_SPOOL_DIR)),
+        spool_max_bytes: section.spool_max_bytes,
+        backoff_min: Duration::from_millis(section.backoff_min_ms),
+        backoff_max: Duration::from_millis(section.backoff_max_ms),
+        queue_lines: section.queue_lines,
+        policy: FetchPolicy {
+            allow_http: section.allow_insecure_loopback,
+            allow_private_addresses: true,
+            allowed_ports: None,
+            allowed_hosts: None,
+            connect_timeout: timeout,
+            total_timeout: timeout,
+            max_body: PUSH_ANSWER_MAX_BYTES,
+        },
+        extra_roots: extra_roots.to_vec(),
+    }
+}
+
+/// The largest answer to a pushed batch read (the monitor lists the lines it refused).
+const PUSH_ANSWER_MAX_BYTES: usize = 1 << 20;
 
 /// Reloads the trust anchors and local CRLs on each SIGHUP received by `hangup`; keeps the
 /// previous ones, and logs why, when either is unusable.

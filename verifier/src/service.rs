@@ -159,6 +159,14 @@ impl VerifierState {
         }
     }
 
+    /// Stops the event feed's pusher, spooling the lines it still holds (blocks until done;
+    /// the service calls it once serving has stopped).
+    pub fn stop_events(&self) {
+        if let Some(events) = &self.events {
+            events.stop();
+        }
+    }
+
     /// The same state reading another clock (tests pin time with it).
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
@@ -246,6 +254,9 @@ impl VerifierState {
              # TYPE shaken_verifier_events_dropped_total counter\n\
              shaken_verifier_events_dropped_total {dropped}"
         );
+        if let Some(stats) = self.events.as_ref().and_then(EventSink::push_stats) {
+            stats.render(&mut out);
+        }
         out
     }
 }
@@ -349,7 +360,13 @@ async fn verify(
     }
     if let Some(events) = &state.events {
         let to: Vec<String> = parsed.to.iter().map(ToString::to_string).collect();
-        events.emit(event_line(parsed.time, parsed.from.as_str(), &to, &verdict));
+        events.emit(event_line(
+            parsed.time,
+            parsed.from.as_str(),
+            &to,
+            parsed.ingress.as_deref(),
+            &verdict,
+        ));
     }
     rest_http::json_response(
         StatusCode::OK,

@@ -669,10 +669,12 @@ mod tests {
             5,
             "12155551212",
             &["12125551213".to_owned()],
+            Some("international"),
             &verdict,
         ))
         .unwrap_or_default();
         assert_eq!(line["firm"], "F1");
+        assert_eq!(line["ingress"], "international");
         assert_eq!(line["rcd"]["nam"], "Example Insurance");
         assert_eq!(line["crn"], "Policy renewal");
         assert!(line.get("unsubscribe").is_none(), "{line}");

@@ -270,6 +270,11 @@ impl TraceLog {
         })
     }
 
+    /// The trace database's path (lookups open it: [`lookup_origid`], [`lookup_tn`]).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Records `record` and returns once it is on disk.
     pub async fn record(&self, record: TraceRecord) -> Result<(), SignerError> {
         let line = serde_json::to_string(&record).map_err(|e| SignerError::db(&self.path, e))?;
