@@ -47,6 +47,26 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("monitor database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The event journal could not be read or written.
+    #[error("event journal {path}: {detail}")]
+    Journal {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the system said.
+        detail: String,
+    },
+    /// A frame the journal reported written cannot be read back (the journal was damaged
+    /// or a segment was removed by hand).
+    #[error("event journal {dir}: frame {seq} is missing or damaged")]
+    JournalGap {
+        /// The journal's folder.
+        dir: PathBuf,
+        /// The frame's sequence number.
+        seq: u64,
+    },
+    /// A body too large for one journal frame.
+    #[error("event journal: a body of {0} bytes is too large for one frame")]
+    FrameTooLarge(usize),
     /// A stored row could not be read back (a detector or subject this build does not know).
     #[error("monitor database: unreadable {what} in row {id}")]
     Corrupt {
@@ -197,6 +217,10 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_time ON alerts(time);
 CREATE INDEX IF NOT EXISTS alerts_subject ON alerts(subject, time);
 CREATE INDEX IF NOT EXISTS alerts_open ON alerts(closed) WHERE closed = 0;
+CREATE TABLE IF NOT EXISTS journal_checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS allow_changes (
     tn TEXT PRIMARY KEY,
     allowed INTEGER NOT NULL,
@@ -233,6 +257,73 @@ pub fn create_folder(dir: &Path) -> Result<(), StoreError> {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(folder)?;
         }
+    }
+    Ok(())
+}
+
+fn insert_events(
+    tx: &rusqlite::Transaction<'_>,
+    events: &[EventRow<'_>],
+) -> Result<(), StoreError> {
+    let mut insert_event = tx.prepare_cached(
+        "INSERT INTO events (time, kind, caller, called, spc, origid, verstat, flags, marks, ingress, late, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    let mut insert_called =
+        tx.prepare_cached("INSERT OR IGNORE INTO event_called (called, event_id) VALUES (?1, ?2)")?;
+    let mut marks = String::new();
+    for row in events {
+        let event = row.event;
+        marks.clear();
+        for (i, mark) in row.marks.iter().enumerate() {
+            if i > 0 {
+                marks.push(',');
+            }
+            marks.push_str(mark.as_str());
+        }
+        insert_event.execute(params![
+            to_i64(event.time),
+            kind_name(event.kind),
+            event.from,
+            event.to.join(","),
+            event.spc,
+            event.origid,
+            event.verstat,
+            event.flags.join(","),
+            marks,
+            event.ingress,
+            row.late,
+            row.raw,
+        ])?;
+        let id = tx.last_insert_rowid();
+        for called in &event.to {
+            insert_called.execute(params![called, id])?;
+        }
+    }
+    Ok(())
+}
+
+fn upsert_alerts(tx: &rusqlite::Transaction<'_>, alerts: &[Alert]) -> Result<(), StoreError> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO alerts (id, subject_kind, subject, detector, time, window, count, threshold, samples, text, last, closed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for alert in alerts {
+        let (kind, subject) = subject_parts(&alert.subject);
+        upsert.execute(params![
+            to_i64(alert.id),
+            kind,
+            subject,
+            alert.detector.as_str(),
+            to_i64(alert.time),
+            to_i64(alert.window),
+            to_i64(alert.count),
+            to_i64(alert.threshold),
+            serde_json::to_string(&alert.samples).unwrap_or_else(|_| "[]".into()),
+            alert.text,
+            to_i64(alert.last),
+            alert.closed,
+        ])?;
     }
     Ok(())
 }
@@ -282,67 +373,36 @@ impl Store {
         alerts: &[Alert],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        {
-            let mut insert_event = tx.prepare_cached(
-                "INSERT INTO events (time, kind, caller, called, spc, origid, verstat, flags, marks, ingress, late, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            let mut insert_called = tx.prepare_cached(
-                "INSERT OR IGNORE INTO event_called (called, event_id) VALUES (?1, ?2)",
-            )?;
-            let mut marks = String::new();
-            for row in events {
-                let event = row.event;
-                marks.clear();
-                for (i, mark) in row.marks.iter().enumerate() {
-                    if i > 0 {
-                        marks.push(',');
-                    }
-                    marks.push_str(mark.as_str());
-                }
-                insert_event.execute(params![
-                    to_i64(event.time),
-                    kind_name(event.kind),
-                    event.from,
-                    event.to.join(","),
-                    event.spc,
-                    event.origid,
-                    event.verstat,
-                    event.flags.join(","),
-                    marks,
-                    event.ingress,
-                    row.late,
-                    row.raw,
-                ])?;
-                let id = tx.last_insert_rowid();
-                for called in &event.to {
-                    insert_called.execute(params![called, id])?;
-                }
-            }
-            let mut upsert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO alerts (id, subject_kind, subject, detector, time, window, count, threshold, samples, text, last, closed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            for alert in alerts {
-                let (kind, subject) = subject_parts(&alert.subject);
-                upsert.execute(params![
-                    to_i64(alert.id),
-                    kind,
-                    subject,
-                    alert.detector.as_str(),
-                    to_i64(alert.time),
-                    to_i64(alert.window),
-                    to_i64(alert.count),
-                    to_i64(alert.threshold),
-                    serde_json::to_string(&alert.samples).unwrap_or_else(|_| "[]".into()),
-                    alert.text,
-                    to_i64(alert.last),
-                    alert.closed,
-                ])?;
-            }
-        }
+        insert_events(&tx, events)?;
+        upsert_alerts(&tx, alerts)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Writes events from the journal and the journal's checkpoint (the sequence number of
+    /// the last frame they came from) in one transaction: after a crash the events are
+    /// stored exactly when the checkpoint says so, never twice.
+    pub fn write_indexed(
+        &mut self,
+        events: &[EventRow<'_>],
+        checkpoint: u64,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        insert_events(&tx, events)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO journal_checkpoint (id, seq) VALUES (1, ?1)",
+            params![to_i64(checkpoint)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The sequence number of the last journal frame whose events are stored (0: none).
+    pub fn checkpoint(&self) -> Result<u64, StoreError> {
+        let seq: Option<i64> =
+            self.conn
+                .query_row("SELECT max(seq) FROM journal_checkpoint", [], |r| r.get(0))?;
+        Ok(seq.map_or(0, to_u64))
     }
 
     fn alert_of(row: &rusqlite::Row<'_>) -> Result<Result<Alert, StoreError>, rusqlite::Error> {
