@@ -1,4 +1,6 @@
-//! The monitor's store: one SQLite database in the data folder (`monitor.db`).
+//! The monitor's store: two SQLite databases in the data folder, `monitor.db` for events and
+//! `alerts.db` (attached as `control`) for alerts and allow-list changes, so that an alert
+//! change committed in a request never waits for the indexer's large event transactions.
 //!
 //! | table | rows |
 //! |---|---|
@@ -6,10 +8,13 @@
 //! | `event_called` | one row per called number of an event, so lookups by called number are indexed |
 //! | `alerts` | every alert, open and closed, with its subject, detector, window, counts, samples and text |
 //! | `allow_changes` | allow-list additions and removals made through the API (they override `allow_file`) |
+//! | `journal_checkpoint` | the last journal frame whose events are in `events` ([`crate::journal`]) |
 //!
-//! Events are indexed by calling number, called number, origid, SPC and time. A batch of
-//! events and the alert changes they caused is written in one transaction
-//! ([`Store::write_batch`]); the service answers only after it commits. The WAL journal with
+//! Events are indexed by calling number, called number, origid, SPC and time. They come from
+//! the journal through the indexer, in transactions that store the checkpoint with them
+//! ([`Store::write_indexed`]); alert changes are committed in the request
+//! ([`Store::write_batch`]). A store written before `alerts.db` existed has its alerts and
+//! allow-list changes moved there when it is opened. The WAL journal with
 //! `synchronous=NORMAL` (durability `"process"`) keeps a commit through `kill -9`;
 //! `synchronous=FULL` (`"power"`) through a power loss.
 //!
@@ -31,6 +36,8 @@ pub const WRITER_CACHE_KIB: i64 = 256 * 1024;
 
 /// The database file's name inside the data folder.
 pub const DB_FILE: &str = "monitor.db";
+/// The control database's file name inside the data folder (alerts, allow-list changes).
+pub const CONTROL_FILE: &str = "alerts.db";
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -195,12 +202,22 @@ CREATE INDEX IF NOT EXISTS events_time ON events(time);
 CREATE INDEX IF NOT EXISTS events_caller ON events(caller, time);
 CREATE INDEX IF NOT EXISTS events_spc ON events(spc, time) WHERE spc IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_origid ON events(origid) WHERE origid IS NOT NULL;
+CREATE TABLE IF NOT EXISTS journal_checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS event_called (
     called TEXT NOT NULL,
     event_id INTEGER NOT NULL,
     PRIMARY KEY (called, event_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS alerts (
+";
+
+/// The control database (attached as `control`): alerts and allow-list changes. A file of
+/// its own so that committing an alert change never waits for the indexer's large event
+/// transactions on `monitor.db` (SQLite locks each database file separately).
+const CONTROL_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS control.alerts (
     id INTEGER PRIMARY KEY,
     subject_kind TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -214,18 +231,25 @@ CREATE TABLE IF NOT EXISTS alerts (
     last INTEGER NOT NULL,
     closed INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS alerts_time ON alerts(time);
-CREATE INDEX IF NOT EXISTS alerts_subject ON alerts(subject, time);
-CREATE INDEX IF NOT EXISTS alerts_open ON alerts(closed) WHERE closed = 0;
-CREATE TABLE IF NOT EXISTS journal_checkpoint (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS allow_changes (
+CREATE INDEX IF NOT EXISTS control.alerts_time ON alerts(time);
+CREATE INDEX IF NOT EXISTS control.alerts_subject ON alerts(subject, time);
+CREATE INDEX IF NOT EXISTS control.alerts_open ON alerts(closed) WHERE closed = 0;
+CREATE TABLE IF NOT EXISTS control.allow_changes (
     tn TEXT PRIMARY KEY,
     allowed INTEGER NOT NULL,
     time INTEGER NOT NULL
 );
+";
+
+/// Moves the tables of the control database out of `monitor.db`, where stores written
+/// before the split kept them, in one transaction.
+const MIGRATE_CONTROL: &str = "
+BEGIN;
+INSERT OR IGNORE INTO control.alerts SELECT * FROM main.alerts;
+INSERT OR IGNORE INTO control.allow_changes SELECT * FROM main.allow_changes;
+DROP TABLE main.alerts;
+DROP TABLE main.allow_changes;
+COMMIT;
 ";
 
 fn to_i64(value: u64) -> i64 {
@@ -241,6 +265,16 @@ fn split_list(text: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Attaches the control database of `dir` as `control` (read-only on a read-only connection).
+fn attach_control(conn: &Connection, dir: &Path) -> Result<(), StoreError> {
+    let path = dir.join(CONTROL_FILE);
+    conn.execute(
+        "ATTACH DATABASE ?1 AS control",
+        params![path.to_string_lossy()],
+    )?;
+    Ok(())
 }
 
 /// Creates the data folder (0700) if it is missing.
@@ -335,15 +369,21 @@ impl Store {
         create_folder(dir)?;
         let conn = Connection::open(dir.join(DB_FILE))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(
-            None,
-            "synchronous",
-            match durability {
-                Durability::Process => "NORMAL",
-                Durability::Power => "FULL",
-            },
-        )?;
+        attach_control(&conn, dir)?;
+        for schema in [
+            rusqlite::DatabaseName::Main,
+            rusqlite::DatabaseName::Attached("control"),
+        ] {
+            conn.pragma_update(Some(schema), "journal_mode", "WAL")?;
+            conn.pragma_update(
+                Some(schema),
+                "synchronous",
+                match durability {
+                    Durability::Process => "NORMAL",
+                    Durability::Power => "FULL",
+                },
+            )?;
+        }
         // The indexes on calling and called numbers take keys in random order: a page cache
         // that holds their working set saves re-reading pages from the OS on every insert.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
@@ -351,6 +391,15 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(CONTROL_SCHEMA)?;
+        let old: i64 = conn.query_row(
+            "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name IN ('alerts', 'allow_changes')",
+            [],
+            |r| r.get(0),
+        )?;
+        if old == 2 {
+            conn.execute_batch(MIGRATE_CONTROL)?;
+        }
         Ok(Self { conn })
     }
 
@@ -361,6 +410,7 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        attach_control(&conn, dir)?;
         Ok(Self { conn })
     }
 
@@ -930,6 +980,36 @@ mod tests {
             store.allow_changes().unwrap(),
             vec![("862".to_owned(), true), ("861".to_owned(), false)]
         );
+    }
+
+    #[test]
+    fn alerts_of_a_store_from_before_the_split_are_moved_to_the_control_database() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE alerts (id INTEGER PRIMARY KEY, subject_kind TEXT NOT NULL, subject TEXT NOT NULL, detector TEXT NOT NULL, time INTEGER NOT NULL, window INTEGER NOT NULL, count INTEGER NOT NULL, threshold INTEGER NOT NULL, samples TEXT NOT NULL, text TEXT NOT NULL, last INTEGER NOT NULL, closed INTEGER NOT NULL);
+                 CREATE TABLE allow_changes (tn TEXT PRIMARY KEY, allowed INTEGER NOT NULL, time INTEGER NOT NULL);
+                 INSERT INTO alerts VALUES (7, 'caller', '8613800000001', 'high-frequency', 1000, 3600, 61, 60, '[\"o1\"]', 'text', 1000, 0);
+                 INSERT INTO allow_changes VALUES ('861', 1, 5);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path(), Durability::Process).unwrap();
+        assert_eq!(store.open_alerts().unwrap().len(), 1);
+        assert_eq!(store.next_alert_id().unwrap(), 8);
+        assert_eq!(
+            store.allow_changes().unwrap(),
+            vec![("861".to_owned(), true)]
+        );
+        drop(store);
+        // Opened again: nothing moved twice, nothing lost.
+        let store = Store::open(dir.path(), Durability::Process).unwrap();
+        assert_eq!(
+            store.open_alerts().unwrap()[0].samples,
+            vec!["o1".to_owned()]
+        );
+        assert!(dir.path().join(CONTROL_FILE).exists());
     }
 
     #[test]
