@@ -22,7 +22,7 @@ use crate::journal::{remove_indexed, Frame, JournalReader};
 use crate::store::{EventRow, Store, StoreError};
 
 /// Events written per SQLite transaction at most (whole frames: one more frame may pass it).
-pub const MAX_BATCH_EVENTS: usize = 100_000;
+pub const MAX_BATCH_EVENTS: usize = 400_000;
 /// How long the indexer sleeps when it has nothing to do and is not woken.
 const IDLE: Duration = Duration::from_millis(100);
 /// How long it waits after a failed transaction before reading again.

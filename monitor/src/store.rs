@@ -71,6 +71,13 @@ pub enum StoreError {
         /// The frame's sequence number.
         seq: u64,
     },
+    /// The indexer is too far behind the journal: ingest waited for it and gave up (the
+    /// body is not acknowledged; the sender retries later).
+    #[error("event index backlog of {lag} events did not shrink in time")]
+    Backlog {
+        /// Acknowledged events not yet indexed.
+        lag: u64,
+    },
     /// A body too large for one journal frame.
     #[error("event journal: a body of {0} bytes is too large for one frame")]
     FrameTooLarge(usize),
