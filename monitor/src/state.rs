@@ -173,6 +173,8 @@ pub struct MonitorState {
     progress: Arc<Progress>,
     indexer: Indexer,
     journal_dir: std::path::PathBuf,
+    max_index_lag: u64,
+    backlog_wait: Duration,
 }
 
 impl std::fmt::Debug for MonitorState {
@@ -275,6 +277,8 @@ impl MonitorState {
             progress,
             indexer,
             journal_dir,
+            max_index_lag: MAX_INDEX_LAG,
+            backlog_wait: BACKLOG_WAIT,
         };
         state.refresh_store_size();
         Ok((state, restored))
@@ -396,10 +400,10 @@ impl MonitorState {
     /// Waits while the indexer is more than [`MAX_INDEX_LAG`] events behind, at most
     /// [`BACKLOG_WAIT`].
     fn wait_for_backlog(&self) -> Result<(), StoreError> {
-        let deadline = std::time::Instant::now() + BACKLOG_WAIT;
+        let deadline = std::time::Instant::now() + self.backlog_wait;
         loop {
             let lag = self.progress.lag_events();
-            if lag <= MAX_INDEX_LAG {
+            if lag <= self.max_index_lag {
                 return Ok(());
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -723,6 +727,30 @@ mod tests {
         assert!(state
             .render_metrics()
             .contains("monitor_index_lag_events 0"));
+    }
+
+    #[test]
+    fn ingest_waits_for_a_long_backlog_then_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = open(dir.path());
+        state.max_index_lag = 5;
+        state.backlog_wait = Duration::from_millis(50);
+        // Six acknowledged events the indexer has not reached (counted, no frame missing).
+        let progress = state.index_progress();
+        progress.journaled(progress.journaled_seq(), 6);
+        let started = std::time::Instant::now();
+        assert!(matches!(
+            state.ingest(calls(0, 1).as_bytes()),
+            Err(StoreError::Backlog { lag: 6 })
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(
+            state.call("o0").unwrap().is_empty(),
+            "nothing of it was kept"
+        );
+        state.max_index_lag = 6;
+        assert_eq!(state.ingest(calls(0, 1).as_bytes()).unwrap().accepted, 1);
+        assert_eq!(state.call("o0").unwrap().len(), 1);
     }
 
     #[test]
