@@ -103,15 +103,53 @@ pub fn encode(seq: u64, payload: &[u8], out: &mut Vec<u8>) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Where a segment's bytes are read from: its file, or (for fuzzing) a copy in memory.
+pub trait ReadAt {
+    /// Fills `buf` from `offset`, or fails.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let bytes = usize::try_from(offset)
+            .ok()
+            .and_then(|start| self.get(start..start.checked_add(buf.len())?))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// The chain of whole frames at the start of a segment's bytes (what crash recovery reads),
+/// stopping at the first that is not whole or does not follow its predecessor.
+pub fn frames_in(bytes: &[u8]) -> Vec<Frame> {
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut offset = 0;
+    while let Ok(Some((frame, next))) = read_frame(bytes, bytes.len() as u64, offset) {
+        if frames.last().is_some_and(|last| frame.seq != last.seq + 1) {
+            break;
+        }
+        frames.push(frame);
+        offset = next;
+    }
+    frames
+}
+
 /// Reads the frame at `offset` of a segment of `size` bytes: `Some((frame, next offset))`
 /// when a whole frame with a good CRC and valid UTF-8 is there, `None` otherwise.
-pub fn read_frame<S: FileExt + ?Sized>(
+pub fn read_frame<S: ReadAt + ?Sized>(
     source: &S,
     size: u64,
     offset: u64,
 ) -> io::Result<Option<(Frame, u64)>> {
     let mut header = [0u8; HEADER];
-    if offset + HEADER as u64 > size {
+    if offset.saturating_add(HEADER as u64) > size {
         return Ok(None);
     }
     source.read_exact_at(&mut header, offset)?;
@@ -126,7 +164,7 @@ pub fn read_frame<S: FileExt + ?Sized>(
         .unwrap_or(u32::MAX) as usize;
     let seq = field(8..16).try_into().map(u64::from_le_bytes).unwrap_or(0);
     let crc = crc_bytes.try_into().map(u32::from_le_bytes).unwrap_or(0);
-    let end = offset + HEADER as u64 + len as u64;
+    let end = offset.saturating_add((HEADER + len) as u64);
     if len > MAX_PAYLOAD || end > size || seq == 0 {
         return Ok(None);
     }
@@ -449,6 +487,20 @@ mod tests {
             JournalReader::new(dir.path(), 0).next(2),
             Err(StoreError::JournalGap { seq: 1, .. })
         ));
+    }
+
+    #[test]
+    fn frames_in_memory_read_like_frames_on_disk() {
+        let mut bytes = Vec::new();
+        let mut frame = Vec::new();
+        for (seq, text) in [(4, "a\n"), (5, "b\n"), (7, "c\n")] {
+            encode(seq, text.as_bytes(), &mut frame).unwrap();
+            bytes.extend_from_slice(&frame);
+        }
+        let frames = frames_in(&bytes);
+        assert_eq!(frames.iter().map(|f| f.seq).collect::<Vec<_>>(), [4, 5]);
+        assert!(frames_in(&bytes[..bytes.len() / 2]).len() < 2);
+        assert!(frames_in(b"MEJ1\xff\xff\xff\xff").is_empty());
     }
 
     #[test]
