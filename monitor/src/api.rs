@@ -62,7 +62,7 @@ fn unavailable(error_value: &StoreError) -> Answer {
     tracing::error!(error = %error_value, "monitor store");
     error(
         StatusCode::SERVICE_UNAVAILABLE,
-        "the store is unavailable; nothing was stored",
+        "the store is unavailable or behind; nothing was acknowledged",
     )
 }
 

@@ -16,8 +16,10 @@
 //!   quiet window;
 //! - [`config`]: the whole TOML configuration (the service's keys and the detectors');
 //! - [`store`]: the SQLite store of events, alerts and allow-list changes;
+//! - [`journal`]: the append-only journal that makes an accepted body durable before its
+//!   answer; [`indexer`]: the thread that fills the store's event tables behind it;
 //! - [`state`]: the engine, the alert book and the store together: restore on start, ingest
-//!   in one transaction per body, the queries;
+//!   (detectors, alert changes, a journal frame per body), the queries;
 //! - [`api`]: the HTTP API; [`traceback`]: asking the signer's trace endpoint;
 //!   [`metrics`]: `/metrics`;
 //! - [`server`]: `shaken monitor serve` as a process; [`load`]: the throughput run.
@@ -33,6 +35,8 @@ pub mod config;
 pub mod dashboard;
 pub mod detect;
 pub mod event;
+pub mod indexer;
+pub mod journal;
 pub mod load;
 pub mod metrics;
 pub mod mix;

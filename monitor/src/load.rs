@@ -70,6 +70,12 @@ pub struct LoadReport {
     pub seconds: f64,
     /// Acknowledged events per second through HTTP.
     pub events_per_second: f64,
+    /// Acknowledged events not yet in SQLite's indexes when the last answer came.
+    pub index_lag_events: u64,
+    /// Seconds the indexer took after the last answer to index the rest.
+    pub index_catch_up_seconds: f64,
+    /// The indexer's sustained rate: every event indexed, over the run and its catch-up.
+    pub indexed_per_second: f64,
     /// The floor: the same lines parsed into events on one core, per second.
     pub parse_only_per_second: f64,
     /// Calling numbers with window state.
@@ -266,6 +272,14 @@ pub async fn run(options: &LoadOptions, config: &MonitorConfig) -> Result<LoadRe
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let progress = prepared.state.index_progress();
+    let index_lag_events = progress.lag_events();
+    let catch_up = Instant::now();
+    progress.wait_indexed(
+        progress.journaled_seq(),
+        std::time::Duration::from_secs(3600),
+    );
+    let index_catch_up_seconds = catch_up.elapsed().as_secs_f64();
     drop(bodies_in);
     let _ = generator.join();
     let rss = rss_bytes();
@@ -297,6 +311,10 @@ pub async fn run(options: &LoadOptions, config: &MonitorConfig) -> Result<LoadRe
         rejected,
         seconds,
         events_per_second: accepted as f64 / seconds.max(1e-9),
+        index_lag_events,
+        index_catch_up_seconds,
+        indexed_per_second: prepared.state.index_progress().indexed_events() as f64
+            / (seconds + index_catch_up_seconds).max(1e-9),
         parse_only_per_second,
         active_callers: active_callers as u64,
         window_bytes: window_bytes as u64,

@@ -149,3 +149,41 @@ impl Metrics {
         out
     }
 }
+
+/// The exposition text of the journal and the indexer: acknowledged events not yet indexed,
+/// events indexed, failed indexing transactions, and the journal's size on disk.
+pub fn render_index(progress: &crate::indexer::Progress, journal_bytes: u64) -> String {
+    let mut out = String::new();
+    for (name, kind, help, value) in [
+        (
+            "monitor_index_lag_events",
+            "gauge",
+            "Acknowledged events (in the journal) not yet in the store's indexes.",
+            progress.lag_events(),
+        ),
+        (
+            "monitor_indexed_events_total",
+            "counter",
+            "Events the indexer wrote to the store since start.",
+            progress.indexed_events(),
+        ),
+        (
+            "monitor_index_failures_total",
+            "counter",
+            "Indexing transactions that failed (retried from the checkpoint).",
+            progress.failures(),
+        ),
+        (
+            "monitor_journal_bytes",
+            "gauge",
+            "The event journal's segments on disk.",
+            journal_bytes,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    out
+}

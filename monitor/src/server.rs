@@ -93,6 +93,7 @@ pub fn prepare(dir: &Path, config: &MonitorConfig) -> Result<Prepared, ServeErro
     tracing::info!(
         open_alerts = restored.open_alerts,
         replayed = restored.replayed,
+        indexed_from_journal = restored.indexed,
         unreadable = restored.unreadable,
         "monitor state restored"
     );

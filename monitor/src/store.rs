@@ -1,15 +1,20 @@
-//! The monitor's store: one SQLite database in the data folder (`monitor.db`).
+//! The monitor's store: two SQLite databases in the data folder, `monitor.db` for events and
+//! `alerts.db` (attached as `control`) for alerts and allow-list changes, so that an alert
+//! change committed in a request never waits for the indexer's large event transactions.
 //!
 //! | table | rows |
 //! |---|---|
 //! | `events` | every accepted event: event time, kind, caller, SPC, origid, verstat, flags, the detectors' marks, ingress, whether it came too late to count, the called numbers and the line as received |
-//! | `event_called` | one row per called number of an event, so lookups by called number are indexed |
+//! | `event_caller`, `event_called`, `event_origid` | one row per event and calling number, called number or origid: the lookups' indexes, kept as tables of their own so each batch fills them in key order |
 //! | `alerts` | every alert, open and closed, with its subject, detector, window, counts, samples and text |
 //! | `allow_changes` | allow-list additions and removals made through the API (they override `allow_file`) |
+//! | `journal_checkpoint` | the last journal frame whose events are in `events` ([`crate::journal`]) |
 //!
-//! Events are indexed by calling number, called number, origid, SPC and time. A batch of
-//! events and the alert changes they caused is written in one transaction
-//! ([`Store::write_batch`]); the service answers only after it commits. The WAL journal with
+//! Events are indexed by calling number, called number, origid, SPC and time. They come from
+//! the journal through the indexer, in transactions that store the checkpoint with them
+//! ([`Store::write_indexed`]); alert changes are committed in the request
+//! ([`Store::write_batch`]). A store written before `alerts.db` existed has its alerts and
+//! allow-list changes moved there when it is opened. The WAL journal with
 //! `synchronous=NORMAL` (durability `"process"`) keeps a commit through `kill -9`;
 //! `synchronous=FULL` (`"power"`) through a power loss.
 //!
@@ -31,6 +36,8 @@ pub const WRITER_CACHE_KIB: i64 = 256 * 1024;
 
 /// The database file's name inside the data folder.
 pub const DB_FILE: &str = "monitor.db";
+/// The control database's file name inside the data folder (alerts, allow-list changes).
+pub const CONTROL_FILE: &str = "alerts.db";
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +54,33 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("monitor database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The event journal could not be read or written.
+    #[error("event journal {path}: {detail}")]
+    Journal {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the system said.
+        detail: String,
+    },
+    /// A frame the journal reported written cannot be read back (the journal was damaged
+    /// or a segment was removed by hand).
+    #[error("event journal {dir}: frame {seq} is missing or damaged")]
+    JournalGap {
+        /// The journal's folder.
+        dir: PathBuf,
+        /// The frame's sequence number.
+        seq: u64,
+    },
+    /// The indexer is too far behind the journal: ingest waited for it and gave up (the
+    /// body is not acknowledged; the sender retries later).
+    #[error("event index backlog of {lag} events did not shrink in time")]
+    Backlog {
+        /// Acknowledged events not yet indexed.
+        lag: u64,
+    },
+    /// A body too large for one journal frame.
+    #[error("event journal: a body of {0} bytes is too large for one frame")]
+    FrameTooLarge(usize),
     /// A stored row could not be read back (a detector or subject this build does not know).
     #[error("monitor database: unreadable {what} in row {id}")]
     Corrupt {
@@ -189,15 +223,34 @@ CREATE TABLE IF NOT EXISTS events (
     raw TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_time ON events(time);
-CREATE INDEX IF NOT EXISTS events_caller ON events(caller, time);
 CREATE INDEX IF NOT EXISTS events_spc ON events(spc, time) WHERE spc IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_origid ON events(origid) WHERE origid IS NOT NULL;
+CREATE TABLE IF NOT EXISTS event_caller (
+    caller TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    event_id INTEGER NOT NULL,
+    PRIMARY KEY (caller, time, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS event_origid (
+    origid TEXT NOT NULL,
+    event_id INTEGER NOT NULL,
+    PRIMARY KEY (origid, event_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal_checkpoint (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS event_called (
     called TEXT NOT NULL,
     event_id INTEGER NOT NULL,
     PRIMARY KEY (called, event_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS alerts (
+";
+
+/// The control database (attached as `control`): alerts and allow-list changes. A file of
+/// its own so that committing an alert change never waits for the indexer's large event
+/// transactions on `monitor.db` (SQLite locks each database file separately).
+const CONTROL_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS control.alerts (
     id INTEGER PRIMARY KEY,
     subject_kind TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -211,14 +264,36 @@ CREATE TABLE IF NOT EXISTS alerts (
     last INTEGER NOT NULL,
     closed INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS alerts_time ON alerts(time);
-CREATE INDEX IF NOT EXISTS alerts_subject ON alerts(subject, time);
-CREATE INDEX IF NOT EXISTS alerts_open ON alerts(closed) WHERE closed = 0;
-CREATE TABLE IF NOT EXISTS allow_changes (
+CREATE INDEX IF NOT EXISTS control.alerts_time ON alerts(time);
+CREATE INDEX IF NOT EXISTS control.alerts_subject ON alerts(subject, time);
+CREATE INDEX IF NOT EXISTS control.alerts_open ON alerts(closed) WHERE closed = 0;
+CREATE TABLE IF NOT EXISTS control.allow_changes (
     tn TEXT PRIMARY KEY,
     allowed INTEGER NOT NULL,
     time INTEGER NOT NULL
 );
+";
+
+/// Replaces the indexes on `events(caller)` and `events(origid)` of a store written before
+/// the lookup tables existed by those tables, in one transaction.
+const MIGRATE_LOOKUPS: &str = "
+BEGIN;
+INSERT OR IGNORE INTO event_caller SELECT caller, time, id FROM events ORDER BY caller, time, id;
+INSERT OR IGNORE INTO event_origid SELECT origid, id FROM events WHERE origid IS NOT NULL ORDER BY origid, id;
+DROP INDEX events_caller;
+DROP INDEX events_origid;
+COMMIT;
+";
+
+/// Moves the tables of the control database out of `monitor.db`, where stores written
+/// before the split kept them, in one transaction.
+const MIGRATE_CONTROL: &str = "
+BEGIN;
+INSERT OR IGNORE INTO control.alerts SELECT * FROM main.alerts;
+INSERT OR IGNORE INTO control.allow_changes SELECT * FROM main.allow_changes;
+DROP TABLE main.alerts;
+DROP TABLE main.allow_changes;
+COMMIT;
 ";
 
 fn to_i64(value: u64) -> i64 {
@@ -234,6 +309,16 @@ fn split_list(text: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Attaches the control database of `dir` as `control` (read-only on a read-only connection).
+fn attach_control(conn: &Connection, dir: &Path) -> Result<(), StoreError> {
+    let path = dir.join(CONTROL_FILE);
+    conn.execute(
+        "ATTACH DATABASE ?1 AS control",
+        params![path.to_string_lossy()],
+    )?;
+    Ok(())
 }
 
 /// Creates the data folder (0700) if it is missing.
@@ -254,6 +339,97 @@ pub fn create_folder(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn insert_events(
+    tx: &rusqlite::Transaction<'_>,
+    events: &[EventRow<'_>],
+) -> Result<(), StoreError> {
+    let mut insert_event = tx.prepare_cached(
+        "INSERT INTO events (time, kind, caller, called, spc, origid, verstat, flags, marks, ingress, late, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    // The lookup tables are filled after the rows, each in its key order: a batch's random
+    // keys then touch each B-tree page once, in order, instead of jumping between pages.
+    let mut callers: Vec<(&str, i64, i64)> = Vec::with_capacity(events.len());
+    let mut called: Vec<(&str, i64)> = Vec::with_capacity(events.len());
+    let mut origids: Vec<(&str, i64)> = Vec::with_capacity(events.len());
+    let mut marks = String::new();
+    for row in events {
+        let event = row.event;
+        marks.clear();
+        for (i, mark) in row.marks.iter().enumerate() {
+            if i > 0 {
+                marks.push(',');
+            }
+            marks.push_str(mark.as_str());
+        }
+        insert_event.execute(params![
+            to_i64(event.time),
+            kind_name(event.kind),
+            event.from,
+            event.to.join(","),
+            event.spc,
+            event.origid,
+            event.verstat,
+            event.flags.join(","),
+            marks,
+            event.ingress,
+            row.late,
+            row.raw,
+        ])?;
+        let id = tx.last_insert_rowid();
+        callers.push((&event.from, to_i64(event.time), id));
+        called.extend(event.to.iter().map(|to| (to.as_str(), id)));
+        if let Some(origid) = &event.origid {
+            origids.push((origid, id));
+        }
+    }
+    callers.sort_unstable();
+    called.sort_unstable();
+    origids.sort_unstable();
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO event_caller (caller, time, event_id) VALUES (?1, ?2, ?3)",
+    )?;
+    for (caller, time, id) in callers {
+        insert.execute(params![caller, time, id])?;
+    }
+    let mut insert =
+        tx.prepare_cached("INSERT OR IGNORE INTO event_called (called, event_id) VALUES (?1, ?2)")?;
+    for (to, id) in called {
+        insert.execute(params![to, id])?;
+    }
+    let mut insert =
+        tx.prepare_cached("INSERT OR IGNORE INTO event_origid (origid, event_id) VALUES (?1, ?2)")?;
+    for (origid, id) in origids {
+        insert.execute(params![origid, id])?;
+    }
+    Ok(())
+}
+
+fn upsert_alerts(tx: &rusqlite::Transaction<'_>, alerts: &[Alert]) -> Result<(), StoreError> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT OR REPLACE INTO alerts (id, subject_kind, subject, detector, time, window, count, threshold, samples, text, last, closed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for alert in alerts {
+        let (kind, subject) = subject_parts(&alert.subject);
+        upsert.execute(params![
+            to_i64(alert.id),
+            kind,
+            subject,
+            alert.detector.as_str(),
+            to_i64(alert.time),
+            to_i64(alert.window),
+            to_i64(alert.count),
+            to_i64(alert.threshold),
+            serde_json::to_string(&alert.samples).unwrap_or_else(|_| "[]".into()),
+            alert.text,
+            to_i64(alert.last),
+            alert.closed,
+        ])?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating when missing) the database in `dir` for writing, with the schema and
     /// the journal settings of `durability`. Creates `dir` (0700) if it is missing.
@@ -261,15 +437,21 @@ impl Store {
         create_folder(dir)?;
         let conn = Connection::open(dir.join(DB_FILE))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(
-            None,
-            "synchronous",
-            match durability {
-                Durability::Process => "NORMAL",
-                Durability::Power => "FULL",
-            },
-        )?;
+        attach_control(&conn, dir)?;
+        for schema in [
+            rusqlite::DatabaseName::Main,
+            rusqlite::DatabaseName::Attached("control"),
+        ] {
+            conn.pragma_update(Some(schema), "journal_mode", "WAL")?;
+            conn.pragma_update(
+                Some(schema),
+                "synchronous",
+                match durability {
+                    Durability::Process => "NORMAL",
+                    Durability::Power => "FULL",
+                },
+            )?;
+        }
         // The indexes on calling and called numbers take keys in random order: a page cache
         // that holds their working set saves re-reading pages from the OS on every insert.
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
@@ -277,6 +459,23 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(CONTROL_SCHEMA)?;
+        let old: i64 = conn.query_row(
+            "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name IN ('alerts', 'allow_changes')",
+            [],
+            |r| r.get(0),
+        )?;
+        if old == 2 {
+            conn.execute_batch(MIGRATE_CONTROL)?;
+        }
+        let old_indexes: i64 = conn.query_row(
+            "SELECT count(*) FROM main.sqlite_master WHERE type = 'index' AND name IN ('events_caller', 'events_origid')",
+            [],
+            |r| r.get(0),
+        )?;
+        if old_indexes == 2 {
+            conn.execute_batch(MIGRATE_LOOKUPS)?;
+        }
         Ok(Self { conn })
     }
 
@@ -287,6 +486,7 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        attach_control(&conn, dir)?;
         Ok(Self { conn })
     }
 
@@ -299,67 +499,36 @@ impl Store {
         alerts: &[Alert],
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        {
-            let mut insert_event = tx.prepare_cached(
-                "INSERT INTO events (time, kind, caller, called, spc, origid, verstat, flags, marks, ingress, late, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            let mut insert_called = tx.prepare_cached(
-                "INSERT OR IGNORE INTO event_called (called, event_id) VALUES (?1, ?2)",
-            )?;
-            let mut marks = String::new();
-            for row in events {
-                let event = row.event;
-                marks.clear();
-                for (i, mark) in row.marks.iter().enumerate() {
-                    if i > 0 {
-                        marks.push(',');
-                    }
-                    marks.push_str(mark.as_str());
-                }
-                insert_event.execute(params![
-                    to_i64(event.time),
-                    kind_name(event.kind),
-                    event.from,
-                    event.to.join(","),
-                    event.spc,
-                    event.origid,
-                    event.verstat,
-                    event.flags.join(","),
-                    marks,
-                    event.ingress,
-                    row.late,
-                    row.raw,
-                ])?;
-                let id = tx.last_insert_rowid();
-                for called in &event.to {
-                    insert_called.execute(params![called, id])?;
-                }
-            }
-            let mut upsert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO alerts (id, subject_kind, subject, detector, time, window, count, threshold, samples, text, last, closed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?;
-            for alert in alerts {
-                let (kind, subject) = subject_parts(&alert.subject);
-                upsert.execute(params![
-                    to_i64(alert.id),
-                    kind,
-                    subject,
-                    alert.detector.as_str(),
-                    to_i64(alert.time),
-                    to_i64(alert.window),
-                    to_i64(alert.count),
-                    to_i64(alert.threshold),
-                    serde_json::to_string(&alert.samples).unwrap_or_else(|_| "[]".into()),
-                    alert.text,
-                    to_i64(alert.last),
-                    alert.closed,
-                ])?;
-            }
-        }
+        insert_events(&tx, events)?;
+        upsert_alerts(&tx, alerts)?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Writes events from the journal and the journal's checkpoint (the sequence number of
+    /// the last frame they came from) in one transaction: after a crash the events are
+    /// stored exactly when the checkpoint says so, never twice.
+    pub fn write_indexed(
+        &mut self,
+        events: &[EventRow<'_>],
+        checkpoint: u64,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        insert_events(&tx, events)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO journal_checkpoint (id, seq) VALUES (1, ?1)",
+            params![to_i64(checkpoint)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The sequence number of the last journal frame whose events are stored (0: none).
+    pub fn checkpoint(&self) -> Result<u64, StoreError> {
+        let seq: Option<i64> =
+            self.conn
+                .query_row("SELECT max(seq) FROM journal_checkpoint", [], |r| r.get(0))?;
+        Ok(seq.map_or(0, to_u64))
     }
 
     fn alert_of(row: &rusqlite::Row<'_>) -> Result<Result<Alert, StoreError>, rusqlite::Error> {
@@ -529,7 +698,9 @@ impl Store {
     pub fn events_by_caller(&self, tn: &str, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         self.collect_events(
             &format!(
-                "SELECT {} FROM events WHERE caller = ?1 ORDER BY time DESC, id DESC LIMIT ?2",
+                "SELECT {} FROM events WHERE id IN
+                   (SELECT event_id FROM event_caller WHERE caller = ?1 ORDER BY time DESC, event_id DESC LIMIT ?2)
+                 ORDER BY time DESC, id DESC",
                 Self::EVENT_COLUMNS
             ),
             &[&tn, &i64::try_from(limit).unwrap_or(i64::MAX)],
@@ -568,7 +739,8 @@ impl Store {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         self.collect_events(
             &format!(
-                "SELECT {} FROM events WHERE origid = ?1 ORDER BY time, id LIMIT ?2",
+                "SELECT {} FROM events WHERE id IN (SELECT event_id FROM event_origid WHERE origid = ?1)
+                 ORDER BY time, id LIMIT ?2",
                 Self::EVENT_COLUMNS
             ),
             &[&origid, &i64::try_from(limit).unwrap_or(i64::MAX)],
@@ -625,17 +797,37 @@ impl Store {
         let cutoff = to_i64(cutoff);
         let chunk = i64::try_from(chunk.max(1)).unwrap_or(i64::MAX);
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "DELETE FROM event_called WHERE event_id IN
-               (SELECT id FROM events WHERE time < ?1 ORDER BY time LIMIT ?2)",
-            params![cutoff, chunk],
-        )?;
-        let n = tx.execute(
-            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time < ?1 ORDER BY time LIMIT ?2)",
-            params![cutoff, chunk],
-        )?;
+        let doomed: Vec<(i64, i64, String, String, Option<String>)> = {
+            let mut select = tx.prepare_cached(
+                "SELECT id, time, caller, called, origid FROM events WHERE time < ?1 ORDER BY time LIMIT ?2",
+            )?;
+            let rows = select.query_map(params![cutoff, chunk], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        {
+            let mut caller = tx.prepare_cached(
+                "DELETE FROM event_caller WHERE caller = ?1 AND time = ?2 AND event_id = ?3",
+            )?;
+            let mut called =
+                tx.prepare_cached("DELETE FROM event_called WHERE called = ?1 AND event_id = ?2")?;
+            let mut origid =
+                tx.prepare_cached("DELETE FROM event_origid WHERE origid = ?1 AND event_id = ?2")?;
+            let mut event = tx.prepare_cached("DELETE FROM events WHERE id = ?1")?;
+            for (id, time, from, to, call) in &doomed {
+                caller.execute(params![from, time, id])?;
+                for to in split_list(to) {
+                    called.execute(params![to, id])?;
+                }
+                if let Some(call) = call {
+                    origid.execute(params![call, id])?;
+                }
+                event.execute(params![id])?;
+            }
+        }
         tx.commit()?;
-        Ok(n as u64)
+        Ok(doomed.len() as u64)
     }
 
     /// Deletes the closed alerts whose last crossing is older than `cutoff`; returns how many.
@@ -933,6 +1125,80 @@ mod tests {
             store.allow_changes().unwrap(),
             vec![("862".to_owned(), true), ("861".to_owned(), false)]
         );
+    }
+
+    #[test]
+    fn alerts_of_a_store_from_before_the_split_are_moved_to_the_control_database() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE alerts (id INTEGER PRIMARY KEY, subject_kind TEXT NOT NULL, subject TEXT NOT NULL, detector TEXT NOT NULL, time INTEGER NOT NULL, window INTEGER NOT NULL, count INTEGER NOT NULL, threshold INTEGER NOT NULL, samples TEXT NOT NULL, text TEXT NOT NULL, last INTEGER NOT NULL, closed INTEGER NOT NULL);
+                 CREATE TABLE allow_changes (tn TEXT PRIMARY KEY, allowed INTEGER NOT NULL, time INTEGER NOT NULL);
+                 INSERT INTO alerts VALUES (7, 'caller', '8613800000001', 'high-frequency', 1000, 3600, 61, 60, '[\"o1\"]', 'text', 1000, 0);
+                 INSERT INTO allow_changes VALUES ('861', 1, 5);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path(), Durability::Process).unwrap();
+        assert_eq!(store.open_alerts().unwrap().len(), 1);
+        assert_eq!(store.next_alert_id().unwrap(), 8);
+        assert_eq!(
+            store.allow_changes().unwrap(),
+            vec![("861".to_owned(), true)]
+        );
+        drop(store);
+        // Opened again: nothing moved twice, nothing lost.
+        let store = Store::open(dir.path(), Durability::Process).unwrap();
+        assert_eq!(
+            store.open_alerts().unwrap()[0].samples,
+            vec!["o1".to_owned()]
+        );
+        assert!(dir.path().join(CONTROL_FILE).exists());
+    }
+
+    #[test]
+    fn a_store_with_the_old_lookup_indexes_gets_the_lookup_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = event(1000, "8613800000001", &["8613900000001"], "o1");
+        {
+            let mut store = Store::open(dir.path(), Durability::Process).unwrap();
+            let row = EventRow {
+                event: &e,
+                raw: "{}",
+                marks: &[],
+                late: false,
+            };
+            store.write_batch(&[row], &[]).unwrap();
+            // What a store written before the lookup tables has: indexes on `events`.
+            store
+                .conn
+                .execute_batch(
+                    "DELETE FROM event_caller; DELETE FROM event_origid;
+                     CREATE INDEX events_caller ON events(caller, time);
+                     CREATE INDEX events_origid ON events(origid) WHERE origid IS NOT NULL;",
+                )
+                .unwrap();
+            assert!(store
+                .events_by_caller("8613800000001", 10)
+                .unwrap()
+                .is_empty());
+        }
+        let store = Store::open(dir.path(), Durability::Process).unwrap();
+        assert_eq!(
+            store.events_by_caller("8613800000001", 10).unwrap().len(),
+            1
+        );
+        assert_eq!(store.events_by_origid("o1", 10).unwrap().len(), 1);
+        let left: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('events_caller', 'events_origid')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]
