@@ -300,7 +300,8 @@ impl MonitorApi {
             }
             Err(_) => return error(StatusCode::BAD_REQUEST, "the body could not be read"),
         };
-        match self.blocking(move |state| state.ingest(&body)).await {
+        let now = rest::service::unix_now().unwrap_or(u64::MAX);
+        match self.blocking(move |state| state.ingest(&body, now)).await {
             Some(Ok(report)) => json(StatusCode::OK, &report),
             Some(Err(e)) => unavailable(&e),
             None => error(

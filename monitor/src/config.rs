@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | `max_body_bytes` | 16 MiB | largest `POST /v1/events` body; at least 8 MiB |
 //! | `retention_days` | 90 | events and closed alerts older than this (event time) are deleted |
+//! | `max_future_seconds` | 300 | a line whose `time` is further ahead of the monitor's clock is refused (one event far in the future would make every later one late) |
 //! | `durability` | `"process"` | `"process"`: SQLite WAL, `synchronous=NORMAL` (an acknowledged event survives `kill -9`); `"power"`: `synchronous=FULL` (it survives a power loss too) |
 //! | `[[clients]]` | loopback only | who may use the API (`rest::clients` sections: `name`, `ips`, `certificate_sha256`) |
 //! | `[trace.SPC]` `url` | none | the signing carrier's trace endpoint for that SPC (`https://…/trace/v1/calls`) |
@@ -28,11 +29,14 @@ pub const MIN_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// The default `retention_days`.
 pub const DEFAULT_RETENTION_DAYS: u64 = 90;
+/// The default `max_future_seconds`.
+pub const DEFAULT_MAX_FUTURE_SECONDS: u64 = 300;
 
 /// The top-level keys (and tables) that belong to [`ServiceConfig`].
 pub const SERVICE_KEYS: &[&str] = &[
     "max_body_bytes",
     "retention_days",
+    "max_future_seconds",
     "durability",
     "clients",
     "trace",
@@ -142,6 +146,8 @@ pub struct ServiceConfig {
     pub max_body_bytes: usize,
     /// Days of event time kept.
     pub retention_days: u64,
+    /// The most a line's `time` may be ahead of the monitor's clock, seconds.
+    pub max_future_seconds: u64,
     /// How commits are made durable.
     pub durability: Durability,
     /// Who may use the API; empty: loopback only.
@@ -157,6 +163,7 @@ impl Default for ServiceConfig {
         Self {
             max_body_bytes: DEFAULT_BODY_BYTES,
             retention_days: DEFAULT_RETENTION_DAYS,
+            max_future_seconds: DEFAULT_MAX_FUTURE_SECONDS,
             durability: Durability::Process,
             clients: Vec::new(),
             trace: BTreeMap::new(),

@@ -169,6 +169,7 @@ pub struct MonitorState {
     reader: Mutex<Store>,
     metrics: Metrics,
     retention_days: u64,
+    max_future_seconds: u64,
     store_bytes: AtomicU64,
     progress: Arc<Progress>,
     indexer: Indexer,
@@ -273,6 +274,7 @@ impl MonitorState {
             reader: Mutex::new(reader),
             metrics: Metrics::default(),
             retention_days: config.service.retention_days,
+            max_future_seconds: config.service.max_future_seconds,
             store_bytes: AtomicU64::new(0),
             progress,
             indexer,
@@ -293,12 +295,25 @@ impl MonitorState {
     /// changes they caused and appends the events to the journal, all before this returns.
     /// A bad line is reported and never drops the good ones. On a store error the body is
     /// not acknowledged (its events may or may not be kept: the sender sends it again).
-    pub fn ingest(&self, body: &[u8]) -> Result<IngestReport, StoreError> {
+    ///
+    /// `now` is the monitor's clock: a line whose `time` is more than `max_future_seconds`
+    /// ahead of it is refused (the detectors' windows follow the newest event time, so one
+    /// event far in the future would make every later one late).
+    pub fn ingest(&self, body: &[u8], now: u64) -> Result<IngestReport, StoreError> {
         let parsed = parse_body(body);
         let mut good = Vec::with_capacity(parsed.len());
         let mut rejected = Vec::new();
+        let latest = now.saturating_add(self.max_future_seconds);
         for (line, result) in parsed {
             match result {
+                Ok(parsed) if parsed.event.time > latest => rejected.push(Rejected {
+                    line,
+                    error: format!(
+                        "`time` is {} s ahead of the monitor's clock (at most {} allowed)",
+                        parsed.event.time - now,
+                        self.max_future_seconds
+                    ),
+                }),
                 Ok(line) => good.push(line),
                 Err(error) => rejected.push(Rejected {
                     line,
@@ -605,6 +620,8 @@ mod tests {
 
     const CALLER: &str = "8613800000001";
     const T0: u64 = 1_700_000_000;
+    /// The monitor's clock in these tests: a day after the first event.
+    const NOW: u64 = T0 + 86_400;
 
     fn call(time: u64, from: &str, to: u64, origid: &str) -> String {
         format!(
@@ -636,6 +653,35 @@ mod tests {
     }
 
     #[test]
+    fn a_line_far_ahead_of_the_clock_is_refused_and_the_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) =
+            MonitorState::open(dir.path(), &MonitorConfig::default(), Vec::new()).unwrap();
+        let ahead = |t: u64| {
+            format!(
+                r#"{{"time":{t},"from":"{CALLER}","to":["8613900000001"],"verstat":"TN-Validation-Passed","flags":[]}}"#
+            )
+        };
+        let body = format!(
+            "{}\n{}\n{}\n",
+            ahead(NOW + 300),
+            ahead(NOW + 301),
+            ahead(NOW)
+        );
+        let report = state.ingest(body.as_bytes(), NOW).unwrap();
+        assert_eq!(report.accepted, 2);
+        assert_eq!(report.rejected.len(), 1);
+        assert_eq!(report.rejected[0].line, 2);
+        assert!(
+            report.rejected[0]
+                .error
+                .contains("301 s ahead of the monitor's clock"),
+            "{}",
+            report.rejected[0].error
+        );
+    }
+
+    #[test]
     fn a_bad_line_is_reported_and_the_good_ones_stored() {
         let dir = tempfile::tempdir().unwrap();
         let state = open(dir.path());
@@ -644,7 +690,7 @@ mod tests {
             call(T0, CALLER, 1, "a"),
             call(T0 + 1, CALLER, 2, "b")
         );
-        let report = state.ingest(body.as_bytes()).unwrap();
+        let report = state.ingest(body.as_bytes(), NOW).unwrap();
         assert_eq!(report.accepted, 2);
         assert_eq!(
             report.rejected.iter().map(|r| r.line).collect::<Vec<_>>(),
@@ -661,13 +707,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let state = open(dir.path());
-            state.ingest(calls(0, 8).as_bytes()).unwrap();
+            state.ingest(calls(0, 8).as_bytes(), NOW).unwrap();
             assert!(alerts_of(&state, DetectorId::HighFrequency).is_empty());
         }
         // Eight calls before the restart, three after: eleven in one minute fire.
         let state = open(dir.path());
         assert_eq!(state.caller(CALLER).unwrap().recent.len(), 8);
-        state.ingest(calls(8, 3).as_bytes()).unwrap();
+        state.ingest(calls(8, 3).as_bytes(), NOW).unwrap();
         let fired = alerts_of(&state, DetectorId::HighFrequency);
         assert_eq!(fired.len(), 1, "{fired:?}");
         assert!(!fired[0].closed);
@@ -675,7 +721,7 @@ mod tests {
         drop(state);
 
         let state = open(dir.path());
-        state.ingest(calls(11, 2).as_bytes()).unwrap();
+        state.ingest(calls(11, 2).as_bytes(), NOW).unwrap();
         let again = alerts_of(&state, DetectorId::HighFrequency);
         assert_eq!(again.len(), 1, "extended, not duplicated: {again:?}");
         assert_eq!(again[0].id, fired[0].id);
@@ -688,7 +734,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let state = open(dir.path());
-            state.ingest(calls(0, 4).as_bytes()).unwrap();
+            state.ingest(calls(0, 4).as_bytes(), NOW).unwrap();
             assert_eq!(state.caller(CALLER).unwrap().recent.len(), 4);
         }
         // Frames acknowledged but not indexed when the process died: written to the journal
@@ -719,7 +765,7 @@ mod tests {
         assert_eq!(state.caller(CALLER).unwrap().recent.len(), 11);
         assert_eq!(state.call("o10").unwrap().len(), 1);
         // The windows were rebuilt with them: one more call in the minute fires.
-        state.ingest(calls(11, 1).as_bytes()).unwrap();
+        state.ingest(calls(11, 1).as_bytes(), NOW).unwrap();
         assert_eq!(alerts_of(&state, DetectorId::HighFrequency).len(), 1);
         // Once indexed (a query waits for it), a restart indexes nothing twice.
         assert_eq!(state.call("o11").unwrap().len(), 1);
@@ -745,7 +791,7 @@ mod tests {
         progress.journaled(progress.journaled_seq(), 6);
         let started = std::time::Instant::now();
         assert!(matches!(
-            state.ingest(calls(0, 1).as_bytes()),
+            state.ingest(calls(0, 1).as_bytes(), NOW),
             Err(StoreError::Backlog { lag: 6 })
         ));
         assert!(started.elapsed() >= Duration::from_millis(50));
@@ -754,7 +800,10 @@ mod tests {
             "nothing of it was kept"
         );
         state.max_index_lag = 6;
-        assert_eq!(state.ingest(calls(0, 1).as_bytes()).unwrap().accepted, 1);
+        assert_eq!(
+            state.ingest(calls(0, 1).as_bytes(), NOW).unwrap().accepted,
+            1
+        );
         assert_eq!(state.call("o0").unwrap().len(), 1);
     }
 
@@ -769,7 +818,7 @@ mod tests {
         );
         let failed = call(T0 + 5, "8613800000002", 1, "f").replace("Passed", "Failed");
         let body = format!("{}\n{failed}\n{complaint}\n", call(T0, CALLER, 1, "p"));
-        state.ingest(body.as_bytes()).unwrap();
+        state.ingest(body.as_bytes(), NOW).unwrap();
         let stats = state.stats(4);
         assert_eq!(stats.time, T0 + 130);
         let minutes: Vec<u64> = stats.per_minute.iter().map(|m| m.minute).collect();
@@ -807,7 +856,7 @@ mod tests {
     fn retention_prunes_by_event_time() {
         let dir = tempfile::tempdir().unwrap();
         let state = open(dir.path());
-        state.ingest(calls(0, 3).as_bytes()).unwrap();
+        state.ingest(calls(0, 3).as_bytes(), NOW).unwrap();
         assert_eq!(state.prune(T0 + 89 * 86_400).unwrap(), 0);
         assert_eq!(state.prune(T0 + 90 * 86_400 + 2).unwrap(), 2);
         assert_eq!(state.caller(CALLER).unwrap().recent.len(), 1);

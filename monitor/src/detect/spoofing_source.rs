@@ -28,6 +28,13 @@ pub(crate) fn check_settled(
     to: u64,
 ) -> Option<(Over, u64, String)> {
     let w = settings.window_seconds;
+    // Only the seconds the carrier's counters hold can end a window with a call: the work is
+    // bounded by them, however far the newest event time jumped.
+    let kept_last = state.base + (state.buckets.len() as u64).saturating_sub(1);
+    let (from, to) = (from.max(state.base), to.min(kept_last));
+    if state.buckets.is_empty() || from > to {
+        return None;
+    }
     let mut found: Option<(Over, Sums)> = None;
     let mut sums = state.sums(from.saturating_sub(1), w);
     for f in from..=to {

@@ -392,3 +392,21 @@ fn callers_are_forgotten_past_the_horizon_and_top_callers_rank_busy_ones() {
     assert!(e.top_callers(3).is_empty());
     assert!(e.memory_bytes() < before);
 }
+
+#[test]
+fn a_jump_to_the_largest_time_is_handled_in_bounded_work() {
+    // One call, then one at the largest time a line may carry: the spoofing windows that
+    // become final are judged over the seconds the carrier's counters hold, not over every
+    // second in between (billions).
+    let mut e = engine();
+    let signed = |t: u64| Event {
+        spc: Some("709J".into()),
+        ..call(t, "12025550100", "12025550000")
+    };
+    assert!(e.observe(&signed(T0)).crossings.is_empty());
+    assert!(e.observe(&signed(T0 + 1)).crossings.is_empty());
+    let far = crate::event::MAX_TIME;
+    assert!(!e.observe(&signed(far)).late);
+    assert_eq!(e.newest_time(), far);
+    assert!(e.observe(&signed(T0 + 2)).late, "now far behind the newest");
+}
