@@ -340,6 +340,7 @@ impl MonitorState {
         };
         let mut opened = Vec::new();
         let mut closed_count = 0_u64;
+        let mut closed_at = core.engine.newest_time();
         for line in &good {
             let observation = core.engine.observe(&line.event);
             for crossing in observation.crossings {
@@ -362,12 +363,18 @@ impl MonitorState {
                 }
             }
             marks.push((observation.marks, observation.late));
-        }
-        let newest = core.engine.newest_time();
-        let closed = core.book.close_quiet(newest);
-        closed_count += closed.len() as u64;
-        for alert in closed {
-            record(alert, &mut changed);
+            // Alerts close as event time passes, event by event, as they would if each
+            // event came in a body of its own: a big body and a live stream close (and so
+            // reopen) the same alerts.
+            let newest = core.engine.newest_time();
+            if newest > closed_at {
+                closed_at = newest;
+                let closed = core.book.close_quiet(newest);
+                closed_count += closed.len() as u64;
+                for alert in closed {
+                    record(alert, &mut changed);
+                }
+            }
         }
         if !changed.is_empty() {
             if let Err(error) = core.store.write_batch(&[], &changed) {
