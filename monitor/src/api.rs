@@ -341,6 +341,7 @@ impl MonitorApi {
                     "recent": view.recent,
                     "called": called,
                     "alerts": view.alerts,
+                    "unindexed": view.unindexed,
                 }))
             })
             .await;
@@ -367,6 +368,7 @@ impl MonitorApi {
                     "windows": view.windows.windows,
                     "recent": view.recent,
                     "alerts": view.alerts,
+                    "unindexed": view.unindexed,
                 }))
             })
             .await;

@@ -184,6 +184,10 @@ async fn acknowledged_events_and_alerts_survive_kill_9_and_windows_are_rebuilt()
     assert_eq!(kept, fired, "the alert survived kill -9 as it was");
     let caller = monitor.get(&format!("/v1/callers/{X}")).await.json();
     assert_eq!(caller["recent"].as_array().unwrap().len(), 8, "{caller}");
+    assert_eq!(
+        caller["unindexed"], 0,
+        "every acknowledged event indexed: {caller}"
+    );
     let trace = monitor
         .get(&format!("/v1/traceback?origid={X}-3"))
         .await
