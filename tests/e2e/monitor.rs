@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 
 use crate::http::{raw, Reply};
-use crate::support::{stderr_lines, tempdir, wait_for};
+use crate::support::{listening_address, stderr_lines, tempdir, wait_for};
 
 /// The first event's time: ten minutes ago (well inside the retention, which the monitor
 /// applies against its clock as soon as it starts).
@@ -54,18 +54,7 @@ impl Monitor {
             .spawn()
             .unwrap();
         let lines = stderr_lines(&mut child);
-        let listening = wait_for(&lines, "monitor listening");
-        let address = listening
-            .as_deref()
-            .and_then(|line| {
-                line.split_whitespace()
-                    .find_map(|w| w.strip_prefix("address="))
-            })
-            .and_then(|a| a.parse().ok());
-        let Some(address) = address else {
-            let _ = child.kill();
-            panic!("the monitor did not start: {listening:?}");
-        };
+        let address = listening_address(&mut child, &lines, "monitor listening", "the monitor");
         Self {
             child,
             lines,

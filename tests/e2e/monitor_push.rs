@@ -10,7 +10,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use crate::http::{post_json, raw};
-use crate::support::{stderr_lines, tempdir, wait_for};
+use crate::support::{listening_address, stderr_lines, tempdir, wait_for};
 
 /// The calling number of every call here.
 const FROM: &str = "12155550123";
@@ -32,18 +32,7 @@ impl Process {
             .spawn()
             .unwrap();
         let lines = stderr_lines(&mut child);
-        let line = wait_for(&lines, listening);
-        let address = line
-            .as_deref()
-            .and_then(|l| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix("address="))
-            })
-            .and_then(|a| a.parse().ok());
-        let Some(address) = address else {
-            let _ = child.kill();
-            panic!("{args:?} did not start: {line:?}");
-        };
+        let address = listening_address(&mut child, &lines, listening, &format!("{args:?}"));
         Self {
             child,
             lines,

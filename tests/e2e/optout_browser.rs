@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use crate::browser::Browser;
 use crate::http::raw;
-use crate::support::{shaken, stderr, stderr_lines, stdout, tempdir, wait_for};
+use crate::support::{listening_address, shaken, stderr, stderr_lines, stdout, tempdir};
 
 const FEED_TOKEN: &str = "carrier-one-feed-token-0123456789";
 
@@ -52,18 +52,12 @@ impl OptOutProcess {
             .spawn()
             .unwrap();
         let lines = stderr_lines(&mut child);
-        let listening = wait_for(&lines, "optout listening");
-        let address = listening
-            .as_deref()
-            .and_then(|line| {
-                line.split_whitespace()
-                    .find_map(|w| w.strip_prefix("address="))
-            })
-            .and_then(|a| a.parse().ok());
-        let Some(address) = address else {
-            let _ = child.kill();
-            panic!("the opt-out service did not start: {listening:?}");
-        };
+        let address = listening_address(
+            &mut child,
+            &lines,
+            "optout listening",
+            "the opt-out service",
+        );
         Self {
             child,
             address,

@@ -134,6 +134,29 @@ pub(crate) fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::
     receiver
 }
 
+/// Waits (as [`wait_for`]) for the log line containing `needle` (a service's `... listening`
+/// line) and returns its `address=`; when none comes, kills `child` and panics naming `what`.
+pub(crate) fn listening_address(
+    child: &mut std::process::Child,
+    lines: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    what: &str,
+) -> std::net::SocketAddr {
+    let listening = wait_for(lines, needle);
+    let address = listening
+        .as_deref()
+        .and_then(|line| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix("address="))
+        })
+        .and_then(|a| a.parse().ok());
+    let Some(address) = address else {
+        let _ = child.kill();
+        panic!("{what} did not start: {listening:?}");
+    };
+    address
+}
+
 /// The first line containing `needle` within 30 s.
 pub(crate) fn wait_for(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Option<String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
