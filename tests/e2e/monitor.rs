@@ -2,7 +2,7 @@
 //! `kill -9`, the windows are rebuilt on restart (events before and after it cross a threshold
 //! together), an alert open before the crash is extended rather than duplicated; the API's
 //! refusals (415, 413, 400, 404, 405 with `Allow`), the allow list persisted, stats, metrics
-//! and SIGTERM.
+//! and SIGTERM; and `kill -9` in the middle of a stream of posts loses no acknowledged event.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -299,5 +299,81 @@ async fn bad_requests_get_specific_answers_and_the_allow_list_persists() {
     assert_eq!(allow, serde_json::json!({ "allow": [X] }));
     let spc = monitor.get("/v1/spcs/709J").await.json();
     assert_eq!(spc["recent"].as_array().unwrap().len(), 11, "{spc}");
+    monitor.terminate();
+}
+
+/// Posts `body`; `Some(accepted)` when a whole answer came back, `None` when the connection
+/// failed or broke before it (the monitor was killed): such a body was not acknowledged.
+async fn try_post(address: SocketAddr, body: &str) -> Option<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let request = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: monitor\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.ok()?;
+    let answer = String::from_utf8(answer).ok()?;
+    let (head, json) = answer.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(json).ok()?["accepted"].as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_a_stream_of_posts_loses_no_acknowledged_event() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let monitor = Monitor::start(&data, None);
+    let address = monitor.address;
+    let t0 = t0();
+    // Body `n`: 100 calls of its own calling number, so what was kept can be counted per body.
+    let caller = |n: u64| format!("86137{n:08}");
+    let poster = tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        for n in 0..100_000_u64 {
+            let from = caller(n);
+            let body: String = (0..100)
+                .map(|i| call(t0 + i, &from, n * 100 + i, &format!("{from}-{i}")) + "\n")
+                .collect();
+            match try_post(address, &body).await {
+                Some(accepted) => {
+                    assert_eq!(accepted, 100);
+                    acknowledged.push(n);
+                }
+                None => break,
+            }
+        }
+        acknowledged
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    monitor.kill_9();
+    let acknowledged = poster.await.unwrap();
+    assert!(
+        acknowledged.len() >= 3,
+        "bodies acknowledged before the kill: {}",
+        acknowledged.len()
+    );
+
+    let monitor = Monitor::start(&data, None);
+    for n in &acknowledged {
+        let view = monitor
+            .get(&format!("/v1/callers/{}", caller(*n)))
+            .await
+            .json();
+        assert_eq!(
+            view["recent"].as_array().map(Vec::len),
+            Some(100),
+            "body {n} of {} acknowledged: {view}",
+            acknowledged.len()
+        );
+        assert_eq!(view["unindexed"], 0);
+    }
+    println!(
+        "{} bodies of 100 events acknowledged before kill -9, every event kept",
+        acknowledged.len()
+    );
     monitor.terminate();
 }
