@@ -360,14 +360,21 @@ async fn trace(scenario: &Scenario<'_>, alert: &Value) -> Result<Traced, LabErro
     let Some(origid) = sample else {
         return Ok((Err("the alert has no sample origid".into()), None, None));
     };
-    let answer = get_json(
-        scenario.monitor,
-        &format!(
-            "/v1/traceback?origid={}",
-            monitor::traceback::encode_query_value(&origid)
-        ),
-    )
-    .await?;
+    // The monitor acknowledges an event before it is indexed; a traceback asked at once may
+    // not find the call yet on a busy machine (`found` false, `unindexed` above 0): ask again,
+    // for at most ALERT_WAIT.
+    let path = format!(
+        "/v1/traceback?origid={}",
+        monitor::traceback::encode_query_value(&origid)
+    );
+    let deadline = Instant::now() + ALERT_WAIT;
+    let answer = loop {
+        let answer = get_json(scenario.monitor, &path).await?;
+        if field(&answer, &["found"]).as_bool() != Some(false) || Instant::now() >= deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let hop = started.elapsed().as_secs_f64() * 1000.0;
     let signer_ms = field(&answer, &["signer_ms"]).as_u64();
     if let Some(error) = field(&answer, &["signer_error"]).as_str() {

@@ -400,6 +400,12 @@ impl MonitorApi {
         let mut body = serde_json::Map::new();
         body.insert("origid".into(), origid.clone().into());
         body.insert("found".into(), (!events.is_empty()).into());
+        // Acknowledged events not yet indexed (normally 0): a call not found while this is
+        // above 0 may still appear; ask again.
+        body.insert(
+            "unindexed".into(),
+            self.state.index_progress().lag_events().into(),
+        );
         body.insert(
             "events".into(),
             serde_json::to_value(&events).unwrap_or_default(),
