@@ -317,7 +317,7 @@ pub struct Targets<'a> {
 }
 
 /// The value at `path` (missing members are `null`).
-fn field<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
+pub(crate) fn field<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
     static NULL: Value = Value::Null;
     path.iter()
         .try_fold(value, |v, key| v.get(key))

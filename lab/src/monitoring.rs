@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use passport::{Attestation, Claims, Dest, Party, SigningKey, TokenSigner};
 use serde_json::{json, Value};
 
+use crate::cases::field;
 use crate::client::Client;
 use crate::error::{read, LabError};
 use crate::numbers::Numbers;
@@ -102,14 +103,6 @@ impl Monitoring {
     pub fn all_matched(&self) -> bool {
         self.checks.iter().all(|c| c.matched)
     }
-}
-
-/// The value at `path` (missing members are `null`).
-fn field<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
-    static NULL: Value = Value::Null;
-    path.iter()
-        .try_fold(value, |v, key| v.get(key))
-        .unwrap_or(&NULL)
 }
 
 /// Signs a call `A` at the originating `signer` (from `orig` to `dest` at `now`) and verifies
