@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use crate::browser::Browser;
 use crate::http::raw;
-use crate::support::{listening_address, shaken, stderr, stderr_lines, stdout, tempdir};
+use crate::support::{listening_address, shaken, stderr, stderr_lines, stdout, tempdir, ServedLab};
 
 const FEED_TOKEN: &str = "carrier-one-feed-token-0123456789";
 
@@ -159,66 +159,6 @@ async fn a_subscriber_unsubscribes_with_one_click_in_chromium() {
     assert_eq!(service.feed().await["changes"].as_array().unwrap().len(), 1);
 }
 
-/// `shaken lab --serve` as a child process, stopped with SIGINT (Ctrl-C) when dropped.
-struct ServedLab {
-    child: Child,
-    /// Its `lab.json`.
-    info: serde_json::Value,
-}
-
-impl ServedLab {
-    /// Starts the lab in `dir` with one call of each case and waits until it says it is
-    /// running (every case placed, `lab.json` written).
-    fn start(dir: &std::path::Path) -> Self {
-        use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shaken"))
-            .args(["lab", "--serve", "--calls", "1", "--dir"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = vec![];
-        loop {
-            match rx.recv_timeout(std::time::Duration::from_secs(120)) {
-                Ok(line) if line.contains("the lab is running") => break,
-                Ok(line) => seen.push(line),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("the lab did not start: {seen:?}");
-                }
-            }
-        }
-        let info = serde_json::from_slice(&std::fs::read(dir.join("lab.json")).unwrap()).unwrap();
-        Self { child, info }
-    }
-
-    /// The address of the `endpoints` member `name` (`http://ADDRESS/PATH`).
-    fn address(&self, name: &str) -> SocketAddr {
-        let url = self.info["endpoints"][name].as_str().unwrap();
-        let rest = url.strip_prefix("http://").unwrap();
-        rest.split('/').next().unwrap().parse().unwrap()
-    }
-}
-
-impl Drop for ServedLab {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
 /// POSTs `body` as JSON to `path` at `address`.
 async fn post_json(
     address: SocketAddr,
@@ -250,7 +190,7 @@ async fn sign(lab: &ServedLab, orig: &str, dest: &str) -> crate::http::Reply {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lab_subscriber_unsubscribes_in_chromium_and_the_firms_next_call_is_refused() {
     let dir = tempdir();
-    let lab = ServedLab::start(&dir.path().join("lab"));
+    let lab = ServedLab::start(&dir.path().join("lab"), 1);
     let firm = lab.info["numbers"]["marketing"][0]
         .as_str()
         .unwrap()

@@ -198,3 +198,63 @@ pub(crate) fn start_repository(dir: &Path) -> (std::process::Child, String) {
         .to_owned();
     (repo, base)
 }
+
+/// `shaken lab --serve` as a child process, stopped with SIGINT (Ctrl-C) when dropped.
+pub(crate) struct ServedLab {
+    child: std::process::Child,
+    /// Its `lab.json`.
+    pub(crate) info: serde_json::Value,
+}
+
+impl ServedLab {
+    /// Starts the lab in `dir` with `calls` calls of the cases and waits until it says it is
+    /// running (every case placed, `lab.json` written).
+    pub(crate) fn start(dir: &std::path::Path, calls: usize) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shaken"))
+            .args(["lab", "--serve", "--calls", &calls.to_string(), "--dir"])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = vec![];
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+                Ok(line) if line.contains("the lab is running") => break,
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("the lab did not start: {seen:?}");
+                }
+            }
+        }
+        let info = serde_json::from_slice(&std::fs::read(dir.join("lab.json")).unwrap()).unwrap();
+        Self { child, info }
+    }
+
+    /// The address of the `endpoints` member `name` (`http://ADDRESS/PATH`).
+    pub(crate) fn address(&self, name: &str) -> std::net::SocketAddr {
+        let url = self.info["endpoints"][name].as_str().unwrap();
+        let rest = url.strip_prefix("http://").unwrap();
+        rest.split('/').next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for ServedLab {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
