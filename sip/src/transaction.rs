@@ -148,7 +148,11 @@ impl Key {
             },
             _ => Self::Legacy {
                 uri: request.uri.clone(),
-                from_tag: request.header("From").and_then(tag_of).unwrap_or_default(),
+                from_tag: request
+                    .header("From")
+                    .and_then(tag_param)
+                    .unwrap_or_default()
+                    .to_owned(),
                 call_id: request.header("Call-ID").unwrap_or_default().to_owned(),
                 // The number only: ACK and CANCEL carry the INVITE's number with their own
                 // method (RFC 3261 §17.1.1.3, §9.1).
@@ -169,16 +173,14 @@ impl Key {
 /// The `tag` parameter of a From or To value: the parameters after the `>` of a name-addr,
 /// or after the URI of an addr-spec (whose own parameters are then the header's, RFC 3261
 /// §20.10).
-fn tag_of(value: &str) -> Option<String> {
+pub(crate) fn tag_param(value: &str) -> Option<&str> {
     let params = match value.rfind('>') {
         Some(end) => value.get(end + 1..)?,
         None => value,
     };
     params.split(';').skip(1).find_map(|param| {
         let (name, tag) = param.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("tag")
-            .then(|| tag.trim().to_owned())
+        name.trim().eq_ignore_ascii_case("tag").then(|| tag.trim())
     })
 }
 
@@ -757,10 +759,62 @@ mod tests {
     }
 
     #[test]
+    fn without_the_magic_cookie_the_older_rule_matches_ack_and_cancel_to_their_invite() {
+        let mut table = Transactions::new(Timers::default(), 10);
+        let now = Instant::now();
+        let old = via("1234");
+        let invite = request(Method::Invite);
+        let Action::Answer(id) = table.on_request(&invite, &old, source(), false, now) else {
+            panic!("not a new transaction");
+        };
+        assert!(table.answered(&id, b"answer"[..].into(), now));
+        assert!(matches!(
+            table.on_request(&invite, &old, source(), false, now),
+            Action::Resend(_)
+        ));
+        assert_eq!(
+            table.on_request(&request(Method::Cancel), &old, source(), false, now),
+            Action::CancelOk
+        );
+        // The ACK carries our To tag: still the same transaction.
+        let mut ack = request(Method::Ack);
+        for h in &mut ack.headers {
+            if h.name == "To" {
+                h.value.push_str(";tag=ours");
+            }
+        }
+        assert_eq!(
+            table.on_request(&ack, &old, source(), false, now),
+            Action::Absorb
+        );
+        assert_eq!(table.counts().acks, 1);
+        // Another Call-ID, another From tag, or another CSeq number: another transaction.
+        for (name, value) in [
+            ("Call-ID", "call-2"),
+            ("From", "<sip:+12025550100@192.0.2.1>;tag=b2"),
+            ("CSeq", "2 INVITE"),
+        ] {
+            let mut other = request(Method::Invite);
+            for h in &mut other.headers {
+                if h.name == name {
+                    h.value = value.into();
+                }
+            }
+            assert!(
+                matches!(
+                    table.on_request(&other, &old, source(), false, now),
+                    Action::Answer(_)
+                ),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn tags_are_read_from_name_addr_and_addr_spec() {
-        assert_eq!(tag_of("<sip:a@b;tag=x>;tag=y").as_deref(), Some("y"));
-        assert_eq!(tag_of("\"A\" <sip:a@b> ; TAG = 12").as_deref(), Some("12"));
-        assert_eq!(tag_of("sip:a@b;tag=z").as_deref(), Some("z"));
-        assert_eq!(tag_of("<sip:a@b>"), None);
+        assert_eq!(tag_param("<sip:a@b;tag=x>;tag=y"), Some("y"));
+        assert_eq!(tag_param("\"A\" <sip:a@b> ; TAG = 12"), Some("12"));
+        assert_eq!(tag_param("sip:a@b;tag=z"), Some("z"));
+        assert_eq!(tag_param("<sip:a@b>"), None);
     }
 }

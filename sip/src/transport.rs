@@ -42,7 +42,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::config::{ListenOn, ListenerConfig};
 use crate::message::{self, Header, Limits, Message, Method, ParseError, Request, Response};
 use crate::metrics::SipMetrics;
-use crate::transaction::{Action, TransactionCounts, TransactionId, Transactions};
+use crate::transaction::{tag_param, Action, TransactionCounts, TransactionId, Transactions};
 
 /// A transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -573,71 +573,20 @@ impl<H: Handler> Shared<H> {
         });
     }
 
-    /// The `400` for a message that did not parse, when it can be answered: a request (not an
-    /// ACK) whose top Via can be read. The response copies what could be read of Via, From,
-    /// To, Call-ID and CSeq, and names the problem in a `Warning` (RFC 3261 §20.43, code 399).
+    /// The answer to a message that did not parse, when it can be answered
+    /// ([`message::parse_for_error_response`]: a request, not an ACK, with a usable top Via):
+    /// `400 Bad Request` (`513` too large, `505` another version, [`ParseError::status`])
+    /// copying what could be read of Via, From, To, Call-ID and CSeq, the problem named in a
+    /// `Warning` (RFC 3261 §20.43, code 399).
     fn bad_request(&self, bytes: &[u8], error: &ParseError) -> Option<Vec<u8>> {
-        let request = salvage(bytes, &self.limits)?;
+        let request = message::parse_for_error_response(bytes, &self.limits)?;
+        let (code, reason) = error.status();
         Some(
-            self.response(&request, 400, "Bad Request")
+            self.response(&request, code, reason)
                 .with_header("Warning", format!("399 shaken \"{error}\""))
                 .to_bytes(),
         )
     }
-}
-
-/// The request line and the headers a response copies, read leniently from a message that
-/// did not parse; `None` for a response, an ACK, or no usable top Via. Reads at most
-/// `max_message_bytes` and `max_headers` lines.
-fn salvage(bytes: &[u8], limits: &Limits) -> Option<Request> {
-    let bytes = bytes.get(..limits.max_message_bytes).unwrap_or(bytes);
-    let text = String::from_utf8_lossy(bytes);
-    let head = text.split("\r\n\r\n").next().unwrap_or("");
-    let mut lines = head
-        .split('\n')
-        .map(|l| l.trim_end_matches('\r'))
-        .skip_while(|l| l.is_empty());
-    let start = lines.next()?;
-    let mut words = start.split(' ');
-    let method = words.next()?;
-    if method.starts_with("SIP/") || method.eq_ignore_ascii_case("ACK") || method.is_empty() {
-        return None;
-    }
-    let uri = words.next().unwrap_or("").to_owned();
-    let headers: Vec<Header> = lines
-        .take(limits.max_headers)
-        .filter_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            let name = name.trim();
-            ["Via", "From", "To", "Call-ID", "CSeq"]
-                .iter()
-                .any(|wanted| message::same_header_name(name, wanted))
-                .then(|| Header {
-                    name: name.to_owned(),
-                    value: value.trim().to_owned(),
-                })
-        })
-        .collect();
-    let request = Request {
-        method: Method::Other(method.to_owned()),
-        uri,
-        headers,
-        body: Vec::new(),
-    };
-    request.top_via().ok()?;
-    Some(request)
-}
-
-/// The `tag` parameter of a From or To value (after the name-addr's `>`, or after the URI).
-fn tag_param(value: &str) -> Option<&str> {
-    let params = match value.rfind('>') {
-        Some(end) => value.get(end + 1..)?,
-        None => value,
-    };
-    params.split(';').skip(1).find_map(|param| {
-        let (name, tag) = param.split_once('=')?;
-        name.trim().eq_ignore_ascii_case("tag").then(|| tag.trim())
-    })
 }
 
 async fn udp_loop<H: Handler>(
