@@ -770,6 +770,13 @@ async fn tcp_connection<H: Handler>(
     'connection: loop {
         // Every whole message in the buffer.
         loop {
+            // A double CRLF ping is answered with one CRLF at once (RFC 5626 §3.5.1), even
+            // when a message follows it in the same read.
+            if buffer.starts_with(b"\r\n\r\n") {
+                buffer.drain(..4);
+                let _ = tx.send(Arc::from(&b"\r\n"[..])).await;
+                continue;
+            }
             match message::frame_length(&buffer, &limits) {
                 Ok(Some(length)) => {
                     let framed: Vec<u8> = buffer.drain(..length.min(buffer.len())).collect();
@@ -783,12 +790,8 @@ async fn tcp_connection<H: Handler>(
                                 .handle(lane, message, peer, ReplyTo::Tcp(tx.clone()))
                                 .await;
                         }
-                        // Only keep-alives: a double CRLF is answered with one (RFC 5626).
-                        _ => {
-                            if framed.len() >= 4 {
-                                let _ = tx.send(Arc::from(&b"\r\n"[..])).await;
-                            }
-                        }
+                        // A lone CRLF (a pong, or the rest of a keep-alive): ignored.
+                        _ => {}
                     }
                 }
                 Ok(None) if buffer.len() > limits.max_message_bytes => {
