@@ -19,7 +19,8 @@
 //! blocks a receive loop. Each UDP socket has its own transaction table (a resend leaves from
 //! the socket the INVITE came to) and its own timer task, which sleeps until the table's next
 //! deadline or until a new answer is stored; TCP transactions share one more table (reliable:
-//! never resent). `max_transactions` bounds each table. On shutdown the loops stop receiving,
+//! never resent). `max_transactions` bounds each table; a handler still answering after
+//! 64·T1 is abandoned (the table has forgotten the transaction by then; nothing is sent). On shutdown the loops stop receiving,
 //! INVITEs in flight get up to [`SHUTDOWN_GRACE`] to be answered, then everything stops.
 //!
 //! The To tag of every response is a keyed hash (SipHash with the process's random keys) of
@@ -225,6 +226,7 @@ impl SipListener {
             udp_warn_bytes: self.config.udp_warn_bytes,
             tags: RandomState::new(),
             inflight: inflight.clone(),
+            answer_limit: self.config.timers().t1 * 64,
             lanes: std::sync::Mutex::new(Vec::new()),
         });
         let timers = self.config.timers();
@@ -326,6 +328,9 @@ struct Shared<H> {
     /// Keys of the To tag hash (random per listener).
     tags: RandomState,
     inflight: Arc<InFlight>,
+    /// How long the handler may take to answer an INVITE (64·T1: the table forgets a
+    /// transaction never answered after that long).
+    answer_limit: Duration,
     /// Every transaction table, for the counts.
     lanes: std::sync::Mutex<Vec<Arc<Lane>>>,
 }
@@ -560,7 +565,12 @@ impl<H: Handler> Shared<H> {
         let guard = self.inflight.enter();
         tokio::spawn(async move {
             let _guard = guard;
-            let answer = shared.handler.invite(request.clone(), peer).await;
+            let invite = shared.handler.invite(request.clone(), peer);
+            let Ok(answer) = tokio::time::timeout(shared.answer_limit, invite).await else {
+                // The table has forgotten the transaction by now (64·T1): nobody waits.
+                tracing::warn!(peer = %peer.addr, "sip: an INVITE was not answered in time");
+                return;
+            };
             let mut response = shared.response(&request, answer.code, &answer.reason);
             response.headers.extend(answer.headers);
             let bytes: Arc<[u8]> = response.to_bytes().into();

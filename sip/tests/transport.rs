@@ -377,6 +377,53 @@ async fn a_datagram_over_the_cap_is_dropped() {
 }
 
 #[tokio::test]
+async fn a_full_transaction_table_answers_503_without_calling_the_handler() {
+    let server = Server::start("max_transactions = 1", Duration::ZERO).await;
+    let socket = client().await;
+    assert_eq!(exchange(&socket, server.udp, &invite("x1")).await.code, 302);
+    let full = loop {
+        // Skip Timer G resends of the first answer.
+        socket
+            .send_to(invite("x2").as_bytes(), server.udp)
+            .await
+            .unwrap();
+        let r = response(&recv(&socket, WAIT).await.expect("an answer"));
+        if r.header("Call-ID") == Some("call-x2") {
+            break r;
+        }
+    };
+    assert_eq!(
+        (full.code, full.reason.as_str()),
+        (503, "Service Unavailable")
+    );
+    assert_eq!(full.header("Retry-After"), Some("1"));
+    assert_eq!(server.handler.calls(), 1);
+    assert!(server.metric("refused_full_total") >= 1);
+    assert_eq!(server.metric("transactions"), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_over_max_connections_are_closed_at_once() {
+    let server = Server::start("max_connections = 1", Duration::ZERO).await;
+    let mut first = TcpStream::connect(server.tcp).await.unwrap();
+    first.write_all(invite("k1").as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut first, 1).await[0].code, 302);
+    let mut second = TcpStream::connect(server.tcp).await.unwrap();
+    let _ = second.write_all(invite("k2").as_bytes()).await;
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(WAIT, second.read(&mut byte))
+        .await
+        .expect("closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)));
+    // The first connection still works.
+    first.write_all(invite("k3").as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut first, 1).await[0].code, 302);
+    assert_eq!(server.handler.calls(), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn udp_answers_above_the_warning_size_are_counted() {
     let server = Server::start("udp_warn_bytes = 100", Duration::ZERO).await;
     let socket = client().await;
