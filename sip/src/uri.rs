@@ -144,13 +144,15 @@ pub fn parse_uri(text: &str) -> Result<Uri, UriError> {
             headers: None,
         });
     }
-    let (rest, headers) = match rest.split_once('?') {
-        Some((r, h)) => (r, Some(h.to_owned())),
-        None => (rest, None),
-    };
+    // The user part may hold `?` and `;` (RFC 3261 §25.1 `user-unreserved`), never an
+    // unescaped `@`: so the first `@` ends it, and `?headers` are looked for after it.
     let (user, rest) = match rest.split_once('@') {
         Some((u, r)) => (Some(u), r),
         None => (None, rest),
+    };
+    let (rest, headers) = match rest.split_once('?') {
+        Some((r, h)) => (r, Some(h.to_owned())),
+        None => (rest, None),
     };
     if let Some(user) = user {
         let ok = !user.is_empty()
