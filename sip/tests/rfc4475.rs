@@ -3,6 +3,9 @@
 //! parser's exact outcome; and property tests: `parse` never panics, and a response built
 //! from any parsed request reads back.
 
+// Helpers outside #[test] functions panic on a broken fixture, as a test should.
+#![allow(clippy::panic)]
+
 use proptest::prelude::*;
 use sip::message::{
     frame_length, parse, parse_for_error_response, parse_response, Limits, Message, Method,
