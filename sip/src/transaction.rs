@@ -817,4 +817,83 @@ mod tests {
         assert_eq!(tag_param("sip:a@b;tag=z"), Some("z"));
         assert_eq!(tag_param("<sip:a@b>"), None);
     }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Invite(u8, bool),
+        Ack(u8),
+        Cancel(u8),
+        Answer(usize),
+        Advance(u64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..6, any::<bool>()).prop_map(|(b, r)| Op::Invite(b, r)),
+            (0u8..6).prop_map(Op::Ack),
+            (0u8..6).prop_map(Op::Cancel),
+            (0usize..8).prop_map(Op::Answer),
+            (0u64..6000).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever arrives in whatever order: the table stays within its capacity, resends
+        /// only answers of unreliable transactions, keeps its next deadline in the future after
+        /// a poll, and is empty once 64·T1 + T4 has passed.
+        #[test]
+        fn any_sequence_keeps_the_table_bounded_and_ends_empty(
+            capacity in 1usize..5,
+            ops in proptest::collection::vec(op(), 0..60),
+        ) {
+            let mut t = Table::new(capacity);
+            let mut now = 0u64;
+            let mut pending: Vec<(TransactionId, bool)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Invite(b, reliable) => {
+                        if let Action::Answer(id) =
+                            t.send(Method::Invite, &format!("z9hG4bK-{b}"), reliable, now)
+                        {
+                            pending.push((id, reliable));
+                        }
+                    }
+                    Op::Ack(b) => {
+                        t.send(Method::Ack, &format!("z9hG4bK-{b}"), false, now);
+                    }
+                    Op::Cancel(b) => {
+                        let action = t.send(Method::Cancel, &format!("z9hG4bK-{b}"), false, now);
+                        proptest::prop_assert!(matches!(
+                            action,
+                            Action::CancelOk | Action::CancelUnknown
+                        ));
+                    }
+                    Op::Answer(i) => {
+                        if i < pending.len() {
+                            let (id, reliable) = pending.remove(i);
+                            let bytes = format!("{}{}", if reliable { 'R' } else { 'U' }, id.0);
+                            t.table.answered(&id, bytes.as_bytes().into(), t.at(now));
+                        }
+                    }
+                    Op::Advance(ms) => {
+                        now += ms;
+                        for resend in t.table.poll(t.at(now)) {
+                            proptest::prop_assert_eq!(resend.bytes.first(), Some(&b'U'));
+                        }
+                        if let Some(next) = t.table.next_deadline() {
+                            proptest::prop_assert!(next > t.at(now));
+                        }
+                    }
+                }
+                proptest::prop_assert!(t.table.counts().live <= capacity);
+            }
+            now += 32_000 + 5_000;
+            t.table.poll(t.at(now));
+            proptest::prop_assert_eq!(t.table.counts().live, 0);
+            proptest::prop_assert_eq!(t.table.next_deadline(), None);
+            proptest::prop_assert!(t.table.by_key.is_empty());
+            proptest::prop_assert!(t.table.deadlines.is_empty());
+        }
+    }
 }
