@@ -88,6 +88,98 @@ pub struct SignerConfig {
     /// The opt-out service's delta feed (`[optout]`, see docs/optout.md and docs/marketing.md):
     /// marketing calls to subscribers who opted out of the firm are refused (`POL4114`).
     pub optout: Option<optout::OptOutSection>,
+    /// The SIP redirect interface (`[sip]`, see docs/signer.md "Signing over SIP"). Without
+    /// it, no SIP listener: the REST API only.
+    pub sip: Option<SipSection>,
+}
+
+/// Where the `302` of a signed call carries the Identity header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentityPlacement {
+    /// A top-level `Identity` header field (RFC 8224).
+    #[default]
+    Header,
+    /// Embedded in the Contact URI as an escaped header parameter
+    /// (`<sip:...?Identity=ESCAPED>`, RFC 3261 §19.1.1), for SBCs that copy it from there.
+    Contact,
+}
+
+/// The largest `jwscard_url` accepted.
+const MAX_JWSCARD_URL: usize = 512;
+/// The longest `[sip.trunks]` key (an `otg` value) and customer id accepted.
+const MAX_TRUNK_TEXT: usize = 128;
+
+/// `[sip]`: the listener's keys ([`sip::config::ListenerConfig`], flattened) and how the
+/// signer answers. Unknown keys are refused by [`SipSection::check`] (serde's
+/// `deny_unknown_fields` does not work with `flatten`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SipSection {
+    /// `listen`, caps and timers. Declared first: it takes its keys before `unknown` sees
+    /// the rest.
+    #[serde(flatten)]
+    pub listener: sip::config::ListenerConfig,
+    /// `header` (default) or `contact`.
+    #[serde(default)]
+    pub identity: IdentityPlacement,
+    /// The status of a policy refusal: `403` (default, Forbidden) or `608` (Rejected,
+    /// RFC 8688).
+    #[serde(default = "default_sip_refusal")]
+    pub refusal: u16,
+    /// With `refusal = 608`: an HTTPS URL sent as `Call-Info: <URL>;purpose=jwscard`
+    /// (RFC 8688 §3.2), where the caller finds how to contest the refusal.
+    pub jwscard_url: Option<String>,
+    /// The From URI's `otg` parameter (RFC 4904 originating trunk group) to the customer the
+    /// trunk speaks for: the policy's calling customer, as a REST request's `customerId`.
+    #[serde(default)]
+    pub trunks: std::collections::BTreeMap<String, String>,
+    /// Keys nobody took, refused by [`SipSection::check`].
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+fn default_sip_refusal() -> u16 {
+    403
+}
+
+impl SipSection {
+    /// Checks the section: no unknown key, the listener's values, `refusal` 403 or 608,
+    /// `jwscard_url` an HTTPS URL usable in a header (and only with 608), trunk names and
+    /// customers non-empty and bounded.
+    pub fn check(&self) -> Result<(), SignerError> {
+        let bad = |m: String| Err(SignerError::Config(m));
+        sip::config::refuse_unknown(&self.unknown)?;
+        self.listener.validate()?;
+        if self.refusal != 403 && self.refusal != 608 {
+            return bad(format!("sip.refusal {} is not 403 or 608", self.refusal));
+        }
+        if let Some(url) = &self.jwscard_url {
+            let usable = url.starts_with("https://")
+                && url.len() <= MAX_JWSCARD_URL
+                && url
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>');
+            if !usable {
+                return bad(format!(
+                    "sip.jwscard_url {:?} is not an https URL of at most {MAX_JWSCARD_URL} \
+                     printable characters without <>",
+                    url.chars().take(64).collect::<String>()
+                ));
+            }
+            if self.refusal != 608 {
+                return bad("sip.jwscard_url is sent only with refusal = 608".into());
+            }
+        }
+        for (otg, customer) in &self.trunks {
+            let fits = |t: &str| !t.is_empty() && t.len() <= MAX_TRUNK_TEXT;
+            if !fits(otg) || !fits(customer) {
+                return bad(format!(
+                    "sip.trunks: trunk and customer must be 1 to {MAX_TRUNK_TEXT} characters"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[policy]`.
@@ -259,6 +351,9 @@ impl SignerConfig {
                         .into(),
                 );
             }
+        }
+        if let Some(section) = &self.sip {
+            section.check()?;
         }
         if let Some(numbers) = &self.policy.emergency_numbers {
             if numbers

@@ -1,0 +1,483 @@
+//! The signer's SIP redirect interface (issue 18 §1): an SBC sends a copy of a call's INVITE,
+//! the signer answers it with the same decision as its REST API ([`crate::service::decide`],
+//! in-process), as a final response the SBC copies headers from.
+//!
+//! | the signer's decision | answer |
+//! |---|---|
+//! | signed | `302 Moved Temporarily`, `Contact: <Request-URI>` and `Identity` (a top-level header, or inside the Contact URI with `identity = "contact"`) |
+//! | refused by policy (`POL41xx`) | `403 Forbidden` (or `608 Rejected` with `refusal = 608`, and `Call-Info: <jwscard_url>;purpose=jwscard`), `Reason: SIP;cause=403;text="POL4101 ..."` |
+//! | registry unavailable (`POL5031`) | `503 Service Unavailable`, `Reason: SIP;cause=503;text="POL5031 ..."` |
+//! | the signer failed (no signer, signing error, trace log write failed or full) | `302` with `Contact` and no `Identity`: the call proceeds unsigned; counted by reason |
+//! | client over its rate limit (not for an emergency call) | `503 Service Unavailable`, `Retry-After: 1` |
+//! | a number or hint that cannot be read | `400 Bad Request`, `Warning: 399 shaken-signer "..."` naming the header |
+//!
+//! What is read from the INVITE ([`CallRequest::from_invite`]):
+//! - calling number: the first `P-Asserted-Identity` value whose URI holds a telephone number
+//!   (a `tel:` one preferred to a `sip:` one), else `From`'s;
+//! - called number: the Request-URI's (its user part), else `To`'s;
+//! - both canonicalized as the REST API's `orig.tn` and `dest.tn` are (the numbering plan);
+//! - `Attestation-Info: A|B|C`: the attestation asked for, as REST's `attest`; absent: `A`, so
+//!   that the registry decides (a registered number of the caller's is signed A, one of
+//!   another customer's B, an unregistered one refused); `C` asks for a gateway call;
+//! - `P-Origination-ID: <uuid>`: the `origid`; absent: a new UUID v4;
+//! - the From URI's `otg` parameter (RFC 4904 originating trunk group): looked up in
+//!   `[sip.trunks]` for the calling customer, as REST's `customerId` (an `otg` not in the map
+//!   is ignored, and the client's own `customer` applies);
+//! - `Date`: the `iat` when it is within the signer's window around its clock; otherwise the
+//!   clock (a call is never refused for its `Date`).
+//!
+//! Who may send: the `[[clients]]` allow-list by source address (a client identified only by
+//! certificate never matches over SIP). Nothing here logs a telephone number above debug.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use passport::{Attestation, OrigId, Tn};
+use rest::ApiError;
+use serde_json::Value;
+use sip::message::Request;
+use sip::transport::{Answer, Handler, Peer};
+use sip::uri::{self, NameAddr, Scheme};
+
+use crate::api::SigningRequest;
+use crate::config::{IdentityPlacement, SipSection};
+use crate::service::{self, Outcome, SignerState};
+
+/// The prefix of the SIP metrics in the signer's `/metrics`.
+pub const METRICS_PREFIX: &str = "shaken_signer_sip";
+
+/// The warn-agent of the `Warning` header of a `400` (RFC 3261 §20.43: a pseudonym).
+const WARN_AGENT: &str = "shaken-signer";
+
+/// The most `P-Asserted-Identity` values looked at (RFC 3325 allows two).
+const MAX_ASSERTED_IDENTITIES: usize = 4;
+
+/// The longest Call-ID kept as the trace record's request id.
+const MAX_REQUEST_ID: usize = 128;
+
+/// What cannot be read in an INVITE: each names the header, and is answered `400`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InviteError {
+    /// The header (or Request-URI) is not a name-addr or URI this interface reads.
+    #[error("{0} cannot be parsed")]
+    Unparsable(&'static str),
+    /// No header holds a telephone number: the last one looked at.
+    #[error("{0} holds no telephone number")]
+    NoNumber(&'static str),
+    /// The telephone number in the header is not a number the signer accepts: the header and
+    /// the canonicalization's reason.
+    #[error("the telephone number in {0} is not valid: {1}")]
+    BadNumber(&'static str, String),
+    /// `Attestation-Info` is not `A`, `B` or `C`.
+    #[error("Attestation-Info is not A, B or C")]
+    Attestation,
+    /// `P-Origination-ID` is not a UUID.
+    #[error("P-Origination-ID is not a UUID")]
+    OrigId,
+    /// The Request-URI cannot be put in a Contact (angle brackets, quotes or white space).
+    #[error("the Request-URI cannot be used as a Contact")]
+    Contact,
+}
+
+/// How the signer answers over SIP: the `[sip]` section's answer keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SipOptions {
+    /// Where the Identity goes in a `302`.
+    pub identity: IdentityPlacement,
+    /// The status of a policy refusal, 403 or 608.
+    pub refusal: u16,
+    /// The `Call-Info` URL of a 608.
+    pub jwscard_url: Option<String>,
+    /// `otg` to customer.
+    pub trunks: BTreeMap<String, String>,
+}
+
+impl Default for SipOptions {
+    fn default() -> Self {
+        Self {
+            identity: IdentityPlacement::Header,
+            refusal: 403,
+            jwscard_url: None,
+            trunks: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<&SipSection> for SipOptions {
+    fn from(section: &SipSection) -> Self {
+        Self {
+            identity: section.identity,
+            refusal: section.refusal,
+            jwscard_url: section.jwscard_url.clone(),
+            trunks: section.trunks.clone(),
+        }
+    }
+}
+
+/// The signing request an INVITE makes, and where the `302` points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallRequest {
+    /// The request for [`service::decide`] (`iat` as chosen from `Date` and the clock).
+    pub signing: SigningRequest,
+    /// The Request-URI, the `302`'s Contact.
+    pub contact: String,
+}
+
+impl CallRequest {
+    /// Reads an INVITE (see the module docs) under `options`' trunks, with the signer's
+    /// numbering plan, `iat` window and clock `now`.
+    pub fn from_invite(
+        request: &Request,
+        options: &SipOptions,
+        state: &SignerState,
+        now: u64,
+    ) -> Result<Self, InviteError> {
+        let plan = state.plan();
+        if request
+            .uri
+            .bytes()
+            .any(|b| matches!(b, b'<' | b'>' | b'"') || b.is_ascii_whitespace())
+        {
+            return Err(InviteError::Contact);
+        }
+        let from_header = request
+            .header("From")
+            .ok_or(InviteError::NoNumber("From"))?;
+        let from =
+            uri::parse_name_addr(from_header).map_err(|_| InviteError::Unparsable("From"))?;
+        let (orig_header, orig_text) = calling_number(request, &from)?;
+        let orig = canonical(orig_header, &orig_text, "orig.tn", plan)?;
+        let (dest_header, dest_text) = called_number(request)?;
+        let dest = canonical(dest_header, &dest_text, "dest.tn", plan)?;
+        let attest = match request.header("Attestation-Info") {
+            None => Attestation::A,
+            // Leniency: some SBCs send the level in lower case or padded.
+            Some(value) => value
+                .trim()
+                .to_ascii_uppercase()
+                .parse::<Attestation>()
+                .map_err(|_| InviteError::Attestation)?,
+        };
+        let origid = match request.header("P-Origination-ID") {
+            None => new_origid().ok_or(InviteError::OrigId)?,
+            Some(value) => value
+                .trim()
+                .parse::<OrigId>()
+                .map_err(|_| InviteError::OrigId)?,
+        };
+        let customer = otg(&from).and_then(|trunk| options.trunks.get(trunk).cloned());
+        let iat = request
+            .header("Date")
+            .and_then(sip::date::parse)
+            .filter(|date| state.iat_window().check(*date, now).is_ok())
+            .unwrap_or(now);
+        Ok(Self {
+            signing: SigningRequest {
+                attest,
+                dest: vec![dest],
+                iat,
+                orig,
+                origid,
+                customer,
+                rcd: None,
+                crn: None,
+            },
+            contact: request.uri.clone(),
+        })
+    }
+}
+
+/// The calling number's header and text: the first `P-Asserted-Identity` value with a
+/// telephone number (`tel:` preferred), else `From`'s.
+fn calling_number(
+    request: &Request,
+    from: &NameAddr,
+) -> Result<(&'static str, String), InviteError> {
+    const PAI: &str = "P-Asserted-Identity";
+    let mut asserted = Vec::new();
+    for field in request.headers_named(PAI) {
+        for value in split_values(field) {
+            if asserted.len() == MAX_ASSERTED_IDENTITIES {
+                break;
+            }
+            asserted.push(uri::parse_name_addr(value).map_err(|_| InviteError::Unparsable(PAI))?);
+        }
+    }
+    let numbered = |tel: bool| {
+        asserted
+            .iter()
+            .filter(|a| (a.uri.scheme == Scheme::Tel) == tel)
+            .find_map(|a| a.uri.telephone_number())
+    };
+    if let Some(number) = numbered(true).or_else(|| numbered(false)) {
+        return Ok((PAI, number.to_owned()));
+    }
+    from.uri
+        .telephone_number()
+        .map(|n| ("From", n.to_owned()))
+        .ok_or(InviteError::NoNumber("From"))
+}
+
+/// The called number's header and text: the Request-URI's, else `To`'s.
+fn called_number(request: &Request) -> Result<(&'static str, String), InviteError> {
+    if let Ok(target) = uri::parse_uri(&request.uri) {
+        if let Some(number) = target.telephone_number() {
+            return Ok(("Request-URI", number.to_owned()));
+        }
+    }
+    let to = request.header("To").ok_or(InviteError::NoNumber("To"))?;
+    let to = uri::parse_name_addr(to).map_err(|_| InviteError::Unparsable("To"))?;
+    to.uri
+        .telephone_number()
+        .map(|n| ("To", n.to_owned()))
+        .ok_or(InviteError::NoNumber("To"))
+}
+
+/// A number from `header`, unescaped, canonicalized by the REST API's own rule for `name`.
+fn canonical(
+    header: &'static str,
+    text: &str,
+    name: &str,
+    plan: Option<passport::NumberingPlan>,
+) -> Result<Tn, InviteError> {
+    let text =
+        unescape(text).ok_or_else(|| InviteError::BadNumber(header, "bad %-escape".into()))?;
+    rest::body::tn(&Value::String(text), name, plan).map_err(|error| match error {
+        ApiError::InvalidValue(_, reason) => InviteError::BadNumber(header, reason),
+        other => InviteError::BadNumber(header, other.message_id().into()),
+    })
+}
+
+/// The From URI's `otg` parameter: a `sip:` URI parameter, or a `tel:` URI's own parameter.
+fn otg(from: &NameAddr) -> Option<&str> {
+    if let Some(Some(value)) = from.uri.param("otg") {
+        return Some(value);
+    }
+    if from.uri.scheme != Scheme::Tel {
+        return None;
+    }
+    from.uri
+        .user
+        .as_deref()?
+        .split(';')
+        .skip(1)
+        .find_map(|p| {
+            p.split_once('=')
+                .filter(|(n, _)| n.eq_ignore_ascii_case("otg"))
+        })
+        .map(|(_, v)| v)
+}
+
+/// `%XX` escapes of a URI's user part decoded; `None` when one is broken or the result is not
+/// UTF-8.
+fn unescape(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return Some(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The values of a header field holding several name-addrs, split at the commas outside
+/// quotes and angle brackets.
+fn split_values(field: &str) -> Vec<&str> {
+    let mut values = Vec::new();
+    let (mut start, mut quoted, mut escaped, mut angle) = (0, false, false, false);
+    for (i, c) in field.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                values.push(field.get(start..i).unwrap_or_default().trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    values.push(field.get(start..).unwrap_or_default().trim());
+    values.retain(|v| !v.is_empty());
+    values
+}
+
+/// A new `origid`: a UUID v4 (its hyphenated form always parses as one).
+fn new_origid() -> Option<OrigId> {
+    uuid::Uuid::new_v4().hyphenated().to_string().parse().ok()
+}
+
+/// The signer's SIP [`Handler`]: the allow-list, the rate limit, and each INVITE through
+/// [`service::decide`].
+pub struct SipSigner {
+    state: Arc<SignerState>,
+    options: SipOptions,
+}
+
+impl std::fmt::Debug for SipSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipSigner")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SipSigner {
+    /// A handler answering for `state` as `options` say.
+    pub fn new(state: Arc<SignerState>, options: SipOptions) -> Self {
+        Self { state, options }
+    }
+
+    /// Answers one new INVITE from `peer` (see the module docs), reading the clock once.
+    pub async fn answer(&self, request: &Request, peer: Peer) -> Answer {
+        let state = &*self.state;
+        let Some(client) = state.client_at(peer.addr.ip()) else {
+            return Answer::new(403, "Forbidden");
+        };
+        let now = state.now();
+        let call = match CallRequest::from_invite(request, &self.options, state, now) {
+            Ok(call) => call,
+            Err(error) => {
+                tracing::debug!(%error, "INVITE refused 400");
+                state.metrics.sip_calls.inc(r#"outcome="bad_request""#);
+                return bad_request(&error.to_string());
+            }
+        };
+        // An emergency call is answered whatever the client's rate.
+        if !state.policy().is_emergency(&call.signing.dest) && !client.allow() {
+            state.metrics.sip_calls.inc(r#"outcome="rate_limited""#);
+            return Answer::new(503, "Service Unavailable").with_header("Retry-After", "1");
+        }
+        let call_id: String = request
+            .call_id()
+            .unwrap_or_default()
+            .chars()
+            .take(MAX_REQUEST_ID)
+            .collect();
+        let orig = call.signing.orig.clone();
+        let outcome = service::decide(state, call.signing, client, &call_id, now).await;
+        self.outcome_answer(outcome, &call.contact, orig.as_str())
+    }
+
+    /// The answer for the decision's outcome (counted).
+    fn outcome_answer(&self, outcome: Outcome, contact: &str, orig: &str) -> Answer {
+        let metrics = &self.state.metrics;
+        match outcome {
+            Outcome::Signed(signed) => {
+                metrics.sip_calls.inc(match signed.level {
+                    Attestation::A => r#"outcome="signed",attest="A""#,
+                    Attestation::B => r#"outcome="signed",attest="B""#,
+                    Attestation::C => r#"outcome="signed",attest="C""#,
+                });
+                signed_answer(contact, &signed.identity, self.options.identity)
+            }
+            Outcome::Refused(error) => {
+                metrics.sip_calls.inc(r#"outcome="refused""#);
+                refused_answer(&error, orig, &self.options)
+            }
+            Outcome::Failed(failure) => {
+                tracing::warn!(
+                    ?failure,
+                    "call answered 302 without Identity: the signer failed"
+                );
+                metrics.sip_calls.inc(r#"outcome="unsigned""#);
+                metrics.sip_unsigned.inc(failure);
+                Answer::new(302, "Moved Temporarily").with_header("Contact", format!("<{contact}>"))
+            }
+            Outcome::Invalid(error) => {
+                metrics.sip_calls.inc(r#"outcome="bad_request""#);
+                bad_request(error.message_id())
+            }
+        }
+    }
+}
+
+impl Handler for SipSigner {
+    fn allowed(&self, peer: &Peer) -> bool {
+        self.state.client_at(peer.addr.ip()).is_some()
+    }
+
+    async fn invite(&self, request: Request, peer: Peer) -> Answer {
+        self.answer(&request, peer).await
+    }
+}
+
+/// `302` to `contact` with `identity`, as a header or inside the Contact URI.
+pub fn signed_answer(contact: &str, identity: &str, placement: IdentityPlacement) -> Answer {
+    let answer = Answer::new(302, "Moved Temporarily");
+    match placement {
+        IdentityPlacement::Header => answer
+            .with_header("Contact", format!("<{contact}>"))
+            .with_header("Identity", identity),
+        IdentityPlacement::Contact => {
+            let separator = if contact.contains('?') { '&' } else { '?' };
+            answer.with_header(
+                "Contact",
+                format!(
+                    "<{contact}{separator}Identity={}>",
+                    uri::escape_header_value(identity)
+                ),
+            )
+        }
+    }
+}
+
+/// The refusal's answer: `503` for `POL5031` (the registry, not the caller), otherwise the
+/// configured 403 or 608, with a `Reason` naming the POL id and the REST API's text.
+fn refused_answer(error: &ApiError, orig: &str, options: &SipOptions) -> Answer {
+    let (code, phrase) = match (error.message_id(), options.refusal) {
+        ("POL5031", _) => (503, "Service Unavailable"),
+        (_, 608) => (608, "Rejected"),
+        _ => (403, "Forbidden"),
+    };
+    let text = match error {
+        ApiError::Policy(refusal) => refusal.text.replace("%1", orig),
+        _ => String::new(),
+    };
+    let answer = Answer::new(code, phrase).with_header(
+        "Reason",
+        format!(
+            "SIP;cause={code};text=\"{}\"",
+            quoted(&format!("{} {text}", error.message_id()))
+        ),
+    );
+    match (&options.jwscard_url, code) {
+        (Some(url), 608) => answer.with_header("Call-Info", format!("<{url}>;purpose=jwscard")),
+        _ => answer,
+    }
+}
+
+/// `400 Bad Request` with a `Warning` saying why.
+fn bad_request(why: &str) -> Answer {
+    Answer::new(400, "Bad Request")
+        .with_header("Warning", format!("399 {WARN_AGENT} \"{}\"", quoted(why)))
+}
+
+/// `text` for a quoted-string: printable ASCII, `"` and `\` escaped, anything else `?`.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out
+}
