@@ -481,3 +481,480 @@ fn quoted(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+
+    use passport::identity::IdentityHeader;
+    use passport::{Party, SigningKey, TokenSigner};
+    use rest::clients::{Client, ClientSection};
+    use sip::message::{Message, Request};
+    use sip::transport::Transport;
+
+    use super::*;
+    use crate::registry::{Customer, NumberRecord, NumberStatus};
+    use crate::service::{NumberLookup, StateParts};
+    use crate::trace::TraceLog;
+    use crate::SignerError;
+
+    const NOW: u64 = 1_700_000_000;
+    const X5U: &str = "https://cr.shaken.test/sp/1001/chain.pem";
+
+    /// The registry: 12155551212 of verified c1, 12155551213 suspended, nothing else.
+    struct Numbers(HashMap<&'static str, Arc<NumberRecord>>);
+
+    impl NumberLookup for Numbers {
+        fn lookup(&self, tn: &str) -> Result<Option<Arc<NumberRecord>>, SignerError> {
+            Ok(self.0.get(tn).cloned())
+        }
+    }
+
+    fn record(tn: &str, status: NumberStatus) -> Arc<NumberRecord> {
+        Arc::new(NumberRecord {
+            tn: tn.into(),
+            customer: Customer {
+                id: "c1".into(),
+                name: "One".into(),
+                verified: true,
+            },
+            status,
+            via_range: false,
+        })
+    }
+
+    struct Fixture {
+        state: Arc<SignerState>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture(rate: u32) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let numbers = Numbers(HashMap::from([
+            ("12155551212", record("12155551212", NumberStatus::Active)),
+            (
+                "12155551213",
+                record("12155551213", NumberStatus::Suspended),
+            ),
+        ]));
+        let client = Client::from_config(&ClientSection {
+            name: "sbc".into(),
+            ips: vec!["127.0.0.0/8".parse().unwrap()],
+            certificate_sha256: None,
+            customer: None,
+            rate_limit_per_second: rate,
+        })
+        .unwrap();
+        let state = SignerState::new(StateParts {
+            signer: Arc::new(TokenSigner::new(SigningKey::generate().unwrap(), X5U)),
+            registry: Arc::new(numbers),
+            trace: TraceLog::open(&dir.path().join("trace.sqlite")).unwrap(),
+            policy: crate::policy::PolicyConfig::default(),
+            plan: Some(passport::NumberingPlan::Nanp),
+            clients: vec![client],
+            max_body: 4096,
+            nonce_pool: 0,
+        })
+        .with_clock(Arc::new(|| NOW));
+        Fixture {
+            state: Arc::new(state),
+            _dir: dir,
+        }
+    }
+
+    fn invite(uri: &str, from: &str, to: &str, extra: &str) -> Request {
+        let text = format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n\
+             Max-Forwards: 70\r\nFrom: {from};tag=1\r\nTo: {to}\r\nCall-ID: call-1@sbc\r\n\
+             CSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        match sip::message::parse(text.as_bytes(), &sip::message::Limits::default()).unwrap() {
+            Message::Request(request) => request,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn peer() -> Peer {
+        Peer {
+            addr: "127.0.0.1:5070".parse().unwrap(),
+            transport: Transport::Udp,
+        }
+    }
+
+    fn header<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
+        answer
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+
+    async fn answer_with(fixture: &Fixture, options: SipOptions, request: &Request) -> Answer {
+        SipSigner::new(Arc::clone(&fixture.state), options)
+            .answer(request, peer())
+            .await
+    }
+
+    const FROM: &str = "<sip:+12155551212@sbc.example;user=phone>";
+    const TO: &str = "<sip:+12125551213@example.net>";
+    const RURI: &str = "sip:+1-212-555-1213@example.net;user=phone";
+    const ORIGID: &str = "de305d54-75b4-431b-adb2-eb6b9e546014";
+
+    fn claims_of(identity: &str) -> passport::Claims {
+        IdentityHeader::parse(identity)
+            .unwrap()
+            .passport()
+            .claims()
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn a_signed_call_is_a_302_whose_identity_is_the_rest_core_s() {
+        let f = fixture(0);
+        let request = invite(
+            RURI,
+            FROM,
+            TO,
+            &format!("P-Origination-ID: {ORIGID}\r\nAttestation-Info: A\r\n"),
+        );
+        let answer = answer_with(&f, SipOptions::default(), &request).await;
+        assert_eq!(
+            (answer.code, answer.reason.as_str()),
+            (302, "Moved Temporarily")
+        );
+        assert_eq!(
+            header(&answer, "Contact"),
+            Some(format!("<{RURI}>").as_str())
+        );
+        let identity = header(&answer, "Identity").unwrap();
+        assert!(
+            identity.ends_with(&format!(";info=<{X5U}>;alg=ES256;ppt=shaken")),
+            "{identity}"
+        );
+        let claims = claims_of(identity);
+        assert_eq!(claims.orig, Party::Tn("12155551212".into()));
+        assert_eq!(claims.dest.tn(), ["12125551213".to_owned()]);
+        assert_eq!(claims.attest, Some(Attestation::A));
+        assert_eq!(claims.origid.as_ref().map(OrigId::as_str), Some(ORIGID));
+        assert_eq!(claims.iat, NOW);
+        // The REST path's core for the same call: the same header and claims, byte for byte.
+        let call =
+            CallRequest::from_invite(&request, &SipOptions::default(), &f.state, NOW).unwrap();
+        let client = f.state.client_at("127.0.0.1".parse().unwrap()).unwrap();
+        let Outcome::Signed(rest) = service::decide(&f.state, call.signing, client, "r", NOW).await
+        else {
+            panic!("not signed");
+        };
+        let unsigned = |s: &str| {
+            s.split_once(';')
+                .unwrap()
+                .0
+                .rsplit_once('.')
+                .unwrap()
+                .0
+                .to_owned()
+        };
+        assert_eq!(unsigned(&rest.identity), unsigned(identity));
+        assert_eq!(
+            rest.identity.split_once(';').unwrap().1,
+            identity.split_once(';').unwrap().1
+        );
+        assert_eq!(
+            f.state
+                .metrics
+                .sip_calls
+                .get(r#"outcome="signed",attest="A""#),
+            1
+        );
+        // Without hints: attestation A asked (the registry decides) and a fresh origid.
+        let plain = answer_of(&f, invite(RURI, FROM, TO, "")).await;
+        let claims = claims_of(header(&plain, "Identity").unwrap());
+        assert_eq!(claims.attest, Some(Attestation::A));
+        assert_ne!(claims.origid.as_ref().map(OrigId::as_str), Some(ORIGID));
+        // A number of another customer's trunk is lowered to B.
+        let options = SipOptions {
+            trunks: BTreeMap::from([("pbx7".into(), "c9".into())]),
+            ..SipOptions::default()
+        };
+        let from = "<sip:+12155551212@sbc.example;user=phone;otg=pbx7>";
+        let lowered = answer_with(&f, options, &invite(RURI, from, TO, "")).await;
+        let claims = claims_of(header(&lowered, "Identity").unwrap());
+        assert_eq!(claims.attest, Some(Attestation::B));
+    }
+
+    async fn answer_of(f: &Fixture, request: Request) -> Answer {
+        answer_with(f, SipOptions::default(), &request).await
+    }
+
+    #[tokio::test]
+    async fn the_identity_in_the_contact_uri_is_escaped_and_reads_back() {
+        let f = fixture(0);
+        let options = SipOptions {
+            identity: IdentityPlacement::Contact,
+            ..SipOptions::default()
+        };
+        let answer = answer_with(&f, options, &invite(RURI, FROM, TO, "")).await;
+        assert_eq!(answer.code, 302);
+        assert_eq!(header(&answer, "Identity"), None);
+        let contact = header(&answer, "Contact").unwrap();
+        let parsed = uri::parse_name_addr(contact).unwrap();
+        let headers = parsed.uri.headers.as_deref().unwrap();
+        let escaped = headers.strip_prefix("Identity=").unwrap();
+        assert!(
+            !escaped.contains(';') && !escaped.contains('<'),
+            "{escaped}"
+        );
+        let identity = unescape(escaped).unwrap();
+        assert_eq!(claims_of(&identity).orig, Party::Tn("12155551212".into()));
+        assert!(
+            contact.starts_with(&format!("<{RURI}?Identity=")),
+            "{contact}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_calling_number_is_the_asserted_one_tel_preferred() {
+        let f = fixture(0);
+        let from = "<sip:+12155559999@sbc.example;user=phone>";
+        let pai = "P-Asserted-Identity: \"Alice, Inc\" <sip:+12155550000@sbc.example;user=phone>, <tel:+1-215-555-1212>\r\n";
+        let answer = answer_of(&f, invite(RURI, from, TO, pai)).await;
+        assert_eq!(answer.code, 302, "{answer:?}");
+        let claims = claims_of(header(&answer, "Identity").unwrap());
+        assert_eq!(claims.orig, Party::Tn("12155551212".into()));
+        // One P-Asserted-Identity with a sip URI: it is taken over From.
+        let pai = "P-Asserted-Identity: <sip:+1(215)555.1212@sbc.example;user=phone>\r\n";
+        let answer = answer_of(&f, invite(RURI, from, TO, pai)).await;
+        assert_eq!(
+            claims_of(header(&answer, "Identity").unwrap()).orig,
+            Party::Tn("12155551212".into())
+        );
+        // A P-Asserted-Identity without a number: From.
+        let pai = "P-Asserted-Identity: <sip:alice@sbc.example>\r\n";
+        let answer = answer_of(&f, invite(RURI, FROM, TO, pai)).await;
+        assert_eq!(answer.code, 302);
+        // The called number from To when the Request-URI holds none; tel URIs; national form.
+        let answer = answer_of(
+            &f,
+            invite(
+                "sip:gw@example.net",
+                "<tel:(215)555-1212>",
+                "<tel:+1.212.555.1213>",
+                "",
+            ),
+        )
+        .await;
+        let claims = claims_of(header(&answer, "Identity").unwrap());
+        assert_eq!(claims.orig, Party::Tn("12155551212".into()));
+        assert_eq!(claims.dest.tn(), ["12125551213".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn numbers_and_hints_that_cannot_be_read_are_400_naming_the_header() {
+        let f = fixture(0);
+        let cases = [
+            (invite(RURI, "<sip:alice@sbc.example>", TO, ""), "From"),
+            (
+                invite("sip:gw@example.net", FROM, "<sip:bob@example.net>", ""),
+                "To",
+            ),
+            (
+                invite(RURI, "<sip:+1215x@sbc.example;user=phone>", TO, ""),
+                "From",
+            ),
+            (
+                invite(
+                    RURI,
+                    FROM,
+                    TO,
+                    "P-Asserted-Identity: <sip:+1215abc@h;user=phone>\r\n",
+                ),
+                "P-Asserted-Identity",
+            ),
+            (
+                invite(RURI, FROM, TO, "Attestation-Info: D\r\n"),
+                "Attestation-Info",
+            ),
+            (
+                invite(RURI, FROM, TO, "P-Origination-ID: 42\r\n"),
+                "P-Origination-ID",
+            ),
+        ];
+        for (request, named) in cases {
+            let answer = answer_of(&f, request).await;
+            assert_eq!(answer.code, 400, "{named}: {answer:?}");
+            let warning = header(&answer, "Warning").unwrap();
+            assert!(warning.starts_with("399 shaken-signer \""), "{warning}");
+            assert!(warning.contains(named), "{named}: {warning}");
+        }
+        assert_eq!(f.state.metrics.sip_calls.get(r#"outcome="bad_request""#), 6);
+    }
+
+    #[tokio::test]
+    async fn iat_is_the_date_within_the_window_else_the_clock() {
+        let f = fixture(0);
+        let at = |seconds: u64| {
+            let date = format!("Date: {}\r\n", sip::date::format(seconds));
+            invite(RURI, FROM, TO, &date)
+        };
+        for (date, iat) in [
+            (NOW - 30, NOW - 30),
+            (NOW + 5, NOW + 5),
+            (NOW - 61, NOW),
+            (NOW + 11, NOW),
+        ] {
+            let answer = answer_of(&f, at(date)).await;
+            assert_eq!(answer.code, 302);
+            assert_eq!(
+                claims_of(header(&answer, "Identity").unwrap()).iat,
+                iat,
+                "Date {date}"
+            );
+        }
+        let garbled = answer_of(&f, invite(RURI, FROM, TO, "Date: yesterday\r\n")).await;
+        assert_eq!(claims_of(header(&garbled, "Identity").unwrap()).iat, NOW);
+    }
+
+    #[tokio::test]
+    async fn policy_refusals_are_403_or_608_with_the_pol_id() {
+        let f = fixture(0);
+        let unregistered = invite(RURI, "<sip:+12155550001@sbc.example;user=phone>", TO, "");
+        let answer = answer_of(&f, unregistered.clone()).await;
+        assert_eq!((answer.code, answer.reason.as_str()), (403, "Forbidden"));
+        assert_eq!(
+            header(&answer, "Reason"),
+            Some("SIP;cause=403;text=\"POL4101 Calling number '12155550001' is not registered\"")
+        );
+        assert_eq!(header(&answer, "Identity"), None);
+        let suspended = invite(RURI, "<sip:+12155551213@sbc.example;user=phone>", TO, "");
+        let answer = answer_of(&f, suspended).await;
+        assert!(header(&answer, "Reason").unwrap().contains("POL4102"));
+        let options = SipOptions {
+            refusal: 608,
+            jwscard_url: Some("https://redress.example/jws".into()),
+            ..SipOptions::default()
+        };
+        let answer = answer_with(&f, options, &unregistered).await;
+        assert_eq!((answer.code, answer.reason.as_str()), (608, "Rejected"));
+        assert!(header(&answer, "Reason")
+            .unwrap()
+            .starts_with("SIP;cause=608;text=\"POL4101 "));
+        assert_eq!(
+            header(&answer, "Call-Info"),
+            Some("<https://redress.example/jws>;purpose=jwscard")
+        );
+        assert_eq!(f.state.metrics.sip_calls.get(r#"outcome="refused""#), 3);
+        // Recorded in the trace log as REST records them, under the Call-ID.
+        let records = (0..50)
+            .find_map(|_| {
+                let found = crate::trace::lookup_tn(
+                    f.state.trace().path(),
+                    "12155550001",
+                    0,
+                    u64::MAX >> 2,
+                )
+                .unwrap();
+                if found.len() == 2 {
+                    return Some(found);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                None
+            })
+            .unwrap();
+        assert!(records.iter().all(|r| r.outcome == "refused"
+            && r.message_id.as_deref() == Some("POL4101")
+            && r.request_id == "call-1@sbc"
+            && r.client == "sbc"));
+    }
+
+    #[tokio::test]
+    async fn emergency_calls_are_signed_even_unregistered_and_over_the_rate() {
+        let f = fixture(1);
+        let from = "<sip:+12155550001@sbc.example;user=phone>";
+        for _ in 0..3 {
+            let answer = answer_of(
+                &f,
+                invite("sip:911@example.net", from, "<sip:911@example.net>", ""),
+            )
+            .await;
+            assert_eq!(answer.code, 302, "{answer:?}");
+            let claims = claims_of(header(&answer, "Identity").unwrap());
+            assert_eq!(claims.attest, Some(Attestation::C));
+            assert_eq!(claims.dest.tn(), ["911".to_owned()]);
+        }
+    }
+
+    #[tokio::test]
+    async fn over_the_rate_limit_is_503_retry_after_1() {
+        let f = fixture(1);
+        let first = answer_of(&f, invite(RURI, FROM, TO, "")).await;
+        assert_eq!(first.code, 302);
+        let second = answer_of(&f, invite(RURI, FROM, TO, "")).await;
+        assert_eq!(
+            (second.code, header(&second, "Retry-After")),
+            (503, Some("1"))
+        );
+        assert_eq!(
+            f.state.metrics.sip_calls.get(r#"outcome="rate_limited""#),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_of_the_signer_is_a_302_without_identity_counted() {
+        let f = fixture(0);
+        let signer = SipSigner::new(Arc::clone(&f.state), SipOptions::default());
+        for failure in [
+            service::Failure::Trace,
+            service::Failure::NoSigner,
+            service::Failure::Trace,
+        ] {
+            let answer = signer.outcome_answer(Outcome::Failed(failure), RURI, "12155551212");
+            assert_eq!(answer.code, 302);
+            assert_eq!(
+                header(&answer, "Contact"),
+                Some(format!("<{RURI}>").as_str())
+            );
+            assert_eq!(header(&answer, "Identity"), None);
+        }
+        assert_eq!(f.state.metrics.sip_unsigned.get(service::Failure::Trace), 2);
+        assert_eq!(
+            f.state.metrics.sip_unsigned.get(service::Failure::NoSigner),
+            1
+        );
+        let text = f.state.metrics.render_sip();
+        assert!(
+            text.contains("shaken_signer_sip_unsigned_total{reason=\"trace\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shaken_signer_sip_calls_total{outcome=\"unsigned\"} 3"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_allowed_addresses_are_answered() {
+        let f = fixture(0);
+        let signer = SipSigner::new(Arc::clone(&f.state), SipOptions::default());
+        let outside = Peer {
+            addr: SocketAddr::from(([192, 0, 2, 1], 5060)),
+            transport: Transport::Tcp,
+        };
+        assert!(!signer.allowed(&outside));
+        assert!(signer.allowed(&peer()));
+        let answer = signer.answer(&invite(RURI, FROM, TO, ""), outside).await;
+        assert_eq!(answer.code, 403);
+    }
+
+    #[test]
+    fn values_split_outside_quotes_and_brackets() {
+        assert_eq!(
+            split_values("\"a, b\" <sip:x@h;p=1,2>, <tel:+1>,"),
+            vec!["\"a, b\" <sip:x@h;p=1,2>", "<tel:+1>"]
+        );
+        assert_eq!(unescape("%2B1%2d215"), Some("+1-215".into()));
+        assert_eq!(unescape("%2"), None);
+        assert_eq!(unescape("%zz1"), None);
+    }
+}
