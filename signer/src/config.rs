@@ -426,6 +426,9 @@ mod tests {
         let lists = config.lists.as_ref().unwrap();
         assert!(lists.regulator_cert.is_absolute());
         assert!(Path::new(&lists.source).is_absolute(), "{}", lists.source);
+        let sip = config.sip.as_ref().unwrap();
+        assert_eq!(sip.listener.listen, ["127.0.0.1:5060"]);
+        assert_eq!(sip.trunks.get("pbx-17").map(String::as_str), Some("c-1017"));
     }
 
     #[test]
@@ -495,6 +498,55 @@ mod tests {
         let cert_client =
             format!("{base}[[clients]]\nname = \"sbc\"\ncertificate_sha256 = \"ab\"\n");
         assert!(toml::from_str::<SignerConfig>(&cert_client)
+            .unwrap()
+            .check()
+            .is_err());
+    }
+
+    #[test]
+    fn the_sip_section_is_read_and_checked() {
+        let base = "x5u = \"https://cr.example.net/a.pem\"\nkey_file = \"k\"\nregistry_db = \"r\"\ntrace_db = \"t\"\n";
+        let none = toml::from_str::<SignerConfig>(base).unwrap();
+        assert!(none.sip.is_none(), "no [sip]: no listener");
+        let full = format!(
+            "{base}[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]\n\
+             max_headers = 40\nidentity = \"contact\"\nrefusal = 608\n\
+             jwscard_url = \"https://redress.example/jws\"\n\
+             [sip.trunks]\npbx7 = \"c9\"\n"
+        );
+        let config = toml::from_str::<SignerConfig>(&full).unwrap();
+        config.check().unwrap();
+        let sip = config.sip.as_ref().unwrap();
+        assert_eq!(sip.listener.listen.len(), 2);
+        assert_eq!(sip.listener.max_headers, 40);
+        assert_eq!(sip.identity, IdentityPlacement::Contact);
+        assert_eq!(sip.refusal, 608);
+        assert_eq!(sip.trunks.get("pbx7").map(String::as_str), Some("c9"));
+        let minimal =
+            toml::from_str::<SignerConfig>(&format!("{base}[sip]\nlisten = [\"127.0.0.1:0\"]\n"))
+                .unwrap();
+        minimal.check().unwrap();
+        let sip = minimal.sip.unwrap();
+        assert_eq!(
+            (sip.identity, sip.refusal),
+            (IdentityPlacement::Header, 403)
+        );
+        let refused = |extra: &str| {
+            let text = format!("{base}[sip]\nlisten = [\"127.0.0.1:0\"]\n{extra}");
+            match toml::from_str::<SignerConfig>(&text) {
+                Err(e) => e.to_string(),
+                Ok(config) => config.check().unwrap_err().to_string(),
+            }
+        };
+        assert!(refused("colour = 1\n").contains("colour"));
+        assert!(refused("refusal = 404\n").contains("sip.refusal"));
+        assert!(refused("identity = \"body\"\n").contains("body"));
+        assert!(refused("refusal = 608\njwscard_url = \"http://x\"\n").contains("jwscard_url"));
+        assert!(refused("jwscard_url = \"https://x/j\"\n").contains("608"));
+        assert!(refused("[sip.trunks]\n\"\" = \"c\"\n").contains("trunks"));
+        assert!(refused("max_headers = 0\n").contains("max_headers"));
+        let bad_listen = format!("{base}[sip]\nlisten = [\"sctp:1.2.3.4:5\"]\n");
+        assert!(toml::from_str::<SignerConfig>(&bad_listen)
             .unwrap()
             .check()
             .is_err());
