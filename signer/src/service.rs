@@ -290,6 +290,23 @@ impl SignerState {
         let _ = self.sip.set(status);
     }
 
+    /// The text of `/metrics`: the signer's, the list's and the opt-out mirror's when
+    /// configured, and the SIP listener's and the SIP outcomes when one is attached.
+    pub fn render_metrics(&self) -> String {
+        let mut text = self.metrics.render(self.registry.hit_counts());
+        if let Some(lists) = &self.lists {
+            text.push_str(&lists.render_metrics("shaken_signer", (self.clock)()));
+        }
+        if let Some(mirror) = &self.optouts {
+            text.push_str(&mirror.render_metrics("shaken_signer"));
+        }
+        if let Some(sip) = self.sip.get() {
+            text.push_str(&sip.render(crate::sip::METRICS_PREFIX));
+            text.push_str(&self.metrics.render_sip());
+        }
+        text
+    }
+
     fn current_signer(&self) -> Option<Arc<TokenSigner>> {
         self.signer.read().ok().map(|s| Arc::clone(&s))
     }
@@ -347,18 +364,7 @@ pub async fn handle(
         Route::Unauthorized => state.error(&ApiError::Unauthorized, None, &request_id),
         Route::Health => rest_http::health(&request_id),
         Route::Metrics => {
-            let mut text = state.metrics.render(state.registry.hit_counts());
-            if let Some(lists) = &state.lists {
-                text.push_str(&lists.render_metrics("shaken_signer", (state.clock)()));
-            }
-            if let Some(mirror) = &state.optouts {
-                text.push_str(&mirror.render_metrics("shaken_signer"));
-            }
-            if let Some(sip) = state.sip.get() {
-                text.push_str(&sip.render(crate::sip::METRICS_PREFIX));
-                text.push_str(&state.metrics.render_sip());
-            }
-            return rest_http::text_response(text, "text/plain; version=0.0.4");
+            return rest_http::text_response(state.render_metrics(), "text/plain; version=0.0.4");
         }
         Route::Service(client) => sign(state, request, client, &request_id).await,
         Route::MethodNotAllowed(allow) => {

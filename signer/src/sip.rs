@@ -957,4 +957,66 @@ mod tests {
         assert_eq!(unescape("%2"), None);
         assert_eq!(unescape("%zz1"), None);
     }
+
+    #[tokio::test]
+    async fn an_invite_over_a_real_udp_socket_gets_its_302_and_the_metrics_count_it() {
+        let f = fixture(0);
+        let section: SipSection = toml::from_str("listen = [\"127.0.0.1:0\"]").unwrap();
+        let service = crate::server::start_sip(&section, &f.state).await.unwrap();
+        let (_, address) = service
+            .local_addrs()
+            .into_iter()
+            .find(|(t, _)| *t == Transport::Udp)
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(service.serve_until(async move {
+            let _ = stopped.await;
+        }));
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        let message = format!(
+            "INVITE {RURI} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-udp1\r\n\
+             Max-Forwards: 70\r\nFrom: {FROM};tag=9\r\nTo: {TO}\r\nCall-ID: udp-1@sbc\r\n\
+             CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        socket.send_to(message.as_bytes(), address).await.unwrap();
+        let mut buffer = vec![0u8; 8192];
+        let (n, _) = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            socket.recv_from(&mut buffer),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let reply = String::from_utf8_lossy(&buffer[..n]).into_owned();
+        assert!(
+            reply.starts_with("SIP/2.0 302 Moved Temporarily\r\n"),
+            "{reply}"
+        );
+        assert!(reply.contains("Call-ID: udp-1@sbc\r\n"), "{reply}");
+        let identity = reply
+            .lines()
+            .find_map(|l| l.strip_prefix("Identity: "))
+            .unwrap();
+        assert_eq!(claims_of(identity).orig, Party::Tn("12155551212".into()));
+        let metrics = f.state.render_metrics();
+        assert!(
+            metrics.contains("shaken_signer_sip_calls_total{outcome=\"signed\",attest=\"A\"} 1"),
+            "{metrics}"
+        );
+        let listener_lines = metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("shaken_signer_sip_")
+                    && !l.contains("_calls_total")
+                    && !l.contains("_unsigned_total")
+            })
+            .count();
+        assert!(listener_lines > 0, "the listener's counters: {metrics}");
+        stop.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), serving)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 }
