@@ -1,7 +1,8 @@
 //! The signing service as a process (`shaken signer serve`): the key checked against its
 //! certificate, the TLS configuration and the files `[lists]` and `[optout]` name
 //! ([`Prepared::load`], everything `--validate` checks),
-//! then the registry, trace log and serve loop ([`Prepared::run`]). SIGHUP re-reads the
+//! then the registry, trace log and serve loop ([`Prepared::run`]), and beside it the SIP
+//! listener of a `[sip]` section ([`start_sip`]), stopped with it, its counters in `/metrics`. SIGHUP re-reads the
 //! configuration file's signing credentials (`x5u`, `key_file`, `certificate_file`,
 //! `x5u_tls_roots`) and reloads the key: a key that does not match its certificate, or a file
 //! that no longer parses, is refused and the previous key and x5u kept. The other keys take

@@ -39,7 +39,7 @@ use sip::message::Request;
 use sip::transport::{Answer, Handler, Peer};
 use sip::uri::{self, NameAddr, Scheme};
 
-use crate::api::SigningRequest;
+use crate::api::{IatWindow, SigningRequest};
 use crate::config::{IdentityPlacement, SipSection};
 use crate::service::{self, Outcome, SignerState};
 
@@ -126,14 +126,14 @@ pub struct CallRequest {
 
 impl CallRequest {
     /// Reads an INVITE (see the module docs) under `options`' trunks, with the signer's
-    /// numbering plan, `iat` window and clock `now`.
+    /// numbering plan `plan`, `iat` window and clock `now`.
     pub fn from_invite(
         request: &Request,
         options: &SipOptions,
-        state: &SignerState,
+        plan: Option<passport::NumberingPlan>,
+        window: IatWindow,
         now: u64,
     ) -> Result<Self, InviteError> {
-        let plan = state.plan();
         if request
             .uri
             .bytes()
@@ -170,7 +170,7 @@ impl CallRequest {
         let iat = request
             .header("Date")
             .and_then(sip::date::parse)
-            .filter(|date| state.iat_window().check(*date, now).is_ok())
+            .filter(|date| window.check(*date, now).is_ok())
             .unwrap_or(now);
         Ok(Self {
             signing: SigningRequest {
@@ -348,7 +348,13 @@ impl SipSigner {
             return Answer::new(403, "Forbidden");
         };
         let now = state.now();
-        let call = match CallRequest::from_invite(request, &self.options, state, now) {
+        let call = match CallRequest::from_invite(
+            request,
+            &self.options,
+            state.plan(),
+            state.iat_window(),
+            now,
+        ) {
             Ok(call) => call,
             Err(error) => {
                 tracing::debug!(%error, "INVITE refused 400");
@@ -639,8 +645,14 @@ mod tests {
         assert_eq!(claims.origid.as_ref().map(OrigId::as_str), Some(ORIGID));
         assert_eq!(claims.iat, NOW);
         // The REST path's core for the same call: the same header and claims, byte for byte.
-        let call =
-            CallRequest::from_invite(&request, &SipOptions::default(), &f.state, NOW).unwrap();
+        let call = CallRequest::from_invite(
+            &request,
+            &SipOptions::default(),
+            f.state.plan(),
+            f.state.iat_window(),
+            NOW,
+        )
+        .unwrap();
         let client = f.state.client_at("127.0.0.1".parse().unwrap()).unwrap();
         let Outcome::Signed(rest) = service::decide(&f.state, call.signing, client, "r", NOW).await
         else {
