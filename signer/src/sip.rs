@@ -535,15 +535,30 @@ mod tests {
         _dir: tempfile::TempDir,
     }
 
+    /// A registry that cannot be read.
+    struct Down;
+
+    impl NumberLookup for Down {
+        fn lookup(&self, _tn: &str) -> Result<Option<Arc<NumberRecord>>, SignerError> {
+            Err(SignerError::Config("simulated registry outage".into()))
+        }
+    }
+
     fn fixture(rate: u32) -> Fixture {
+        fixture_with(
+            rate,
+            Arc::new(Numbers(HashMap::from([
+                ("12155551212", record("12155551212", NumberStatus::Active)),
+                (
+                    "12155551213",
+                    record("12155551213", NumberStatus::Suspended),
+                ),
+            ]))),
+        )
+    }
+
+    fn fixture_with(rate: u32, numbers: Arc<dyn NumberLookup>) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let numbers = Numbers(HashMap::from([
-            ("12155551212", record("12155551212", NumberStatus::Active)),
-            (
-                "12155551213",
-                record("12155551213", NumberStatus::Suspended),
-            ),
-        ]));
         let client = Client::from_config(&ClientSection {
             name: "sbc".into(),
             ips: vec!["127.0.0.0/8".parse().unwrap()],
@@ -554,7 +569,7 @@ mod tests {
         .unwrap();
         let state = SignerState::new(StateParts {
             signer: Arc::new(TokenSigner::new(SigningKey::generate().unwrap(), X5U)),
-            registry: Arc::new(numbers),
+            registry: numbers,
             trace: TraceLog::open(&dir.path().join("trace.sqlite")).unwrap(),
             policy: crate::policy::PolicyConfig::default(),
             plan: Some(passport::NumberingPlan::Nanp),
@@ -1030,5 +1045,27 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_registry_outage_is_503_naming_pol5031_and_emergency_calls_still_go() {
+        let f = fixture_with(0, Arc::new(Down));
+        let options = SipOptions {
+            refusal: 608,
+            ..SipOptions::default()
+        };
+        let answer = answer_with(&f, options, &invite(RURI, FROM, TO, "")).await;
+        assert_eq!(
+            (answer.code, answer.reason.as_str()),
+            (503, "Service Unavailable")
+        );
+        let reason = header(&answer, "Reason").unwrap();
+        assert!(
+            reason.starts_with("SIP;cause=503;text=\"POL5031 "),
+            "{reason}"
+        );
+        let emergency = answer_of(&f, invite("sip:911@example.net", FROM, TO, "")).await;
+        assert_eq!(emergency.code, 302);
+        assert!(header(&emergency, "Identity").is_some());
     }
 }
