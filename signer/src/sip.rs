@@ -429,7 +429,10 @@ pub fn signed_answer(contact: &str, identity: &str, placement: IdentityPlacement
             .with_header("Contact", format!("<{contact}>"))
             .with_header("Identity", identity),
         IdentityPlacement::Contact => {
-            let separator = if contact.contains('?') { '&' } else { '?' };
+            // A Request-URI should carry no headers (RFC 3261 §19.1.1); if one does, the
+            // Identity is one more.
+            let has_headers = uri::parse_uri(contact).is_ok_and(|u| u.headers.is_some());
+            let separator = if has_headers { '&' } else { '?' };
             answer.with_header(
                 "Contact",
                 format!(
@@ -1067,5 +1070,18 @@ mod tests {
         let emergency = answer_of(&f, invite("sip:911@example.net", FROM, TO, "")).await;
         assert_eq!(emergency.code, 302);
         assert!(header(&emergency, "Identity").is_some());
+    }
+
+    #[test]
+    fn a_contact_uri_with_headers_gets_the_identity_as_one_more() {
+        let answer = signed_answer(
+            "sip:+12125551213@h?X-A=1",
+            "t;info=<https://x/c.pem>",
+            IdentityPlacement::Contact,
+        );
+        assert_eq!(
+            header(&answer, "Contact"),
+            Some("<sip:+12125551213@h?X-A=1&Identity=t%3Binfo%3D%3Chttps://x/c.pem%3E>")
+        );
     }
 }
