@@ -208,10 +208,13 @@ impl std::fmt::Display for NameAddr {
         if let Some(display) = &self.display {
             f.write_str("\"")?;
             for c in display.chars() {
-                if matches!(c, '"' | '\\') {
-                    f.write_str("\\")?;
+                match c {
+                    // No quoted-pair can hold CR or LF (RFC 3261 §25.1).
+                    '\r' | '\n' => f.write_str(" ")?,
+                    '"' | '\\' => write!(f, "\\{c}")?,
+                    c if c.is_control() && c != '\t' => write!(f, "\\{c}")?,
+                    c => write!(f, "{c}")?,
                 }
-                write!(f, "{c}")?;
             }
             f.write_str("\" ")?;
         }
@@ -465,7 +468,11 @@ fn unquote(text: &str) -> Result<(String, &str), UriError> {
         match c {
             '"' => return Ok((out, text.get(i + 1..).unwrap_or(""))),
             '\\' => {
+                // quoted-pair: any character but CR and LF (RFC 3261 §25.1).
                 let (_, next) = chars.next().ok_or(UriError::Syntax)?;
+                if matches!(next, '\r' | '\n') {
+                    return Err(UriError::Syntax);
+                }
                 out.push(next);
             }
             c if c.is_control() && c != '\t' => return Err(UriError::Syntax),
@@ -601,6 +608,10 @@ mod tests {
             r#""J Rosenberg \\\"" <sip:jdrosen@example.com>;tag=98asjd8"#
         );
         assert_eq!(parse_name_addr(&na.to_string()).unwrap(), na);
+        let controls = parse_name_addr("\"a\\\u{0}b\\\u{7f}\" <sip:a@b>").unwrap();
+        assert_eq!(controls.display.as_deref(), Some("a\u{0}b\u{7f}"));
+        assert_eq!(parse_name_addr(&controls.to_string()).unwrap(), controls);
+        assert!(parse_name_addr("\"a\\\r\" <sip:a@b>").is_err());
 
         let na =
             parse_name_addr("Bob Smith <tel:+12155551212;verstat=No-TN-Validation>;tag=1").unwrap();
