@@ -88,6 +88,98 @@ pub struct SignerConfig {
     /// The opt-out service's delta feed (`[optout]`, see docs/optout.md and docs/marketing.md):
     /// marketing calls to subscribers who opted out of the firm are refused (`POL4114`).
     pub optout: Option<optout::OptOutSection>,
+    /// The SIP redirect interface (`[sip]`, see docs/signer.md "Signing over SIP"). Without
+    /// it, no SIP listener: the REST API only.
+    pub sip: Option<SipSection>,
+}
+
+/// Where the `302` of a signed call carries the Identity header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IdentityPlacement {
+    /// A top-level `Identity` header field (RFC 8224).
+    #[default]
+    Header,
+    /// Embedded in the Contact URI as an escaped header parameter
+    /// (`<sip:...?Identity=ESCAPED>`, RFC 3261 §19.1.1), for SBCs that copy it from there.
+    Contact,
+}
+
+/// The largest `jwscard_url` accepted.
+const MAX_JWSCARD_URL: usize = 512;
+/// The longest `[sip.trunks]` key (an `otg` value) and customer id accepted.
+const MAX_TRUNK_TEXT: usize = 128;
+
+/// `[sip]`: the listener's keys ([`sip::config::ListenerConfig`], flattened) and how the
+/// signer answers. Unknown keys are refused by [`SipSection::check`] (serde's
+/// `deny_unknown_fields` does not work with `flatten`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SipSection {
+    /// `listen`, caps and timers. Declared first: it takes its keys before `unknown` sees
+    /// the rest.
+    #[serde(flatten)]
+    pub listener: sip::config::ListenerConfig,
+    /// `header` (default) or `contact`.
+    #[serde(default)]
+    pub identity: IdentityPlacement,
+    /// The status of a policy refusal: `403` (default, Forbidden) or `608` (Rejected,
+    /// RFC 8688).
+    #[serde(default = "default_sip_refusal")]
+    pub refusal: u16,
+    /// With `refusal = 608`: an HTTPS URL sent as `Call-Info: <URL>;purpose=jwscard`
+    /// (RFC 8688 §3.2), where the caller finds how to contest the refusal.
+    pub jwscard_url: Option<String>,
+    /// The From URI's `otg` parameter (RFC 4904 originating trunk group) to the customer the
+    /// trunk speaks for: the policy's calling customer, as a REST request's `customerId`.
+    #[serde(default)]
+    pub trunks: std::collections::BTreeMap<String, String>,
+    /// Keys nobody took, refused by [`SipSection::check`].
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+fn default_sip_refusal() -> u16 {
+    403
+}
+
+impl SipSection {
+    /// Checks the section: no unknown key, the listener's values, `refusal` 403 or 608,
+    /// `jwscard_url` an HTTPS URL usable in a header (and only with 608), trunk names and
+    /// customers non-empty and bounded.
+    pub fn check(&self) -> Result<(), SignerError> {
+        let bad = |m: String| Err(SignerError::Config(m));
+        sip::config::refuse_unknown(&self.unknown)?;
+        self.listener.validate()?;
+        if self.refusal != 403 && self.refusal != 608 {
+            return bad(format!("sip.refusal {} is not 403 or 608", self.refusal));
+        }
+        if let Some(url) = &self.jwscard_url {
+            let usable = url.starts_with("https://")
+                && url.len() <= MAX_JWSCARD_URL
+                && url
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>');
+            if !usable {
+                return bad(format!(
+                    "sip.jwscard_url {:?} is not an https URL of at most {MAX_JWSCARD_URL} \
+                     printable characters without <>",
+                    url.chars().take(64).collect::<String>()
+                ));
+            }
+            if self.refusal != 608 {
+                return bad("sip.jwscard_url is sent only with refusal = 608".into());
+            }
+        }
+        for (otg, customer) in &self.trunks {
+            let fits = |t: &str| !t.is_empty() && t.len() <= MAX_TRUNK_TEXT;
+            if !fits(otg) || !fits(customer) {
+                return bad(format!(
+                    "sip.trunks: trunk and customer must be 1 to {MAX_TRUNK_TEXT} characters"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[policy]`.
@@ -260,6 +352,9 @@ impl SignerConfig {
                 );
             }
         }
+        if let Some(section) = &self.sip {
+            section.check()?;
+        }
         if let Some(numbers) = &self.policy.emergency_numbers {
             if numbers
                 .iter()
@@ -331,6 +426,9 @@ mod tests {
         let lists = config.lists.as_ref().unwrap();
         assert!(lists.regulator_cert.is_absolute());
         assert!(Path::new(&lists.source).is_absolute(), "{}", lists.source);
+        let sip = config.sip.as_ref().unwrap();
+        assert_eq!(sip.listener.listen, ["127.0.0.1:5060"]);
+        assert_eq!(sip.trunks.get("pbx-17").map(String::as_str), Some("c-1017"));
     }
 
     #[test]
@@ -400,6 +498,55 @@ mod tests {
         let cert_client =
             format!("{base}[[clients]]\nname = \"sbc\"\ncertificate_sha256 = \"ab\"\n");
         assert!(toml::from_str::<SignerConfig>(&cert_client)
+            .unwrap()
+            .check()
+            .is_err());
+    }
+
+    #[test]
+    fn the_sip_section_is_read_and_checked() {
+        let base = "x5u = \"https://cr.example.net/a.pem\"\nkey_file = \"k\"\nregistry_db = \"r\"\ntrace_db = \"t\"\n";
+        let none = toml::from_str::<SignerConfig>(base).unwrap();
+        assert!(none.sip.is_none(), "no [sip]: no listener");
+        let full = format!(
+            "{base}[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]\n\
+             max_headers = 40\nidentity = \"contact\"\nrefusal = 608\n\
+             jwscard_url = \"https://redress.example/jws\"\n\
+             [sip.trunks]\npbx7 = \"c9\"\n"
+        );
+        let config = toml::from_str::<SignerConfig>(&full).unwrap();
+        config.check().unwrap();
+        let sip = config.sip.as_ref().unwrap();
+        assert_eq!(sip.listener.listen.len(), 2);
+        assert_eq!(sip.listener.max_headers, 40);
+        assert_eq!(sip.identity, IdentityPlacement::Contact);
+        assert_eq!(sip.refusal, 608);
+        assert_eq!(sip.trunks.get("pbx7").map(String::as_str), Some("c9"));
+        let minimal =
+            toml::from_str::<SignerConfig>(&format!("{base}[sip]\nlisten = [\"127.0.0.1:0\"]\n"))
+                .unwrap();
+        minimal.check().unwrap();
+        let sip = minimal.sip.unwrap();
+        assert_eq!(
+            (sip.identity, sip.refusal),
+            (IdentityPlacement::Header, 403)
+        );
+        let refused = |extra: &str| {
+            let text = format!("{base}[sip]\nlisten = [\"127.0.0.1:0\"]\n{extra}");
+            match toml::from_str::<SignerConfig>(&text) {
+                Err(e) => e.to_string(),
+                Ok(config) => config.check().unwrap_err().to_string(),
+            }
+        };
+        assert!(refused("colour = 1\n").contains("colour"));
+        assert!(refused("refusal = 404\n").contains("sip.refusal"));
+        assert!(refused("identity = \"body\"\n").contains("body"));
+        assert!(refused("refusal = 608\njwscard_url = \"http://x\"\n").contains("jwscard_url"));
+        assert!(refused("jwscard_url = \"https://x/j\"\n").contains("608"));
+        assert!(refused("[sip.trunks]\n\"\" = \"c\"\n").contains("trunks"));
+        assert!(refused("max_headers = 0\n").contains("max_headers"));
+        let bad_listen = format!("{base}[sip]\nlisten = [\"sctp:1.2.3.4:5\"]\n");
+        assert!(toml::from_str::<SignerConfig>(&bad_listen)
             .unwrap()
             .check()
             .is_err());

@@ -77,6 +77,12 @@ pub enum SignerError {
     /// The service cannot listen.
     #[error(transparent)]
     Listen(#[from] rest::service::ListenError),
+    /// The `[sip]` section is invalid.
+    #[error(transparent)]
+    SipConfig(#[from] sip::config::ConfigError),
+    /// The SIP listener cannot start.
+    #[error(transparent)]
+    SipListen(#[from] sip::transport::BindError),
 }
 
 /// One refused line of an import file.

@@ -2,6 +2,7 @@
 //!
 //! - [`registry`]: the real-name registry (SQLite, CSV import, hot cache);
 //! - [`service`]: the HTTP(S) service: ATIS-1000082 rules, client authorization, rate limits;
+//! - [`sip`]: the SIP redirect interface: an INVITE answered `302` with Identity, or refused;
 //! - [`server`]: the service as a process: key check, serve loop, SIGHUP reload, pruning;
 //! - [`api`]: request parsing and the standard's error bodies;
 //! - [`config`], [`credentials`], [`metrics`]: configuration, key and certificate, Prometheus;
@@ -26,6 +27,7 @@ pub mod quota;
 pub mod registry;
 pub mod server;
 pub mod service;
+pub mod sip;
 pub mod trace;
 pub mod traceback;
 

@@ -3,7 +3,9 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-pub use rest::metrics::{Histogram, LabeledCounter};
+pub use rest::metrics::{CounterKey, EnumCounter, Histogram, LabeledCounter};
+
+use crate::service::Failure;
 
 /// The label sets of the request counter.
 pub const REQUEST_LABELS: &[&str] = &[
@@ -40,6 +42,19 @@ pub const NONCE_PRECOMPUTED: &str = r#"nonce="precomputed""#;
 /// A signature made in one step, in the request.
 pub const NONCE_IN_REQUEST: &str = r#"nonce="in_request""#;
 
+/// The label sets of the SIP interface's answers ([`crate::sip`]): signed by level, refused by
+/// policy (`403`/`608`, or `503` for `POL5031`), unsigned (`302` without Identity: the signer
+/// failed), over the client's rate limit (`503`), unreadable (`400`).
+pub const SIP_CALL_LABELS: &[&str] = &[
+    r#"outcome="signed",attest="A""#,
+    r#"outcome="signed",attest="B""#,
+    r#"outcome="signed",attest="C""#,
+    r#"outcome="refused""#,
+    r#"outcome="unsigned""#,
+    r#"outcome="rate_limited""#,
+    r#"outcome="bad_request""#,
+];
+
 /// The signer's metrics.
 #[derive(Debug)]
 pub struct SignerMetrics {
@@ -53,6 +68,10 @@ pub struct SignerMetrics {
     pub certificate_days_left: AtomicI64,
     /// Signatures by how their nonce was made ([`SIGNATURE_LABELS`]).
     pub signatures: LabeledCounter,
+    /// SIP INVITEs answered, by outcome ([`SIP_CALL_LABELS`]).
+    pub sip_calls: LabeledCounter,
+    /// SIP INVITEs answered `302` without Identity, by the signer's failure.
+    pub sip_unsigned: EnumCounter<Failure>,
 }
 
 impl Default for SignerMetrics {
@@ -63,6 +82,8 @@ impl Default for SignerMetrics {
             latency: Histogram::default(),
             certificate_days_left: AtomicI64::new(0),
             signatures: LabeledCounter::new(SIGNATURE_LABELS),
+            sip_calls: LabeledCounter::new(SIP_CALL_LABELS),
+            sip_unsigned: EnumCounter::default(),
         }
     }
 }
@@ -75,6 +96,22 @@ impl SignerMetrics {
         } else {
             NONCE_IN_REQUEST
         });
+    }
+
+    /// The exposition text of the SIP interface's outcomes (shown when a SIP listener runs).
+    pub fn render_sip(&self) -> String {
+        let mut out = String::with_capacity(1024);
+        self.sip_calls.render(
+            "shaken_signer_sip_calls_total",
+            "SIP INVITEs answered, by outcome and attestation.",
+            &mut out,
+        );
+        self.sip_unsigned.render(
+            "shaken_signer_sip_unsigned_total",
+            "SIP INVITEs answered 302 without Identity because the signer failed, by reason.",
+            &mut out,
+        );
+        out
     }
 
     /// The exposition text; `cache` is (hits, misses) of the registry cache.

@@ -1,7 +1,8 @@
 //! The signing service as a process (`shaken signer serve`): the key checked against its
 //! certificate, the TLS configuration and the files `[lists]` and `[optout]` name
 //! ([`Prepared::load`], everything `--validate` checks),
-//! then the registry, trace log and serve loop ([`Prepared::run`]). SIGHUP re-reads the
+//! then the registry, trace log and serve loop ([`Prepared::run`]), and beside it the SIP
+//! listener of a `[sip]` section ([`start_sip`]), stopped with it, its counters in `/metrics`. SIGHUP re-reads the
 //! configuration file's signing credentials (`x5u`, `key_file`, `certificate_file`,
 //! `x5u_tls_roots`) and reloads the key: a key that does not match its certificate, or a file
 //! that no longer parses, is refused and the previous key and x5u kept. The other keys take
@@ -120,6 +121,10 @@ impl Prepared {
             hangup,
         } = rest::service::listen(config.listen).await?;
         tracing::info!(%address, tls = tls.is_some(), certificate = %credentials.subject, "signer listening");
+        let sip = match &config.sip {
+            Some(section) => Some(start_sip(section, &state).await?),
+            None => None,
+        };
         tokio::spawn(reload_on_sighup(
             hangup,
             config.clone(),
@@ -127,11 +132,68 @@ impl Prepared {
             Arc::clone(&state),
         ));
         tokio::spawn(prune_hourly(config));
+        let (stop_sip, sip_stopped) = tokio::sync::watch::channel(false);
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_sip.send(true);
+        };
+        let sip = sip.map(|sip| {
+            let mut stopped = sip_stopped;
+            tokio::spawn(sip.serve_until(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }))
+        });
         service::serve(listener, Arc::clone(&state), tls, shutdown).await;
+        if let Some(sip) = sip {
+            let _ = sip.await;
+        }
         tracing::info!("signer stopped");
         drop(state);
         Ok(())
     }
+}
+
+/// A bound SIP listener with the signer's handler, ready to serve.
+pub struct SipService {
+    listener: sip::transport::SipListener,
+    handler: Arc<crate::sip::SipSigner>,
+}
+
+impl std::fmt::Debug for SipService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipService")
+            .field("addresses", &self.listener.local_addrs())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SipService {
+    /// The addresses bound, with their transport.
+    pub fn local_addrs(&self) -> Vec<(sip::transport::Transport, std::net::SocketAddr)> {
+        self.listener.local_addrs()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) {
+        self.listener.serve(self.handler, shutdown).await;
+    }
+}
+
+/// Binds the `[sip]` listener for `state` (its counters then shown in `/metrics`).
+pub async fn start_sip(
+    section: &crate::config::SipSection,
+    state: &Arc<SignerState>,
+) -> Result<SipService, SignerError> {
+    let listener = sip::transport::SipListener::bind(&section.listener).await?;
+    state.attach_sip(listener.status());
+    for (transport, address) in listener.local_addrs() {
+        tracing::info!(%address, transport = transport.as_str(), "signer SIP listening");
+    }
+    let handler = Arc::new(crate::sip::SipSigner::new(
+        Arc::clone(state),
+        crate::sip::SipOptions::from(section),
+    ));
+    Ok(SipService { listener, handler })
 }
 
 /// On each SIGHUP received by `hangup`: re-reads the signing credentials' keys from

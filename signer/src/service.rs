@@ -15,7 +15,7 @@
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,6 +28,7 @@ use passport::{Claims, Dest, NumberingPlan, Party, TokenSigner};
 use rest::clients::{Client, Clients};
 use rest::fetch::FetchPolicy;
 use rest::http::{self as rest_http, Peer, Route};
+use sip::transport::SipStatus;
 use tokio::net::TcpListener;
 
 use crate::api::{self, ApiError, IatWindow, SigningRequest};
@@ -88,6 +89,8 @@ pub struct SignerState {
     lists: Option<Arc<ListStore>>,
     optouts: Option<Arc<OptOutMirror>>,
     quotas: FirmQuotas,
+    /// The SIP listener's counters, once one serves this state ([`crate::sip`]).
+    sip: OnceLock<Arc<SipStatus>>,
     /// Metrics.
     pub metrics: SignerMetrics,
 }
@@ -139,6 +142,7 @@ impl SignerState {
             lists: None,
             optouts: None,
             quotas: FirmQuotas::new(),
+            sip: OnceLock::new(),
             metrics: SignerMetrics::default(),
         }
     }
@@ -254,6 +258,55 @@ impl SignerState {
         self.nonces.ready()
     }
 
+    /// The allowed client a request from `ip` without a TLS certificate is (the SIP
+    /// interface's allow-list: a client identified only by certificate never matches).
+    pub fn client_at(&self, ip: std::net::IpAddr) -> Option<&Client> {
+        self.clients.find(ip, None)
+    }
+
+    /// The numbering plan national-form numbers are read with.
+    pub fn plan(&self) -> Option<NumberingPlan> {
+        self.plan
+    }
+
+    /// The policy's settings (emergency numbers...).
+    pub fn policy(&self) -> &PolicyConfig {
+        &self.policy
+    }
+
+    /// The window a request's `iat` must be in around the signer's clock.
+    pub fn iat_window(&self) -> IatWindow {
+        self.iat_window
+    }
+
+    /// Reads the signer's clock (seconds since the epoch): once per request, at the edge.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// Makes `/metrics` show the counters of the SIP listener serving this state (the first
+    /// one attached; later calls are ignored).
+    pub fn attach_sip(&self, status: Arc<SipStatus>) {
+        let _ = self.sip.set(status);
+    }
+
+    /// The text of `/metrics`: the signer's, the list's and the opt-out mirror's when
+    /// configured, and the SIP listener's and the SIP outcomes when one is attached.
+    pub fn render_metrics(&self) -> String {
+        let mut text = self.metrics.render(self.registry.hit_counts());
+        if let Some(lists) = &self.lists {
+            text.push_str(&lists.render_metrics("shaken_signer", (self.clock)()));
+        }
+        if let Some(mirror) = &self.optouts {
+            text.push_str(&mirror.render_metrics("shaken_signer"));
+        }
+        if let Some(sip) = self.sip.get() {
+            text.push_str(&sip.render(crate::sip::METRICS_PREFIX));
+            text.push_str(&self.metrics.render_sip());
+        }
+        text
+    }
+
     fn current_signer(&self) -> Option<Arc<TokenSigner>> {
         self.signer.read().ok().map(|s| Arc::clone(&s))
     }
@@ -311,14 +364,7 @@ pub async fn handle(
         Route::Unauthorized => state.error(&ApiError::Unauthorized, None, &request_id),
         Route::Health => rest_http::health(&request_id),
         Route::Metrics => {
-            let mut text = state.metrics.render(state.registry.hit_counts());
-            if let Some(lists) = &state.lists {
-                text.push_str(&lists.render_metrics("shaken_signer", (state.clock)()));
-            }
-            if let Some(mirror) = &state.optouts {
-                text.push_str(&mirror.render_metrics("shaken_signer"));
-            }
-            return rest_http::text_response(text, "text/plain; version=0.0.4");
+            return rest_http::text_response(state.render_metrics(), "text/plain; version=0.0.4");
         }
         Route::Service(client) => sign(state, request, client, &request_id).await,
         Route::MethodNotAllowed(allow) => {
@@ -429,6 +475,66 @@ fn iat_to_sign(state: &SignerState, request: &SigningRequest, now: u64) -> Resul
     }
 }
 
+/// What the one signing decision ([`decide`]) came to, for the REST API and the SIP
+/// interface alike.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Signed and recorded in the trace log.
+    Signed(Signed),
+    /// Refused by policy (`POL41xx`, `POL5031`), recorded in the trace log: the refusal, whose
+    /// `%1` is the calling number.
+    Refused(ApiError),
+    /// The request cannot be decided (its `iat` outside the window, no called number); nothing
+    /// recorded.
+    Invalid(ApiError),
+    /// The signer itself failed; nothing signed (a trace record may be missing too).
+    Failed(Failure),
+}
+
+/// A signed call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signed {
+    /// The Identity header value, exactly as the REST API returns it in `identity`
+    /// (`TOKEN;info=<x5u>;alg=ES256;ppt=shaken`) and the SIP interface puts in its `302`.
+    pub identity: String,
+    /// The attestation signed.
+    pub level: passport::Attestation,
+    /// Why at that level.
+    pub basis: Basis,
+}
+
+/// Why the signer could not answer a call it would have signed or refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Failure {
+    /// No signer to sign with (its lock poisoned).
+    NoSigner,
+    /// Signing failed (the key, or the regulator's list gave an unusable name or reason).
+    Signing,
+    /// The trace log could not make the record durable (write failed, journal full).
+    Trace,
+}
+
+impl crate::metrics::CounterKey for Failure {
+    const ALL: &'static [Self] = &[Self::NoSigner, Self::Signing, Self::Trace];
+    fn index(self) -> usize {
+        match self {
+            Self::NoSigner => 0,
+            Self::Signing => 1,
+            Self::Trace => 2,
+        }
+    }
+    /// The metric label set (`reason="trace"`).
+    fn labels(self) -> &'static str {
+        match self {
+            Self::NoSigner => r#"reason="no_signer""#,
+            Self::Signing => r#"reason="signing""#,
+            Self::Trace => r#"reason="trace""#,
+        }
+    }
+}
+
+/// The REST wrapper of [`decide`]: the outcome as the HTTP response.
 async fn decide_and_sign(
     state: &SignerState,
     request: SigningRequest,
@@ -436,9 +542,33 @@ async fn decide_and_sign(
     request_id: &str,
     now: u64,
 ) -> Response<Full<Bytes>> {
+    let orig = request.orig.clone();
+    match decide(state, request, client, request_id, now).await {
+        Outcome::Signed(signed) => rest_http::json_response(
+            StatusCode::OK,
+            api::signing_response(&signed.identity),
+            request_id,
+        ),
+        Outcome::Refused(error) => state.error(&error, Some(orig.as_str()), request_id),
+        Outcome::Invalid(error) => state.error(&error, None, request_id),
+        Outcome::Failed(_) => state.error(&ApiError::Internal, None, request_id),
+    }
+}
+
+/// The one signing decision, in-process: `iat` against the window, the policy with the
+/// registry, the marketing rules and the quota, signing, and the trace record made durable
+/// before answering. `request_id` and `client` go into the trace record; `client`'s customer
+/// stands for the caller unless the request names one. Counts the request metrics.
+pub async fn decide(
+    state: &SignerState,
+    request: SigningRequest,
+    client: &Client,
+    request_id: &str,
+    now: u64,
+) -> Outcome {
     let iat = match iat_to_sign(state, &request, now) {
         Ok(iat) => iat,
-        Err(error) => return state.error(&error, None, request_id),
+        Err(error) => return Outcome::Invalid(error),
     };
     let customer = request.customer.as_deref().or(client.customer.as_deref());
     let facts = CallFacts {
@@ -496,25 +626,21 @@ async fn decide_and_sign(
             record.message_id = Some(error.message_id().to_owned());
             if let Err(e) = state.trace.record(record).await {
                 tracing::error!(error = %e, "trace log write failed");
-                return state.error(&ApiError::Internal, None, request_id);
+                return Outcome::Failed(Failure::Trace);
             }
             state
                 .metrics
                 .requests
                 .inc(r#"outcome="refused",attest="none""#);
-            state.error(&error, Some(request.orig.as_str()), request_id)
+            Outcome::Refused(error)
         }
         Decision::Sign(level, basis) => {
             let Some(signer) = state.current_signer() else {
-                return state.error(&ApiError::Internal, None, request_id);
+                return Outcome::Failed(Failure::NoSigner);
             };
             let Some(dest) = Dest::tns(request.dest.iter().map(ToString::to_string).collect())
             else {
-                return state.error(
-                    &ApiError::InvalidValue("dest.tn".into(), "empty".into()),
-                    None,
-                    request_id,
-                );
+                return Outcome::Invalid(ApiError::InvalidValue("dest.tn".into(), "empty".into()));
             };
             let claims = Claims::shaken(
                 iat,
@@ -529,7 +655,7 @@ async fn decide_and_sign(
                     Ok(claims) => claims,
                     Err(e) => {
                         tracing::error!(error = %e, "the list's name or reason is not a valid RCD");
-                        return state.error(&ApiError::Internal, None, request_id);
+                        return Outcome::Failed(Failure::Signing);
                     }
                 },
                 None => claims,
@@ -544,7 +670,7 @@ async fn decide_and_sign(
                         .metrics
                         .requests
                         .inc(r#"outcome="error",attest="none""#);
-                    return state.error(&ApiError::Internal, None, request_id);
+                    return Outcome::Failed(Failure::Signing);
                 }
             };
             record.outcome = "signed".into();
@@ -558,10 +684,14 @@ async fn decide_and_sign(
                     .metrics
                     .requests
                     .inc(r#"outcome="error",attest="none""#);
-                return state.error(&ApiError::Internal, None, request_id);
+                return Outcome::Failed(Failure::Trace);
             }
             state.metrics.requests.inc(signed_label(level));
-            rest_http::json_response(StatusCode::OK, api::signing_response(&identity), request_id)
+            Outcome::Signed(Signed {
+                identity,
+                level,
+                basis,
+            })
         }
     }
 }
