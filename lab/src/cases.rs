@@ -818,6 +818,7 @@ pub async fn drive(
         verify_count: session.verify_count,
         elapsed: started.elapsed(),
         monitoring: None,
+        sip: None,
     })
 }
 

@@ -79,6 +79,9 @@ pub enum LabError {
     /// A loopback listener could not be bound.
     #[error(transparent)]
     Listen(#[from] rest::service::ListenError),
+    /// A SIP listener's configuration or socket.
+    #[error("SIP listener: {0}")]
+    Sip(String),
     /// A service could not be reached.
     #[error("cannot connect to {address}: {detail}")]
     Connect {

@@ -31,7 +31,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::cases::{Outcome, CASES};
-use crate::monitoring::Monitoring;
+use crate::monitoring::{Check, Monitoring};
 
 /// The widest line the table prints.
 pub const WIDTH: usize = 100;
@@ -64,6 +64,8 @@ pub struct Results {
     pub elapsed: Duration,
     /// The monitoring scenario's checks, once it has run.
     pub monitoring: Option<Monitoring>,
+    /// The SIP path's checks ([`crate::sip_path`]), once it has run.
+    pub sip: Option<Vec<Check>>,
 }
 
 /// The value at quantile `q`, in milliseconds.
@@ -143,7 +145,12 @@ fn wrap(lead: &str, items: &[String]) -> String {
 impl Results {
     /// Whether every call got its expected outcome and every monitoring check matched.
     pub fn all_matched(&self) -> bool {
-        self.calls_matched() && self.monitoring.as_ref().is_none_or(Monitoring::all_matched)
+        self.calls_matched()
+            && self.monitoring.as_ref().is_none_or(Monitoring::all_matched)
+            && self
+                .sip
+                .as_ref()
+                .is_none_or(|checks| checks.iter().all(|c| c.matched))
     }
 
     /// Whether every call of the call cases got its expected outcome.
@@ -204,6 +211,10 @@ impl Results {
             out.push_str(&monitoring_table(monitoring));
             out.push('\n');
         }
+        if let Some(checks) = &self.sip {
+            out.push_str(&sip_table(checks));
+            out.push('\n');
+        }
         let _ = writeln!(
             out,
             "signing:      {} requests, p50 {:.3} ms, p99 {:.3} ms",
@@ -225,6 +236,18 @@ impl Results {
             self.elapsed.as_secs_f64(),
             self.calls_per_second()
         );
+        if let Some(checks) = &self.sip {
+            let matched = checks.iter().filter(|c| c.matched).count();
+            let _ = writeln!(
+                out,
+                "{}",
+                if matched == checks.len() {
+                    format!("every SIP dip got its expected answer ({matched} of {})", checks.len())
+                } else {
+                    format!("SOME SIP DIPS FAILED ({matched} of {} matched)", checks.len())
+                }
+            );
+        }
         if let Some(monitoring) = &self.monitoring {
             let checks = monitoring.checks.len();
             let matched = monitoring.checks.iter().filter(|c| c.matched).count();
@@ -261,7 +284,8 @@ impl Results {
     /// `flags`; each got outcome with its `calls`). `monitor` (`null` before the scenario ran)
     /// has `checks` (each `check`, `calls`, `expected`, `got`, `result`), `other_alerts` (as
     /// the monitor's API gives them), `traceback_ms` (the hop from the flagged alert to the
-    /// customer), `signer_ms` and `alerts_after_ms`.
+    /// customer), `signer_ms` and `alerts_after_ms`. `sip` (`null` before the SIP path ran)
+    /// lists its checks in the same shape.
     pub fn to_json(&self, lab: &Value) -> Value {
         let cases: Vec<Value> = CASES
             .iter()
@@ -296,6 +320,7 @@ impl Results {
             "verification": {"requests": self.verify_count, "p50_ms": ms(&self.verify, 0.5), "p99_ms": ms(&self.verify, 0.99)},
             "calls_per_second": self.calls_per_second(),
             "monitor": self.monitoring.as_ref().map(monitoring_json),
+            "sip": self.sip.as_deref().map(sip_json),
             "lab": lab,
             "ok": self.all_matched(),
         })
@@ -390,16 +415,39 @@ fn monitoring_table(monitoring: &Monitoring) -> String {
     out
 }
 
+/// The SIP path's section of the table: each dip with its expected and got answers.
+fn sip_table(checks: &[Check]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<23} {:>5} {:<6} expected / got",
+        "SIP path", "dips", "result"
+    );
+    for check in checks {
+        let mark = if check.matched { "pass" } else { "FAIL" };
+        let line = format!(
+            "{:<23} {:>5} {mark:<6} {} / {}",
+            check.name, check.calls, check.expected, check.got
+        );
+        let _ = writeln!(out, "{}", fit(&line, WIDTH));
+    }
+    out
+}
+
+/// The SIP path's checks as JSON (see [`Results::to_json`]).
+fn sip_json(checks: &[Check]) -> Value {
+    Value::Array(checks.iter().map(check_json).collect())
+}
+
+/// One check as JSON: `check`, `calls`, `expected`, `got`, `result`.
+fn check_json(c: &Check) -> Value {
+    json!({"check": c.name, "calls": c.calls, "expected": c.expected, "got": c.got,
+           "result": if c.matched { "pass" } else { "fail" }})
+}
+
 /// The monitoring scenario as JSON (see [`Results::to_json`]).
 fn monitoring_json(monitoring: &Monitoring) -> Value {
-    let checks: Vec<Value> = monitoring
-        .checks
-        .iter()
-        .map(|c| {
-            json!({"check": c.name, "calls": c.calls, "expected": c.expected, "got": c.got,
-                   "result": if c.matched { "pass" } else { "fail" }})
-        })
-        .collect();
+    let checks: Vec<Value> = monitoring.checks.iter().map(check_json).collect();
     json!({
         "checks": checks,
         "other_alerts": monitoring.other_alerts,
@@ -447,6 +495,8 @@ mod tests {
             verify_count: 0,
             elapsed: Duration::from_secs(1),
             monitoring: None,
+            sip: None,
+        sip: None,
         }
     }
 

@@ -208,6 +208,9 @@ pub struct Lab {
     one: SocketAddr,
     gateway: SocketAddr,
     verifier: SocketAddr,
+    /// The SIP listeners (UDP and TCP on one port) of the two signers.
+    one_sip: SocketAddr,
+    gateway_sip: SocketAddr,
     optout: SocketAddr,
     monitor: SocketAddr,
     lists: ListFiles,
@@ -229,6 +232,20 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 /// Binds a loopback port.
+/// The lab signers' `[sip]` section: UDP and TCP on one free loopback port, the defaults
+/// otherwise (Identity as a header, 403 for refusals).
+fn signer_sip_section() -> Result<signer::config::SipSection, LabError> {
+    toml::from_str("listen = [\"127.0.0.1:0\"]").map_err(|e| LabError::Sip(e.to_string()))
+}
+
+/// The one address a lab SIP listener is bound to (UDP and TCP share it).
+fn sip_address(bound: &[(sip::transport::Transport, SocketAddr)]) -> Result<SocketAddr, LabError> {
+    bound
+        .first()
+        .map(|(_, address)| *address)
+        .ok_or_else(|| LabError::Sip("the SIP listener has no address".into()))
+}
+
 async fn loopback() -> Result<(tokio::net::TcpListener, SocketAddr), LabError> {
     Ok(rest::service::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?)
 }
@@ -346,7 +363,12 @@ impl Lab {
         let gateway_state =
             signer_state(&pki.gateway, gateway_registry, &gateway_trace, numbers, now)?;
         let [one_state, gateway_state] = [one_state, gateway_state].map(Arc::new);
+        // Each signer also answers SIP dips, UDP and TCP on one port ([`crate::sip`]).
+        let mut signer_sips = vec![];
         for (listener, state) in [(one_listener, one_state), (gateway_listener, gateway_state)] {
+            let sip = signer::server::start_sip(&signer_sip_section()?, &state).await?;
+            signer_sips.push(sip_address(&sip.local_addrs())?);
+            services.push(tokio::spawn(sip.serve_until(stopped(stop_rx.clone()))));
             services.push(tokio::spawn(signer::service::serve(
                 listener,
                 state,
@@ -354,6 +376,7 @@ impl Lab {
                 stopped(stop_rx.clone()),
             )));
         }
+        let [one_sip, gateway_sip] = [signer_sips[0], signer_sips[1]];
 
         // The monitor, configured to trace back to both signers; the verifier pushes to it.
         let (monitor_listener, monitor) = loopback().await?;
@@ -397,6 +420,8 @@ impl Lab {
             one,
             gateway,
             verifier,
+            one_sip,
+            gateway_sip,
             optout,
             monitor,
             lists: list_files,
@@ -522,8 +547,8 @@ impl Lab {
             "extra_trust_anchors": extras.anchor_files,
             "extra_repository_tls_roots": extras.tls_root_files,
             "carriers": [
-                carrier_json(&self.pki.originating, self.one, one_trace),
-                carrier_json(&self.pki.gateway, self.gateway, gateway_trace),
+                carrier_json(&self.pki.originating, self.one, self.one_sip, one_trace),
+                carrier_json(&self.pki.gateway, self.gateway, self.gateway_sip, gateway_trace),
             ],
             "registry_db": registry_db,
             "registry_csv": registry_csv,
@@ -922,8 +947,9 @@ async fn start_monitor(
 
 /// A carrier as `lab.json` describes it: its signer's base URL, files, x5u, and its trace
 /// log's folder (`trace_dir`) and database (`trace_db`).
-fn carrier_json(carrier: &Carrier, signer: SocketAddr, trace_db: &Path) -> Value {
+fn carrier_json(carrier: &Carrier, signer: SocketAddr, sip: SocketAddr, trace_db: &Path) -> Value {
     json!({"name": carrier.name, "spc": carrier.spc, "signer": format!("http://{signer}"),
+           "sip": sip.to_string(),
            "key": carrier.key, "chain": carrier.chain, "x5u": carrier.x5u,
            "trace_dir": trace_db.parent(), "trace_db": trace_db})
 }
