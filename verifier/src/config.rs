@@ -1,6 +1,7 @@
 //! The verifier's TOML configuration (unknown keys refused; `--validate` checks a file).
 //! See `verifier/verifier.example.toml` for every key.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,6 +72,133 @@ pub struct VerifierConfig {
     /// The opt-out service (`[optout]`, see docs/optout.md and docs/marketing.md): its delta
     /// feed for the `opted-out` flag, and the key and base URL of the unsubscribe links.
     pub optout: Option<optout::OptOutSection>,
+    /// The SIP redirect interface (`[sip]`, see docs/sip.md "Verifier"): none by default.
+    pub sip: Option<SipSection>,
+}
+
+/// `[sip]`: the SIP listener (the keys of [`sip::config::ListenerConfig`], flattened) and what
+/// the verifier's answers carry. Unknown keys are refused by [`SipSection::check`] (serde's
+/// `deny_unknown_fields` does not work with `flatten`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SipSection {
+    /// Where to listen and the caps.
+    #[serde(flatten)]
+    pub listener: sip::config::ListenerConfig,
+    /// Where `verstat` goes in a `sip:` URI: `"user-part"` (3GPP TS 24.229, the default) or
+    /// `"uri-parameter"`.
+    #[serde(default)]
+    pub verstat: sip::uri::VerstatPlacement,
+    /// An `Attestation-Info: A|B|C` header on a passed verdict with an attestation.
+    #[serde(default)]
+    pub attestation_info: bool,
+    /// The name of a header carrying the flags, the SPC and the reason code
+    /// (`flags=spoofed,gateway;spc=709J;reason=438`, see [`crate::sip::verdict_header_value`]);
+    /// none by default.
+    pub verdict_header: Option<String>,
+    /// The vetted name of a white-listed marketing call as the display name of the labelled
+    /// P-Asserted-Identity (or From).
+    #[serde(default)]
+    pub display_name: bool,
+    /// `[sip.block]`: flag wire name to answer (`608`, `607`, `403` or `"label"`, the default
+    /// for every flag).
+    #[serde(default)]
+    pub block: BTreeMap<String, BlockAnswer>,
+    /// `[sip.ingress]`: the event line's `ingress` from the SBC's address or a trunk parameter.
+    #[serde(default)]
+    pub ingress: IngressSection,
+    /// The keys nobody took (refused).
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+impl SipSection {
+    /// Checks every value: the listener's, the verdict header's name, each blocked flag, each
+    /// ingress network and name, the trunk parameter; refuses unknown keys.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        sip::config::refuse_unknown(&self.unknown).map_err(|e| ConfigError(e.to_string()))?;
+        self.listener
+            .validate()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        crate::sip::SipOptions::from_section(self).map(|_| ())
+    }
+}
+
+/// What the verifier answers a call raising a flag (`[sip.block]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BlockAnswer {
+    /// `"label"`: a `302` with the verstat, like any other call (the default).
+    #[default]
+    Label,
+    /// `403`: `403 Forbidden`.
+    Forbidden,
+    /// `607`: `607 Unwanted` (RFC 8197).
+    Unwanted,
+    /// `608`: `608 Rejected` (RFC 8688).
+    Rejected,
+}
+
+impl BlockAnswer {
+    /// The SIP status and reason phrase of a blocking answer; `None` for `label`.
+    pub fn status(self) -> Option<(u16, &'static str)> {
+        match self {
+            Self::Label => None,
+            Self::Forbidden => Some((403, "Forbidden")),
+            Self::Unwanted => Some((607, "Unwanted")),
+            Self::Rejected => Some((608, "Rejected")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockAnswer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BlockAnswer;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("608, 607, 403 or \"label\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<BlockAnswer, E> {
+                match value {
+                    403 => Ok(BlockAnswer::Forbidden),
+                    607 => Ok(BlockAnswer::Unwanted),
+                    608 => Ok(BlockAnswer::Rejected),
+                    _ => Err(E::invalid_value(
+                        serde::de::Unexpected::Signed(value),
+                        &self,
+                    )),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<BlockAnswer, E> {
+                match i64::try_from(value) {
+                    Ok(value) => self.visit_i64(value),
+                    Err(_) => Err(E::invalid_value(
+                        serde::de::Unexpected::Unsigned(value),
+                        &self,
+                    )),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<BlockAnswer, E> {
+                match value {
+                    "label" => Ok(BlockAnswer::Label),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(value), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// `[sip.ingress]`: where a SIP call entered the terminating network, for the event line.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressSection {
+    /// The SBC's network (`"10.1.0.0/16"`) to an ingress name (`"interconnect"`); the most
+    /// specific network holding the source address wins.
+    #[serde(default)]
+    pub addresses: BTreeMap<String, String>,
+    /// A parameter of the Request-URI naming the trunk group (RFC 4904 `tgrp`): when the
+    /// INVITE carries it, its value is the ingress (before the address mapping).
+    pub trunk_param: Option<String>,
 }
 
 /// `[fetch]`.
@@ -348,6 +476,9 @@ impl VerifierConfig {
         }
         if let Some(events) = &self.events {
             events.check()?;
+        }
+        if let Some(sip) = &self.sip {
+            sip.check()?;
         }
         Ok(())
     }
