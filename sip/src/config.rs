@@ -3,10 +3,29 @@
 //! its answer options, and calls [`refuse_unknown`] with the keys neither took (serde's
 //! `deny_unknown_fields` does not work with `flatten`).
 //!
-//! CONTRACT (skeleton): filled by the "transport" part.
+//! The pattern, tested below with toml 0.8:
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use serde::de::IgnoredAny;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct SipSection {
+//!     #[serde(flatten)]
+//!     listener: sip::config::ListenerConfig,
+//!     identity_in_contact: Option<bool>, // a service's own key
+//!     #[serde(flatten)]
+//!     unknown: BTreeMap<String, IgnoredAny>, // whatever neither took
+//! }
+//! ```
+//!
+//! serde hands each key to the first flattened field that takes it, so `unknown` holds only
+//! the keys that neither `ListenerConfig` nor the service's own fields know; the service then
+//! calls [`refuse_unknown`]`(&section.unknown)` and [`ListenerConfig::validate`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -93,8 +112,12 @@ fn default_udp_warn_bytes() -> usize {
 
 impl ListenerConfig {
     /// The listen items, parsed.
+    ///
+    /// `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, and a bare `127.0.0.1:5060` for both; the
+    /// transport prefix is case-insensitive, the address is an IP address (no host name: a
+    /// listener binds, it does not resolve).
     pub fn listen_on(&self) -> Result<Vec<ListenOn>, ConfigError> {
-        Err(ConfigError::Listen(String::new()))
+        self.listen.iter().map(|item| parse_listen(item)).collect()
     }
 
     /// The message caps.
@@ -107,13 +130,75 @@ impl ListenerConfig {
 
     /// The timers (T2 and T4 at their RFC values, T1 as configured).
     pub fn timers(&self) -> Timers {
-        Timers::default()
+        Timers {
+            t1: Duration::from_millis(self.t1_ms),
+            ..Timers::default()
+        }
     }
 
-    /// Checks every value (listen items parse, caps in range).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_on().map(|_| ())
+    /// The TCP idle timeout.
+    pub fn tcp_idle(&self) -> Duration {
+        Duration::from_secs(self.tcp_idle_seconds)
     }
+
+    /// Checks every value: at least one listen item and each parses; `max_message_bytes` in
+    /// 1 KiB..=1 MiB, `max_headers` in 8..=1024, `t1_ms` in 50..=10,000, `max_transactions`,
+    /// `max_connections` and `tcp_idle_seconds` at least 1.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.is_empty() {
+            return Err(ConfigError::Range(
+                "listen",
+                "at least one address is needed".into(),
+            ));
+        }
+        self.listen_on()?;
+        in_range(
+            "max_message_bytes",
+            self.max_message_bytes as u64,
+            1024,
+            1024 * 1024,
+        )?;
+        in_range("max_headers", self.max_headers as u64, 8, 1024)?;
+        in_range("t1_ms", self.t1_ms, 50, 10_000)?;
+        in_range(
+            "max_transactions",
+            self.max_transactions as u64,
+            1,
+            u64::MAX,
+        )?;
+        in_range("max_connections", self.max_connections as u64, 1, u64::MAX)?;
+        in_range("tcp_idle_seconds", self.tcp_idle_seconds, 1, 86_400)?;
+        Ok(())
+    }
+}
+
+fn in_range(key: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else if max == u64::MAX {
+        Err(ConfigError::Range(key, format!("{value} is below {min}")))
+    } else {
+        Err(ConfigError::Range(
+            key,
+            format!("{value} is not in {min}..={max}"),
+        ))
+    }
+}
+
+/// One `listen` item.
+fn parse_listen(item: &str) -> Result<ListenOn, ConfigError> {
+    let bad = || ConfigError::Listen(item.to_owned());
+    let (kind, address) = match item.split_once(':') {
+        Some((prefix, rest)) if prefix.eq_ignore_ascii_case("udp") => (Some(true), rest),
+        Some((prefix, rest)) if prefix.eq_ignore_ascii_case("tcp") => (Some(false), rest),
+        _ => (None, item),
+    };
+    let address: SocketAddr = address.trim().parse().map_err(|_| bad())?;
+    Ok(match kind {
+        Some(true) => ListenOn::Udp(address),
+        Some(false) => ListenOn::Tcp(address),
+        None => ListenOn::Both(address),
+    })
 }
 
 /// Refuses the keys a flattened `[sip]` section left over.
@@ -126,5 +211,155 @@ pub fn refuse_unknown(
         Err(ConfigError::Unknown(
             unknown.keys().cloned().collect::<Vec<_>>().join(", "),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::IgnoredAny;
+
+    fn config(listen: &[&str]) -> ListenerConfig {
+        toml::from_str(&format!("listen = {listen:?}")).unwrap()
+    }
+
+    #[test]
+    fn listen_items_parse_with_or_without_a_transport() {
+        let parsed = config(&["udp:127.0.0.1:5060", "TCP:[::1]:5061", "127.0.0.1:0"])
+            .listen_on()
+            .unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ListenOn::Udp("127.0.0.1:5060".parse().unwrap()),
+                ListenOn::Tcp("[::1]:5061".parse().unwrap()),
+                ListenOn::Both("127.0.0.1:0".parse().unwrap()),
+            ]
+        );
+        for bad in [
+            "udp:localhost:5060",
+            "sctp:127.0.0.1:5060",
+            "127.0.0.1",
+            "tcp:::1:5060",
+            "",
+        ] {
+            assert_eq!(
+                config(&[bad]).listen_on(),
+                Err(ConfigError::Listen(bad.into())),
+                "{bad}"
+            );
+            assert!(config(&[bad]).validate().is_err());
+        }
+    }
+
+    #[test]
+    fn defaults_and_timers() {
+        let c = config(&["127.0.0.1:5060"]);
+        assert_eq!(c.max_message_bytes, 16 * 1024);
+        assert_eq!(c.max_headers, 64);
+        assert_eq!(c.max_transactions, 100_000);
+        assert_eq!(c.udp_warn_bytes, 1300);
+        assert_eq!(c.timers(), Timers::default());
+        assert_eq!(c.validate(), Ok(()));
+        let fast: ListenerConfig =
+            toml::from_str("listen = [\"127.0.0.1:0\"]\nt1_ms = 50").unwrap();
+        assert_eq!(fast.timers().t1, Duration::from_millis(50));
+        assert_eq!(fast.timers().t2, Duration::from_secs(4));
+        assert_eq!(fast.timers().t4, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn values_out_of_range_name_their_key() {
+        let cases: [(&str, &str); 10] = [
+            ("max_message_bytes", "1023"),
+            ("max_message_bytes", "1048577"),
+            ("max_headers", "7"),
+            ("max_headers", "1025"),
+            ("t1_ms", "49"),
+            ("t1_ms", "10001"),
+            ("max_transactions", "0"),
+            ("max_connections", "0"),
+            ("tcp_idle_seconds", "0"),
+            ("tcp_idle_seconds", "86401"),
+        ];
+        for (key, value) in cases {
+            let c: ListenerConfig =
+                toml::from_str(&format!("listen = [\"127.0.0.1:0\"]\n{key} = {value}")).unwrap();
+            match c.validate() {
+                Err(ConfigError::Range(named, _)) => assert_eq!(named, key),
+                other => panic!("{key} = {value}: {other:?}"),
+            }
+        }
+        for (key, value) in [
+            ("max_message_bytes", "1024"),
+            ("max_message_bytes", "1048576"),
+            ("max_headers", "8"),
+            ("t1_ms", "50"),
+            ("t1_ms", "10000"),
+        ] {
+            let c: ListenerConfig =
+                toml::from_str(&format!("listen = [\"127.0.0.1:0\"]\n{key} = {value}")).unwrap();
+            assert_eq!(c.validate(), Ok(()), "{key} = {value}");
+        }
+        let empty = config(&[]);
+        assert!(matches!(
+            empty.validate(),
+            Err(ConfigError::Range("listen", _))
+        ));
+    }
+
+    /// The pattern the signer and the verifier use for their `[sip]` section.
+    #[derive(Debug, serde::Deserialize)]
+    struct ServiceSip {
+        #[serde(flatten)]
+        listener: ListenerConfig,
+        some_service_key: Option<String>,
+        #[serde(flatten)]
+        unknown: BTreeMap<String, IgnoredAny>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ServiceConfig {
+        sip: ServiceSip,
+    }
+
+    #[test]
+    fn a_flattened_listener_takes_its_keys_and_leaves_only_unknown_ones() {
+        let text = r#"
+            [sip]
+            listen = ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]
+            max_message_bytes = 4096
+            t1_ms = 100
+            some_service_key = "yes"
+            typo_key = 3
+            other = { a = 1 }
+        "#;
+        let config: ServiceConfig = toml::from_str(text).unwrap();
+        let sip = config.sip;
+        assert_eq!(sip.listener.listen.len(), 2);
+        assert_eq!(sip.listener.max_message_bytes, 4096);
+        assert_eq!(sip.listener.t1_ms, 100);
+        assert_eq!(sip.listener.max_headers, 64);
+        assert_eq!(sip.some_service_key.as_deref(), Some("yes"));
+        assert_eq!(
+            sip.unknown.keys().collect::<Vec<_>>(),
+            vec!["other", "typo_key"]
+        );
+        assert_eq!(
+            refuse_unknown(&sip.unknown),
+            Err(ConfigError::Unknown("other, typo_key".into()))
+        );
+
+        let clean: ServiceConfig =
+            toml::from_str("[sip]\nlisten = [\"127.0.0.1:0\"]\nsome_service_key = \"x\"").unwrap();
+        assert!(clean.sip.unknown.is_empty());
+        assert_eq!(refuse_unknown(&clean.sip.unknown), Ok(()));
+        assert_eq!(clean.sip.listener.validate(), Ok(()));
+
+        // A listener key of the wrong type is an error, not an unknown key.
+        let wrong =
+            toml::from_str::<ServiceConfig>("[sip]\nlisten = [\"127.0.0.1:0\"]\nt1_ms = \"fast\"");
+        assert!(wrong.is_err());
     }
 }

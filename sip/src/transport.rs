@@ -7,23 +7,43 @@
 //! `405` with `Allow`; a new INVITE goes to [`Handler::invite`] exactly once, and its answer
 //! becomes a response copying Via, From, To (plus a To tag), Call-ID and CSeq.
 //!
-//! UDP answers go to the top Via's sent-by (with `received`/`rport` rules of RFC 3261
-//! §18.2.2 and RFC 3581: in practice the source address and port); TCP answers go back on
-//! the connection. TCP frames by `Content-Length`, carries many transactions per connection,
-//! and closes idle connections.
+//! UDP answers go to the source address and port of the request. That is what RFC 3581
+//! (`rport`) asks for and what SBCs expect (they send from the port they listen on, or sit
+//! behind NAT); the Via's sent-by port is not used. TCP answers go back on the connection.
+//! TCP frames by `Content-Length`, carries many transactions per connection, closes idle
+//! connections, and closes a connection after a framing error (answering `400` first when
+//! the bytes read so far carry a usable Via).
 //!
-//! CONTRACT (skeleton): filled by the "transport" part.
+//! How it runs: one receive loop per UDP socket, one accept loop per TCP socket and one task
+//! per TCP connection; a new INVITE is answered in a task of its own, so a slow handler never
+//! blocks a receive loop. Each UDP socket has its own transaction table (a resend leaves from
+//! the socket the INVITE came to) and its own timer task, which sleeps until the table's next
+//! deadline or until a new answer is stored; TCP transactions share one more table (reliable:
+//! never resent). `max_transactions` bounds each table; a handler still answering after
+//! 64·T1 is abandoned (the table has forgotten the transaction by then; nothing is sent). On shutdown the loops stop receiving,
+//! INVITEs in flight get up to [`SHUTDOWN_GRACE`] to be answered, then everything stops.
+//!
+//! The To tag of every response is a keyed hash (SipHash with the process's random keys) of
+//! the transaction's identity (Call-ID, From tag, CSeq number, top Via branch): as
+//! unpredictable as a random tag, and a `CANCEL`'s `200` carries the same tag as its
+//! INVITE's final response (RFC 3261 §9.2) without the table storing it.
 
 use std::future::Future;
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch, Notify};
 
-use crate::config::ListenerConfig;
-use crate::message::{Header, Request};
+use crate::config::{ListenOn, ListenerConfig};
+use crate::message::{self, Header, Limits, Message, Method, ParseError, Request, Response};
 use crate::metrics::SipMetrics;
-use crate::transaction::TransactionCounts;
+use crate::transaction::{tag_param, Action, TransactionCounts, TransactionId, Transactions};
 
 /// A transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -123,24 +143,70 @@ impl SipStatus {
     }
 }
 
+/// How long in-flight INVITEs may take to be answered once shutdown has begun.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The methods a redirect server handles, for `Allow`.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, OPTIONS";
+
+/// Whether `peer` is on the service's client allow-list, by source address only: a client
+/// identified by a certificate never matches over SIP (there is no TLS here), a client
+/// identified by networks matches when the address is in one of them.
+pub fn peer_allowed(clients: &rest::clients::Clients, peer: &Peer) -> bool {
+    clients.find(peer.addr.ip(), None).is_some()
+}
+
 /// The bound sockets of a `[sip]` section, ready to serve.
 #[derive(Debug)]
 pub struct SipListener {
     status: Arc<SipStatus>,
+    config: ListenerConfig,
+    udp: Vec<Arc<UdpSocket>>,
+    tcp: Vec<TcpListener>,
 }
+
+/// How many times `bind` tries to find a port free for both UDP and TCP.
+const BIND_ATTEMPTS: usize = 16;
 
 impl SipListener {
     /// Binds every `listen` item (for `ADDR` with port 0, UDP and TCP get the same free port).
+    /// The configuration is validated first.
     pub async fn bind(config: &ListenerConfig) -> Result<Self, BindError> {
-        let _ = config;
+        config.validate()?;
+        let mut udp = Vec::new();
+        let mut tcp = Vec::new();
+        for item in config.listen_on()? {
+            match item {
+                ListenOn::Udp(addr) => udp.push(Arc::new(bind_udp(addr).await?)),
+                ListenOn::Tcp(addr) => tcp.push(bind_tcp(addr).await?),
+                ListenOn::Both(addr) => {
+                    let (u, t) = bind_both(addr).await?;
+                    udp.push(Arc::new(u));
+                    tcp.push(t);
+                }
+            }
+        }
         Ok(Self {
             status: Arc::new(SipStatus::default()),
+            config: config.clone(),
+            udp,
+            tcp,
         })
     }
 
     /// The addresses actually bound, with their transport.
     pub fn local_addrs(&self) -> Vec<(Transport, SocketAddr)> {
-        Vec::new()
+        let udp = self
+            .udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .map(|a| (Transport::Udp, a));
+        let tcp = self
+            .tcp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .map(|a| (Transport::Tcp, a));
+        udp.chain(tcp).collect()
     }
 
     /// The counters, shared with the running listener.
@@ -148,9 +214,643 @@ impl SipListener {
         self.status.clone()
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes, then lets the INVITEs in flight be answered (at
+    /// most [`SHUTDOWN_GRACE`]).
     pub async fn serve<H: Handler>(self, handler: Arc<H>, shutdown: impl Future<Output = ()>) {
-        let _ = handler;
+        let (stop_tx, stop) = watch::channel(false);
+        let inflight = Arc::new(InFlight::default());
+        let shared = Arc::new(Shared {
+            handler,
+            status: self.status.clone(),
+            limits: self.config.limits(),
+            udp_warn_bytes: self.config.udp_warn_bytes,
+            tags: RandomState::new(),
+            inflight: inflight.clone(),
+            answer_limit: self.config.timers().t1 * 64,
+            lanes: std::sync::Mutex::new(Vec::new()),
+        });
+        let timers = self.config.timers();
+        let capacity = self.config.max_transactions;
+        let mut loops = Vec::new();
+        let mut timer_tasks = Vec::new();
+        let (timer_stop_tx, timer_stop) = watch::channel(false);
+        for socket in self.udp {
+            let lane = Arc::new(Lane::new(timers, capacity));
+            shared.add_lane(lane.clone());
+            timer_tasks.push(tokio::spawn(timer_loop(
+                shared.clone(),
+                lane.clone(),
+                socket.clone(),
+                timer_stop.clone(),
+            )));
+            loops.push(tokio::spawn(udp_loop(
+                shared.clone(),
+                lane,
+                socket,
+                stop.clone(),
+            )));
+        }
+        let tcp_lane = Arc::new(Lane::new(timers, capacity));
+        shared.add_lane(tcp_lane.clone());
+        // TCP transactions are never resent, but Timer H still forgets them.
+        timer_tasks.push(tokio::spawn(timer_loop_reliable(
+            shared.clone(),
+            tcp_lane.clone(),
+            timer_stop,
+        )));
+        let connections = Arc::new(tokio::sync::Semaphore::new(self.config.max_connections));
+        for listener in self.tcp {
+            loops.push(tokio::spawn(tcp_accept_loop(
+                shared.clone(),
+                tcp_lane.clone(),
+                listener,
+                connections.clone(),
+                self.config.tcp_idle(),
+                stop.clone(),
+            )));
+        }
         shutdown.await;
+        let _ = stop_tx.send(true);
+        for task in loops {
+            let _ = task.await;
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, inflight.idle()).await;
+        let _ = timer_stop_tx.send(true);
+        for task in timer_tasks {
+            let _ = task.await;
+        }
+        shared.refresh_counts();
+    }
+}
+
+async fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, BindError> {
+    UdpSocket::bind(addr)
+        .await
+        .map_err(|e| BindError::Bind(format!("udp:{addr}"), e))
+}
+
+async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| BindError::Bind(format!("tcp:{addr}"), e))
+}
+
+/// UDP and TCP on one port: for port 0, the port UDP got, tried again with another free port
+/// when TCP cannot have it.
+async fn bind_both(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), BindError> {
+    if addr.port() != 0 {
+        return Ok((bind_udp(addr).await?, bind_tcp(addr).await?));
+    }
+    let mut last = None;
+    for _ in 0..BIND_ATTEMPTS {
+        let udp = bind_udp(addr).await?;
+        let port = udp
+            .local_addr()
+            .map_err(|e| BindError::Bind(format!("udp:{addr}"), e))?
+            .port();
+        match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(BindError::Bind(
+        format!("{addr}"),
+        last.unwrap_or_else(|| std::io::Error::other("no port free for both UDP and TCP")),
+    ))
+}
+
+/// What every task of a running listener shares.
+struct Shared<H> {
+    handler: Arc<H>,
+    status: Arc<SipStatus>,
+    limits: Limits,
+    udp_warn_bytes: usize,
+    /// Keys of the To tag hash (random per listener).
+    tags: RandomState,
+    inflight: Arc<InFlight>,
+    /// How long the handler may take to answer an INVITE (64·T1: the table forgets a
+    /// transaction never answered after that long).
+    answer_limit: Duration,
+    /// Every transaction table, for the counts.
+    lanes: std::sync::Mutex<Vec<Arc<Lane>>>,
+}
+
+/// A transaction table and the notification that wakes its timer task.
+struct Lane {
+    table: std::sync::Mutex<Transactions>,
+    wake: Notify,
+}
+
+impl Lane {
+    fn new(timers: crate::transaction::Timers, capacity: usize) -> Self {
+        Self {
+            table: std::sync::Mutex::new(Transactions::new(timers, capacity)),
+            wake: Notify::new(),
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.table.lock().ok().and_then(|t| t.next_deadline())
+    }
+}
+
+/// Counts the tasks answering an INVITE, so that shutdown can wait for them.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Where a response goes.
+#[derive(Clone)]
+enum ReplyTo {
+    /// Back to a UDP source.
+    Udp(Arc<UdpSocket>, SocketAddr),
+    /// Into a TCP connection's writer.
+    Tcp(mpsc::Sender<Arc<[u8]>>),
+}
+
+impl<H: Handler> Shared<H> {
+    fn add_lane(&self, lane: Arc<Lane>) {
+        if let Ok(mut lanes) = self.lanes.lock() {
+            lanes.push(lane);
+        }
+    }
+
+    /// Copies the tables' counts into the status.
+    fn refresh_counts(&self) {
+        let lanes = match self.lanes.lock() {
+            Ok(lanes) => lanes.clone(),
+            Err(_) => return,
+        };
+        let mut sum = TransactionCounts::default();
+        for lane in lanes {
+            if let Ok(table) = lane.table.lock() {
+                let c = table.counts();
+                sum.live += c.live;
+                sum.resent_from_memory += c.resent_from_memory;
+                sum.timer_g_resends += c.timer_g_resends;
+                sum.timer_h_expired += c.timer_h_expired;
+                sum.acks += c.acks;
+                sum.refused_full += c.refused_full;
+                sum.unanswered_expired += c.unanswered_expired;
+            }
+        }
+        if let Ok(mut counts) = self.status.counts.lock() {
+            *counts = sum;
+        }
+    }
+
+    fn count(&self, counter: fn(&SipMetrics) -> &AtomicU64) {
+        counter(&self.status.metrics).fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn send(&self, to: &ReplyTo, bytes: Arc<[u8]>) {
+        match to {
+            ReplyTo::Udp(socket, addr) => {
+                if bytes.len() > self.udp_warn_bytes {
+                    self.count(|m| &m.udp_oversize);
+                }
+                if let Err(e) = socket.send_to(&bytes, addr).await {
+                    tracing::debug!(%addr, error = %e, "sip: cannot send over udp");
+                }
+            }
+            ReplyTo::Tcp(writer) => {
+                let _ = writer.send(bytes).await;
+            }
+        }
+    }
+
+    /// The To tag of the transaction `request` belongs to.
+    fn to_tag(&self, request: &Request) -> String {
+        let from_tag = request.header("From").and_then(tag_param).unwrap_or("");
+        let cseq = request
+            .header("CSeq")
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap_or("");
+        let branch = request
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch)
+            .unwrap_or_default();
+        let hash = self.tags.hash_one((
+            request.header("Call-ID").unwrap_or(""),
+            from_tag,
+            cseq,
+            branch,
+        ));
+        format!("{hash:016x}")
+    }
+
+    fn response(&self, request: &Request, code: u16, reason: &str) -> Response {
+        Response::to(request, code, reason, &self.to_tag(request))
+    }
+
+    /// Handles one whole message from `peer`; responses go to `reply`.
+    async fn handle(self: &Arc<Self>, lane: &Arc<Lane>, bytes: &[u8], peer: Peer, reply: ReplyTo) {
+        let request = match message::parse(bytes, &self.limits) {
+            Ok(Message::Request(request)) => request,
+            Ok(Message::Response(_)) => {
+                self.count(|m| &m.dropped);
+                return;
+            }
+            Err(error) => {
+                match self.bad_request(bytes, &error) {
+                    Some(answer) => {
+                        self.count(|m| &m.bad_requests);
+                        self.send(&reply, answer.into()).await;
+                    }
+                    None => self.count(|m| &m.dropped),
+                }
+                tracing::debug!(peer = %peer.addr, %error, "sip: malformed message");
+                return;
+            }
+        };
+        self.count(|m| &m.requests);
+        let Ok(via) = request.top_via() else {
+            self.count(|m| &m.dropped);
+            return;
+        };
+        if !self.handler.allowed(&peer) {
+            self.count(|m| &m.forbidden);
+            if request.method != Method::Ack {
+                let answer = self.response(&request, 403, "Forbidden").to_bytes();
+                self.send(&reply, answer.into()).await;
+            }
+            return;
+        }
+        let answer = match &request.method {
+            Method::Options => self
+                .response(&request, 200, "OK")
+                .with_header("Allow", ALLOW),
+            Method::Other(_) => self
+                .response(&request, 405, "Method Not Allowed")
+                .with_header("Allow", ALLOW),
+            Method::Invite | Method::Ack | Method::Cancel => {
+                let reliable = peer.transport == Transport::Tcp;
+                let action = match lane.table.lock() {
+                    Ok(mut table) => {
+                        table.on_request(&request, &via, peer.addr, reliable, Instant::now())
+                    }
+                    Err(_) => return,
+                };
+                let answer = match action {
+                    Action::Answer(id) => {
+                        self.count(|m| &m.invites);
+                        self.spawn_invite(lane.clone(), id, request, peer, reply);
+                        return;
+                    }
+                    Action::Resend(bytes) => {
+                        self.send(&reply, bytes).await;
+                        None
+                    }
+                    Action::Absorb | Action::Stateless => None,
+                    Action::CancelOk => Some(self.response(&request, 200, "OK")),
+                    Action::CancelUnknown => {
+                        Some(self.response(&request, 481, "Call/Transaction Does Not Exist"))
+                    }
+                    Action::Full => Some(
+                        self.response(&request, 503, "Service Unavailable")
+                            .with_header("Retry-After", "1"),
+                    ),
+                };
+                self.refresh_counts();
+                match answer {
+                    Some(answer) => answer,
+                    None => return,
+                }
+            }
+        };
+        self.send(&reply, answer.to_bytes().into()).await;
+    }
+
+    /// Answers a new INVITE in a task of its own: the handler, the response, the table, the
+    /// wire.
+    fn spawn_invite(
+        self: &Arc<Self>,
+        lane: Arc<Lane>,
+        id: TransactionId,
+        request: Request,
+        peer: Peer,
+        reply: ReplyTo,
+    ) {
+        let shared = self.clone();
+        let guard = self.inflight.enter();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let invite = shared.handler.invite(request.clone(), peer);
+            let Ok(answer) = tokio::time::timeout(shared.answer_limit, invite).await else {
+                // The table has forgotten the transaction by now (64·T1): nobody waits.
+                tracing::warn!(peer = %peer.addr, "sip: an INVITE was not answered in time");
+                return;
+            };
+            let mut response = shared.response(&request, answer.code, &answer.reason);
+            response.headers.extend(answer.headers);
+            let bytes: Arc<[u8]> = response.to_bytes().into();
+            if let Ok(mut table) = lane.table.lock() {
+                table.answered(&id, bytes.clone(), Instant::now());
+            }
+            lane.wake.notify_one();
+            shared.refresh_counts();
+            shared.send(&reply, bytes).await;
+        });
+    }
+
+    /// The answer to a message that did not parse, when it can be answered
+    /// ([`message::parse_for_error_response`]: a request, not an ACK, with a usable top Via):
+    /// `400 Bad Request` (`513` too large, `505` another version, [`ParseError::status`])
+    /// copying what could be read of Via, From, To, Call-ID and CSeq, the problem named in a
+    /// `Warning` (RFC 3261 §20.43, code 399).
+    fn bad_request(&self, bytes: &[u8], error: &ParseError) -> Option<Vec<u8>> {
+        let request = message::parse_for_error_response(bytes, &self.limits)?;
+        let (code, reason) = error.status();
+        Some(
+            self.response(&request, code, reason)
+                .with_header("Warning", format!("399 shaken \"{error}\""))
+                .to_bytes(),
+        )
+    }
+}
+
+async fn udp_loop<H: Handler>(
+    shared: Arc<Shared<H>>,
+    lane: Arc<Lane>,
+    socket: Arc<UdpSocket>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // One byte more than the cap, so a datagram over it is seen whole-or-truncated and dropped.
+    let mut buffer = vec![0u8; shared.limits.max_message_bytes.saturating_add(1)];
+    loop {
+        let received = tokio::select! {
+            received = socket.recv_from(&mut buffer) => received,
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        };
+        let (length, addr) = match received {
+            Ok(received) => received,
+            // ICMP port unreachable from an earlier send surfaces here on some systems.
+            Err(e) => {
+                tracing::debug!(error = %e, "sip: udp receive error");
+                continue;
+            }
+        };
+        let Some(datagram) = buffer
+            .get(..length)
+            .filter(|_| length <= shared.limits.max_message_bytes)
+        else {
+            shared.count(|m| &m.dropped);
+            continue;
+        };
+        if message::is_keepalive(datagram) {
+            continue;
+        }
+        let peer = Peer {
+            addr,
+            transport: Transport::Udp,
+        };
+        shared
+            .handle(&lane, datagram, peer, ReplyTo::Udp(socket.clone(), addr))
+            .await;
+    }
+}
+
+/// Sends the resends of a UDP lane when they are due; forgets expired transactions.
+async fn timer_loop<H: Handler>(
+    shared: Arc<Shared<H>>,
+    lane: Arc<Lane>,
+    socket: Arc<UdpSocket>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let resends = match lane.table.lock() {
+            Ok(mut table) => table.poll(Instant::now()),
+            Err(_) => return,
+        };
+        if !resends.is_empty() {
+            shared.refresh_counts();
+        }
+        for resend in resends {
+            let to = ReplyTo::Udp(socket.clone(), resend.to);
+            shared.send(&to, resend.bytes).await;
+        }
+        if !sleep_until_due(&lane, &mut stop).await {
+            return;
+        }
+        shared.refresh_counts();
+    }
+}
+
+/// Forgets the TCP lane's expired transactions (nothing is ever resent on TCP).
+async fn timer_loop_reliable<H: Handler>(
+    shared: Arc<Shared<H>>,
+    lane: Arc<Lane>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if let Ok(mut table) = lane.table.lock() {
+            table.poll(Instant::now());
+        }
+        if !sleep_until_due(&lane, &mut stop).await {
+            return;
+        }
+        shared.refresh_counts();
+    }
+}
+
+/// Sleeps until the lane's next deadline, a new answer (which may set an earlier one), or the
+/// stop; false on stop.
+async fn sleep_until_due(lane: &Lane, stop: &mut watch::Receiver<bool>) -> bool {
+    let deadline = lane.next_deadline();
+    let sleep = async {
+        match deadline {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = sleep => true,
+        _ = lane.wake.notified() => true,
+        _ = stop.wait_for(|stopped| *stopped) => false,
+    }
+}
+
+async fn tcp_accept_loop<H: Handler>(
+    shared: Arc<Shared<H>>,
+    lane: Arc<Lane>,
+    listener: TcpListener,
+    connections: Arc<tokio::sync::Semaphore>,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        };
+        let (stream, addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::debug!(error = %e, "sip: tcp accept error");
+                // Out of file descriptors and the like: do not spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            // Over max_connections: closed at once.
+            shared.count(|m| &m.dropped);
+            continue;
+        };
+        let shared = shared.clone();
+        let lane = lane.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            shared
+                .status
+                .metrics
+                .tcp_connections
+                .fetch_add(1, Ordering::Relaxed);
+            tcp_connection(&shared, &lane, stream, addr, idle, stop).await;
+            shared
+                .status
+                .metrics
+                .tcp_connections
+                .fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+}
+
+/// How many responses may wait for a TCP connection's writer.
+const TCP_WRITE_QUEUE: usize = 64;
+
+/// Reads framed messages from one connection until it closes, idles, breaks framing or the
+/// listener stops; a writer task sends the answers back, the last ones included.
+async fn tcp_connection<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    lane: &Arc<Lane>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Arc<[u8]>>(TCP_WRITE_QUEUE);
+    let write_task = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let peer = Peer {
+        addr,
+        transport: Transport::Tcp,
+    };
+    let limits = shared.limits;
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    'connection: loop {
+        // Every whole message in the buffer.
+        loop {
+            // A double CRLF ping is answered with one CRLF at once (RFC 5626 §3.5.1), even
+            // when a message follows it in the same read.
+            if buffer.starts_with(b"\r\n\r\n") {
+                buffer.drain(..4);
+                let _ = tx.send(Arc::from(&b"\r\n"[..])).await;
+                continue;
+            }
+            match message::frame_length(&buffer, &limits) {
+                Ok(Some(length)) => {
+                    let framed: Vec<u8> = buffer.drain(..length.min(buffer.len())).collect();
+                    let start = framed
+                        .iter()
+                        .position(|b| *b != b'\r' && *b != b'\n')
+                        .unwrap_or(framed.len());
+                    match framed.get(start..) {
+                        Some(message) if !message.is_empty() => {
+                            shared
+                                .handle(lane, message, peer, ReplyTo::Tcp(tx.clone()))
+                                .await;
+                        }
+                        // A lone CRLF (a pong, or the rest of a keep-alive): ignored.
+                        _ => {}
+                    }
+                }
+                Ok(None) if buffer.len() > limits.max_message_bytes => {
+                    framing_error(
+                        shared,
+                        &buffer,
+                        &ParseError::TooLarge(limits.max_message_bytes),
+                        &tx,
+                    )
+                    .await;
+                    break 'connection;
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    framing_error(shared, &buffer, &error, &tx).await;
+                    break 'connection;
+                }
+            }
+        }
+        let read = tokio::select! {
+            read = tokio::time::timeout(idle, reader.read(&mut chunk)) => read,
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => buffer.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+            Err(_) => {
+                tracing::debug!(peer = %addr, "sip: idle tcp connection closed");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    // The writer ends once the INVITE tasks of this connection have sent their answers.
+    let _ = write_task.await;
+}
+
+/// A framing error closes the connection; the `400` goes first when it can be answered.
+async fn framing_error<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    buffer: &[u8],
+    error: &ParseError,
+    tx: &mpsc::Sender<Arc<[u8]>>,
+) {
+    match shared.bad_request(buffer, error) {
+        Some(answer) => {
+            shared.count(|m| &m.bad_requests);
+            let _ = tx.send(answer.into()).await;
+        }
+        None => shared.count(|m| &m.dropped),
     }
 }
