@@ -623,4 +623,71 @@ mod tests {
             assert!(error.to_string().contains(expected), "{text}: {error}");
         }
     }
+
+    #[test]
+    fn the_sip_section_has_defaults_and_refuses_what_it_does_not_know() {
+        let (_dir, config) = load("[sip]\nlisten = [\"127.0.0.1:0\"]\n");
+        let sip = config.unwrap().sip.unwrap();
+        assert_eq!(sip.verstat, sip::uri::VerstatPlacement::UserPart);
+        assert!(!sip.attestation_info && !sip.display_name);
+        assert_eq!(sip.verdict_header, None);
+        assert!(sip.block.is_empty());
+        assert_eq!(sip.listener.max_headers, 64);
+
+        let (_dir, config) = load(
+            "[sip]\nlisten = [\"udp:127.0.0.1:5060\"]\nverstat = \"uri-parameter\"\n\
+             attestation_info = true\ndisplay_name = true\nverdict_header = \"X-Shaken-Verdict\"\n\
+             max_headers = 32\n\
+             [sip.block]\nblacklisted = 608\nopted-out = 607\nspoofed = \"label\"\nstale = 403\n\
+             [sip.ingress]\ntrunk_param = \"tgrp\"\n\
+             [sip.ingress.addresses]\n\"10.1.0.0/16\" = \"interconnect\"\n",
+        );
+        let sip = config.unwrap().sip.unwrap();
+        assert_eq!(sip.verstat, sip::uri::VerstatPlacement::UriParameter);
+        assert_eq!(sip.listener.max_headers, 32);
+        assert_eq!(sip.block.get("blacklisted"), Some(&BlockAnswer::Rejected));
+        assert_eq!(sip.block.get("opted-out"), Some(&BlockAnswer::Unwanted));
+        assert_eq!(sip.block.get("spoofed"), Some(&BlockAnswer::Label));
+        assert_eq!(sip.block.get("stale"), Some(&BlockAnswer::Forbidden));
+        assert_eq!(sip.ingress.trunk_param.as_deref(), Some("tgrp"));
+
+        let listen = "[sip]\nlisten = [\"127.0.0.1:0\"]\n";
+        for (extra, expected) in [
+            ("colour = 1\n", "unknown key(s) colour"),
+            ("verstat = \"header\"\n", "unknown variant"),
+            (
+                "[sip.block]\nspofed = 608\n",
+                "sip.block: \"spofed\" is not a flag",
+            ),
+            ("[sip.block]\nspoofed = 600\n", "608, 607, 403 or \"label\""),
+            (
+                "[sip.block]\nspoofed = \"drop\"\n",
+                "608, 607, 403 or \"label\"",
+            ),
+            ("verdict_header = \"X Verdict\"\n", "sip.verdict_header"),
+            (
+                "verdict_header = \"Contact\"\n",
+                "a header the answer sets itself",
+            ),
+            ("[sip.ingress]\ncolour = 1\n", "unknown field `colour`"),
+            (
+                "[sip.ingress.addresses]\n\"10.1.0.0/33\" = \"x\"\n",
+                "is not a network",
+            ),
+            (
+                "[sip.ingress.addresses]\n\"10.1.0.0/16\" = \"trunk 7\"\n",
+                "only letters",
+            ),
+            (
+                "[sip.ingress]\ntrunk_param = \"t g\"\n",
+                "sip.ingress.trunk_param",
+            ),
+        ] {
+            let text = format!("{listen}{extra}");
+            let error = load(&text).1.unwrap_err();
+            assert!(error.to_string().contains(expected), "{text}: {error}");
+        }
+        let error = load("[sip]\nlisten = [\"nowhere\"]\n").1.unwrap_err();
+        assert!(error.to_string().contains("sip.listen"), "{error}");
+    }
 }

@@ -629,3 +629,52 @@ impl Handler for VerifierSip {
         self.answer(&request, peer).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_split_on_commas_outside_quotes_and_brackets() {
+        assert_eq!(
+            split_values(r#""Doe, J\"," <sip:+1@a;x=1>;t=2, <tel:+2> ,,"#),
+            [r#""Doe, J\"," <sip:+1@a;x=1>;t=2"#, "<tel:+2>"]
+        );
+        assert_eq!(
+            split_values("tok;info=<https://a/b,c>;ppt=shaken,r;ppt=rcd"),
+            ["tok;info=<https://a/b,c>;ppt=shaken", "r;ppt=rcd"]
+        );
+        assert!(split_values(" , ").is_empty());
+    }
+
+    #[test]
+    fn the_most_specific_network_names_the_ingress() {
+        let section: SipSection = toml::from_str(
+            "listen = [\"127.0.0.1:0\"]\n[ingress.addresses]\n\"10.0.0.0/8\" = \"interconnect\"\n\"10.1.2.0/24\" = \"local\"\n\"::/0\" = \"international\"\n",
+        )
+        .unwrap();
+        let options = SipOptions::from_section(&section).unwrap();
+        let ingress = |ip: &str| options.ingress_of(ip.parse().unwrap());
+        assert_eq!(ingress("10.1.2.3"), Some("local"));
+        assert_eq!(ingress("10.9.2.3"), Some("interconnect"));
+        assert_eq!(ingress("::ffff:10.1.2.3"), Some("local"));
+        assert_eq!(ingress("2001:db8::1"), Some("international"));
+        assert_eq!(ingress("192.0.2.1"), None);
+    }
+
+    #[test]
+    fn the_verdict_header_is_ascii_with_the_spc_escaped() {
+        let mut verdict = Verdict::unsigned();
+        assert_eq!(
+            verdict_header_value(&verdict),
+            "flags=unsigned,unregistered"
+        );
+        verdict.flags.clear();
+        verdict.spc = Some("70 9J;é".into());
+        verdict.reason = Some(passport::SipReason::InvalidIdentityHeader);
+        assert_eq!(
+            verdict_header_value(&verdict),
+            "spc=70%209J%3B%C3%A9;reason=438"
+        );
+    }
+}
