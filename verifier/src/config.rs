@@ -552,6 +552,9 @@ mod tests {
         assert!(Path::new(events.file.as_deref().unwrap()).is_absolute());
         assert!(events.push.is_some());
         assert!(events.spool_dir.as_ref().unwrap().is_absolute());
+        let sip = config.sip.as_ref().unwrap();
+        assert_eq!(sip.block.get("blacklisted"), Some(&BlockAnswer::Rejected));
+        assert_eq!(sip.verdict_header.as_deref(), Some("X-Shaken-Verdict"));
     }
 
     /// Writes `text` as a configuration file in a fresh folder and loads it.
