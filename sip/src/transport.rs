@@ -764,8 +764,10 @@ async fn tcp_connection<H: Handler>(
     let (tx, mut rx) = mpsc::channel::<Arc<[u8]>>(TCP_WRITE_QUEUE);
     let write_task = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                return;
+            // A peer that stops reading holds nothing for longer than the idle timeout.
+            match tokio::time::timeout(idle, writer.write_all(&bytes)).await {
+                Ok(Ok(())) => {}
+                _ => return,
             }
         }
         let _ = writer.shutdown().await;
@@ -778,6 +780,10 @@ async fn tcp_connection<H: Handler>(
     let mut buffer: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 8192];
     'connection: loop {
+        if tx.is_closed() {
+            // The writer gave up (the peer stopped reading): nothing could be answered.
+            break;
+        }
         // Every whole message in the buffer.
         loop {
             // A double CRLF ping is answered with one CRLF at once (RFC 5626 §3.5.1), even
