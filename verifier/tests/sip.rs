@@ -777,10 +777,24 @@ async fn a_call_over_udp_through_the_servers_wiring() {
         answer.contains("Call-ID: call-1@example.com\r\n"),
         "{answer}"
     );
+    // Without a PAI the From is labelled: the answer carries that one From, tag kept.
+    let text = invite_text(RURI, &[("From", "<tel:+12155551212>;tag=f9".to_owned())])
+        .replace("branch=z9hG4bK-", "branch=z9hG4bK-nopai-");
+    socket.send_to(text.as_bytes(), udp).await.unwrap();
+    let (n, _) = tokio::time::timeout(Duration::from_secs(10), socket.recv_from(&mut buffer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buffer[..n]).into_owned();
+    assert_eq!(answer.matches("\r\nFrom:").count(), 1, "{answer}");
+    assert!(
+        answer.contains("\r\nFrom: <tel:+12155551212;verstat=No-TN-Validation>;tag=f9\r\n"),
+        "{answer}"
+    );
     let metrics = state.render_metrics();
     for line in [
-        "shaken_verifier_sip_answers_total{kind=\"labelled\",code=\"302\"} 1",
-        "shaken_verifier_sip_invites_total 1",
+        "shaken_verifier_sip_answers_total{kind=\"labelled\",code=\"302\"} 2",
+        "shaken_verifier_sip_invites_total 2",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }
