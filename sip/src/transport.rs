@@ -572,6 +572,17 @@ impl<H: Handler> Shared<H> {
                 return;
             };
             let mut response = shared.response(&request, answer.code, &answer.reason);
+            // A service's From (the verifier's label, when the INVITE had no PAI) replaces the
+            // copied one: a response carries one From.
+            if answer
+                .headers
+                .iter()
+                .any(|h| message::same_header_name(&h.name, "From"))
+            {
+                response
+                    .headers
+                    .retain(|h| !message::same_header_name(&h.name, "From"));
+            }
             response.headers.extend(answer.headers);
             let bytes: Arc<[u8]> = response.to_bytes().into();
             if let Ok(mut table) = lane.table.lock() {

@@ -43,39 +43,85 @@ pub struct VerificationRequest {
 /// The longest `ingress` value.
 pub const MAX_INGRESS: usize = 64;
 
-/// The `ingress` member: absent or null, or a token of 1 to [`MAX_INGRESS`] characters from
+/// Why an `ingress` value is refused (the REST member, or a SIP listener's mapping).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IngressError {
+    /// Empty or longer than [`MAX_INGRESS`].
+    #[error("not 1 to {MAX_INGRESS} characters")]
+    Length,
+    /// A character outside `A-Z a-z 0-9 . _ -`.
+    #[error("only letters, digits, '.', '_' and '-' are allowed")]
+    Characters,
+}
+
+/// Checks an `ingress` value: a token of 1 to [`MAX_INGRESS`] characters from
 /// `A-Z a-z 0-9 . _ -` (the three well-known values and trunk names alike; anything else would
-/// reach the monitor's stores and screens, so it is refused here).
+/// reach the monitor's stores and screens, so it is refused). The REST member and the SIP
+/// listener's `[sip.ingress]` mapping and trunk parameter share this rule.
+pub fn check_ingress(text: &str) -> Result<(), IngressError> {
+    if text.is_empty() || text.len() > MAX_INGRESS {
+        return Err(IngressError::Length);
+    }
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err(IngressError::Characters);
+    }
+    Ok(())
+}
+
+/// The `ingress` member: absent or null, or a value [`check_ingress`] accepts.
 fn ingress(value: Option<&Value>) -> Result<Option<String>, ApiError> {
     let text = match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(text)) => text,
         Some(_) => return Err(body::invalid("ingress", "not a string")),
     };
-    if text.is_empty() || text.len() > MAX_INGRESS {
-        return Err(body::invalid(
-            "ingress",
-            format!("not 1 to {MAX_INGRESS} characters"),
-        ));
-    }
-    if !text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err(body::invalid(
-            "ingress",
-            "only letters, digits, '.', '_' and '-' are allowed",
-        ));
-    }
+    check_ingress(text).map_err(|error| body::invalid("ingress", error.to_string()))?;
     Ok(Some(text.clone()))
 }
 
 /// The most Identity headers a request's `identity` array may hold.
 pub const MAX_IDENTITIES: usize = 4;
 
-/// The `identity` member: absent, a string, or an array of strings sorted into the one judged
-/// for the verdict and the `ppt=rcd` ones. A lone string is never inspected here (the verifier
-/// judges it whatever its `ppt`), so calls without Rich Call Data cost nothing more.
+/// Why a call's Identity header values cannot be sorted into the judged one and the
+/// `ppt=rcd` ones (the REST `identity` array, or a SIP INVITE's Identity fields).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdentitiesError {
+    /// More than [`MAX_IDENTITIES`] values.
+    #[error("{0} Identity headers, more than {MAX_IDENTITIES}")]
+    TooMany(usize),
+    /// More than one value whose `ppt` is not `rcd`.
+    #[error("more than one Identity header that is not ppt=rcd")]
+    SeveralJudged,
+}
+
+/// Sorts a call's Identity header values into the one judged for the verdict (the `shaken`
+/// one: at most one value whose `ppt` parameter is not `rcd`) and the `ppt=rcd` ones, in
+/// order. At most [`MAX_IDENTITIES`] values.
+pub fn sort_identities<S: AsRef<str>>(
+    values: &[S],
+) -> Result<(Option<String>, Vec<String>), IdentitiesError> {
+    if values.len() > MAX_IDENTITIES {
+        return Err(IdentitiesError::TooMany(values.len()));
+    }
+    let mut shaken = None;
+    let mut rcd = Vec::new();
+    for value in values {
+        let value = value.as_ref();
+        if passport::identity::ppt_parameter(value) == Some(passport::rcd::PPT_RCD) {
+            rcd.push(value.to_owned());
+        } else if shaken.replace(value.to_owned()).is_some() {
+            return Err(IdentitiesError::SeveralJudged);
+        }
+    }
+    Ok((shaken, rcd))
+}
+
+/// The `identity` member: absent, a string, or an array of strings sorted by
+/// [`sort_identities`]. A lone string is never inspected here (the verifier judges it whatever
+/// its `ppt`), so calls without Rich Call Data cost nothing more.
 fn identities(value: Option<&Value>) -> Result<(Option<String>, Vec<String>), ApiError> {
     let items = match value {
         None | Some(Value::Null) => return Ok((None, Vec::new())),
@@ -91,28 +137,23 @@ fn identities(value: Option<&Value>) -> Result<(Option<String>, Vec<String>), Ap
     if items.len() > MAX_IDENTITIES {
         return Err(body::invalid(
             "identity",
-            format!(
-                "{} Identity headers, more than {MAX_IDENTITIES}",
-                items.len()
-            ),
+            IdentitiesError::TooMany(items.len()).to_string(),
         ));
     }
-    let mut shaken = None;
-    let mut rcd = Vec::new();
-    for item in items {
-        let Value::String(value) = item else {
-            return Err(body::invalid("identity", "an array item is not a string"));
-        };
-        if passport::identity::ppt_parameter(value) == Some(passport::rcd::PPT_RCD) {
-            rcd.push(value.clone());
-        } else if shaken.replace(value.clone()).is_some() {
-            return Err(body::invalid(
-                "identity",
-                "more than one Identity header that is not ppt=rcd",
-            ));
-        }
+    let strings: Vec<&str> = items
+        .iter()
+        .map_while(|item| match item {
+            Value::String(value) => Some(value.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Items are judged in order: a second judged value before a non-string one is named first.
+    let sorted =
+        sort_identities(&strings).map_err(|error| body::invalid("identity", error.to_string()))?;
+    if strings.len() < items.len() {
+        return Err(body::invalid("identity", "an array item is not a string"));
     }
-    Ok((shaken, rcd))
+    Ok(sorted)
 }
 
 /// Parses a verification request body.

@@ -1,6 +1,7 @@
 //! The verifier's TOML configuration (unknown keys refused; `--validate` checks a file).
 //! See `verifier/verifier.example.toml` for every key.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,6 +72,133 @@ pub struct VerifierConfig {
     /// The opt-out service (`[optout]`, see docs/optout.md and docs/marketing.md): its delta
     /// feed for the `opted-out` flag, and the key and base URL of the unsubscribe links.
     pub optout: Option<optout::OptOutSection>,
+    /// The SIP redirect interface (`[sip]`, see docs/sip.md "Verifier"): none by default.
+    pub sip: Option<SipSection>,
+}
+
+/// `[sip]`: the SIP listener (the keys of [`sip::config::ListenerConfig`], flattened) and what
+/// the verifier's answers carry. Unknown keys are refused by [`SipSection::check`] (serde's
+/// `deny_unknown_fields` does not work with `flatten`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct SipSection {
+    /// Where to listen and the caps.
+    #[serde(flatten)]
+    pub listener: sip::config::ListenerConfig,
+    /// Where `verstat` goes in a `sip:` URI: `"user-part"` (3GPP TS 24.229, the default) or
+    /// `"uri-parameter"`.
+    #[serde(default)]
+    pub verstat: sip::uri::VerstatPlacement,
+    /// An `Attestation-Info: A|B|C` header on a passed verdict with an attestation.
+    #[serde(default)]
+    pub attestation_info: bool,
+    /// The name of a header carrying the flags, the SPC and the reason code
+    /// (`flags=spoofed,gateway;spc=709J;reason=438`, see [`crate::sip::verdict_header_value`]);
+    /// none by default.
+    pub verdict_header: Option<String>,
+    /// The vetted name of a white-listed marketing call as the display name of the labelled
+    /// P-Asserted-Identity (or From).
+    #[serde(default)]
+    pub display_name: bool,
+    /// `[sip.block]`: flag wire name to answer (`608`, `607`, `403` or `"label"`, the default
+    /// for every flag).
+    #[serde(default)]
+    pub block: BTreeMap<String, BlockAnswer>,
+    /// `[sip.ingress]`: the event line's `ingress` from the SBC's address or a trunk parameter.
+    #[serde(default)]
+    pub ingress: IngressSection,
+    /// The keys nobody took (refused).
+    #[serde(flatten)]
+    unknown: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+impl SipSection {
+    /// Checks every value: the listener's, the verdict header's name, each blocked flag, each
+    /// ingress network and name, the trunk parameter; refuses unknown keys.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        sip::config::refuse_unknown(&self.unknown).map_err(|e| ConfigError(e.to_string()))?;
+        self.listener
+            .validate()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        crate::sip::SipOptions::from_section(self).map(|_| ())
+    }
+}
+
+/// What the verifier answers a call raising a flag (`[sip.block]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BlockAnswer {
+    /// `"label"`: a `302` with the verstat, like any other call (the default).
+    #[default]
+    Label,
+    /// `403`: `403 Forbidden`.
+    Forbidden,
+    /// `607`: `607 Unwanted` (RFC 8197).
+    Unwanted,
+    /// `608`: `608 Rejected` (RFC 8688).
+    Rejected,
+}
+
+impl BlockAnswer {
+    /// The SIP status and reason phrase of a blocking answer; `None` for `label`.
+    pub fn status(self) -> Option<(u16, &'static str)> {
+        match self {
+            Self::Label => None,
+            Self::Forbidden => Some((403, "Forbidden")),
+            Self::Unwanted => Some((607, "Unwanted")),
+            Self::Rejected => Some((608, "Rejected")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockAnswer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BlockAnswer;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("608, 607, 403 or \"label\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<BlockAnswer, E> {
+                match value {
+                    403 => Ok(BlockAnswer::Forbidden),
+                    607 => Ok(BlockAnswer::Unwanted),
+                    608 => Ok(BlockAnswer::Rejected),
+                    _ => Err(E::invalid_value(
+                        serde::de::Unexpected::Signed(value),
+                        &self,
+                    )),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<BlockAnswer, E> {
+                match i64::try_from(value) {
+                    Ok(value) => self.visit_i64(value),
+                    Err(_) => Err(E::invalid_value(
+                        serde::de::Unexpected::Unsigned(value),
+                        &self,
+                    )),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<BlockAnswer, E> {
+                match value {
+                    "label" => Ok(BlockAnswer::Label),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(value), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// `[sip.ingress]`: where a SIP call entered the terminating network, for the event line.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressSection {
+    /// The SBC's network (`"10.1.0.0/16"`) to an ingress name (`"interconnect"`); the most
+    /// specific network holding the source address wins.
+    #[serde(default)]
+    pub addresses: BTreeMap<String, String>,
+    /// A parameter of the Request-URI naming the trunk group (RFC 4904 `tgrp`): when the
+    /// INVITE carries it, its value is the ingress (before the address mapping).
+    pub trunk_param: Option<String>,
 }
 
 /// `[fetch]`.
@@ -349,6 +477,9 @@ impl VerifierConfig {
         if let Some(events) = &self.events {
             events.check()?;
         }
+        if let Some(sip) = &self.sip {
+            sip.check()?;
+        }
         Ok(())
     }
 
@@ -421,6 +552,9 @@ mod tests {
         assert!(Path::new(events.file.as_deref().unwrap()).is_absolute());
         assert!(events.push.is_some());
         assert!(events.spool_dir.as_ref().unwrap().is_absolute());
+        let sip = config.sip.as_ref().unwrap();
+        assert_eq!(sip.block.get("blacklisted"), Some(&BlockAnswer::Rejected));
+        assert_eq!(sip.verdict_header.as_deref(), Some("X-Shaken-Verdict"));
     }
 
     /// Writes `text` as a configuration file in a fresh folder and loads it.
@@ -491,5 +625,72 @@ mod tests {
             let error = load(text).1.unwrap_err();
             assert!(error.to_string().contains(expected), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn the_sip_section_has_defaults_and_refuses_what_it_does_not_know() {
+        let (_dir, config) = load("[sip]\nlisten = [\"127.0.0.1:0\"]\n");
+        let sip = config.unwrap().sip.unwrap();
+        assert_eq!(sip.verstat, sip::uri::VerstatPlacement::UserPart);
+        assert!(!sip.attestation_info && !sip.display_name);
+        assert_eq!(sip.verdict_header, None);
+        assert!(sip.block.is_empty());
+        assert_eq!(sip.listener.max_headers, 64);
+
+        let (_dir, config) = load(
+            "[sip]\nlisten = [\"udp:127.0.0.1:5060\"]\nverstat = \"uri-parameter\"\n\
+             attestation_info = true\ndisplay_name = true\nverdict_header = \"X-Shaken-Verdict\"\n\
+             max_headers = 32\n\
+             [sip.block]\nblacklisted = 608\nopted-out = 607\nspoofed = \"label\"\nstale = 403\n\
+             [sip.ingress]\ntrunk_param = \"tgrp\"\n\
+             [sip.ingress.addresses]\n\"10.1.0.0/16\" = \"interconnect\"\n",
+        );
+        let sip = config.unwrap().sip.unwrap();
+        assert_eq!(sip.verstat, sip::uri::VerstatPlacement::UriParameter);
+        assert_eq!(sip.listener.max_headers, 32);
+        assert_eq!(sip.block.get("blacklisted"), Some(&BlockAnswer::Rejected));
+        assert_eq!(sip.block.get("opted-out"), Some(&BlockAnswer::Unwanted));
+        assert_eq!(sip.block.get("spoofed"), Some(&BlockAnswer::Label));
+        assert_eq!(sip.block.get("stale"), Some(&BlockAnswer::Forbidden));
+        assert_eq!(sip.ingress.trunk_param.as_deref(), Some("tgrp"));
+
+        let listen = "[sip]\nlisten = [\"127.0.0.1:0\"]\n";
+        for (extra, expected) in [
+            ("colour = 1\n", "unknown key(s) colour"),
+            ("verstat = \"header\"\n", "unknown variant"),
+            (
+                "[sip.block]\nspofed = 608\n",
+                "sip.block: \"spofed\" is not a flag",
+            ),
+            ("[sip.block]\nspoofed = 600\n", "608, 607, 403 or \"label\""),
+            (
+                "[sip.block]\nspoofed = \"drop\"\n",
+                "608, 607, 403 or \"label\"",
+            ),
+            ("verdict_header = \"X Verdict\"\n", "sip.verdict_header"),
+            (
+                "verdict_header = \"Contact\"\n",
+                "a header the answer sets itself",
+            ),
+            ("[sip.ingress]\ncolour = 1\n", "unknown field `colour`"),
+            (
+                "[sip.ingress.addresses]\n\"10.1.0.0/33\" = \"x\"\n",
+                "is not a network",
+            ),
+            (
+                "[sip.ingress.addresses]\n\"10.1.0.0/16\" = \"trunk 7\"\n",
+                "only letters",
+            ),
+            (
+                "[sip.ingress]\ntrunk_param = \"t g\"\n",
+                "sip.ingress.trunk_param",
+            ),
+        ] {
+            let text = format!("{listen}{extra}");
+            let error = load(&text).1.unwrap_err();
+            assert!(error.to_string().contains(expected), "{text}: {error}");
+        }
+        let error = load("[sip]\nlisten = [\"nowhere\"]\n").1.unwrap_err();
+        assert!(error.to_string().contains("sip.listen"), "{error}");
     }
 }

@@ -3,6 +3,7 @@
 //! - [`api`]: the ATIS-1000082 verification request and response;
 //! - [`events`]: the JSON-lines verification feed;
 //! - [`service`] and [`config`]: the REST service and its configuration;
+//! - [`sip`]: the SIP redirect interface (an SBC's INVITE in, a `302` with `verstat` out);
 //! - [`server`]: the service as a process: configuration to a running server, SIGHUP reloads;
 //! - [`fetch`]: fetching certificates and CRLs from untrusted URLs safely;
 //! - [`cache`]: the certificate cache (TTL from max-age, stale serving, negative caching, coalescing);
@@ -25,5 +26,6 @@ pub mod marketing;
 pub use rest::fetch;
 pub mod server;
 pub mod service;
+pub mod sip;
 pub mod verdict;
 pub mod verify;

@@ -1,7 +1,8 @@
 //! The verification service as a process (`shaken verifier serve`): from the configuration to
 //! the trust anchors, local CRLs, fetcher, clients and TLS ([`Prepared::load`], everything
 //! `--validate` checks), then the event feed, the verifier and the serve loop
-//! ([`Prepared::run`]). SIGHUP reloads the trust anchors and local CRLs; if the new files are
+//! ([`Prepared::run`]), and the SIP listener beside the REST one when `[sip]` is set
+//! ([`SipBound`], stopped with it). SIGHUP reloads the trust anchors and local CRLs; if the new files are
 //! unusable the previous ones stay in force.
 
 use std::future::Future;
@@ -15,13 +16,14 @@ use rest::tls::TlsError;
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, EventsSection, VerifierConfig};
+use crate::config::{ConfigError, EventsSection, SipSection, VerifierConfig};
 use crate::crl::{Crl, CrlStore};
 use crate::events::file::FileWriter;
 use crate::events::push::{PushOptions, Pusher};
 use crate::events::{self, EventSink};
 use crate::fetch::{FetchPolicy, Fetcher};
 use crate::service::{self, VerifierState};
+use crate::sip::{SipAnswers, SipOptions, VerifierSip};
 use crate::verify::Verifier;
 
 /// Why the verification service cannot start.
@@ -81,6 +83,9 @@ pub enum ServerError {
     /// The listening address cannot be bound.
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// The SIP listener (`[sip]`) cannot be bound.
+    #[error("sip: {0}")]
+    Sip(#[from] sip::transport::BindError),
 }
 
 /// The trust anchors the configuration names (a file or a folder).
@@ -237,6 +242,14 @@ impl Prepared {
                 state = state.with_links(Arc::new(issuer));
             }
         }
+        let sip = match &config.sip {
+            Some(section) => {
+                let bound = SipBound::bind(section).await?;
+                state = bound.attach(state);
+                Some(bound)
+            }
+            None => None,
+        };
         let state = Arc::new(state);
         for x5u in &config.cache.warm_up {
             match state.verifier.warm_up(x5u, now).await {
@@ -251,11 +264,69 @@ impl Prepared {
         } = rest::service::listen(config.listen).await?;
         tracing::info!(%address, tls = tls.is_some(), "verifier listening");
         tokio::spawn(reload_on_sighup(hangup, config, Arc::clone(&state)));
-        service::serve(listener, Arc::clone(&state), tls, shutdown).await;
+        // One shutdown for both listeners: the SIP one stops when the REST one is told to.
+        let (stop_sip, sip_stopped) = tokio::sync::watch::channel(false);
+        let sip_task = sip.map(|bound| {
+            let mut sip_stopped = sip_stopped;
+            tokio::spawn(bound.serve(Arc::clone(&state), async move {
+                let _ = sip_stopped.wait_for(|stop| *stop).await;
+            }))
+        });
+        service::serve(listener, Arc::clone(&state), tls, async move {
+            shutdown.await;
+            let _ = stop_sip.send(true);
+        })
+        .await;
+        if let Some(task) = sip_task {
+            let _ = task.await;
+        }
         // The pusher spools what it holds in memory, for the next start to send.
         let _ = tokio::task::spawn_blocking(move || state.stop_events()).await;
         tracing::info!("verifier stopped");
         Ok(())
+    }
+}
+
+/// The verifier's SIP listener, bound (`[sip]`): attach its counters to the state, then serve.
+#[derive(Debug)]
+pub struct SipBound {
+    listener: sip::transport::SipListener,
+    options: SipOptions,
+    answers: Arc<SipAnswers>,
+}
+
+impl SipBound {
+    /// Checks `section`'s answer options and binds its listen items.
+    pub async fn bind(section: &SipSection) -> Result<Self, ServerError> {
+        let options = SipOptions::from_section(section)?;
+        let listener = sip::transport::SipListener::bind(&section.listener).await?;
+        let addresses: Vec<String> = listener
+            .local_addrs()
+            .iter()
+            .map(|(transport, address)| format!("{}:{address}", transport.as_str()))
+            .collect();
+        tracing::info!(addresses = %addresses.join(" "), "verifier SIP listening");
+        Ok(Self {
+            listener,
+            options,
+            answers: Arc::new(SipAnswers::default()),
+        })
+    }
+
+    /// The addresses bound, with their transport.
+    pub fn local_addrs(&self) -> Vec<(sip::transport::Transport, std::net::SocketAddr)> {
+        self.listener.local_addrs()
+    }
+
+    /// `state` showing this listener's counters and answers in `/metrics`.
+    pub fn attach(&self, state: VerifierState) -> VerifierState {
+        state.with_sip_metrics(self.listener.status(), Arc::clone(&self.answers))
+    }
+
+    /// Serves INVITEs through `state` until `shutdown` completes.
+    pub async fn serve(self, state: Arc<VerifierState>, shutdown: impl Future<Output = ()>) {
+        let handler = Arc::new(VerifierSip::new(state, self.options, self.answers));
+        self.listener.serve(handler, shutdown).await;
     }
 }
 

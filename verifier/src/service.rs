@@ -19,7 +19,7 @@ use rest::ApiError;
 use rest::RequestErrorId;
 use tokio::net::TcpListener;
 
-use crate::api;
+use crate::api::{self, VerificationRequest};
 use crate::events::{event_line, EventSink};
 use crate::marketing::{self, CarriedRcd};
 use crate::verdict::{Flag, MarketingNote, Verdict, VerdictClass, Verstat};
@@ -66,6 +66,7 @@ pub struct VerifierState {
     lists: Option<Arc<ListStore>>,
     optouts: Option<Arc<OptOutMirror>>,
     links: Option<Arc<LinkIssuer>>,
+    sip: Option<(Arc<sip::transport::SipStatus>, Arc<crate::sip::SipAnswers>)>,
     /// Metrics.
     pub metrics: VerifierMetrics,
 }
@@ -95,6 +96,7 @@ impl VerifierState {
             lists: None,
             optouts: None,
             links: None,
+            sip: None,
             metrics: VerifierMetrics::default(),
         }
     }
@@ -157,6 +159,78 @@ impl VerifierState {
                 unsubscribe,
             });
         }
+    }
+
+    /// Verifies one call as of `now` (the verifier's clock, read once by the caller at its
+    /// edge): the SHAKEN verification, what the regulator's list and the opt-outs add, the
+    /// metrics and the event line. The REST API and the SIP listener both call it, so a call
+    /// gets the same verdict and the same event line whichever way it came.
+    pub async fn verify_request(&self, request: &VerificationRequest, now: u64) -> Verdict {
+        let started = Instant::now();
+        let call = Call {
+            from: &request.from,
+            to: &request.to,
+            time: request.time,
+            identity: request.identity.as_deref(),
+        };
+        let mut verdict = self
+            .verifier
+            .verify_with_rcd(call, &request.rcd_identities, now)
+            .await;
+        if self.lists.is_some() {
+            let to: Vec<&str> = request.to.iter().map(|tn| tn.as_str()).collect();
+            let rcd = verdict.rcd.clone();
+            let carried = rcd.as_ref().map(|rcd| CarriedRcd {
+                nam: &rcd.nam,
+                crn: rcd.crn.as_deref(),
+            });
+            self.assess_marketing(&mut verdict, request.from.as_str(), &to, carried, now);
+        }
+        self.metrics.latency.observe(started.elapsed());
+        self.metrics.verdicts.inc(verdict.class());
+        for flag in &verdict.flags {
+            self.metrics.flags.inc(*flag);
+        }
+        if let Some(events) = &self.events {
+            let to: Vec<String> = request.to.iter().map(ToString::to_string).collect();
+            events.emit(event_line(
+                request.time,
+                request.from.as_str(),
+                &to,
+                request.ingress.as_deref(),
+                &verdict,
+            ));
+        }
+        verdict
+    }
+
+    /// The verifier's clock, read now (seconds since the epoch). Callers read it once per
+    /// request, at their edge.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// The numbering plan national-form numbers are read in.
+    pub fn plan(&self) -> Option<NumberingPlan> {
+        self.plan
+    }
+
+    /// The allowed client a request from `ip` is, matched by address only (no client
+    /// certificate: a client identified by its certificate never matches). The SIP listener
+    /// uses it; the REST API matches certificates too.
+    pub fn client_by_address(&self, ip: std::net::IpAddr) -> Option<&Client> {
+        self.clients.find(ip, None)
+    }
+
+    /// The same state showing a SIP listener's counters and the SIP answers in `/metrics`
+    /// (under `shaken_verifier_sip_`).
+    pub fn with_sip_metrics(
+        mut self,
+        status: Arc<sip::transport::SipStatus>,
+        answers: Arc<crate::sip::SipAnswers>,
+    ) -> Self {
+        self.sip = Some((status, answers));
+        self
     }
 
     /// Stops the event feed's pusher, spooling the lines it still holds (blocks until done;
@@ -257,6 +331,10 @@ impl VerifierState {
         if let Some(stats) = self.events.as_ref().and_then(EventSink::push_stats) {
             stats.render(&mut out);
         }
+        if let Some((status, answers)) = &self.sip {
+            out.push_str(&status.render(crate::sip::METRICS_PREFIX));
+            out.push_str(&answers.render(crate::sip::METRICS_PREFIX));
+        }
         out
     }
 }
@@ -332,42 +410,8 @@ async fn verify(
         Ok(parsed) => parsed,
         Err(error) => return state.error(&error, None, request_id),
     };
-    let started = Instant::now();
-    let call = Call {
-        from: &parsed.from,
-        to: &parsed.to,
-        time: parsed.time,
-        identity: parsed.identity.as_deref(),
-    };
     let now = (state.clock)();
-    let mut verdict = state
-        .verifier
-        .verify_with_rcd(call, &parsed.rcd_identities, now)
-        .await;
-    if state.lists.is_some() {
-        let to: Vec<&str> = parsed.to.iter().map(|tn| tn.as_str()).collect();
-        let rcd = verdict.rcd.clone();
-        let carried = rcd.as_ref().map(|rcd| CarriedRcd {
-            nam: &rcd.nam,
-            crn: rcd.crn.as_deref(),
-        });
-        state.assess_marketing(&mut verdict, parsed.from.as_str(), &to, carried, now);
-    }
-    state.metrics.latency.observe(started.elapsed());
-    state.metrics.verdicts.inc(verdict.class());
-    for flag in &verdict.flags {
-        state.metrics.flags.inc(*flag);
-    }
-    if let Some(events) = &state.events {
-        let to: Vec<String> = parsed.to.iter().map(ToString::to_string).collect();
-        events.emit(event_line(
-            parsed.time,
-            parsed.from.as_str(),
-            &to,
-            parsed.ingress.as_deref(),
-            &verdict,
-        ));
-    }
+    let verdict = state.verify_request(&parsed, now).await;
     rest_http::json_response(
         StatusCode::OK,
         api::verification_response(&verdict),
