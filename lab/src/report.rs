@@ -242,9 +242,15 @@ impl Results {
                 out,
                 "{}",
                 if matched == checks.len() {
-                    format!("every SIP dip got its expected answer ({matched} of {})", checks.len())
+                    format!(
+                        "every SIP dip got its expected answer ({matched} of {})",
+                        checks.len()
+                    )
                 } else {
-                    format!("SOME SIP DIPS FAILED ({matched} of {} matched)", checks.len())
+                    format!(
+                        "SOME SIP DIPS FAILED ({matched} of {} matched)",
+                        checks.len()
+                    )
                 }
             );
         }
@@ -496,7 +502,6 @@ mod tests {
             elapsed: Duration::from_secs(1),
             monitoring: None,
             sip: None,
-        sip: None,
         }
     }
 

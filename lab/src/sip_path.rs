@@ -128,8 +128,9 @@ pub async fn send(target: SocketAddr, over: Over, dip: &Dip<'_>) -> Result<Respo
                     .await
                     .map_err(|_| failed(target, "no SIP answer within 5 s"))?
                     .map_err(|e| failed(target, e))?;
-                let answer = message::parse_response(buffer.get(..n).unwrap_or(&[]), &Limits::default())
-                    .map_err(|e| failed(target, format!("bad SIP answer: {e}")))?;
+                let answer =
+                    message::parse_response(buffer.get(..n).unwrap_or(&[]), &Limits::default())
+                        .map_err(|e| failed(target, format!("bad SIP answer: {e}")))?;
                 if answer.code >= 200 {
                     break answer;
                 }
@@ -190,9 +191,7 @@ pub fn verstat(answer: &Response) -> Option<&str> {
     let pai = answer.header("P-Asserted-Identity")?;
     let at = pai.find("verstat=")?;
     let rest = pai.get(at + "verstat=".len()..)?;
-    let end = rest
-        .find(|c: char| matches!(c, ';' | '@' | '>' | '?' | ','))
-        .unwrap_or(rest.len());
+    let end = rest.find([';', '@', '>', '?', ',']).unwrap_or(rest.len());
     rest.get(..end)
 }
 

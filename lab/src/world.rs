@@ -55,6 +55,7 @@ use crate::monitoring;
 use crate::numbers::{self, Numbers};
 use crate::pki::{self, Carrier, LabPki};
 use crate::report::Results;
+use crate::sip_path;
 
 /// How to build the lab.
 #[derive(Clone, Debug)]
@@ -211,6 +212,8 @@ pub struct Lab {
     /// The SIP listeners (UDP and TCP on one port) of the two signers.
     one_sip: SocketAddr,
     gateway_sip: SocketAddr,
+    /// The verifier's SIP listener.
+    verifier_sip: SocketAddr,
     optout: SocketAddr,
     monitor: SocketAddr,
     lists: ListFiles,
@@ -232,6 +235,19 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 }
 
 /// Binds a loopback port.
+/// The lab verifier's `[sip]` section: UDP and TCP on one free loopback port; calls from
+/// blacklisted numbers answered `608 Rejected` and calls to a subscriber who opted out of the
+/// calling firm `607 Unwanted`, every other flag labelled; the verdict header and
+/// `Attestation-Info` shown. Its REST API labels every call, as before.
+pub const VERIFIER_SIP: &str = r#"listen = ["127.0.0.1:0"]
+attestation_info = true
+verdict_header = "X-Shaken-Verdict"
+display_name = true
+[block]
+blacklisted = 608
+opted-out = 607
+"#;
+
 /// The lab signers' `[sip]` section: UDP and TCP on one free loopback port, the defaults
 /// otherwise (Identity as a header, 403 for refusals).
 fn signer_sip_section() -> Result<signer::config::SipSection, LabError> {
@@ -364,10 +380,14 @@ impl Lab {
             signer_state(&pki.gateway, gateway_registry, &gateway_trace, numbers, now)?;
         let [one_state, gateway_state] = [one_state, gateway_state].map(Arc::new);
         // Each signer also answers SIP dips, UDP and TCP on one port ([`crate::sip`]).
-        let mut signer_sips = vec![];
-        for (listener, state) in [(one_listener, one_state), (gateway_listener, gateway_state)] {
+        let mut signer_sips = [SocketAddr::from(([127, 0, 0, 1], 0)); 2];
+        for ((listener, state), sip_address_of) in
+            [(one_listener, one_state), (gateway_listener, gateway_state)]
+                .into_iter()
+                .zip(signer_sips.iter_mut())
+        {
             let sip = signer::server::start_sip(&signer_sip_section()?, &state).await?;
-            signer_sips.push(sip_address(&sip.local_addrs())?);
+            *sip_address_of = sip_address(&sip.local_addrs())?;
             services.push(tokio::spawn(sip.serve_until(stopped(stop_rx.clone()))));
             services.push(tokio::spawn(signer::service::serve(
                 listener,
@@ -376,7 +396,7 @@ impl Lab {
                 stopped(stop_rx.clone()),
             )));
         }
-        let [one_sip, gateway_sip] = [signer_sips[0], signer_sips[1]];
+        let [one_sip, gateway_sip] = signer_sips;
 
         // The monitor, configured to trace back to both signers; the verifier pushes to it.
         let (monitor_listener, monitor) = loopback().await?;
@@ -404,9 +424,20 @@ impl Lab {
             .with_lists(verifier_lists)
             .with_optouts(Arc::clone(&verifier_optouts))
             .with_links(Arc::new(links));
+        // Its SIP listener blocks what the lab shows blocking ([`VERIFIER_SIP`]).
+        let verifier_sip_section = toml::from_str(VERIFIER_SIP)
+            .map_err(|e: toml::de::Error| LabError::Sip(e.to_string()))?;
+        let verifier_sip_bound = verifier::server::SipBound::bind(&verifier_sip_section)
+            .await
+            .map_err(|e| LabError::Sip(e.to_string()))?;
+        let verifier_sip = sip_address(&verifier_sip_bound.local_addrs())?;
+        let verifier_state = Arc::new(verifier_sip_bound.attach(verifier_state));
+        services.push(tokio::spawn(
+            verifier_sip_bound.serve(Arc::clone(&verifier_state), stopped(stop_rx.clone())),
+        ));
         services.push(tokio::spawn(verifier::service::serve(
             verifier_listener,
-            Arc::new(verifier_state),
+            verifier_state,
             None,
             stopped(stop_rx),
         )));
@@ -422,6 +453,7 @@ impl Lab {
             verifier,
             one_sip,
             gateway_sip,
+            verifier_sip,
             optout,
             monitor,
             lists: list_files,
@@ -542,6 +574,7 @@ impl Lab {
         json!({
             "repository": base,
             "verifier": http(self.verifier, ""),
+            "verifier_sip": self.verifier_sip.to_string(),
             "trust_anchors": self.dir.join("roots.pem"),
             "repository_tls_root": self.dir.join("tls-root.pem"),
             "extra_trust_anchors": extras.anchor_files,
@@ -608,7 +641,7 @@ impl Lab {
     /// Places `calls` calls (at least one of each case) one at a time, each stamped with the
     /// system clock at the time it is placed (the services judge time by that clock), then
     /// runs the monitoring scenario once ([`monitoring::run`]; its checks are in
-    /// [`Results::monitoring`]).
+    /// [`Results::monitoring`]), then the SIP path ([`sip_path::run`], in [`Results::sip`]).
     pub async fn drive(&self, calls: usize) -> Result<Results, LabError> {
         let targets = Targets {
             one: self.one,
@@ -632,6 +665,17 @@ impl Lab {
             numbers: self.numbers,
         };
         results.monitoring = Some(monitoring::run(&scenario, &clock).await?);
+        let numbers = self.numbers;
+        let first = |list: &'static [numbers::Subscriber]| list.first().map_or("", |s| s.tn);
+        let dips = sip_path::Scenario {
+            signer: self.one_sip,
+            verifier: self.verifier_sip,
+            registered: first(numbers.registered),
+            other: numbers.unregistered.first().copied().unwrap_or(""),
+            blacklisted: first(numbers.blacklisted),
+            callee: numbers.called,
+        };
+        results.sip = Some(sip_path::run(&dips).await?);
         Ok(results)
     }
 
