@@ -23,6 +23,7 @@ mod pki;
 mod repository;
 mod signer;
 mod signer_process;
+mod sip;
 mod support;
 mod verifier;
 mod verifier_process;
