@@ -17,7 +17,7 @@ use crate::error::LabError;
 
 /// The sample values of `lab.env` besides the endpoints: each variable and the `lab.json`
 /// member it copies (a path of members and array indexes).
-pub const ENV_VALUES: [(&str, &[&str]); 23] = [
+pub const ENV_VALUES: [(&str, &[&str]); 25] = [
     ("SHAKEN_DIR", &["dir"]),
     ("SHAKEN_COUNTRY", &["country"]),
     ("SHAKEN_REGISTERED_TN", &["numbers", "registered", "0"]),
@@ -41,6 +41,8 @@ pub const ENV_VALUES: [(&str, &[&str]); 23] = [
     ("SHAKEN_HARASSING_TN", &["numbers", "harassing", "0"]),
     ("SHAKEN_OPTOUT_FEED_TOKEN_FILE", &["optout_feed_token"]),
     ("SHAKEN_OPTOUT_LINK_KEY", &["optout_link_key"]),
+    ("SHAKEN_SIP", &["carriers", "0", "sip"]),
+    ("SHAKEN_VERIFIER_SIP", &["verifier_sip"]),
 ];
 
 /// `value` single-quoted for a POSIX shell: every character literal, a `'` written `'\''`.

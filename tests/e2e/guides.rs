@@ -233,6 +233,7 @@ const RUN: &[&str] = &[
     "docs/lists.md",
     "docs/marketing.md",
     "docs/analyst.md",
+    "docs/sip.md",
 ];
 
 #[test]
@@ -288,6 +289,11 @@ fn marketing() {
 #[test]
 fn analyst() {
     run_guide("docs/analyst.md");
+}
+
+#[test]
+fn sip() {
+    run_guide("docs/sip.md");
 }
 
 /// Every file with a block to run has its test above, every fenced block names its language,

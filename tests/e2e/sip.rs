@@ -54,10 +54,17 @@ impl Run {
     }
 }
 
-/// A free local port for SIPp (two tests at once must not both take SIPp's default 5060).
+/// A local port free for both UDP and TCP, for SIPp (two tests at once must not both take
+/// SIPp's default 5060). Another process may still take it before SIPp binds it: [`sipp`]
+/// tries again with another port then.
 fn free_port() -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 fn scenario(name: &str) -> PathBuf {
@@ -75,7 +82,6 @@ fn sipp(name: &str, target: SocketAddr, over: Over, keys: &[(&str, &str)]) -> Ru
         .arg("-sf")
         .arg(scenario(name))
         .args(["-m", "1", "-t", over.flag(), "-i", "127.0.0.1"])
-        .args(["-p", &free_port().to_string()])
         .args(["-timeout", "20s", "-timeout_error", "-nostdin", "-nd"])
         .arg("-trace_logs")
         .arg("-log_file")
@@ -84,11 +90,26 @@ fn sipp(name: &str, target: SocketAddr, over: Over, keys: &[(&str, &str)]) -> Ru
     for (key, value) in keys {
         command.args(["-key", key, value]);
     }
-    let out = command.arg(target.to_string()).output().expect("sipp runs");
-    Run {
-        success: out.status.success(),
-        log: std::fs::read_to_string(&log).unwrap_or_default(),
-        output: format!("{}\n{}", stdout(&out), stderr(&out)),
+    command.arg(target.to_string());
+    let mut attempts = 0;
+    loop {
+        let mut attempt = Command::new("sipp");
+        attempt
+            .args(command.get_args())
+            .args(["-p", &free_port().to_string()])
+            .current_dir(dir.path());
+        let out = attempt.output().expect("sipp runs");
+        let output = format!("{}\n{}", stdout(&out), stderr(&out));
+        attempts += 1;
+        // The port was taken between free_port and SIPp's bind: once more with another.
+        if output.contains("Unable to bind main socket") && attempts < 5 {
+            continue;
+        }
+        return Run {
+            success: out.status.success(),
+            log: std::fs::read_to_string(&log).unwrap_or_default(),
+            output,
+        };
     }
 }
 
