@@ -169,9 +169,14 @@ async fn an_invite_over_udp_gets_the_302_copying_via_from_to_call_id_and_cseq() 
         (answer.code, answer.reason.as_str()),
         (302, "Moved Temporarily")
     );
+    // RFC 3581: the bare rport gets the source port, and received the source IP.
+    let port = socket.local_addr().unwrap().port();
     assert_eq!(
         answer.header("Via"),
-        Some("SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKa1;rport")
+        Some(
+            format!("SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKa1;rport={port};received=127.0.0.1")
+                .as_str()
+        )
     );
     assert_eq!(
         answer.header("From"),
@@ -559,6 +564,8 @@ async fn shutdown_lets_an_invite_in_flight_be_answered() {
     assert_eq!(server.handler.calls(), 1);
     let udp = server.udp;
     server.stop().await;
+    let trying = response(&recv(&socket, WAIT).await.expect("100 Trying after 200 ms"));
+    assert_eq!(trying.code, 100);
     let answer = response(&recv(&socket, WAIT).await.expect("answered during shutdown"));
     assert_eq!(answer.code, 302);
     // Nothing listens any more.
