@@ -1167,3 +1167,105 @@ fn split_first_value(value: &str) -> (&str, &str) {
     }
     (value, "")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_top_via_is_marked_with_the_source_only_when_needed() {
+        let from = addr("192.0.2.7:40000");
+        // Sent-by is the source, no bare rport: unchanged.
+        assert_eq!(
+            marked_via("SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK1", from),
+            None
+        );
+        assert_eq!(
+            marked_via("SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1;rport=5", from),
+            None
+        );
+        // Another host (a name, another address): received.
+        assert_eq!(
+            marked_via("SIP/2.0/UDP sbc.example;branch=z9hG4bK1", from).as_deref(),
+            Some("SIP/2.0/UDP sbc.example;branch=z9hG4bK1;received=192.0.2.7")
+        );
+        // A bare rport: filled in place, and received even for the same host (RFC 3581 §4);
+        // a received the client put there is replaced; later values are kept as they are.
+        assert_eq!(
+            marked_via(
+                "SIP/2.0/UDP 192.0.2.7:5060 ; rport ;received=10.0.0.1;branch=z9hG4bK1, SIP/2.0/UDP 10.9.9.9;rport",
+                from
+            )
+            .as_deref(),
+            Some("SIP/2.0/UDP 192.0.2.7:5060 ;rport=40000;branch=z9hG4bK1;received=192.0.2.7, SIP/2.0/UDP 10.9.9.9;rport")
+        );
+        // IPv6: compared as addresses, written without brackets; an IPv4 client seen through
+        // an IPv6 socket is written as IPv4.
+        assert_eq!(
+            marked_via(
+                "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1",
+                addr("[2001:DB8::1]:5060")
+            ),
+            None
+        );
+        assert_eq!(
+            marked_via(
+                "SIP/2.0/TCP [2001:db8::1];branch=z9hG4bK1",
+                addr("[2001:db8::2]:5060")
+            )
+            .as_deref(),
+            Some("SIP/2.0/TCP [2001:db8::1];branch=z9hG4bK1;received=2001:db8::2")
+        );
+        assert_eq!(
+            marked_via(
+                "SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1",
+                addr("[::ffff:192.0.2.7]:5060")
+            ),
+            None
+        );
+        // A Via that does not parse is left alone.
+        assert_eq!(marked_via("not a via", from), None);
+        // Commas inside quotes do not end the first value.
+        assert_eq!(
+            split_first_value("SIP/2.0/UDP h;x=\"a,b\";rport, SIP/2.0/UDP g"),
+            ("SIP/2.0/UDP h;x=\"a,b\";rport", ", SIP/2.0/UDP g")
+        );
+    }
+
+    #[test]
+    fn framing_runs_only_when_the_new_bytes_may_end_the_headers() {
+        let limits = Limits {
+            max_message_bytes: 1024,
+            max_headers: 4,
+        };
+        let mut scan = HeadScan::default();
+        let mut buffer = b"INVITE sip:a@b SIP/2.0\r\nVia: x".to_vec();
+        assert!(!scan.worth_framing(&buffer, &limits));
+        buffer.extend_from_slice(b"yz");
+        assert!(!scan.worth_framing(&buffer, &limits));
+        // A blank line split across two reads ("\r\n" then "\r\n").
+        buffer.extend_from_slice(b"\r\n");
+        assert!(!scan.worth_framing(&buffer, &limits));
+        buffer.extend_from_slice(b"\r\n");
+        assert!(scan.worth_framing(&buffer, &limits));
+        // From then on (the body is awaited), every read.
+        buffer.extend_from_slice(b"v");
+        assert!(scan.worth_framing(&buffer, &limits));
+        // Bare LF blank line, split as "\n" | "\n".
+        let mut scan = HeadScan::default();
+        let mut buffer = b"INVITE sip:a@b SIP/2.0\nVia: x\n".to_vec();
+        assert!(!scan.worth_framing(&buffer, &limits));
+        buffer.push(b'\n');
+        assert!(scan.worth_framing(&buffer, &limits));
+        // More lines than max_headers, or more bytes than the cap: framing reports it.
+        let mut scan = HeadScan::default();
+        let lines = b"A\r\nB: 1\r\nC: 2\r\nD: 3\r\nE: 4\r\n".to_vec();
+        assert!(scan.worth_framing(&lines, &limits));
+        let mut scan = HeadScan::default();
+        assert!(scan.worth_framing(&[b'x'; 1025], &limits));
+    }
+}
