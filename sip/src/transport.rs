@@ -5,14 +5,33 @@
 //! ask the [`crate::transaction::Transactions`] table what to do (retransmissions answered
 //! from memory, ACKs absorbed, CANCEL answered `200`); `OPTIONS` gets `200`; other methods
 //! `405` with `Allow`; a new INVITE goes to [`Handler::invite`] exactly once, and its answer
-//! becomes a response copying Via, From, To (plus a To tag), Call-ID and CSeq.
+//! becomes a response copying Via, From, To (plus a To tag), Call-ID and CSeq. When the
+//! handler has not answered within [`TRYING_AFTER`] (200 ms), a `100 Trying` goes first
+//! (RFC 3261 §17.2.1); a retransmitted INVITE gets it again until the final answer is ready.
 //!
-//! UDP answers go to the source address and port of the request. That is what RFC 3581
-//! (`rport`) asks for and what SBCs expect (they send from the port they listen on, or sit
-//! behind NAT); the Via's sent-by port is not used. TCP answers go back on the connection.
-//! TCP frames by `Content-Length`, carries many transactions per connection, closes idle
-//! connections, and closes a connection after a framing error (answering `400` first when
-//! the bytes read so far carry a usable Via).
+//! Every response's top Via says where the request came from (RFC 3261 §18.2.1, RFC 3581):
+//! `received=<source IP>` when the sent-by host is not that address, and a bare `rport`
+//! filled with the source port (`received` is then always added). UDP answers go to the
+//! source address and port of the request, never to the Via's sent-by: that is what the
+//! filled `rport` describes and what SBCs expect (they send from the port they listen on, or
+//! sit behind NAT), and it is done for a Via without `rport` too. TCP answers go back on the
+//! connection.
+//!
+//! A transaction is named by its Via (branch and sent-by) and by where it came from: the
+//! source address and port over UDP, the connection over TCP
+//! ([`crate::transaction::Source`]), so a client never gets another's stored answer.
+//!
+//! TCP frames by `Content-Length` and carries many transactions per connection. The
+//! allow-list is checked when a connection is accepted: a source the handler does not allow
+//! gets its first request answered (`403`) if it arrives whole within [`REFUSED_WITHIN`]
+//! (2 s), and the connection is then closed, or closed at once when nothing whole arrives;
+//! such connections have their own `max_connections` slots and never take an allowed
+//! client's. An allowed connection is closed when it completes no message (or CRLF
+//! keep-alive) within `tcp_idle_seconds`, counted from the last one: bytes that trickle in
+//! without completing a message do not keep it open. A framing error closes the connection
+//! too (answering `400`, `513` when too large, first when the bytes read so far carry a
+//! usable Via). Framing does not rescan a message's bytes on every read: it waits for a
+//! possible end of the headers (see `HeadScan`).
 //!
 //! How it runs: one receive loop per UDP socket, one accept loop per TCP socket and one task
 //! per TCP connection; a new INVITE is answered in a task of its own, so a slow handler never
@@ -20,8 +39,10 @@
 //! the socket the INVITE came to) and its own timer task, which sleeps until the table's next
 //! deadline or until a new answer is stored; TCP transactions share one more table (reliable:
 //! never resent). `max_transactions` bounds each table; a handler still answering after
-//! 64·T1 is abandoned (the table has forgotten the transaction by then; nothing is sent). On shutdown the loops stop receiving,
-//! INVITEs in flight get up to [`SHUTDOWN_GRACE`] to be answered, then everything stops.
+//! 64·T1 is abandoned (the table has forgotten the transaction by then; nothing is sent).
+//! On shutdown the loops stop receiving, INVITEs in flight get up to [`SHUTDOWN_GRACE`] to be
+//! answered and written, then every task still running (INVITE or connection) is aborted:
+//! nothing of the listener runs once [`SipListener::serve`] returns.
 //!
 //! The To tag of every response is a keyed hash (SipHash with the process's random keys) of
 //! the transaction's identity (Call-ID, From tag, CSeq number, top Via branch): as
