@@ -855,17 +855,18 @@ async fn tcp_accept_loop<H: Handler>(
             shared.count(|m| &m.dropped);
             continue;
         };
-        // The permit is released when the connection task ends.
+        // The slot is given back when the connection task ends, is aborted, or is dropped
+        // unrun.
         permit.forget();
+        let slot = PoolPermit(pools.clone(), rules);
         let number = shared.next_connection.fetch_add(1, Ordering::Relaxed);
         let task_shared = shared.clone();
         let lane = lane.clone();
         let stop = stop.clone();
-        let pools = pools.clone();
         let guard = shared.inflight.enter();
         shared.spawn(async move {
             let _guard = guard;
-            let _permit = PoolPermit(pools, rules);
+            let _slot = slot;
             let shared = task_shared;
             shared
                 .status
