@@ -64,13 +64,14 @@ pub struct ListenerConfig {
     /// Where to listen: `"udp:ADDR"`, `"tcp:ADDR"`, or `"ADDR"` for both.
     pub listen: Vec<String>,
     /// The largest message accepted (default 16 KiB; UDP datagrams above it are dropped, TCP
-    /// connections sending one are answered 400 if possible and closed).
+    /// connections sending one are answered `513 Message Too Large` if possible and closed).
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
     /// The most header fields in a message (default 64).
     #[serde(default = "default_max_headers")]
     pub max_headers: usize,
-    /// Seconds a TCP connection may stay idle before it is closed (default 60).
+    /// Seconds a TCP connection may go without completing a message (or a CRLF keep-alive)
+    /// before it is closed, however many bytes it sends meanwhile (default 60).
     #[serde(default = "default_tcp_idle_seconds")]
     pub tcp_idle_seconds: u64,
     /// The most TCP connections at once (default 1024).
@@ -79,7 +80,8 @@ pub struct ListenerConfig {
     /// The most transactions remembered at once (default 100,000).
     #[serde(default = "default_max_transactions")]
     pub max_transactions: usize,
-    /// T1 in milliseconds (default 500).
+    /// T1 in milliseconds (default 500; at most T2, 4000, so that Timer G's interval only
+    /// ever grows).
     #[serde(default = "default_t1_ms")]
     pub t1_ms: u64,
     /// UDP answers larger than this are counted in a warning metric (default 1300, RFC 3261
@@ -90,6 +92,10 @@ pub struct ListenerConfig {
 
 /// The largest `max_transactions` accepted (a bound on memory: about a kilobyte each).
 pub const MAX_TRANSACTIONS: u64 = 10_000_000;
+
+/// The largest `t1_ms` accepted: T2 (RFC 3261's 4 s). Timer G starts at T1 and doubles up to
+/// T2; a larger T1 would make the second interval shorter than the first.
+pub const MAX_T1_MS: u64 = 4000;
 
 /// The largest `max_connections` accepted.
 pub const MAX_CONNECTIONS: u64 = 1_000_000;
@@ -148,7 +154,8 @@ impl ListenerConfig {
     }
 
     /// Checks every value: at least one listen item and each parses; `max_message_bytes` in
-    /// 1 KiB..=1 MiB, `max_headers` in 8..=1024, `t1_ms` in 50..=10,000, `max_transactions`,
+    /// 1 KiB..=1 MiB, `max_headers` in 8..=1024, `t1_ms` in 50..=[`MAX_T1_MS`] (T2),
+    /// `max_transactions`,
     /// `max_connections` and `tcp_idle_seconds` at least 1.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.listen.is_empty() {
@@ -165,7 +172,7 @@ impl ListenerConfig {
             1024 * 1024,
         )?;
         in_range("max_headers", self.max_headers as u64, 8, 1024)?;
-        in_range("t1_ms", self.t1_ms, 50, 10_000)?;
+        in_range("t1_ms", self.t1_ms, 50, MAX_T1_MS)?;
         in_range(
             "max_transactions",
             self.max_transactions as u64,
@@ -285,7 +292,7 @@ mod tests {
             ("max_headers", "7"),
             ("max_headers", "1025"),
             ("t1_ms", "49"),
-            ("t1_ms", "10001"),
+            ("t1_ms", "4001"),
             ("max_transactions", "0"),
             ("max_connections", "0"),
             ("max_connections", "1000001"),
@@ -306,7 +313,7 @@ mod tests {
             ("max_message_bytes", "1048576"),
             ("max_headers", "8"),
             ("t1_ms", "50"),
-            ("t1_ms", "10000"),
+            ("t1_ms", "4000"),
         ] {
             let c: ListenerConfig =
                 toml::from_str(&format!("listen = [\"127.0.0.1:0\"]\n{key} = {value}")).unwrap();

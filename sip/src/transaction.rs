@@ -5,9 +5,11 @@
 //! The redirect server only ever answers an INVITE with a final non-2xx response (`302`,
 //! `403`, `607`, `608`, `400`...), so its transactions go Proceeding → Completed → Confirmed →
 //! Terminated:
-//! - a retransmitted INVITE (same top Via branch and sent-by, RFC 3261 §17.2.3) gets the
-//!   stored final response byte for byte, or nothing while the first copy is still being
-//!   answered; it is never signed or verified twice;
+//! - a retransmitted INVITE (same top Via branch and sent-by, RFC 3261 §17.2.3, from the
+//!   same source) gets the stored final response byte for byte, or while the first copy is
+//!   still being answered the latest provisional response (`100 Trying`, stored with
+//!   [`Transactions::provisional`]) or nothing when none was sent yet; it is never signed or
+//!   verified twice;
 //! - on an unreliable transport the final response is sent again on Timer G (T1, doubling up
 //!   to T2) until the ACK arrives, and given up on Timer H (64·T1);
 //! - the ACK is absorbed, and retransmitted ACKs with it for Timer I (T4 on UDP, 0 on TCP);
@@ -18,7 +20,13 @@
 //!   (`503` with Retry-After by the transport) rather than forgetting one that may be
 //!   retransmitted.
 //!
-//! How a request finds its transaction (RFC 3261 §17.2.3):
+//! How a request finds its transaction (RFC 3261 §17.2.3, plus where it came from):
+//! - always the [`Source`]: the source address and port over UDP, the connection over TCP.
+//!   RFC 3261 matches on the Via alone, but a branch is only as unique as the client made
+//!   it: two clients that pick the same branch and sent-by (a copied template, a NAT hiding
+//!   both behind one sent-by) must never receive each other's stored answers. A client's
+//!   retransmissions come from the same address and port (over TCP, the same connection),
+//!   so they still match;
 //! - with a top Via branch starting with the magic cookie `z9hG4bK`: the branch, the sent-by
 //!   host (case-insensitive) and port. Only INVITE transactions are kept, and the ACK of a
 //!   non-2xx final response and a `CANCEL` carry the INVITE's branch (§17.1.1.3, §9.1), so
@@ -71,9 +79,12 @@ pub enum Action {
     /// A new INVITE transaction: answer it (once) and hand the answer to
     /// [`Transactions::answered`].
     Answer(TransactionId),
-    /// A retransmission of an INVITE already answered: send these bytes again.
+    /// A retransmission of an INVITE already answered, or still being answered after a
+    /// provisional response was stored: send these bytes (the final or the latest provisional
+    /// response) again.
     Resend(Arc<[u8]>),
-    /// A retransmission of an INVITE still being answered, or an ACK: nothing to send.
+    /// A retransmission of an INVITE still being answered and not yet given a provisional
+    /// response, or an ACK: nothing to send.
     Absorb,
     /// A CANCEL that matches a transaction: answer it `200 OK` (built by the transport from
     /// the CANCEL).
@@ -85,6 +96,24 @@ pub enum Action {
     /// Not a transaction this table keeps (OPTIONS, other methods, an ACK for nothing): the
     /// transport handles it statelessly.
     Stateless,
+}
+
+/// Where a request came from, as part of its transaction's key (see the module
+/// documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// An unreliable transport (UDP): the source address and port, where resends go.
+    Udp(SocketAddr),
+    /// A reliable transport (TCP): the connection, as numbered by the transport; nothing is
+    /// ever resent on it.
+    Tcp(u64),
+}
+
+impl Source {
+    /// Whether the transport is reliable (TCP): no Timer G, Timer I zero.
+    pub fn is_reliable(self) -> bool {
+        matches!(self, Self::Tcp(_))
+    }
 }
 
 /// Names one server transaction inside a [`Transactions`] table.
@@ -105,7 +134,8 @@ pub struct Resend {
 pub struct TransactionCounts {
     /// Transactions held now.
     pub live: usize,
-    /// INVITE retransmissions answered from memory.
+    /// INVITE retransmissions answered from memory (with the final or the provisional
+    /// response).
     pub resent_from_memory: u64,
     /// Final responses sent again on Timer G.
     pub timer_g_resends: u64,
@@ -119,9 +149,17 @@ pub struct TransactionCounts {
     pub unanswered_expired: u64,
 }
 
-/// How a request names its INVITE transaction (see the module documentation).
+/// How a request names its INVITE transaction (see the module documentation): where it came
+/// from, and what its Via (or the older rule) says.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum Key {
+struct Key {
+    source: Source,
+    name: Name,
+}
+
+/// The part of a [`Key`] the request carries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Name {
     /// RFC 3261: the branch (with the magic cookie) and the sent-by.
     Branch {
         branch: String,
@@ -139,6 +177,15 @@ enum Key {
 }
 
 impl Key {
+    fn of(request: &Request, via: &Via, source: Source) -> Self {
+        Self {
+            source,
+            name: Name::of(request, via),
+        }
+    }
+}
+
+impl Name {
     fn of(request: &Request, via: &Via) -> Self {
         match &via.branch {
             Some(branch) if via.is_rfc3261() => Self::Branch {
@@ -188,7 +235,8 @@ pub(crate) fn tag_param(value: &str) -> Option<&str> {
 #[derive(Debug)]
 enum State {
     /// Being answered by the service; forgotten at `deadline` (64·T1) if no answer comes.
-    Proceeding,
+    /// The latest provisional response sent, if any, for retransmitted INVITEs.
+    Proceeding { provisional: Option<Arc<[u8]>> },
     /// Answered: the bytes, and Timer G's next firing and interval (unreliable only), Timer H.
     Completed {
         bytes: Arc<[u8]>,
@@ -202,8 +250,6 @@ enum State {
 #[derive(Debug)]
 struct Entry {
     key: Key,
-    source: SocketAddr,
-    reliable: bool,
     state: State,
     /// The one pending deadline of this transaction, as held in `Transactions::deadlines`.
     deadline: Instant,
@@ -235,11 +281,13 @@ impl Transactions {
         }
     }
 
-    /// What to do with `request`, whose top Via is `via`, received from `source` over a
-    /// reliable (TCP) or unreliable (UDP) transport at `now`.
+    /// What to do with `request`, whose top Via is `via`, received from `source` (a UDP
+    /// address, or a TCP connection: reliable) at `now`.
     ///
     /// INVITE: new → [`Action::Answer`] (or [`Action::Full`]); a retransmission while being
-    /// answered → [`Action::Absorb`]; once answered → [`Action::Resend`] of the stored bytes;
+    /// answered → [`Action::Resend`] of the latest provisional response, or
+    /// [`Action::Absorb`] when there is none; once answered → [`Action::Resend`] of the
+    /// stored bytes;
     /// once ACKed → [`Action::Absorb`]. ACK: matching → [`Action::Absorb`] (stops Timers G
     /// and H, starts Timer I), matching nothing → [`Action::Stateless`]. CANCEL →
     /// [`Action::CancelOk`] or [`Action::CancelUnknown`]. Anything else →
@@ -248,16 +296,20 @@ impl Transactions {
         &mut self,
         request: &Request,
         via: &Via,
-        source: SocketAddr,
-        reliable: bool,
+        source: Source,
         now: Instant,
     ) -> Action {
-        let key = Key::of(request, via);
+        let key = Key::of(request, via, source);
         let found = self.by_key.get(&key).copied();
         match (&request.method, found) {
-            (Method::Invite, None) => self.start(key, source, reliable, now),
+            (Method::Invite, None) => self.start(key, now),
             (Method::Invite, Some(id)) => match self.entries.get(&id).map(|e| &e.state) {
-                Some(State::Completed { bytes, .. }) => {
+                Some(
+                    State::Completed { bytes, .. }
+                    | State::Proceeding {
+                        provisional: Some(bytes),
+                    },
+                ) => {
                     self.counts.resent_from_memory += 1;
                     Action::Resend(bytes.clone())
                 }
@@ -274,7 +326,7 @@ impl Transactions {
         }
     }
 
-    fn start(&mut self, key: Key, source: SocketAddr, reliable: bool, now: Instant) -> Action {
+    fn start(&mut self, key: Key, now: Instant) -> Action {
         if self.entries.len() >= self.capacity {
             self.counts.refused_full += 1;
             return Action::Full;
@@ -287,9 +339,7 @@ impl Transactions {
             id,
             Entry {
                 key,
-                source,
-                reliable,
-                state: State::Proceeding,
+                state: State::Proceeding { provisional: None },
                 deadline,
             },
         );
@@ -306,7 +356,7 @@ impl Transactions {
             // An ACK before the answer, or a retransmitted ACK: absorbed, nothing changes.
             return;
         }
-        if entry.reliable {
+        if entry.key.source.is_reliable() {
             // Timer I is zero on a reliable transport: the transaction ends now.
             self.forget(id);
             return;
@@ -314,6 +364,20 @@ impl Transactions {
         entry.state = State::Confirmed;
         let deadline = now + self.timers.t4;
         self.reschedule(id, deadline);
+    }
+
+    /// Stores `bytes` as the latest provisional response (`100 Trying`) of transaction `id`,
+    /// still being answered: a retransmitted INVITE gets it again (RFC 3261 §17.2.1). Its
+    /// deadline does not change. Returns false when the transaction is unknown or already
+    /// answered.
+    pub fn provisional(&mut self, id: &TransactionId, bytes: Arc<[u8]>) -> bool {
+        match self.entries.get_mut(&id.0).map(|e| &mut e.state) {
+            Some(State::Proceeding { provisional }) => {
+                *provisional = Some(bytes);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Stores the final response of transaction `id` (its wire bytes) and starts its timers:
@@ -325,10 +389,10 @@ impl Transactions {
         let Some(entry) = self.entries.get_mut(&id.0) else {
             return false;
         };
-        if !matches!(entry.state, State::Proceeding) {
+        if !matches!(entry.state, State::Proceeding { .. }) {
             return false;
         }
-        let timer_g = (!entry.reliable).then(|| (now + t1, t1));
+        let timer_g = (!entry.key.source.is_reliable()).then(|| (now + t1, t1));
         entry.state = State::Completed {
             bytes,
             timer_g,
@@ -360,7 +424,7 @@ impl Transactions {
             return;
         };
         let next = match &mut entry.state {
-            State::Proceeding => {
+            State::Proceeding { .. } => {
                 self.counts.unanswered_expired += 1;
                 None
             }
@@ -374,10 +438,12 @@ impl Transactions {
                     self.counts.timer_h_expired += 1;
                     None
                 } else {
-                    if let Some((at, interval)) = timer_g {
+                    if let (Some((at, interval)), Source::Udp(to)) =
+                        (timer_g.as_mut(), entry.key.source)
+                    {
                         if *at <= now {
                             resends.push(Resend {
-                                to: entry.source,
+                                to,
                                 bytes: bytes.clone(),
                             });
                             self.counts.timer_g_resends += 1;
@@ -494,8 +560,13 @@ mod tests {
 
         fn send(&mut self, method: Method, branch: &str, reliable: bool, ms: u64) -> Action {
             let at = self.at(ms);
+            let from = if reliable {
+                Source::Tcp(1)
+            } else {
+                Source::Udp(source())
+            };
             self.table
-                .on_request(&request(method), &via(branch), source(), reliable, at)
+                .on_request(&request(method), &via(branch), from, at)
         }
 
         /// A new INVITE answered at `ms` with `bytes`.
@@ -552,22 +623,116 @@ mod tests {
         ));
         let mut other = via("z9hG4bK-1");
         other.host = "192.0.2.2".into();
-        let action =
-            t.table
-                .on_request(&request(Method::Invite), &other, source(), false, t.at(60));
+        let action = t.table.on_request(
+            &request(Method::Invite),
+            &other,
+            Source::Udp(source()),
+            t.at(60),
+        );
         assert!(matches!(action, Action::Answer(_)));
         // The sent-by host is compared without regard to case.
         let mut upper = via("z9hG4bK-3");
         upper.host = "Example.COM".into();
-        let first = t
-            .table
-            .on_request(&request(Method::Invite), &upper, source(), false, t.at(70));
+        let first = t.table.on_request(
+            &request(Method::Invite),
+            &upper,
+            Source::Udp(source()),
+            t.at(70),
+        );
         assert!(matches!(first, Action::Answer(_)));
         upper.host = "example.com".into();
-        let again = t
-            .table
-            .on_request(&request(Method::Invite), &upper, source(), false, t.at(71));
+        let again = t.table.on_request(
+            &request(Method::Invite),
+            &upper,
+            Source::Udp(source()),
+            t.at(71),
+        );
         assert_eq!(again, Action::Absorb);
+    }
+
+    #[test]
+    fn the_same_branch_and_sent_by_from_another_source_is_another_transaction() {
+        let mut t = Table::new(10);
+        let now = t.at(0);
+        let invite = request(Method::Invite);
+        let branch = via("z9hG4bK-1");
+        let other: SocketAddr = "192.0.2.1:5061".parse().unwrap();
+        let Action::Answer(first) =
+            t.table
+                .on_request(&invite, &branch, Source::Udp(source()), now)
+        else {
+            panic!("not a new transaction");
+        };
+        assert!(t.table.answered(&first, b"first"[..].into(), now));
+        // Another port: not a retransmission, the stored answer is not handed over.
+        let Action::Answer(second) = t
+            .table
+            .on_request(&invite, &branch, Source::Udp(other), now)
+        else {
+            panic!("another source must start its own transaction");
+        };
+        assert!(t.table.answered(&second, b"second"[..].into(), now));
+        assert_eq!(
+            t.table
+                .on_request(&invite, &branch, Source::Udp(source()), now),
+            Action::Resend(b"first"[..].into())
+        );
+        assert_eq!(
+            t.table
+                .on_request(&invite, &branch, Source::Udp(other), now),
+            Action::Resend(b"second"[..].into())
+        );
+        // Over TCP, each connection is its own source; ACK and CANCEL match on theirs only.
+        assert!(matches!(
+            t.table.on_request(&invite, &branch, Source::Tcp(7), now),
+            Action::Answer(_)
+        ));
+        assert!(matches!(
+            t.table.on_request(&invite, &branch, Source::Tcp(8), now),
+            Action::Answer(_)
+        ));
+        assert_eq!(
+            t.table
+                .on_request(&request(Method::Cancel), &branch, Source::Tcp(9), now),
+            Action::CancelUnknown
+        );
+        assert_eq!(
+            t.table
+                .on_request(&request(Method::Cancel), &branch, Source::Tcp(7), now),
+            Action::CancelOk
+        );
+        // Resends of the second go to its own address.
+        let due: Vec<SocketAddr> = t.table.poll(t.at(500)).iter().map(|r| r.to).collect();
+        assert_eq!(due.len(), 2);
+        assert!(due.contains(&source()) && due.contains(&other));
+    }
+
+    #[test]
+    fn a_retransmission_while_answering_gets_the_latest_provisional_response() {
+        let mut t = Table::new(10);
+        let Action::Answer(id) = t.send(Method::Invite, "z9hG4bK-1", false, 0) else {
+            panic!("not a new transaction");
+        };
+        // Nothing sent yet: absorbed.
+        assert_eq!(
+            t.send(Method::Invite, "z9hG4bK-1", false, 10),
+            Action::Absorb
+        );
+        assert!(t.table.provisional(&id, b"SIP/2.0 100 Trying"[..].into()));
+        assert_eq!(
+            t.send(Method::Invite, "z9hG4bK-1", false, 300),
+            Action::Resend(b"SIP/2.0 100 Trying"[..].into())
+        );
+        // Provisional responses are not resent on a timer.
+        assert!(t.table.poll(t.at(1000)).is_empty());
+        assert!(t.table.answered(&id, b"final"[..].into(), t.at(1000)));
+        assert_eq!(
+            t.send(Method::Invite, "z9hG4bK-1", false, 1100),
+            Action::Resend(b"final"[..].into())
+        );
+        // Once answered, no provisional response replaces the final one.
+        assert!(!t.table.provisional(&id, b"late 100"[..].into()));
+        assert_eq!(t.table.counts().resent_from_memory, 2);
     }
 
     #[test]
@@ -764,16 +929,16 @@ mod tests {
         let now = Instant::now();
         let old = via("1234");
         let invite = request(Method::Invite);
-        let Action::Answer(id) = table.on_request(&invite, &old, source(), false, now) else {
+        let Action::Answer(id) = table.on_request(&invite, &old, Source::Udp(source()), now) else {
             panic!("not a new transaction");
         };
         assert!(table.answered(&id, b"answer"[..].into(), now));
         assert!(matches!(
-            table.on_request(&invite, &old, source(), false, now),
+            table.on_request(&invite, &old, Source::Udp(source()), now),
             Action::Resend(_)
         ));
         assert_eq!(
-            table.on_request(&request(Method::Cancel), &old, source(), false, now),
+            table.on_request(&request(Method::Cancel), &old, Source::Udp(source()), now),
             Action::CancelOk
         );
         // The ACK carries our To tag: still the same transaction.
@@ -784,7 +949,7 @@ mod tests {
             }
         }
         assert_eq!(
-            table.on_request(&ack, &old, source(), false, now),
+            table.on_request(&ack, &old, Source::Udp(source()), now),
             Action::Absorb
         );
         assert_eq!(table.counts().acks, 1);
@@ -802,7 +967,7 @@ mod tests {
             }
             assert!(
                 matches!(
-                    table.on_request(&other, &old, source(), false, now),
+                    table.on_request(&other, &old, Source::Udp(source()), now),
                     Action::Answer(_)
                 ),
                 "{name}"

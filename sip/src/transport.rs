@@ -5,14 +5,33 @@
 //! ask the [`crate::transaction::Transactions`] table what to do (retransmissions answered
 //! from memory, ACKs absorbed, CANCEL answered `200`); `OPTIONS` gets `200`; other methods
 //! `405` with `Allow`; a new INVITE goes to [`Handler::invite`] exactly once, and its answer
-//! becomes a response copying Via, From, To (plus a To tag), Call-ID and CSeq.
+//! becomes a response copying Via, From, To (plus a To tag), Call-ID and CSeq. When the
+//! handler has not answered within [`TRYING_AFTER`] (200 ms), a `100 Trying` goes first
+//! (RFC 3261 §17.2.1); a retransmitted INVITE gets it again until the final answer is ready.
 //!
-//! UDP answers go to the source address and port of the request. That is what RFC 3581
-//! (`rport`) asks for and what SBCs expect (they send from the port they listen on, or sit
-//! behind NAT); the Via's sent-by port is not used. TCP answers go back on the connection.
-//! TCP frames by `Content-Length`, carries many transactions per connection, closes idle
-//! connections, and closes a connection after a framing error (answering `400` first when
-//! the bytes read so far carry a usable Via).
+//! Every response's top Via says where the request came from (RFC 3261 §18.2.1, RFC 3581):
+//! `received=<source IP>` when the sent-by host is not that address, and a bare `rport`
+//! filled with the source port (`received` is then always added). UDP answers go to the
+//! source address and port of the request, never to the Via's sent-by: that is what the
+//! filled `rport` describes and what SBCs expect (they send from the port they listen on, or
+//! sit behind NAT), and it is done for a Via without `rport` too. TCP answers go back on the
+//! connection.
+//!
+//! A transaction is named by its Via (branch and sent-by) and by where it came from: the
+//! source address and port over UDP, the connection over TCP
+//! ([`crate::transaction::Source`]), so a client never gets another's stored answer.
+//!
+//! TCP frames by `Content-Length` and carries many transactions per connection. The
+//! allow-list is checked when a connection is accepted: a source the handler does not allow
+//! gets its first request answered (`403`) if it arrives whole within [`REFUSED_WITHIN`]
+//! (2 s), and the connection is then closed, or closed at once when nothing whole arrives;
+//! such connections have their own `max_connections` slots and never take an allowed
+//! client's. An allowed connection is closed when it completes no message (or CRLF
+//! keep-alive) within `tcp_idle_seconds`, counted from the last one: bytes that trickle in
+//! without completing a message do not keep it open. A framing error closes the connection
+//! too (answering `400`, `513` when too large, first when the bytes read so far carry a
+//! usable Via). Framing does not rescan a message's bytes on every read: it waits for a
+//! possible end of the headers (see `HeadScan`).
 //!
 //! How it runs: one receive loop per UDP socket, one accept loop per TCP socket and one task
 //! per TCP connection; a new INVITE is answered in a task of its own, so a slow handler never
@@ -20,8 +39,10 @@
 //! the socket the INVITE came to) and its own timer task, which sleeps until the table's next
 //! deadline or until a new answer is stored; TCP transactions share one more table (reliable:
 //! never resent). `max_transactions` bounds each table; a handler still answering after
-//! 64·T1 is abandoned (the table has forgotten the transaction by then; nothing is sent). On shutdown the loops stop receiving,
-//! INVITEs in flight get up to [`SHUTDOWN_GRACE`] to be answered, then everything stops.
+//! 64·T1 is abandoned (the table has forgotten the transaction by then; nothing is sent).
+//! On shutdown the loops stop receiving, INVITEs in flight get up to [`SHUTDOWN_GRACE`] to be
+//! answered and written, then every task still running (INVITE or connection) is aborted:
+//! nothing of the listener runs once [`SipListener::serve`] returns.
 //!
 //! The To tag of every response is a keyed hash (SipHash with the process's random keys) of
 //! the transaction's identity (Call-ID, From tag, CSeq number, top Via branch): as
@@ -30,7 +51,7 @@
 
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,11 +60,14 @@ use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinSet;
 
 use crate::config::{ListenOn, ListenerConfig};
 use crate::message::{self, Header, Limits, Message, Method, ParseError, Request, Response};
 use crate::metrics::SipMetrics;
-use crate::transaction::{tag_param, Action, TransactionCounts, TransactionId, Transactions};
+use crate::transaction::{
+    tag_param, Action, Source, TransactionCounts, TransactionId, Transactions,
+};
 
 /// A transport.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -143,8 +167,17 @@ impl SipStatus {
     }
 }
 
-/// How long in-flight INVITEs may take to be answered once shutdown has begun.
+/// How long in-flight INVITEs may take to be answered once shutdown has begun; the tasks
+/// still running after it are aborted.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// How long the service may take to answer an INVITE before the listener sends `100 Trying`
+/// (RFC 3261 §17.2.1).
+pub const TRYING_AFTER: Duration = Duration::from_millis(200);
+
+/// How long a TCP connection from a source the handler does not allow may take to send its
+/// first whole request (answered `403`, then the connection is closed).
+pub const REFUSED_WITHIN: Duration = Duration::from_secs(2);
 
 /// The methods a redirect server handles, for `Allow`.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, OPTIONS";
@@ -214,8 +247,9 @@ impl SipListener {
         self.status.clone()
     }
 
-    /// Serves until `shutdown` completes, then lets the INVITEs in flight be answered (at
-    /// most [`SHUTDOWN_GRACE`]).
+    /// Serves until `shutdown` completes, then lets the INVITEs in flight be answered and
+    /// written (at most [`SHUTDOWN_GRACE`]), then aborts whatever still runs: when `serve`
+    /// returns, no task of the listener (no handler call, no connection) is left running.
     pub async fn serve<H: Handler>(self, handler: Arc<H>, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop) = watch::channel(false);
         let inflight = Arc::new(InFlight::default());
@@ -228,6 +262,8 @@ impl SipListener {
             inflight: inflight.clone(),
             answer_limit: self.config.timers().t1 * 64,
             lanes: std::sync::Mutex::new(Vec::new()),
+            tasks: std::sync::Mutex::new(Some(JoinSet::new())),
+            next_connection: AtomicU64::new(0),
         });
         let timers = self.config.timers();
         let capacity = self.config.max_transactions;
@@ -258,13 +294,16 @@ impl SipListener {
             tcp_lane.clone(),
             timer_stop,
         )));
-        let connections = Arc::new(tokio::sync::Semaphore::new(self.config.max_connections));
+        let pools = Arc::new(ConnectionPools {
+            allowed: tokio::sync::Semaphore::new(self.config.max_connections),
+            refused: tokio::sync::Semaphore::new(self.config.max_connections),
+        });
         for listener in self.tcp {
             loops.push(tokio::spawn(tcp_accept_loop(
                 shared.clone(),
                 tcp_lane.clone(),
                 listener,
-                connections.clone(),
+                pools.clone(),
                 self.config.tcp_idle(),
                 stop.clone(),
             )));
@@ -275,6 +314,12 @@ impl SipListener {
             let _ = task.await;
         }
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, inflight.idle()).await;
+        // What is still running (a handler that hangs, a peer that does not read) is aborted,
+        // so nothing of this listener runs once `serve` returns; nothing new is spawned.
+        let tasks = shared.tasks.lock().ok().and_then(|mut tasks| tasks.take());
+        if let Some(mut tasks) = tasks {
+            tasks.shutdown().await;
+        }
         let _ = timer_stop_tx.send(true);
         for task in timer_tasks {
             let _ = task.await;
@@ -333,6 +378,18 @@ struct Shared<H> {
     answer_limit: Duration,
     /// Every transaction table, for the counts.
     lanes: std::sync::Mutex<Vec<Arc<Lane>>>,
+    /// The INVITE and TCP connection tasks, aborted after the shutdown grace; `None` once
+    /// shut down (nothing more is spawned).
+    tasks: std::sync::Mutex<Option<JoinSet<()>>>,
+    /// Numbers TCP connections, for the transaction key ([`Source::Tcp`]).
+    next_connection: AtomicU64,
+}
+
+/// The TCP connection slots: connections from sources the handler allows, and (separately,
+/// so that they never take an allowed client's slot) connections being refused.
+struct ConnectionPools {
+    allowed: tokio::sync::Semaphore,
+    refused: tokio::sync::Semaphore,
 }
 
 /// A transaction table and the notification that wakes its timer task.
@@ -354,7 +411,8 @@ impl Lane {
     }
 }
 
-/// Counts the tasks answering an INVITE, so that shutdown can wait for them.
+/// Counts the tasks answering an INVITE or serving a TCP connection, so that shutdown can
+/// wait for them.
 #[derive(Default)]
 struct InFlight {
     count: AtomicUsize,
@@ -398,6 +456,18 @@ enum ReplyTo {
 }
 
 impl<H: Handler> Shared<H> {
+    /// Runs `task` in the listener's task set (aborted after the shutdown grace); once shut
+    /// down, `task` is dropped unrun.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            if let Some(tasks) = tasks.as_mut() {
+                // Reap the finished ones so the set holds only what runs.
+                while tasks.try_join_next().is_some() {}
+                tasks.spawn(task);
+            }
+        }
+    }
+
     fn add_lane(&self, lane: Arc<Lane>) {
         if let Ok(mut lanes) = self.lanes.lock() {
             lanes.push(lane);
@@ -469,12 +539,24 @@ impl<H: Handler> Shared<H> {
         format!("{hash:016x}")
     }
 
-    fn response(&self, request: &Request, code: u16, reason: &str) -> Response {
-        Response::to(request, code, reason, &self.to_tag(request))
+    /// The response to `request` from `peer`: [`Response::to`] with the transaction's To tag,
+    /// and the top Via marked with where the request came from ([`mark_received`]).
+    fn response(&self, request: &Request, code: u16, reason: &str, peer: &Peer) -> Response {
+        let mut response = Response::to(request, code, reason, &self.to_tag(request));
+        mark_received(&mut response, peer.addr);
+        response
     }
 
-    /// Handles one whole message from `peer`; responses go to `reply`.
-    async fn handle(self: &Arc<Self>, lane: &Arc<Lane>, bytes: &[u8], peer: Peer, reply: ReplyTo) {
+    /// Handles one whole message from `peer` (`source` names it for the transaction table);
+    /// responses go to `reply`.
+    async fn handle(
+        self: &Arc<Self>,
+        lane: &Arc<Lane>,
+        bytes: &[u8],
+        peer: Peer,
+        source: Source,
+        reply: ReplyTo,
+    ) {
         let request = match message::parse(bytes, &self.limits) {
             Ok(Message::Request(request)) => request,
             Ok(Message::Response(_)) => {
@@ -482,7 +564,7 @@ impl<H: Handler> Shared<H> {
                 return;
             }
             Err(error) => {
-                match self.bad_request(bytes, &error) {
+                match self.bad_request(bytes, &error, &peer) {
                     Some(answer) => {
                         self.count(|m| &m.bad_requests);
                         self.send(&reply, answer.into()).await;
@@ -501,24 +583,21 @@ impl<H: Handler> Shared<H> {
         if !self.handler.allowed(&peer) {
             self.count(|m| &m.forbidden);
             if request.method != Method::Ack {
-                let answer = self.response(&request, 403, "Forbidden").to_bytes();
+                let answer = self.response(&request, 403, "Forbidden", &peer).to_bytes();
                 self.send(&reply, answer.into()).await;
             }
             return;
         }
         let answer = match &request.method {
             Method::Options => self
-                .response(&request, 200, "OK")
+                .response(&request, 200, "OK", &peer)
                 .with_header("Allow", ALLOW),
             Method::Other(_) => self
-                .response(&request, 405, "Method Not Allowed")
+                .response(&request, 405, "Method Not Allowed", &peer)
                 .with_header("Allow", ALLOW),
             Method::Invite | Method::Ack | Method::Cancel => {
-                let reliable = peer.transport == Transport::Tcp;
                 let action = match lane.table.lock() {
-                    Ok(mut table) => {
-                        table.on_request(&request, &via, peer.addr, reliable, Instant::now())
-                    }
+                    Ok(mut table) => table.on_request(&request, &via, source, Instant::now()),
                     Err(_) => return,
                 };
                 let answer = match action {
@@ -532,12 +611,12 @@ impl<H: Handler> Shared<H> {
                         None
                     }
                     Action::Absorb | Action::Stateless => None,
-                    Action::CancelOk => Some(self.response(&request, 200, "OK")),
+                    Action::CancelOk => Some(self.response(&request, 200, "OK", &peer)),
                     Action::CancelUnknown => {
-                        Some(self.response(&request, 481, "Call/Transaction Does Not Exist"))
+                        Some(self.response(&request, 481, "Call/Transaction Does Not Exist", &peer))
                     }
                     Action::Full => Some(
-                        self.response(&request, 503, "Service Unavailable")
+                        self.response(&request, 503, "Service Unavailable", &peer)
                             .with_header("Retry-After", "1"),
                     ),
                 };
@@ -552,7 +631,8 @@ impl<H: Handler> Shared<H> {
     }
 
     /// Answers a new INVITE in a task of its own: the handler, the response, the table, the
-    /// wire.
+    /// wire. A handler slower than [`TRYING_AFTER`] gets a `100 Trying` sent first (and
+    /// stored, for retransmitted INVITEs).
     fn spawn_invite(
         self: &Arc<Self>,
         lane: Arc<Lane>,
@@ -563,15 +643,31 @@ impl<H: Handler> Shared<H> {
     ) {
         let shared = self.clone();
         let guard = self.inflight.enter();
-        tokio::spawn(async move {
+        self.spawn(async move {
             let _guard = guard;
             let invite = shared.handler.invite(request.clone(), peer);
-            let Ok(answer) = tokio::time::timeout(shared.answer_limit, invite).await else {
+            let answering = async {
+                let mut invite = std::pin::pin!(invite);
+                tokio::select! {
+                    answer = &mut invite => return answer,
+                    _ = tokio::time::sleep(TRYING_AFTER) => {}
+                }
+                // A 100 carries no To tag (RFC 3261 §8.2.6.2 allows either).
+                let mut trying = Response::to(&request, 100, "Trying", "");
+                mark_received(&mut trying, peer.addr);
+                let trying: Arc<[u8]> = trying.to_bytes().into();
+                if let Ok(mut table) = lane.table.lock() {
+                    table.provisional(&id, trying.clone());
+                }
+                shared.send(&reply, trying).await;
+                invite.await
+            };
+            let Ok(answer) = tokio::time::timeout(shared.answer_limit, answering).await else {
                 // The table has forgotten the transaction by now (64·T1): nobody waits.
                 tracing::warn!(peer = %peer.addr, "sip: an INVITE was not answered in time");
                 return;
             };
-            let mut response = shared.response(&request, answer.code, &answer.reason);
+            let mut response = shared.response(&request, answer.code, &answer.reason, &peer);
             // A service's From (the verifier's label, when the INVITE had no PAI) replaces the
             // copied one: a response carries one From.
             if answer
@@ -599,11 +695,11 @@ impl<H: Handler> Shared<H> {
     /// `400 Bad Request` (`513` too large, `505` another version, [`ParseError::status`])
     /// copying what could be read of Via, From, To, Call-ID and CSeq, the problem named in a
     /// `Warning` (RFC 3261 §20.43, code 399).
-    fn bad_request(&self, bytes: &[u8], error: &ParseError) -> Option<Vec<u8>> {
+    fn bad_request(&self, bytes: &[u8], error: &ParseError, peer: &Peer) -> Option<Vec<u8>> {
         let request = message::parse_for_error_response(bytes, &self.limits)?;
         let (code, reason) = error.status();
         Some(
-            self.response(&request, code, reason)
+            self.response(&request, code, reason, peer)
                 .with_header("Warning", format!("399 shaken \"{error}\""))
                 .to_bytes(),
         )
@@ -646,7 +742,13 @@ async fn udp_loop<H: Handler>(
             transport: Transport::Udp,
         };
         shared
-            .handle(&lane, datagram, peer, ReplyTo::Udp(socket.clone(), addr))
+            .handle(
+                &lane,
+                datagram,
+                peer,
+                Source::Udp(addr),
+                ReplyTo::Udp(socket.clone(), addr),
+            )
             .await;
     }
 }
@@ -715,7 +817,7 @@ async fn tcp_accept_loop<H: Handler>(
     shared: Arc<Shared<H>>,
     lane: Arc<Lane>,
     listener: TcpListener,
-    connections: Arc<tokio::sync::Semaphore>,
+    pools: Arc<ConnectionPools>,
     idle: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -733,63 +835,189 @@ async fn tcp_accept_loop<H: Handler>(
                 continue;
             }
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        let peer = Peer {
+            addr,
+            transport: Transport::Tcp,
+        };
+        // The allow-list is checked here, not only per message: a source the handler does
+        // not allow must not hold a slot (see `Connection`).
+        let rules = if shared.handler.allowed(&peer) {
+            Connection::Allowed { idle }
+        } else {
+            Connection::Refused
+        };
+        let pool = match rules {
+            Connection::Allowed { .. } => &pools.allowed,
+            Connection::Refused => &pools.refused,
+        };
+        let Ok(permit) = pool.try_acquire() else {
             // Over max_connections: closed at once.
             shared.count(|m| &m.dropped);
             continue;
         };
-        let shared = shared.clone();
+        // The slot is given back when the connection task ends, is aborted, or is dropped
+        // unrun.
+        permit.forget();
+        let slot = PoolPermit(pools.clone(), rules);
+        let number = shared.next_connection.fetch_add(1, Ordering::Relaxed);
+        let task_shared = shared.clone();
         let lane = lane.clone();
         let stop = stop.clone();
-        tokio::spawn(async move {
+        let guard = shared.inflight.enter();
+        shared.spawn(async move {
+            let _guard = guard;
+            let _slot = slot;
+            let shared = task_shared;
             shared
                 .status
                 .metrics
                 .tcp_connections
                 .fetch_add(1, Ordering::Relaxed);
-            tcp_connection(&shared, &lane, stream, addr, idle, stop).await;
-            shared
-                .status
-                .metrics
-                .tcp_connections
-                .fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
+            let _gauge = ConnectionGauge(&shared.status);
+            tcp_connection(&shared, &lane, stream, peer, number, rules, stop).await;
         });
+    }
+}
+
+/// Gives a connection's slot back to its pool when the connection task ends (or is aborted).
+struct PoolPermit(Arc<ConnectionPools>, Connection);
+
+impl Drop for PoolPermit {
+    fn drop(&mut self) {
+        match self.1 {
+            Connection::Allowed { .. } => self.0.allowed.add_permits(1),
+            Connection::Refused => self.0.refused.add_permits(1),
+        }
+    }
+}
+
+/// Takes a connection off the `tcp_connections` gauge when its task ends (or is aborted).
+struct ConnectionGauge<'a>(&'a SipStatus);
+
+impl Drop for ConnectionGauge<'_> {
+    fn drop(&mut self) {
+        self.0
+            .metrics
+            .tcp_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How a TCP connection is served, decided when it is accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Connection {
+    /// From a source the handler allows: many messages; closed when no whole message (or
+    /// CRLF keep-alive) completes within `idle`, counted from the last one, however many
+    /// bytes trickle in meanwhile.
+    Allowed { idle: Duration },
+    /// From a source the handler does not allow: its first request, if it arrives whole
+    /// within [`REFUSED_WITHIN`], is answered (`403`, or `400` when malformed), then the
+    /// connection is closed; it is closed at once when nothing whole arrives in time.
+    Refused,
+}
+
+impl Connection {
+    /// How long a whole message may take to arrive.
+    fn within(self) -> Duration {
+        match self {
+            Self::Allowed { idle } => idle,
+            Self::Refused => REFUSED_WITHIN,
+        }
     }
 }
 
 /// How many responses may wait for a TCP connection's writer.
 const TCP_WRITE_QUEUE: usize = 64;
 
-/// Reads framed messages from one connection until it closes, idles, breaks framing or the
-/// listener stops; a writer task sends the answers back, the last ones included.
+/// Remembers how far the search for the end of a message's headers got, so that a message
+/// arriving in many small reads is not rescanned from its start on every read:
+/// [`message::frame_length`] runs only once the bytes may hold a blank line (the end of the
+/// headers), more lines than `max_headers`, or more than `max_message_bytes`. Once the
+/// headers are whole, it runs on every read (rescanning the headers, not the body) until
+/// the message is.
+#[derive(Debug, Default)]
+struct HeadScan {
+    /// Bytes of the buffer already searched.
+    searched: usize,
+    /// Line ends among them.
+    lines: usize,
+    /// Whether a blank line was seen: from then on, framing runs on every read.
+    head_seen: bool,
+}
+
+impl HeadScan {
+    /// Whether [`message::frame_length`] may give something new for `buffer` (which only
+    /// grew since the last call; after a message is drained, start a new `HeadScan`).
+    fn worth_framing(&mut self, buffer: &[u8], limits: &Limits) -> bool {
+        if self.head_seen || buffer.len() > limits.max_message_bytes {
+            return true;
+        }
+        // A blank line is "\n\n" or "\n\r\n" (bare LF line ends are accepted): look again
+        // at the last two bytes already searched, in case one began there.
+        let from = self.searched.saturating_sub(2);
+        let recent = buffer.get(from..).unwrap_or_default();
+        let blank =
+            recent.windows(2).any(|w| w == b"\n\n") || recent.windows(3).any(|w| w == b"\n\r\n");
+        let new = buffer.get(self.searched..).unwrap_or_default();
+        self.lines = self
+            .lines
+            .saturating_add(new.iter().filter(|b| **b == b'\n').count());
+        self.searched = buffer.len();
+        self.head_seen = blank;
+        blank || self.lines > limits.max_headers
+    }
+}
+
+/// Reads framed messages from one connection until it closes, completes no message in
+/// time ([`Connection`]), breaks framing or the listener stops; the writer half sends the
+/// answers back, the last ones included, and ends with the connection.
 async fn tcp_connection<H: Handler>(
     shared: &Arc<Shared<H>>,
     lane: &Arc<Lane>,
     stream: TcpStream,
-    addr: SocketAddr,
-    idle: Duration,
-    mut stop: watch::Receiver<bool>,
+    peer: Peer,
+    number: u64,
+    rules: Connection,
+    stop: watch::Receiver<bool>,
 ) {
-    let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Arc<[u8]>>(TCP_WRITE_QUEUE);
-    let write_task = tokio::spawn(async move {
+    let (reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Arc<[u8]>>(TCP_WRITE_QUEUE);
+    // A peer that stops reading holds nothing for longer than the idle timeout.
+    let write_limit = rules.within();
+    let write_side = async move {
+        let mut writer = writer;
+        let mut rx = rx;
         while let Some(bytes) = rx.recv().await {
-            // A peer that stops reading holds nothing for longer than the idle timeout.
-            match tokio::time::timeout(idle, writer.write_all(&bytes)).await {
+            match tokio::time::timeout(write_limit, writer.write_all(&bytes)).await {
                 Ok(Ok(())) => {}
                 _ => return,
             }
         }
         let _ = writer.shutdown().await;
-    });
-    let peer = Peer {
-        addr,
-        transport: Transport::Tcp,
     };
+    let read_side = read_messages(shared, lane, reader, peer, number, rules, stop, tx);
+    tokio::join!(read_side, write_side);
+}
+
+/// The reading half of [`tcp_connection`]; `tx` (the writer's queue) is dropped at the end,
+/// which lets the writer finish once the INVITE tasks holding a copy have answered.
+#[allow(clippy::too_many_arguments)]
+async fn read_messages<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    lane: &Arc<Lane>,
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    peer: Peer,
+    number: u64,
+    rules: Connection,
+    mut stop: watch::Receiver<bool>,
+    tx: mpsc::Sender<Arc<[u8]>>,
+) {
+    let source = Source::Tcp(number);
     let limits = shared.limits;
     let mut buffer: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 8192];
+    let mut scan = HeadScan::default();
+    let mut deadline = tokio::time::Instant::now() + rules.within();
     'connection: loop {
         if tx.is_closed() {
             // The writer gave up (the peer stopped reading): nothing could be answered.
@@ -801,12 +1029,20 @@ async fn tcp_connection<H: Handler>(
             // when a message follows it in the same read.
             if buffer.starts_with(b"\r\n\r\n") {
                 buffer.drain(..4);
+                scan = HeadScan::default();
+                if let Connection::Allowed { idle } = rules {
+                    deadline = tokio::time::Instant::now() + idle;
+                }
                 let _ = tx.send(Arc::from(&b"\r\n"[..])).await;
                 continue;
+            }
+            if !scan.worth_framing(&buffer, &limits) {
+                break;
             }
             match message::frame_length(&buffer, &limits) {
                 Ok(Some(length)) => {
                     let framed: Vec<u8> = buffer.drain(..length.min(buffer.len())).collect();
+                    scan = HeadScan::default();
                     let start = framed
                         .iter()
                         .position(|b| *b != b'\r' && *b != b'\n')
@@ -814,8 +1050,15 @@ async fn tcp_connection<H: Handler>(
                     match framed.get(start..) {
                         Some(message) if !message.is_empty() => {
                             shared
-                                .handle(lane, message, peer, ReplyTo::Tcp(tx.clone()))
+                                .handle(lane, message, peer, source, ReplyTo::Tcp(tx.clone()))
                                 .await;
+                            match rules {
+                                Connection::Allowed { idle } => {
+                                    deadline = tokio::time::Instant::now() + idle;
+                                }
+                                // Answered once, then closed.
+                                Connection::Refused => break 'connection,
+                            }
                         }
                         // A lone CRLF (a pong, or the rest of a keep-alive): ignored.
                         _ => {}
@@ -827,33 +1070,31 @@ async fn tcp_connection<H: Handler>(
                         &buffer,
                         &ParseError::TooLarge(limits.max_message_bytes),
                         &tx,
+                        &peer,
                     )
                     .await;
                     break 'connection;
                 }
                 Ok(None) => break,
                 Err(error) => {
-                    framing_error(shared, &buffer, &error, &tx).await;
+                    framing_error(shared, &buffer, &error, &tx, &peer).await;
                     break 'connection;
                 }
             }
         }
         let read = tokio::select! {
-            read = tokio::time::timeout(idle, reader.read(&mut chunk)) => read,
+            read = tokio::time::timeout_at(deadline, reader.read(&mut chunk)) => read,
             _ = stop.wait_for(|stopped| *stopped) => break,
         };
         match read {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => buffer.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
             Err(_) => {
-                tracing::debug!(peer = %addr, "sip: idle tcp connection closed");
+                tracing::debug!(peer = %peer.addr, "sip: tcp connection closed: no whole message in time");
                 break;
             }
         }
     }
-    drop(tx);
-    // The writer ends once the INVITE tasks of this connection have sent their answers.
-    let _ = write_task.await;
 }
 
 /// A framing error closes the connection; the `400` goes first when it can be answered.
@@ -862,12 +1103,191 @@ async fn framing_error<H: Handler>(
     buffer: &[u8],
     error: &ParseError,
     tx: &mpsc::Sender<Arc<[u8]>>,
+    peer: &Peer,
 ) {
-    match shared.bad_request(buffer, error) {
+    match shared.bad_request(buffer, error, peer) {
         Some(answer) => {
             shared.count(|m| &m.bad_requests);
             let _ = tx.send(answer.into()).await;
         }
         None => shared.count(|m| &m.dropped),
+    }
+}
+
+/// Marks the top Via of a response to a request received from `source` (RFC 3261 §18.2.1,
+/// RFC 3581 §4): `received=<source IP>` when the sent-by host is not that IP, and
+/// `;rport=<source port>` in place of a bare `rport` (with `received` then, even when the
+/// host is the same, as RFC 3581 requires). A Via that needs neither, or does not parse, is
+/// left as it is; a `received` the request already carried is replaced. Only the first
+/// value of the first Via field changes.
+///
+/// The answer still goes to the source address and port, whatever the Via says (see the
+/// module documentation): the parameters tell the client what was seen.
+pub fn mark_received(response: &mut Response, source: SocketAddr) {
+    let Some(via) = response
+        .headers
+        .iter_mut()
+        .find(|h| message::same_header_name(&h.name, "Via"))
+    else {
+        return;
+    };
+    if let Some(marked) = marked_via(&via.value, source) {
+        via.value = marked;
+    }
+}
+
+/// The Via value `value` marked for `source`, or `None` when nothing changes.
+fn marked_via(value: &str, source: SocketAddr) -> Option<String> {
+    let top = crate::via::parse_top(value).ok()?;
+    let ip = source.ip().to_canonical();
+    let (first, rest) = split_first_value(value);
+    let mut parts = first.split(';');
+    let mut marked = parts.next()?.to_owned();
+    let mut bare_rport = false;
+    for param in parts {
+        let name = param.split('=').next().unwrap_or_default().trim();
+        if name.eq_ignore_ascii_case("received") {
+            // Ours replaces it (if one is needed at all: see below).
+            continue;
+        }
+        if name.eq_ignore_ascii_case("rport") && !param.contains('=') {
+            bare_rport = true;
+            marked.push_str(&format!(";rport={}", source.port()));
+            continue;
+        }
+        marked.push(';');
+        marked.push_str(param);
+    }
+    let same_host = top
+        .host
+        .parse::<IpAddr>()
+        .is_ok_and(|host| host.to_canonical() == ip);
+    if same_host && !bare_rport {
+        return None;
+    }
+    marked.push_str(&format!(";received={ip}"));
+    marked.push_str(rest);
+    Some(marked)
+}
+
+/// `value` split before its first comma outside quotes and brackets: the first Via value,
+/// and the rest (empty, or starting with the comma).
+fn split_first_value(value: &str) -> (&str, &str) {
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut bracket = false;
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '[' if !quoted => bracket = true,
+            ']' if !quoted => bracket = false,
+            ',' if !quoted && !bracket => return value.split_at(i),
+            _ => {}
+        }
+    }
+    (value, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_top_via_is_marked_with_the_source_only_when_needed() {
+        let from = addr("192.0.2.7:40000");
+        // Sent-by is the source, no bare rport: unchanged.
+        assert_eq!(
+            marked_via("SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK1", from),
+            None
+        );
+        assert_eq!(
+            marked_via("SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1;rport=5", from),
+            None
+        );
+        // Another host (a name, another address): received.
+        assert_eq!(
+            marked_via("SIP/2.0/UDP sbc.example;branch=z9hG4bK1", from).as_deref(),
+            Some("SIP/2.0/UDP sbc.example;branch=z9hG4bK1;received=192.0.2.7")
+        );
+        // A bare rport: filled in place, and received even for the same host (RFC 3581 §4);
+        // a received the client put there is replaced; later values are kept as they are.
+        assert_eq!(
+            marked_via(
+                "SIP/2.0/UDP 192.0.2.7:5060 ; rport ;received=10.0.0.1;branch=z9hG4bK1, SIP/2.0/UDP 10.9.9.9;rport",
+                from
+            )
+            .as_deref(),
+            Some("SIP/2.0/UDP 192.0.2.7:5060 ;rport=40000;branch=z9hG4bK1;received=192.0.2.7, SIP/2.0/UDP 10.9.9.9;rport")
+        );
+        // IPv6: compared as addresses, written without brackets; an IPv4 client seen through
+        // an IPv6 socket is written as IPv4.
+        assert_eq!(
+            marked_via(
+                "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1",
+                addr("[2001:DB8::1]:5060")
+            ),
+            None
+        );
+        assert_eq!(
+            marked_via(
+                "SIP/2.0/TCP [2001:db8::1];branch=z9hG4bK1",
+                addr("[2001:db8::2]:5060")
+            )
+            .as_deref(),
+            Some("SIP/2.0/TCP [2001:db8::1];branch=z9hG4bK1;received=2001:db8::2")
+        );
+        assert_eq!(
+            marked_via(
+                "SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1",
+                addr("[::ffff:192.0.2.7]:5060")
+            ),
+            None
+        );
+        // A Via that does not parse is left alone.
+        assert_eq!(marked_via("not a via", from), None);
+        // Commas inside quotes do not end the first value.
+        assert_eq!(
+            split_first_value("SIP/2.0/UDP h;x=\"a,b\";rport, SIP/2.0/UDP g"),
+            ("SIP/2.0/UDP h;x=\"a,b\";rport", ", SIP/2.0/UDP g")
+        );
+    }
+
+    #[test]
+    fn framing_runs_only_when_the_new_bytes_may_end_the_headers() {
+        let limits = Limits {
+            max_message_bytes: 1024,
+            max_headers: 4,
+        };
+        let mut scan = HeadScan::default();
+        let mut buffer = b"INVITE sip:a@b SIP/2.0\r\nVia: x".to_vec();
+        assert!(!scan.worth_framing(&buffer, &limits));
+        buffer.extend_from_slice(b"yz");
+        assert!(!scan.worth_framing(&buffer, &limits));
+        // A blank line split across two reads ("\r\n" then "\r\n").
+        buffer.extend_from_slice(b"\r\n");
+        assert!(!scan.worth_framing(&buffer, &limits));
+        buffer.extend_from_slice(b"\r\n");
+        assert!(scan.worth_framing(&buffer, &limits));
+        // From then on (the body is awaited), every read.
+        buffer.extend_from_slice(b"v");
+        assert!(scan.worth_framing(&buffer, &limits));
+        // Bare LF blank line, split as "\n" | "\n".
+        let mut scan = HeadScan::default();
+        let mut buffer = b"INVITE sip:a@b SIP/2.0\nVia: x\n".to_vec();
+        assert!(!scan.worth_framing(&buffer, &limits));
+        buffer.push(b'\n');
+        assert!(scan.worth_framing(&buffer, &limits));
+        // More lines than max_headers, or more bytes than the cap: framing reports it.
+        let mut scan = HeadScan::default();
+        let lines = b"A\r\nB: 1\r\nC: 2\r\nD: 3\r\nE: 4\r\n".to_vec();
+        assert!(scan.worth_framing(&lines, &limits));
+        let mut scan = HeadScan::default();
+        assert!(scan.worth_framing(&[b'x'; 1025], &limits));
     }
 }

@@ -22,11 +22,25 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 
 /// Answers every INVITE `302` to its Request-URI, after `delay`; allows loopback while
-/// `allow` is set.
+/// `allow` is set. Counts the calls, the answers given (`finished`) and the calls whose
+/// future was dropped before answering (`abandoned`: aborted).
 struct TestHandler {
     calls: AtomicUsize,
     allow: AtomicBool,
     delay: Duration,
+    finished: Arc<AtomicUsize>,
+    abandoned: Arc<AtomicUsize>,
+}
+
+/// Counts a handler call dropped before it answered.
+struct Abandoned(Arc<AtomicUsize>, bool);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl TestHandler {
@@ -35,6 +49,8 @@ impl TestHandler {
             calls: AtomicUsize::new(0),
             allow: AtomicBool::new(true),
             delay,
+            finished: Arc::new(AtomicUsize::new(0)),
+            abandoned: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -51,8 +67,15 @@ impl Handler for TestHandler {
     fn invite(&self, request: Request, _peer: Peer) -> impl Future<Output = Answer> + Send {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let delay = self.delay;
+        let finished = self.finished.clone();
+        let abandoned = Abandoned(self.abandoned.clone(), false);
         async move {
+            // The whole guard moves in (not just the field set below), so it drops with the
+            // future.
+            let mut abandoned = abandoned;
             tokio::time::sleep(delay).await;
+            abandoned.1 = true;
+            finished.fetch_add(1, Ordering::SeqCst);
             Answer::new(302, "Moved Temporarily")
                 .with_header("Contact", format!("<{}>", request.uri))
         }
@@ -169,9 +192,14 @@ async fn an_invite_over_udp_gets_the_302_copying_via_from_to_call_id_and_cseq() 
         (answer.code, answer.reason.as_str()),
         (302, "Moved Temporarily")
     );
+    // RFC 3581: the bare rport gets the source port, and received the source IP.
+    let port = socket.local_addr().unwrap().port();
     assert_eq!(
         answer.header("Via"),
-        Some("SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKa1;rport")
+        Some(
+            format!("SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKa1;rport={port};received=127.0.0.1")
+                .as_str()
+        )
     );
     assert_eq!(
         answer.header("From"),
@@ -559,6 +587,8 @@ async fn shutdown_lets_an_invite_in_flight_be_answered() {
     assert_eq!(server.handler.calls(), 1);
     let udp = server.udp;
     server.stop().await;
+    let trying = response(&recv(&socket, WAIT).await.expect("100 Trying after 200 ms"));
+    assert_eq!(trying.code, 100);
     let answer = response(&recv(&socket, WAIT).await.expect("answered during shutdown"));
     assert_eq!(answer.code, 302);
     // Nothing listens any more.
@@ -619,4 +649,235 @@ fn peers_are_allowed_by_address_only() {
         &clients,
         &peer("127.0.0.1:5060")
     ));
+}
+
+/// The next UDP response that is not `100 Trying`.
+async fn recv_final(socket: &UdpSocket) -> Response {
+    loop {
+        let r = response(&recv(socket, WAIT).await.expect("an answer"));
+        if r.code != 100 {
+            return r;
+        }
+    }
+}
+
+/// Whether the server closes `stream` within `wait` (reads until end of stream or error,
+/// discarding what comes).
+async fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    let mut chunk = [0u8; 4096];
+    tokio::time::timeout(wait, async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn a_refused_tcp_source_is_closed_quickly_and_takes_no_allowed_slot() {
+    let server = Server::start("max_connections = 1", Duration::ZERO).await;
+    server.handler.allow.store(false, Ordering::SeqCst);
+    // Nothing sent: closed after about 2 s, not after tcp_idle_seconds (60).
+    let started = std::time::Instant::now();
+    let mut silent = TcpStream::connect(server.tcp).await.unwrap();
+    // Bytes that never make a whole message do not keep it open either.
+    silent
+        .write_all(b"INVITE sip:x@127.0.0.1 SIP/2.0\r\n")
+        .await
+        .unwrap();
+    // Meanwhile, an allowed client still gets the one slot.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.handler.allow.store(true, Ordering::SeqCst);
+    let mut allowed = TcpStream::connect(server.tcp).await.unwrap();
+    allowed.write_all(invite("ok1").as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut allowed, 1).await[0].code, 302);
+    assert!(closed_within(&mut silent, Duration::from_secs(4)).await);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(1800), "{elapsed:?}");
+
+    // A refused source's first request is answered 403, then the connection is closed even
+    // though more requests follow.
+    server.handler.allow.store(false, Ordering::SeqCst);
+    let mut refused = TcpStream::connect(server.tcp).await.unwrap();
+    let two = format!("{}{}", invite("no1"), invite("no2"));
+    refused.write_all(two.as_bytes()).await.unwrap();
+    let answers = read_responses(&mut refused, 1).await;
+    assert_eq!(answers[0].code, 403);
+    assert_eq!(answers[0].header("Call-ID"), Some("call-no1"));
+    assert!(closed_within(&mut refused, Duration::from_secs(1)).await);
+    assert_eq!(server.handler.calls(), 1);
+    assert_eq!(server.metric("forbidden_total"), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_bytes_that_complete_no_message_do_not_keep_a_connection_open() {
+    let server = Server::start("tcp_idle_seconds = 1", Duration::ZERO).await;
+    let mut stream = TcpStream::connect(server.tcp).await.unwrap();
+    let started = std::time::Instant::now();
+    // One byte every 100 ms for up to 3 s: each read would restart a per-read idle timer.
+    let message = invite("slow");
+    let mut closed_after = None;
+    for byte in message.as_bytes().iter().take(30) {
+        if stream.write_all(&[*byte]).await.is_err()
+            || closed_within(&mut stream, Duration::from_millis(100)).await
+        {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let elapsed = closed_after.expect("closed while bytes still trickled in");
+    assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(2000), "{elapsed:?}");
+    assert_eq!(server.handler.calls(), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_answer_is_preceded_by_100_trying_which_a_retransmission_gets_again() {
+    let server = Server::start("", Duration::from_millis(600)).await;
+    let socket = client().await;
+    let message = invite("p1");
+    let started = std::time::Instant::now();
+    socket
+        .send_to(message.as_bytes(), server.udp)
+        .await
+        .unwrap();
+    let trying = response(&recv(&socket, WAIT).await.expect("100 Trying"));
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    assert_eq!((trying.code, trying.reason.as_str()), (100, "Trying"));
+    assert_eq!(trying.header("Call-ID"), Some("call-p1"));
+    assert_eq!(trying.header("CSeq"), Some("1 INVITE"));
+    let via = trying.header("Via").unwrap();
+    assert!(via.contains(";rport="), "{via}");
+    // A retransmission while the answer is computed gets the 100 again, byte for byte.
+    socket
+        .send_to(message.as_bytes(), server.udp)
+        .await
+        .unwrap();
+    let again = response(&recv(&socket, WAIT).await.expect("the 100 again"));
+    assert_eq!(again, trying);
+    let answer = recv_final(&socket).await;
+    assert_eq!(answer.code, 302);
+    assert_eq!(server.handler.calls(), 1);
+    // Over TCP too.
+    let mut stream = TcpStream::connect(server.tcp).await.unwrap();
+    stream.write_all(invite("p2").as_bytes()).await.unwrap();
+    let both = read_responses(&mut stream, 2).await;
+    assert_eq!((both[0].code, both[1].code), (100, 302));
+    // A fast answer gets no 100.
+    let quick = Server::start("", Duration::ZERO).await;
+    let answer = exchange(&socket, quick.udp, &invite("p3")).await;
+    assert_eq!(answer.code, 302);
+    quick.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_top_via_gets_received_and_rport_for_the_source() {
+    let server = Server::start("", Duration::ZERO).await;
+    let socket = client().await;
+    let port = socket.local_addr().unwrap().port();
+    // A sent-by that is not the source: received; no rport asked for: none added.
+    let elsewhere = invite("v1").replace(
+        "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKv1;rport",
+        "Via: SIP/2.0/UDP sbc.example.com:5060;branch=z9hG4bKv1",
+    );
+    let answer = exchange(&socket, server.udp, &elsewhere).await;
+    assert_eq!(
+        answer.header("Via"),
+        Some("SIP/2.0/UDP sbc.example.com:5060;branch=z9hG4bKv1;received=127.0.0.1")
+    );
+    // The stored bytes of a retransmission carry it too.
+    let again = exchange(&socket, server.udp, &elsewhere).await;
+    assert_eq!(again.header("Via"), answer.header("Via"));
+    // The sent-by is the source and there is no bare rport: nothing changes, the other Via
+    // fields neither.
+    let plain = invite("v2").replace(
+        "branch=z9hG4bKv2;rport\r\n",
+        "branch=z9hG4bKv2;rport=7\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx;rport\r\n",
+    );
+    let answer = exchange(&socket, server.udp, &plain).await;
+    let vias: Vec<&str> = answer
+        .headers
+        .iter()
+        .filter(|h| h.name == "Via")
+        .map(|h| h.value.as_str())
+        .collect();
+    assert_eq!(
+        vias,
+        [
+            "SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKv2;rport=7",
+            "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx;rport"
+        ]
+    );
+    // The answer still goes to the source, not to the sent-by (5999 / 5060).
+    let refused_port = invite("v3").replace("127.0.0.1:5999", "127.0.0.1:9");
+    let answer = exchange(&socket, server.udp, &refused_port).await;
+    assert_eq!(
+        answer.header("Via"),
+        Some(
+            format!("SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKv3;rport={port};received=127.0.0.1")
+                .as_str()
+        )
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn two_clients_with_the_same_branch_and_sent_by_get_their_own_answers() {
+    let server = Server::start("", Duration::ZERO).await;
+    let one = client().await;
+    let two = client().await;
+    // Same branch, same sent-by (the template's 127.0.0.1:5999), different source ports.
+    let message = invite("same");
+    let first = exchange(&one, server.udp, &message).await;
+    let second = exchange(&two, server.udp, &message).await;
+    assert_eq!(server.handler.calls(), 2);
+    let port = |s: &UdpSocket| s.local_addr().unwrap().port();
+    assert!(first
+        .header("Via")
+        .unwrap()
+        .contains(&format!("rport={}", port(&one))));
+    assert!(second
+        .header("Via")
+        .unwrap()
+        .contains(&format!("rport={}", port(&two))));
+    // Each one's retransmission still gets its own stored answer.
+    let again = response(&{
+        one.send_to(message.as_bytes(), server.udp).await.unwrap();
+        recv(&one, WAIT).await.unwrap()
+    });
+    assert_eq!(again.header("Via"), first.header("Via"));
+    assert_eq!(server.handler.calls(), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn after_the_shutdown_grace_a_hung_invite_is_aborted_before_serve_returns() {
+    let server = Server::start("", Duration::from_secs(30)).await;
+    let socket = client().await;
+    socket
+        .send_to(invite("h1").as_bytes(), server.udp)
+        .await
+        .unwrap();
+    let trying = response(&recv(&socket, WAIT).await.expect("100 Trying"));
+    assert_eq!(trying.code, 100);
+    let mut tcp = TcpStream::connect(server.tcp).await.unwrap();
+    tcp.write_all(invite("h2").as_bytes()).await.unwrap();
+    assert_eq!(read_responses(&mut tcp, 1).await[0].code, 100);
+    let handler = server.handler.clone();
+    assert_eq!(handler.calls(), 2);
+    let started = std::time::Instant::now();
+    server.stop().await;
+    // The grace (2 s), then both calls dropped unanswered: nothing runs any more.
+    assert!(started.elapsed() >= Duration::from_millis(1900));
+    assert_eq!(handler.abandoned.load(Ordering::SeqCst), 2);
+    assert_eq!(handler.finished.load(Ordering::SeqCst), 0);
+    assert!(closed_within(&mut tcp, Duration::from_secs(1)).await);
+    assert_eq!(recv(&socket, Duration::from_millis(200)).await, None);
 }
