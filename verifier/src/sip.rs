@@ -431,7 +431,9 @@ fn called(request: &Request, plan: Option<NumberingPlan>) -> Result<Tn, InviteEr
 
 /// The Identity header values an INVITE's verification uses, from every `Identity` field
 /// (`y` too, comma-separated values split), in order: the judged one and the Rich Call Data
-/// ones, as [`api::sort_identities`] gives them to the REST path.
+/// ones, the two parts [`api::sort_identities`] gives the REST path (which, unlike this, refuses
+/// an array it cannot sort: a REST client is the carrier's own software, an INVITE's headers
+/// are the caller's).
 ///
 /// - Judged: the first value whose `ppt` parameter is `shaken` (any case) or that has none,
 ///   including a value that does not parse at all (judged, it fails with `438` as a REST
