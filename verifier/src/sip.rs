@@ -467,8 +467,10 @@ pub fn sip_identities<S: AsRef<str>>(values: &[S]) -> (Option<String>, Vec<Strin
 }
 
 /// The value of parameter `name` (lower-case) of the Request-URI: after the host, or inside
-/// the user part as a telephone-subscriber parameter (RFC 4904 places `tgrp` there, some SBCs
-/// after the host: both are read, the host's first). `None` when absent or without a value.
+/// the user part as a telephone-subscriber parameter. RFC 4904 defines `tgrp` and
+/// `trunk-context` as parameters of a telephone number, so inside a `tel:` URI or the user
+/// part of a `sip:` URI with `user=phone`; some SBCs put them after the host: both are read,
+/// the host's first. `None` when absent or without a value.
 fn request_uri_param(request: &Request, name: &str) -> Option<String> {
     let parsed = uri::parse_uri(&request.uri).ok()?;
     if let Some(Some(value)) = parsed.param(name) {
