@@ -7,13 +7,14 @@
 //! Request-URI or else `To`; both `%`-decoded and canonicalized by the REST rules; the
 //! `Identity` fields sorted into the judged one and the `ppt=rcd` ones ([`sip_identities`]:
 //! the first `shaken` one judged, other `ppt` values ignored); `time` from `Date` when it is a
-//! readable RFC 1123 date, else the verifier's clock; `ingress` from `[sip.ingress]`. It is verified by
-//! [`VerifierState::verify_request`], the REST path's core, so the verdict, the metrics and the
-//! event line are the same.
+//! readable RFC 1123 date, else the verifier's clock; `ingress` from `[sip.ingress]`. It is
+//! verified by [`VerifierState::verify_request`], the REST path's core, so the verdict, the
+//! metrics and the event line are the same.
 //!
 //! The answer ([`VerifierSip::answer`]): `302 Moved Temporarily` with `Contact: <Request-URI>`
 //! and the header the calling number came from sent back with `verstat` set in its URI
-//! ([`sip::uri::with_verstat`], which replaces an upstream `verstat`), optionally
+//! ([`sip::uri::with_verstat`], which replaces an upstream `verstat`; one among the header's
+//! parameters is removed), optionally
 //! `Attestation-Info`, the verdict header and the marketing call's vetted name as display name;
 //! or, for a flag `[sip.block]` maps to a code, `608`/`607`/`403` with `Reason`. Only a request
 //! from which no calling or no called number can be read gets `400` with a `Warning` naming
