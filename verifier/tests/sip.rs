@@ -613,7 +613,10 @@ fn verstat_of(answer: &Answer, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inputs_that_once_got_400_are_labelled_or_blocked() {
     let lab = lab().await;
-    let sip = handler(state(&lab, vec![]), "[block]\nstale = 403\n");
+    let sip = handler(
+        state(&lab, vec![]),
+        "verdict_header = \"X-V\"\n[block]\nstale = 403\n",
+    );
     let tel = || pai("<tel:+12155551212>");
     let ok = |answer: &Answer, verstat: &str| {
         assert_eq!(
@@ -701,6 +704,10 @@ async fn inputs_that_once_got_400_are_labelled_or_blocked() {
     )
     .await;
     ok(&answer, "TN-Validation-Failed");
+    assert!(
+        header(&answer, "X-V").unwrap().ends_with("reason=438"),
+        "{answer:?}"
+    );
 
     // More than four Identity headers: the extra Rich Call Data ones are ignored.
     let answer = ask(
