@@ -242,7 +242,7 @@ fn canonical(
     plan: Option<passport::NumberingPlan>,
 ) -> Result<Tn, InviteError> {
     let text =
-        unescape(text).ok_or_else(|| InviteError::BadNumber(header, "bad %-escape".into()))?;
+        uri::unescape(text).ok_or_else(|| InviteError::BadNumber(header, "bad %-escape".into()))?;
     rest::body::tn(&Value::String(text), name, plan).map_err(|error| match error {
         ApiError::InvalidValue(_, reason) => InviteError::BadNumber(header, reason),
         other => InviteError::BadNumber(header, other.message_id().into()),
@@ -267,28 +267,6 @@ fn otg(from: &NameAddr) -> Option<&str> {
                 .filter(|(n, _)| n.eq_ignore_ascii_case("otg"))
         })
         .map(|(_, v)| v)
-}
-
-/// `%XX` escapes of a URI's user part decoded; `None` when one is broken or the result is not
-/// UTF-8.
-fn unescape(text: &str) -> Option<String> {
-    if !text.contains('%') {
-        return Some(text.to_owned());
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The values of a header field holding several name-addrs, split at the commas outside
@@ -735,7 +713,7 @@ mod tests {
             !escaped.contains(';') && !escaped.contains('<'),
             "{escaped}"
         );
-        let identity = unescape(escaped).unwrap();
+        let identity = uri::unescape(escaped).unwrap();
         assert_eq!(claims_of(&identity).orig, Party::Tn("12155551212".into()));
         assert!(
             contact.starts_with(&format!("<{RURI}?Identity=")),
@@ -983,9 +961,9 @@ mod tests {
             split_values("\"a, b\" <sip:x@h;p=1,2>, <tel:+1>,"),
             vec!["\"a, b\" <sip:x@h;p=1,2>", "<tel:+1>"]
         );
-        assert_eq!(unescape("%2B1%2d215"), Some("+1-215".into()));
-        assert_eq!(unescape("%2"), None);
-        assert_eq!(unescape("%zz1"), None);
+        assert_eq!(uri::unescape("%2B1%2d215"), Some("+1-215".into()));
+        assert_eq!(uri::unescape("%2"), None);
+        assert_eq!(uri::unescape("%zz1"), None);
     }
 
     #[tokio::test]

@@ -47,10 +47,11 @@ pub struct Uri {
 }
 
 impl Uri {
-    /// The telephone number this URI names, as written (visual separators and `+` kept; the
-    /// services canonicalize it): a `tel:` URI's number; a `sip:`/`sips:` URI's user part
-    /// (before any `;`) when the URI has `user=phone`, or when that user part looks like a
-    /// number (`+`, digits and visual separators `-.()`). `None` otherwise.
+    /// The telephone number this URI names, as written (visual separators, `+` and `%XX`
+    /// escapes kept; the services decode it with [`unescape`] and canonicalize it): a `tel:`
+    /// URI's number; a `sip:`/`sips:` URI's user part (before any `;`) when the URI has
+    /// `user=phone`, or when that user part, decoded, looks like a number (`+`, digits and
+    /// visual separators `-.()`). `None` otherwise.
     pub fn telephone_number(&self) -> Option<&str> {
         let user = self.user.as_deref()?;
         let number = user.split(';').next().unwrap_or(user);
@@ -280,9 +281,12 @@ pub enum VerstatPlacement {
 /// The same URI with `verstat=value` set (an existing `verstat` anywhere in it replaced, so an
 /// upstream claim is never passed on), placed as `placement` says for a `sip:` URI.
 ///
-/// A `tel:` URI gets `;verstat=value` at the end of its parameters; a `sip:` URI without a
-/// user part gets it as a URI parameter whatever `placement` says (there is no user part to
-/// put it in).
+/// A `tel:` URI gets `;verstat=value` at the end of its parameters. A `sip:`/`sips:` URI gets
+/// it inside its user part (with [`VerstatPlacement::UserPart`]) only when the URI has
+/// `user=phone`, the only case where TS 24.229 reads the user part as a telephone-subscriber
+/// with parameters; otherwise (a plain username such as `alice`, or a number without
+/// `user=phone`, or no user part at all) it goes after the host as a URI parameter whatever
+/// `placement` says, so a username is never rewritten.
 pub fn with_verstat(uri: &Uri, value: &str, placement: VerstatPlacement) -> Uri {
     let mut out = uri.clone();
     out.params.retain(|(name, _)| name != "verstat");
@@ -299,7 +303,11 @@ pub fn with_verstat(uri: &Uri, value: &str, placement: VerstatPlacement) -> Uri 
         kept
     });
     out.user = user.clone();
-    let in_user = uri.scheme == Scheme::Tel || placement == VerstatPlacement::UserPart;
+    let user_phone = uri
+        .param("user")
+        .is_some_and(|v| v.is_some_and(|v| v.eq_ignore_ascii_case("phone")));
+    let in_user =
+        uri.scheme == Scheme::Tel || (placement == VerstatPlacement::UserPart && user_phone);
     match user {
         Some(mut user) if in_user => {
             if uri.scheme != Scheme::Tel {
@@ -335,13 +343,46 @@ pub fn escape_header_value(text: &str) -> String {
     out
 }
 
+/// `text` with its `%XX` escapes decoded (RFC 3261 §19.1.2, RFC 3986 §2.1): how a user part
+/// such as `%2B1-215-555-1212` reads as the number `+1-215-555-1212`. `None` when a `%` does
+/// not start two hex digits, or when the decoded bytes are not UTF-8. Text without `%` is
+/// returned unchanged.
+pub fn unescape(text: &str) -> Option<String> {
+    if !text.contains('%') {
+        return Some(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Linear white space inside a header value (after unfolding).
 const LWS: [char; 2] = [' ', '\t'];
 
-/// Whether a `sip:` user part looks like a telephone number: an optional `+`, then digits and
-/// visual separators `-.()`, at least one digit.
+/// Whether a `sip:` user part looks like a telephone number once its `%XX` escapes are decoded
+/// ([`unescape`]): an optional `+`, then digits and visual separators `-.()`, at least one
+/// digit. (`%2B12155551212` is a number: RFC 3261 lets any user character be escaped, and
+/// some gateways escape the `+`.)
 fn looks_like_number(user: &str) -> bool {
-    let digits = user.strip_prefix('+').unwrap_or(user);
+    let Some(user) = unescape(user) else {
+        return false;
+    };
+    let digits = user.strip_prefix('+').unwrap_or(&user);
     digits.bytes().any(|b| b.is_ascii_digit())
         && digits
             .bytes()
@@ -686,13 +727,59 @@ mod tests {
             with_verstat(&hostonly, "No-TN-Validation", VerstatPlacement::UserPart).to_string(),
             "sip:example.com;verstat=No-TN-Validation"
         );
-        let password = parse_uri("sip:+1215:pw@example.com").unwrap();
+        let password = parse_uri("sip:+1215:pw@example.com;user=phone").unwrap();
         assert_eq!(
             with_verstat(&password, "No-TN-Validation", VerstatPlacement::UserPart).to_string(),
-            "sip:+1215;verstat=No-TN-Validation@example.com"
+            "sip:+1215;verstat=No-TN-Validation@example.com;user=phone"
+        );
+        // Without `user=phone` the user part is a username, never rewritten: the verstat goes
+        // after the host (an upstream one in the user part is still removed).
+        for (text, labelled) in [
+            (
+                "sip:alice@example.com",
+                "sip:alice@example.com;verstat=TN-Validation-Failed",
+            ),
+            (
+                "sip:+12155551212;verstat=TN-Validation-Passed@example.com;user=ip",
+                "sip:+12155551212@example.com;user=ip;verstat=TN-Validation-Failed",
+            ),
+            (
+                "sip:+1215:pw@example.com",
+                "sip:+1215:pw@example.com;verstat=TN-Validation-Failed",
+            ),
+        ] {
+            let uri = parse_uri(text).unwrap();
+            assert_eq!(
+                with_verstat(&uri, "TN-Validation-Failed", VerstatPlacement::UserPart).to_string(),
+                labelled
+            );
+        }
+        let phone_upper = parse_uri("sip:+12155551212@example.com;user=PHONE").unwrap();
+        assert_eq!(
+            with_verstat(&phone_upper, "No-TN-Validation", VerstatPlacement::UserPart).to_string(),
+            "sip:+12155551212;verstat=No-TN-Validation@example.com;user=PHONE"
         );
         // The result reads back.
         assert_eq!(parse_uri(&user_part.to_string()).unwrap(), user_part);
+    }
+
+    #[test]
+    fn unescapes_user_parts() {
+        assert_eq!(unescape("%2B1-215%2d555"), Some("+1-215-555".into()));
+        assert_eq!(unescape("+12155551212"), Some("+12155551212".into()));
+        assert_eq!(unescape("%C3%A9"), Some("é".into()));
+        for bad in ["%2", "%", "%zz1", "%+1", "%-1", "1%2", "%C3"] {
+            assert_eq!(unescape(bad), None, "{bad:?}");
+        }
+        // An escaped number is a number, with or without `user=phone`; it is given as written.
+        let uri = parse_uri("sip:%2B1-215-555-1212@example.com").unwrap();
+        assert_eq!(uri.telephone_number(), Some("%2B1-215-555-1212"));
+        assert_eq!(
+            parse_uri("sip:%61lice@example.com")
+                .unwrap()
+                .telephone_number(),
+            None
+        );
     }
 
     #[test]

@@ -86,7 +86,8 @@ fn ingress(value: Option<&Value>) -> Result<Option<String>, ApiError> {
 pub const MAX_IDENTITIES: usize = 4;
 
 /// Why a call's Identity header values cannot be sorted into the judged one and the
-/// `ppt=rcd` ones (the REST `identity` array, or a SIP INVITE's Identity fields).
+/// `ppt=rcd` ones (the REST `identity` array; a SIP INVITE's Identity fields are never refused,
+/// see `crate::sip::sip_identities`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum IdentitiesError {
     /// More than [`MAX_IDENTITIES`] values.

@@ -196,8 +196,10 @@ pub struct IngressSection {
     /// specific network holding the source address wins.
     #[serde(default)]
     pub addresses: BTreeMap<String, String>,
-    /// A parameter of the Request-URI naming the trunk group (RFC 4904 `tgrp`): when the
-    /// INVITE carries it, its value is the ingress (before the address mapping).
+    /// A parameter of the Request-URI naming the trunk group (e.g. `tgrp`, which RFC 4904
+    /// defines with `trunk-context` as telephone-number parameters): when the INVITE carries
+    /// it with a valid ingress name, its value is the ingress (before the address mapping); an
+    /// invalid value is ignored.
     pub trunk_param: Option<String>,
 }
 

@@ -3,20 +3,24 @@
 //!
 //! An INVITE is read into the same [`VerificationRequest`] the REST API parses
 //! ([`read_invite`]): the calling number from `P-Asserted-Identity` (the first value with a
-//! telephone number, a `tel:` one preferred) or else `From`; the called number from the
-//! Request-URI or else `To`; both canonicalized by the REST rules; every `Identity` field
-//! sorted like the REST `identity` array ([`crate::api::sort_identities`]); `time` from `Date`
-//! when present, else the verifier's clock; `ingress` from `[sip.ingress]`. It is verified by
-//! [`VerifierState::verify_request`], the REST path's core, so the verdict, the metrics and the
-//! event line are the same.
+//! number the REST rules accept, `tel:` ones first) or else `From`; the called number from the
+//! Request-URI or else `To`; both `%`-decoded and canonicalized by the REST rules; the
+//! `Identity` fields sorted into the judged one and the `ppt=rcd` ones ([`sip_identities`]:
+//! the first `shaken` one judged, other `ppt` values ignored); `time` from `Date` when it is a
+//! readable RFC 1123 date, else the verifier's clock; `ingress` from `[sip.ingress]`. It is
+//! verified by [`VerifierState::verify_request`], the REST path's core, so the verdict, the
+//! metrics and the event line are the same.
 //!
 //! The answer ([`VerifierSip::answer`]): `302 Moved Temporarily` with `Contact: <Request-URI>`
 //! and the header the calling number came from sent back with `verstat` set in its URI
-//! ([`sip::uri::with_verstat`], which replaces an upstream `verstat`), optionally
+//! ([`sip::uri::with_verstat`], which replaces an upstream `verstat`; one among the header's
+//! parameters is removed), optionally
 //! `Attestation-Info`, the verdict header and the marketing call's vetted name as display name;
-//! or, for a flag `[sip.block]` maps to a code, `608`/`607`/`403` with `Reason`. A request the
-//! verifier cannot read gets `400` with a `Warning` naming the header; a client over its rate
-//! limit `503` with `Retry-After: 1`. Nothing here logs a telephone number.
+//! or, for a flag `[sip.block]` maps to a code, `608`/`607`/`403` with `Reason`. Only a request
+//! from which no calling or no called number can be read gets `400` with a `Warning` naming
+//! the header (nothing else a caller controls turns the dip into a `400`, which would let the
+//! call through unlabelled); a client over its rate limit `503` with `Retry-After: 1`. Nothing
+//! here logs a telephone number.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,11 +29,11 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use passport::{NumberingPlan, Tn};
 use rest::metrics::CounterKey;
-use sip::message::Request;
+use sip::message::{same_header_name, Request};
 use sip::transport::{Answer, Handler, Peer};
 use sip::uri::{self, NameAddr, Scheme, UriError, VerstatPlacement};
 
-use crate::api::{self, IdentitiesError, IngressError, VerificationRequest};
+use crate::api::{self, VerificationRequest, MAX_IDENTITIES};
 use crate::config::{BlockAnswer, ConfigError, SipSection};
 use crate::service::VerifierState;
 use crate::verdict::{Flag, Verdict, Verstat};
@@ -61,20 +65,27 @@ pub const WARN_AGENT: &str = "shaken-verifier";
 /// The longest verdict header name.
 const MAX_HEADER_NAME: usize = 64;
 
-/// Headers the answer sets itself: a verdict header may not take one of these names.
-const RESERVED_HEADERS: [&str; 12] = [
-    "via",
-    "from",
-    "to",
-    "call-id",
-    "cseq",
-    "contact",
-    "content-length",
-    "p-asserted-identity",
-    "attestation-info",
-    "reason",
-    "warning",
-    "retry-after",
+/// Headers the answer or the transport sets itself (the copied `Via`, `From`, `To`, `Call-ID`,
+/// `CSeq`; `Content-Length`, `Content-Type`; `Allow` of `405`/`200 OK`; the labelled and the
+/// verifier's own headers), and `Identity`, which an SBC copies from a dip's answer: a verdict
+/// header may take none of these names, in long or compact form
+/// ([`sip::message::long_name`]).
+const RESERVED_HEADERS: [&str; 15] = [
+    "Via",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Contact",
+    "Content-Length",
+    "Content-Type",
+    "Allow",
+    "Identity",
+    "P-Asserted-Identity",
+    "Attestation-Info",
+    "Reason",
+    "Warning",
+    "Retry-After",
 ];
 
 /// `[sip]`'s answer options, checked and ready.
@@ -110,7 +121,7 @@ impl SipOptions {
                         "sip.verdict_header: {name:?} is not a header name (1 to {MAX_HEADER_NAME} token characters)"
                     )));
                 }
-                if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                if is_reserved(name) {
                     return Err(ConfigError(format!(
                         "sip.verdict_header: {name:?} is a header the answer sets itself"
                     )));
@@ -193,14 +204,26 @@ impl SipOptions {
     }
 }
 
+/// Whether `name` (any case, long or compact form) is one of [`RESERVED_HEADERS`].
+fn is_reserved(name: &str) -> bool {
+    RESERVED_HEADERS
+        .iter()
+        .any(|reserved| same_header_name(name, reserved))
+}
+
 /// RFC 3261 `token` characters.
 fn is_token(text: &str) -> bool {
     text.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
 }
 
-/// Why an INVITE cannot be verified: answered `400 Bad Request` with a `Warning` naming the
-/// header. The messages never carry the numbers themselves.
+/// Why an INVITE cannot be verified: no calling or no called number can be read from it at
+/// all. Answered `400 Bad Request` with a `Warning` naming the header (the first one tried
+/// that failed); the SBC treats it as a dip failure. The messages never carry the numbers
+/// themselves.
+///
+/// Nothing else in an INVITE is a reason to refuse it: a caller must not be able to dodge
+/// `[sip.block]` or the label by making the verifier answer `400` (see [`read_invite`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InviteError {
@@ -223,20 +246,6 @@ pub enum InviteError {
         header: &'static str,
         /// Why.
         reason: &'static str,
-    },
-    /// `Date` is not an RFC 1123 date in GMT.
-    #[error("Date: not an RFC 1123 date in GMT")]
-    Date,
-    /// The Identity fields cannot be sorted into the judged one and the `ppt=rcd` ones.
-    #[error("Identity: {0}")]
-    Identity(IdentitiesError),
-    /// The trunk parameter's value is not a valid ingress name.
-    #[error("Request-URI parameter {param}: {error}")]
-    Trunk {
-        /// The parameter's name.
-        param: String,
-        /// Why.
-        error: IngressError,
     },
 }
 
@@ -296,13 +305,19 @@ pub fn split_values(field: &str) -> Vec<&str> {
         .collect()
 }
 
-/// `text` canonicalized exactly as the REST API reads a `tn` (the same characters allowed,
-/// then [`Tn::canonicalize`] under `plan`).
+/// `text` with its `%XX` escapes decoded ([`uri::unescape`], as the signer reads a number),
+/// then canonicalized exactly as the REST API reads a `tn` (the same characters allowed, then
+/// [`Tn::canonicalize`] under `plan`).
 fn canonical(
     text: &str,
     header: &'static str,
     plan: Option<NumberingPlan>,
 ) -> Result<Tn, InviteError> {
+    let text = uri::unescape(text).ok_or(InviteError::BadNumber {
+        header,
+        reason: "bad %-escape",
+    })?;
+    let text = text.as_str();
     if text.is_empty()
         || !text
             .bytes()
@@ -322,76 +337,141 @@ fn canonical(
     })
 }
 
-/// The calling number and the header it came from: the first `P-Asserted-Identity` value with
-/// a telephone number (a `tel:` one preferred, as TS 24.229 lets a PAI carry both), else
-/// `From`.
+/// The calling number and the header it came from: the first `P-Asserted-Identity` value
+/// whose telephone number the REST rules accept (`tel:` values tried first, as TS 24.229 lets
+/// a PAI carry both), else `From`'s. An error only when none gives a number: then the first
+/// candidate's error, or `From`'s.
 fn calling(request: &Request, plan: Option<NumberingPlan>) -> Result<(Tn, Caller), InviteError> {
-    // Lenient: a PAI value that does not parse is skipped (another value or From may name the
-    // caller); a From that does not parse is an error, since every request has one.
+    // Lenient: a PAI value that does not parse, or whose number is not one, is skipped
+    // (another value or From may name the caller): an unreadable PAI must not let a caller
+    // turn the dip into a 400 while a readable number is there to verify.
     let asserted: Vec<NameAddr> = request
         .headers_named(PAI)
         .flat_map(split_values)
         .filter_map(|value| uri::parse_name_addr(value).ok())
         .filter(|address| address.uri.telephone_number().is_some())
         .collect();
-    let chosen = asserted
+    let tel_first = asserted
         .iter()
-        .find(|a| a.uri.scheme == Scheme::Tel)
-        .or_else(|| asserted.first());
-    if let Some(address) = chosen {
+        .filter(|a| a.uri.scheme == Scheme::Tel)
+        .chain(asserted.iter().filter(|a| a.uri.scheme != Scheme::Tel));
+    let mut first_error = None;
+    for address in tel_first {
         let number = address.uri.telephone_number().unwrap_or_default();
-        let tn = canonical(number, PAI, plan)?;
-        return Ok((
-            tn,
-            Caller {
-                header: PAI,
-                address: address.clone(),
-            },
-        ));
+        match canonical(number, PAI, plan) {
+            Ok(tn) => {
+                let caller = Caller {
+                    header: PAI,
+                    address: address.clone(),
+                };
+                return Ok((tn, caller));
+            }
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
     }
     let from = request.header("From").unwrap_or_default();
-    let address = uri::parse_name_addr(from).map_err(|error| InviteError::Address {
-        header: "From",
-        error,
-    })?;
-    let number = address
-        .uri
-        .telephone_number()
-        .ok_or(InviteError::NoNumber("From"))?;
-    let tn = canonical(number, "From", plan)?;
-    Ok((
-        tn,
-        Caller {
+    let from = uri::parse_name_addr(from)
+        .map_err(|error| InviteError::Address {
             header: "From",
-            address,
-        },
-    ))
+            error,
+        })
+        .and_then(|address| {
+            let number = address
+                .uri
+                .telephone_number()
+                .ok_or(InviteError::NoNumber("From"))?;
+            let tn = canonical(number, "From", plan)?;
+            Ok((
+                tn,
+                Caller {
+                    header: "From",
+                    address,
+                },
+            ))
+        });
+    match (from, first_error) {
+        (Ok(found), _) => Ok(found),
+        (Err(_), Some(error)) | (Err(error), None) => Err(error),
+    }
 }
 
-/// The called number: the Request-URI's, else `To`'s.
+/// The called number: the Request-URI's when the REST rules accept it, else `To`'s. An error
+/// only when neither gives a number: then the Request-URI's error, or `To`'s.
 fn called(request: &Request, plan: Option<NumberingPlan>) -> Result<Tn, InviteError> {
+    let mut first_error = None;
     if let Some(number) = uri::parse_uri(&request.uri)
         .ok()
         .as_ref()
         .and_then(|u| u.telephone_number().map(str::to_owned))
     {
-        return canonical(&number, "Request-URI", plan);
+        match canonical(&number, "Request-URI", plan) {
+            Ok(tn) => return Ok(tn),
+            Err(error) => first_error = Some(error),
+        }
     }
     let to = request.header("To").unwrap_or_default();
-    let address = uri::parse_name_addr(to).map_err(|error| InviteError::Address {
-        header: "To",
-        error,
-    })?;
-    let number = address
-        .uri
-        .telephone_number()
-        .ok_or(InviteError::NoNumber("To"))?;
-    canonical(number, "To", plan)
+    let to = uri::parse_name_addr(to)
+        .map_err(|error| InviteError::Address {
+            header: "To",
+            error,
+        })
+        .and_then(|address| {
+            let number = address
+                .uri
+                .telephone_number()
+                .ok_or(InviteError::NoNumber("To"))?;
+            canonical(number, "To", plan)
+        });
+    match (to, first_error) {
+        (Ok(tn), _) => Ok(tn),
+        (Err(_), Some(error)) | (Err(error), None) => Err(error),
+    }
+}
+
+/// The Identity header values an INVITE's verification uses, from every `Identity` field
+/// (`y` too, comma-separated values split), in order: the judged one and the Rich Call Data
+/// ones, the two parts [`api::sort_identities`] gives the REST path (which, unlike this, refuses
+/// an array it cannot sort: a REST client is the carrier's own software, an INVITE's headers
+/// are the caller's).
+///
+/// - Judged: the first value whose `ppt` parameter is `shaken` (any case) or that has none,
+///   including a value that does not parse at all (judged, it fails with `438` as a REST
+///   `identity` string would). Further such values are ignored: the first decides.
+/// - Rich Call Data: the values whose `ppt` is `rcd`, at most [`MAX_IDENTITIES`] (the rest
+///   ignored).
+/// - Ignored: every other `ppt` (`div` of a diverted call, RFC 8946, and any future one).
+///
+/// Never an error: however many Identity headers a caller adds, the call is verified and
+/// labelled (the SIP parser's caps bound their number and size).
+pub fn sip_identities<S: AsRef<str>>(values: &[S]) -> (Option<String>, Vec<String>) {
+    let mut judged = None;
+    let mut rcd = Vec::new();
+    for value in values {
+        let value = value.as_ref();
+        match passport::identity::ppt_parameter(value) {
+            Some(passport::rcd::PPT_RCD) => {
+                if rcd.len() < MAX_IDENTITIES {
+                    rcd.push(value.to_owned());
+                }
+            }
+            Some(ppt) if !ppt.eq_ignore_ascii_case("shaken") => {}
+            _ => {
+                if judged.is_none() {
+                    judged = Some(value.to_owned());
+                }
+            }
+        }
+    }
+    (judged, rcd)
 }
 
 /// The value of parameter `name` (lower-case) of the Request-URI: after the host, or inside
-/// the user part as a telephone-subscriber parameter (RFC 4904 places `tgrp` there, some SBCs
-/// after the host: both are read, the host's first). `None` when absent or without a value.
+/// the user part as a telephone-subscriber parameter. RFC 4904 defines `tgrp` and
+/// `trunk-context` as parameters of a telephone number, so inside a `tel:` URI or the user
+/// part of a `sip:` URI with `user=phone`; some SBCs put them after the host: both are read,
+/// the host's first. `None` when absent or without a value.
 fn request_uri_param(request: &Request, name: &str) -> Option<String> {
     let parsed = uri::parse_uri(&request.uri).ok()?;
     if let Some(Some(value)) = parsed.param(name) {
@@ -404,8 +484,14 @@ fn request_uri_param(request: &Request, name: &str) -> Option<String> {
     })
 }
 
-/// Reads an INVITE into a verification request as of `now` (used when it has no `Date`):
-/// see the module documentation.
+/// Reads an INVITE into a verification request as of `now` (used when it has no readable
+/// `Date`): see the module documentation.
+///
+/// Only the numbers can make it fail ([`InviteError`]). A `Date` that is not a strict RFC 1123
+/// date in GMT is treated as absent (the verifier's clock is the call's time; the token's
+/// `iat` is still checked against it), as [`sip::date`] says; the Identity headers are sorted
+/// by [`sip_identities`], never refused; a trunk parameter whose value is not a valid ingress
+/// name is ignored (the address mapping applies).
 pub fn read_invite(
     request: &Request,
     source: IpAddr,
@@ -415,29 +501,20 @@ pub fn read_invite(
 ) -> Result<ReadInvite, InviteError> {
     let (from, caller) = calling(request, plan)?;
     let to = called(request, plan)?;
-    let time = match request.header("Date") {
-        Some(date) => sip::date::parse(date).ok_or(InviteError::Date)?,
-        None => now,
-    };
+    let time = request
+        .header("Date")
+        .and_then(sip::date::parse)
+        .unwrap_or(now);
     let fields: Vec<&str> = request
         .headers_named("Identity")
         .flat_map(split_values)
         .collect();
-    let (identity, rcd_identities) =
-        api::sort_identities(&fields).map_err(InviteError::Identity)?;
-    let trunk = match &options.trunk_param {
-        Some(param) => match request_uri_param(request, param) {
-            Some(value) => {
-                api::check_ingress(&value).map_err(|error| InviteError::Trunk {
-                    param: param.clone(),
-                    error,
-                })?;
-                Some(value)
-            }
-            None => None,
-        },
-        None => None,
-    };
+    let (identity, rcd_identities) = sip_identities(&fields);
+    let trunk = options
+        .trunk_param
+        .as_ref()
+        .and_then(|param| request_uri_param(request, param))
+        .filter(|value| api::check_ingress(value).is_ok());
     let ingress = trunk.or_else(|| options.ingress_of(source).map(str::to_owned));
     Ok(ReadInvite {
         request: VerificationRequest {
@@ -592,6 +669,10 @@ impl VerifierSip {
             None => {
                 self.answers.labelled.fetch_add(1, Ordering::Relaxed);
                 let mut labelled = caller.address.clone();
+                // An upstream verstat is never passed on: in the URI (with_verstat removes it)
+                // nor among the header parameters (where an addr-spec value such as
+                // `tel:+1...;verstat=...` puts it, RFC 3261 §20.10).
+                labelled.params.retain(|(name, _)| name != "verstat");
                 labelled.uri = uri::with_verstat(
                     &caller.address.uri,
                     verdict.verstat.as_str(),
@@ -660,6 +741,71 @@ mod tests {
         assert_eq!(ingress("::ffff:10.1.2.3"), Some("local"));
         assert_eq!(ingress("2001:db8::1"), Some("international"));
         assert_eq!(ingress("192.0.2.1"), None);
+    }
+
+    #[test]
+    fn the_verdict_header_takes_no_name_the_answer_or_transport_sets() {
+        let options = |name: &str| {
+            let section: SipSection = toml::from_str(&format!(
+                "listen = [\"127.0.0.1:0\"]\nverdict_header = \"{name}\"\n"
+            ))
+            .unwrap();
+            SipOptions::from_section(&section)
+        };
+        for reserved in [
+            "f",
+            "t",
+            "v",
+            "i",
+            "m",
+            "l",
+            "c",
+            "y",
+            "F",
+            "Identity",
+            "IDENTITY",
+            "Allow",
+            "Content-Type",
+            "content-length",
+            "p-asserted-identity",
+            "Attestation-Info",
+            "Reason",
+            "Warning",
+            "Retry-After",
+            "CSeq",
+        ] {
+            let error = options(reserved).unwrap_err();
+            assert!(
+                error.0.contains("a header the answer sets itself"),
+                "{reserved}: {error:?}"
+            );
+        }
+        for free in ["X-Shaken-Verdict", "X-Verdict", "s", "Verdict"] {
+            assert_eq!(
+                options(free).unwrap().verdict_header.as_deref(),
+                Some(free),
+                "{free}"
+            );
+        }
+    }
+
+    #[test]
+    fn identities_judge_the_first_shaken_keep_rcd_and_ignore_the_rest() {
+        // A diverted call (RFC 8946): the shaken one is judged, the div one ignored.
+        let (judged, rcd) = sip_identities(&["d;info=<https://a/d>;ppt=div", "s;ppt=shaken"]);
+        assert_eq!((judged.as_deref(), rcd.len()), (Some("s;ppt=shaken"), 0));
+        // Several judged ones: the first, even when it does not parse (it then fails, 438).
+        let (judged, _) = sip_identities(&["garbage", "s;ppt=shaken", "t"]);
+        assert_eq!(judged.as_deref(), Some("garbage"));
+        let (judged, _) = sip_identities(&["s;ppt=\"SHAKEN\"", "t;ppt=shaken"]);
+        assert_eq!(judged.as_deref(), Some("s;ppt=\"SHAKEN\""));
+        // Rich Call Data: at most MAX_IDENTITIES, the rest ignored; never an error.
+        let many: Vec<String> = (0..9).map(|i| format!("r{i};ppt=rcd")).collect();
+        let (judged, rcd) = sip_identities(&many);
+        assert_eq!(judged, None);
+        assert_eq!(rcd, many.get(..MAX_IDENTITIES).unwrap());
+        let none: [&str; 0] = [];
+        assert_eq!(sip_identities(&none), (None, vec![]));
     }
 
     #[test]

@@ -536,17 +536,16 @@ async fn ingress_from_the_address_or_the_trunk_group() {
         .collect();
     assert_eq!(ingress, ["sbc-1", "local", "TG-7"]);
 
-    // A trunk group that is not a valid ingress name: 400 naming the parameter.
+    // A trunk group that is not a valid ingress name is ignored (never a 400 a caller could
+    // provoke): the address names the ingress.
     let bad = invite(
         "sip:+12125551213@example.net;user=phone;tgrp=gw%2F1",
-        &[pai("<tel:+12155551212>")],
+        &[pai("<tel:+12155551212>"), identity_header(good(&lab))],
     );
     let answer = sip.invite(bad, peer("127.0.0.1:5060")).await;
-    assert_eq!(answer.code, 400, "{answer:?}");
-    assert!(
-        header(&answer, "Warning").unwrap().contains("tgrp"),
-        "{answer:?}"
-    );
+    assert_eq!(answer.code, 302, "{answer:?}");
+    let lines = events(&lab, 4).await;
+    assert_eq!(lines[3]["ingress"], "sbc-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,24 +559,13 @@ async fn unreadable_requests_get_400_naming_the_header() {
             "P-Asserted-Identity: not a telephone number",
         ),
         (
-            vec![pai("<tel:+12155551212>"), ("Date", "yesterday".to_owned())],
-            "Date: not an RFC 1123 date",
+            vec![pai("<sip:%2B1215%2A5551212@example.com;user=phone>")],
+            "P-Asserted-Identity: not a telephone number",
         ),
+        // An unreadable PAI is skipped; From has no number either.
         (
-            vec![
-                pai("<tel:+12155551212>"),
-                ("Identity", "a;ppt=shaken".to_owned()),
-                ("Identity", "b;ppt=shaken".to_owned()),
-            ],
-            "Identity: more than one Identity header that is not ppt=rcd",
-        ),
-        (
-            vec![
-                pai("<tel:+12155551212>"),
-                ("Identity", "1;ppt=rcd, 2;ppt=rcd, 3;ppt=rcd".to_owned()),
-                ("y", "4;ppt=rcd, 5;ppt=rcd".to_owned()),
-            ],
-            "Identity: 5 Identity headers, more than 4",
+            vec![pai("<sip:+1215%zz@example.com;user=phone>")],
+            "From: no telephone number",
         ),
     ] {
         let answer = ask(&sip, invite(RURI, &headers)).await;
@@ -604,6 +592,242 @@ async fn unreadable_requests_get_400_naming_the_header() {
     assert!(header(&answer, "Warning")
         .unwrap()
         .contains("To: no telephone number"));
+}
+
+/// The verstat of the `302`'s labelled header `name`, wherever it is in the URI.
+fn verstat_of(answer: &Answer, name: &str) -> String {
+    let labelled = labelled(answer, name);
+    assert_eq!(labelled.param("verstat"), None, "not a header parameter");
+    if let Some(Some(value)) = labelled.uri.param("verstat") {
+        return value.to_owned();
+    }
+    let user = labelled.uri.user.unwrap();
+    user.split(';')
+        .find_map(|p| p.strip_prefix("verstat="))
+        .unwrap_or_else(|| panic!("no verstat in {user}"))
+        .to_owned()
+}
+
+/// Inputs a caller controls that once made the verifier answer `400` (and the SBC forward the
+/// call untouched, planted verstat included) are verified: labelled, or blocked as configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_that_once_got_400_are_labelled_or_blocked() {
+    let lab = lab().await;
+    let sip = handler(
+        state(&lab, vec![]),
+        "verdict_header = \"X-V\"\n[block]\nstale = 403\n",
+    );
+    let tel = || pai("<tel:+12155551212>");
+    let ok = |answer: &Answer, verstat: &str| {
+        assert_eq!(
+            verstat_of(answer, "P-Asserted-Identity"),
+            verstat,
+            "{answer:?}"
+        );
+    };
+
+    // An unreadable Date is no Date: the verifier's clock is the call's time.
+    for date in [
+        "yesterday".to_owned(),
+        sip::date::format(now()).replace("GMT", "+0000"),
+        "Sunday, 06-Nov-94 08:49:37 GMT".to_owned(),
+    ] {
+        let answer = ask(
+            &sip,
+            invite(RURI, &[tel(), identity_header(good(&lab)), ("Date", date)]),
+        )
+        .await;
+        ok(&answer, "TN-Validation-Passed");
+    }
+    // ... and the token's iat is still checked against that clock: stale, blocked here.
+    let old = now() - 600;
+    let answer = ask(
+        &sip,
+        invite(
+            RURI,
+            &[
+                tel(),
+                identity_header(identity(&lab, ORIG, Attestation::A, old, None)),
+                ("Date", "not a date".to_owned()),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(answer.code, 403, "{answer:?}");
+    assert_eq!(
+        header(&answer, "Reason"),
+        Some("SIP;cause=403;text=\"stale\"")
+    );
+
+    // A diverted call: a shaken and a div Identity (RFC 8946); the div one is ignored.
+    let answer = ask(
+        &sip,
+        invite(
+            RURI,
+            &[
+                tel(),
+                (
+                    "Identity",
+                    "eyJ.div.sig;info=<https://x.example/d.pem>;ppt=div".to_owned(),
+                ),
+                identity_header(good(&lab)),
+            ],
+        ),
+    )
+    .await;
+    ok(&answer, "TN-Validation-Passed");
+
+    // Several shaken ones: the first is judged; one that does not parse fails (438).
+    let answer = ask(
+        &sip,
+        invite(
+            RURI,
+            &[
+                tel(),
+                identity_header(good(&lab)),
+                ("Identity", "a;ppt=shaken".to_owned()),
+            ],
+        ),
+    )
+    .await;
+    ok(&answer, "TN-Validation-Passed");
+    let answer = ask(
+        &sip,
+        invite(
+            RURI,
+            &[
+                tel(),
+                ("Identity", "not a token".to_owned()),
+                identity_header(good(&lab)),
+            ],
+        ),
+    )
+    .await;
+    ok(&answer, "TN-Validation-Failed");
+    assert!(
+        header(&answer, "X-V").unwrap().ends_with("reason=438"),
+        "{answer:?}"
+    );
+
+    // More than four Identity headers: the extra Rich Call Data ones are ignored.
+    let answer = ask(
+        &sip,
+        invite(
+            RURI,
+            &[
+                tel(),
+                ("Identity", "1;ppt=rcd, 2;ppt=rcd, 3;ppt=rcd".to_owned()),
+                ("y", "4;ppt=rcd, 5;ppt=rcd".to_owned()),
+                identity_header(good(&lab)),
+            ],
+        ),
+    )
+    .await;
+    ok(&answer, "TN-Validation-Passed");
+
+    // %-escaped numbers: in a PAI with user=phone, in the Request-URI, and in a From without
+    // user=phone (labelled after the host: a user part is only rewritten with user=phone).
+    let answer = ask(
+        &sip,
+        invite(
+            "sip:%2B1%32125551213@example.net;user=phone",
+            &[
+                pai("<sip:%2B12155551212@example.com;user=phone>"),
+                identity_header(good(&lab)),
+            ],
+        ),
+    )
+    .await;
+    ok(&answer, "TN-Validation-Passed");
+    assert_eq!(
+        labelled(&answer, "P-Asserted-Identity").uri.user.as_deref(),
+        Some("%2B12155551212;verstat=TN-Validation-Passed")
+    );
+    let answer = ask(
+        &sip,
+        invite(
+            RURI,
+            &[
+                ("From", "<sip:%2B12155551212@example.com>;tag=e1".to_owned()),
+                identity_header(good(&lab)),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(
+        header(&answer, "From"),
+        Some("<sip:%2B12155551212@example.com;verstat=TN-Validation-Passed>;tag=e1")
+    );
+
+    // A PAI whose number the REST rules refuse is skipped: From names the caller.
+    let answer = ask(
+        &sip,
+        invite(
+            RURI,
+            &[
+                pai("<sip:+1215*5551212@example.com;user=phone>"),
+                ("From", "<tel:+12155551212>;tag=e2".to_owned()),
+                identity_header(good(&lab)),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(verstat_of(&answer, "From"), "TN-Validation-Passed");
+    assert!(header(&answer, "P-Asserted-Identity").is_none());
+}
+
+/// A spoofing caller who plants two shaken Identity headers or a bad Date meets the block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofer_cannot_dodge_the_block_with_a_400() {
+    let lab = lab().await;
+    let sip = handler(state(&lab, vec![]), "[block]\nspoofed = 607\n");
+    for extra in [
+        vec![("Identity", "b;ppt=shaken".to_owned())],
+        vec![("Date", "yesterday".to_owned())],
+        vec![(
+            "Identity",
+            "1;ppt=rcd, 2;ppt=rcd, 3;ppt=rcd, 4;ppt=rcd, 5;ppt=rcd".to_owned(),
+        )],
+    ] {
+        let mut headers = vec![
+            pai("<tel:+12155559999;verstat=TN-Validation-Passed>"),
+            identity_header(good(&lab)),
+        ];
+        headers.extend(extra);
+        let answer = ask(&sip, invite(RURI, &headers)).await;
+        assert_eq!(
+            (answer.code, answer.reason.as_str()),
+            (607, "Unwanted"),
+            "{answer:?}"
+        );
+    }
+}
+
+/// A planted verstat never passes: not in the URI, not among the header parameters (where an
+/// addr-spec value puts it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_verstat_is_removed_from_the_uri_and_the_header_parameters() {
+    let lab = lab().await;
+    let sip = handler(state(&lab, vec![]), "");
+    for (value, expected) in [
+        // addr-spec: `;verstat=` after the URI is a header parameter (RFC 3261 §20.10).
+        (
+            "tel:+12155559999;verstat=TN-Validation-Passed",
+            "<tel:+12155559999;verstat=TN-Validation-Failed>",
+        ),
+        (
+            "<tel:+12155559999>;VerStat=TN-Validation-Passed;x=1",
+            "<tel:+12155559999;verstat=TN-Validation-Failed>;x=1",
+        ),
+        (
+            "<sip:+12155559999;verstat=TN-Validation-Passed@example.com;user=phone;verstat=TN-Validation-Passed>;verstat=TN-Validation-Passed",
+            "<sip:+12155559999;verstat=TN-Validation-Failed@example.com;user=phone>",
+        ),
+    ] {
+        let answer = ask(&sip, invite(RURI, &[pai(value), identity_header(good(&lab))])).await;
+        assert_eq!(header(&answer, "P-Asserted-Identity"), Some(expected), "{value}");
+        assert_eq!(answer.headers.iter().filter(|h| h.name == "P-Asserted-Identity").count(), 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
