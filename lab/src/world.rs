@@ -234,7 +234,6 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Binds a loopback port.
 /// The lab verifier's `[sip]` section: UDP and TCP on one free loopback port; calls from
 /// blacklisted numbers answered `608 Rejected` and calls to a subscriber who opted out of the
 /// calling firm `607 Unwanted`, every other flag labelled; the verdict header and
@@ -262,6 +261,7 @@ fn sip_address(bound: &[(sip::transport::Transport, SocketAddr)]) -> Result<Sock
         .ok_or_else(|| LabError::Sip("the SIP listener has no address".into()))
 }
 
+/// Binds a loopback port.
 async fn loopback() -> Result<(tokio::net::TcpListener, SocketAddr), LabError> {
     Ok(rest::service::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?)
 }
