@@ -389,10 +389,10 @@ impl Handler for SipSigner {
         self.state.client_at(peer.addr.ip()).is_some()
     }
 
-    async fn invite(&self, request: Request, peer: Peer) -> Answer {
+    async fn invite(&self, request: &Request, peer: Peer) -> Answer {
         // The same latency histogram as REST requests (`shaken_signer_request_seconds`).
         let started = std::time::Instant::now();
-        let answer = self.answer(&request, peer).await;
+        let answer = self.answer(request, peer).await;
         self.state.metrics.latency.observe(started.elapsed());
         answer
     }

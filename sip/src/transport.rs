@@ -37,8 +37,10 @@
 //! per TCP connection; a new INVITE is answered in a task of its own, so a slow handler never
 //! blocks a receive loop. Each UDP socket has its own transaction table (a resend leaves from
 //! the socket the INVITE came to) and its own timer task, which sleeps until the table's next
-//! deadline or until a new answer is stored; TCP transactions share one more table (reliable:
-//! never resent). `max_transactions` bounds each table; a handler still answering after
+//! deadline (within `TIMER_SLACK`, 4 ms, so one wake-up serves the timers falling together),
+//! woken early only when a change brings an earlier deadline; TCP transactions share one more
+//! table (reliable: never resent). The transaction counts are read from the tables when
+//! `/metrics` asks ([`SipStatus::counts`]), never on a call's path. `max_transactions` bounds each table; a handler still answering after
 //! 64·T1 is abandoned (the table has forgotten the transaction by then; nothing is sent).
 //! On shutdown the loops stop receiving, INVITEs in flight get up to [`SHUTDOWN_GRACE`] to be
 //! answered and written, then every task still running (INVITE or connection) is aborted:
@@ -137,7 +139,7 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Answers a new INVITE with its final response. Called once per transaction, never for a
     /// retransmission.
-    fn invite(&self, request: Request, peer: Peer) -> impl Future<Output = Answer> + Send;
+    fn invite(&self, request: &Request, peer: Peer) -> impl Future<Output = Answer> + Send;
 }
 
 /// Why the listener could not start.
@@ -151,19 +153,56 @@ pub enum BindError {
     Bind(String, std::io::Error),
 }
 
-/// The listener's counters and the transaction table's counts, for `/metrics`.
-#[derive(Debug, Default)]
+/// The listener's counters and the transaction tables' counts, for `/metrics`.
+#[derive(Default)]
 pub struct SipStatus {
     /// The counters.
     pub metrics: SipMetrics,
-    counts: std::sync::Mutex<TransactionCounts>,
+    /// Every transaction table, read when the counts are asked for (never on a call's path).
+    lanes: std::sync::Mutex<Vec<Arc<Lane>>>,
+}
+
+impl std::fmt::Debug for SipStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipStatus")
+            .field("metrics", &self.metrics)
+            .field("counts", &self.counts())
+            .finish()
+    }
 }
 
 impl SipStatus {
     /// The Prometheus text under `prefix` (e.g. `shaken_signer_sip`).
     pub fn render(&self, prefix: &str) -> String {
-        let counts = self.counts.lock().map(|c| *c).unwrap_or_default();
-        self.metrics.render(prefix, counts)
+        self.metrics.render(prefix, self.counts())
+    }
+
+    /// The transaction tables' counts, summed.
+    pub fn counts(&self) -> TransactionCounts {
+        let lanes = match self.lanes.lock() {
+            Ok(lanes) => lanes.clone(),
+            Err(_) => return TransactionCounts::default(),
+        };
+        let mut sum = TransactionCounts::default();
+        for lane in lanes {
+            if let Ok(table) = lane.table.lock() {
+                let c = table.counts();
+                sum.live += c.live;
+                sum.resent_from_memory += c.resent_from_memory;
+                sum.timer_g_resends += c.timer_g_resends;
+                sum.timer_h_expired += c.timer_h_expired;
+                sum.acks += c.acks;
+                sum.refused_full += c.refused_full;
+                sum.unanswered_expired += c.unanswered_expired;
+            }
+        }
+        sum
+    }
+
+    fn add_lane(&self, lane: Arc<Lane>) {
+        if let Ok(mut lanes) = self.lanes.lock() {
+            lanes.push(lane);
+        }
     }
 }
 
@@ -261,7 +300,6 @@ impl SipListener {
             tags: RandomState::new(),
             inflight: inflight.clone(),
             answer_limit: self.config.timers().t1 * 64,
-            lanes: std::sync::Mutex::new(Vec::new()),
             tasks: std::sync::Mutex::new(Some(JoinSet::new())),
             next_connection: AtomicU64::new(0),
         });
@@ -272,7 +310,7 @@ impl SipListener {
         let (timer_stop_tx, timer_stop) = watch::channel(false);
         for socket in self.udp {
             let lane = Arc::new(Lane::new(timers, capacity));
-            shared.add_lane(lane.clone());
+            shared.status.add_lane(lane.clone());
             timer_tasks.push(tokio::spawn(timer_loop(
                 shared.clone(),
                 lane.clone(),
@@ -287,10 +325,9 @@ impl SipListener {
             )));
         }
         let tcp_lane = Arc::new(Lane::new(timers, capacity));
-        shared.add_lane(tcp_lane.clone());
+        shared.status.add_lane(tcp_lane.clone());
         // TCP transactions are never resent, but Timer H still forgets them.
         timer_tasks.push(tokio::spawn(timer_loop_reliable(
-            shared.clone(),
             tcp_lane.clone(),
             timer_stop,
         )));
@@ -324,7 +361,6 @@ impl SipListener {
         for task in timer_tasks {
             let _ = task.await;
         }
-        shared.refresh_counts();
     }
 }
 
@@ -376,8 +412,6 @@ struct Shared<H> {
     /// How long the handler may take to answer an INVITE (64·T1: the table forgets a
     /// transaction never answered after that long).
     answer_limit: Duration,
-    /// Every transaction table, for the counts.
-    lanes: std::sync::Mutex<Vec<Arc<Lane>>>,
     /// The INVITE and TCP connection tasks, aborted after the shutdown grace; `None` once
     /// shut down (nothing more is spawned).
     tasks: std::sync::Mutex<Option<JoinSet<()>>>,
@@ -392,22 +426,65 @@ struct ConnectionPools {
     refused: tokio::sync::Semaphore,
 }
 
-/// A transaction table and the notification that wakes its timer task.
+/// A transaction table and what its timer task sleeps until.
+///
+/// The timer task is woken only when a change to the table brings the next deadline before
+/// the one it sleeps until (`armed`, kept under the table's lock): at steady load a new
+/// answer's Timer G is always later than some older transaction's timer, so answering a call
+/// costs no wake-up of another task.
 struct Lane {
     table: std::sync::Mutex<Transactions>,
     wake: Notify,
+    /// Where `armed` counts from.
+    epoch: Instant,
+    /// The deadline the timer task sleeps until, in nanoseconds after `epoch`; `u64::MAX`
+    /// when it waits with no deadline. Written and compared under `table`'s lock.
+    armed: AtomicU64,
 }
+
+/// How much later than a deadline the timer task may run it, so that one wake-up serves the
+/// transactions whose timers fall within it (Timer G resends and forgetting are not
+/// precise to the millisecond; tokio's timer is not either).
+const TIMER_SLACK: Duration = Duration::from_millis(4);
 
 impl Lane {
     fn new(timers: crate::transaction::Timers, capacity: usize) -> Self {
         Self {
             table: std::sync::Mutex::new(Transactions::new(timers, capacity)),
             wake: Notify::new(),
+            epoch: Instant::now(),
+            armed: AtomicU64::new(u64::MAX),
         }
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        self.table.lock().ok().and_then(|t| t.next_deadline())
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Runs `change` on the table, then wakes the timer task if the table's next deadline
+    /// is now earlier than the one it sleeps until. `None` when the lock is poisoned.
+    fn change<T>(&self, change: impl FnOnce(&mut Transactions) -> T) -> Option<T> {
+        let mut table = self.table.lock().ok()?;
+        let result = change(&mut table);
+        if let Some(next) = table.next_deadline() {
+            if self.nanos(next) < self.armed.load(Ordering::Relaxed) {
+                // Re-armed by the timer task itself before it sleeps again.
+                self.armed.store(self.nanos(next), Ordering::Relaxed);
+                self.wake.notify_one();
+            }
+        }
+        Some(result)
+    }
+
+    /// The table's next deadline, recorded as what the timer task now sleeps until.
+    fn arm(&self) -> Option<Instant> {
+        let table = self.table.lock().ok()?;
+        let next = table.next_deadline();
+        self.armed.store(
+            next.map_or(u64::MAX, |at| self.nanos(at)),
+            Ordering::Relaxed,
+        );
+        next
     }
 }
 
@@ -465,36 +542,6 @@ impl<H: Handler> Shared<H> {
                 while tasks.try_join_next().is_some() {}
                 tasks.spawn(task);
             }
-        }
-    }
-
-    fn add_lane(&self, lane: Arc<Lane>) {
-        if let Ok(mut lanes) = self.lanes.lock() {
-            lanes.push(lane);
-        }
-    }
-
-    /// Copies the tables' counts into the status.
-    fn refresh_counts(&self) {
-        let lanes = match self.lanes.lock() {
-            Ok(lanes) => lanes.clone(),
-            Err(_) => return,
-        };
-        let mut sum = TransactionCounts::default();
-        for lane in lanes {
-            if let Ok(table) = lane.table.lock() {
-                let c = table.counts();
-                sum.live += c.live;
-                sum.resent_from_memory += c.resent_from_memory;
-                sum.timer_g_resends += c.timer_g_resends;
-                sum.timer_h_expired += c.timer_h_expired;
-                sum.acks += c.acks;
-                sum.refused_full += c.refused_full;
-                sum.unanswered_expired += c.unanswered_expired;
-            }
-        }
-        if let Ok(mut counts) = self.status.counts.lock() {
-            *counts = sum;
         }
     }
 
@@ -596,9 +643,10 @@ impl<H: Handler> Shared<H> {
                 .response(&request, 405, "Method Not Allowed", &peer)
                 .with_header("Allow", ALLOW),
             Method::Invite | Method::Ack | Method::Cancel => {
-                let action = match lane.table.lock() {
-                    Ok(mut table) => table.on_request(&request, &via, source, Instant::now()),
-                    Err(_) => return,
+                let now = Instant::now();
+                let Some(action) = lane.change(|t| t.on_request(&request, &via, source, now))
+                else {
+                    return;
                 };
                 let answer = match action {
                     Action::Answer(id) => {
@@ -620,7 +668,6 @@ impl<H: Handler> Shared<H> {
                             .with_header("Retry-After", "1"),
                     ),
                 };
-                self.refresh_counts();
                 match answer {
                     Some(answer) => answer,
                     None => return,
@@ -645,9 +692,10 @@ impl<H: Handler> Shared<H> {
         let guard = self.inflight.enter();
         self.spawn(async move {
             let _guard = guard;
-            let invite = shared.handler.invite(request.clone(), peer);
+            // Boxed: the task, moved into the runtime, stays small whatever the handler's
+            // future holds.
+            let mut invite = Box::pin(shared.handler.invite(&request, peer));
             let answering = async {
-                let mut invite = std::pin::pin!(invite);
                 tokio::select! {
                     answer = &mut invite => return answer,
                     _ = tokio::time::sleep(TRYING_AFTER) => {}
@@ -656,9 +704,7 @@ impl<H: Handler> Shared<H> {
                 let mut trying = Response::to(&request, 100, "Trying", "");
                 mark_received(&mut trying, peer.addr);
                 let trying: Arc<[u8]> = trying.to_bytes().into();
-                if let Ok(mut table) = lane.table.lock() {
-                    table.provisional(&id, trying.clone());
-                }
+                lane.change(|t| t.provisional(&id, trying.clone()));
                 shared.send(&reply, trying).await;
                 invite.await
             };
@@ -681,11 +727,8 @@ impl<H: Handler> Shared<H> {
             }
             response.headers.extend(answer.headers);
             let bytes: Arc<[u8]> = response.to_bytes().into();
-            if let Ok(mut table) = lane.table.lock() {
-                table.answered(&id, bytes.clone(), Instant::now());
-            }
-            lane.wake.notify_one();
-            shared.refresh_counts();
+            let now = Instant::now();
+            lane.change(|t| t.answered(&id, bytes.clone(), now));
             shared.send(&reply, bytes).await;
         });
     }
@@ -765,9 +808,6 @@ async fn timer_loop<H: Handler>(
             Ok(mut table) => table.poll(Instant::now()),
             Err(_) => return,
         };
-        if !resends.is_empty() {
-            shared.refresh_counts();
-        }
         for resend in resends {
             let to = ReplyTo::Udp(socket.clone(), resend.to);
             shared.send(&to, resend.bytes).await;
@@ -775,16 +815,11 @@ async fn timer_loop<H: Handler>(
         if !sleep_until_due(&lane, &mut stop).await {
             return;
         }
-        shared.refresh_counts();
     }
 }
 
 /// Forgets the TCP lane's expired transactions (nothing is ever resent on TCP).
-async fn timer_loop_reliable<H: Handler>(
-    shared: Arc<Shared<H>>,
-    lane: Arc<Lane>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn timer_loop_reliable(lane: Arc<Lane>, mut stop: watch::Receiver<bool>) {
     loop {
         if let Ok(mut table) = lane.table.lock() {
             table.poll(Instant::now());
@@ -792,17 +827,16 @@ async fn timer_loop_reliable<H: Handler>(
         if !sleep_until_due(&lane, &mut stop).await {
             return;
         }
-        shared.refresh_counts();
     }
 }
 
-/// Sleeps until the lane's next deadline, a new answer (which may set an earlier one), or the
-/// stop; false on stop.
+/// Sleeps until the lane's next deadline (give or take [`TIMER_SLACK`]), a change that brings
+/// an earlier one ([`Lane::change`]), or the stop; false on stop.
 async fn sleep_until_due(lane: &Lane, stop: &mut watch::Receiver<bool>) -> bool {
-    let deadline = lane.next_deadline();
+    let deadline = lane.arm();
     let sleep = async {
         match deadline {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
+            Some(at) => tokio::time::sleep_until((at + TIMER_SLACK).into()).await,
             None => std::future::pending().await,
         }
     };
@@ -1196,6 +1230,60 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    fn invite(branch: &str) -> Request {
+        let text = format!(
+            "INVITE sip:+12025550143@192.0.2.9 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-{branch}\r\n\
+             From: <sip:+12025550100@192.0.2.1>;tag=a\r\n\
+             To: <sip:+12025550143@192.0.2.9>\r\n\
+             Call-ID: {branch}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        match message::parse(text.as_bytes(), &Limits::default()).unwrap() {
+            Message::Request(request) => request,
+            Message::Response(_) => unreachable!(),
+        }
+    }
+
+    /// Whether the lane's timer task has a wake-up waiting for it.
+    async fn woken(lane: &Lane) -> bool {
+        tokio::time::timeout(Duration::ZERO, lane.wake.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn the_timer_task_is_woken_only_for_an_earlier_deadline() {
+        let lane = Lane::new(Default::default(), 100);
+        let source = Source::Udp(addr("192.0.2.1:5060"));
+        let start = Instant::now();
+        let add = |branch: &str, at: Instant| {
+            let request = invite(branch);
+            let via = request.top_via().unwrap();
+            lane.change(|t| t.on_request(&request, &via, source, at))
+        };
+        // An empty table's timer task waits for no deadline: the first transaction wakes it.
+        assert!(matches!(
+            add("1", start + Duration::from_secs(2)),
+            Some(Action::Answer(_))
+        ));
+        assert!(woken(&lane).await);
+        assert_eq!(lane.arm(), lane.table.lock().unwrap().next_deadline());
+        // A later deadline than the one armed: no wake-up (it is found when that one fires).
+        add("2", start + Duration::from_secs(3));
+        assert!(!woken(&lane).await);
+        // An earlier one: woken.
+        add("3", start + Duration::from_secs(1));
+        assert!(woken(&lane).await);
+        // Nothing to wait for once the table is empty: a new transaction wakes the task again.
+        lane.table
+            .lock()
+            .unwrap()
+            .poll(start + Duration::from_secs(3600));
+        assert_eq!(lane.arm(), None);
+        add("4", start);
+        assert!(woken(&lane).await);
     }
 
     #[test]

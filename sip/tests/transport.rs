@@ -64,8 +64,9 @@ impl Handler for TestHandler {
         self.allow.load(Ordering::SeqCst) && peer.addr.ip().is_loopback()
     }
 
-    fn invite(&self, request: Request, _peer: Peer) -> impl Future<Output = Answer> + Send {
+    fn invite(&self, request: &Request, _peer: Peer) -> impl Future<Output = Answer> + Send {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        let uri = request.uri.clone();
         let delay = self.delay;
         let finished = self.finished.clone();
         let abandoned = Abandoned(self.abandoned.clone(), false);
@@ -76,8 +77,7 @@ impl Handler for TestHandler {
             tokio::time::sleep(delay).await;
             abandoned.1 = true;
             finished.fetch_add(1, Ordering::SeqCst);
-            Answer::new(302, "Moved Temporarily")
-                .with_header("Contact", format!("<{}>", request.uri))
+            Answer::new(302, "Moved Temporarily").with_header("Contact", format!("<{uri}>"))
         }
     }
 }

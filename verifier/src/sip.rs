@@ -706,8 +706,8 @@ impl Handler for VerifierSip {
         self.state.client_by_address(peer.addr.ip()).is_some()
     }
 
-    async fn invite(&self, request: Request, peer: Peer) -> Answer {
-        self.answer(&request, peer).await
+    async fn invite(&self, request: &Request, peer: Peer) -> Answer {
+        self.answer(request, peer).await
     }
 }
 

@@ -199,7 +199,7 @@ fn peer(address: &str) -> Peer {
 }
 
 async fn ask(handler: &VerifierSip, request: Request) -> Answer {
-    handler.invite(request, peer("127.0.0.1:5060")).await
+    handler.invite(&request, peer("127.0.0.1:5060")).await
 }
 
 fn header<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
@@ -521,14 +521,14 @@ async fn ingress_from_the_address_or_the_trunk_group() {
             &[pai("<tel:+12155551212>"), identity_header(good(&lab))],
         )
     };
-    assert_eq!(sip.invite(call(), peer("127.0.0.1:5060")).await.code, 302);
-    assert_eq!(sip.invite(call(), peer("127.0.0.2:5060")).await.code, 302);
+    assert_eq!(sip.invite(&call(), peer("127.0.0.1:5060")).await.code, 302);
+    assert_eq!(sip.invite(&call(), peer("127.0.0.2:5060")).await.code, 302);
     // RFC 4904: the trunk group inside the user part of the Request-URI wins over the address.
     let trunk = invite(
         "sip:+12125551213;tgrp=TG-7;trunk-context=example.net@example.net;user=phone",
         &[pai("<tel:+12155551212>"), identity_header(good(&lab))],
     );
-    assert_eq!(sip.invite(trunk, peer("127.0.0.1:5060")).await.code, 302);
+    assert_eq!(sip.invite(&trunk, peer("127.0.0.1:5060")).await.code, 302);
     let lines = events(&lab, 3).await;
     let ingress: Vec<&str> = lines
         .iter()
@@ -542,7 +542,7 @@ async fn ingress_from_the_address_or_the_trunk_group() {
         "sip:+12125551213@example.net;user=phone;tgrp=gw%2F1",
         &[pai("<tel:+12155551212>"), identity_header(good(&lab))],
     );
-    let answer = sip.invite(bad, peer("127.0.0.1:5060")).await;
+    let answer = sip.invite(&bad, peer("127.0.0.1:5060")).await;
     assert_eq!(answer.code, 302, "{answer:?}");
     let lines = events(&lab, 4).await;
     assert_eq!(lines[3]["ingress"], "sbc-1");
