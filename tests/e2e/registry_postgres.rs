@@ -207,3 +207,333 @@ fn a_newer_schema_or_an_unreachable_server_is_a_clear_error_without_the_password
     assert!(text.contains("postgres://shaken:***@127.0.0.1:"), "{text}");
     assert!(!text.contains(cluster.password()), "{text}");
 }
+
+/// A signer in this process whose `registry_db` is the cluster's URL, serving on
+/// 127.0.0.1:0; stopped (and its synchronization with it) when dropped.
+struct PgSigner {
+    addr: std::net::SocketAddr,
+    state: Option<std::sync::Arc<signer::service::SignerState>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl PgSigner {
+    /// Starts a signer in `dir` (its copy and trace log there) with `extra` configuration.
+    async fn start(dir: &std::path::Path, url: &str, extra: &str) -> Self {
+        let config = dir.join("signer.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "x5u = \"{}\"\nkey_file = \"key.pem\"\nregistry_db = \"{url}\"\n\
+                 trace_db = \"trace.sqlite\"\n{extra}",
+                crate::signer::X5U
+            ),
+        )
+        .unwrap();
+        let config = signer::config::SignerConfig::load(&config).unwrap();
+        let state = tokio::task::spawn_blocking(move || {
+            signer::service::SignerState::from_config(&config, crate::signer::test_signer())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let state = std::sync::Arc::new(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(signer::service::serve(
+            listener,
+            std::sync::Arc::clone(&state),
+            None,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Self {
+            addr,
+            state: Some(state),
+            _stop: stop,
+        }
+    }
+
+    /// Asks for `attest` on a call from `orig` to `dest`: the status and the message id (or
+    /// `signed`).
+    async fn sign(&self, attest: &str, orig: &str, dest: &str) -> (u16, String) {
+        let body = crate::signer::request(attest, orig, dest, "");
+        let reply =
+            crate::http::post_json(self.addr, signer::service::SIGNING_PATH, &body, &[]).await;
+        let json = reply.json();
+        let id = if reply.status == 200 {
+            assert!(json["signingResponse"]["identity"].is_string(), "{json}");
+            "signed".to_owned()
+        } else {
+            json["requestError"]["policyException"]["messageId"]
+                .as_str()
+                .or(json["requestError"]["serviceException"]["messageId"].as_str())
+                .unwrap_or("?")
+                .to_owned()
+        };
+        (reply.status, id)
+    }
+
+    /// The value of the metric line starting with `name ` in `/metrics`.
+    fn metric(&self, name: &str) -> f64 {
+        let text = self.state.as_ref().unwrap().render_metrics();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+            .parse()
+            .unwrap()
+    }
+}
+
+const SIGNER_CSV: &str = "number,customer,name,verified,status\n\
+    12155551212,c1,Verified One,yes,active\n\
+    12155551213,c1,Verified One,yes,active\n\
+    12155560000..12155569999,c3,Range Three,yes,active\n";
+
+/// A cluster holding `SIGNER_CSV`, imported with the command line.
+fn cluster_with_numbers(dir: &std::path::Path) -> PgCluster {
+    let cluster = cluster();
+    let csv = dir.join("numbers.csv");
+    std::fs::write(&csv, SIGNER_CSV).unwrap();
+    let output = shaken([
+        "registry",
+        "import",
+        "--db",
+        &cluster.url(),
+        csv.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    cluster
+}
+
+fn signer_dir(parent: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(certs_test::path("sp/1001/key.pem"), dir.join("key.pem")).unwrap();
+    dir
+}
+
+/// Polls `check` every 50 ms until it holds or `bound` has passed; whether it held.
+async fn within(bound: std::time::Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        if check().await {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The lab's bound for a suspension to reach every signer.
+const BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_on_postgresql_reaches_two_signers_within_the_bound() {
+    let dir = tempdir();
+    let cluster = cluster_with_numbers(dir.path());
+    let url = cluster.url();
+    // The first signer learns changes only from NOTIFY (its catch-up is a minute away); the
+    // second also catches up every 500 ms, which must find a change made without NOTIFY.
+    let one = PgSigner::start(
+        &signer_dir(dir.path(), "one"),
+        &url,
+        "registry_sync_interval_ms = 60000\n",
+    )
+    .await;
+    let two = PgSigner::start(
+        &signer_dir(dir.path(), "two"),
+        &url,
+        "registry_sync_interval_ms = 500\n",
+    )
+    .await;
+    for signer in [&one, &two] {
+        assert_eq!(
+            signer.sign("A", "12155551212", "12125551213").await,
+            (200, "signed".into())
+        );
+        assert_eq!(
+            signer.sign("A", "12155561234", "12125551213").await,
+            (200, "signed".into())
+        );
+        assert_eq!(
+            signer.sign("A", "12155551299", "12125551213").await,
+            (403, "POL4101".into())
+        );
+        assert!(signer.metric("shaken_signer_registry_copy_age_seconds") >= 0.0);
+    }
+
+    let output = shaken(["registry", "suspend", "--db", &url, "12155551212"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let refused = (403, "POL4102".to_owned());
+    assert!(
+        within(BOUND, async || {
+            one.sign("A", "12155551212", "12125551213").await == refused
+                && two.sign("A", "12155551212", "12125551213").await == refused
+        })
+        .await,
+        "both signers refuse the suspended number within {BOUND:?}"
+    );
+    // Other numbers are unaffected; emergency calls from the suspended number are signed.
+    assert_eq!(one.sign("A", "12155551213", "12125551213").await.0, 200);
+    assert_eq!(
+        two.sign("A", "12155551212", "911").await,
+        (200, "signed".into())
+    );
+
+    // A range suspended: every number of it, on both.
+    let output = shaken(["registry", "suspend", "--db", &url, "12155560042"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        within(BOUND, async || {
+            one.sign("A", "12155567777", "12125551213").await == refused
+                && two.sign("A", "12155567777", "12125551213").await == refused
+        })
+        .await
+    );
+
+    // A change written without NOTIFY reaches the catching-up signer, not the other.
+    let resume = url.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut client = postgres::Client::connect(&resume, postgres::NoTls).unwrap();
+        client
+            .batch_execute(
+                "BEGIN;
+                 UPDATE registry_state SET change_seq = change_seq + 1;
+                 UPDATE numbers SET status = 'active',
+                     change_seq = (SELECT change_seq FROM registry_state) WHERE tn = '12155551212';
+                 COMMIT;",
+            )
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    assert!(
+        within(BOUND, async || {
+            two.sign("A", "12155551212", "12125551213").await.0 == 200
+        })
+        .await,
+        "the periodic catch-up finds a change PostgreSQL did not announce"
+    );
+    assert_eq!(one.sign("A", "12155551212", "12125551213").await, refused);
+    assert_eq!(
+        one.metric("shaken_signer_registry_copy_watermark") + 1.0,
+        two.metric("shaken_signer_registry_copy_watermark")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_restart_during_signing_fails_no_call_of_a_registered_number() {
+    let dir = tempdir();
+    let mut cluster = cluster_with_numbers(dir.path());
+    let url = cluster.url();
+    let signer = PgSigner::start(
+        &signer_dir(dir.path(), "one"),
+        &url,
+        "registry_sync_interval_ms = 200\nregistry_max_age_seconds = 3600\nregistry_stale = \"refuse\"\n",
+    )
+    .await;
+    assert_eq!(signer.sign("A", "12155551212", "12125551213").await.0, 200);
+    tokio::task::block_in_place(|| cluster.stop()).unwrap();
+    // Calls during the outage, spread over more than a few catch-up intervals.
+    let mut answers = Vec::new();
+    for i in 0..30 {
+        let orig = ["12155551212", "12155551213", "12155565555"][i % 3];
+        answers.push((orig, signer.sign("A", orig, "12125551213").await));
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    assert!(
+        answers
+            .iter()
+            .all(|(_, a)| *a == (200, "signed".to_owned())),
+        "{answers:?}"
+    );
+    assert_eq!(
+        signer.sign("A", "12155551299", "12125551213").await,
+        (403, "POL4101".into())
+    );
+    assert!(signer.metric("shaken_signer_registry_sync_failures_total") >= 1.0);
+    tokio::task::block_in_place(|| cluster.start_again()).unwrap();
+    for i in 0..10 {
+        let orig = ["12155551212", "12155561234"][i % 2];
+        assert_eq!(signer.sign("A", orig, "12125551213").await.0, 200);
+    }
+    // Reconnected: a suspension made after the restart reaches the signer.
+    let output = shaken(["registry", "suspend", "--db", &url, "12155551213"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        within(BOUND * 5, async || {
+            signer.sign("A", "12155551213", "12125551213").await == (403, "POL4102".to_owned())
+        })
+        .await,
+        "the signer reconnected after the restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_copy_is_refused_with_pol5031_or_kept_as_configured() {
+    let dir = tempdir();
+    let mut cluster = cluster_with_numbers(dir.path());
+    let url = cluster.url();
+    let stale = "registry_sync_interval_ms = 200\nregistry_max_age_seconds = 1\n";
+    let refusing = PgSigner::start(
+        &signer_dir(dir.path(), "refuse"),
+        &url,
+        &format!("{stale}registry_stale = \"refuse\"\n"),
+    )
+    .await;
+    let keep_dir = signer_dir(dir.path(), "keep");
+    let keeping = PgSigner::start(&keep_dir, &url, stale).await;
+    assert_eq!(
+        refusing.sign("A", "12155551212", "12125551213").await.0,
+        200
+    );
+    assert_eq!(refusing.metric("shaken_signer_registry_copy_stale"), 0.0);
+    tokio::task::block_in_place(|| cluster.stop()).unwrap();
+    assert!(
+        within(std::time::Duration::from_secs(10), async || {
+            refusing.metric("shaken_signer_registry_copy_stale") == 1.0
+        })
+        .await
+    );
+    assert!(refusing.metric("shaken_signer_registry_copy_age_seconds") > 1.0);
+    assert_eq!(
+        refusing.sign("A", "12155551212", "12125551213").await,
+        (503, "POL5031".into())
+    );
+    assert_eq!(
+        refusing.sign("A", "12155551212", "911").await,
+        (200, "signed".into())
+    );
+    assert_eq!(keeping.sign("A", "12155551212", "12125551213").await.0, 200);
+    assert_eq!(keeping.metric("shaken_signer_registry_copy_stale"), 1.0);
+
+    // A signer restarted while PostgreSQL is away starts from its copy.
+    drop(keeping);
+    let restarted = PgSigner::start(&keep_dir, &url, stale).await;
+    assert_eq!(
+        restarted.sign("A", "12155551212", "12125551213").await.0,
+        200
+    );
+    assert_eq!(
+        restarted.sign("A", "12155551299", "12125551213").await,
+        (403, "POL4101".into())
+    );
+    // One never synchronized has nothing to sign from: the outage rule.
+    let fresh = PgSigner::start(&signer_dir(dir.path(), "fresh"), &url, stale).await;
+    assert_eq!(
+        fresh.sign("A", "12155551212", "12125551213").await,
+        (503, "POL5031".into())
+    );
+    assert_eq!(
+        fresh.metric("shaken_signer_registry_copy_age_seconds"),
+        -1.0
+    );
+    assert_eq!(
+        fresh.sign("C", "12155551212", "911").await,
+        (200, "signed".into())
+    );
+}

@@ -361,6 +361,11 @@ impl PgRegistry {
         ))
     }
 
+    /// The connection, for the signer's synchronization ([`super::sync`]).
+    pub(crate) fn client_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
     /// The current watermark and generation.
     pub fn watermark(&mut self) -> Result<(i64, i64), SignerError> {
         let url = self.url.clone();
@@ -373,7 +378,6 @@ impl PgRegistry {
             row.try_get(1).map_err(|e| self.pg(e))?,
         ))
     }
-
 }
 
 /// Takes the next watermark (and the next generation when `replacing`), locking the state row
