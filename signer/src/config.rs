@@ -581,6 +581,65 @@ mod tests {
     }
 
     #[test]
+    fn the_postgresql_registry_keys_are_read_and_checked() {
+        let base = "x5u = \"https://cr.example.net/a.pem\"\nkey_file = \"k\"\ntrace_db = \"t\"\n";
+        let load = |extra: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("signer.toml");
+            std::fs::write(&path, format!("{base}{extra}")).unwrap();
+            SignerConfig::load(&path).map(|c| (dir.path().to_owned(), c))
+        };
+        let (dir, config) = load("registry_db = \"postgres://s:pw@127.0.0.1:5432/reg\"\n").unwrap();
+        let RegistryLocation::Postgres(url) = &config.registry_db else {
+            panic!("{:?}", config.registry_db)
+        };
+        let options = config.sync_options(url.clone());
+        assert_eq!(options.copy, dir.join(DEFAULT_REGISTRY_COPY));
+        assert_eq!(options.interval, Duration::from_millis(2000));
+        assert_eq!((options.max_age, options.stale), (300, StalePolicy::Keep));
+        assert!(
+            !format!("{config:?}").contains("pw@"),
+            "the password is not shown"
+        );
+        let (_, config) = load(
+            "registry_db = \"postgresql://h/reg\"\nregistry_copy = \"c.sqlite\"\n\
+             registry_sync_interval_ms = 100\nregistry_max_age_seconds = 5\n\
+             registry_stale = \"refuse\"\n",
+        )
+        .unwrap();
+        let RegistryLocation::Postgres(url) = &config.registry_db else {
+            panic!()
+        };
+        let options = config.sync_options(url.clone());
+        assert!(options.copy.is_absolute() && options.copy.ends_with("c.sqlite"));
+        assert_eq!((options.max_age, options.stale), (5, StalePolicy::Refuse));
+        let refused = |extra: &str| load(extra).unwrap_err().to_string();
+        assert!(
+            refused("registry_db = \"r.sqlite\"\nregistry_stale = \"keep\"\n")
+                .contains("apply only to a postgres://")
+        );
+        assert!(
+            refused("registry_db = \"postgres://h/r\"\nregistry_sync_interval_ms = 99\n")
+                .contains("registry_sync_interval_ms 99")
+        );
+        assert!(
+            refused("registry_db = \"postgres://h/r\"\nregistry_max_age_seconds = 0\n")
+                .contains("registry_max_age_seconds")
+        );
+        assert!(
+            refused("registry_db = \"postgres://h/r\"\nregistry_stale = \"maybe\"\n")
+                .contains("maybe")
+        );
+        // A file registry is resolved from the configuration's folder, as before.
+        let (dir, config) = load("registry_db = \"r.sqlite\"\n").unwrap();
+        assert_eq!(
+            config.registry_db,
+            RegistryLocation::File(dir.join("r.sqlite"))
+        );
+        assert_eq!(config.registry_copy, None);
+    }
+
+    #[test]
     fn the_sip_section_is_read_and_checked() {
         let base = "x5u = \"https://cr.example.net/a.pem\"\nkey_file = \"k\"\nregistry_db = \"r\"\ntrace_db = \"t\"\n";
         let none = toml::from_str::<SignerConfig>(base).unwrap();

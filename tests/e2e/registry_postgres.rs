@@ -537,3 +537,49 @@ async fn a_stale_copy_is_refused_with_pol5031_or_kept_as_configured() {
         (200, "signed".into())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replacing_import_reloads_the_signers_copy() {
+    let dir = tempdir();
+    let cluster = cluster_with_numbers(dir.path());
+    let url = cluster.url();
+    let signer = PgSigner::start(
+        &signer_dir(dir.path(), "one"),
+        &url,
+        "registry_sync_interval_ms = 60000\n",
+    )
+    .await;
+    assert_eq!(
+        signer.metric("shaken_signer_registry_full_loads_total"),
+        1.0
+    );
+    assert_eq!(signer.sign("A", "12155551212", "12125551213").await.0, 200);
+    let csv = dir.path().join("replace.csv");
+    std::fs::write(&csv, "number,customer,verified\n12125550000,c9,yes\n").unwrap();
+    let output = shaken([
+        "registry",
+        "import",
+        "--db",
+        &url,
+        "--replace",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let unregistered = (403, "POL4101".to_owned());
+    assert!(
+        within(BOUND, async || {
+            signer.sign("A", "12155551212", "12125551213").await == unregistered
+        })
+        .await,
+        "numbers the replacing file does not list are gone from the copy"
+    );
+    assert_eq!(
+        signer.sign("A", "12155561234", "12125551213").await,
+        unregistered
+    );
+    assert_eq!(signer.sign("A", "12125550000", "12125551213").await.0, 200);
+    assert_eq!(
+        signer.metric("shaken_signer_registry_full_loads_total"),
+        2.0
+    );
+}
