@@ -38,7 +38,7 @@ pub(crate) enum RegistryCommand {
     ///
     /// See docs/signer.md for the columns.
     Import {
-        /// The registry database: an SQLite file (created if missing) or a postgres:// URL.
+        /// The registry: an SQLite file (created if missing) or a postgres:// URL.
         #[arg(long, value_name = "FILE|URL")]
         db: RegistryLocation,
         /// Replace the registry's numbers and customers instead of adding to them.
