@@ -481,3 +481,118 @@ impl Worker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::import::{import, ImportMode, ImportOptions};
+
+    /// A copy last synchronized at `synced_at` (0: never), holding one number, and a URL
+    /// where nothing listens (the thread only ever fails to connect).
+    fn copy(dir: &std::path::Path, synced_at: i64) -> SyncOptions {
+        let path = dir.join("copy.sqlite");
+        let mut registry = Registry::open(&path).unwrap();
+        let mut progress = |_| {};
+        import(
+            &mut registry,
+            "number,customer,verified\n12155551212,c1,yes\n".as_bytes(),
+            ImportOptions {
+                mode: ImportMode::Merge,
+                plan: None,
+                secret: None,
+                actor: "t",
+                now: 1,
+                progress: &mut progress,
+            },
+        )
+        .unwrap();
+        read_state(&mut registry).unwrap();
+        if synced_at > 0 {
+            registry
+                .connection()
+                .execute(
+                    "INSERT INTO pg_sync VALUES (1, 7, 0, ?1)",
+                    params![synced_at],
+                )
+                .unwrap();
+        }
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        SyncOptions {
+            url: match super::super::RegistryLocation::parse(&format!(
+                "postgres://u:secret@127.0.0.1:{closed}/r"
+            )) {
+                super::super::RegistryLocation::Postgres(url) => url,
+                other => panic!("{other:?}"),
+            },
+            copy: path,
+            interval: Duration::from_millis(100),
+            max_age: 60,
+            stale: StalePolicy::Refuse,
+            cache_capacity: 100,
+            cache_ttl: Duration::from_secs(60),
+            first_sync_wait: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn the_copys_age_decides_as_of_the_time_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let t: u64 = 1_700_000_000;
+        let refusing = SyncedRegistry::start(copy(dir.path(), t as i64)).unwrap();
+        assert_eq!(refusing.age(t + 60), Some(60));
+        let found = refusing.lookup_at("12155551212", t + 60).unwrap().unwrap();
+        assert_eq!(found.customer.id, "c1");
+        assert!(matches!(
+            refusing.lookup_at("12155551212", t + 61),
+            Err(SignerError::RegistryStale { age: 61, max: 60 })
+        ));
+        let metrics = refusing.render_metrics(t + 61);
+        assert!(
+            metrics.contains("shaken_signer_registry_copy_age_seconds 61\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("shaken_signer_registry_copy_stale 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("shaken_signer_registry_copy_watermark 7\n"),
+            "{metrics}"
+        );
+        assert!(!metrics.contains("secret"));
+        drop(refusing);
+
+        let keep_dir = dir.path().join("keep");
+        std::fs::create_dir_all(&keep_dir).unwrap();
+        let mut options = copy(&keep_dir, t as i64);
+        options.stale = StalePolicy::Keep;
+        let keeping = SyncedRegistry::start(options).unwrap();
+        assert!(keeping
+            .lookup_at("12155551212", t + 3600)
+            .unwrap()
+            .is_some());
+        assert_eq!(keeping.lookup_at("12155559999", t + 3600).unwrap(), None);
+        // The first attempt failed (nothing listens), and was counted.
+        assert!(keeping.status.failures.load(Ordering::Relaxed) >= 1);
+    }
+
+    #[test]
+    fn a_copy_never_synchronized_answers_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = copy(dir.path(), 0);
+        options.stale = StalePolicy::Keep;
+        let never = SyncedRegistry::start(options).unwrap();
+        assert_eq!(never.age(1_700_000_000), None);
+        assert!(matches!(
+            never.lookup_at("12155551212", 1_700_000_000),
+            Err(SignerError::RegistryNotSynced)
+        ));
+        let metrics = never.render_metrics(1_700_000_000);
+        assert!(metrics.contains("shaken_signer_registry_copy_age_seconds -1\n"));
+        assert!(metrics.contains("shaken_signer_registry_copy_stale 1\n"));
+    }
+}
