@@ -3,12 +3,27 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use passport::NumberingPlan;
 use serde::Deserialize;
 
 use crate::error::SignerError;
 use crate::policy::{GatewayDomesticRule, OutageRule, PolicyConfig, DEFAULT_EMERGENCY_NUMBERS};
+use crate::registry::{PgUrl, RegistryLocation, StalePolicy, SyncOptions};
+
+/// The local copy of a PostgreSQL registry, beside the configuration file, by default.
+pub const DEFAULT_REGISTRY_COPY: &str = "registry-copy.sqlite";
+/// The default `registry_sync_interval_ms`.
+pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 2000;
+/// The shortest `registry_sync_interval_ms` accepted.
+const MIN_SYNC_INTERVAL_MS: u64 = 100;
+/// The longest `registry_sync_interval_ms` accepted (10 minutes).
+const MAX_SYNC_INTERVAL_MS: u64 = 600_000;
+/// The default `registry_max_age_seconds`.
+pub const DEFAULT_REGISTRY_MAX_AGE: u64 = 300;
+/// How long a starting signer waits for the first synchronization attempt of its copy.
+const FIRST_SYNC_WAIT: Duration = Duration::from_secs(10);
 
 /// The largest `nonce_pool` accepted (64 MiB of nonces).
 const MAX_NONCE_POOL: usize = 1 << 20;
@@ -31,8 +46,20 @@ pub struct SignerConfig {
     pub certificate_file: Option<PathBuf>,
     /// Roots to trust when fetching x5u over HTTPS (PEM); needed for private repositories.
     pub x5u_tls_roots: Option<PathBuf>,
-    /// The registry database.
-    pub registry_db: PathBuf,
+    /// The registry: an SQLite file, or a PostgreSQL URL (`postgres://...`) whose local copy
+    /// the signer keeps in `registry_copy` ([`crate::registry::sync`]).
+    pub registry_db: RegistryLocation,
+    /// With a PostgreSQL `registry_db`: the local copy (SQLite), default
+    /// `registry-copy.sqlite` beside the configuration file.
+    pub registry_copy: Option<PathBuf>,
+    /// With a PostgreSQL `registry_db`: the longest time between two catch-ups, in
+    /// milliseconds (changes announced by NOTIFY arrive sooner).
+    pub registry_sync_interval_ms: Option<u64>,
+    /// With a PostgreSQL `registry_db`: the copy's age beyond which `registry_stale` applies.
+    pub registry_max_age_seconds: Option<u64>,
+    /// With a PostgreSQL `registry_db`: `keep` signing from a stale copy, or `refuse` (the
+    /// outage rule: `POL5031`).
+    pub registry_stale: Option<StalePolicy>,
     /// The trace log database.
     pub trace_db: PathBuf,
     /// Days trace records are kept.
@@ -252,7 +279,12 @@ impl SignerConfig {
             }
         };
         fix(&mut self.key_file);
-        fix(&mut self.registry_db);
+        self.registry_db = self.registry_db.clone().resolved_from(base);
+        if let Some(copy) = &mut self.registry_copy {
+            fix(copy);
+        } else if matches!(self.registry_db, RegistryLocation::Postgres(_)) {
+            self.registry_copy = Some(base.join(DEFAULT_REGISTRY_COPY));
+        }
         fix(&mut self.trace_db);
         for p in [
             &mut self.certificate_file,
@@ -302,6 +334,29 @@ impl SignerConfig {
                 "trace_journal_max_mib {} is outside {journal_min}..=1048576",
                 self.trace_journal_max_mib
             ));
+        }
+        let postgres = matches!(self.registry_db, RegistryLocation::Postgres(_));
+        let sync_keys = self.registry_copy.is_some()
+            || self.registry_sync_interval_ms.is_some()
+            || self.registry_max_age_seconds.is_some()
+            || self.registry_stale.is_some();
+        if sync_keys && !postgres {
+            return bad(
+                "registry_copy, registry_sync_interval_ms, registry_max_age_seconds and \
+                        registry_stale apply only to a postgres:// registry_db"
+                    .into(),
+            );
+        }
+        if let Some(ms) = self.registry_sync_interval_ms {
+            if !(MIN_SYNC_INTERVAL_MS..=MAX_SYNC_INTERVAL_MS).contains(&ms) {
+                return bad(format!(
+                    "registry_sync_interval_ms {ms} is outside \
+                     {MIN_SYNC_INTERVAL_MS}..={MAX_SYNC_INTERVAL_MS}"
+                ));
+            }
+        }
+        if self.registry_max_age_seconds == Some(0) {
+            return bad("registry_max_age_seconds must be at least 1".into());
         }
         if self.trace_sync_interval_us > 100_000 {
             return bad(format!(
@@ -387,6 +442,28 @@ impl SignerConfig {
         crate::api::IatWindow {
             max_past: self.iat_max_past_seconds,
             max_future: self.iat_max_future_seconds,
+        }
+    }
+
+    /// How the local copy of a PostgreSQL registry at `url` is kept (the defaults filled in).
+    pub fn sync_options(&self, url: PgUrl) -> SyncOptions {
+        SyncOptions {
+            url,
+            copy: self
+                .registry_copy
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_REGISTRY_COPY)),
+            interval: Duration::from_millis(
+                self.registry_sync_interval_ms
+                    .unwrap_or(DEFAULT_SYNC_INTERVAL_MS),
+            ),
+            max_age: self
+                .registry_max_age_seconds
+                .unwrap_or(DEFAULT_REGISTRY_MAX_AGE),
+            stale: self.registry_stale.unwrap_or_default(),
+            cache_capacity: self.cache_capacity,
+            cache_ttl: Duration::from_secs(self.cache_ttl_seconds),
+            first_sync_wait: FIRST_SYNC_WAIT,
         }
     }
 
@@ -501,6 +578,65 @@ mod tests {
             .unwrap()
             .check()
             .is_err());
+    }
+
+    #[test]
+    fn the_postgresql_registry_keys_are_read_and_checked() {
+        let base = "x5u = \"https://cr.example.net/a.pem\"\nkey_file = \"k\"\ntrace_db = \"t\"\n";
+        let load = |extra: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("signer.toml");
+            std::fs::write(&path, format!("{base}{extra}")).unwrap();
+            SignerConfig::load(&path).map(|c| (dir.path().to_owned(), c))
+        };
+        let (dir, config) = load("registry_db = \"postgres://s:pw@127.0.0.1:5432/reg\"\n").unwrap();
+        let RegistryLocation::Postgres(url) = &config.registry_db else {
+            panic!("{:?}", config.registry_db)
+        };
+        let options = config.sync_options(url.clone());
+        assert_eq!(options.copy, dir.join(DEFAULT_REGISTRY_COPY));
+        assert_eq!(options.interval, Duration::from_millis(2000));
+        assert_eq!((options.max_age, options.stale), (300, StalePolicy::Keep));
+        assert!(
+            !format!("{config:?}").contains("pw@"),
+            "the password is not shown"
+        );
+        let (_, config) = load(
+            "registry_db = \"postgresql://h/reg\"\nregistry_copy = \"c.sqlite\"\n\
+             registry_sync_interval_ms = 100\nregistry_max_age_seconds = 5\n\
+             registry_stale = \"refuse\"\n",
+        )
+        .unwrap();
+        let RegistryLocation::Postgres(url) = &config.registry_db else {
+            panic!()
+        };
+        let options = config.sync_options(url.clone());
+        assert!(options.copy.is_absolute() && options.copy.ends_with("c.sqlite"));
+        assert_eq!((options.max_age, options.stale), (5, StalePolicy::Refuse));
+        let refused = |extra: &str| load(extra).unwrap_err().to_string();
+        assert!(
+            refused("registry_db = \"r.sqlite\"\nregistry_stale = \"keep\"\n")
+                .contains("apply only to a postgres://")
+        );
+        assert!(
+            refused("registry_db = \"postgres://h/r\"\nregistry_sync_interval_ms = 99\n")
+                .contains("registry_sync_interval_ms 99")
+        );
+        assert!(
+            refused("registry_db = \"postgres://h/r\"\nregistry_max_age_seconds = 0\n")
+                .contains("registry_max_age_seconds")
+        );
+        assert!(
+            refused("registry_db = \"postgres://h/r\"\nregistry_stale = \"maybe\"\n")
+                .contains("maybe")
+        );
+        // A file registry is resolved from the configuration's folder, as before.
+        let (dir, config) = load("registry_db = \"r.sqlite\"\n").unwrap();
+        assert_eq!(
+            config.registry_db,
+            RegistryLocation::File(dir.join("r.sqlite"))
+        );
+        assert_eq!(config.registry_copy, None);
     }
 
     #[test]

@@ -25,6 +25,36 @@ pub enum SignerError {
         /// The newest this program knows.
         supported: i64,
     },
+    /// The PostgreSQL registry failed (its URL shown without the password).
+    #[error("database {url}: {detail}")]
+    Postgres {
+        /// The URL, password hidden.
+        url: String,
+        /// What PostgreSQL or the connection said.
+        detail: String,
+    },
+    /// The PostgreSQL registry's schema was written by a newer version of this program.
+    #[error("database {url} has schema version {found}, newer than this program's {supported}")]
+    PgSchemaTooNew {
+        /// The URL, password hidden.
+        url: String,
+        /// Its version.
+        found: i64,
+        /// The newest this program knows.
+        supported: i64,
+    },
+    /// The signer's copy of a PostgreSQL registry has never been filled from it.
+    #[error("the registry copy has never been synchronized from PostgreSQL")]
+    RegistryNotSynced,
+    /// The signer's copy of a PostgreSQL registry is older than `registry_max_age_seconds`
+    /// and `registry_stale = "refuse"`.
+    #[error("the registry copy is {age} s old, more than the {max} s allowed")]
+    RegistryStale {
+        /// Seconds since the last successful synchronization.
+        age: u64,
+        /// The bound.
+        max: u64,
+    },
     /// An import file has bad lines; nothing was applied.
     #[error("import refused, nothing was applied: {} bad line(s); first: line {}: {}", .0.len(), .0.first().map_or(0, |b| b.line), .0.first().map_or("", |b| b.reason.as_str()))]
     Import(Vec<BadLine>),
@@ -131,6 +161,13 @@ impl SignerError {
             key,
             path: path.to_owned(),
             detail: detail.to_string(),
+        }
+    }
+
+    pub(crate) fn pg(url: &crate::registry::PgUrl, error: impl std::fmt::Display) -> Self {
+        Self::Postgres {
+            url: url.redacted(),
+            detail: error.to_string(),
         }
     }
 

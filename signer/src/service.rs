@@ -38,7 +38,7 @@ use crate::metrics::SignerMetrics;
 use crate::nonces::NoncePool;
 use crate::policy::{Basis, CallFacts, Decision, PolicyConfig, Refusal};
 use crate::quota::FirmQuotas;
-use crate::registry::{CachedRegistry, NumberRecord};
+use crate::registry::{CachedRegistry, NumberRecord, RegistryLocation, SyncedRegistry};
 use crate::trace::{TraceLog, TraceOptions, TraceRecord};
 use crate::traceback;
 use crate::SignerError;
@@ -50,9 +50,21 @@ pub const SIGNING_PATH: &str = "/stir/v1/signing";
 pub trait NumberLookup: Send + Sync {
     /// The registry's record for a canonical number.
     fn lookup(&self, tn: &str) -> Result<Option<Arc<NumberRecord>>, SignerError>;
+    /// The record for a canonical number as of `now` (the request's clock reading): a
+    /// registry whose answers can be too old ([`crate::registry::SyncedRegistry`]) refuses
+    /// then. By default, [`NumberLookup::lookup`].
+    fn lookup_at(&self, tn: &str, now: u64) -> Result<Option<Arc<NumberRecord>>, SignerError> {
+        let _ = now;
+        self.lookup(tn)
+    }
     /// Cache (hits, misses), for metrics.
     fn hit_counts(&self) -> (u64, u64) {
         (0, 0)
+    }
+    /// Metrics of the registry's own, as of `now` (Prometheus text; none by default).
+    fn render_metrics(&self, now: u64) -> String {
+        let _ = now;
+        String::new()
     }
 }
 
@@ -192,12 +204,16 @@ impl SignerState {
         config: &SignerConfig,
         signer: Arc<TokenSigner>,
     ) -> Result<Self, SignerError> {
-        let registry = crate::registry::Registry::open(&config.registry_db)?;
-        let cached = CachedRegistry::new(
-            registry,
-            config.cache_capacity,
-            Duration::from_secs(config.cache_ttl_seconds),
-        );
+        let registry: Arc<dyn NumberLookup> = match &config.registry_db {
+            RegistryLocation::File(path) => Arc::new(CachedRegistry::new(
+                crate::registry::Registry::open(path)?,
+                config.cache_capacity,
+                Duration::from_secs(config.cache_ttl_seconds),
+            )),
+            RegistryLocation::Postgres(url) => {
+                Arc::new(SyncedRegistry::start(config.sync_options(url.clone()))?)
+            }
+        };
         let clients = config
             .clients
             .iter()
@@ -205,7 +221,7 @@ impl SignerState {
             .collect::<Result<Vec<_>, _>>()?;
         let state = Self::new(StateParts {
             signer,
-            registry: Arc::new(cached),
+            registry,
             trace: TraceLog::open_with(
                 &config.trace_db,
                 &TraceOptions {
@@ -294,6 +310,7 @@ impl SignerState {
     /// configured, and the SIP listener's and the SIP outcomes when one is attached.
     pub fn render_metrics(&self) -> String {
         let mut text = self.metrics.render(self.registry.hit_counts());
+        text.push_str(&self.registry.render_metrics((self.clock)()));
         if let Some(lists) = &self.lists {
             text.push_str(&lists.render_metrics("shaken_signer", (self.clock)()));
         }
@@ -580,7 +597,7 @@ pub async fn decide(
     let lookup = if state.policy.needs_lookup(&facts) {
         state
             .registry
-            .lookup(request.orig.as_str())
+            .lookup_at(request.orig.as_str(), now)
             .map_err(|error| {
                 tracing::warn!(%error, "registry lookup failed");
             })

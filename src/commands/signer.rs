@@ -9,7 +9,7 @@ use clap::{ArgGroup, Args, Subcommand};
 use passport::{NumberingPlan, Tn};
 use serde_json::json;
 use signer::registry::import::{carrier_secret, import_file, ImportMode, ImportOptions};
-use signer::registry::{NumberStatus, Registry};
+use signer::registry::{NumberStatus, RegistryDb, RegistryLocation};
 use signer::server::Prepared;
 use signer::trace::{self, TraceLog};
 
@@ -38,9 +38,9 @@ pub(crate) enum RegistryCommand {
     ///
     /// See docs/signer.md for the columns.
     Import {
-        /// The registry database (created if missing).
-        #[arg(long, value_name = "FILE")]
-        db: PathBuf,
+        /// The registry: an SQLite file (created if missing) or a postgres:// URL.
+        #[arg(long, value_name = "FILE|URL")]
+        db: RegistryLocation,
         /// Replace the registry's numbers and customers instead of adding to them.
         #[arg(long)]
         replace: bool,
@@ -67,9 +67,9 @@ pub(crate) enum RegistryCommand {
 /// A number of the registry.
 #[derive(Args, Debug)]
 pub(crate) struct NumberArgs {
-    /// The registry database.
-    #[arg(long, value_name = "FILE")]
-    db: PathBuf,
+    /// The registry database: an SQLite file or a postgres:// URL.
+    #[arg(long, value_name = "FILE|URL")]
+    db: RegistryLocation,
     /// Numbering plan for a national-form number.
     #[arg(long, value_name = "PLAN")]
     country: Option<NumberingPlan>,
@@ -176,7 +176,7 @@ pub(crate) fn run_registry(command: RegistryCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         RegistryCommand::Show(NumberArgs { db, country, tn }) => {
-            let registry = Registry::open(&db)?;
+            let mut registry = RegistryDb::open(&db)?;
             let tn = Tn::canonicalize(&tn, country)?;
             match registry.lookup(tn.as_str())? {
                 Some(record) => {
@@ -197,7 +197,7 @@ pub(crate) fn run_registry(command: RegistryCommand) -> Result<ExitCode> {
 }
 
 fn set_status(number: &NumberArgs, status: NumberStatus, actor: &str) -> Result<ExitCode> {
-    let registry = Registry::open(&number.db)?;
+    let mut registry = RegistryDb::open(&number.db)?;
     let tn = Tn::canonicalize(&number.tn, number.country)?;
     let before = registry.set_status(tn.as_str(), status, actor, unix_now()?)?;
     eprintln!("{tn}: {} -> {}", before.status.as_str(), status.as_str());

@@ -20,6 +20,7 @@ mod monitor_push;
 mod openapi;
 mod optout_browser;
 mod pki;
+mod registry_postgres;
 mod repository;
 mod signer;
 mod signer_process;

@@ -49,15 +49,30 @@ impl CachedRegistry {
             return Ok(found);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let found = {
-            let registry = self
-                .registry
-                .lock()
-                .map_err(|_| SignerError::Config("registry lock poisoned".into()))?;
-            registry.lookup(tn)?.map(Arc::new)
-        };
+        let registry = self
+            .registry
+            .lock()
+            .map_err(|_| SignerError::Config("registry lock poisoned".into()))?;
+        let found = registry.lookup(tn)?.map(Arc::new);
+        // Inserted under the lock, so that an invalidation by another writer of the database
+        // ([`CachedRegistry::invalidate`]) cannot be overtaken by an answer read before it.
         self.cache.insert(tn.to_owned(), found.clone());
+        drop(registry);
         Ok(found)
+    }
+
+    /// Drops `tns` from the cache (all entries when `tns` is `None`) after another connection
+    /// changed the database: later lookups read what it wrote.
+    pub fn invalidate(&self, tns: Option<&[String]>) -> Result<(), SignerError> {
+        let _registry = self
+            .registry
+            .lock()
+            .map_err(|_| SignerError::Config("registry lock poisoned".into()))?;
+        match tns {
+            Some(tns) => tns.iter().for_each(|tn| self.cache.invalidate(tn)),
+            None => self.cache.invalidate_all(),
+        }
+        Ok(())
     }
 
     /// Changes a number's status and drops it from the cache.

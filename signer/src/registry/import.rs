@@ -74,15 +74,19 @@ fn counted(n: usize, noun: &str) -> String {
 /// At most this many bad lines are collected before reading stops.
 const MAX_BAD_LINES: usize = 1000;
 
-enum Entry {
+/// One line's number: a single number or a range.
+pub(crate) enum Entry {
+    /// A single number.
     One(String),
+    /// A range, start and end inclusive.
     Range(String, String),
 }
 
-struct CustomerRow {
-    name: String,
-    verified: bool,
-    id_hmac: Option<String>,
+/// A customer as the file gives it.
+pub(crate) struct CustomerRow {
+    pub(crate) name: String,
+    pub(crate) verified: bool,
+    pub(crate) id_hmac: Option<String>,
 }
 
 /// Options of an import.
@@ -159,16 +163,16 @@ pub fn carrier_secret(
     Ok(Some(trimmed))
 }
 
-/// Imports the CSV file `file` into the registry database `db` (created if missing), as
-/// [`import`] does.
+/// Imports the CSV file `file` into the registry `db` (an SQLite file, created if missing, or
+/// a PostgreSQL database), as [`import`] does.
 pub fn import_file(
-    db: &Path,
+    db: &super::RegistryLocation,
     file: &Path,
     options: ImportOptions<'_>,
 ) -> Result<ImportSummary, SignerError> {
-    let mut registry = Registry::open(db)?;
+    let mut registry = super::RegistryDb::open(db)?;
     let input = std::fs::File::open(file).map_err(|e| SignerError::io(file, &e))?;
-    import(&mut registry, std::io::BufReader::new(input), options)
+    registry.import(std::io::BufReader::new(input), options)
 }
 
 /// Imports a CSV file into the registry.
@@ -177,7 +181,58 @@ pub fn import(
     input: impl Read,
     options: ImportOptions<'_>,
 ) -> Result<ImportSummary, SignerError> {
-    let path = registry.path().to_owned();
+    let mode = options.mode;
+    let (actor, now) = (options.actor, options.now);
+    let parsed = parse(input, options)?;
+    apply_sqlite(registry, &parsed, mode, actor, now)
+}
+
+/// A CSV file read and checked, not yet applied: what every store writes the same way.
+pub(crate) struct ParsedImport {
+    /// Data lines read.
+    pub(crate) lines: usize,
+    /// Customers by id, the last line's values winning.
+    pub(crate) customers: HashMap<String, CustomerRow>,
+    /// Numbers and ranges in file order, with their customer and status.
+    pub(crate) entries: Vec<(Entry, String, NumberStatus)>,
+}
+
+impl ParsedImport {
+    /// The summary of applying it (the counts every store reports alike).
+    pub(crate) fn summary(&self) -> ImportSummary {
+        let numbers = self
+            .entries
+            .iter()
+            .filter(|(e, _, _)| matches!(e, Entry::One(_)))
+            .count();
+        ImportSummary {
+            lines: self.lines,
+            numbers,
+            ranges: self.entries.len() - numbers,
+            customers: self.customers.len(),
+        }
+    }
+
+    /// The audit record's action and detail for an import in `mode`.
+    pub(crate) fn audit_action(&self, mode: ImportMode) -> (&'static str, String) {
+        let summary = self.summary();
+        let action = match mode {
+            ImportMode::Merge => "import:merge",
+            ImportMode::Replace => "import:replace",
+        };
+        let detail = format!(
+            "{} numbers, {} ranges, {} customers",
+            summary.numbers, summary.ranges, summary.customers
+        );
+        (action, detail)
+    }
+}
+
+/// Reads and checks a CSV file: every bad line is reported, and any refuses the whole file.
+pub(crate) fn parse(
+    input: impl Read,
+    options: ImportOptions<'_>,
+) -> Result<ParsedImport, SignerError> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -294,17 +349,33 @@ pub fn import(
         return Err(SignerError::Import(bad));
     }
 
+    Ok(ParsedImport {
+        lines,
+        customers,
+        entries,
+    })
+}
+
+/// Writes a parsed import into the SQLite registry in one transaction, with its audit record.
+fn apply_sqlite(
+    registry: &mut Registry,
+    parsed: &ParsedImport,
+    mode: ImportMode,
+    actor: &str,
+    now_secs: u64,
+) -> Result<ImportSummary, SignerError> {
+    let path = registry.path().to_owned();
     let conn = registry.connection();
     let tx = conn.transaction().map_err(|e| SignerError::db(&path, e))?;
-    let now = options.now as i64;
+    let now = now_secs as i64;
     let mut summary = ImportSummary {
-        lines,
-        customers: customers.len(),
+        lines: parsed.lines,
+        customers: parsed.customers.len(),
         ..ImportSummary::default()
     };
     {
         let db = |e: rusqlite::Error| SignerError::db(&path, e);
-        if options.mode == ImportMode::Replace {
+        if mode == ImportMode::Replace {
             tx.execute_batch("DELETE FROM numbers; DELETE FROM ranges; DELETE FROM customers;")
                 .map_err(db)?;
         }
@@ -315,7 +386,7 @@ pub fn import(
                  id_hmac = coalesce(excluded.id_hmac, customers.id_hmac), updated_at = excluded.updated_at",
             )
             .map_err(db)?;
-        for (id, row) in &customers {
+        for (id, row) in &parsed.customers {
             upsert_customer
                 .execute(params![id, row.name, row.verified, row.id_hmac, now])
                 .map_err(db)?;
@@ -334,7 +405,7 @@ pub fn import(
                  status = excluded.status, updated_at = excluded.updated_at",
             )
             .map_err(db)?;
-        for (entry, customer, status) in &entries {
+        for (entry, customer, status) in &parsed.entries {
             match entry {
                 Entry::One(tn) => {
                     upsert_number
@@ -350,15 +421,8 @@ pub fn import(
                 }
             }
         }
-        let action = match options.mode {
-            ImportMode::Merge => "import:merge",
-            ImportMode::Replace => "import:replace",
-        };
-        let detail = format!(
-            "{} numbers, {} ranges, {} customers",
-            summary.numbers, summary.ranges, summary.customers
-        );
-        audit(&tx, options.now, options.actor, action, "registry", &detail).map_err(db)?;
+        let (action, detail) = parsed.audit_action(mode);
+        audit(&tx, now_secs, actor, action, "registry", &detail).map_err(db)?;
     }
     tx.commit().map_err(|e| SignerError::db(&path, e))?;
     Ok(summary)
