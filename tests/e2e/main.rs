@@ -26,4 +26,5 @@ mod signer_process;
 mod sip;
 mod support;
 mod verifier;
+mod verifier_kafka;
 mod verifier_process;
