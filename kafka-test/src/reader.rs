@@ -57,18 +57,17 @@ pub fn read(
     let deadline = Instant::now() + timeout;
     let mut records = Vec::new();
     while records.len() < count && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(message)) => records.push(Record {
+        // Errors (a partition's end, a reconnection) are transient here: polled again until
+        // the deadline.
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            records.push(Record {
                 partition: message.partition(),
                 offset: message.offset(),
                 key: message
                     .key()
                     .map(|k| String::from_utf8_lossy(k).into_owned()),
                 value: String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
-            }),
-            // Transient errors (a partition's end, a reconnection) are retried until the
-            // deadline.
-            Some(Err(_)) | None => {}
+            });
         }
     }
     Ok(records)
