@@ -1,5 +1,6 @@
 //! The harness against a real Tansu: a topic with partitions, records written and read back,
 //! and the broker gone once dropped.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
