@@ -22,7 +22,9 @@
 //!   (detectors, alert changes, a journal frame per body), the queries;
 //! - [`api`]: the HTTP API; [`traceback`]: asking the signer's trace endpoint;
 //!   [`metrics`]: `/metrics`;
-//! - [`server`]: `shaken monitor serve` as a process; [`load`]: the throughput run.
+//! - [`server`]: `shaken monitor serve` as a process; [`load`]: the throughput run;
+//! - [`consume`]: the call-event topic on Kafka consumed as a member of a consumer group
+//!   (a first step of issue 19, section 2).
 //!
 //! Nothing here reads the clock: every window is over the events' own `time`; the service
 //! reads it at its edge (retention, the time of an allow-list change).
@@ -32,6 +34,7 @@
 pub mod alerts;
 pub mod api;
 pub mod config;
+pub mod consume;
 pub mod dashboard;
 pub mod detect;
 pub mod event;

@@ -27,4 +27,5 @@ mod signer_process;
 mod sip;
 mod support;
 mod verifier;
+mod verifier_kafka;
 mod verifier_process;

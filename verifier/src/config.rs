@@ -272,6 +272,19 @@ pub struct EventsSection {
     pub queue_lines: usize,
     /// Allow `http://` to a loopback address (the lab, tests), like `[optout]`'s switch.
     pub allow_insecure_loopback: bool,
+    /// The Kafka bootstrap brokers, `HOST:PORT[,HOST:PORT...]`: each line is also published
+    /// to `kafka_topic`, keyed by the calling number.
+    pub kafka: Option<String>,
+    /// The topic the lines are published to.
+    pub kafka_topic: String,
+    /// Lines waiting in the Kafka producer's queue (sent or not yet acknowledged); beyond it a
+    /// line is not queued and is counted undelivered.
+    pub kafka_queue_lines: usize,
+    /// Longest time a queued line waits for the brokers' acknowledgement before it is given up
+    /// and counted undelivered, milliseconds.
+    pub kafka_message_timeout_ms: u64,
+    /// Longest wait at stop for the queued lines to be acknowledged, milliseconds.
+    pub kafka_flush_ms: u64,
 }
 
 impl Default for EventsSection {
@@ -289,6 +302,11 @@ impl Default for EventsSection {
             backoff_max_ms: 30_000,
             queue_lines: 65_536,
             allow_insecure_loopback: false,
+            kafka: None,
+            kafka_topic: crate::events::kafka::DEFAULT_TOPIC.to_owned(),
+            kafka_queue_lines: 1_000_000,
+            kafka_message_timeout_ms: 300_000,
+            kafka_flush_ms: 5_000,
         }
     }
 }
@@ -330,8 +348,64 @@ impl EventsSection {
         if self.queue_lines == 0 {
             return bad("queue_lines must be positive");
         }
+        if let Some(brokers) = &self.kafka {
+            check_brokers(brokers).map_err(|e| ConfigError(format!("events.kafka: {e}")))?;
+        }
+        check_topic(&self.kafka_topic)
+            .map_err(|e| ConfigError(format!("events.kafka_topic: {e}")))?;
+        // librdkafka's ranges: at most 2^31 - 1 of each.
+        if self.kafka_queue_lines == 0 || self.kafka_queue_lines > KAFKA_MAX {
+            return bad("kafka_queue_lines must be between 1 and 2147483647");
+        }
+        let linger = crate::events::kafka::LINGER_MS;
+        if self.kafka_message_timeout_ms <= linger
+            || self.kafka_message_timeout_ms > KAFKA_MAX as u64
+        {
+            return bad("kafka_message_timeout_ms must be between 6 and 2147483647");
+        }
         Ok(())
     }
+}
+
+/// The largest count or time librdkafka takes for a queue length or a timeout.
+const KAFKA_MAX: usize = i32::MAX as usize;
+
+/// Checks `HOST:PORT[,HOST:PORT...]`: each item a host (a name, an IPv4 address or a bracketed
+/// IPv6 address) and a port from 1 to 65535.
+fn check_brokers(brokers: &str) -> Result<(), String> {
+    for item in brokers.split(',') {
+        let item = item.trim();
+        let (host, port) = item
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{item}` is not HOST:PORT"))?;
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!("`{item}` has no host"));
+        }
+        if host.starts_with('[') != host.ends_with(']') {
+            return Err(format!(
+                "`{item}`: an IPv6 address is written [ADDRESS]:PORT"
+            ));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => return Err(format!("`{item}` has no port from 1 to 65535")),
+        }
+    }
+    Ok(())
+}
+
+/// Checks a Kafka topic name: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..`.
+fn check_topic(topic: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if topic.is_empty() || topic.len() > 249 || topic == "." || topic == ".." {
+        return Err("a topic name has 1 to 249 characters and is not `.` or `..`".into());
+    }
+    if !topic.chars().all(allowed) {
+        return Err(format!(
+            "`{topic}`: a topic name has only letters, digits, `.`, `_` and `-`"
+        ));
+    }
+    Ok(())
 }
 
 /// `events` as a string (`"PATH|stdout"`, the older form: the file alone) or as a table.
@@ -623,10 +697,59 @@ mod tests {
                 "backoff_min_ms is above backoff_max_ms",
             ),
             ("[events]\nqueue_lines = 0\n", "queue_lines"),
+            ("[events]\nkafka = \"broker\"\n", "events.kafka: `broker` is not HOST:PORT"),
+            (
+                "[events]\nkafka = \"a:9092,b:0\"\n",
+                "events.kafka: `b:0` has no port from 1 to 65535",
+            ),
+            ("[events]\nkafka = \":9092\"\n", "events.kafka: `:9092` has no host"),
+            ("[events]\nkafka = \"[::1:9092\"\n", "written [ADDRESS]:PORT"),
+            ("[events]\nkafka_topic = \"\"\n", "events.kafka_topic: a topic name has 1"),
+            (
+                "[events]\nkafka_topic = \"call events\"\n",
+                "events.kafka_topic: `call events`: a topic name has only",
+            ),
+            ("[events]\nkafka_queue_lines = 0\n", "kafka_queue_lines"),
+            (
+                "[events]\nkafka_message_timeout_ms = 2147483648\n",
+                "kafka_message_timeout_ms",
+            ),
+            ("[events]\nkafka_message_timeout_ms = 5\n", "kafka_message_timeout_ms"),
         ] {
             let error = load(text).1.unwrap_err();
             assert!(error.to_string().contains(expected), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn the_kafka_keys_have_defaults_and_are_read() {
+        let (_dir, config) = load("[events]\nkafka = \"127.0.0.1:9092\"\n");
+        let events = config.unwrap().events.unwrap();
+        assert_eq!(events.kafka.as_deref(), Some("127.0.0.1:9092"));
+        assert_eq!(events.kafka_topic, "shaken.call-events");
+        assert_eq!(
+            (events.kafka_queue_lines, events.kafka_message_timeout_ms),
+            (1_000_000, 300_000)
+        );
+        // Kafka alone opens no spool, as push does.
+        assert_eq!(
+            (events.file, events.push, events.spool_dir),
+            (None, None, None)
+        );
+        let (_dir, config) = load(
+            "[events]\nkafka = \"k1.example.net:9092, [::1]:9093\"\nkafka_topic = \"east.calls_v2\"\n\
+             kafka_queue_lines = 10\nkafka_message_timeout_ms = 1000\nkafka_flush_ms = 0\n",
+        );
+        let events = config.unwrap().events.unwrap();
+        assert_eq!(events.kafka_topic, "east.calls_v2");
+        assert_eq!(
+            (
+                events.kafka_queue_lines,
+                events.kafka_message_timeout_ms,
+                events.kafka_flush_ms
+            ),
+            (10, 1000, 0)
+        );
     }
 
     #[test]

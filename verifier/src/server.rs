@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::config::{ConfigError, EventsSection, SipSection, VerifierConfig};
 use crate::crl::{Crl, CrlStore};
 use crate::events::file::FileWriter;
+use crate::events::kafka::{KafkaOptions, KafkaPublisher};
 use crate::events::push::{PushOptions, Pusher};
 use crate::events::{self, EventSink};
 use crate::fetch::{FetchPolicy, Fetcher};
@@ -357,7 +358,32 @@ pub fn open_events(
         ),
         None => None,
     };
-    Ok(EventSink::new(file, push))
+    let sink = EventSink::new(file, push);
+    match &section.kafka {
+        Some(brokers) => {
+            let publisher =
+                KafkaPublisher::start(kafka_options(section, brokers)).map_err(|e| {
+                    ServerError::Events {
+                        target: brokers.clone(),
+                        detail: e.to_string(),
+                    }
+                })?;
+            tracing::info!(brokers, topic = %section.kafka_topic, "events published to Kafka");
+            Ok(sink.with_kafka(publisher))
+        }
+        None => Ok(sink),
+    }
+}
+
+/// The Kafka publisher's options from `[events]`, with `brokers` its `kafka` key.
+pub fn kafka_options(section: &EventsSection, brokers: &str) -> KafkaOptions {
+    KafkaOptions {
+        brokers: brokers.to_owned(),
+        topic: section.kafka_topic.clone(),
+        queue_lines: section.kafka_queue_lines,
+        message_timeout: Duration::from_millis(section.kafka_message_timeout_ms),
+        flush_timeout: Duration::from_millis(section.kafka_flush_ms),
+    }
 }
 
 /// The pusher's options from `[events]` (its push URL `url`): the client may reach private

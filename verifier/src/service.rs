@@ -193,13 +193,16 @@ impl VerifierState {
         }
         if let Some(events) = &self.events {
             let to: Vec<String> = request.to.iter().map(ToString::to_string).collect();
-            events.emit(event_line(
-                request.time,
+            events.emit(
                 request.from.as_str(),
-                &to,
-                request.ingress.as_deref(),
-                &verdict,
-            ));
+                event_line(
+                    request.time,
+                    request.from.as_str(),
+                    &to,
+                    request.ingress.as_deref(),
+                    &verdict,
+                ),
+            );
         }
         verdict
     }
@@ -330,6 +333,9 @@ impl VerifierState {
         );
         if let Some(stats) = self.events.as_ref().and_then(EventSink::push_stats) {
             stats.render(&mut out);
+        }
+        if let Some(kafka) = self.events.as_ref().and_then(EventSink::kafka) {
+            kafka.render(&mut out);
         }
         if let Some((status, answers)) = &self.sip {
             out.push_str(&status.render(crate::sip::METRICS_PREFIX));

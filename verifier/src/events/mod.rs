@@ -5,10 +5,12 @@
 //! gave it. The lines go to a file or stdout ([`file`], a background thread so that a slow disk
 //! never slows a verification; a full queue drops the line and counts it,
 //! `shaken_verifier_events_dropped_total`) and/or to the monitor ([`push`]: batched, retried,
-//! spooled to disk by [`spool`] while the monitor is away). This is the feed the monitoring
-//! platform consumes.
+//! spooled to disk by [`spool`] while the monitor is away) and/or to a Kafka topic ([`kafka`]:
+//! keyed by the calling number, queued in memory, never waited for). This is the feed the
+//! monitoring platform consumes.
 
 pub mod file;
+pub mod kafka;
 pub mod push;
 pub mod spool;
 
@@ -19,6 +21,7 @@ use serde_json::Value;
 
 use crate::verdict::Verdict;
 use file::FileWriter;
+use kafka::KafkaPublisher;
 use push::{PushStats, Pusher};
 
 /// Where events go.
@@ -30,11 +33,13 @@ pub enum EventTarget {
     File(PathBuf),
 }
 
-/// The sink: the file writer and the pusher, either or both. Emitting never waits.
+/// The sink: the file writer, the pusher and the Kafka publisher, any of them. Emitting never
+/// waits.
 #[derive(Debug, Default)]
 pub struct EventSink {
     file: Option<FileWriter>,
     push: Option<Pusher>,
+    kafka: Option<KafkaPublisher>,
 }
 
 /// One event: the call and the verdict given.
@@ -92,12 +97,23 @@ impl EventSink {
         Ok(Self {
             file: Some(FileWriter::open(target)?),
             push: None,
+            kafka: None,
         })
     }
 
     /// A sink writing to `file` and pushing through `push`, either or both.
     pub fn new(file: Option<FileWriter>, push: Option<Pusher>) -> Self {
-        Self { file, push }
+        Self {
+            file,
+            push,
+            kafka: None,
+        }
+    }
+
+    /// The same sink also publishing each line to Kafka through `kafka`.
+    pub fn with_kafka(mut self, kafka: KafkaPublisher) -> Self {
+        self.kafka = Some(kafka);
+        self
     }
 
     /// Lines the file writer dropped because it fell behind (its queue holds 65,536) or
@@ -111,9 +127,17 @@ impl EventSink {
         self.push.as_ref().map(Pusher::stats)
     }
 
+    /// The Kafka publisher, when publishing.
+    pub fn kafka(&self) -> Option<&KafkaPublisher> {
+        self.kafka.as_ref()
+    }
+
     /// Queues one event line to each destination (never blocks; a full queue counts a drop or
-    /// a loss).
-    pub fn emit(&self, line: String) {
+    /// a loss). `from` is the calling number, the line's Kafka key.
+    pub fn emit(&self, from: &str, line: String) {
+        if let Some(kafka) = &self.kafka {
+            kafka.emit(from, &line);
+        }
         match (&self.file, &self.push) {
             (Some(file), Some(push)) => {
                 push.emit(line.clone());
@@ -125,10 +149,14 @@ impl EventSink {
         }
     }
 
-    /// Stops the pusher, spooling the lines it holds in memory (blocks until done).
+    /// Stops the pusher, spooling the lines it holds in memory, and the Kafka publisher,
+    /// waiting a bounded time for its queue to drain (blocks until done).
     pub fn stop(&self) {
         if let Some(push) = &self.push {
             push.stop();
+        }
+        if let Some(kafka) = &self.kafka {
+            kafka.stop();
         }
     }
 }
