@@ -101,6 +101,41 @@ pub struct ConsumeStats {
     pub commit_failures: AtomicU64,
 }
 
+impl ConsumeStats {
+    /// The counters in the Prometheus text format, for `/metrics`.
+    pub fn render(&self) -> String {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "monitor_kafka_records_total",
+                "Records read from the call-event topic.",
+                get(&self.records),
+            ),
+            (
+                "monitor_kafka_bodies_committed_total",
+                "Bodies stored whose offsets were then committed.",
+                get(&self.committed_bodies),
+            ),
+            (
+                "monitor_kafka_ingest_retries_total",
+                "Bodies whose ingest failed and were tried again.",
+                get(&self.ingest_failures),
+            ),
+            (
+                "monitor_kafka_commit_failures_total",
+                "Offset commits that failed (their records are read again).",
+                get(&self.commit_failures),
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
 /// A consumer-group member feeding a [`MonitorState`].
 pub struct GroupConsumer {
     consumer: BaseConsumer,

@@ -176,6 +176,7 @@ pub struct MonitorState {
     journal_dir: std::path::PathBuf,
     max_index_lag: u64,
     backlog_wait: Duration,
+    consumer_stats: std::sync::OnceLock<Arc<crate::consume::ConsumeStats>>,
 }
 
 impl std::fmt::Debug for MonitorState {
@@ -281,6 +282,7 @@ impl MonitorState {
             journal_dir,
             max_index_lag: MAX_INDEX_LAG,
             backlog_wait: BACKLOG_WAIT,
+            consumer_stats: std::sync::OnceLock::new(),
         };
         state.refresh_store_size();
         Ok((state, restored))
@@ -609,7 +611,15 @@ impl MonitorState {
             &self.progress,
             journal::size_bytes(&self.journal_dir),
         ));
+        if let Some(stats) = self.consumer_stats.get() {
+            text.push_str(&stats.render());
+        }
         text
+    }
+
+    /// Adds a Kafka consumer's counters to `/metrics` (the first one attached stays).
+    pub fn attach_consumer_stats(&self, stats: Arc<crate::consume::ConsumeStats>) {
+        let _ = self.consumer_stats.set(stats);
     }
 
     /// The engine's window memory estimate and active callers.
