@@ -192,7 +192,7 @@ impl GroupConsumer {
                 continue;
             }
             loop {
-                match state.ingest(&body, clock()) {
+                match state.ingest_once(&body, clock()) {
                     Ok(_) => break,
                     Err(error) => {
                         self.stats.ingest_failures.fetch_add(1, Ordering::Relaxed);

@@ -190,7 +190,21 @@ pub async fn run_with(
         })??;
     let consumer = match kafka {
         Some(options) => {
-            tracing::info!(topic = %options.topic, group = %options.group, "kafka: joining the consumer group");
+            let state = Arc::clone(&prepared.state);
+            let filled = tokio::task::spawn_blocking(move || {
+                state.recognize_replays(crate::seen::DEFAULT_CAP)
+            })
+            .await
+            .map_err(|_| StoreError::Folder {
+                path: Path::new("(start)").to_owned(),
+                detail: "start-up was interrupted".into(),
+            })??;
+            tracing::info!(
+                filled,
+                topic = %options.topic,
+                group = %options.group,
+                "kafka: joining the consumer group (replayed records are recognized)"
+            );
             Some(ConsumerThread::start(options, &prepared.state)?)
         }
         None => None,
