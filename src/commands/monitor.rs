@@ -27,15 +27,18 @@ pub(crate) enum MonitorCommand {
         /// Check the configuration (and its allow file), then exit.
         #[arg(long)]
         validate: bool,
-        /// Also consume the call-event topic on these Kafka brokers (`HOST:PORT[,...]`) as a
-        /// member of a consumer group; HTTP push keeps working.
+        /// Also consume the call-event topic on these brokers (`HOST:PORT[,...]`).
+        ///
+        /// As a member of a consumer group, beside the HTTP API (push keeps working).
         #[arg(long, value_name = "BROKERS")]
         kafka: Option<String>,
         /// The call-event topic (with --kafka).
-        #[arg(long, value_name = "TOPIC", default_value = monitor::consume::DEFAULT_TOPIC, requires = "kafka")]
+        #[arg(long, value_name = "NAME", default_value = monitor::consume::DEFAULT_TOPIC, requires = "kafka")]
         topic: String,
-        /// The consumer group (with --kafka): instances in one group share the partitions.
-        #[arg(long, value_name = "GROUP", default_value = monitor::consume::DEFAULT_GROUP, requires = "kafka")]
+        /// The consumer group (with --kafka).
+        ///
+        /// Instances in one group share the topic's partitions.
+        #[arg(long, value_name = "NAME", default_value = monitor::consume::DEFAULT_GROUP, requires = "kafka")]
         group: String,
     },
     /// Measure ingest throughput over HTTP against the parse-only floor; prints JSON.
