@@ -1,5 +1,5 @@
 //! Consuming the call-event topic as a member of a Kafka consumer group (issue 19, section 2;
-//! a first step, see "Not yet" below).
+//! see "Not yet" below).
 //!
 //! The consumer subscribes to the topic in group `group`, so that several monitors in one
 //! group share its partitions. Each round polls up to `batch_lines` records (waiting at most
@@ -17,8 +17,9 @@
 //! already committed: a partition that moves away takes no uncommitted stored event with it.
 //!
 //! Not yet (issue 19, section 2): the new owner of a moved partition does not rebuild the
-//! windows of its callers from the topic before raising alerts; replayed records are not
-//! recognized by `origid`; alerts are not published to an alerts topic.
+//! windows of its callers from the topic before raising alerts; alerts are not published to
+//! an alerts topic. Replayed records are recognized through [`MonitorState::ingest_once`]
+//! once the service has called [`MonitorState::recognize_replays`] ([`crate::seen`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
