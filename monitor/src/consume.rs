@@ -1,5 +1,5 @@
 //! Consuming the call-event topic as a member of a Kafka consumer group (issue 19, section 2;
-//! a first step, see "Not yet" below).
+//! see "Not yet" below).
 //!
 //! The consumer subscribes to the topic in group `group`, so that several monitors in one
 //! group share its partitions. Each round polls up to `batch_lines` records (waiting at most
@@ -17,8 +17,9 @@
 //! already committed: a partition that moves away takes no uncommitted stored event with it.
 //!
 //! Not yet (issue 19, section 2): the new owner of a moved partition does not rebuild the
-//! windows of its callers from the topic before raising alerts; replayed records are not
-//! recognized by `origid`; alerts are not published to an alerts topic.
+//! windows of its callers from the topic before raising alerts; alerts are not published to
+//! an alerts topic. Replayed records are recognized through [`MonitorState::ingest_once`]
+//! once the service has called [`MonitorState::recognize_replays`] ([`crate::seen`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -101,6 +102,41 @@ pub struct ConsumeStats {
     pub commit_failures: AtomicU64,
 }
 
+impl ConsumeStats {
+    /// The counters in the Prometheus text format, for `/metrics`.
+    pub fn render(&self) -> String {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "monitor_kafka_records_total",
+                "Records read from the call-event topic.",
+                get(&self.records),
+            ),
+            (
+                "monitor_kafka_bodies_committed_total",
+                "Bodies stored whose offsets were then committed.",
+                get(&self.committed_bodies),
+            ),
+            (
+                "monitor_kafka_ingest_retries_total",
+                "Bodies whose ingest failed and were tried again.",
+                get(&self.ingest_failures),
+            ),
+            (
+                "monitor_kafka_commit_failures_total",
+                "Offset commits that failed (their records are read again).",
+                get(&self.commit_failures),
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
 /// A consumer-group member feeding a [`MonitorState`].
 pub struct GroupConsumer {
     consumer: BaseConsumer,
@@ -157,7 +193,7 @@ impl GroupConsumer {
                 continue;
             }
             loop {
-                match state.ingest(&body, clock()) {
+                match state.ingest_once(&body, clock()) {
                     Ok(_) => break,
                     Err(error) => {
                         self.stats.ingest_failures.fetch_add(1, Ordering::Relaxed);

@@ -24,7 +24,8 @@
 //!   [`metrics`]: `/metrics`;
 //! - [`server`]: `shaken monitor serve` as a process; [`load`]: the throughput run;
 //! - [`consume`]: the call-event topic on Kafka consumed as a member of a consumer group
-//!   (a first step of issue 19, section 2).
+//!   (issue 19, section 2); [`seen`]: the events already taken, so a replayed record is
+//!   counted once.
 //!
 //! Nothing here reads the clock: every window is over the events' own `time`; the service
 //! reads it at its edge (retention, the time of an allow-list change).
@@ -43,6 +44,7 @@ pub mod journal;
 pub mod load;
 pub mod metrics;
 pub mod mix;
+pub mod seen;
 pub mod server;
 pub mod state;
 pub mod store;

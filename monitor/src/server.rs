@@ -1,16 +1,19 @@
 //! `shaken monitor serve` as a process: opens the state (restoring alerts and windows),
 //! listens, serves the API until `shutdown` completes, prunes past retention every hour (the
 //! clock is read here, at the edge, and passed in), and, with a `lists` section, runs the
-//! regulator's list reloader and hands each new version to the detectors.
+//! regulator's list reloader and hands each new version to the detectors; with `--kafka`, a
+//! member of the call-event topic's consumer group runs beside the API ([`run_with`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::MonitorApi;
 use crate::config::{ConfigError, MonitorConfig};
+use crate::consume::{ConsumeOptions, GroupConsumer};
 use crate::state::MonitorState;
 use crate::store::StoreError;
 use crate::traceback::{TraceError, Tracer};
@@ -37,6 +40,9 @@ pub enum ServeError {
     /// The `lists` section could not be started.
     #[error(transparent)]
     Lists(Box<lists::consumer::ConsumerError>),
+    /// The Kafka consumer could not be started.
+    #[error(transparent)]
+    Consume(#[from] crate::consume::ConsumeError),
 }
 
 impl From<lists::consumer::ConsumerError> for ServeError {
@@ -116,6 +122,64 @@ pub async fn run(
     config: &MonitorConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    run_with(listen, dir, config, None, shutdown).await
+}
+
+/// A consumer-group member running on a thread of its own, stopped by [`Self::stop`].
+struct ConsumerThread {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ConsumerThread {
+    /// Joins the group and starts consuming into `state` (the clock read at each body).
+    fn start(options: ConsumeOptions, state: &Arc<MonitorState>) -> Result<Self, ServeError> {
+        let consumer = GroupConsumer::new(options)?;
+        state.attach_consumer_stats(consumer.stats());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let state = Arc::clone(state);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("kafka-consumer".into())
+                .spawn(move || {
+                    consumer.run(&state, || rest::service::unix_now().unwrap_or(0), &stop);
+                    // Dropping the consumer leaves the group: its partitions move at once.
+                    drop(consumer);
+                })
+                .map_err(|error| StoreError::Folder {
+                    path: Path::new("(kafka consumer)").to_owned(),
+                    detail: format!("cannot start its thread: {error}"),
+                })?
+        };
+        Ok(Self { stop, thread })
+    }
+
+    /// Asks the consumer to stop after the body in hand (stored and committed, or neither)
+    /// and waits for it.
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread;
+        if tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .is_err()
+        {
+            tracing::warn!("kafka: the consumer thread did not stop cleanly");
+        }
+    }
+}
+
+/// Runs the service as [`run`] does and, with `kafka`, a member of its consumer group on a
+/// thread of its own beside the HTTP API (which still takes pushed events): it joins before
+/// the API listens, its counters are in `/metrics`, and on shutdown it finishes the body in
+/// hand and leaves the group before this returns.
+pub async fn run_with(
+    listen: SocketAddr,
+    dir: &Path,
+    config: &MonitorConfig,
+    kafka: Option<ConsumeOptions>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let dir = dir.to_owned();
     let config_copy = config.clone();
     let prepared = tokio::task::spawn_blocking(move || prepare(&dir, &config_copy))
@@ -124,6 +188,27 @@ pub async fn run(
             path: Path::new("(start)").to_owned(),
             detail: "start-up was interrupted".into(),
         })??;
+    let consumer = match kafka {
+        Some(options) => {
+            let state = Arc::clone(&prepared.state);
+            let filled = tokio::task::spawn_blocking(move || {
+                state.recognize_replays(crate::seen::DEFAULT_CAP)
+            })
+            .await
+            .map_err(|_| StoreError::Folder {
+                path: Path::new("(start)").to_owned(),
+                detail: "start-up was interrupted".into(),
+            })??;
+            tracing::info!(
+                filled,
+                topic = %options.topic,
+                group = %options.group,
+                "kafka: joining the consumer group (replayed records are recognized)"
+            );
+            Some(ConsumerThread::start(options, &prepared.state)?)
+        }
+        None => None,
+    };
     let (listener, bound) = rest::service::bind(listen).await?;
     tracing::info!(address = %bound, "monitor listening");
     let list_follower = follow_list(config, &prepared.state)?;
@@ -144,6 +229,9 @@ pub async fn run(
         }
     });
     rest::http::serve(listener, prepared.api, None, shutdown).await;
+    if let Some(consumer) = consumer {
+        consumer.stop().await;
+    }
     pruner.abort();
     if let Some(follower) = list_follower {
         follower.abort();

@@ -38,6 +38,7 @@ use crate::event::{parse_body, parse_line, Event};
 use crate::indexer::{self, encode_record, Indexer, Progress};
 use crate::journal::{self, JournalReader, JournalWriter};
 use crate::metrics::Metrics;
+use crate::seen::{self, SeenSet};
 use crate::store::{AlertQuery, MinuteCounts, Store, StoreError, StoredEvent};
 
 /// Minutes of per-minute counts kept in memory for `GET /v1/stats` (24 hours).
@@ -136,6 +137,9 @@ struct Core {
     payload: Vec<u8>,
     minutes: BTreeMap<u64, MinuteCounts>,
     open_alerts: u64,
+    /// The events taken within the horizon, when replays are recognized
+    /// ([`MonitorState::recognize_replays`]).
+    seen: Option<SeenSet>,
 }
 
 impl Core {
@@ -176,6 +180,8 @@ pub struct MonitorState {
     journal_dir: std::path::PathBuf,
     max_index_lag: u64,
     backlog_wait: Duration,
+    consumer_stats: std::sync::OnceLock<Arc<crate::consume::ConsumeStats>>,
+    replayed: AtomicU64,
 }
 
 impl std::fmt::Debug for MonitorState {
@@ -270,6 +276,7 @@ impl MonitorState {
                 payload: Vec::new(),
                 minutes,
                 open_alerts,
+                seen: None,
             }),
             reader: Mutex::new(reader),
             metrics: Metrics::default(),
@@ -281,6 +288,8 @@ impl MonitorState {
             journal_dir,
             max_index_lag: MAX_INDEX_LAG,
             backlog_wait: BACKLOG_WAIT,
+            consumer_stats: std::sync::OnceLock::new(),
+            replayed: AtomicU64::new(0),
         };
         state.refresh_store_size();
         Ok((state, restored))
@@ -300,6 +309,42 @@ impl MonitorState {
     /// ahead of it is refused (the detectors' windows follow the newest event time, so one
     /// event far in the future would make every later one late).
     pub fn ingest(&self, body: &[u8], now: u64) -> Result<IngestReport, StoreError> {
+        self.ingest_with(body, now, false)
+    }
+
+    /// Ingests as [`Self::ingest`] does, for a stream read at least once: once
+    /// [`Self::recognize_replays`] has run, an event already taken (the same `origid` and
+    /// line, within the set's bound, see [`crate::seen`]) is skipped: not stored, not shown to
+    /// the detectors, not counted in `accepted`, counted in `monitor_replayed_events_total`.
+    /// Events are recorded as taken only once their body is stored, so a body whose store
+    /// failed is taken whole when it comes again.
+    pub fn ingest_once(&self, body: &[u8], now: u64) -> Result<IngestReport, StoreError> {
+        self.ingest_with(body, now, true)
+    }
+
+    /// Starts recognizing replayed events in [`Self::ingest_once`]: the set holds the detectors'
+    /// horizon (the longest window plus the lateness) and at most `cap` entries, and is filled
+    /// first with the stored events of that horizon (a monitor restarted after `kill -9`
+    /// recognizes what it had stored but not committed). Returns the events it was filled with.
+    pub fn recognize_replays(&self, cap: usize) -> Result<u64, StoreError> {
+        self.settle();
+        let mut core = lock(&self.core);
+        let horizon = core.engine.horizon();
+        let mut set = SeenSet::new(horizon, cap);
+        let newest = core.store.newest_event_time()?;
+        if let Some(newest) = newest {
+            core.store.replay(newest.saturating_sub(horizon), |line| {
+                if let Ok(event) = parse_line(line) {
+                    set.insert(seen::key(event.origid.as_deref(), line), event.time);
+                }
+            })?;
+        }
+        let filled = set.len() as u64;
+        core.seen = Some(set);
+        Ok(filled)
+    }
+
+    fn ingest_with(&self, body: &[u8], now: u64, once: bool) -> Result<IngestReport, StoreError> {
         let parsed = parse_body(body);
         let mut good = Vec::with_capacity(parsed.len());
         let mut rejected = Vec::new();
@@ -324,6 +369,21 @@ impl MonitorState {
         self.metrics.rejected(rejected.len() as u64);
         self.wait_for_backlog()?;
         let mut core = lock(&self.core);
+        let mut keys = Vec::new();
+        if let (true, Some(seen)) = (once, core.seen.as_ref()) {
+            let before = good.len();
+            let mut in_body = std::collections::HashSet::new();
+            good.retain(|line| {
+                let key = seen::key(line.event.origid.as_deref(), line.raw);
+                let new = !seen.contains(key) && in_body.insert(key);
+                if new {
+                    keys.push((key, line.event.time));
+                }
+                new
+            });
+            self.replayed
+                .fetch_add((before - good.len()) as u64, Ordering::Relaxed);
+        }
         let mut marks: Vec<(Vec<DetectorId>, bool)> = Vec::with_capacity(good.len());
         let mut changed: Vec<Alert> = Vec::new();
         let mut position: HashMap<u64, usize> = HashMap::new();
@@ -398,6 +458,11 @@ impl MonitorState {
                 }
             }
             self.indexer.wake();
+        }
+        if let Some(seen) = core.seen.as_mut().filter(|_| once) {
+            for (key, time) in keys {
+                seen.insert(key, time);
+            }
         }
         core.open_alerts = (core.open_alerts + opened.len() as u64).saturating_sub(closed_count);
         for line in &good {
@@ -609,7 +674,25 @@ impl MonitorState {
             &self.progress,
             journal::size_bytes(&self.journal_dir),
         ));
+        if let Some(stats) = self.consumer_stats.get() {
+            text.push_str(&stats.render());
+        }
+        let evicted = lock(&self.core).seen.as_ref().map(SeenSet::evicted);
+        if let Some(evicted) = evicted {
+            let replayed = self.replayed.load(Ordering::Relaxed);
+            text.push_str(&format!(
+                "# HELP monitor_replayed_events_total Events read again from the stream and skipped (already taken).\n\
+                 # TYPE monitor_replayed_events_total counter\nmonitor_replayed_events_total {replayed}\n\
+                 # HELP monitor_replay_set_evicted_total Taken events forgotten by the cap while inside the window.\n\
+                 # TYPE monitor_replay_set_evicted_total counter\nmonitor_replay_set_evicted_total {evicted}\n"
+            ));
+        }
         text
+    }
+
+    /// Adds a Kafka consumer's counters to `/metrics` (the first one attached stays).
+    pub fn attach_consumer_stats(&self, stats: Arc<crate::consume::ConsumeStats>) {
+        let _ = self.consumer_stats.set(stats);
     }
 
     /// The engine's window memory estimate and active callers.

@@ -27,6 +27,19 @@ pub(crate) enum MonitorCommand {
         /// Check the configuration (and its allow file), then exit.
         #[arg(long)]
         validate: bool,
+        /// Also consume the call-event topic on these brokers (`HOST:PORT[,...]`).
+        ///
+        /// As a member of a consumer group, beside the HTTP API (push keeps working).
+        #[arg(long, value_name = "BROKERS")]
+        kafka: Option<String>,
+        /// The call-event topic (with --kafka).
+        #[arg(long, value_name = "NAME", default_value = monitor::consume::DEFAULT_TOPIC, requires = "kafka")]
+        topic: String,
+        /// The consumer group (with --kafka).
+        ///
+        /// Instances in one group share the topic's partitions.
+        #[arg(long, value_name = "NAME", default_value = monitor::consume::DEFAULT_GROUP, requires = "kafka")]
+        group: String,
     },
     /// Measure ingest throughput over HTTP against the parse-only floor; prints JSON.
     ///
@@ -72,6 +85,9 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
             data,
             config,
             validate,
+            kafka,
+            topic,
+            group,
         } => {
             let config = load_config(config.as_ref())?;
             let allow = config.read_allow_file()?;
@@ -85,10 +101,17 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
             }
             rest::service::init_logging();
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(monitor::server::run(
+            let kafka = kafka.map(|brokers| {
+                let mut options = monitor::consume::ConsumeOptions::new(&brokers);
+                options.topic = topic;
+                options.group = group;
+                options
+            });
+            runtime.block_on(monitor::server::run_with(
                 listen,
                 &data,
                 &config,
+                kafka,
                 rest::service::shutdown_signal(),
             ))?;
             Ok(ExitCode::SUCCESS)

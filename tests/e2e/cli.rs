@@ -348,6 +348,7 @@ const PLACEHOLDERS: &[&str] = &[
     "VALUE",
     "NAME",
     "PPT",
+    "BROKERS",
 ];
 
 /// The subcommands listed under `Commands:` in a help text, `help` aside.

@@ -16,6 +16,7 @@ mod lab;
 mod lists;
 mod monitor;
 mod monitor_browser;
+mod monitor_kafka;
 mod monitor_push;
 mod openapi;
 mod optout_browser;

@@ -1,0 +1,217 @@
+//! `shaken monitor serve --kafka` as a process against a Kafka-API broker on loopback (Tansu,
+//! started by `kafka_test::Broker`): the consumer runs beside the HTTP API, which still takes
+//! pushed events; its counters are in `/metrics`; an alert raised from consumed events is
+//! served by `GET /v1/alerts`; SIGTERM stops it cleanly with the consumed records' offsets
+//! committed for its group.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use kafka_test::Broker;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::http::{raw, Reply};
+use crate::monitor::{call, t0};
+use crate::support::{listening_address, stderr_lines, tempdir, wait_for};
+
+/// The call-event topic of these tests (not the default, to show `--topic` is used).
+const TOPIC: &str = "test.call-events";
+
+/// A `shaken monitor serve --kafka` process.
+pub(crate) struct KafkaMonitor {
+    child: Child,
+    lines: Receiver<String>,
+    pub(crate) address: SocketAddr,
+}
+
+impl Drop for KafkaMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl KafkaMonitor {
+    /// Starts a monitor over `data` consuming `topic` on `broker` in `group`, with `extra`
+    /// arguments.
+    pub(crate) fn start(
+        data: &Path,
+        broker: &Broker,
+        topic: &str,
+        group: &str,
+        extra: &[&str],
+    ) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shaken"))
+            .args(["monitor", "serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args([
+                "--kafka",
+                &broker.bootstrap(),
+                "--topic",
+                topic,
+                "--group",
+                group,
+            ])
+            .args(extra)
+            .env("SHAKEN_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = stderr_lines(&mut child);
+        let address = listening_address(&mut child, &lines, "monitor listening", "the monitor");
+        Self {
+            child,
+            lines,
+            address,
+        }
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> Reply {
+        raw(
+            self.address,
+            format!("GET {path} HTTP/1.1\r\nHost: monitor\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+    }
+
+    /// A counter or gauge of `/metrics` (0 when absent).
+    pub(crate) async fn metric(&self, name: &str) -> u64 {
+        let reply = self.get("/metrics").await;
+        String::from_utf8_lossy(&reply.body)
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits (at most 60 s) until the metric `name` is at least `value`; its last value.
+    pub(crate) async fn wait_metric(&self, name: &str, value: u64) -> u64 {
+        let started = Instant::now();
+        loop {
+            let seen = self.metric(name).await;
+            if seen >= value || started.elapsed() > Duration::from_secs(60) {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub(crate) fn terminate(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(wait_for(&self.lines, "monitor stopped").is_some());
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// Publishes `lines` to `topic`, each keyed by its `from`, and waits for the acknowledgements.
+pub(crate) fn publish(broker: &Broker, topic: &str, lines: &[String]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for line in lines {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = value["from"].as_str().unwrap_or_default().to_owned();
+        let mut record = BaseRecord::to(topic).key(&key).payload(line);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    producer.poll(Duration::from_millis(50));
+                    record = back;
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// The offsets `group` has committed on `topic`, summed over its `partitions`.
+pub(crate) fn committed(broker: &Broker, topic: &str, group: &str, partitions: i32) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(topic, p);
+    }
+    consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consumer_runs_beside_http_push_counts_in_metrics_and_stops_cleanly() {
+    let broker = Broker::start().unwrap();
+    broker.create_topic(TOPIC, 3).unwrap();
+    let t0 = t0();
+    // Twelve calls from one caller in a minute (high_frequency fires at eleven), two from
+    // another.
+    let mut lines: Vec<String> = (0..12)
+        .map(|i| call(t0 + i, "8613800000001", i, &format!("k{i}")))
+        .collect();
+    lines.push(call(t0 + 1, "8613800000002", 100, "k100"));
+    lines.push(call(t0 + 2, "8613800000002", 101, "k101"));
+    publish(&broker, TOPIC, &lines);
+
+    let dir = tempdir();
+    let monitor = KafkaMonitor::start(dir.path(), &broker, TOPIC, "g1", &[]);
+    assert_eq!(
+        monitor
+            .wait_metric("monitor_events_total{kind=\"verification\"}", 14)
+            .await,
+        14,
+        "{}",
+        broker.log()
+    );
+    assert_eq!(monitor.metric("monitor_kafka_records_total").await, 14);
+    assert!(monitor.metric("monitor_kafka_bodies_committed_total").await >= 1);
+    assert_eq!(
+        monitor.metric("monitor_kafka_ingest_retries_total").await,
+        0
+    );
+    let alerts = monitor
+        .get("/v1/alerts?subject=8613800000001&detector=high-frequency")
+        .await
+        .json();
+    assert_eq!(alerts["alerts"].as_array().unwrap().len(), 1, "{alerts}");
+
+    // HTTP push still works beside it.
+    let body = call(t0 + 30, "8613800000003", 200, "http-1") + "\n";
+    let request = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: monitor\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = raw(monitor.address, request.as_bytes()).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["accepted"], 1);
+    assert_eq!(
+        monitor
+            .metric("monitor_events_total{kind=\"verification\"}")
+            .await,
+        15
+    );
+    assert_eq!(monitor.metric("monitor_kafka_records_total").await, 14);
+
+    monitor.terminate();
+    assert_eq!(committed(&broker, TOPIC, "g1", 3), 14);
+}
