@@ -85,14 +85,51 @@ impl std::fmt::Debug for PgRegistry {
     }
 }
 
-/// Connects to `url` (no TLS), waiting at most [`CONNECT_TIMEOUT`]. Must not be called from
-/// an async task (the client runs its own small runtime).
-pub(crate) fn connect(url: &PgUrl) -> Result<Client, SignerError> {
+/// The environment variable a password is taken from when the URL has none (as libpq's
+/// `PGPASSWORD`): a password there is not visible in `ps` as one in `--db` is.
+pub const PASSWORD_ENV: &str = "PGPASSWORD";
+
+/// The client's settings for `url`: its own, plus `password` when the URL has none, plus
+/// [`CONNECT_TIMEOUT`] when the URL sets no `connect_timeout`, and TCP keepalives and
+/// `tcp_user_timeout` so that a dead server or network is noticed within seconds.
+pub(crate) fn client_config(
+    url: &PgUrl,
+    password: Option<&str>,
+) -> Result<postgres::Config, SignerError> {
     let mut config: postgres::Config = url.secret().parse().map_err(|e| SignerError::pg(url, e))?;
-    config.connect_timeout(CONNECT_TIMEOUT);
+    if config.get_password().is_none() {
+        if let Some(password) = password.filter(|p| !p.is_empty()) {
+            config.password(password);
+        }
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
     config.keepalives(true);
-    config.keepalives_idle(Duration::from_secs(10));
-    config.connect(NoTls).map_err(|e| SignerError::pg(url, e))
+    config.keepalives_idle(Duration::from_secs(5));
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(2));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
+    Ok(config)
+}
+
+/// Unacknowledged data older than this closes the connection (`tcp_user_timeout`).
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to `url` (no TLS), the password taken from [`PASSWORD_ENV`] when the URL has
+/// none ([`client_config`]). Must not be called from an async task (the client runs its own
+/// small runtime).
+pub(crate) fn connect(url: &PgUrl) -> Result<Client, SignerError> {
+    let password = std::env::var(PASSWORD_ENV).ok();
+    client_config(url, password.as_deref())?
+        .connect(NoTls)
+        .map_err(|e| SignerError::pg(url, e))
 }
 
 impl PgRegistry {
@@ -113,7 +150,7 @@ impl PgRegistry {
         &self.url
     }
 
-    fn pg(&self, error: impl std::fmt::Display) -> SignerError {
+    fn pg(&self, error: impl std::error::Error) -> SignerError {
         SignerError::pg(&self.url, error)
     }
 
@@ -459,4 +496,34 @@ fn lookup_in(
         row.try_get(3)?,
         true,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_comes_from_the_url_or_else_from_outside_it() {
+        let bare = PgUrl::new("postgres://shaken@h/reg");
+        let config = client_config(&bare, Some("from-env")).unwrap();
+        assert_eq!(config.get_password(), Some(&b"from-env"[..]));
+        assert_eq!(client_config(&bare, None).unwrap().get_password(), None);
+        assert_eq!(client_config(&bare, Some("")).unwrap().get_password(), None);
+        let with = PgUrl::new("postgres://shaken:in-url@h/reg");
+        let config = client_config(&with, Some("from-env")).unwrap();
+        assert_eq!(config.get_password(), Some(&b"in-url"[..]));
+    }
+
+    #[test]
+    fn the_urls_timeouts_win_and_dead_connections_are_noticed() {
+        let config = client_config(&PgUrl::new("postgres://h/reg"), None).unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        assert!(config.get_keepalives());
+        assert!(config.get_keepalives_retries().is_some());
+        let url = PgUrl::new("postgres://h/reg?connect_timeout=2&tcp_user_timeout=3");
+        let config = client_config(&url, None).unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(2)));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(3)));
+    }
 }
