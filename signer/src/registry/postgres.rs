@@ -15,12 +15,17 @@
 //! audit(id BIGSERIAL PRIMARY KEY, at BIGINT, actor TEXT, action TEXT, subject TEXT, detail TEXT)
 //! ```
 //!
+//! Version 2 adds `registry_state.registry_id`, a random UUID drawn when the schema is
+//! created: a signer whose copy came from another database (recreated, or a different one)
+//! sees it differ and reloads everything.
+//!
 //! **The change watermark.** Every writing transaction first increments
 //! `registry_state.change_seq`, which locks that row until it commits: writers are serialized,
 //! so watermarks are committed in increasing order and a reader that has seen watermark `w`
 //! finds every later change with `change_seq > w`. Each row it writes carries the new
 //! watermark. A replacing import also increments `generation`: its deletions are not rows, so
-//! a reader whose generation differs reloads everything. Each commit sends `NOTIFY` on
+//! a reader whose generation (or `registry_id`) differs, or whose watermark is above
+//! PostgreSQL's (a restored backup), reloads everything. Each commit sends `NOTIFY` on
 //! [`CHANGES_CHANNEL`] with the new watermark as payload. Identity documents are stored only
 //! as HMACs, as in SQLite.
 
@@ -43,7 +48,8 @@ pub const CHANGES_CHANNEL: &str = "shaken_registry";
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema migrations, in order: `MIGRATIONS[0]` is version 1.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE registry_state (id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id),
     change_seq BIGINT NOT NULL, generation BIGINT NOT NULL);
 INSERT INTO registry_state VALUES (true, 0, 0);
@@ -63,7 +69,11 @@ CREATE TABLE ranges (start TEXT COLLATE "C" NOT NULL, "end" TEXT COLLATE "C" NOT
 CREATE INDEX ranges_change ON ranges (change_seq);
 CREATE TABLE audit (id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL,
     action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL);
-"#];
+"#,
+    r#"
+ALTER TABLE registry_state ADD COLUMN registry_id TEXT NOT NULL DEFAULT gen_random_uuid()::TEXT;
+"#,
+];
 
 /// The newest schema this program knows.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -4,9 +4,10 @@
 //! as for a file registry: **a signing decision reads only the copy and never waits on
 //! PostgreSQL.** A thread keeps the copy up to date:
 //!
-//! - at start, and whenever PostgreSQL's `generation` differs from the copy's (a replacing
-//!   import), it loads everything, in one SQLite transaction (lookups meanwhile see the old
-//!   copy);
+//! - at start, whenever PostgreSQL's `generation` differs from the copy's (a replacing
+//!   import), whenever its `registry_id` differs (the database was recreated, or is another
+//!   one) and whenever its watermark is below the copy's (a restored backup), it loads
+//!   everything, in one SQLite transaction (lookups meanwhile see the old copy);
 //! - otherwise it reads the rows whose `change_seq` is above the copy's watermark
 //!   ([`super::postgres`] explains why that misses nothing), from one consistent snapshot;
 //! - it does so when a `NOTIFY` arrives on [`CHANGES_CHANNEL`], and at least every
@@ -14,9 +15,9 @@
 //! - when the connection fails it keeps the copy, counts the failure, and reconnects with a
 //!   backoff from 250 ms doubling to 5 s.
 //!
-//! The watermark, generation and time of the last successful synchronization are kept in the
-//! copy (table `pg_sync`), so a restarted signer starts from its copy, even with PostgreSQL
-//! away. Identity HMACs are not copied: the signer does not need them.
+//! The watermark, generation, `registry_id` and time of the last successful synchronization
+//! are kept in the copy (table `pg_sync`), so a restarted signer starts from its copy, even
+//! with PostgreSQL away. Identity HMACs are not copied: the signer does not need them.
 //!
 //! The copy's age is the time since the last successful synchronization. A copy never
 //! synchronized is unusable: lookups fail, so the policy's outage rule applies (`POL5031`;
@@ -227,11 +228,26 @@ impl NumberLookup for SyncedRegistry {
 }
 
 /// The copy's synchronization state (table `pg_sync`).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct CopyState {
     change_seq: i64,
     generation: i64,
+    /// The `registry_state.registry_id` of the database the copy came from.
+    registry_id: Option<String>,
     synced_at: u64,
+}
+
+impl CopyState {
+    /// Whether the copy must be reloaded whole to match a database at watermark `seq`,
+    /// generation `generation` and id `registry_id`: never filled; a replacing import; another
+    /// database (recreated, or a different one, whose watermarks mean other changes); or a
+    /// watermark gone backwards (a restored backup).
+    fn needs_full_load(&self, seq: i64, generation: i64, registry_id: &str) -> bool {
+        self.synced_at == 0
+            || generation != self.generation
+            || self.registry_id.as_deref() != Some(registry_id)
+            || seq < self.change_seq
+    }
 }
 
 fn read_state(copy: &mut Registry) -> Result<CopyState, SignerError> {
@@ -240,18 +256,33 @@ fn read_state(copy: &mut Registry) -> Result<CopyState, SignerError> {
     let conn = copy.connection();
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS pg_sync (id INTEGER PRIMARY KEY CHECK (id = 1),
-             change_seq INTEGER NOT NULL, generation INTEGER NOT NULL, synced_at INTEGER NOT NULL)",
+             change_seq INTEGER NOT NULL, generation INTEGER NOT NULL, synced_at INTEGER NOT NULL,
+             registry_id TEXT)",
     )
     .map_err(db)?;
+    // A copy made before `registry_id` existed: the column is added (empty, so the next
+    // synchronization reloads it whole).
+    let has_id: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('pg_sync') WHERE name = 'registry_id'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(db)?;
+    if !has_id {
+        conn.execute_batch("ALTER TABLE pg_sync ADD COLUMN registry_id TEXT")
+            .map_err(db)?;
+    }
     let state = conn
         .query_row(
-            "SELECT change_seq, generation, synced_at FROM pg_sync WHERE id = 1",
+            "SELECT change_seq, generation, synced_at, registry_id FROM pg_sync WHERE id = 1",
             [],
             |row| {
                 Ok(CopyState {
                     change_seq: row.get(0)?,
                     generation: row.get(1)?,
                     synced_at: row.get::<_, i64>(2)?.max(0) as u64,
+                    registry_id: row.get(3)?,
                 })
             },
         )
@@ -347,13 +378,17 @@ impl Worker {
             .start()
             .map_err(pg_error)?;
         let row = snapshot
-            .query_one("SELECT change_seq, generation FROM registry_state", &[])
+            .query_one(
+                "SELECT change_seq, generation, registry_id FROM registry_state",
+                &[],
+            )
             .map_err(pg_error)?;
-        let (seq, generation): (i64, i64) = (
+        let (seq, generation, registry_id): (i64, i64, String) = (
             row.try_get(0).map_err(pg_error)?,
             row.try_get(1).map_err(pg_error)?,
+            row.try_get(2).map_err(pg_error)?,
         );
-        let full = state.synced_at == 0 || generation != state.generation;
+        let full = state.needs_full_load(seq, generation, &registry_id);
         let since = if full { -1 } else { state.change_seq };
         let now = rest::service::unix_now().unwrap_or(0);
         let mut changed_numbers = Vec::new();
@@ -460,10 +495,12 @@ impl Worker {
             drop(ranges);
         }
         tx.execute(
-            "INSERT INTO pg_sync (id, change_seq, generation, synced_at) VALUES (1, ?1, ?2, ?3)
+            "INSERT INTO pg_sync (id, change_seq, generation, synced_at, registry_id)
+             VALUES (1, ?1, ?2, ?3, ?4)
              ON CONFLICT(id) DO UPDATE SET change_seq = excluded.change_seq,
-             generation = excluded.generation, synced_at = excluded.synced_at",
-            params![seq, generation, now as i64],
+             generation = excluded.generation, synced_at = excluded.synced_at,
+             registry_id = excluded.registry_id",
+            params![seq, generation, now as i64, registry_id],
         )
         .map_err(db)?;
         tx.commit().map_err(db)?;
@@ -511,7 +548,7 @@ mod tests {
             registry
                 .connection()
                 .execute(
-                    "INSERT INTO pg_sync VALUES (1, 7, 0, ?1)",
+                    "INSERT INTO pg_sync VALUES (1, 7, 0, ?1, 'r')",
                     params![synced_at],
                 )
                 .unwrap();
@@ -594,5 +631,33 @@ mod tests {
         let metrics = never.render_metrics(1_700_000_000);
         assert!(metrics.contains("shaken_signer_registry_copy_age_seconds -1\n"));
         assert!(metrics.contains("shaken_signer_registry_copy_stale 1\n"));
+    }
+
+    #[test]
+    fn another_database_or_a_watermark_gone_back_reloads_the_copy_whole() {
+        let copy = CopyState {
+            change_seq: 40,
+            generation: 2,
+            registry_id: Some("a".into()),
+            synced_at: 1_700_000_000,
+        };
+        assert!(!copy.needs_full_load(40, 2, "a"), "nothing new");
+        assert!(!copy.needs_full_load(45, 2, "a"), "changes to catch up on");
+        assert!(copy.needs_full_load(45, 3, "a"), "a replacing import");
+        assert!(
+            copy.needs_full_load(45, 2, "b"),
+            "a recreated or different database"
+        );
+        assert!(copy.needs_full_load(12, 2, "a"), "a restored backup");
+        let before_ids = CopyState {
+            registry_id: None,
+            ..copy.clone()
+        };
+        assert!(
+            before_ids.needs_full_load(40, 2, "a"),
+            "a copy older than registry_id"
+        );
+        let never = CopyState::default();
+        assert!(never.needs_full_load(0, 0, "a"));
     }
 }
