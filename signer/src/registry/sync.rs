@@ -503,12 +503,21 @@ impl Worker {
             params![seq, generation, now as i64, registry_id],
         )
         .map_err(db)?;
+        // The snapshot only read: it ends before the copy commits, and how it ends does not
+        // matter (a broken connection shows at the next query). Once the copy has committed,
+        // nothing may stop the cache from being invalidated: the watermark has advanced, so a
+        // cached answer left behind would not be corrected before its TTL.
+        let _ = snapshot.commit();
         tx.commit().map_err(db)?;
-        snapshot.commit().map_err(pg_error)?;
-        if whole_cache {
-            self.cache.invalidate(None)?;
+        let invalidated = if whole_cache {
+            self.cache.invalidate(None)
         } else if !changed_numbers.is_empty() {
-            self.cache.invalidate(Some(&changed_numbers))?;
+            self.cache.invalidate(Some(&changed_numbers))
+        } else {
+            Ok(())
+        };
+        if let Err(error) = invalidated {
+            tracing::error!(%error, "the registry cache could not be invalidated");
         }
         if full {
             self.status.full_loads.fetch_add(1, Ordering::Relaxed);
