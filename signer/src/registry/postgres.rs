@@ -129,6 +129,15 @@ pub(crate) fn client_config(
     Ok(config)
 }
 
+/// How long a connection attempt to `url` may take: the URL's `connect_timeout`, or
+/// [`CONNECT_TIMEOUT`].
+pub fn connect_timeout(url: &PgUrl) -> Duration {
+    client_config(url, None)
+        .ok()
+        .and_then(|config| config.get_connect_timeout().copied())
+        .unwrap_or(CONNECT_TIMEOUT)
+}
+
 /// Unacknowledged data older than this closes the connection (`tcp_user_timeout`).
 pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
