@@ -461,6 +461,33 @@ async fn a_suspension_on_postgresql_reaches_two_signers_within_the_bound() {
         one.metric("shaken_signer_registry_copy_watermark") + 1.0,
         two.metric("shaken_signer_registry_copy_watermark")
     );
+
+    // Stopped signers close their connections, even the one waiting a minute for its next
+    // catch-up: its thread stops while it waits.
+    one.shut_down().await;
+    two.shut_down().await;
+    let others = url.clone();
+    let connections = async move || {
+        let url = others.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .unwrap();
+            row.get::<_, i64>(0)
+        })
+        .await
+        .unwrap()
+    };
+    assert!(
+        within(GENEROUS, async || connections().await == 0).await,
+        "the signers' connections are closed: {} left",
+        connections().await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,13 @@
 //! - it does so when a `NOTIFY` arrives on [`CHANGES_CHANNEL`], and at least every
 //!   `registry_sync_interval_ms` for anything missed;
 //! - when the connection fails it keeps the copy, counts the failure, and reconnects with a
-//!   backoff from 250 ms doubling to 5 s.
+//!   backoff from 250 ms doubling to 5 s, and never longer than the interval (so a reconnected
+//!   signer is no later than a healthy one's catch-up); a dead connection is noticed through
+//!   TCP keepalives, `tcp_user_timeout` ([`super::postgres::client_config`]) and a 30 s
+//!   statement timeout (none for a full load).
+//!
+//! Dropping the [`SyncedRegistry`] stops the thread: it looks every 50 ms while it waits, and
+//! the drop waits for it at most 2 s.
 //!
 //! The watermark, generation, `registry_id` and time of the last successful synchronization
 //! are kept in the copy (table `pg_sync`), so a restarted signer starts from its copy, even
@@ -45,8 +51,14 @@ use crate::service::NumberLookup;
 
 /// The first reconnection delay.
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest reconnection delay.
+/// The longest reconnection delay (never longer than the sync interval either).
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long one statement of the synchronization may run (a full load has no limit).
+const STATEMENT_TIMEOUT: &str = "30s";
+/// How often the thread looks whether it is asked to stop while it waits.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+/// How long dropping a [`SyncedRegistry`] waits for its thread to end.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 /// Above this many changed numbers, the whole cache is dropped instead of each entry.
 const MAX_SINGLE_INVALIDATIONS: usize = 10_000;
 
@@ -104,11 +116,27 @@ pub struct SyncedRegistry {
     max_age: u64,
     stale: StalePolicy,
     stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Stops the thread and waits for it, at most [`STOP_WAIT`] (it looks every [`STOP_CHECK`]
+/// while waiting; a connection attempt or a full load in progress may take longer, and is
+/// then left to end by itself).
 impl Drop for SyncedRegistry {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + STOP_WAIT;
+        while !thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+        } else {
+            tracing::warn!("the registry synchronization thread is still busy; left to end");
+        }
     }
 }
 
@@ -139,7 +167,7 @@ impl SyncedRegistry {
             interval: options.interval,
             first_done: Some(first_done),
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("registry-sync".into())
             .spawn(move || worker.run())
             .map_err(|e| SignerError::io(&options.copy, &e))?;
@@ -150,6 +178,7 @@ impl SyncedRegistry {
             max_age: options.max_age,
             stale: options.stale,
             stop,
+            thread: Some(thread),
         })
     }
 
@@ -291,6 +320,13 @@ fn read_state(copy: &mut Registry) -> Result<CopyState, SignerError> {
     Ok(state.unwrap_or_default())
 }
 
+/// The first and the longest reconnection delay for a sync `interval`: 250 ms and 5 s, never
+/// longer than the interval.
+fn backoff_bounds(interval: Duration) -> (Duration, Duration) {
+    let max = MAX_BACKOFF.min(interval);
+    (MIN_BACKOFF.min(max), max)
+}
+
 /// The synchronizing thread.
 struct Worker {
     url: PgUrl,
@@ -304,7 +340,8 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        let mut backoff = MIN_BACKOFF;
+        let (min_backoff, max_backoff) = backoff_bounds(self.interval);
+        let mut backoff = min_backoff;
         while !self.stop.load(Ordering::Relaxed) {
             let error = match self.session(&mut backoff) {
                 Ok(()) => return,
@@ -317,17 +354,19 @@ impl Worker {
                 let _ = done.send(());
             }
             self.sleep(backoff);
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff = (backoff * 2).min(max_backoff);
         }
     }
 
     /// Sleeps `time`, waking early when stopped.
     fn sleep(&self, time: Duration) {
-        let step = Duration::from_millis(50);
-        let mut slept = Duration::ZERO;
-        while slept < time && !self.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(step);
-            slept += step;
+        let deadline = std::time::Instant::now() + time;
+        while !self.stop.load(Ordering::Relaxed) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(STOP_CHECK));
         }
     }
 
@@ -338,10 +377,12 @@ impl Worker {
         let url = self.url.clone();
         let pg_error = move |e: postgres::Error| SignerError::pg(&url, e);
         pg.client_mut()
-            .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
+            .batch_execute(&format!(
+                "SET statement_timeout = '{STATEMENT_TIMEOUT}'; LISTEN {CHANGES_CHANNEL}"
+            ))
             .map_err(&pg_error)?;
         self.catch_up(&mut pg)?;
-        *backoff = MIN_BACKOFF;
+        *backoff = backoff_bounds(self.interval).0;
         tracing::info!(url = %self.url, watermark = self.status.watermark.load(Ordering::Relaxed),
             "registry copy synchronized from PostgreSQL");
         if let Some(done) = self.first_done.take() {
@@ -350,12 +391,23 @@ impl Worker {
         while !self.stop.load(Ordering::Relaxed) {
             {
                 let mut notifications = pg.client_mut().notifications();
-                // A notification, or the interval's end; then any others already received.
-                notifications
-                    .timeout_iter(self.interval)
-                    .next()
-                    .map_err(&pg_error)?;
+                // A notification, or the interval's end (looking every STOP_CHECK whether to
+                // stop); then any others already received.
+                let deadline = std::time::Instant::now() + self.interval;
+                loop {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() || self.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let wait = notifications.timeout_iter(left.min(STOP_CHECK)).next();
+                    if wait.map_err(&pg_error)?.is_some() {
+                        break;
+                    }
+                }
                 while notifications.iter().next().map_err(&pg_error)?.is_some() {}
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                break;
             }
             self.catch_up(&mut pg)?;
         }
@@ -390,6 +442,12 @@ impl Worker {
         );
         let full = state.needs_full_load(seq, generation, &registry_id);
         let since = if full { -1 } else { state.change_seq };
+        if full {
+            // A full load of a large registry may take minutes: no statement limit for it.
+            snapshot
+                .batch_execute("SET LOCAL statement_timeout = 0")
+                .map_err(pg_error)?;
+        }
         let now = rest::service::unix_now().unwrap_or(0);
         let mut changed_numbers = Vec::new();
         let mut whole_cache = full;
@@ -668,5 +726,14 @@ mod tests {
         );
         let never = CopyState::default();
         assert!(never.needs_full_load(0, 0, "a"));
+    }
+
+    #[test]
+    fn reconnections_are_never_further_apart_than_the_interval() {
+        let ms = Duration::from_millis;
+        assert_eq!(backoff_bounds(ms(2000)), (ms(250), ms(2000)));
+        assert_eq!(backoff_bounds(ms(1000)), (ms(250), ms(1000)));
+        assert_eq!(backoff_bounds(ms(100)), (ms(100), ms(100)));
+        assert_eq!(backoff_bounds(ms(60_000)), (ms(250), ms(5000)));
     }
 }
