@@ -43,6 +43,20 @@ pub enum SignerError {
         /// The newest this program knows.
         supported: i64,
     },
+    /// The PostgreSQL registry's schema is missing or older than this program needs, and
+    /// the signer does not migrate a shared database: `shaken registry` does.
+    #[error(
+        "database {url} has schema version {found}, older than the {needed} this program needs: \
+         run a `shaken registry` command of this version against it to migrate it"
+    )]
+    PgSchemaTooOld {
+        /// The URL, password hidden.
+        url: String,
+        /// Its version (0: no schema).
+        found: i64,
+        /// The version this program needs.
+        needed: i64,
+    },
     /// The signer's copy of a PostgreSQL registry has never been filled from it.
     #[error("the registry copy has never been synchronized from PostgreSQL")]
     RegistryNotSynced,

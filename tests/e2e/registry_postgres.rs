@@ -707,3 +707,75 @@ async fn a_recreated_database_is_reloaded_whole_by_a_running_signer() {
     assert!(signer.metric("shaken_signer_registry_full_loads_total") > loads);
     assert_eq!(signer.sign("A", "12155551213", "12125551213").await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_never_migrates_the_shared_database() {
+    let dir = tempdir();
+    let cluster = cluster();
+    let url = cluster.url();
+    let schema_exists = {
+        let url = url.clone();
+        async move || {
+            let url = url.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                client
+                    .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+                    .unwrap()
+                    .get::<_, bool>(0)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    // An empty database: the signer creates nothing, counts the failure, and has no copy to
+    // sign from (the outage rule).
+    let signer = PgSigner::start(
+        &signer_dir(dir.path(), "one"),
+        &url,
+        "registry_sync_interval_ms = 200\n",
+    )
+    .await;
+    assert!(signer.metric("shaken_signer_registry_sync_failures_total") >= 1.0);
+    assert!(!schema_exists().await, "the signer ran no DDL");
+    assert_eq!(
+        signer.sign("A", "12155551212", "12125551213").await,
+        (503, "POL5031".into())
+    );
+    // The command line migrates and imports; the signer then synchronizes.
+    let csv = dir.path().join("numbers.csv");
+    std::fs::write(&csv, SIGNER_CSV).unwrap();
+    let output = shaken(["registry", "import", "--db", &url, csv.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        within(GENEROUS, async || {
+            signer.sign("A", "12155551212", "12125551213").await == (200, "signed".into())
+        })
+        .await
+    );
+    // A schema newer than the signer knows: it keeps signing from its copy, counting failures.
+    let newer = url.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut client = postgres::Client::connect(&newer, postgres::NoTls).unwrap();
+        client
+            .batch_execute("INSERT INTO schema_version VALUES (99)")
+            .unwrap();
+        // Drops the signer's connection so that it reconnects and checks the schema again.
+        client
+            .batch_execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let failures = signer.metric("shaken_signer_registry_sync_failures_total");
+    assert!(
+        within(GENEROUS, async || {
+            signer.metric("shaken_signer_registry_sync_failures_total") >= failures + 2.0
+        })
+        .await
+    );
+    assert_eq!(signer.sign("A", "12155551213", "12125551213").await.0, 200);
+}

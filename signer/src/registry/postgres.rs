@@ -153,7 +153,7 @@ pub(crate) fn connect(url: &PgUrl) -> Result<Client, SignerError> {
 
 impl PgRegistry {
     /// Connects to `url` and migrates its schema to [`PG_SCHEMA_VERSION`] (refusing a newer
-    /// one). Must not be called from an async task.
+    /// one): what `shaken registry` does. Must not be called from an async task.
     pub fn open(url: &PgUrl) -> Result<Self, SignerError> {
         let client = connect(url)?;
         let mut registry = Self {
@@ -162,6 +162,43 @@ impl PgRegistry {
         };
         registry.migrate()?;
         Ok(registry)
+    }
+
+    /// Connects to `url` and checks, without changing anything (no DDL), that its schema is
+    /// exactly [`PG_SCHEMA_VERSION`]: what a signer does, since only `shaken registry`
+    /// migrates a shared database. A missing or older schema is
+    /// [`SignerError::PgSchemaTooOld`], a newer one [`SignerError::PgSchemaTooNew`]. Must not
+    /// be called from an async task.
+    pub fn open_checked(url: &PgUrl) -> Result<Self, SignerError> {
+        let client = connect(url)?;
+        let mut registry = Self {
+            url: url.clone(),
+            client,
+        };
+        let version = registry.schema_version()?;
+        check_version(url, version)?;
+        Ok(registry)
+    }
+
+    /// The schema version applied (0: no schema).
+    fn schema_version(&mut self) -> Result<i64, SignerError> {
+        let url = self.url.clone();
+        let pg = |e: postgres::Error| SignerError::pg(&url, e);
+        let exists: bool = self
+            .client
+            .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+            .and_then(|row| row.try_get(0))
+            .map_err(pg)?;
+        if !exists {
+            return Ok(0);
+        }
+        self.client
+            .query_one(
+                "SELECT coalesce(max(version), 0)::BIGINT FROM schema_version",
+                &[],
+            )
+            .and_then(|row| row.try_get(0))
+            .map_err(pg)
     }
 
     /// The URL (its `Display` hides the password).
@@ -436,6 +473,23 @@ impl PgRegistry {
     }
 }
 
+/// Whether a database at schema `version` is one a signer can read as it is.
+fn check_version(url: &PgUrl, version: i64) -> Result<(), SignerError> {
+    match version.cmp(&PG_SCHEMA_VERSION) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(SignerError::PgSchemaTooOld {
+            url: url.redacted(),
+            found: version,
+            needed: PG_SCHEMA_VERSION,
+        }),
+        std::cmp::Ordering::Greater => Err(SignerError::PgSchemaTooNew {
+            url: url.redacted(),
+            found: version,
+            supported: PG_SCHEMA_VERSION,
+        }),
+    }
+}
+
 /// Takes the next watermark (and the next generation when `replacing`), locking the state row
 /// until the transaction ends: see the module documentation.
 fn bump(tx: &mut impl GenericClient, replacing: bool) -> Result<(i64, i64), postgres::Error> {
@@ -544,5 +598,23 @@ mod tests {
         let config = client_config(&url, None).unwrap();
         assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(2)));
         assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_signer_reads_only_the_schema_version_it_knows() {
+        let url = PgUrl::new("postgres://u:pw@h/reg");
+        assert!(check_version(&url, PG_SCHEMA_VERSION).is_ok());
+        let old = check_version(&url, PG_SCHEMA_VERSION - 1).unwrap_err();
+        assert!(matches!(old, SignerError::PgSchemaTooOld { .. }), "{old}");
+        assert!(old.to_string().contains("shaken registry"), "{old}");
+        assert!(!old.to_string().contains("pw"), "{old}");
+        assert!(matches!(
+            check_version(&url, 0),
+            Err(SignerError::PgSchemaTooOld { found: 0, .. })
+        ));
+        assert!(matches!(
+            check_version(&url, PG_SCHEMA_VERSION + 1),
+            Err(SignerError::PgSchemaTooNew { .. })
+        ));
     }
 }

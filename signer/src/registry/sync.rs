@@ -373,7 +373,8 @@ impl Worker {
     /// One connection: listen, catch up, then catch up on each notification and at least
     /// every interval, until stopped (`Ok`) or the connection fails (`Err`).
     fn session(&mut self, backoff: &mut Duration) -> Result<(), SignerError> {
-        let mut pg = PgRegistry::open(&self.url)?;
+        // Check-only: a signer never migrates the shared database.
+        let mut pg = PgRegistry::open_checked(&self.url)?;
         let url = self.url.clone();
         let pg_error = move |e: postgres::Error| SignerError::pg(&url, e);
         pg.client_mut()
