@@ -294,21 +294,7 @@ impl PgSigner {
     /// Asks for `attest` on a call from `orig` to `dest`: the status and the message id (or
     /// `signed`).
     async fn sign(&self, attest: &str, orig: &str, dest: &str) -> (u16, String) {
-        let body = crate::signer::request(attest, orig, dest, "");
-        let reply =
-            crate::http::post_json(self.addr, signer::service::SIGNING_PATH, &body, &[]).await;
-        let json = reply.json();
-        let id = if reply.status == 200 {
-            assert!(json["signingResponse"]["identity"].is_string(), "{json}");
-            "signed".to_owned()
-        } else {
-            json["requestError"]["policyException"]["messageId"]
-                .as_str()
-                .or(json["requestError"]["serviceException"]["messageId"].as_str())
-                .unwrap_or("?")
-                .to_owned()
-        };
-        (reply.status, id)
+        sign_at(self.addr, attest, orig, dest).await
     }
 
     /// The value of the metric line starting with `name ` in `/metrics`.
@@ -320,6 +306,29 @@ impl PgSigner {
             .parse()
             .unwrap()
     }
+}
+
+/// [`PgSigner::sign`] of the signer serving at `addr`.
+async fn sign_at(
+    addr: std::net::SocketAddr,
+    attest: &str,
+    orig: &str,
+    dest: &str,
+) -> (u16, String) {
+    let body = crate::signer::request(attest, orig, dest, "");
+    let reply = crate::http::post_json(addr, signer::service::SIGNING_PATH, &body, &[]).await;
+    let json = reply.json();
+    let id = if reply.status == 200 {
+        assert!(json["signingResponse"]["identity"].is_string(), "{json}");
+        "signed".to_owned()
+    } else {
+        json["requestError"]["policyException"]["messageId"]
+            .as_str()
+            .or(json["requestError"]["serviceException"]["messageId"].as_str())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    (reply.status, id)
 }
 
 const SIGNER_CSV: &str = "number,customer,name,verified,status\n\
@@ -495,37 +504,47 @@ async fn a_postgresql_restart_during_signing_fails_no_call_of_a_registered_numbe
     let dir = tempdir();
     let mut cluster = cluster_with_numbers(dir.path());
     let url = cluster.url();
+    // No cache: every answer comes from the copy, which the thread writes while reconnecting.
     let signer = PgSigner::start(
         &signer_dir(dir.path(), "one"),
         &url,
-        "registry_sync_interval_ms = 200\nregistry_max_age_seconds = 3600\nregistry_stale = \"refuse\"\n",
+        "cache_capacity = 0
+registry_sync_interval_ms = 200
+registry_max_age_seconds = 3600
+         registry_stale = \"refuse\"\n",
     )
     .await;
     assert_eq!(signer.sign("A", "12155551212", "12125551213").await.0, 200);
-    tokio::task::block_in_place(|| cluster.stop()).unwrap();
-    // Calls during the outage, spread over more than a few catch-up intervals.
-    let mut answers = Vec::new();
-    for i in 0..30 {
-        let orig = ["12155551212", "12155551213", "12155565555"][i % 3];
-        answers.push((orig, signer.sign("A", orig, "12125551213").await));
-        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
-    }
-    assert!(
+    // Calls in flight the whole time: before, across the stop, during the outage, across the
+    // start and after, until told to stop.
+    let (done, mut finish) = tokio::sync::oneshot::channel::<()>();
+    let addr = signer.addr;
+    // 0: PostgreSQL up, 1: stopped, 2: started again; each answer is tagged with the phase
+    // its call began in.
+    let phase = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let phase_seen = std::sync::Arc::clone(&phase);
+    let calls = tokio::spawn(async move {
+        let mut answers: Vec<(u8, &str, (u16, String))> = Vec::new();
+        let mut i = 0usize;
+        while finish.try_recv().is_err() {
+            let orig = ["12155551212", "12155551213", "12155565555"][i % 3];
+            let at = phase_seen.load(std::sync::atomic::Ordering::SeqCst);
+            answers.push((at, orig, sign_at(addr, "A", orig, "12125551213").await));
+            i += 1;
+        }
         answers
-            .iter()
-            .all(|(_, a)| *a == (200, "signed".to_owned())),
-        "{answers:?}"
-    );
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| cluster.stop()).unwrap();
+    phase.store(1, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     assert_eq!(
         signer.sign("A", "12155551299", "12125551213").await,
         (403, "POL4101".into())
     );
     assert!(signer.metric("shaken_signer_registry_sync_failures_total") >= 1.0);
     tokio::task::block_in_place(|| cluster.start_again()).unwrap();
-    for i in 0..10 {
-        let orig = ["12155551212", "12155561234"][i % 2];
-        assert_eq!(signer.sign("A", orig, "12125551213").await.0, 200);
-    }
+    phase.store(2, std::sync::atomic::Ordering::SeqCst);
     // Reconnected: a suspension made after the restart reaches the signer.
     let output = shaken(["registry", "suspend", "--db", &url, "12155551213"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -536,6 +555,29 @@ async fn a_postgresql_restart_during_signing_fails_no_call_of_a_registered_numbe
         .await,
         "the signer reconnected after the restart"
     );
+    done.send(()).unwrap();
+    let answers = calls.await.unwrap();
+    // Every call for a registered number was signed, except the one suspended on purpose
+    // once it is refused for that.
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|(_, orig, answer)| {
+            *answer != (200, "signed".to_owned())
+                && !(*orig == "12155551213" && *answer == (403, "POL4102".to_owned()))
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        answers.len()
+    );
+    for at in 0..3 {
+        assert!(
+            answers.iter().any(|(phase, _, _)| *phase == at),
+            "calls in flight in phase {at}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -778,4 +820,60 @@ async fn a_signer_never_migrates_the_shared_database() {
         .await
     );
     assert_eq!(signer.sign("A", "12155551213", "12125551213").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_import_reaches_the_signers_cached_answers() {
+    let dir = tempdir();
+    let cluster = cluster_with_numbers(dir.path());
+    let url = cluster.url();
+    // NOTIFY only (the catch-up is a minute away), the default cache in front of the copy.
+    let signer = PgSigner::start(
+        &signer_dir(dir.path(), "one"),
+        &url,
+        "registry_sync_interval_ms = 60000\n",
+    )
+    .await;
+    let import = |name: &str, csv: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, csv).unwrap();
+        let output = shaken(["registry", "import", "--db", &url, path.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    };
+    // Answers cached: signed for c1's number, "not registered" for an unknown one.
+    for _ in 0..2 {
+        assert_eq!(
+            signer.sign("A", "12155551212", "12125551213").await,
+            (200, "signed".into())
+        );
+        assert_eq!(
+            signer.sign("A", "12155551777", "12125551213").await,
+            (403, "POL4101".into())
+        );
+    }
+    // A newly added number replaces the cached "not registered".
+    import(
+        "new.csv",
+        "number,customer,name,verified\n12155551777,c4,Four,yes\n",
+    );
+    assert!(
+        within(GENEROUS, async || {
+            signer.sign("A", "12155551777", "12125551213").await == (200, "signed".into())
+        })
+        .await,
+        "the new number is signed"
+    );
+    // A merge that changes only the customer's verification (12155551212 is not in it)
+    // changes the answer for every one of its numbers.
+    import(
+        "unverify.csv",
+        "number,customer,name,verified\n12155551213,c1,Verified One,no\n",
+    );
+    assert!(
+        within(GENEROUS, async || {
+            signer.sign("A", "12155551212", "12125551213").await == (403, "POL4103".into())
+        })
+        .await,
+        "the customer's numbers are refused once it is unverified"
+    );
 }
