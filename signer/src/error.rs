@@ -57,6 +57,14 @@ pub enum SignerError {
         /// The version this program needs.
         needed: i64,
     },
+    /// Another signer process keeps the same `registry_copy`.
+    #[error("the registry copy {path} is in use by another signer (locked: {lock})")]
+    RegistryCopyInUse {
+        /// The copy.
+        path: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+    },
     /// The signer's copy of a PostgreSQL registry has never been filled from it.
     #[error("the registry copy has never been synchronized from PostgreSQL")]
     RegistryNotSynced,

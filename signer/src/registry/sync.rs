@@ -18,7 +18,9 @@
 //!   TCP keepalives, `tcp_user_timeout` ([`super::postgres::client_config`]) and a 30 s
 //!   statement timeout (none for a full load).
 //!
-//! Dropping the [`SyncedRegistry`] stops the thread: it looks every 50 ms while it waits, and
+//! The copy is locked (`COPY.lock`) while its thread runs: a second signer given the same
+//! `registry_copy` refuses to start ([`SignerError::RegistryCopyInUse`]). Dropping the
+//! [`SyncedRegistry`] stops the thread: it looks every 50 ms while it waits, and
 //! the drop waits for it at most 2 s.
 //!
 //! The watermark, generation, `registry_id` and time of the last successful synchronization
@@ -145,6 +147,7 @@ impl SyncedRegistry {
     /// `first_sync_wait`) for its first attempt, so that a signer started with PostgreSQL up
     /// signs from the current registry at once. Fails only if the copy cannot be opened.
     pub fn start(options: SyncOptions) -> Result<Self, SignerError> {
+        let lock = lock_copy(&options.copy)?;
         let reader = Registry::open(&options.copy)?;
         let mut writer = Registry::open(&options.copy)?;
         let state = read_state(&mut writer)?;
@@ -159,6 +162,7 @@ impl SyncedRegistry {
         let stop = Arc::new(AtomicBool::new(false));
         let (first_done, first_attempt) = mpsc::channel();
         let worker = Worker {
+            _lock: lock,
             url: options.url.clone(),
             writer,
             cache: Arc::clone(&cache),
@@ -327,8 +331,32 @@ fn backoff_bounds(interval: Duration) -> (Duration, Duration) {
     (MIN_BACKOFF.min(max), max)
 }
 
+/// Locks `copy` for this process (`COPY.lock`, an exclusive `flock`, released when the
+/// returned file is closed): two signers feeding one copy would undo each other's watermark.
+fn lock_copy(copy: &std::path::Path) -> Result<std::fs::File, SignerError> {
+    let mut name = copy.as_os_str().to_owned();
+    name.push(".lock");
+    let lock = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| SignerError::io(&lock, &e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SignerError::RegistryCopyInUse {
+            path: copy.to_owned(),
+            lock,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(SignerError::io(&lock, &e)),
+    }
+}
+
 /// The synchronizing thread.
 struct Worker {
+    /// The copy's lock, held as long as the thread writes the copy.
+    _lock: std::fs::File,
     url: PgUrl,
     writer: Registry,
     cache: Arc<CachedRegistry>,
@@ -736,5 +764,20 @@ mod tests {
         assert_eq!(backoff_bounds(ms(1000)), (ms(250), ms(1000)));
         assert_eq!(backoff_bounds(ms(100)), (ms(100), ms(100)));
         assert_eq!(backoff_bounds(ms(60_000)), (ms(250), ms(5000)));
+    }
+
+    #[test]
+    fn two_signers_cannot_share_one_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = copy(dir.path(), 1_700_000_000);
+        let first = SyncedRegistry::start(options.clone()).unwrap();
+        let second = SyncedRegistry::start(options.clone());
+        assert!(
+            matches!(second, Err(SignerError::RegistryCopyInUse { .. })),
+            "{second:?}"
+        );
+        drop(first);
+        // Released once the first has stopped (its thread ended within the drop's wait).
+        assert!(SyncedRegistry::start(options).is_ok());
     }
 }
