@@ -1,9 +1,10 @@
 //! A throwaway PostgreSQL cluster for the tests: [`PgCluster::start`] finds the server's
 //! programs, creates a cluster in a temporary folder, starts it on a free loopback port (its
-//! unix socket inside that folder, never the system's), creates a database, and hands out a
+//! unix socket inside that folder, or in a short one under `/tmp` when that folder's path is
+//! too long for a socket; never the system's), creates a database, and hands out a
 //! `postgres://` URL with a password. [`PgCluster::stop`] and [`PgCluster::start_again`] stop
-//! and restart the same cluster (outage tests); dropping it stops the server and removes the
-//! folder.
+//! and restart the same cluster (outage tests); dropping it stops the server (whenever its
+//! `postmaster.pid` exists) and removes the folders. Folders with spaces work.
 //!
 //! The programs are looked for in `SHAKEN_PG_BIN` (a folder), then on `PATH` (`pg_ctl`, its
 //! symbolic link followed to the folder holding `initdb`), then in Debian's
@@ -64,6 +65,8 @@ pub enum PgTestError {
 #[derive(Debug)]
 pub struct PgCluster {
     dir: tempfile::TempDir,
+    /// The unix socket's folder when `dir` is too long for a socket path (else `None`: `dir`).
+    short_socket_dir: Option<tempfile::TempDir>,
     bin: PathBuf,
     /// The (uid, gid) the server's programs run as, when the tests run as root.
     run_as: Option<(u32, u32)>,
@@ -73,8 +76,15 @@ pub struct PgCluster {
 }
 
 impl PgCluster {
-    /// Creates a cluster, starts it and creates the database [`DATABASE`].
+    /// Creates a cluster in the temporary folder (`TMPDIR`), starts it and creates the
+    /// database [`DATABASE`].
     pub fn start() -> Result<Self, PgTestError> {
+        Self::start_in(&std::env::temp_dir())
+    }
+
+    /// [`PgCluster::start`] with the cluster's folder made in `parent`. A folder whose path is
+    /// too long for a unix socket gets its socket in a short folder under `/tmp`.
+    pub fn start_in(parent: &Path) -> Result<Self, PgTestError> {
         let bin = find_bin().ok_or(PgTestError::NotInstalled)?;
         let run_as = if is_root() {
             Some(server_user()?)
@@ -83,11 +93,22 @@ impl PgCluster {
         };
         let dir = tempfile::Builder::new()
             .prefix("shaken-pg-")
-            .tempdir_in(std::env::temp_dir())
+            .tempdir_in(parent)
             .map_err(|e| PgTestError::Folder(e.to_string()))?;
         let password = format!("pw-{}", random_suffix(dir.path()));
+        let short_socket_dir = if needs_short_socket_dir(dir.path()) {
+            Some(
+                tempfile::Builder::new()
+                    .prefix("spg")
+                    .tempdir_in("/tmp")
+                    .map_err(|e| PgTestError::Folder(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         let mut cluster = Self {
             dir,
+            short_socket_dir,
             bin,
             run_as,
             port: 0,
@@ -95,6 +116,9 @@ impl PgCluster {
             running: false,
         };
         cluster.give_to_server_user(cluster.dir.path())?;
+        if let Some(socket_dir) = &cluster.short_socket_dir {
+            cluster.give_to_server_user(socket_dir.path())?;
+        }
         let pwfile = cluster.dir.path().join("pwfile");
         std::fs::write(&pwfile, &cluster.password)
             .map_err(|e| PgTestError::Folder(e.to_string()))?;
@@ -167,7 +191,7 @@ impl PgCluster {
 
     /// Creates another database on the cluster and returns its URL.
     pub fn create_database(&self, name: &str) -> Result<String, PgTestError> {
-        let socket_dir = self.dir.path().to_owned();
+        let socket_dir = self.socket_dir().to_owned();
         let port = self.port.to_string();
         self.run_server_program(
             "createdb",
@@ -194,10 +218,11 @@ impl PgCluster {
     /// Starts the stopped server again, on the same port, and waits until it accepts
     /// connections.
     pub fn start_again(&mut self) -> Result<(), PgTestError> {
+        // pg_ctl hands these to the server through a shell: the folder is quoted.
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
             self.port,
-            self.dir.path().display()
+            shell_quote(&self.socket_dir().to_string_lossy())
         );
         let log = self.dir.path().join("server.log");
         let log = log.to_string_lossy().into_owned();
@@ -225,6 +250,13 @@ impl PgCluster {
 
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The folder of the server's unix socket.
+    fn socket_dir(&self) -> &Path {
+        self.short_socket_dir
+            .as_ref()
+            .map_or(self.dir.path(), |d| d.path())
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Result<(), PgTestError> {
@@ -270,12 +302,28 @@ impl PgCluster {
     }
 }
 
+/// Stops the server whenever its `postmaster.pid` exists (also when a start or stop failed
+/// half-way and `running` is wrong), then the folders are removed.
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        if self.running {
+        if self.running || self.data_dir().join("postmaster.pid").exists() {
             let _ = self.pg_ctl(&["stop", "-m", "immediate", "-w", "-t", "30"]);
         }
     }
+}
+
+/// The longest unix socket folder used: a socket path (folder, `/.s.PGSQL.PORT`) must fit in
+/// 107 bytes.
+const MAX_SOCKET_DIR: usize = 80;
+
+/// Whether `dir` is too long to hold the server's unix socket.
+fn needs_short_socket_dir(dir: &Path) -> bool {
+    dir.as_os_str().len() > MAX_SOCKET_DIR
+}
+
+/// `text` as one word for a POSIX shell: in single quotes, a single quote written `'\''`.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 fn check(program: &str, output: &Output) -> Result<(), PgTestError> {
@@ -401,5 +449,43 @@ mod tests {
         assert!(dir.join("data/PG_VERSION").is_file());
         drop(cluster);
         assert!(!dir.exists(), "the folder is removed");
+    }
+
+    #[test]
+    fn folders_are_quoted_for_the_shell_and_socket_paths_kept_short() {
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("/tmp/it's"), "'/tmp/it'\\''s'");
+        assert!(!needs_short_socket_dir(Path::new("/tmp/shaken-pg-abc123")));
+        assert!(needs_short_socket_dir(
+            &Path::new("/tmp").join("x".repeat(90))
+        ));
+    }
+
+    #[test]
+    fn a_cluster_in_a_long_folder_with_spaces_works_and_is_stopped_on_drop() {
+        let parent = tempfile::tempdir().unwrap();
+        let long = parent.path().join(format!("with space {}", "x".repeat(80)));
+        std::fs::create_dir_all(&long).unwrap();
+        // The server's user must reach the folder when the tests run as root.
+        std::fs::set_permissions(
+            parent.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::set_permissions(&long, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let cluster =
+            PgCluster::start_in(&long).expect("a PostgreSQL cluster in a long folder with a space");
+        assert!(cluster.dir.path().starts_with(&long));
+        assert!(cluster.short_socket_dir.is_some());
+        assert!(can_connect(&cluster));
+        let port = cluster.port();
+        let pid_file = cluster.data_dir().join("postmaster.pid");
+        assert!(pid_file.is_file());
+        // Dropped while believed stopped: the pid file still makes Drop stop the server.
+        let mut cluster = cluster;
+        cluster.running = false;
+        drop(cluster);
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     }
 }

@@ -358,6 +358,23 @@ impl SignerConfig {
         if self.registry_max_age_seconds == Some(0) {
             return bad("registry_max_age_seconds must be at least 1".into());
         }
+        if let RegistryLocation::Postgres(url) = &self.registry_db {
+            let interval = self
+                .registry_sync_interval_ms
+                .unwrap_or(DEFAULT_SYNC_INTERVAL_MS);
+            let max_age = self
+                .registry_max_age_seconds
+                .unwrap_or(DEFAULT_REGISTRY_MAX_AGE);
+            let connect = crate::registry::postgres::connect_timeout(url);
+            if let Some(needed) = max_age_too_short(max_age, interval, connect) {
+                return bad(format!(
+                    "registry_max_age_seconds {max_age} is shorter than a healthy signer's copy \
+                     can stay with registry_sync_interval_ms {interval} (two intervals and a \
+                     {} ms reconnection): at least {needed}",
+                    connect.as_millis()
+                ));
+            }
+        }
         if self.trace_sync_interval_us > 100_000 {
             return bad(format!(
                 "trace_sync_interval_us {} is outside 0..=100000",
@@ -483,6 +500,15 @@ impl SignerConfig {
     }
 }
 
+/// The shortest `registry_max_age_seconds` (the second returned) that a healthy signer's
+/// copy, caught up every `interval_ms`, can keep: two intervals (one catch-up missed) and one
+/// reconnection taking `connect`; `None` when `max_age` is enough. A shorter bound would make
+/// the copy stale, and with `registry_stale = "refuse"` calls refused, without any fault.
+fn max_age_too_short(max_age: u64, interval_ms: u64, connect: Duration) -> Option<u64> {
+    let needed_ms = 2 * interval_ms + connect.as_millis() as u64;
+    (max_age.saturating_mul(1000) < needed_ms).then(|| needed_ms.div_ceil(1000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -603,7 +629,7 @@ mod tests {
         );
         let (_, config) = load(
             "registry_db = \"postgresql://h/reg\"\nregistry_copy = \"c.sqlite\"\n\
-             registry_sync_interval_ms = 100\nregistry_max_age_seconds = 5\n\
+             registry_sync_interval_ms = 100\nregistry_max_age_seconds = 6\n\
              registry_stale = \"refuse\"\n",
         )
         .unwrap();
@@ -612,7 +638,7 @@ mod tests {
         };
         let options = config.sync_options(url.clone());
         assert!(options.copy.is_absolute() && options.copy.ends_with("c.sqlite"));
-        assert_eq!((options.max_age, options.stale), (5, StalePolicy::Refuse));
+        assert_eq!((options.max_age, options.stale), (6, StalePolicy::Refuse));
         let refused = |extra: &str| load(extra).unwrap_err().to_string();
         assert!(
             refused("registry_db = \"r.sqlite\"\nregistry_stale = \"keep\"\n")
@@ -626,6 +652,18 @@ mod tests {
             refused("registry_db = \"postgres://h/r\"\nregistry_max_age_seconds = 0\n")
                 .contains("registry_max_age_seconds")
         );
+        // A bound a healthy signer cannot keep: 2 x 2 s + the 5 s connection timeout > 8 s.
+        let short = refused("registry_db = \"postgres://h/r\"\nregistry_max_age_seconds = 8\n");
+        assert!(
+            short.contains("registry_max_age_seconds 8") && short.contains("at least 9"),
+            "{short}"
+        );
+        assert!(load("registry_db = \"postgres://h/r\"\nregistry_max_age_seconds = 9\n").is_ok());
+        // The URL's own connection timeout counts.
+        assert!(load(
+            "registry_db = \"postgres://h/r?connect_timeout=1\"\nregistry_max_age_seconds = 5\n"
+        )
+        .is_ok());
         assert!(
             refused("registry_db = \"postgres://h/r\"\nregistry_stale = \"maybe\"\n")
                 .contains("maybe")

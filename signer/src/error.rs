@@ -43,6 +43,28 @@ pub enum SignerError {
         /// The newest this program knows.
         supported: i64,
     },
+    /// The PostgreSQL registry's schema is missing or older than this program needs, and
+    /// the signer does not migrate a shared database: `shaken registry` does.
+    #[error(
+        "database {url} has schema version {found}, older than the {needed} this program needs: \
+         run a `shaken registry` command of this version against it to migrate it"
+    )]
+    PgSchemaTooOld {
+        /// The URL, password hidden.
+        url: String,
+        /// Its version (0: no schema).
+        found: i64,
+        /// The version this program needs.
+        needed: i64,
+    },
+    /// Another signer process keeps the same `registry_copy`.
+    #[error("the registry copy {path} is in use by another signer (locked: {lock})")]
+    RegistryCopyInUse {
+        /// The copy.
+        path: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+    },
     /// The signer's copy of a PostgreSQL registry has never been filled from it.
     #[error("the registry copy has never been synchronized from PostgreSQL")]
     RegistryNotSynced,
@@ -164,10 +186,22 @@ impl SignerError {
         }
     }
 
-    pub(crate) fn pg(url: &crate::registry::PgUrl, error: impl std::fmt::Display) -> Self {
+    /// A PostgreSQL error: the URL without its password, and the error with its causes
+    /// (the client's own message is often only "invalid configuration" or "db error").
+    pub(crate) fn pg(url: &crate::registry::PgUrl, error: impl std::error::Error) -> Self {
+        let mut detail = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !detail.contains(&text) {
+                detail.push_str(": ");
+                detail.push_str(&text);
+            }
+            source = cause.source();
+        }
         Self::Postgres {
             url: url.redacted(),
-            detail: error.to_string(),
+            detail,
         }
     }
 

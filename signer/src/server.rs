@@ -98,10 +98,15 @@ impl Prepared {
             credentials,
             tls,
         } = self;
-        let state = Arc::new(SignerState::from_config(
-            &config,
-            Arc::clone(&credentials.signer),
-        )?);
+        // Opening the state may wait (up to 10 s) for a PostgreSQL registry's first
+        // synchronization: off the runtime's threads.
+        let state = {
+            let (config, signer) = (config.clone(), Arc::clone(&credentials.signer));
+            tokio::task::spawn_blocking(move || SignerState::from_config(&config, signer))
+                .await
+                .map_err(|e| SignerError::Config(format!("opening the signer's state: {e}")))??
+        };
+        let state = Arc::new(state);
         if service::note_certificate_expiry(
             &state,
             credentials.not_after,

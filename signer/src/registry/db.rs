@@ -16,7 +16,7 @@ pub enum RegistryDb {
     /// An SQLite file.
     Sqlite(Registry),
     /// A PostgreSQL database.
-    Postgres(PgRegistry),
+    Postgres(Box<PgRegistry>),
 }
 
 impl RegistryDb {
@@ -25,7 +25,7 @@ impl RegistryDb {
     pub fn open(location: &RegistryLocation) -> Result<Self, SignerError> {
         Ok(match location {
             RegistryLocation::File(path) => Self::Sqlite(Registry::open(path)?),
-            RegistryLocation::Postgres(url) => Self::Postgres(PgRegistry::open(url)?),
+            RegistryLocation::Postgres(url) => Self::Postgres(Box::new(PgRegistry::open(url)?)),
         })
     }
 

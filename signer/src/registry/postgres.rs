@@ -15,12 +15,17 @@
 //! audit(id BIGSERIAL PRIMARY KEY, at BIGINT, actor TEXT, action TEXT, subject TEXT, detail TEXT)
 //! ```
 //!
+//! Version 2 adds `registry_state.registry_id`, a random UUID drawn when the schema is
+//! created: a signer whose copy came from another database (recreated, or a different one)
+//! sees it differ and reloads everything.
+//!
 //! **The change watermark.** Every writing transaction first increments
 //! `registry_state.change_seq`, which locks that row until it commits: writers are serialized,
 //! so watermarks are committed in increasing order and a reader that has seen watermark `w`
 //! finds every later change with `change_seq > w`. Each row it writes carries the new
 //! watermark. A replacing import also increments `generation`: its deletions are not rows, so
-//! a reader whose generation differs reloads everything. Each commit sends `NOTIFY` on
+//! a reader whose generation (or `registry_id`) differs, or whose watermark is above
+//! PostgreSQL's (a restored backup), reloads everything. Each commit sends `NOTIFY` on
 //! [`CHANGES_CHANNEL`] with the new watermark as payload. Identity documents are stored only
 //! as HMACs, as in SQLite.
 
@@ -43,7 +48,8 @@ pub const CHANGES_CHANNEL: &str = "shaken_registry";
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The schema migrations, in order: `MIGRATIONS[0]` is version 1.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE registry_state (id BOOLEAN PRIMARY KEY DEFAULT true CHECK (id),
     change_seq BIGINT NOT NULL, generation BIGINT NOT NULL);
 INSERT INTO registry_state VALUES (true, 0, 0);
@@ -63,7 +69,11 @@ CREATE TABLE ranges (start TEXT COLLATE "C" NOT NULL, "end" TEXT COLLATE "C" NOT
 CREATE INDEX ranges_change ON ranges (change_seq);
 CREATE TABLE audit (id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL,
     action TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL);
-"#];
+"#,
+    r#"
+ALTER TABLE registry_state ADD COLUMN registry_id TEXT NOT NULL DEFAULT gen_random_uuid()::TEXT;
+"#,
+];
 
 /// The newest schema this program knows.
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -85,19 +95,65 @@ impl std::fmt::Debug for PgRegistry {
     }
 }
 
-/// Connects to `url` (no TLS), waiting at most [`CONNECT_TIMEOUT`]. Must not be called from
-/// an async task (the client runs its own small runtime).
-pub(crate) fn connect(url: &PgUrl) -> Result<Client, SignerError> {
+/// The environment variable a password is taken from when the URL has none (as libpq's
+/// `PGPASSWORD`): a password there is not visible in `ps` as one in `--db` is.
+pub const PASSWORD_ENV: &str = "PGPASSWORD";
+
+/// The client's settings for `url`: its own, plus `password` when the URL has none, plus
+/// [`CONNECT_TIMEOUT`] when the URL sets no `connect_timeout`, and TCP keepalives and
+/// `tcp_user_timeout` so that a dead server or network is noticed within seconds.
+pub(crate) fn client_config(
+    url: &PgUrl,
+    password: Option<&str>,
+) -> Result<postgres::Config, SignerError> {
     let mut config: postgres::Config = url.secret().parse().map_err(|e| SignerError::pg(url, e))?;
-    config.connect_timeout(CONNECT_TIMEOUT);
+    if config.get_password().is_none() {
+        if let Some(password) = password.filter(|p| !p.is_empty()) {
+            config.password(password);
+        }
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
     config.keepalives(true);
-    config.keepalives_idle(Duration::from_secs(10));
-    config.connect(NoTls).map_err(|e| SignerError::pg(url, e))
+    config.keepalives_idle(Duration::from_secs(5));
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(2));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
+    Ok(config)
+}
+
+/// How long a connection attempt to `url` may take: the URL's `connect_timeout`, or
+/// [`CONNECT_TIMEOUT`].
+pub fn connect_timeout(url: &PgUrl) -> Duration {
+    client_config(url, None)
+        .ok()
+        .and_then(|config| config.get_connect_timeout().copied())
+        .unwrap_or(CONNECT_TIMEOUT)
+}
+
+/// Unacknowledged data older than this closes the connection (`tcp_user_timeout`).
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to `url` (no TLS), the password taken from [`PASSWORD_ENV`] when the URL has
+/// none ([`client_config`]). Must not be called from an async task (the client runs its own
+/// small runtime).
+pub(crate) fn connect(url: &PgUrl) -> Result<Client, SignerError> {
+    let password = std::env::var(PASSWORD_ENV).ok();
+    client_config(url, password.as_deref())?
+        .connect(NoTls)
+        .map_err(|e| SignerError::pg(url, e))
 }
 
 impl PgRegistry {
     /// Connects to `url` and migrates its schema to [`PG_SCHEMA_VERSION`] (refusing a newer
-    /// one). Must not be called from an async task.
+    /// one): what `shaken registry` does. Must not be called from an async task.
     pub fn open(url: &PgUrl) -> Result<Self, SignerError> {
         let client = connect(url)?;
         let mut registry = Self {
@@ -108,12 +164,49 @@ impl PgRegistry {
         Ok(registry)
     }
 
+    /// Connects to `url` and checks, without changing anything (no DDL), that its schema is
+    /// exactly [`PG_SCHEMA_VERSION`]: what a signer does, since only `shaken registry`
+    /// migrates a shared database. A missing or older schema is
+    /// [`SignerError::PgSchemaTooOld`], a newer one [`SignerError::PgSchemaTooNew`]. Must not
+    /// be called from an async task.
+    pub fn open_checked(url: &PgUrl) -> Result<Self, SignerError> {
+        let client = connect(url)?;
+        let mut registry = Self {
+            url: url.clone(),
+            client,
+        };
+        let version = registry.schema_version()?;
+        check_version(url, version)?;
+        Ok(registry)
+    }
+
+    /// The schema version applied (0: no schema).
+    fn schema_version(&mut self) -> Result<i64, SignerError> {
+        let url = self.url.clone();
+        let pg = |e: postgres::Error| SignerError::pg(&url, e);
+        let exists: bool = self
+            .client
+            .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+            .and_then(|row| row.try_get(0))
+            .map_err(pg)?;
+        if !exists {
+            return Ok(0);
+        }
+        self.client
+            .query_one(
+                "SELECT coalesce(max(version), 0)::BIGINT FROM schema_version",
+                &[],
+            )
+            .and_then(|row| row.try_get(0))
+            .map_err(pg)
+    }
+
     /// The URL (its `Display` hides the password).
     pub fn url(&self) -> &PgUrl {
         &self.url
     }
 
-    fn pg(&self, error: impl std::fmt::Display) -> SignerError {
+    fn pg(&self, error: impl std::error::Error) -> SignerError {
         SignerError::pg(&self.url, error)
     }
 
@@ -380,6 +473,23 @@ impl PgRegistry {
     }
 }
 
+/// Whether a database at schema `version` is one a signer can read as it is.
+fn check_version(url: &PgUrl, version: i64) -> Result<(), SignerError> {
+    match version.cmp(&PG_SCHEMA_VERSION) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(SignerError::PgSchemaTooOld {
+            url: url.redacted(),
+            found: version,
+            needed: PG_SCHEMA_VERSION,
+        }),
+        std::cmp::Ordering::Greater => Err(SignerError::PgSchemaTooNew {
+            url: url.redacted(),
+            found: version,
+            supported: PG_SCHEMA_VERSION,
+        }),
+    }
+}
+
 /// Takes the next watermark (and the next generation when `replacing`), locking the state row
 /// until the transaction ends: see the module documentation.
 fn bump(tx: &mut impl GenericClient, replacing: bool) -> Result<(i64, i64), postgres::Error> {
@@ -459,4 +569,52 @@ fn lookup_in(
         row.try_get(3)?,
         true,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_comes_from_the_url_or_else_from_outside_it() {
+        let bare = PgUrl::new("postgres://shaken@h/reg");
+        let config = client_config(&bare, Some("from-env")).unwrap();
+        assert_eq!(config.get_password(), Some(&b"from-env"[..]));
+        assert_eq!(client_config(&bare, None).unwrap().get_password(), None);
+        assert_eq!(client_config(&bare, Some("")).unwrap().get_password(), None);
+        let with = PgUrl::new("postgres://shaken:in-url@h/reg");
+        let config = client_config(&with, Some("from-env")).unwrap();
+        assert_eq!(config.get_password(), Some(&b"in-url"[..]));
+    }
+
+    #[test]
+    fn the_urls_timeouts_win_and_dead_connections_are_noticed() {
+        let config = client_config(&PgUrl::new("postgres://h/reg"), None).unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        assert!(config.get_keepalives());
+        assert!(config.get_keepalives_retries().is_some());
+        let url = PgUrl::new("postgres://h/reg?connect_timeout=2&tcp_user_timeout=3");
+        let config = client_config(&url, None).unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(2)));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_signer_reads_only_the_schema_version_it_knows() {
+        let url = PgUrl::new("postgres://u:pw@h/reg");
+        assert!(check_version(&url, PG_SCHEMA_VERSION).is_ok());
+        let old = check_version(&url, PG_SCHEMA_VERSION - 1).unwrap_err();
+        assert!(matches!(old, SignerError::PgSchemaTooOld { .. }), "{old}");
+        assert!(old.to_string().contains("shaken registry"), "{old}");
+        assert!(!old.to_string().contains("pw"), "{old}");
+        assert!(matches!(
+            check_version(&url, 0),
+            Err(SignerError::PgSchemaTooOld { found: 0, .. })
+        ));
+        assert!(matches!(
+            check_version(&url, PG_SCHEMA_VERSION + 1),
+            Err(SignerError::PgSchemaTooNew { .. })
+        ));
+    }
 }

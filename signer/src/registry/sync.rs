@@ -4,19 +4,28 @@
 //! as for a file registry: **a signing decision reads only the copy and never waits on
 //! PostgreSQL.** A thread keeps the copy up to date:
 //!
-//! - at start, and whenever PostgreSQL's `generation` differs from the copy's (a replacing
-//!   import), it loads everything, in one SQLite transaction (lookups meanwhile see the old
-//!   copy);
+//! - at start, whenever PostgreSQL's `generation` differs from the copy's (a replacing
+//!   import), whenever its `registry_id` differs (the database was recreated, or is another
+//!   one) and whenever its watermark is below the copy's (a restored backup), it loads
+//!   everything, in one SQLite transaction (lookups meanwhile see the old copy);
 //! - otherwise it reads the rows whose `change_seq` is above the copy's watermark
 //!   ([`super::postgres`] explains why that misses nothing), from one consistent snapshot;
 //! - it does so when a `NOTIFY` arrives on [`CHANGES_CHANNEL`], and at least every
 //!   `registry_sync_interval_ms` for anything missed;
 //! - when the connection fails it keeps the copy, counts the failure, and reconnects with a
-//!   backoff from 250 ms doubling to 5 s.
+//!   backoff from 250 ms doubling to 5 s, and never longer than the interval (so a reconnected
+//!   signer is no later than a healthy one's catch-up); a dead connection is noticed through
+//!   TCP keepalives, `tcp_user_timeout` ([`super::postgres::client_config`]) and a 30 s
+//!   statement timeout (none for a full load).
 //!
-//! The watermark, generation and time of the last successful synchronization are kept in the
-//! copy (table `pg_sync`), so a restarted signer starts from its copy, even with PostgreSQL
-//! away. Identity HMACs are not copied: the signer does not need them.
+//! The copy is locked (`COPY.lock`) while its thread runs: a second signer given the same
+//! `registry_copy` refuses to start ([`SignerError::RegistryCopyInUse`]). Dropping the
+//! [`SyncedRegistry`] stops the thread: it looks every 50 ms while it waits, and
+//! the drop waits for it at most 2 s.
+//!
+//! The watermark, generation, `registry_id` and time of the last successful synchronization
+//! are kept in the copy (table `pg_sync`), so a restarted signer starts from its copy, even
+//! with PostgreSQL away. Identity HMACs are not copied: the signer does not need them.
 //!
 //! The copy's age is the time since the last successful synchronization. A copy never
 //! synchronized is unusable: lookups fail, so the policy's outage rule applies (`POL5031`;
@@ -44,8 +53,14 @@ use crate::service::NumberLookup;
 
 /// The first reconnection delay.
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
-/// The longest reconnection delay.
+/// The longest reconnection delay (never longer than the sync interval either).
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long one statement of the synchronization may run (a full load has no limit).
+const STATEMENT_TIMEOUT: &str = "30s";
+/// How often the thread looks whether it is asked to stop while it waits.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+/// How long dropping a [`SyncedRegistry`] waits for its thread to end.
+const STOP_WAIT: Duration = Duration::from_secs(2);
 /// Above this many changed numbers, the whole cache is dropped instead of each entry.
 const MAX_SINGLE_INVALIDATIONS: usize = 10_000;
 
@@ -103,11 +118,27 @@ pub struct SyncedRegistry {
     max_age: u64,
     stale: StalePolicy,
     stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Stops the thread and waits for it, at most [`STOP_WAIT`] (it looks every [`STOP_CHECK`]
+/// while waiting; a connection attempt or a full load in progress may take longer, and is
+/// then left to end by itself).
 impl Drop for SyncedRegistry {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + STOP_WAIT;
+        while !thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+        } else {
+            tracing::warn!("the registry synchronization thread is still busy; left to end");
+        }
     }
 }
 
@@ -116,6 +147,7 @@ impl SyncedRegistry {
     /// `first_sync_wait`) for its first attempt, so that a signer started with PostgreSQL up
     /// signs from the current registry at once. Fails only if the copy cannot be opened.
     pub fn start(options: SyncOptions) -> Result<Self, SignerError> {
+        let lock = lock_copy(&options.copy)?;
         let reader = Registry::open(&options.copy)?;
         let mut writer = Registry::open(&options.copy)?;
         let state = read_state(&mut writer)?;
@@ -130,6 +162,7 @@ impl SyncedRegistry {
         let stop = Arc::new(AtomicBool::new(false));
         let (first_done, first_attempt) = mpsc::channel();
         let worker = Worker {
+            _lock: lock,
             url: options.url.clone(),
             writer,
             cache: Arc::clone(&cache),
@@ -138,7 +171,7 @@ impl SyncedRegistry {
             interval: options.interval,
             first_done: Some(first_done),
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("registry-sync".into())
             .spawn(move || worker.run())
             .map_err(|e| SignerError::io(&options.copy, &e))?;
@@ -149,6 +182,7 @@ impl SyncedRegistry {
             max_age: options.max_age,
             stale: options.stale,
             stop,
+            thread: Some(thread),
         })
     }
 
@@ -227,11 +261,26 @@ impl NumberLookup for SyncedRegistry {
 }
 
 /// The copy's synchronization state (table `pg_sync`).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct CopyState {
     change_seq: i64,
     generation: i64,
+    /// The `registry_state.registry_id` of the database the copy came from.
+    registry_id: Option<String>,
     synced_at: u64,
+}
+
+impl CopyState {
+    /// Whether the copy must be reloaded whole to match a database at watermark `seq`,
+    /// generation `generation` and id `registry_id`: never filled; a replacing import; another
+    /// database (recreated, or a different one, whose watermarks mean other changes); or a
+    /// watermark gone backwards (a restored backup).
+    fn needs_full_load(&self, seq: i64, generation: i64, registry_id: &str) -> bool {
+        self.synced_at == 0
+            || generation != self.generation
+            || self.registry_id.as_deref() != Some(registry_id)
+            || seq < self.change_seq
+    }
 }
 
 fn read_state(copy: &mut Registry) -> Result<CopyState, SignerError> {
@@ -240,18 +289,33 @@ fn read_state(copy: &mut Registry) -> Result<CopyState, SignerError> {
     let conn = copy.connection();
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS pg_sync (id INTEGER PRIMARY KEY CHECK (id = 1),
-             change_seq INTEGER NOT NULL, generation INTEGER NOT NULL, synced_at INTEGER NOT NULL)",
+             change_seq INTEGER NOT NULL, generation INTEGER NOT NULL, synced_at INTEGER NOT NULL,
+             registry_id TEXT)",
     )
     .map_err(db)?;
+    // A copy made before `registry_id` existed: the column is added (empty, so the next
+    // synchronization reloads it whole).
+    let has_id: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('pg_sync') WHERE name = 'registry_id'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(db)?;
+    if !has_id {
+        conn.execute_batch("ALTER TABLE pg_sync ADD COLUMN registry_id TEXT")
+            .map_err(db)?;
+    }
     let state = conn
         .query_row(
-            "SELECT change_seq, generation, synced_at FROM pg_sync WHERE id = 1",
+            "SELECT change_seq, generation, synced_at, registry_id FROM pg_sync WHERE id = 1",
             [],
             |row| {
                 Ok(CopyState {
                     change_seq: row.get(0)?,
                     generation: row.get(1)?,
                     synced_at: row.get::<_, i64>(2)?.max(0) as u64,
+                    registry_id: row.get(3)?,
                 })
             },
         )
@@ -260,8 +324,39 @@ fn read_state(copy: &mut Registry) -> Result<CopyState, SignerError> {
     Ok(state.unwrap_or_default())
 }
 
+/// The first and the longest reconnection delay for a sync `interval`: 250 ms and 5 s, never
+/// longer than the interval.
+fn backoff_bounds(interval: Duration) -> (Duration, Duration) {
+    let max = MAX_BACKOFF.min(interval);
+    (MIN_BACKOFF.min(max), max)
+}
+
+/// Locks `copy` for this process (`COPY.lock`, an exclusive `flock`, released when the
+/// returned file is closed): two signers feeding one copy would undo each other's watermark.
+fn lock_copy(copy: &std::path::Path) -> Result<std::fs::File, SignerError> {
+    let mut name = copy.as_os_str().to_owned();
+    name.push(".lock");
+    let lock = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| SignerError::io(&lock, &e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(SignerError::RegistryCopyInUse {
+            path: copy.to_owned(),
+            lock,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(SignerError::io(&lock, &e)),
+    }
+}
+
 /// The synchronizing thread.
 struct Worker {
+    /// The copy's lock, held as long as the thread writes the copy.
+    _lock: std::fs::File,
     url: PgUrl,
     writer: Registry,
     cache: Arc<CachedRegistry>,
@@ -273,7 +368,8 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        let mut backoff = MIN_BACKOFF;
+        let (min_backoff, max_backoff) = backoff_bounds(self.interval);
+        let mut backoff = min_backoff;
         while !self.stop.load(Ordering::Relaxed) {
             let error = match self.session(&mut backoff) {
                 Ok(()) => return,
@@ -286,31 +382,36 @@ impl Worker {
                 let _ = done.send(());
             }
             self.sleep(backoff);
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff = (backoff * 2).min(max_backoff);
         }
     }
 
     /// Sleeps `time`, waking early when stopped.
     fn sleep(&self, time: Duration) {
-        let step = Duration::from_millis(50);
-        let mut slept = Duration::ZERO;
-        while slept < time && !self.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(step);
-            slept += step;
+        let deadline = std::time::Instant::now() + time;
+        while !self.stop.load(Ordering::Relaxed) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(STOP_CHECK));
         }
     }
 
     /// One connection: listen, catch up, then catch up on each notification and at least
     /// every interval, until stopped (`Ok`) or the connection fails (`Err`).
     fn session(&mut self, backoff: &mut Duration) -> Result<(), SignerError> {
-        let mut pg = PgRegistry::open(&self.url)?;
+        // Check-only: a signer never migrates the shared database.
+        let mut pg = PgRegistry::open_checked(&self.url)?;
         let url = self.url.clone();
         let pg_error = move |e: postgres::Error| SignerError::pg(&url, e);
         pg.client_mut()
-            .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
+            .batch_execute(&format!(
+                "SET statement_timeout = '{STATEMENT_TIMEOUT}'; LISTEN {CHANGES_CHANNEL}"
+            ))
             .map_err(&pg_error)?;
         self.catch_up(&mut pg)?;
-        *backoff = MIN_BACKOFF;
+        *backoff = backoff_bounds(self.interval).0;
         tracing::info!(url = %self.url, watermark = self.status.watermark.load(Ordering::Relaxed),
             "registry copy synchronized from PostgreSQL");
         if let Some(done) = self.first_done.take() {
@@ -319,12 +420,23 @@ impl Worker {
         while !self.stop.load(Ordering::Relaxed) {
             {
                 let mut notifications = pg.client_mut().notifications();
-                // A notification, or the interval's end; then any others already received.
-                notifications
-                    .timeout_iter(self.interval)
-                    .next()
-                    .map_err(&pg_error)?;
+                // A notification, or the interval's end (looking every STOP_CHECK whether to
+                // stop); then any others already received.
+                let deadline = std::time::Instant::now() + self.interval;
+                loop {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() || self.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let wait = notifications.timeout_iter(left.min(STOP_CHECK)).next();
+                    if wait.map_err(&pg_error)?.is_some() {
+                        break;
+                    }
+                }
                 while notifications.iter().next().map_err(&pg_error)?.is_some() {}
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                break;
             }
             self.catch_up(&mut pg)?;
         }
@@ -347,14 +459,24 @@ impl Worker {
             .start()
             .map_err(pg_error)?;
         let row = snapshot
-            .query_one("SELECT change_seq, generation FROM registry_state", &[])
+            .query_one(
+                "SELECT change_seq, generation, registry_id FROM registry_state",
+                &[],
+            )
             .map_err(pg_error)?;
-        let (seq, generation): (i64, i64) = (
+        let (seq, generation, registry_id): (i64, i64, String) = (
             row.try_get(0).map_err(pg_error)?,
             row.try_get(1).map_err(pg_error)?,
+            row.try_get(2).map_err(pg_error)?,
         );
-        let full = state.synced_at == 0 || generation != state.generation;
+        let full = state.needs_full_load(seq, generation, &registry_id);
         let since = if full { -1 } else { state.change_seq };
+        if full {
+            // A full load of a large registry may take minutes: no statement limit for it.
+            snapshot
+                .batch_execute("SET LOCAL statement_timeout = 0")
+                .map_err(pg_error)?;
+        }
         let now = rest::service::unix_now().unwrap_or(0);
         let mut changed_numbers = Vec::new();
         let mut whole_cache = full;
@@ -460,18 +582,29 @@ impl Worker {
             drop(ranges);
         }
         tx.execute(
-            "INSERT INTO pg_sync (id, change_seq, generation, synced_at) VALUES (1, ?1, ?2, ?3)
+            "INSERT INTO pg_sync (id, change_seq, generation, synced_at, registry_id)
+             VALUES (1, ?1, ?2, ?3, ?4)
              ON CONFLICT(id) DO UPDATE SET change_seq = excluded.change_seq,
-             generation = excluded.generation, synced_at = excluded.synced_at",
-            params![seq, generation, now as i64],
+             generation = excluded.generation, synced_at = excluded.synced_at,
+             registry_id = excluded.registry_id",
+            params![seq, generation, now as i64, registry_id],
         )
         .map_err(db)?;
+        // The snapshot only read: it ends before the copy commits, and how it ends does not
+        // matter (a broken connection shows at the next query). Once the copy has committed,
+        // nothing may stop the cache from being invalidated: the watermark has advanced, so a
+        // cached answer left behind would not be corrected before its TTL.
+        let _ = snapshot.commit();
         tx.commit().map_err(db)?;
-        snapshot.commit().map_err(pg_error)?;
-        if whole_cache {
-            self.cache.invalidate(None)?;
+        let invalidated = if whole_cache {
+            self.cache.invalidate(None)
         } else if !changed_numbers.is_empty() {
-            self.cache.invalidate(Some(&changed_numbers))?;
+            self.cache.invalidate(Some(&changed_numbers))
+        } else {
+            Ok(())
+        };
+        if let Err(error) = invalidated {
+            tracing::error!(%error, "the registry cache could not be invalidated");
         }
         if full {
             self.status.full_loads.fetch_add(1, Ordering::Relaxed);
@@ -511,7 +644,7 @@ mod tests {
             registry
                 .connection()
                 .execute(
-                    "INSERT INTO pg_sync VALUES (1, 7, 0, ?1)",
+                    "INSERT INTO pg_sync VALUES (1, 7, 0, ?1, 'r')",
                     params![synced_at],
                 )
                 .unwrap();
@@ -594,5 +727,57 @@ mod tests {
         let metrics = never.render_metrics(1_700_000_000);
         assert!(metrics.contains("shaken_signer_registry_copy_age_seconds -1\n"));
         assert!(metrics.contains("shaken_signer_registry_copy_stale 1\n"));
+    }
+
+    #[test]
+    fn another_database_or_a_watermark_gone_back_reloads_the_copy_whole() {
+        let copy = CopyState {
+            change_seq: 40,
+            generation: 2,
+            registry_id: Some("a".into()),
+            synced_at: 1_700_000_000,
+        };
+        assert!(!copy.needs_full_load(40, 2, "a"), "nothing new");
+        assert!(!copy.needs_full_load(45, 2, "a"), "changes to catch up on");
+        assert!(copy.needs_full_load(45, 3, "a"), "a replacing import");
+        assert!(
+            copy.needs_full_load(45, 2, "b"),
+            "a recreated or different database"
+        );
+        assert!(copy.needs_full_load(12, 2, "a"), "a restored backup");
+        let before_ids = CopyState {
+            registry_id: None,
+            ..copy.clone()
+        };
+        assert!(
+            before_ids.needs_full_load(40, 2, "a"),
+            "a copy older than registry_id"
+        );
+        let never = CopyState::default();
+        assert!(never.needs_full_load(0, 0, "a"));
+    }
+
+    #[test]
+    fn reconnections_are_never_further_apart_than_the_interval() {
+        let ms = Duration::from_millis;
+        assert_eq!(backoff_bounds(ms(2000)), (ms(250), ms(2000)));
+        assert_eq!(backoff_bounds(ms(1000)), (ms(250), ms(1000)));
+        assert_eq!(backoff_bounds(ms(100)), (ms(100), ms(100)));
+        assert_eq!(backoff_bounds(ms(60_000)), (ms(250), ms(5000)));
+    }
+
+    #[test]
+    fn two_signers_cannot_share_one_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = copy(dir.path(), 1_700_000_000);
+        let first = SyncedRegistry::start(options.clone()).unwrap();
+        let second = SyncedRegistry::start(options.clone());
+        assert!(
+            matches!(second, Err(SignerError::RegistryCopyInUse { .. })),
+            "{second:?}"
+        );
+        drop(first);
+        // Released once the first has stopped (its thread ended within the drop's wait).
+        assert!(SyncedRegistry::start(options).is_ok());
     }
 }
