@@ -215,3 +215,90 @@ async fn the_consumer_runs_beside_http_push_counts_in_metrics_and_stops_cleanly(
     monitor.terminate();
     assert_eq!(committed(&broker, TOPIC, "g1", 3), 14);
 }
+
+/// The high-frequency alerts of `/v1/alerts` as (subject, time) pairs, sorted.
+async fn high_frequency(monitor: &KafkaMonitor) -> Vec<(String, u64)> {
+    let alerts = monitor
+        .get("/v1/alerts?detector=high-frequency&limit=1000")
+        .await
+        .json();
+    let mut pairs: Vec<(String, u64)> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["subject"]["caller"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                a["time"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_instance_of_a_group_serves_the_whole_clusters_alerts_once() {
+    let broker = Broker::start().unwrap();
+    let topic = "cluster.call-events";
+    let alerts_topic = "cluster.alerts";
+    broker.create_topic(topic, 4).unwrap();
+    broker.create_topic(alerts_topic, 2).unwrap();
+    let (dir_a, dir_b) = (tempdir(), tempdir());
+    let extra = ["--alerts-topic", alerts_topic];
+    let a = KafkaMonitor::start(dir_a.path(), &broker, topic, "cluster", &extra);
+    let b = KafkaMonitor::start(dir_b.path(), &broker, topic, "cluster", &extra);
+    // Both members in the group before anything is published, so the partitions are shared.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    // Eight callers, twelve calls each in a minute: each crosses high-frequency (at eleven)
+    // once, at its eleventh call.
+    let t0 = t0();
+    let callers: Vec<String> = (1..=8).map(|c| format!("86138000000{c:02}")).collect();
+    let mut lines = Vec::new();
+    for (c, caller) in callers.iter().enumerate() {
+        for i in 0..12 {
+            let n = c as u64 * 100 + i;
+            lines.push(call(t0 + i, caller, n, &format!("c{n}")));
+        }
+    }
+    publish(&broker, topic, &lines);
+    let expected: Vec<(String, u64)> = callers.iter().map(|c| (c.clone(), t0 + 10)).collect();
+
+    let started = Instant::now();
+    let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    while started.elapsed() < Duration::from_secs(60) {
+        seen_a = high_frequency(&a).await;
+        seen_b = high_frequency(&b).await;
+        if seen_a == expected && seen_b == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen_a, expected, "{}", broker.log());
+    assert_eq!(seen_b, expected);
+    // Each instance stored only its partitions' events, the group took every event once,
+    // and both instances published alerts (the partitions were shared).
+    let events = "monitor_events_total{kind=\"verification\"}";
+    assert_eq!(a.metric(events).await + b.metric(events).await, 96);
+    assert!(a.metric("monitor_alerts_topic_published_total").await >= 1);
+    assert!(b.metric("monitor_alerts_topic_published_total").await >= 1);
+
+    // The caller view of an instance shows the alert whichever instance raised it, in the
+    // JSON of a single node.
+    for caller in &callers {
+        let view_a = a.get(&format!("/v1/callers/{caller}")).await.json();
+        let view_b = b.get(&format!("/v1/callers/{caller}")).await.json();
+        assert_eq!(view_a["alerts"], view_b["alerts"], "{caller}");
+        let alerts = view_a["alerts"].as_array().unwrap();
+        assert_eq!(alerts.len(), 1, "{view_a}");
+        assert_eq!(alerts[0]["detector"], "high-frequency");
+        assert_eq!(alerts[0]["subject"]["caller"], caller.as_str());
+        assert_eq!(alerts[0]["count"], 12, "extended by the twelfth call");
+    }
+    a.terminate();
+    b.terminate();
+}
