@@ -168,6 +168,9 @@ impl GroupConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
+            // A member that died (kill -9) loses its partitions after 10 s without heartbeats.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
             .create()
             .map_err(ConsumeError::Config)?;
         consumer
