@@ -17,7 +17,9 @@
 //! already committed: a partition that moves away takes no uncommitted stored event with it.
 //!
 //! Not yet (issue 19, section 2): the new owner of a moved partition does not rebuild the
-//! windows of its callers from the topic before raising alerts. The alerts topic is the
+//! windows of its callers from the topic before raising alerts; records of several partitions
+//! are ingested in the order librdkafka hands them out (one partition's fetch, then
+//! another's), not merged by event time, so a backlog's events reach the detectors late. The alerts topic is the
 //! service's ([`crate::cluster`], started by [`crate::server::run_with`]). Replayed records are recognized through [`MonitorState::ingest_once`]
 //! once the service has called [`MonitorState::recognize_replays`] ([`crate::seen`]).
 
