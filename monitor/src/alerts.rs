@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::detect::{Crossing, DetectorId, Subject};
 
@@ -24,7 +24,7 @@ use crate::detect::{Crossing, DetectorId, Subject};
 pub const MAX_SAMPLES: usize = 5;
 
 /// One alert, as `GET /v1/alerts` serves it (plus `closed` and `last`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     /// Unique, increasing.
     pub id: u64,

@@ -17,8 +17,10 @@
 //! already committed: a partition that moves away takes no uncommitted stored event with it.
 //!
 //! Not yet (issue 19, section 2): the new owner of a moved partition does not rebuild the
-//! windows of its callers from the topic before raising alerts; alerts are not published to
-//! an alerts topic. Replayed records are recognized through [`MonitorState::ingest_once`]
+//! windows of its callers from the topic before raising alerts; records of several partitions
+//! are ingested in the order librdkafka hands them out (one partition's fetch, then
+//! another's), not merged by event time, so a backlog's events reach the detectors late. The alerts topic is the
+//! service's ([`crate::cluster`], started by [`crate::server::run_with`]). Replayed records are recognized through [`MonitorState::ingest_once`]
 //! once the service has called [`MonitorState::recognize_replays`] ([`crate::seen`]).
 
 use std::collections::BTreeMap;
@@ -48,6 +50,9 @@ pub struct ConsumeOptions {
     pub topic: String,
     /// The consumer group.
     pub group: String,
+    /// The alerts topic the service publishes its alerts to and reads the cluster's from
+    /// ([`crate::cluster`]); `None`: neither (the consumer itself never uses it).
+    pub alerts_topic: Option<String>,
     /// Most records in one ingested body.
     pub batch_lines: usize,
     /// Longest wait for a body's records once the first has arrived.
@@ -57,13 +62,14 @@ pub struct ConsumeOptions {
 }
 
 impl ConsumeOptions {
-    /// Options for `brokers` with the default topic and group, 1000-line bodies gathered for
-    /// at most 100 ms.
+    /// Options for `brokers` with the default topic, group and alerts topic, 1000-line bodies
+    /// gathered for at most 100 ms.
     pub fn new(brokers: &str) -> Self {
         Self {
             brokers: brokers.to_owned(),
             topic: DEFAULT_TOPIC.to_owned(),
             group: DEFAULT_GROUP.to_owned(),
+            alerts_topic: Some(crate::cluster::DEFAULT_ALERTS_TOPIC.to_owned()),
             batch_lines: 1000,
             batch_wait: Duration::from_millis(100),
             retry_pause: Duration::from_secs(1),
@@ -164,6 +170,9 @@ impl GroupConsumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
+            // A member that died (kill -9) loses its partitions after 10 s without heartbeats.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
             .create()
             .map_err(ConsumeError::Config)?;
         consumer

@@ -34,6 +34,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod consume;
 pub mod dashboard;

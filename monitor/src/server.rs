@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::MonitorApi;
+use crate::cluster::{AlertPublisher, AlertReader, ClusterAlerts};
 use crate::config::{ConfigError, MonitorConfig};
 use crate::consume::{ConsumeOptions, GroupConsumer};
 use crate::state::MonitorState;
@@ -43,6 +44,9 @@ pub enum ServeError {
     /// The Kafka consumer could not be started.
     #[error(transparent)]
     Consume(#[from] crate::consume::ConsumeError),
+    /// The alerts topic's clients could not be started.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 impl From<lists::consumer::ConsumerError> for ServeError {
@@ -169,10 +173,70 @@ impl ConsumerThread {
     }
 }
 
+/// The alerts topic's reader on a thread of its own, and the publisher, stopped by
+/// [`Self::stop`].
+struct ClusterThread {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+    publisher: Arc<AlertPublisher>,
+}
+
+/// A name for this process, unique among a cluster's instances: the pid and the start time.
+fn instance_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos}", std::process::id())
+}
+
+impl ClusterThread {
+    /// Attaches the alerts topic `topic` on `brokers` to `state`: its alerts are published
+    /// there, and the topic is read whole into the alerts `state` serves.
+    fn start(brokers: &str, topic: &str, state: &Arc<MonitorState>) -> Result<Self, ServeError> {
+        let instance = instance_name();
+        let publisher = Arc::new(AlertPublisher::new(brokers, topic, &instance)?);
+        let reader = AlertReader::new(brokers, topic, &instance)?;
+        let alerts = Arc::new(ClusterAlerts::default());
+        state.attach_cluster(Arc::clone(&alerts), Some(Arc::clone(&publisher)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("kafka-alerts".into())
+                .spawn(move || reader.run(&alerts, &stop))
+                .map_err(|error| StoreError::Folder {
+                    path: Path::new("(kafka alerts reader)").to_owned(),
+                    detail: format!("cannot start its thread: {error}"),
+                })?
+        };
+        tracing::info!(%topic, %instance, "kafka: alerts topic attached");
+        Ok(Self {
+            stop,
+            thread,
+            publisher,
+        })
+    }
+
+    /// Stops the reader and gives the publisher up to 5 s to deliver what it holds.
+    async fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread;
+        let publisher = self.publisher;
+        let _ = tokio::task::spawn_blocking(move || {
+            publisher.flush(Duration::from_secs(5));
+            thread.join()
+        })
+        .await;
+    }
+}
+
 /// Runs the service as [`run`] does and, with `kafka`, a member of its consumer group on a
 /// thread of its own beside the HTTP API (which still takes pushed events): it joins before
 /// the API listens, its counters are in `/metrics`, and on shutdown it finishes the body in
-/// hand and leaves the group before this returns.
+/// hand and leaves the group before this returns. With `alerts_topic`, the alerts this
+/// instance stores are published there and the whole topic is read, so the API shows the
+/// cluster's alerts ([`crate::cluster`]).
 pub async fn run_with(
     listen: SocketAddr,
     dir: &Path,
@@ -188,6 +252,14 @@ pub async fn run_with(
             path: Path::new("(start)").to_owned(),
             detail: "start-up was interrupted".into(),
         })??;
+    let cluster = match kafka.as_ref() {
+        Some(ConsumeOptions {
+            brokers,
+            alerts_topic: Some(topic),
+            ..
+        }) => Some(ClusterThread::start(brokers, topic, &prepared.state)?),
+        _ => None,
+    };
     let consumer = match kafka {
         Some(options) => {
             let state = Arc::clone(&prepared.state);
@@ -231,6 +303,9 @@ pub async fn run_with(
     rest::http::serve(listener, prepared.api, None, shutdown).await;
     if let Some(consumer) = consumer {
         consumer.stop().await;
+    }
+    if let Some(cluster) = cluster {
+        cluster.stop().await;
     }
     pruner.abort();
     if let Some(follower) = list_follower {

@@ -182,6 +182,13 @@ pub struct MonitorState {
     backlog_wait: Duration,
     consumer_stats: std::sync::OnceLock<Arc<crate::consume::ConsumeStats>>,
     replayed: AtomicU64,
+    cluster: std::sync::OnceLock<ClusterLink>,
+}
+
+/// The alerts topic, when the service has one ([`MonitorState::attach_cluster`]).
+struct ClusterLink {
+    alerts: Arc<crate::cluster::ClusterAlerts>,
+    publisher: Option<Arc<crate::cluster::AlertPublisher>>,
 }
 
 impl std::fmt::Debug for MonitorState {
@@ -290,6 +297,7 @@ impl MonitorState {
             backlog_wait: BACKLOG_WAIT,
             consumer_stats: std::sync::OnceLock::new(),
             replayed: AtomicU64::new(0),
+            cluster: std::sync::OnceLock::new(),
         };
         state.refresh_store_size();
         Ok((state, restored))
@@ -441,6 +449,12 @@ impl MonitorState {
                 self.metrics.store_error();
                 return Err(error);
             }
+            // Published under the lock, so the topic gets an alert's versions in order.
+            if let Some(link) = self.cluster.get() {
+                if let Some(publisher) = &link.publisher {
+                    publisher.publish(&changed, &link.alerts);
+                }
+            }
         }
         if !good.is_empty() {
             let mut payload = std::mem::take(&mut core.payload);
@@ -520,7 +534,28 @@ impl MonitorState {
 
     /// Alerts matching `query`, newest first.
     pub fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
-        lock(&self.reader).alerts(query)
+        let local = lock(&self.reader).alerts(query)?;
+        Ok(self.with_cluster(local, query))
+    }
+
+    /// `local` merged with the cluster's alerts that pass `query`, when there is an alerts
+    /// topic ([`crate::cluster::ClusterAlerts::merge`]); `local` as it is otherwise.
+    fn with_cluster(&self, local: Vec<Alert>, query: &AlertQuery) -> Vec<Alert> {
+        match self.cluster.get() {
+            Some(link) => link.alerts.merge(local, query),
+            None => local,
+        }
+    }
+
+    /// Shows the cluster's alerts read from the alerts topic in [`Self::alerts`], the caller
+    /// and SPC views, and publishes the alerts this state stores through `publisher` (the
+    /// first attached stays).
+    pub fn attach_cluster(
+        &self,
+        alerts: Arc<crate::cluster::ClusterAlerts>,
+        publisher: Option<Arc<crate::cluster::AlertPublisher>>,
+    ) {
+        let _ = self.cluster.set(ClusterLink { alerts, publisher });
     }
 
     /// A calling number's window counts, newest calls and alerts.
@@ -532,11 +567,14 @@ impl MonitorState {
             unindexed,
             windows,
             recent: reader.events_by_caller(tn, RECENT_EVENTS)?,
-            alerts: reader.alerts(&AlertQuery {
-                subject: Some(crate::detect::Subject::Caller(tn.to_owned()).into()),
-                limit: RECENT_EVENTS,
-                ..AlertQuery::default()
-            })?,
+            alerts: {
+                let query = AlertQuery {
+                    subject: Some(crate::detect::Subject::Caller(tn.to_owned()).into()),
+                    limit: RECENT_EVENTS,
+                    ..AlertQuery::default()
+                };
+                self.with_cluster(reader.alerts(&query)?, &query)
+            },
         })
     }
 
@@ -549,11 +587,14 @@ impl MonitorState {
             unindexed,
             windows,
             recent: reader.events_by_spc(spc, RECENT_EVENTS)?,
-            alerts: reader.alerts(&AlertQuery {
-                subject: Some(crate::detect::Subject::Spc(spc.to_owned()).into()),
-                limit: RECENT_EVENTS,
-                ..AlertQuery::default()
-            })?,
+            alerts: {
+                let query = AlertQuery {
+                    subject: Some(crate::detect::Subject::Spc(spc.to_owned()).into()),
+                    limit: RECENT_EVENTS,
+                    ..AlertQuery::default()
+                };
+                self.with_cluster(reader.alerts(&query)?, &query)
+            },
         })
     }
 
@@ -676,6 +717,9 @@ impl MonitorState {
         ));
         if let Some(stats) = self.consumer_stats.get() {
             text.push_str(&stats.render());
+        }
+        if let Some(link) = self.cluster.get() {
+            text.push_str(&link.alerts.render());
         }
         let evicted = lock(&self.core).seen.as_ref().map(SeenSet::evicted);
         if let Some(evicted) = evicted {

@@ -40,6 +40,11 @@ pub(crate) enum MonitorCommand {
         /// Instances in one group share the topic's partitions.
         #[arg(long, value_name = "NAME", default_value = monitor::consume::DEFAULT_GROUP, requires = "kafka")]
         group: String,
+        /// The alerts topic (with --kafka), shared by the group's instances.
+        ///
+        /// Each instance publishes its alerts there and reads every instance's.
+        #[arg(long, value_name = "NAME", default_value = monitor::cluster::DEFAULT_ALERTS_TOPIC, requires = "kafka")]
+        alerts_topic: String,
     },
     /// Measure ingest throughput over HTTP against the parse-only floor; prints JSON.
     ///
@@ -88,6 +93,7 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
             kafka,
             topic,
             group,
+            alerts_topic,
         } => {
             let config = load_config(config.as_ref())?;
             let allow = config.read_allow_file()?;
@@ -105,6 +111,7 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
                 let mut options = monitor::consume::ConsumeOptions::new(&brokers);
                 options.topic = topic;
                 options.group = group;
+                options.alerts_topic = Some(alerts_topic);
                 options
             });
             runtime.block_on(monitor::server::run_with(

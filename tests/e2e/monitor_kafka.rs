@@ -215,3 +215,233 @@ async fn the_consumer_runs_beside_http_push_counts_in_metrics_and_stops_cleanly(
     monitor.terminate();
     assert_eq!(committed(&broker, TOPIC, "g1", 3), 14);
 }
+
+/// The high-frequency alerts of `/v1/alerts` as (subject, time) pairs, sorted.
+async fn high_frequency(monitor: &KafkaMonitor) -> Vec<(String, u64)> {
+    let alerts = monitor
+        .get("/v1/alerts?detector=high-frequency&limit=1000")
+        .await
+        .json();
+    let mut pairs: Vec<(String, u64)> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["subject"]["caller"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                a["time"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_instance_of_a_group_serves_the_whole_clusters_alerts_once() {
+    let broker = Broker::start().unwrap();
+    let topic = "cluster.call-events";
+    let alerts_topic = "cluster.alerts";
+    broker.create_topic(topic, 4).unwrap();
+    broker.create_topic(alerts_topic, 2).unwrap();
+    let (dir_a, dir_b) = (tempdir(), tempdir());
+    let extra = ["--alerts-topic", alerts_topic];
+    let a = KafkaMonitor::start(dir_a.path(), &broker, topic, "cluster", &extra);
+    let b = KafkaMonitor::start(dir_b.path(), &broker, topic, "cluster", &extra);
+    // Both members in the group before anything is published, so the partitions are shared.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    // Eight callers, twelve calls each in a minute: each crosses high-frequency (at eleven)
+    // once, at its eleventh call.
+    let t0 = t0();
+    let callers: Vec<String> = (1..=8).map(|c| format!("86138000000{c:02}")).collect();
+    let mut lines = Vec::new();
+    for (c, caller) in callers.iter().enumerate() {
+        for i in 0..12 {
+            let n = c as u64 * 100 + i;
+            lines.push(call(t0 + i, caller, n, &format!("c{n}")));
+        }
+    }
+    publish(&broker, topic, &lines);
+    let expected: Vec<(String, u64)> = callers.iter().map(|c| (c.clone(), t0 + 10)).collect();
+
+    let started = Instant::now();
+    let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    while started.elapsed() < Duration::from_secs(60) {
+        seen_a = high_frequency(&a).await;
+        seen_b = high_frequency(&b).await;
+        if seen_a == expected && seen_b == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen_a, expected, "{}", broker.log());
+    assert_eq!(seen_b, expected);
+    // Each instance stored only its partitions' events, the group took every event once,
+    // and both instances published alerts (the partitions were shared).
+    let events = "monitor_events_total{kind=\"verification\"}";
+    assert_eq!(a.metric(events).await + b.metric(events).await, 96);
+    assert!(a.metric("monitor_alerts_topic_published_total").await >= 1);
+    assert!(b.metric("monitor_alerts_topic_published_total").await >= 1);
+
+    // The caller view of an instance shows the alert whichever instance raised it, in the
+    // JSON of a single node.
+    for caller in &callers {
+        let view_a = a.get(&format!("/v1/callers/{caller}")).await.json();
+        let view_b = b.get(&format!("/v1/callers/{caller}")).await.json();
+        assert_eq!(view_a["alerts"], view_b["alerts"], "{caller}");
+        let alerts = view_a["alerts"].as_array().unwrap();
+        assert_eq!(alerts.len(), 1, "{view_a}");
+        assert_eq!(alerts[0]["detector"], "high-frequency");
+        assert_eq!(alerts[0]["subject"]["caller"], caller.as_str());
+        assert_eq!(alerts[0]["count"], 12, "extended by the twelfth call");
+    }
+    a.terminate();
+    b.terminate();
+}
+
+/// The alerts of `/v1/alerts` about callers, as (caller, detector, time), sorted.
+async fn caller_alerts(monitor: &KafkaMonitor) -> Vec<(String, String, u64)> {
+    let alerts = monitor.get("/v1/alerts?limit=1000").await.json();
+    let mut out: Vec<(String, String, u64)> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| {
+            Some((
+                a["subject"]["caller"].as_str()?.to_owned(),
+                a["detector"].as_str()?.to_owned(),
+                a["time"].as_u64()?,
+            ))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Waits (at most 120 s) until `group` has committed `total` offsets on `topic`.
+async fn wait_committed(broker: &Broker, topic: &str, group: &str, partitions: i32, total: i64) {
+    let started = Instant::now();
+    while committed(broker, topic, group, partitions) < total {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{group} committed {} of {total}",
+            committed(broker, topic, group, partitions)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Issue 19 §2 step 4. Ignored: it fails today, not because of the kill. Consumed from
+/// several partitions, events reach the detectors out of event-time order (librdkafka hands
+/// out one partition's fetched records, some 15 minutes of this mix, before another's), and
+/// the detectors' windows follow the newest event time over all callers: most events are then
+/// "late" beyond `lateness_seconds` and not counted (22,134 of 31,240 at the single node in
+/// one run), so the single node and the pair each find a different part of the mix's truth.
+/// It also waits on Tansu moving a killed member's partitions, which took over 120 s in one
+/// of four runs. Run it with `--ignored` to see the two sets and the truth.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "fails: events from several partitions reach the detectors late (see the doc)"]
+async fn a_survivor_of_kill_9_serves_a_single_nodes_caller_alerts() {
+    use monitor::mix::{Mix, MixConfig};
+    let mix = Mix::generate(&MixConfig {
+        subscribers: 2_000,
+        duration: 2 * 3600,
+        ..MixConfig::default()
+    });
+    let lines: Vec<String> = mix.lines().collect();
+    let total = lines.len() as i64;
+    let (first, second) = lines.split_at(lines.len() / 2);
+
+    let broker = Broker::start().unwrap();
+    let (topic, alerts_topic, partitions) = ("mix.call-events", "mix.alerts", 4);
+    broker.create_topic(topic, partitions).unwrap();
+    broker.create_topic(alerts_topic, 2).unwrap();
+    let setup = tempdir();
+    let detection = mix.detection_config();
+    std::fs::write(
+        setup.path().join("allow.txt"),
+        mix.allow_list().join("\n") + "\n",
+    )
+    .unwrap();
+    let config = setup.path().join("monitor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "home_country = {:?}\ninternational_gateway_spcs = {:?}\nallow_file = {:?}\n",
+            detection.home_country.unwrap_or_default(),
+            detection.international_gateway_spcs,
+            setup.path().join("allow.txt"),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let args = |alerts: &'static str| {
+        [
+            "--config".to_owned(),
+            config.clone(),
+            "--alerts-topic".to_owned(),
+            alerts.to_owned(),
+        ]
+    };
+
+    // The pair: both in one group before anything is published.
+    let (dir_a, dir_b, dir_single) = (tempdir(), tempdir(), tempdir());
+    let pair_args = args(alerts_topic);
+    let pair_args: Vec<&str> = pair_args.iter().map(String::as_str).collect();
+    let a = KafkaMonitor::start(dir_a.path(), &broker, topic, "pair", &pair_args);
+    let b = KafkaMonitor::start(dir_b.path(), &broker, topic, "pair", &pair_args);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    publish(&broker, topic, first);
+    wait_committed(&broker, topic, "pair", partitions, first.len() as i64).await;
+    let events = "monitor_events_total{kind=\"verification\"}";
+    assert!(b.metric(events).await > 0, "both instances took a share");
+    // kill -9 halfway: the survivor takes over its partitions.
+    let mut b = b;
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    drop(b);
+    publish(&broker, topic, second);
+    wait_committed(&broker, topic, "pair", partitions, total).await;
+
+    // A single node on the same stream, with an alerts topic of its own.
+    let single_args = args("single.alerts");
+    let single_args: Vec<&str> = single_args.iter().map(String::as_str).collect();
+    broker.create_topic("single.alerts", 1).unwrap();
+    let single = KafkaMonitor::start(dir_single.path(), &broker, topic, "single", &single_args);
+    wait_committed(&broker, topic, "single", partitions, total).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let reference = caller_alerts(&single).await;
+    let survivor = caller_alerts(&a).await;
+    assert!(!reference.is_empty());
+    let missing: Vec<_> = reference.iter().filter(|x| !survivor.contains(x)).collect();
+    let extra: Vec<_> = survivor.iter().filter(|x| !reference.contains(x)).collect();
+    eprintln!(
+        "reference {} survivor {} missing {missing:?} extra {extra:?}",
+        reference.len(),
+        survivor.len()
+    );
+    let truth: Vec<(String, String, u64)> = mix
+        .truth()
+        .iter()
+        .filter_map(|((subject, detector), time)| match subject {
+            monitor::detect::Subject::Caller(tn) => {
+                Some((tn.clone(), detector.as_str().to_owned(), *time))
+            }
+            _ => None,
+        })
+        .collect();
+    eprintln!(
+        "truth {truth:?}\nlate single {} survivor {}",
+        single.metric("monitor_late_events_total").await,
+        a.metric("monitor_late_events_total").await
+    );
+    assert_eq!(survivor, reference);
+    a.terminate();
+    single.terminate();
+}

@@ -17,12 +17,12 @@
 //! is exact (no sketch is needed: a window's state is bounded by the calls in it), up to
 //! 10,000 called numbers kept per caller.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 
 /// Who an alert is about.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Subject {
     /// A calling number (E.164 digits): `{"caller": TN}`.
@@ -78,7 +78,7 @@ impl Subject {
 }
 
 /// A detector's name, as the API and the config write it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum DetectorId {
     /// `high-frequency`.
     #[serde(rename = "high-frequency")]
