@@ -252,7 +252,8 @@ impl AlertBook {
     pub fn close_quiet(&mut self, now: u64) -> Vec<Alert> {
         let closed = self.close_where(now, |_| true);
         for alert in &closed {
-            self.shard_of.remove(&(alert.subject.clone(), alert.detector));
+            self.shard_of
+                .remove(&(alert.subject.clone(), alert.detector));
         }
         closed
     }
@@ -266,7 +267,8 @@ impl AlertBook {
         });
         self.shard_of = shard_of;
         for alert in &closed {
-            self.shard_of.remove(&(alert.subject.clone(), alert.detector));
+            self.shard_of
+                .remove(&(alert.subject.clone(), alert.detector));
         }
         closed
     }
@@ -411,7 +413,11 @@ mod tests {
         let mut book = AlertBook::new(600, 7);
         let adopted = book.adopt(Shard::Partition(2), &raised).unwrap();
         assert_eq!((adopted.id, adopted.time, adopted.last), (7, 1000, 1000));
-        assert_eq!(book.adopt(Shard::Partition(2), &raised), None, "held already");
+        assert_eq!(
+            book.adopt(Shard::Partition(2), &raised),
+            None,
+            "held already"
+        );
         let mut closed = raised.clone();
         closed.closed = true;
         let mut fresh = AlertBook::new(600, 1);

@@ -523,7 +523,8 @@ impl GroupConsumer {
             .committed_offsets(list, REQUEST_WAIT)?
             .find_partition(topic, partition)
             .map(|e| e.offset());
-        let Some(Offset::Offset(until)) = committed.filter(|o| matches!(o, Offset::Offset(n) if *n > 0))
+        let Some(Offset::Offset(until)) =
+            committed.filter(|o| matches!(o, Offset::Offset(n) if *n > 0))
         else {
             self.consumer
                 .seek(topic, partition, Offset::Beginning, REQUEST_WAIT)?;
@@ -587,7 +588,9 @@ impl GroupConsumer {
         let mut ends = Vec::new();
         for t in metadata.topics().iter().filter(|t| t.name() == topic) {
             for p in t.partitions() {
-                let (_, high) = self.consumer.fetch_watermarks(topic, p.id(), REQUEST_WAIT)?;
+                let (_, high) = self
+                    .consumer
+                    .fetch_watermarks(topic, p.id(), REQUEST_WAIT)?;
                 ends.push((p.id(), high));
             }
         }

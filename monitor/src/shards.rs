@@ -53,7 +53,9 @@ impl Shards {
     /// The shard's engine, created empty when the shard has none.
     pub fn engine_mut(&mut self, shard: Shard) -> &mut Engine {
         let template = &self.template;
-        self.engines.entry(shard).or_insert_with(|| template.fresh())
+        self.engines
+            .entry(shard)
+            .or_insert_with(|| template.fresh())
     }
 
     /// The shard's engine, if it has one.
@@ -214,14 +216,18 @@ mod tests {
                 .observe(&call(ahead, "8613800000001", "8613900000001"))
                 .late
         );
-        let behind = shards
-            .engine_mut(Shard::Partition(1))
-            .observe(&call(1_700_000_000, "8613800000002", "8613900000002"));
+        let behind = shards.engine_mut(Shard::Partition(1)).observe(&call(
+            1_700_000_000,
+            "8613800000002",
+            "8613900000002",
+        ));
         assert!(!behind.late, "a partition behind another is not late");
         // Within one shard the bound holds as before.
-        let late = shards
-            .engine_mut(Shard::Partition(0))
-            .observe(&call(1_700_000_000, "8613800000003", "8613900000003"));
+        let late = shards.engine_mut(Shard::Partition(0)).observe(&call(
+            1_700_000_000,
+            "8613800000003",
+            "8613900000003",
+        ));
         assert!(late.late);
         assert_eq!(shards.newest_time(), ahead);
         assert_eq!(shards.active_callers(), 2);
@@ -244,11 +250,21 @@ mod tests {
         shards.engine_mut(Shard::Partition(3));
         assert!(shards.allow("8613800000002"));
         assert!(!shards.allow("8613800000002"));
-        assert!(shards.engine(Shard::Partition(3)).unwrap().is_allowed("8613800000002"));
-        assert!(shards.engine_mut(Shard::Partition(4)).is_allowed("8613800000001"));
-        assert!(shards.engine_mut(Shard::Partition(4)).is_allowed("8613800000002"));
+        assert!(shards
+            .engine(Shard::Partition(3))
+            .unwrap()
+            .is_allowed("8613800000002"));
+        assert!(shards
+            .engine_mut(Shard::Partition(4))
+            .is_allowed("8613800000001"));
+        assert!(shards
+            .engine_mut(Shard::Partition(4))
+            .is_allowed("8613800000002"));
         assert!(shards.disallow("8613800000001"));
-        assert!(!shards.engine(Shard::Partition(4)).unwrap().is_allowed("8613800000001"));
+        assert!(!shards
+            .engine(Shard::Partition(4))
+            .unwrap()
+            .is_allowed("8613800000001"));
         assert_eq!(shards.allowed(), vec!["8613800000002".to_owned()]);
     }
 }

@@ -34,12 +34,12 @@ use serde::Serialize;
 use crate::alerts::{Alert, AlertBook, AlertChange};
 use crate::config::MonitorConfig;
 use crate::detect::{DetectorId, Engine, WindowCounts};
-use crate::shards::{Shard, Shards};
 use crate::event::{parse_body, parse_line, Event};
 use crate::indexer::{self, encode_record, Indexer, Progress};
 use crate::journal::{self, JournalReader, JournalWriter};
 use crate::metrics::Metrics;
 use crate::seen::{self, SeenSet};
+use crate::shards::{Shard, Shards};
 use crate::store::{AlertQuery, MinuteCounts, Store, StoreError, StoredEvent};
 
 /// Minutes of per-minute counts kept in memory for `GET /v1/stats` (24 hours).

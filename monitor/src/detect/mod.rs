@@ -330,9 +330,11 @@ impl Engine {
         engine
     }
 
-    /// Whether the windows hold calls of this calling number.
+    /// Whether the windows hold calls of, or complaints about, this calling number.
     pub fn knows_caller(&self, tn: &str) -> bool {
-        tn_key(tn).is_some_and(|key| self.callers.contains_key(&key))
+        tn_key(tn).is_some_and(|key| {
+            self.callers.contains_key(&key) || self.complaints.contains_key(&key)
+        })
     }
 
     /// The settings.
