@@ -491,14 +491,14 @@ async fn a_survivor_of_kill_9_serves_a_single_nodes_caller_alerts() {
 }
 
 /// Waits until `f` (polled every 50 ms) is true, at most `limit`; returns the time taken.
-async fn until<F, Fut>(limit: Duration, mut f: F) -> Duration
+async fn until<F, Fut>(what: &str, limit: Duration, mut f: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let started = Instant::now();
     while !f().await {
-        assert!(started.elapsed() < limit, "not within {limit:?}");
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     started.elapsed()
@@ -537,6 +537,22 @@ async fn kafka_throughput_and_takeover_figures() {
         started.elapsed()
     );
     let args = ["--alerts-topic", "load.alerts"];
+    // The baseline, in the same run: a bare consumer reading every record from this broker.
+    let started = Instant::now();
+    let read = kafka_test::reader::read(
+        &broker.bootstrap(),
+        topic,
+        partitions,
+        lines.len(),
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    assert_eq!(read.len(), lines.len());
+    let bare = total as f64 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "bare consumer: {total} records in {:?} ({bare:.0}/s)",
+        started.elapsed()
+    );
 
     let mut rates = Vec::new();
     for instances in [1_usize, 2] {
@@ -554,9 +570,12 @@ async fn kafka_throughput_and_takeover_figures() {
             }
             sum
         };
-        until(Duration::from_secs(120), || async { records().await > 0 }).await;
+        until("a first record", Duration::from_secs(120), || async {
+            records().await > 0
+        })
+        .await;
         let (first_at, first) = (Instant::now(), records().await);
-        until(Duration::from_secs(1200), || async {
+        until("all committed", Duration::from_secs(1200), || async {
             committed(&broker, topic, &group, partitions) >= total
         })
         .await;
@@ -574,9 +593,11 @@ async fn kafka_throughput_and_takeover_figures() {
     let (da, db) = (tempdir(), tempdir());
     let a = KafkaMonitor::start(da.path(), &broker, topic, group, &args);
     let b = KafkaMonitor::start(db.path(), &broker, topic, group, &args);
-    until(Duration::from_secs(1200), || async {
-        committed(&broker, topic, group, partitions) >= total
-    })
+    until(
+        "all committed by the pair",
+        Duration::from_secs(1200),
+        || async { committed(&broker, topic, group, partitions) >= total },
+    )
     .await;
     let owned_by_a = a.metric("monitor_kafka_partitions").await;
     assert!(
@@ -587,14 +608,20 @@ async fn kafka_throughput_and_takeover_figures() {
     let mut b = b;
     b.child.kill().unwrap();
     b.child.wait().unwrap();
-    let owned = until(Duration::from_secs(180), || async {
-        a.metric("monitor_kafka_partitions").await == partitions as u64
-    })
+    let owned = until(
+        "the survivor owns every partition",
+        Duration::from_secs(180),
+        || async { a.metric("monitor_kafka_partitions").await == partitions as u64 },
+    )
     .await;
-    let rebuilt = until(Duration::from_secs(600), || async {
-        a.metric("monitor_kafka_rebuilds_total").await
-            >= rebuilds_before + (partitions as u64 - owned_by_a)
-    })
+    let rebuilt = until(
+        "the survivor rebuilt them",
+        Duration::from_secs(600),
+        || async {
+            a.metric("monitor_kafka_rebuilds_total").await
+                >= rebuilds_before + (partitions as u64 - owned_by_a)
+        },
+    )
     .await;
     let rebuilt_records = a.metric("monitor_kafka_rebuilt_records_total").await;
     eprintln!(
@@ -602,9 +629,15 @@ async fn kafka_throughput_and_takeover_figures() {
         owned.as_secs_f64(),
         (owned + rebuilt).as_secs_f64(),
     );
+    let (one, two) = (
+        rates.first().copied().unwrap_or(0.0),
+        rates.get(1).copied().unwrap_or(0.0),
+    );
     eprintln!(
-        "two instances / one: {:.2}",
-        rates.get(1).copied().unwrap_or(0.0) / rates.first().copied().unwrap_or(1.0)
+        "one instance / bare consumer: {:.2}; two instances / bare consumer: {:.2}; two / one: {:.2}",
+        one / bare,
+        two / bare,
+        two / one
     );
     a.terminate();
 }
