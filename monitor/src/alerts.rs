@@ -9,6 +9,12 @@
 //! quiet since `now - quiet`. Closing depends on event time only, so a replay closes the same
 //! alerts as live reception.
 //!
+//! Each open alert belongs to the [`Shard`] whose crossing last offered it: a shard's event
+//! time closes only its own alerts ([`AlertBook::close_quiet_in`]), since partitions are not
+//! in step; an alert taken over with a partition is adopted into the new owner's book
+//! ([`AlertBook::adopt`]), and a revoked partition's alerts are forgotten, not closed
+//! ([`AlertBook::forget`]): their new owner carries them on.
+//!
 //! `quiet` is one value for every detector by default; [`AlertBook::set_quiet`] sets a
 //! detector's own (the service may use each detector's window, as
 //! `DetectionConfig::window` gives it, so a 24-hour `complaints` alert is not closed and
@@ -19,6 +25,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::detect::{Crossing, DetectorId, Subject};
+use crate::shards::Shard;
 
 /// The most `origid`s an alert keeps as samples.
 pub const MAX_SAMPLES: usize = 5;
@@ -72,6 +79,8 @@ pub enum AlertChange {
 #[derive(Debug, Default)]
 pub struct AlertBook {
     open: HashMap<(Subject, DetectorId), Alert>,
+    /// The shard of each open alert not in [`Shard::Pushed`].
+    shard_of: HashMap<(Subject, DetectorId), Shard>,
     quiet: u64,
     quiet_by: HashMap<DetectorId, u64>,
     next_id: u64,
@@ -83,6 +92,7 @@ impl AlertBook {
     pub fn new(quiet: u64, next_id: u64) -> Self {
         Self {
             open: HashMap::new(),
+            shard_of: HashMap::new(),
             quiet,
             quiet_by: HashMap::new(),
             next_id,
@@ -120,6 +130,58 @@ impl AlertBook {
         self.open.values()
     }
 
+    /// How many alerts are open.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    fn shard(&self, key: &(Subject, DetectorId)) -> Shard {
+        self.shard_of.get(key).copied().unwrap_or(Shard::Pushed)
+    }
+
+    fn set_shard(&mut self, key: (Subject, DetectorId), shard: Shard) {
+        if shard == Shard::Pushed {
+            self.shard_of.remove(&key);
+        } else {
+            self.shard_of.insert(key, shard);
+        }
+    }
+
+    /// Takes over an open alert another instance raised (read from the alerts topic) for a
+    /// partition this one now owns, under a new id of this book, so that the next crossing
+    /// extends it as the previous owner would have. Returns the adopted alert; `None` when it
+    /// is closed or the book already holds an open alert for its subject and detector.
+    pub fn adopt(&mut self, shard: Shard, alert: &Alert) -> Option<Alert> {
+        let key = (alert.subject.clone(), alert.detector);
+        if alert.closed || self.open.contains_key(&key) {
+            return None;
+        }
+        let adopted = Alert {
+            id: self.next_id,
+            ..alert.clone()
+        };
+        self.next_id += 1;
+        self.open.insert(key.clone(), adopted.clone());
+        self.set_shard(key, shard);
+        Some(adopted)
+    }
+
+    /// Forgets the open alerts of a shard (a partition revoked: its new owner carries them
+    /// on), without closing them. Returns how many.
+    pub fn forget(&mut self, shard: Shard) -> usize {
+        let keys: Vec<(Subject, DetectorId)> = self
+            .open
+            .keys()
+            .filter(|key| self.shard(key) == shard)
+            .cloned()
+            .collect();
+        for key in &keys {
+            self.open.remove(key);
+            self.shard_of.remove(key);
+        }
+        keys.len()
+    }
+
     fn opened(&mut self, crossing: Crossing) -> Alert {
         let id = self.next_id;
         self.next_id += 1;
@@ -143,7 +205,13 @@ impl AlertBook {
     /// Offers a crossing: opens, extends or closes-and-reopens the subject's alert for the
     /// detector. `None` when nothing changed (a crossing already counted).
     pub fn offer(&mut self, crossing: Crossing) -> Option<AlertChange> {
+        self.offer_in(Shard::Pushed, crossing)
+    }
+
+    /// Offers a crossing found in `shard` ([`Self::offer`]); the alert then belongs to it.
+    pub fn offer_in(&mut self, shard: Shard, crossing: Crossing) -> Option<AlertChange> {
         let key = (crossing.subject.clone(), crossing.detector);
+        self.set_shard(key.clone(), shard);
         let quiet = self.quiet(crossing.detector);
         let Some(alert) = self.open.get_mut(&key) else {
             let alert = self.opened(crossing);
@@ -182,12 +250,40 @@ impl AlertBook {
     /// Closes the alerts whose last crossing is more than their quiet window before `now`
     /// (event time: the newest event time seen), returning them closed (to be stored).
     pub fn close_quiet(&mut self, now: u64) -> Vec<Alert> {
+        let closed = self.close_where(now, |_| true);
+        for alert in &closed {
+            self.shard_of
+                .remove(&(alert.subject.clone(), alert.detector));
+        }
+        closed
+    }
+
+    /// Closes, as [`Self::close_quiet`] does, only the alerts of `shard`, with `now` that
+    /// shard's newest event time.
+    pub fn close_quiet_in(&mut self, shard: Shard, now: u64) -> Vec<Alert> {
+        let shard_of = std::mem::take(&mut self.shard_of);
+        let closed = self.close_where(now, |key| {
+            shard_of.get(key).copied().unwrap_or(Shard::Pushed) == shard
+        });
+        self.shard_of = shard_of;
+        for alert in &closed {
+            self.shard_of
+                .remove(&(alert.subject.clone(), alert.detector));
+        }
+        closed
+    }
+
+    fn close_where(
+        &mut self,
+        now: u64,
+        mine: impl Fn(&(Subject, DetectorId)) -> bool,
+    ) -> Vec<Alert> {
         let quiet_by = &self.quiet_by;
         let quiet = self.quiet;
         let mut closed = Vec::new();
-        self.open.retain(|(_, detector), alert| {
-            let q = quiet_by.get(detector).copied().unwrap_or(quiet);
-            if alert.last.saturating_add(q) < now {
+        self.open.retain(|key, alert| {
+            let q = quiet_by.get(&key.1).copied().unwrap_or(quiet);
+            if mine(key) && alert.last.saturating_add(q) < now {
                 let mut a = alert.clone();
                 a.closed = true;
                 closed.push(a);
@@ -290,5 +386,52 @@ mod tests {
             panic!("extended")
         };
         assert_eq!(a.samples.len(), 5);
+    }
+
+    #[test]
+    fn a_shards_time_closes_only_its_own_alerts() {
+        let mut book = AlertBook::new(600, 1);
+        book.offer_in(Shard::Partition(0), crossing(1000, 61, &["a"]));
+        let mut other = crossing(1000, 61, &["b"]);
+        other.subject = Subject::Caller("8613800000002".into());
+        book.offer_in(Shard::Partition(1), other);
+        // Partition 0 runs ahead: it closes its alert, not partition 1's.
+        let closed = book.close_quiet_in(Shard::Partition(0), 5000);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].subject, Subject::Caller("8613800000001".into()));
+        assert_eq!(book.open_count(), 1);
+        assert!(book.close_quiet_in(Shard::Partition(1), 1500).is_empty());
+        assert_eq!(book.close_quiet_in(Shard::Partition(1), 1601).len(), 1);
+    }
+
+    #[test]
+    fn an_adopted_alert_is_extended_under_a_new_id_and_forgotten_with_its_shard() {
+        let mut theirs = AlertBook::new(600, 40);
+        let Some(AlertChange::Opened(raised)) = theirs.offer(crossing(1000, 61, &["a"])) else {
+            panic!("opened")
+        };
+        let mut book = AlertBook::new(600, 7);
+        let adopted = book.adopt(Shard::Partition(2), &raised).unwrap();
+        assert_eq!((adopted.id, adopted.time, adopted.last), (7, 1000, 1000));
+        assert_eq!(
+            book.adopt(Shard::Partition(2), &raised),
+            None,
+            "held already"
+        );
+        let mut closed = raised.clone();
+        closed.closed = true;
+        let mut fresh = AlertBook::new(600, 1);
+        assert_eq!(fresh.adopt(Shard::Partition(2), &closed), None);
+        // The next crossing extends it as the previous owner would have.
+        let Some(AlertChange::Extended(a)) =
+            book.offer_in(Shard::Partition(2), crossing(1300, 65, &["b"]))
+        else {
+            panic!("extended")
+        };
+        assert_eq!((a.id, a.time, a.last, a.count), (7, 1000, 1300, 65));
+        // Revoked: forgotten, not closed.
+        assert_eq!(book.forget(Shard::Partition(1)), 0);
+        assert_eq!(book.forget(Shard::Partition(2)), 1);
+        assert_eq!(book.open_count(), 0);
     }
 }

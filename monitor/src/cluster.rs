@@ -63,6 +63,8 @@ pub enum ClusterError {
 #[derive(Debug, Default)]
 pub struct ClusterAlerts {
     by_origin: Mutex<HashMap<(String, u64), Alert>>,
+    /// Per partition of the alerts topic, the offset after the last record read.
+    positions: Mutex<HashMap<i32, i64>>,
     /// Records read from the alerts topic.
     pub read: AtomicU64,
     /// Records of the alerts topic that were not alert records (skipped).
@@ -108,6 +110,38 @@ impl ClusterAlerts {
         let mut held = self.by_origin.lock().unwrap_or_else(|e| e.into_inner());
         held.insert((record.instance, record.alert.id), record.alert);
         Ok(())
+    }
+
+    /// Notes that the reader has read `partition` of the alerts topic up to `offset`.
+    pub fn read_up_to(&self, partition: i32, offset: i64) {
+        let mut positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        let at = positions.entry(partition).or_insert(0);
+        *at = (*at).max(offset + 1);
+    }
+
+    /// Whether the reader has read every partition up to (not including) the given offsets
+    /// (the topic's ends at some moment; a partition whose end is 0 is empty).
+    pub fn has_read(&self, ends: &[(i32, i64)]) -> bool {
+        let positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        ends.iter()
+            .all(|(partition, end)| *end <= positions.get(partition).copied().unwrap_or(0))
+    }
+
+    /// The cluster's open alerts: every (subject, detector, time) once, as the instance that
+    /// saw most of it has it, unless that version is closed.
+    pub fn open_alerts(&self) -> Vec<Alert> {
+        let mut merged: HashMap<(Subject, DetectorId, u64), Alert> = HashMap::new();
+        let held = self.by_origin.lock().unwrap_or_else(|e| e.into_inner());
+        for alert in held.values() {
+            let key = identity(alert);
+            match merged.get(&key) {
+                Some(kept) if !saw_more(alert, kept) => {}
+                _ => {
+                    merged.insert(key, alert.clone());
+                }
+            }
+        }
+        merged.into_values().filter(|a| !a.closed).collect()
     }
 
     /// The instance's own alerts `local` (as its store answered `query`) merged with the
@@ -233,10 +267,18 @@ impl AlertPublisher {
         }
     }
 
-    /// Waits at most `wait` for the queued alerts to be acknowledged (on shutdown).
-    pub fn flush(&self, wait: Duration) {
-        if let Err(error) = self.producer.flush(wait) {
-            tracing::warn!(%error, "alerts topic: not every alert was acknowledged");
+    /// Waits at most `wait` for the queued alerts to be acknowledged (on shutdown, and by
+    /// the consumer before it commits offsets). Returns whether none is left unacknowledged.
+    pub fn flush(&self, wait: Duration) -> bool {
+        if self.producer.in_flight_count() == 0 {
+            return true;
+        }
+        match self.producer.flush(wait) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "alerts topic: not every alert was acknowledged");
+                false
+            }
         }
     }
 }
@@ -325,6 +367,7 @@ impl AlertReader {
                             tracing::warn!(%error, "alerts topic: a record skipped");
                         }
                     }
+                    cluster.read_up_to(message.partition(), message.offset());
                 }
                 Some(Err(error)) => tracing::debug!(%error, "alerts topic: poll"),
                 None => {}

@@ -25,7 +25,9 @@
 //! - [`server`]: `shaken monitor serve` as a process; [`load`]: the throughput run;
 //! - [`consume`]: the call-event topic on Kafka consumed as a member of a consumer group
 //!   (issue 19, section 2); [`seen`]: the events already taken, so a replayed record is
-//!   counted once.
+//!   counted once; [`shards`]: one detector engine per stream read in order (the pushed
+//!   events, each partition owned), so partitions out of step do not make each other late;
+//!   [`cluster`]: the alerts topic shared by a group's instances.
 //!
 //! Nothing here reads the clock: every window is over the events' own `time`; the service
 //! reads it at its edge (retention, the time of an allow-list change).
@@ -47,6 +49,7 @@ pub mod metrics;
 pub mod mix;
 pub mod seen;
 pub mod server;
+pub mod shards;
 pub mod state;
 pub mod store;
 pub mod traceback;

@@ -39,6 +39,7 @@ use crate::indexer::{self, encode_record, Indexer, Progress};
 use crate::journal::{self, JournalReader, JournalWriter};
 use crate::metrics::Metrics;
 use crate::seen::{self, SeenSet};
+use crate::shards::{Shard, Shards};
 use crate::store::{AlertQuery, MinuteCounts, Store, StoreError, StoredEvent};
 
 /// Minutes of per-minute counts kept in memory for `GET /v1/stats` (24 hours).
@@ -130,7 +131,7 @@ pub struct Restored {
 }
 
 struct Core {
-    engine: Engine,
+    shards: Shards,
     book: AlertBook,
     store: Store,
     journal: JournalWriter,
@@ -155,7 +156,7 @@ impl Core {
     }
 
     fn trim_minutes(&mut self) {
-        let newest = self.engine.newest_time();
+        let newest = self.shards.newest_time();
         let oldest = newest.saturating_sub(STATS_MINUTES * 60);
         while let Some((&first, _)) = self.minutes.first_key_value() {
             if first >= oldest {
@@ -182,6 +183,10 @@ pub struct MonitorState {
     backlog_wait: Duration,
     consumer_stats: std::sync::OnceLock<Arc<crate::consume::ConsumeStats>>,
     replayed: AtomicU64,
+    /// Records shown to a partition's engine while rebuilding it.
+    rebuilt: AtomicU64,
+    /// Open alerts adopted from the alerts topic with a partition.
+    adopted: AtomicU64,
     cluster: std::sync::OnceLock<ClusterLink>,
 }
 
@@ -276,7 +281,7 @@ impl MonitorState {
         let indexer = Indexer::start(&journal_dir, index_store, Arc::clone(&progress));
         let state = Self {
             core: Mutex::new(Core {
-                engine,
+                shards: Shards::new(engine),
                 book,
                 store,
                 journal,
@@ -297,6 +302,8 @@ impl MonitorState {
             backlog_wait: BACKLOG_WAIT,
             consumer_stats: std::sync::OnceLock::new(),
             replayed: AtomicU64::new(0),
+            rebuilt: AtomicU64::new(0),
+            adopted: AtomicU64::new(0),
             cluster: std::sync::OnceLock::new(),
         };
         state.refresh_store_size();
@@ -317,7 +324,7 @@ impl MonitorState {
     /// ahead of it is refused (the detectors' windows follow the newest event time, so one
     /// event far in the future would make every later one late).
     pub fn ingest(&self, body: &[u8], now: u64) -> Result<IngestReport, StoreError> {
-        self.ingest_with(body, now, false)
+        self.ingest_with(body, now, false, Shard::Pushed)
     }
 
     /// Ingests as [`Self::ingest`] does, for a stream read at least once: once
@@ -327,7 +334,119 @@ impl MonitorState {
     /// Events are recorded as taken only once their body is stored, so a body whose store
     /// failed is taken whole when it comes again.
     pub fn ingest_once(&self, body: &[u8], now: u64) -> Result<IngestReport, StoreError> {
-        self.ingest_with(body, now, true)
+        self.ingest_with(body, now, true, Shard::Pushed)
+    }
+
+    /// Ingests records of one partition of the call-event topic, in offset order, into that
+    /// partition's engine ([`crate::shards`]), recognizing replays as [`Self::ingest_once`]
+    /// does, with one difference: a replayed event is still shown to the partition's engine
+    /// (its crossings not offered to the book), since a partition's engine is rebuilt from the
+    /// topic only up to its committed offset ([`Self::begin_rebuild`]) and the events after it
+    /// that this instance had stored before a restart must be in the windows too.
+    pub fn ingest_partition(
+        &self,
+        partition: i32,
+        body: &[u8],
+        now: u64,
+    ) -> Result<IngestReport, StoreError> {
+        self.ingest_with(body, now, true, Shard::Partition(partition))
+    }
+
+    /// Starts rebuilding a newly assigned partition's windows: its engine is emptied and its
+    /// alerts (if the book held any) forgotten. Feed it the partition's records from the
+    /// detectors' horizon up to the committed offset with [`Self::rebuild`], then call
+    /// [`Self::end_rebuild`].
+    pub fn begin_rebuild(&self, partition: i32) {
+        let mut core = lock(&self.core);
+        let shard = Shard::Partition(partition);
+        core.shards.reset(shard);
+        core.book.forget(shard);
+        core.open_alerts = core.book.open_count() as u64;
+    }
+
+    /// Shows already-handled records of a partition to its engine only: not stored, no
+    /// alert offered (their alerts were raised by the partition's previous owner). Returns
+    /// the events shown; unreadable lines are skipped.
+    pub fn rebuild(&self, partition: i32, body: &[u8]) -> u64 {
+        let parsed = parse_body(body);
+        let mut core = lock(&self.core);
+        let engine = core.shards.engine_mut(Shard::Partition(partition));
+        let mut shown = 0;
+        for (_, result) in parsed {
+            if let Ok(line) = result {
+                engine.observe(&line.event);
+                shown += 1;
+            }
+        }
+        self.rebuilt.fetch_add(shown, Ordering::Relaxed);
+        shown
+    }
+
+    /// Ends a partition's rebuild: of `cluster_alerts` (the open alerts the alerts topic
+    /// holds), those about a calling number whose calls the rebuilt windows hold are adopted
+    /// into the book ([`AlertBook::adopt`]), so that the partition's next crossings extend
+    /// them as their previous owner would have, instead of raising them again. Returns how
+    /// many were adopted.
+    pub fn end_rebuild(&self, partition: i32, cluster_alerts: &[Alert]) -> usize {
+        let mut core = lock(&self.core);
+        let shard = Shard::Partition(partition);
+        let core = &mut *core;
+        let Some(engine) = core.shards.engine(shard) else {
+            return 0;
+        };
+        let mut adopted = 0;
+        for alert in cluster_alerts {
+            let ours = match &alert.subject {
+                crate::detect::Subject::Caller(tn) => engine.knows_caller(tn),
+                _ => false,
+            };
+            if ours && core.book.adopt(shard, alert).is_some() {
+                adopted += 1;
+            }
+        }
+        core.open_alerts = core.book.open_count() as u64;
+        self.adopted.fetch_add(adopted as u64, Ordering::Relaxed);
+        adopted
+    }
+
+    /// Forgets a revoked partition: its engine and its open alerts (not closed: the new
+    /// owner adopts them).
+    pub fn drop_partition(&self, partition: i32) {
+        let mut core = lock(&self.core);
+        let shard = Shard::Partition(partition);
+        core.shards.remove(shard);
+        core.book.forget(shard);
+        core.open_alerts = core.book.open_count() as u64;
+    }
+
+    /// Readies the state for consuming partitions: the windows and open alerts restored from
+    /// the store into the pushed events' engine are dropped, since each partition's are
+    /// rebuilt from the topic when it is assigned (keeping both would count a caller twice).
+    pub fn consume_partitions(&self) {
+        let mut core = lock(&self.core);
+        core.shards.reset(Shard::Pushed);
+        core.book.forget(Shard::Pushed);
+        core.open_alerts = core.book.open_count() as u64;
+    }
+
+    /// The seconds of event history a partition's windows need behind its newest event.
+    pub fn horizon(&self) -> u64 {
+        lock(&self.core).shards.horizon()
+    }
+
+    /// The alerts topic's alerts, when the service reads one.
+    pub fn cluster_alerts(&self) -> Option<Arc<crate::cluster::ClusterAlerts>> {
+        self.cluster.get().map(|link| Arc::clone(&link.alerts))
+    }
+
+    /// Waits (at most `wait`) until the alerts published so far have reached the broker:
+    /// called before offsets are committed, so a committed event's alert is on the topic.
+    /// Returns false when they have not.
+    pub fn flush_alerts(&self, wait: Duration) -> bool {
+        match self.cluster.get().and_then(|link| link.publisher.as_ref()) {
+            Some(publisher) => publisher.flush(wait),
+            None => true,
+        }
     }
 
     /// Starts recognizing replayed events in [`Self::ingest_once`]: the set holds the detectors'
@@ -337,7 +456,7 @@ impl MonitorState {
     pub fn recognize_replays(&self, cap: usize) -> Result<u64, StoreError> {
         self.settle();
         let mut core = lock(&self.core);
-        let horizon = core.engine.horizon();
+        let horizon = core.shards.horizon();
         let mut set = SeenSet::new(horizon, cap);
         let newest = core.store.newest_event_time()?;
         if let Some(newest) = newest {
@@ -352,7 +471,13 @@ impl MonitorState {
         Ok(filled)
     }
 
-    fn ingest_with(&self, body: &[u8], now: u64, once: bool) -> Result<IngestReport, StoreError> {
+    fn ingest_with(
+        &self,
+        body: &[u8],
+        now: u64,
+        once: bool,
+        shard: Shard,
+    ) -> Result<IngestReport, StoreError> {
         let parsed = parse_body(body);
         let mut good = Vec::with_capacity(parsed.len());
         let mut rejected = Vec::new();
@@ -376,19 +501,29 @@ impl MonitorState {
         }
         self.metrics.rejected(rejected.len() as u64);
         self.wait_for_backlog()?;
-        let mut core = lock(&self.core);
+        let mut guard = lock(&self.core);
+        let core = &mut *guard;
         let mut keys = Vec::new();
         if let (true, Some(seen)) = (once, core.seen.as_ref()) {
             let before = good.len();
             let mut in_body = std::collections::HashSet::new();
+            let mut replays = Vec::new();
             good.retain(|line| {
                 let key = seen::key(line.event.origid.as_deref(), line.raw);
                 let new = !seen.contains(key) && in_body.insert(key);
                 if new {
                     keys.push((key, line.event.time));
+                } else if shard != Shard::Pushed && in_body.insert(key) {
+                    replays.push(line.event.clone());
                 }
                 new
             });
+            if !replays.is_empty() {
+                let engine = core.shards.engine_mut(shard);
+                for event in &replays {
+                    engine.observe(event);
+                }
+            }
             self.replayed
                 .fetch_add((before - good.len()) as u64, Ordering::Relaxed);
         }
@@ -408,11 +543,14 @@ impl MonitorState {
         };
         let mut opened = Vec::new();
         let mut closed_count = 0_u64;
-        let mut closed_at = core.engine.newest_time();
+        let engine = core.shards.engine_mut(shard);
+        let mut closed_at = engine.newest_time();
         for line in &good {
-            let observation = core.engine.observe(&line.event);
+            let engine = core.shards.engine_mut(shard);
+            let observation = engine.observe(&line.event);
+            let newest = engine.newest_time();
             for crossing in observation.crossings {
-                match core.book.offer(crossing) {
+                match core.book.offer_in(shard, crossing) {
                     Some(AlertChange::Opened(alert)) => {
                         opened.push(alert.detector);
                         record(alert, &mut changed);
@@ -434,10 +572,9 @@ impl MonitorState {
             // Alerts close as event time passes, event by event, as they would if each
             // event came in a body of its own: a big body and a live stream close (and so
             // reopen) the same alerts.
-            let newest = core.engine.newest_time();
             if newest > closed_at {
                 closed_at = newest;
-                let closed = core.book.close_quiet(newest);
+                let closed = core.book.close_quiet_in(shard, newest);
                 closed_count += closed.len() as u64;
                 for alert in closed {
                     record(alert, &mut changed);
@@ -483,7 +620,7 @@ impl MonitorState {
             core.count_minute(&line.event);
         }
         core.trim_minutes();
-        drop(core);
+        drop(guard);
         for line in &good {
             self.metrics.event(line.event.kind);
         }
@@ -560,7 +697,7 @@ impl MonitorState {
 
     /// A calling number's window counts, newest calls and alerts.
     pub fn caller(&self, tn: &str) -> Result<SubjectView, StoreError> {
-        let windows = lock(&self.core).engine.caller_counts(tn);
+        let windows = lock(&self.core).shards.caller_counts(tn);
         let unindexed = self.settle();
         let reader = lock(&self.reader);
         Ok(SubjectView {
@@ -580,7 +717,7 @@ impl MonitorState {
 
     /// A signing carrier's window counts, newest calls and alerts.
     pub fn spc(&self, spc: &str) -> Result<SubjectView, StoreError> {
-        let windows = lock(&self.core).engine.spc_counts(spc);
+        let windows = lock(&self.core).shards.spc_counts(spc);
         let unindexed = self.settle();
         let reader = lock(&self.reader);
         Ok(SubjectView {
@@ -616,33 +753,33 @@ impl MonitorState {
         let mut core = lock(&self.core);
         core.store.set_allowed(tn, allowed, now)?;
         Ok(if allowed {
-            core.engine.allow(tn)
+            core.shards.allow(tn)
         } else {
-            core.engine.disallow(tn)
+            core.shards.disallow(tn)
         })
     }
 
     /// Hands the regulator's current list to the detectors (white-listed firms' numbers are
     /// held to their firm's quota); `None` removes it.
     pub fn set_list(&self, list: Option<std::sync::Arc<lists::ActiveList>>) {
-        lock(&self.core).engine.set_list(list);
+        lock(&self.core).shards.set_list(list);
     }
 
     /// Gives the detectors a bare list index (tests, the lab, [`crate::mix`]).
     pub fn set_list_index(&self, index: Option<std::sync::Arc<lists::ListIndex>>) {
-        lock(&self.core).engine.set_list_index(index);
+        lock(&self.core).shards.set_list_index(index);
     }
 
     /// The allow list, sorted.
     pub fn allowed(&self) -> Vec<String> {
-        lock(&self.core).engine.allowed()
+        lock(&self.core).shards.allowed()
     }
 
     /// The dashboard's figures over the last `minutes` minutes (at most [`STATS_MINUTES`]).
     pub fn stats(&self, minutes: u64) -> Stats {
         let minutes = minutes.clamp(1, STATS_MINUTES);
         let core = lock(&self.core);
-        let time = core.engine.newest_time();
+        let time = core.shards.newest_time();
         let last = time - time % 60;
         let first = last.saturating_sub((minutes - 1) * 60);
         let per_minute = (0..minutes)
@@ -659,7 +796,7 @@ impl MonitorState {
             time,
             per_minute,
             top_callers: core
-                .engine
+                .shards
                 .top_callers(20)
                 .into_iter()
                 .map(|(caller, count)| TopCaller { caller, count })
@@ -700,8 +837,8 @@ impl MonitorState {
         let (memory, callers, open) = {
             let core = lock(&self.core);
             (
-                core.engine.memory_bytes(),
-                core.engine.active_callers(),
+                core.shards.memory_bytes(),
+                core.shards.active_callers(),
                 core.open_alerts,
             )
         };
@@ -717,6 +854,16 @@ impl MonitorState {
         ));
         if let Some(stats) = self.consumer_stats.get() {
             text.push_str(&stats.render());
+            let (rebuilt, adopted) = (
+                self.rebuilt.load(Ordering::Relaxed),
+                self.adopted.load(Ordering::Relaxed),
+            );
+            text.push_str(&format!(
+                "# HELP monitor_kafka_rebuilt_records_total Records read again to rebuild the windows of partitions taken over.\n\
+                 # TYPE monitor_kafka_rebuilt_records_total counter\nmonitor_kafka_rebuilt_records_total {rebuilt}\n\
+                 # HELP monitor_kafka_adopted_alerts_total Open alerts taken over from the alerts topic with a partition.\n\
+                 # TYPE monitor_kafka_adopted_alerts_total counter\nmonitor_kafka_adopted_alerts_total {adopted}\n"
+            ));
         }
         if let Some(link) = self.cluster.get() {
             text.push_str(&link.alerts.render());
@@ -742,7 +889,7 @@ impl MonitorState {
     /// The engine's window memory estimate and active callers.
     pub fn window_memory(&self) -> (usize, usize) {
         let core = lock(&self.core);
-        (core.engine.memory_bytes(), core.engine.active_callers())
+        (core.shards.memory_bytes(), core.shards.active_callers())
     }
 }
 

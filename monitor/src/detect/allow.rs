@@ -83,7 +83,7 @@ pub fn parse_allow_list(text: &str) -> Result<Vec<String>, usize> {
 }
 
 /// The allow list, as keys.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct AllowList {
     keys: HashSet<TnKey>,
 }

@@ -321,6 +321,22 @@ impl Engine {
         }
     }
 
+    /// An engine with this one's settings, allow list and firm list, and no windows: what a
+    /// newly assigned partition starts from ([`crate::shards`]).
+    pub fn fresh(&self) -> Self {
+        let mut engine = Self::new(&self.config, Vec::new());
+        engine.allow = self.allow.clone();
+        engine.list = self.list.clone();
+        engine
+    }
+
+    /// Whether the windows hold calls of, or complaints about, this calling number.
+    pub fn knows_caller(&self, tn: &str) -> bool {
+        tn_key(tn).is_some_and(|key| {
+            self.callers.contains_key(&key) || self.complaints.contains_key(&key)
+        })
+    }
+
     /// The settings.
     pub fn config(&self) -> &DetectionConfig {
         &self.config
