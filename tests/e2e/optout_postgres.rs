@@ -95,3 +95,32 @@ async fn two_optout_services_on_one_postgresql_database_share_opt_outs_and_feed(
     drop((a, b));
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_db_flag_overrides_the_configurations_sqlite_file_too() {
+    let dir = tempdir();
+    let other = dir.path().join("elsewhere.db");
+    let service = OptOutProcess::start_with(dir.path(), &["--db", other.to_str().unwrap()]);
+    let validate = shaken([
+        "optout",
+        "serve",
+        "--config",
+        dir.path().join("optout.toml").to_str().unwrap(),
+        "--db",
+        other.to_str().unwrap(),
+        "--validate",
+    ]);
+    assert!(
+        stdout(&validate).contains(&format!("database {}", other.display())),
+        "{}",
+        stdout(&validate)
+    );
+    let pressed = press(&service, &service.link("8613800138000", FIRM, "Sunrise")).await;
+    assert_eq!(pressed.status, 200);
+    assert_eq!(
+        summary(&service.feed().await),
+        vec![(1, "8613800138000".to_owned(), true)]
+    );
+    assert!(other.exists());
+    assert!(!dir.path().join("optout.db").exists());
+}
