@@ -90,21 +90,21 @@ impl Drop for PgStore {
 }
 
 /// Whether `error` means the connection is gone (rather than a statement failing on a working
-/// connection): the client's own I/O and closed-connection errors, and the server's shutdown
-/// and connection-exception codes.
+/// connection): a closed connection, an I/O error, or the server's shutdown and
+/// connection-exception codes.
 fn connection_lost(error: &postgres::Error, client: &Client) -> bool {
     if error.is_closed() || client.is_closed() {
         return true;
     }
-    match error.code() {
-        None => error.as_db_error().is_none(),
-        Some(code) => {
-            *code == SqlState::ADMIN_SHUTDOWN
-                || *code == SqlState::CRASH_SHUTDOWN
-                || *code == SqlState::CANNOT_CONNECT_NOW
-                || code.code().starts_with("08")
-        }
+    if std::error::Error::source(error).is_some_and(|cause| cause.is::<std::io::Error>()) {
+        return true;
     }
+    error.code().is_some_and(|code| {
+        *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || code.code().starts_with("08")
+    })
 }
 
 impl PgStore {
