@@ -93,7 +93,25 @@ async fn two_optout_services_on_one_postgresql_database_share_opt_outs_and_feed(
     let a = OptOutProcess::start_with(dir_a.path(), &["--db", &url]);
     assert_eq!(summary(&a.feed().await), expected);
     drop((a, b));
+
+    // PostgreSQL gone: the service does not start, and says why without the password.
+    let password = cluster.password().to_owned();
     drop(cluster);
+    let refused = shaken([
+        "optout",
+        "serve",
+        "--config",
+        dir_a.path().join("optout.toml").to_str().unwrap(),
+        "--db",
+        &url,
+    ]);
+    assert!(!refused.status.success());
+    let text = stderr(&refused);
+    assert!(
+        text.contains(&format!("opt-out database {shown}")),
+        "{text}"
+    );
+    assert!(!text.contains(&password), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
