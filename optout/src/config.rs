@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::store::StoreLocation;
 use crate::token::LinkKey;
 
 /// The shortest feed token accepted.
@@ -22,8 +23,9 @@ pub struct OptOutConfig {
     /// Address to listen on (default `127.0.0.1:8090`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// The SQLite database (created if missing).
-    pub db: PathBuf,
+    /// Where the store lives: an SQLite file (created if missing), or a PostgreSQL database
+    /// given as a `postgres://` URL (see `docs/postgresql.md`).
+    pub db: StoreLocation,
     /// The key that MACs link tokens, shared with the verifiers that mint links (hex, base64
     /// or raw; at least 32 bytes).
     pub link_key_file: PathBuf,
@@ -85,7 +87,8 @@ impl OptOutConfig {
             path: path.to_owned(),
             detail: e.to_string().trim_end().to_owned(),
         })?;
-        for p in [&mut config.db, &mut config.link_key_file]
+        config.db = config.db.resolved_from(base);
+        for p in [&mut config.link_key_file]
             .into_iter()
             .chain(config.feed_tokens_file.as_mut())
         {
@@ -200,7 +203,13 @@ mod tests {
     #[test]
     fn defaults_paths_and_errors_naming_their_key() {
         let config = parse("db = \"optout.db\"\nlink_key_file = \"/k\"\n").unwrap();
-        assert_eq!(config.db, Path::new("/etc/shaken/optout.db"));
+        assert_eq!(
+            config.db,
+            StoreLocation::File("/etc/shaken/optout.db".into())
+        );
+        let config =
+            parse("db = \"postgres://o:pw@db.example/optout\"\nlink_key_file = \"/k\"\n").unwrap();
+        assert_eq!(config.db.to_string(), "postgres://o@db.example:5432/optout");
         assert_eq!(config.link_key_file, Path::new("/k"));
         assert_eq!(config.max_body_bytes, 4096);
         assert_eq!(config.listen, default_listen());
@@ -236,7 +245,7 @@ mod tests {
         assert_eq!(config.burst, 20);
         assert_eq!(
             config.db,
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("optout.db")
+            StoreLocation::File(Path::new(env!("CARGO_MANIFEST_DIR")).join("optout.db"))
         );
         assert_eq!(
             config.public_base_url.as_deref(),

@@ -60,7 +60,7 @@ pub enum KeyError {
     TooLong(usize),
 }
 
-/// A failure of the opt-out store.
+/// A failure of the opt-out store. A PostgreSQL URL appears only without its password.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -72,7 +72,7 @@ pub enum StoreError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
-    /// The database was written by a newer version.
+    /// The SQLite database was written by a newer version.
     #[error(
         "opt-out database {path} has schema version {found}; this program reads up to {supported}"
     )]
@@ -84,16 +84,41 @@ pub enum StoreError {
         /// The newest this code reads.
         supported: i64,
     },
+    /// PostgreSQL cannot be reached, or refused or failed a statement. A request that meets
+    /// it is answered 503; the next one connects again.
+    #[error("opt-out database {url}: {detail}")]
+    Postgres {
+        /// The URL without its password.
+        url: String,
+        /// What the client or the server said, with its causes.
+        detail: String,
+    },
+    /// The PostgreSQL schema was written by a newer version.
+    #[error(
+        "opt-out database {url} has opt-out schema version {found}; this program reads up to {supported}"
+    )]
+    PgSchemaTooNew {
+        /// The URL without its password.
+        url: String,
+        /// Its version.
+        found: i64,
+        /// The newest this code reads.
+        supported: i64,
+    },
     /// A stored row this code did not write (an unknown action).
-    #[error("opt-out database {path}: unexpected value {value:?} in column {column}")]
+    #[error("opt-out database {db}: unexpected value {value:?} in column {column}")]
     Corrupt {
-        /// The database file.
-        path: PathBuf,
+        /// The database file, or the URL without its password.
+        db: String,
         /// The column.
         column: &'static str,
         /// The value found.
         value: String,
     },
+    /// The blocking task running a store call did not finish (it panicked, or the runtime is
+    /// shutting down).
+    #[error("the opt-out store call did not finish: {0}")]
+    Interrupted(String),
 }
 
 /// A configuration problem; each names the key it is about.

@@ -3,8 +3,8 @@
 //!
 //! - [`token`]: the unforgeable link token (HMAC-SHA-256 over the number, the firm, its vetted
 //!   name and an expiry) and [`token::LinkIssuer`], which terminating verifiers use to mint links;
-//! - [`store`]: the SQLite store of current opt-outs and the append-only audit trail that is
-//!   also the delta feed;
+//! - [`store`]: the store of current opt-outs and the append-only audit trail that is also the
+//!   delta feed, in SQLite (the default) or PostgreSQL (several instances sharing it);
 //! - [`form`] and [`page`]: the form body the button posts and the HTML pages (no JavaScript,
 //!   no external resources, a phone-sized layout);
 //! - [`config`], [`server`]: `shaken optout serve`, the service: the link pages, the
@@ -48,5 +48,5 @@ pub use consumer::OptOutSection;
 pub use error::{ConfigError, FormError, KeyError, OptOutError, StoreError, TokenError};
 pub use mirror::{spawn_poller, MirrorStatus, OptOutMirror};
 pub use server::{OptOutService, OptOutState};
-pub use store::{Change, Outcome, Store, Via};
+pub use store::{Change, Outcome, Store, StoreLocation, Via};
 pub use token::{LinkIssuer, LinkKey, Token};

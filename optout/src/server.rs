@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::Loaded;
-use crate::error::{OptOutError, TokenError};
+use crate::error::{OptOutError, StoreError, TokenError};
 use crate::form::{parse_form, FormAction};
 use crate::metrics::{FeedOutcome, Metrics};
 use crate::page::{self, Subject};
@@ -108,14 +108,15 @@ impl OptOutState {
         }
     }
 
-    /// From a loaded configuration: opens the store.
+    /// From a loaded configuration: opens the store (SQLite or PostgreSQL). Blocks: must not
+    /// be called from an async task ([`run`] calls it through `spawn_blocking`).
     pub fn from_config(loaded: Loaded, clock: Clock) -> Result<Self, OptOutError> {
         let Loaded {
             config,
             key,
             feed_tokens,
         } = loaded;
-        let store = Store::open(&config.db)?;
+        let store = Store::open_at(&config.db)?;
         let tokens: Vec<&str> = feed_tokens.iter().map(|t| t.as_str()).collect();
         Ok(Self::new(
             store,
@@ -138,6 +139,18 @@ impl OptOutState {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Runs `op` on the store on tokio's blocking pool: a store call waits on the disk or on
+    /// PostgreSQL, and must not hold up the tasks serving other requests.
+    async fn with_store<T: Send + 'static>(
+        self: &Arc<Self>,
+        op: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let state = Arc::clone(self);
+        tokio::task::spawn_blocking(move || op(&state.store))
+            .await
+            .unwrap_or_else(|error| Err(StoreError::Interrupted(error.to_string())))
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -301,7 +314,7 @@ impl OptOutService {
         Self { state }
     }
 
-    fn link_page(&self, token_text: &str) -> Response<Full<Bytes>> {
+    async fn link_page(&self, token_text: &str) -> Response<Full<Bytes>> {
         let state = &self.state;
         let token = match Token::parse(token_text, &state.key, (state.clock)()) {
             Ok(token) => token,
@@ -316,7 +329,11 @@ impl OptOutService {
             firm_name: &token.firm_name,
             subscriber: &token.subscriber,
         };
-        match state.store.is_opted_out(&token.subscriber, &token.firm_id) {
+        let (subscriber, firm) = (token.subscriber.clone(), token.firm_id.clone());
+        let looked_up = state
+            .with_store(move |store| store.is_opted_out(&subscriber, &firm))
+            .await;
+        match looked_up {
             Ok(opted_out) => {
                 state.metrics.page();
                 let body = if opted_out {
@@ -404,16 +421,13 @@ impl OptOutService {
             firm_name: &token.firm_name,
             subscriber: &token.subscriber,
         };
-        let result = match action {
-            FormAction::OptOut => {
-                state
-                    .store
-                    .opt_out(&token.subscriber, &token.firm_id, Via::Link, now)
-            }
-            FormAction::Undo => state
-                .store
-                .undo(&token.subscriber, &token.firm_id, Via::Link, now),
-        };
+        let (subscriber, firm) = (token.subscriber.clone(), token.firm_id.clone());
+        let result = state
+            .with_store(move |store| match action {
+                FormAction::OptOut => store.opt_out(&subscriber, &firm, Via::Link, now),
+                FormAction::Undo => store.undo(&subscriber, &firm, Via::Link, now),
+            })
+            .await;
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
@@ -442,7 +456,7 @@ impl OptOutService {
         html(StatusCode::OK, body)
     }
 
-    fn feed(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn feed(&self, request: &Request<Incoming>) -> Response<Full<Bytes>> {
         let state = &self.state;
         if !state.authorized(request.headers()) {
             state.metrics.feed(FeedOutcome::Unauthorized);
@@ -459,7 +473,10 @@ impl OptOutService {
                 return json_error(StatusCode::BAD_REQUEST, message);
             }
         };
-        match state.store.changes_after(after, limit) {
+        match state
+            .with_store(move |store| store.changes_after(after, limit))
+            .await
+        {
             Ok((changes, cursor)) => {
                 state.metrics.feed(FeedOutcome::Ok);
                 json(
@@ -486,9 +503,9 @@ impl OptOutService {
                 return json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
             }
             (&Method::GET, "/metrics") => {
-                let mut response = Response::new(Full::new(Bytes::from(
-                    state.metrics.render(state.store.counts().ok()),
-                )));
+                let counts = state.with_store(|store| store.counts()).await.ok();
+                let mut response =
+                    Response::new(Full::new(Bytes::from(state.metrics.render(counts))));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -519,7 +536,7 @@ impl OptOutService {
         }
         if path == "/v1/optouts" {
             return match method {
-                Method::GET => self.feed(&request),
+                Method::GET => self.feed(&request).await,
                 _ => method_not_allowed("GET"),
             };
         }
@@ -531,7 +548,7 @@ impl OptOutService {
             return refused_page(&error);
         }
         match method {
-            Method::GET => self.link_page(token_text),
+            Method::GET => self.link_page(token_text).await,
             Method::POST => self.link_post(token_text, request).await,
             _ => method_not_allowed("GET, POST"),
         }
@@ -582,7 +599,12 @@ pub async fn run(
 ) -> Result<(), OptOutError> {
     let address = listen.unwrap_or(loaded.config.listen);
     let base = loaded.config.public_base_url.clone();
-    let state = Arc::new(OptOutState::from_config(loaded, clock)?);
+    let location = loaded.config.db.clone();
+    let state = tokio::task::spawn_blocking(move || OptOutState::from_config(loaded, clock))
+        .await
+        .map_err(|error| StoreError::Interrupted(error.to_string()))??;
+    let state = Arc::new(state);
+    tracing::info!(db = %location, "optout store open");
     let (listener, bound) = rest::service::bind(address).await?;
     tracing::info!(address = %bound, public_base_url = base.as_deref().unwrap_or("(not set)"), "optout listening");
     serve(listener, state, shutdown).await;

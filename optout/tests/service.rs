@@ -23,6 +23,11 @@ const FEED_TOKEN: &str = "carrier-one-feed-token-0123456789";
 const SUBSCRIBER: &str = "8613800138000";
 const FIRM: &str = "91310000MA1FL1234X";
 const NAME: &str = "Sunrise Insurance <Shanghai> & Co";
+const NO_LIMITS: Limits = Limits {
+    max_body_bytes: 4096,
+    rate_per_second: 0.0,
+    burst: 1,
+};
 
 struct Service {
     address: SocketAddr,
@@ -30,13 +35,20 @@ struct Service {
     state: Arc<OptOutState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Service {
     async fn start(limits: Limits) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("optout.db")).unwrap();
+        let mut service = Self::start_on(store, limits).await;
+        service._dir = Some(dir);
+        service
+    }
+
+    /// A service on `store`, without limits.
+    async fn start_on(store: Store, limits: Limits) -> Self {
         let clock = Arc::new(AtomicU64::new(1_000_000));
         let read = Arc::clone(&clock);
         let clock_fn: Clock = Arc::new(move || read.load(Ordering::Relaxed));
@@ -59,17 +71,12 @@ impl Service {
             state,
             stop: Some(stop),
             task,
-            _dir: dir,
+            _dir: None,
         }
     }
 
     async fn default() -> Self {
-        Self::start(Limits {
-            max_body_bytes: 4096,
-            rate_per_second: 0.0,
-            burst: 1,
-        })
-        .await
+        Self::start(NO_LIMITS).await
     }
 
     fn link(&self, subscriber: &str, ttl: u64) -> String {
@@ -517,4 +524,88 @@ async fn the_mirror_follows_the_feed_and_keeps_its_copy_in_an_outage() {
         .render_metrics("shaken_verifier_optout")
         .contains("shaken_verifier_optout_entries 3\n"));
     poller.abort();
+}
+
+/// Opens a store on PostgreSQL the way the service does: off the async tasks.
+async fn postgres_store(url: &str) -> Store {
+    let url = rest::pg::PgUrl::new(url);
+    tokio::task::spawn_blocking(move || Store::open_postgres(&url))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_opt_outs_survive_a_restart_and_an_outage_answers_503() {
+    let mut cluster = tokio::task::spawn_blocking(pg_test::PgCluster::start)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the PostgreSQL tests need a cluster: {e}"));
+    let url = cluster.url();
+    let service = Service::start_on(postgres_store(&url).await, NO_LIMITS).await;
+    let path = service.path(&service.link(SUBSCRIBER, 3600));
+    let done = post_form(service.address, &path, "action=opt-out").await;
+    assert_eq!(done.status, 200);
+    assert!(
+        done.body.contains("You will no longer receive"),
+        "{}",
+        done.body
+    );
+    service.stop().await;
+
+    // Another service on the same database (a restart, or a second instance).
+    let service = Service::start_on(postgres_store(&url).await, NO_LIMITS).await;
+    let path = service.path(&service.link(SUBSCRIBER, 3600));
+    let page = get(service.address, &path).await;
+    assert!(page.body.contains("Already done"), "{}", page.body);
+    let feed1 = feed_json(&feed(service.address, "", Some(FEED_TOKEN)).await);
+    assert_eq!(feed1["cursor"], 1);
+    assert_eq!(feed1["changes"][0]["subscriber"], SUBSCRIBER);
+    let metrics = get(service.address, "/metrics").await;
+    assert!(
+        metrics.body.contains("shaken_optout_current 1\n"),
+        "{}",
+        metrics.body
+    );
+
+    // PostgreSQL away: each request is refused with 503, nothing is lost or half-done.
+    let mut stopping = tokio::task::spawn_blocking(move || {
+        cluster.stop().unwrap();
+        cluster
+    });
+    cluster = (&mut stopping).await.unwrap();
+    assert_eq!(
+        post_form(service.address, &path, "action=undo")
+            .await
+            .status,
+        503
+    );
+    assert_eq!(get(service.address, &path).await.status, 503);
+    assert_eq!(
+        feed(service.address, "", Some(FEED_TOKEN)).await.status,
+        503
+    );
+    let metrics = get(service.address, "/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        !metrics.body.contains("shaken_optout_current"),
+        "{}",
+        metrics.body
+    );
+
+    // Back: the same requests succeed, on a new connection.
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.start_again().unwrap();
+        cluster
+    })
+    .await
+    .unwrap();
+    let undone = post_form(service.address, &path, "action=undo").await;
+    assert_eq!(undone.status, 200);
+    assert!(undone.body.contains("are allowed again"), "{}", undone.body);
+    let feed2 = feed_json(&feed(service.address, "?after=1", Some(FEED_TOKEN)).await);
+    assert_eq!(feed2["cursor"], 2);
+    assert_eq!(feed2["changes"][0]["opted_out"], false);
+    service.stop().await;
+    drop(cluster);
 }

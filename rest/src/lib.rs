@@ -3,7 +3,7 @@
 //! ([`body`]), the request rules, `X-RequestID`, and the serve loop with graceful shutdown
 //! ([`http`]), the client allow-list with mutual TLS and rate limits ([`clients`], [`tls`]),
 //! metric primitives ([`metrics`]), and the process around a service: logs, listening, signals
-//! ([`service`]).
+//! ([`service`]), and connecting to PostgreSQL without ever showing the password ([`pg`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -13,6 +13,7 @@ pub mod error;
 pub mod fetch;
 pub mod http;
 pub mod metrics;
+pub mod pg;
 pub mod service;
 pub mod tls;
 

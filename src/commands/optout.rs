@@ -23,6 +23,10 @@ pub(crate) enum OptOutCommand {
         /// Address to listen on, instead of the configuration's `listen`.
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
+        /// The store, instead of the configuration's `db`: an SQLite file, or a PostgreSQL
+        /// database as `postgres://USER@HOST:PORT/DATABASE` (password in PGPASSWORD).
+        #[arg(long, value_name = "URL|PATH")]
+        db: Option<optout::store::StoreLocation>,
         /// Check the configuration, key and feed tokens, then exit.
         #[arg(long)]
         validate: bool,
@@ -59,14 +63,20 @@ pub(crate) fn run(command: OptOutCommand) -> Result<ExitCode> {
         OptOutCommand::Serve {
             config,
             listen,
+            db,
             validate,
         } => {
-            let loaded = OptOutConfig::load(&config)?.read_secrets()?;
+            let mut config = OptOutConfig::load(&config)?;
+            if let Some(db) = db {
+                config.db = db;
+            }
+            let loaded = config.read_secrets()?;
             if validate {
+                // A URL is shown without its password.
                 println!(
                     "configuration OK: {} feed token(s), database {}",
                     loaded.feed_tokens.len(),
-                    loaded.config.db.display()
+                    loaded.config.db
                 );
                 return Ok(ExitCode::SUCCESS);
             }

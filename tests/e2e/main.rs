@@ -20,6 +20,7 @@ mod monitor_kafka;
 mod monitor_push;
 mod openapi;
 mod optout_browser;
+mod optout_postgres;
 mod pki;
 mod registry_postgres;
 mod repository;

@@ -35,6 +35,11 @@ impl Drop for OptOutProcess {
 impl OptOutProcess {
     /// Starts the service on a free loopback port with its files under `dir`.
     pub(crate) fn start(dir: &std::path::Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    /// [`OptOutProcess::start`] with more arguments for `shaken optout serve`.
+    pub(crate) fn start_with(dir: &std::path::Path, args: &[&str]) -> Self {
         let key_file = dir.join("link.key");
         std::fs::write(&key_file, "5a".repeat(32)).unwrap();
         std::fs::write(
@@ -47,6 +52,7 @@ impl OptOutProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_shaken"))
             .args(["optout", "serve", "--config"])
             .arg(dir.join("optout.toml"))
+            .args(args)
             .env("SHAKEN_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()
