@@ -28,8 +28,10 @@ pub mod monitoring;
 pub mod numbers;
 pub mod pki;
 pub mod report;
+pub mod scale_out;
 pub mod sip_path;
 pub mod world;
 
 pub use error::LabError;
+pub use scale_out::ScaleOut;
 pub use world::{Lab, LabOptions, Progress};

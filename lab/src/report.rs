@@ -66,6 +66,9 @@ pub struct Results {
     pub monitoring: Option<Monitoring>,
     /// The SIP path's checks ([`crate::sip_path`]), once it has run.
     pub sip: Option<Vec<Check>>,
+    /// The scale-out checks ([`crate::scale_out`]), when the lab runs on Kafka and
+    /// PostgreSQL, once they have run.
+    pub scale_out: Option<Vec<Check>>,
 }
 
 /// The value at quantile `q`, in milliseconds.
@@ -151,6 +154,10 @@ impl Results {
                 .sip
                 .as_ref()
                 .is_none_or(|checks| checks.iter().all(|c| c.matched))
+            && self
+                .scale_out
+                .as_ref()
+                .is_none_or(|checks| checks.iter().all(|c| c.matched))
     }
 
     /// Whether every call of the call cases got its expected outcome.
@@ -215,6 +222,10 @@ impl Results {
             out.push_str(&sip_table(checks));
             out.push('\n');
         }
+        if let Some(checks) = &self.scale_out {
+            out.push_str(&checks_table("scale-out", "calls", checks));
+            out.push('\n');
+        }
         let _ = writeln!(
             out,
             "signing:      {} requests, p50 {:.3} ms, p99 {:.3} ms",
@@ -249,6 +260,24 @@ impl Results {
                 } else {
                     format!(
                         "SOME SIP DIPS FAILED ({matched} of {} matched)",
+                        checks.len()
+                    )
+                }
+            );
+        }
+        if let Some(checks) = &self.scale_out {
+            let matched = checks.iter().filter(|c| c.matched).count();
+            let _ = writeln!(
+                out,
+                "{}",
+                if matched == checks.len() {
+                    format!(
+                        "every scale-out check passed ({matched} of {})",
+                        checks.len()
+                    )
+                } else {
+                    format!(
+                        "SOME SCALE-OUT CHECKS FAILED ({matched} of {} matched)",
                         checks.len()
                     )
                 }
@@ -291,7 +320,8 @@ impl Results {
     /// has `checks` (each `check`, `calls`, `expected`, `got`, `result`), `other_alerts` (as
     /// the monitor's API gives them), `traceback_ms` (the hop from the flagged alert to the
     /// customer), `signer_ms` and `alerts_after_ms`. `sip` (`null` before the SIP path ran)
-    /// lists its checks in the same shape.
+    /// lists its checks in the same shape, and so does `scale_out` when the lab runs on Kafka
+    /// and PostgreSQL (absent otherwise).
     pub fn to_json(&self, lab: &Value) -> Value {
         let cases: Vec<Value> = CASES
             .iter()
@@ -320,7 +350,7 @@ impl Results {
                 })
             })
             .collect();
-        json!({
+        let mut json = json!({
             "cases": cases,
             "signing": {"requests": self.sign_count, "p50_ms": ms(&self.sign, 0.5), "p99_ms": ms(&self.sign, 0.99)},
             "verification": {"requests": self.verify_count, "p50_ms": ms(&self.verify, 0.5), "p99_ms": ms(&self.verify, 0.99)},
@@ -329,7 +359,11 @@ impl Results {
             "sip": self.sip.as_deref().map(sip_json),
             "lab": lab,
             "ok": self.all_matched(),
-        })
+        });
+        if let (Some(checks), Some(object)) = (&self.scale_out, json.as_object_mut()) {
+            object.insert("scale_out".into(), sip_json(checks));
+        }
+        json
     }
 }
 
@@ -423,12 +457,14 @@ fn monitoring_table(monitoring: &Monitoring) -> String {
 
 /// The SIP path's section of the table: each dip with its expected and got answers.
 fn sip_table(checks: &[Check]) -> String {
+    checks_table("SIP path", "dips", checks)
+}
+
+/// A section of checks: its `title`, the count column's name (`dips`, `calls`), then each
+/// check with its expected and got values.
+fn checks_table(title: &str, count: &str, checks: &[Check]) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<23} {:>5} {:<6} expected / got",
-        "SIP path", "dips", "result"
-    );
+    let _ = writeln!(out, "{title:<23} {count:>5} {:<6} expected / got", "result");
     for check in checks {
         let mark = if check.matched { "pass" } else { "FAIL" };
         let line = format!(
@@ -502,6 +538,7 @@ mod tests {
             elapsed: Duration::from_secs(1),
             monitoring: None,
             sip: None,
+            scale_out: None,
         }
     }
 
