@@ -20,7 +20,9 @@
 //! After the legend, the monitoring scenario's checks ([`crate::monitoring`]): one line per
 //! check (`monitor check`, `calls`, `result`, then what was expected), a `got` line under it,
 //! the other alerts the monitor raised (listed, not failures) and the traceback's hop from the
-//! flagged alert to the customer. A failed check counts like a call with an unexpected verdict:
+//! flagged alert to the customer; then the SIP path's dips and, on Kafka and PostgreSQL, the
+//! scale-out checks ([`crate::scale_out`]) laid out like the monitor's. A failed check counts
+//! like a call with an unexpected verdict:
 //! [`Results::all_matched`] is false and `shaken lab` exits 1.
 
 use std::collections::BTreeMap;
@@ -223,7 +225,7 @@ impl Results {
             out.push('\n');
         }
         if let Some(checks) = &self.scale_out {
-            out.push_str(&checks_table("scale-out", "calls", checks));
+            out.push_str(&checks_with_got("scale-out check", checks));
             out.push('\n');
         }
         let _ = writeln!(
@@ -403,22 +405,7 @@ fn fill(lead: &str, text: &str) -> String {
 /// The monitoring section of the table: each check with its expected and got values, the
 /// other alerts, the traceback's hop.
 fn monitoring_table(monitoring: &Monitoring) -> String {
-    let mut out = String::new();
-    let lead = format!("{:<23} {:>5} {:<6} ", "", "", "");
-    let _ = writeln!(
-        out,
-        "{:<23} {:>5} {:<6} expected / got",
-        "monitor check", "calls", "result"
-    );
-    for check in &monitoring.checks {
-        let mark = if check.matched { "pass" } else { "FAIL" };
-        let line = format!(
-            "{:<23} {:>5} {mark:<6} {}",
-            check.name, check.calls, check.expected
-        );
-        let _ = writeln!(out, "{}", fit(&line, WIDTH));
-        out.push_str(&fill(&lead, &format!("got {}", check.got)));
-    }
+    let mut out = checks_with_got("monitor check", &monitoring.checks);
     let others = &monitoring.other_alerts;
     if others.is_empty() {
         out.push_str("other alerts: none\n");
@@ -457,14 +444,12 @@ fn monitoring_table(monitoring: &Monitoring) -> String {
 
 /// The SIP path's section of the table: each dip with its expected and got answers.
 fn sip_table(checks: &[Check]) -> String {
-    checks_table("SIP path", "dips", checks)
-}
-
-/// A section of checks: its `title`, the count column's name (`dips`, `calls`), then each
-/// check with its expected and got values.
-fn checks_table(title: &str, count: &str, checks: &[Check]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{title:<23} {count:>5} {:<6} expected / got", "result");
+    let _ = writeln!(
+        out,
+        "{:<23} {:>5} {:<6} expected / got",
+        "SIP path", "dips", "result"
+    );
     for check in checks {
         let mark = if check.matched { "pass" } else { "FAIL" };
         let line = format!(
@@ -472,6 +457,28 @@ fn checks_table(title: &str, count: &str, checks: &[Check]) -> String {
             check.name, check.calls, check.expected, check.got
         );
         let _ = writeln!(out, "{}", fit(&line, WIDTH));
+    }
+    out
+}
+
+/// A section of checks each on two lines: its `title` over the check's name, `calls`,
+/// `result` and expected value, then a `got` line under each (wrapped to [`WIDTH`]).
+fn checks_with_got(title: &str, checks: &[Check]) -> String {
+    let mut out = String::new();
+    let lead = format!("{:<23} {:>5} {:<6} ", "", "", "");
+    let _ = writeln!(
+        out,
+        "{title:<23} {:>5} {:<6} expected / got",
+        "calls", "result"
+    );
+    for check in checks {
+        let mark = if check.matched { "pass" } else { "FAIL" };
+        let line = format!(
+            "{:<23} {:>5} {mark:<6} {}",
+            check.name, check.calls, check.expected
+        );
+        let _ = writeln!(out, "{}", fit(&line, WIDTH));
+        out.push_str(&fill(&lead, &format!("got {}", check.got)));
     }
     out
 }

@@ -483,7 +483,7 @@ async fn events_through_kafka(targets: &Targets<'_>) -> Result<Check, LabError> 
     Ok(Check {
         name: "events through Kafka",
         calls: 0,
-        expected: "every event delivered read once by the group, a share by each monitor".into(),
+        expected: "every delivered event read by the group, each monitor a share".into(),
         got: format!("{delivered} delivered; {shares}"),
         matched: delivered > 0
             && total >= delivered

@@ -197,12 +197,15 @@ impl std::fmt::Display for Progress<'_> {
             }
             Self::ScaleOut { scale } => write!(
                 f,
-                "  scale-out: the registry on {}, signed from by 2 signers of carrier 1001;\n    \
-                 events on Kafka {} (topic {}), consumed by 2 monitors in group {}",
+                "  on PostgreSQL: carrier 1001's registry in {}\n    \
+                 imported there; 2 signers of carrier 1001, each on a copy of its own\n  \
+                 on Kafka: {}, the verifier's events to topic {}\n    \
+                 consumed by 2 monitors in group {}, their alerts shared on {}",
                 scale.postgres,
                 scale.kafka,
                 scale.kafka_topic,
-                scale_out::DEFAULT_GROUP
+                scale_out::DEFAULT_GROUP,
+                scale.alerts_topic(),
             ),
             Self::Services => f.write_str(
                 "  services on 127.0.0.1: HTTPS repository, signers 1001 and 2001, verifier, \

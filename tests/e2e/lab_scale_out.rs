@@ -44,9 +44,27 @@ fn the_lab_runs_on_kafka_and_postgresql() {
         assert!(text.contains(line), "{line}\n{text}");
     }
     assert!(
-        text.contains("scale-out: the registry on postgres://shaken@127.0.0.1:"),
+        text.contains("  on PostgreSQL: carrier 1001's registry in postgres://shaken@127.0.0.1:"),
         "{text}"
     );
+    // The table, its scale-out section included, at most 100 columns.
+    let header = text.lines().position(|l| l.starts_with("case ")).unwrap();
+    for line in text.lines().skip(header) {
+        assert!(line.chars().count() <= 100, "{line}");
+    }
+    let section = text
+        .lines()
+        .skip_while(|l| !l.starts_with("scale-out check "))
+        .collect::<Vec<_>>();
+    for name in [
+        "signed by each signer",
+        "suspended on PostgreSQL",
+        "events through Kafka",
+        "alerts on every monitor",
+    ] {
+        let row = section.iter().find(|l| l.starts_with(name)).unwrap();
+        assert!(row.contains(" pass "), "{row}");
+    }
     // The password is in no output and no file the lab describes itself in.
     let password = cluster.password();
     let description = std::fs::read_to_string(lab_dir.join("lab.json")).unwrap();
