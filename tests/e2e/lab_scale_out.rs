@@ -90,6 +90,18 @@ fn the_lab_runs_on_kafka_and_postgresql() {
     assert_eq!(monitors[0], lab["monitor"]);
     assert_ne!(monitors[0], monitors[1]);
     assert!(lab["carriers"][1].get("signers").is_none());
+    // lab.env gives them too.
+    for (variable, value) in [
+        ("SHAKEN_KAFKA", &lab["kafka"]),
+        ("SHAKEN_KAFKA_TOPIC", &lab["kafka_topic"]),
+        ("SHAKEN_POSTGRES", &lab["postgres"]),
+        ("SHAKEN_REGISTRY_DB", &lab["postgres"]),
+        ("SHAKEN_SECOND_SIGNER_URL", &signers[1]),
+        ("SHAKEN_SECOND_MONITOR_URL", &monitors[1]),
+    ] {
+        let line = format!("export {variable}='{}'\n", value.as_str().unwrap());
+        assert!(env.contains(&line), "{line}{env}");
+    }
 
     // The table's scale-out rows, each passed, as the JSON results give them.
     let results: serde_json::Value =
