@@ -222,3 +222,184 @@ fn kafka_and_postgres_go_together() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not a postgres:// or postgresql:// URL"));
 }
+
+/// The base URL `http://ADDRESS` as an address.
+fn address(url: &serde_json::Value) -> std::net::SocketAddr {
+    url.as_str()
+        .unwrap()
+        .strip_prefix("http://")
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
+/// `GET path` at `address`, as JSON.
+async fn get(address: std::net::SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n");
+    let reply = crate::http::raw(address, request.as_bytes()).await;
+    let json = serde_json::from_slice(&reply.body).unwrap_or(serde_json::Value::Null);
+    (reply.status, json)
+}
+
+/// Signs a call from `orig` at `signer`: the Identity header, or the refusal's message id.
+async fn sign(signer: std::net::SocketAddr, orig: &str, dest: &str) -> Result<String, String> {
+    let body = serde_json::json!({"signingRequest": {"attest": "A", "orig": {"tn": orig},
+        "dest": {"tn": [dest]}, "iat": unix_now(),
+        "origid": "123e4567-e89b-12d3-a456-426614174000"}});
+    let reply = crate::http::post_json(signer, "/stir/v1/signing", &body.to_string(), &[]).await;
+    let json = reply.json();
+    match json["signingResponse"]["identity"].as_str() {
+        Some(identity) if reply.status == 200 => Ok(identity.to_owned()),
+        _ => Err(json["requestError"]["policyException"]["messageId"]
+            .as_str()
+            .unwrap_or("none")
+            .to_owned()),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The alerts `GET /v1/alerts` at `monitor` gives, as (detector, subject, time).
+async fn alert_keys(monitor: std::net::SocketAddr) -> std::collections::BTreeSet<String> {
+    let (status, json) = get(monitor, "/v1/alerts").await;
+    assert_eq!(status, 200);
+    json["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{} {} {}", a["detector"], a["subject"], a["time"]))
+        .collect()
+}
+
+/// The served lab on Kafka and PostgreSQL, looked at from outside while it runs: both signers
+/// of carrier 1001 sign (and verify), a suspension made with `shaken registry suspend --db`
+/// reaches both, and both monitors answer with the same cluster's alerts, the harassing
+/// caller's among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_lab_on_kafka_and_postgresql_answers_at_every_instance() {
+    use std::io::BufRead;
+    let broker = kafka_test::Broker::start().unwrap();
+    let cluster = pg_test::PgCluster::start()
+        .unwrap_or_else(|e| panic!("the PostgreSQL tests need a cluster: {e}"));
+    let dir = tempdir();
+    let mut lab = std::process::Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args(["lab", "--serve", "--calls", "24", "--dir"])
+        .arg(dir.path())
+        .args(["--kafka", &broker.bootstrap(), "--postgres", &cluster.url()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = lab.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = vec![];
+    loop {
+        match rx.recv_timeout(Duration::from_secs(180)) {
+            Ok(line) if line.contains("the lab is running") => break,
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = lab.kill();
+                panic!("the lab did not start: {seen:?}");
+            }
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|l| l == "every scale-out check passed (4 of 4)"),
+        "{seen:?}"
+    );
+    let lab_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("lab.json")).unwrap()).unwrap();
+    let registered = lab_json["numbers"]["registered"][0].as_str().unwrap();
+    let called = lab_json["numbers"]["called"][0].as_str().unwrap();
+    let harassing = lab_json["numbers"]["harassing"][0].as_str().unwrap();
+    let verifier = address(&lab_json["verifier"]);
+    let signers: Vec<_> = lab_json["carriers"][0]["signers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(address)
+        .collect();
+    let monitors: Vec<_> = lab_json["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(address)
+        .collect();
+
+    // Each signer signs, and its call verifies.
+    for signer in &signers {
+        let identity = sign(*signer, registered, called).await.unwrap();
+        let body = serde_json::json!({"verificationRequest": {"from": {"tn": registered},
+            "to": {"tn": [called]}, "time": unix_now(), "identity": identity}});
+        let reply =
+            crate::http::post_json(verifier, "/stir/v1/verification", &body.to_string(), &[]).await;
+        assert_eq!(
+            reply.json()["verificationResponse"]["verstat"],
+            "TN-Validation-Passed"
+        );
+    }
+
+    // A suspension made on PostgreSQL with the registry's own tool reaches both signers.
+    let url = cluster.url();
+    let out = shaken(["registry", "suspend", "--db", &url, registered]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for signer in &signers {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match sign(*signer, registered, called).await {
+                Err(id) if id == "POL4102" => break,
+                other => assert!(
+                    std::time::Instant::now() < deadline,
+                    "{signer} still answers {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let out = shaken(["registry", "resume", "--db", &url, registered]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Both monitors answer with the same alerts: the cluster's, the harassing caller's
+    // high-frequency among them, whichever instance raised it.
+    for monitor in &monitors {
+        assert_eq!(get(*monitor, "/healthz").await.0, 200);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (first, second) = loop {
+        let first = alert_keys(monitors[0]).await;
+        let second = alert_keys(monitors[1]).await;
+        if first == second || std::time::Instant::now() > deadline {
+            break (first, second);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(first, second);
+    let caller = format!("\"high-frequency\" {{\"caller\":\"{harassing}\"}}");
+    assert!(first.iter().any(|k| k.starts_with(&caller)), "{first:?}");
+
+    std::process::Command::new("kill")
+        .args(["-INT", &lab.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = rx.iter().collect();
+    assert!(lab.wait().unwrap().success(), "{rest:?}");
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("lab stopped"),
+        "{rest:?}"
+    );
+}
