@@ -14,8 +14,8 @@
 //!   the lab signs them itself with the gateway's key: it plays a gateway that ignores that
 //!   rule, which is exactly what the monitor is there to catch.
 //!
-//! Then the lab waits (at most [`ALERT_WAIT`]) until the verifier's push has reached the monitor
-//! and both alerts are there, and plays the analyst's **traceback**: from the harassing alert,
+//! Then the lab waits (at most [`ALERT_WAIT`]) until the verifier's push (on Kafka, the topic)
+//! has reached the monitor and both alerts are there, and plays the analyst's **traceback**: from the harassing alert,
 //! `GET /v1/traceback?origid=` one of its samples, which must reach the originating signer's
 //! trace record naming the registration reference (customer `h1`, never identity data). The
 //! whole hop (the flagged alert looked up, then traced to the customer) is timed.

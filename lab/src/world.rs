@@ -17,7 +17,10 @@
 //! while the monitor is away), `monitor.toml` and `monitor/` (the monitor's configuration and
 //! store), `lists/list.json` and `lists/current.jws` (the
 //! regulator's list, signed by the PA: [`crate::marketing`]), `optout/` (the opt-out service's
-//! store, link key and feed token), `lab.json`, `lab.env`.
+//! store, link key and feed token), `lab.json`, `lab.env`. On Kafka and PostgreSQL
+//! ([`crate::scale_out`]) there is no `registry.sqlite` and no `events-spool/`; there are
+//! instead the two signers' copies `registry-copy-1.sqlite` and `registry-copy-2.sqlite`, the
+//! second signer's trace log `trace/SPC-2/` and the second monitor's store `monitor-2/`.
 //!
 //! The monitor (`monitor` crate) runs in process on a loopback port with its data in
 //! `monitor/` and its configuration written to `monitor.toml` ([`monitor_toml`]): the
