@@ -55,9 +55,9 @@ pub const PARTITIONS: i32 = 4;
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// The longest a suspension made on PostgreSQL may take to reach both signers.
 pub const SUSPENSION_BOUND: Duration = Duration::from_secs(2);
-/// How long the monitors are given to join their group and share the partitions before
-/// the monitoring scenario: a partition that moved during it would start its callers'
-/// windows empty at its new owner.
+/// How long the monitors are given at least to join their group and share the partitions
+/// before the monitoring scenario ([`settle`]): a partition that moved during it would start
+/// its callers' windows empty at its new owner.
 pub const GROUP_SETTLE: Duration = Duration::from_secs(8);
 /// How long a starting signer waits for its copy's first synchronization.
 const FIRST_SYNC_WAIT: Duration = Duration::from_secs(10);
@@ -452,28 +452,61 @@ async fn metric(address: SocketAddr, name: &str) -> Result<u64, LabError> {
         .map_or(0, |value| value as u64))
 }
 
+/// How far the monitors' group is: the events the verifier's producer has had acknowledged,
+/// and the records each monitor has read.
+async fn progress(
+    verifier: SocketAddr,
+    monitors: &[SocketAddr],
+) -> Result<(u64, Vec<u64>), LabError> {
+    let delivered = metric(verifier, "shaken_verifier_events_kafka_delivered_total").await?;
+    let mut read = vec![];
+    for monitor in monitors {
+        read.push(metric(*monitor, "monitor_kafka_records_total").await?);
+    }
+    Ok((delivered, read))
+}
+
+/// Whether every delivered event has been read and each monitor has read some: each holds
+/// partitions, and the group is not behind.
+fn caught_up(delivered: u64, read: &[u64]) -> bool {
+    delivered > 0
+        && read.len() >= 2
+        && read.iter().sum::<u64>() >= delivered
+        && read.iter().all(|r| *r > 0)
+}
+
+/// Waits until the monitors' group has settled before the monitoring scenario: at least
+/// until `settled` (the monitors' start plus [`GROUP_SETTLE`]), then until every monitor has
+/// read records and together they have read every event delivered so far (each holds
+/// partitions; none is behind), for at most [`EVENTS_WAIT`] more. It does not fail: the
+/// scale-out checks say what did not happen.
+pub async fn settle(
+    verifier: SocketAddr,
+    monitors: &[SocketAddr],
+    settled: Instant,
+) -> Result<(), LabError> {
+    tokio::time::sleep_until(settled.into()).await;
+    let deadline = Instant::now() + EVENTS_WAIT;
+    loop {
+        let (delivered, read) = progress(verifier, monitors).await?;
+        if caught_up(delivered, &read) || Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The verifier's events delivered to Kafka all read by the monitors, each monitor reading a
 /// share (both are members of the group holding partitions).
 async fn events_through_kafka(targets: &Targets<'_>) -> Result<Check, LabError> {
     let deadline = Instant::now() + EVENTS_WAIT;
     let (delivered, read) = loop {
-        let delivered = metric(
-            targets.verifier,
-            "shaken_verifier_events_kafka_delivered_total",
-        )
-        .await?;
-        let mut read = vec![];
-        for monitor in targets.monitors {
-            read.push(metric(*monitor, "monitor_kafka_records_total").await?);
-        }
-        let total: u64 = read.iter().sum();
-        let done = delivered > 0 && total >= delivered && read.iter().all(|r| *r > 0);
-        if done || Instant::now() >= deadline {
+        let (delivered, read) = progress(targets.verifier, targets.monitors).await?;
+        if caught_up(delivered, &read) || Instant::now() >= deadline {
             break (delivered, read);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let total: u64 = read.iter().sum();
     let shares = read
         .iter()
         .enumerate()
@@ -485,10 +518,7 @@ async fn events_through_kafka(targets: &Targets<'_>) -> Result<Check, LabError> 
         calls: 0,
         expected: "every delivered event read by the group, each monitor a share".into(),
         got: format!("{delivered} delivered; {shares}"),
-        matched: delivered > 0
-            && total >= delivered
-            && read.iter().all(|r| *r > 0)
-            && read.len() >= 2,
+        matched: caught_up(delivered, &read),
     })
 }
 
@@ -556,6 +586,16 @@ async fn alerts(monitor: SocketAddr) -> Result<Vec<Value>, LabError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_group_has_caught_up_when_every_event_is_read_and_each_monitor_read_some() {
+        assert!(caught_up(10, &[4, 6]));
+        assert!(caught_up(10, &[5, 7]), "a replayed record is read twice");
+        assert!(!caught_up(10, &[4, 5]), "one event not read yet");
+        assert!(!caught_up(10, &[0, 10]), "a monitor without partitions");
+        assert!(!caught_up(0, &[0, 0]), "nothing delivered");
+        assert!(!caught_up(10, &[10]), "one monitor is no group");
+    }
 
     #[test]
     fn times_name_each_signer_and_the_ones_never_reached() {

@@ -834,8 +834,9 @@ impl Lab {
         if let Some(scale) = &self.scale {
             // The monitors' group shares the partitions before the scenario's alerts are
             // counted (a partition moving during it would start empty at its new owner).
+            let monitors = [self.monitor, scale.second_monitor];
             let settled = scale.monitors_started + scale_out::GROUP_SETTLE;
-            tokio::time::sleep_until(settled.into()).await;
+            scale_out::settle(self.verifier, &monitors, settled).await?;
         }
         let scenario = monitoring::Scenario {
             one: self.one,
