@@ -819,6 +819,7 @@ pub async fn drive(
         elapsed: started.elapsed(),
         monitoring: None,
         sip: None,
+        scale_out: None,
     })
 }
 

@@ -6,7 +6,8 @@
 //!
 //! `lab.env` is made from `lab.json`'s values, so the two always agree: each member `NAME` of
 //! `endpoints` becomes `SHAKEN_NAME_URL` (upper case), and the sample values are listed in
-//! [`ENV_VALUES`].
+//! [`ENV_VALUES`] (those whose member is absent, as the scale-out's without `--kafka`, are
+//! left out).
 
 use std::io::Write;
 use std::path::Path;
@@ -17,7 +18,7 @@ use crate::error::LabError;
 
 /// The sample values of `lab.env` besides the endpoints: each variable and the `lab.json`
 /// member it copies (a path of members and array indexes).
-pub const ENV_VALUES: [(&str, &[&str]); 25] = [
+pub const ENV_VALUES: [(&str, &[&str]); 30] = [
     ("SHAKEN_DIR", &["dir"]),
     ("SHAKEN_COUNTRY", &["country"]),
     ("SHAKEN_REGISTERED_TN", &["numbers", "registered", "0"]),
@@ -43,6 +44,15 @@ pub const ENV_VALUES: [(&str, &[&str]); 25] = [
     ("SHAKEN_OPTOUT_LINK_KEY", &["optout_link_key"]),
     ("SHAKEN_SIP", &["carriers", "0", "sip"]),
     ("SHAKEN_VERIFIER_SIP", &["verifier_sip"]),
+    // On Kafka and PostgreSQL only (`crate::scale_out`).
+    ("SHAKEN_KAFKA", &["kafka"]),
+    ("SHAKEN_KAFKA_TOPIC", &["kafka_topic"]),
+    ("SHAKEN_POSTGRES", &["postgres"]),
+    (
+        "SHAKEN_SECOND_SIGNER_URL",
+        &["carriers", "0", "signers", "1"],
+    ),
+    ("SHAKEN_SECOND_MONITOR_URL", &["monitors", "1"]),
 ];
 
 /// `value` single-quoted for a POSIX shell: every character literal, a `'` written `'\''`.
@@ -135,6 +145,31 @@ mod tests {
         assert!(env.contains(r"export SHAKEN_DIR='/tmp/lab'\''s'"));
         // Members missing from lab.json are left out.
         assert!(!env.contains("SHAKEN_CALLED_TN"));
+    }
+
+    #[test]
+    fn the_scale_outs_values_are_there_only_on_kafka_and_postgresql() {
+        let mut description = json!({"carriers": [{"signer": "http://127.0.0.1:1"}],
+                                     "monitor": "http://127.0.0.1:3"});
+        let env = lab_env(&description);
+        for variable in ["SHAKEN_KAFKA", "SHAKEN_POSTGRES", "SHAKEN_SECOND_"] {
+            assert!(!env.contains(variable), "{env}");
+        }
+        description["kafka"] = json!("127.0.0.1:9092");
+        description["kafka_topic"] = json!("shaken.call-events");
+        description["postgres"] = json!("postgres://shaken@127.0.0.1:5432/lab");
+        description["carriers"][0]["signers"] = json!(["http://127.0.0.1:1", "http://127.0.0.1:2"]);
+        description["monitors"] = json!(["http://127.0.0.1:3", "http://127.0.0.1:4"]);
+        let env = lab_env(&description);
+        for line in [
+            "export SHAKEN_KAFKA='127.0.0.1:9092'\n",
+            "export SHAKEN_KAFKA_TOPIC='shaken.call-events'\n",
+            "export SHAKEN_POSTGRES='postgres://shaken@127.0.0.1:5432/lab'\n",
+            "export SHAKEN_SECOND_SIGNER_URL='http://127.0.0.1:2'\n",
+            "export SHAKEN_SECOND_MONITOR_URL='http://127.0.0.1:4'\n",
+        ] {
+            assert!(env.contains(line), "{line}{env}");
+        }
     }
 
     #[test]

@@ -71,6 +71,22 @@ pub enum LabError {
     /// The verifier's event pusher could not be started.
     #[error(transparent)]
     Push(#[from] verifier::events::push::PushError),
+    /// The Kafka brokers given with `--kafka` could not be used (topic creation, metadata).
+    #[error("kafka at {brokers}: {detail}")]
+    Kafka {
+        /// The bootstrap brokers.
+        brokers: String,
+        /// What failed.
+        detail: String,
+    },
+    /// A signer's copy of the PostgreSQL registry was not synchronized at start.
+    #[error("the registry copy {copy} was not synchronized from {url} at start")]
+    RegistryCopy {
+        /// The copy (SQLite).
+        copy: PathBuf,
+        /// The PostgreSQL URL, without its password.
+        url: String,
+    },
     /// A certificate the lab made does not decode.
     #[error("ASN.1: {0}")]
     Asn1(String),

@@ -9,7 +9,9 @@
 //! included ([`marketing`]), then plays a harassing caller and a gateway pushing domestic caller
 //! IDs to the monitor its verifier pushes to, and traces an alert back to the customer
 //! ([`monitoring`]), and makes an SBC's signing and verification dips over the SIP listeners
-//! ([`sip_path`]); it describes itself in `lab.json` and `lab.env` ([`description`]). The load generator ([`load`]) drives one
+//! ([`sip_path`]); it describes itself in `lab.json` and `lab.env` ([`description`]). With
+//! `--kafka` and `--postgres` it runs on those engines instead of the embedded defaults
+//! ([`scale_out`]). The load generator ([`load`]) drives one
 //! service as hard as asked and measures it. The role crates (`ca-tools`, `signer`, `verifier`)
 //! must not depend on one another, and the `shaken` binary stays argument parsing and dispatch,
 //! so what ties the roles together lives here, and new call cases are added here.
@@ -28,8 +30,10 @@ pub mod monitoring;
 pub mod numbers;
 pub mod pki;
 pub mod report;
+pub mod scale_out;
 pub mod sip_path;
 pub mod world;
 
 pub use error::LabError;
+pub use scale_out::ScaleOut;
 pub use world::{Lab, LabOptions, Progress};

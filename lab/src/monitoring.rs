@@ -14,8 +14,8 @@
 //!   the lab signs them itself with the gateway's key: it plays a gateway that ignores that
 //!   rule, which is exactly what the monitor is there to catch.
 //!
-//! Then the lab waits (at most [`ALERT_WAIT`]) until the verifier's push has reached the monitor
-//! and both alerts are there, and plays the analyst's **traceback**: from the harassing alert,
+//! Then the lab waits (at most [`ALERT_WAIT`]) until the verifier's push (on Kafka, the topic)
+//! has reached the monitor and both alerts are there, and plays the analyst's **traceback**: from the harassing alert,
 //! `GET /v1/traceback?origid=` one of its samples, which must reach the originating signer's
 //! trace record naming the registration reference (customer `h1`, never identity data). The
 //! whole hop (the flagged alert looked up, then traced to the customer) is timed.
@@ -58,8 +58,16 @@ pub struct Scenario<'a> {
     pub gateway: &'a Carrier,
     /// The terminating verifier (pushing its events to the monitor).
     pub verifier: SocketAddr,
-    /// The monitor.
+    /// The monitor (on Kafka, the first instance: it shows the cluster's alerts).
     pub monitor: SocketAddr,
+    /// The other monitor instances of its consumer group (none without Kafka): a traceback
+    /// is asked of the instance holding the caller's events.
+    pub others: &'a [SocketAddr],
+    /// Calls the gateway signs with home-country caller IDs: [`GATEWAY_CALLS`] for one
+    /// monitor; on Kafka, [`GATEWAY_CALLS`] times the instances, so that at least one
+    /// instance sees more than the threshold whichever partitions it holds (the calls are
+    /// spread over the partitions by caller, the alert's subject is the SPC).
+    pub gateway_calls: usize,
     /// The originating carrier's SPC.
     pub originating_spc: &'a str,
     /// The country's numbers.
@@ -96,6 +104,8 @@ pub struct Monitoring {
     pub signer_ms: Option<u64>,
     /// Time from the first call to the expected alerts being visible at the monitor.
     pub alerts_after: Duration,
+    /// Event time at which the scenario began: its alerts crossed at or after it.
+    pub since: u64,
 }
 
 impl Monitoring {
@@ -169,7 +179,7 @@ fn is_alert(alert: &Value, detector: &str, kind: &str, value: &str) -> bool {
 /// The alert the scenario expects of `detector` on `kind` `value`, crossed at or after
 /// `since` (event time: an alert raised by the call cases before the scenario and extended by
 /// it counts, one closed before it does not).
-fn find<'a>(
+pub(crate) fn find<'a>(
     alerts: &'a [Value],
     detector: &str,
     kind: &str,
@@ -223,7 +233,7 @@ pub async fn run(scenario: &Scenario<'_>, clock: &dyn Fn() -> u64) -> Result<Mon
         scenario.gateway.x5u.clone(),
     );
     let mut gateway_passed = 0;
-    for i in 0..GATEWAY_CALLS {
+    for i in 0..scenario.gateway_calls {
         let from = numbers.gateway_domestic(i);
         let now = clock();
         let claims = Claims::shaken(
@@ -282,12 +292,12 @@ pub async fn run(scenario: &Scenario<'_>, clock: &dyn Fn() -> u64) -> Result<Mon
         },
         Check {
             name: "gateway domestic IDs",
-            calls: GATEWAY_CALLS,
+            calls: scenario.gateway_calls,
             expected: format!("out-of-area on SPC {}", scenario.gateway.spc),
             got: out_of_area.map_or_else(
                 || {
                     missing(
-                        GATEWAY_CALLS,
+                        scenario.gateway_calls,
                         &format!("{gateway_passed} passed verification"),
                     )
                 },
@@ -328,6 +338,7 @@ pub async fn run(scenario: &Scenario<'_>, clock: &dyn Fn() -> u64) -> Result<Mon
         hop_ms,
         signer_ms,
         alerts_after,
+        since,
     })
 }
 
@@ -360,11 +371,23 @@ async fn trace(scenario: &Scenario<'_>, alert: &Value) -> Result<Traced, LabErro
         "/v1/traceback?origid={}",
         monitor::traceback::encode_query_value(&origid)
     );
+    // On Kafka, only the instance that consumed the caller's partition holds the call: each
+    // is asked in turn.
     let deadline = Instant::now() + ALERT_WAIT;
-    let answer = loop {
-        let answer = get_json(scenario.monitor, &path).await?;
-        if field(&answer, &["found"]).as_bool() != Some(false) || Instant::now() >= deadline {
-            break answer;
+    let monitors: Vec<SocketAddr> = std::iter::once(scenario.monitor)
+        .chain(scenario.others.iter().copied())
+        .collect();
+    let answer = 'asking: loop {
+        let mut last = Value::Null;
+        for monitor in &monitors {
+            let answer = get_json(*monitor, &path).await?;
+            if field(&answer, &["found"]).as_bool() != Some(false) {
+                break 'asking answer;
+            }
+            last = answer;
+        }
+        if Instant::now() >= deadline {
+            break last;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };

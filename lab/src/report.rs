@@ -20,7 +20,9 @@
 //! After the legend, the monitoring scenario's checks ([`crate::monitoring`]): one line per
 //! check (`monitor check`, `calls`, `result`, then what was expected), a `got` line under it,
 //! the other alerts the monitor raised (listed, not failures) and the traceback's hop from the
-//! flagged alert to the customer. A failed check counts like a call with an unexpected verdict:
+//! flagged alert to the customer; then the SIP path's dips and, on Kafka and PostgreSQL, the
+//! scale-out checks ([`crate::scale_out`]) laid out like the monitor's. A failed check counts
+//! like a call with an unexpected verdict:
 //! [`Results::all_matched`] is false and `shaken lab` exits 1.
 
 use std::collections::BTreeMap;
@@ -66,6 +68,9 @@ pub struct Results {
     pub monitoring: Option<Monitoring>,
     /// The SIP path's checks ([`crate::sip_path`]), once it has run.
     pub sip: Option<Vec<Check>>,
+    /// The scale-out checks ([`crate::scale_out`]), when the lab runs on Kafka and
+    /// PostgreSQL, once they have run.
+    pub scale_out: Option<Vec<Check>>,
 }
 
 /// The value at quantile `q`, in milliseconds.
@@ -151,6 +156,10 @@ impl Results {
                 .sip
                 .as_ref()
                 .is_none_or(|checks| checks.iter().all(|c| c.matched))
+            && self
+                .scale_out
+                .as_ref()
+                .is_none_or(|checks| checks.iter().all(|c| c.matched))
     }
 
     /// Whether every call of the call cases got its expected outcome.
@@ -215,6 +224,10 @@ impl Results {
             out.push_str(&sip_table(checks));
             out.push('\n');
         }
+        if let Some(checks) = &self.scale_out {
+            out.push_str(&checks_with_got("scale-out check", checks));
+            out.push('\n');
+        }
         let _ = writeln!(
             out,
             "signing:      {} requests, p50 {:.3} ms, p99 {:.3} ms",
@@ -249,6 +262,24 @@ impl Results {
                 } else {
                     format!(
                         "SOME SIP DIPS FAILED ({matched} of {} matched)",
+                        checks.len()
+                    )
+                }
+            );
+        }
+        if let Some(checks) = &self.scale_out {
+            let matched = checks.iter().filter(|c| c.matched).count();
+            let _ = writeln!(
+                out,
+                "{}",
+                if matched == checks.len() {
+                    format!(
+                        "every scale-out check passed ({matched} of {})",
+                        checks.len()
+                    )
+                } else {
+                    format!(
+                        "SOME SCALE-OUT CHECKS FAILED ({matched} of {} matched)",
                         checks.len()
                     )
                 }
@@ -291,7 +322,8 @@ impl Results {
     /// has `checks` (each `check`, `calls`, `expected`, `got`, `result`), `other_alerts` (as
     /// the monitor's API gives them), `traceback_ms` (the hop from the flagged alert to the
     /// customer), `signer_ms` and `alerts_after_ms`. `sip` (`null` before the SIP path ran)
-    /// lists its checks in the same shape.
+    /// lists its checks in the same shape, and so does `scale_out` when the lab runs on Kafka
+    /// and PostgreSQL (absent otherwise).
     pub fn to_json(&self, lab: &Value) -> Value {
         let cases: Vec<Value> = CASES
             .iter()
@@ -320,7 +352,7 @@ impl Results {
                 })
             })
             .collect();
-        json!({
+        let mut json = json!({
             "cases": cases,
             "signing": {"requests": self.sign_count, "p50_ms": ms(&self.sign, 0.5), "p99_ms": ms(&self.sign, 0.99)},
             "verification": {"requests": self.verify_count, "p50_ms": ms(&self.verify, 0.5), "p99_ms": ms(&self.verify, 0.99)},
@@ -329,7 +361,11 @@ impl Results {
             "sip": self.sip.as_deref().map(sip_json),
             "lab": lab,
             "ok": self.all_matched(),
-        })
+        });
+        if let (Some(checks), Some(object)) = (&self.scale_out, json.as_object_mut()) {
+            object.insert("scale_out".into(), sip_json(checks));
+        }
+        json
     }
 }
 
@@ -369,22 +405,7 @@ fn fill(lead: &str, text: &str) -> String {
 /// The monitoring section of the table: each check with its expected and got values, the
 /// other alerts, the traceback's hop.
 fn monitoring_table(monitoring: &Monitoring) -> String {
-    let mut out = String::new();
-    let lead = format!("{:<23} {:>5} {:<6} ", "", "", "");
-    let _ = writeln!(
-        out,
-        "{:<23} {:>5} {:<6} expected / got",
-        "monitor check", "calls", "result"
-    );
-    for check in &monitoring.checks {
-        let mark = if check.matched { "pass" } else { "FAIL" };
-        let line = format!(
-            "{:<23} {:>5} {mark:<6} {}",
-            check.name, check.calls, check.expected
-        );
-        let _ = writeln!(out, "{}", fit(&line, WIDTH));
-        out.push_str(&fill(&lead, &format!("got {}", check.got)));
-    }
+    let mut out = checks_with_got("monitor check", &monitoring.checks);
     let others = &monitoring.other_alerts;
     if others.is_empty() {
         out.push_str("other alerts: none\n");
@@ -436,6 +457,28 @@ fn sip_table(checks: &[Check]) -> String {
             check.name, check.calls, check.expected, check.got
         );
         let _ = writeln!(out, "{}", fit(&line, WIDTH));
+    }
+    out
+}
+
+/// A section of checks each on two lines: its `title` over the check's name, `calls`,
+/// `result` and expected value, then a `got` line under each (wrapped to [`WIDTH`]).
+fn checks_with_got(title: &str, checks: &[Check]) -> String {
+    let mut out = String::new();
+    let lead = format!("{:<23} {:>5} {:<6} ", "", "", "");
+    let _ = writeln!(
+        out,
+        "{title:<23} {:>5} {:<6} expected / got",
+        "calls", "result"
+    );
+    for check in checks {
+        let mark = if check.matched { "pass" } else { "FAIL" };
+        let line = format!(
+            "{:<23} {:>5} {mark:<6} {}",
+            check.name, check.calls, check.expected
+        );
+        let _ = writeln!(out, "{}", fit(&line, WIDTH));
+        out.push_str(&fill(&lead, &format!("got {}", check.got)));
     }
     out
 }
@@ -502,6 +545,7 @@ mod tests {
             elapsed: Duration::from_secs(1),
             monitoring: None,
             sip: None,
+            scale_out: None,
         }
     }
 

@@ -17,7 +17,10 @@
 //! while the monitor is away), `monitor.toml` and `monitor/` (the monitor's configuration and
 //! store), `lists/list.json` and `lists/current.jws` (the
 //! regulator's list, signed by the PA: [`crate::marketing`]), `optout/` (the opt-out service's
-//! store, link key and feed token), `lab.json`, `lab.env`.
+//! store, link key and feed token), `lab.json`, `lab.env`. On Kafka and PostgreSQL
+//! ([`crate::scale_out`]) there is no `registry.sqlite` and no `events-spool/`; there are
+//! instead the two signers' copies `registry-copy-1.sqlite` and `registry-copy-2.sqlite`, the
+//! second signer's trace log `trace/SPC-2/` and the second monitor's store `monitor-2/`.
 //!
 //! The monitor (`monitor` crate) runs in process on a loopback port with its data in
 //! `monitor/` and its configuration written to `monitor.toml` ([`monitor_toml`]): the
@@ -34,7 +37,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lists::ListStore;
 use optout::OptOutMirror;
@@ -42,7 +45,7 @@ use passport::{NumberingPlan, SigningKey, TokenSigner};
 use serde_json::{json, Value};
 use signer::registry::import::{import, ImportMode, ImportOptions};
 use signer::registry::{CachedRegistry, Registry};
-use signer::service::{SignerState, StateParts};
+use signer::service::{NumberLookup, SignerState, StateParts};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -55,6 +58,7 @@ use crate::monitoring;
 use crate::numbers::{self, Numbers};
 use crate::pki::{self, Carrier, LabPki};
 use crate::report::Results;
+use crate::scale_out::{self, ScaleOut};
 use crate::sip_path;
 
 /// How to build the lab.
@@ -71,6 +75,10 @@ pub struct LabOptions {
     /// PEM files of extra TLS roots the verifier trusts when it fetches an x5u or a CRL over
     /// HTTPS, besides the lab's TLS root (`--repository-tls-root`).
     pub repository_tls_roots: Vec<PathBuf>,
+    /// Run on Kafka and PostgreSQL (`--kafka`, `--postgres`): two signers of the originating
+    /// carrier on the PostgreSQL registry, the events on Kafka, two monitors in one consumer
+    /// group ([`crate::scale_out`]); `None`: the embedded defaults.
+    pub scale_out: Option<ScaleOut>,
 }
 
 impl Default for LabOptions {
@@ -80,6 +88,7 @@ impl Default for LabOptions {
             plan: NumberingPlan::Nanp,
             trust_anchors: vec![],
             repository_tls_roots: vec![],
+            scale_out: None,
         }
     }
 }
@@ -123,6 +132,11 @@ pub enum Progress<'a> {
         firms: [(&'static str, &'static str); 3],
         /// Numbers blacklisted on their own.
         blacklisted_numbers: usize,
+    },
+    /// On Kafka and PostgreSQL: the registry imported there, the topics ready.
+    ScaleOut {
+        /// Where.
+        scale: &'a ScaleOut,
     },
     /// Starting the services.
     Services,
@@ -184,6 +198,18 @@ impl std::fmt::Display for Progress<'_> {
                     of("blacklisted"),
                 )
             }
+            Self::ScaleOut { scale } => write!(
+                f,
+                "  on PostgreSQL: carrier 1001's registry in {}\n    \
+                 imported there; 2 signers of carrier 1001, each on a copy of its own\n  \
+                 on Kafka: {}, the verifier's events to topic {}\n    \
+                 consumed by 2 monitors in group {}, their alerts shared on {}",
+                scale.postgres,
+                scale.kafka,
+                scale.kafka_topic,
+                scale_out::DEFAULT_GROUP,
+                scale.alerts_topic(),
+            ),
             Self::Services => f.write_str(
                 "  services on 127.0.0.1: HTTPS repository, signers 1001 and 2001, verifier, \
                  opt-out service, monitor",
@@ -227,6 +253,23 @@ pub struct Lab {
     services: Vec<JoinHandle<()>>,
     /// The mirrors' pollers and the lists' reloaders: they never end, they are aborted.
     background: Vec<JoinHandle<()>>,
+    /// On Kafka and PostgreSQL, the instances added.
+    scale: Option<ScaleRun>,
+}
+
+/// What runs besides on Kafka and PostgreSQL ([`crate::scale_out`]).
+#[derive(Debug)]
+struct ScaleRun {
+    /// Where.
+    options: ScaleOut,
+    /// The originating carrier's second signer.
+    second: SocketAddr,
+    /// Its mirror of the opt-outs.
+    second_optouts: Arc<OptOutMirror>,
+    /// The second monitor instance (the first is [`Lab::monitor`]).
+    second_monitor: SocketAddr,
+    /// When the monitors were started (their group settles within [`scale_out::GROUP_SETTLE`]).
+    monitors_started: Instant,
 }
 
 /// Completes once `true` is sent on the channel (or its sender is gone).
@@ -318,7 +361,23 @@ impl Lab {
             numbers: csv.lines().count().saturating_sub(1),
             country,
         });
-        let registry = registry(&registry_db, &csv, numbers.plan, now)?;
+        let registry: Arc<dyn NumberLookup> = match &options.scale_out {
+            None => Arc::new(CachedRegistry::new(
+                registry(&registry_db, &csv, numbers.plan, now)?,
+                10_000,
+                Duration::from_secs(60),
+            )),
+            // On PostgreSQL: imported there, each signer reading a copy of its own; the topics
+            // made ready.
+            Some(scale) => {
+                let (url, csv, plan) = (scale.postgres.clone(), csv.clone(), numbers.plan);
+                blocking(move || scale_out::import_registry(&url, &csv, plan, now)).await?;
+                scale_out::ensure_topics(scale, &[&scale.kafka_topic, scale.alerts_topic()])
+                    .await?;
+                progress(Progress::ScaleOut { scale });
+                synced(scale, scale_out::copy_path(&dir, 1), now).await?
+            }
+        };
 
         // The PA plays the regulator: the signed list.
         let list_files = marketing::publish_list(&dir, numbers, now)?;
@@ -376,6 +435,11 @@ impl Lab {
             .with_optouts(Arc::clone(&signer_optouts));
         let (gateway_listener, gateway) = loopback().await?;
         let gateway_registry = Registry::open(&dir.join("carrier-2001-registry.sqlite"))?;
+        let gateway_registry = Arc::new(CachedRegistry::new(
+            gateway_registry,
+            10_000,
+            Duration::from_secs(60),
+        ));
         let gateway_state =
             signer_state(&pki.gateway, gateway_registry, &gateway_trace, numbers, now)?;
         let [one_state, gateway_state] = [one_state, gateway_state].map(Arc::new);
@@ -397,6 +461,27 @@ impl Lab {
             )));
         }
         let [one_sip, gateway_sip] = signer_sips;
+        // On PostgreSQL, the originating carrier's second signer: the same key, policy, list
+        // and opt-outs, a registry copy and a trace log of its own.
+        let second = match &options.scale_out {
+            None => None,
+            Some(scale) => {
+                let registry = synced(scale, scale_out::copy_path(&dir, 2), now).await?;
+                let trace = trace_db_in(&dir, &format!("{}-2", pki.originating.spc))?;
+                let optouts = mirror(&optout_files, &feed_url, &mut background)?;
+                let state = signer_state(&pki.originating, registry, &trace, numbers, now)?
+                    .with_lists(list_store(&list_files, now, &mut background)?)
+                    .with_optouts(Arc::clone(&optouts));
+                let (listener, address) = loopback().await?;
+                services.push(tokio::spawn(signer::service::serve(
+                    listener,
+                    Arc::new(state),
+                    None,
+                    stopped(stop_rx.clone()),
+                )));
+                Some((address, optouts))
+            }
+        };
 
         // The monitor, configured to trace back to both signers; the verifier pushes to it.
         let (monitor_listener, monitor) = loopback().await?;
@@ -405,13 +490,38 @@ impl Lab {
             &monitor_config,
             monitor_toml(numbers, [(&pki.originating, one), (&pki.gateway, gateway)]),
         )?;
-        let monitor_api = start_monitor(&monitor_config, &dir.join("monitor")).await?;
-        services.push(tokio::spawn(rest::http::serve(
-            monitor_listener,
-            monitor_api,
-            None,
-            stopped(stop_rx.clone()),
-        )));
+        let monitors_started = Instant::now();
+        let (monitor, second_monitor) = match &options.scale_out {
+            None => {
+                let monitor_api = start_monitor(&monitor_config, &dir.join("monitor")).await?;
+                services.push(tokio::spawn(rest::http::serve(
+                    monitor_listener,
+                    monitor_api,
+                    None,
+                    stopped(stop_rx.clone()),
+                )));
+                (monitor, None)
+            }
+            // Two instances consuming the topic as one group, each with a store of its own.
+            Some(scale) => {
+                drop(monitor_listener);
+                let mut addresses = vec![];
+                for data in ["monitor", "monitor-2"] {
+                    let (task, address) = scale_out::start_monitor(
+                        scale,
+                        &monitor_config,
+                        &dir.join(data),
+                        stopped(stop_rx.clone()),
+                    )?;
+                    services.push(task);
+                    addresses.push(address);
+                }
+                match addresses.as_slice() {
+                    [first, second] => (*first, Some(*second)),
+                    _ => (monitor, None),
+                }
+            }
+        };
 
         // The terminating verifier.
         let (verifier_listener, verifier) = loopback().await?;
@@ -420,10 +530,17 @@ impl Lab {
             optout::LinkKey::from_file(&optout_files.link_key)?,
             LINK_TTL_SECONDS,
         );
-        let verifier_state = verifier_state(&dir, &pki, &extras, numbers.plan, monitor)?
-            .with_lists(verifier_lists)
-            .with_optouts(Arc::clone(&verifier_optouts))
-            .with_links(Arc::new(links));
+        let verifier_state = verifier_state(
+            &dir,
+            &pki,
+            &extras,
+            numbers.plan,
+            monitor,
+            options.scale_out.as_ref(),
+        )?
+        .with_lists(verifier_lists)
+        .with_optouts(Arc::clone(&verifier_optouts))
+        .with_links(Arc::new(links));
         // Its SIP listener blocks what the lab shows blocking ([`VERIFIER_SIP`]).
         let verifier_sip_section = toml::from_str(VERIFIER_SIP)
             .map_err(|e: toml::de::Error| LabError::Sip(e.to_string()))?;
@@ -464,9 +581,25 @@ impl Lab {
             stop,
             services,
             background,
+            scale: match (options.scale_out.clone(), second, second_monitor) {
+                (Some(options), Some((second, second_optouts)), Some(second_monitor)) => {
+                    Some(ScaleRun {
+                        options,
+                        second,
+                        second_optouts,
+                        second_monitor,
+                        monitors_started,
+                    })
+                }
+                _ => None,
+            },
         };
         lab.wait_until_answering().await?;
         lab.wait_for_mirrors().await?;
+        let registry_db = match &options.scale_out {
+            None => json!(registry_db),
+            Some(scale) => json!(scale.postgres.redacted()),
+        };
         let description = lab.describe(
             &base,
             &registry_db,
@@ -486,13 +619,20 @@ impl Lab {
     /// `GET /healthz`
     /// with 200 (at most 5 s each).
     async fn wait_until_answering(&self) -> Result<(), LabError> {
+        let scaled = self
+            .scale
+            .iter()
+            .flat_map(|scale| [scale.second, scale.second_monitor]);
         for address in [
             self.one,
             self.gateway,
             self.verifier,
             self.optout,
             self.monitor,
-        ] {
+        ]
+        .into_iter()
+        .chain(scaled)
+        {
             let mut tries = 0;
             loop {
                 let answer = match Client::connect(address).await {
@@ -521,7 +661,8 @@ impl Lab {
         let subscriber = self.numbers.opted_out;
         for _ in 0..500 {
             if [&self.signer_optouts, &self.verifier_optouts]
-                .iter()
+                .into_iter()
+                .chain(self.scale.iter().map(|scale| &scale.second_optouts))
                 .all(|m| m.is_opted_out(subscriber, marketing::WHITE_LISTED.id))
             {
                 return Ok(());
@@ -538,7 +679,7 @@ impl Lab {
     fn describe(
         &self,
         base: &str,
-        registry_db: &Path,
+        registry_db: &Value,
         registry_csv: &Path,
         traces: [&Path; 2],
         extras: &Extras,
@@ -571,7 +712,7 @@ impl Lab {
             "monitor_metrics": http(self.monitor, "/metrics"),
             "repository": base,
         });
-        json!({
+        let mut description = json!({
             "repository": base,
             "verifier": http(self.verifier, ""),
             "verifier_sip": self.verifier_sip.to_string(),
@@ -620,7 +761,40 @@ impl Lab {
             },
             "endpoints": endpoints,
             "dir": self.dir,
-        })
+        });
+        if let Some(scale) = &self.scale {
+            let signers = json!([http(self.one, ""), http(scale.second, "")]);
+            if let Some(first) = description
+                .get_mut("carriers")
+                .and_then(|c| c.get_mut(0))
+                .and_then(Value::as_object_mut)
+            {
+                first.insert("signers".into(), signers);
+                first.insert(
+                    "registry_copies".into(),
+                    json!([
+                        scale_out::copy_path(&self.dir, 1),
+                        scale_out::copy_path(&self.dir, 2)
+                    ]),
+                );
+            }
+            if let Some(object) = description.as_object_mut() {
+                for (key, value) in [
+                    ("kafka", json!(scale.options.kafka)),
+                    ("kafka_topic", json!(scale.options.kafka_topic)),
+                    ("kafka_group", json!(scale_out::DEFAULT_GROUP)),
+                    ("alerts_topic", json!(scale.options.alerts_topic())),
+                    ("postgres", json!(scale.options.postgres.redacted())),
+                    (
+                        "monitors",
+                        json!([http(self.monitor, ""), http(scale.second_monitor, "")]),
+                    ),
+                ] {
+                    object.insert(key.into(), value);
+                }
+            }
+        }
+        description
     }
 
     /// The lab's folder (PKI, registry, trace logs, event feed, `lab.json`, `lab.env`).
@@ -656,15 +830,27 @@ impl Lab {
         let start = self.now;
         let clock = move || rest::service::unix_now().unwrap_or(start);
         let mut results = cases::drive(&targets, calls, &clock).await?;
+        let others: Vec<SocketAddr> = self.scale.iter().map(|s| s.second_monitor).collect();
+        if let Some(scale) = &self.scale {
+            // The monitors' group shares the partitions before the scenario's alerts are
+            // counted (a partition moving during it would start empty at its new owner).
+            let monitors = [self.monitor, scale.second_monitor];
+            let settled = scale.monitors_started + scale_out::GROUP_SETTLE;
+            scale_out::settle(self.verifier, &monitors, settled).await?;
+        }
         let scenario = monitoring::Scenario {
             one: self.one,
             gateway: &self.pki.gateway,
             verifier: self.verifier,
             monitor: self.monitor,
+            others: &others,
+            gateway_calls: monitoring::GATEWAY_CALLS * (1 + others.len()),
             originating_spc: self.pki.originating.spc,
             numbers: self.numbers,
         };
-        results.monitoring = Some(monitoring::run(&scenario, &clock).await?);
+        let scenario = monitoring::run(&scenario, &clock).await?;
+        let since = scenario.since;
+        results.monitoring = Some(scenario);
         let numbers = self.numbers;
         let first = |list: &'static [numbers::Subscriber]| list.first().map_or("", |s| s.tn);
         let dips = sip_path::Scenario {
@@ -676,6 +862,19 @@ impl Lab {
             callee: numbers.called,
         };
         results.sip = Some(sip_path::run(&dips).await?);
+        if let Some(scale) = &self.scale {
+            let monitors = [self.monitor, scale.second_monitor];
+            let targets = scale_out::Targets {
+                signers: &[self.one, scale.second],
+                verifier: self.verifier,
+                monitors: &monitors,
+                postgres: &scale.options.postgres,
+                gateway_spc: self.pki.gateway.spc,
+                since,
+                numbers,
+            };
+            results.scale_out = Some(scale_out::run(&targets, &clock).await?);
+        }
         Ok(results)
     }
 
@@ -741,9 +940,35 @@ impl Extras {
 
 /// The folder of `carrier`'s trace log (`trace/SPC/`, created) and the log's database in it.
 fn trace_db(dir: &Path, carrier: &Carrier) -> Result<PathBuf, LabError> {
-    let folder = dir.join("trace").join(carrier.spc);
+    trace_db_in(dir, carrier.spc)
+}
+
+/// The trace log's database in `trace/NAME/` (created).
+fn trace_db_in(dir: &Path, name: &str) -> Result<PathBuf, LabError> {
+    let folder = dir.join("trace").join(name);
     create_dir(&folder)?;
     Ok(folder.join("trace.sqlite"))
+}
+
+/// Runs `work` (the PostgreSQL client's blocking calls) off the async runtime's threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, LabError> + Send + 'static,
+) -> Result<T, LabError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| LabError::Task(e.to_string()))?
+}
+
+/// A signer's registry on PostgreSQL: its copy at `copy`, synchronized at start
+/// ([`scale_out::synced_registry`]).
+async fn synced(
+    scale: &ScaleOut,
+    copy: PathBuf,
+    now: u64,
+) -> Result<Arc<dyn NumberLookup>, LabError> {
+    let url = scale.postgres.clone();
+    let registry = blocking(move || scale_out::synced_registry(&url, &copy, now)).await?;
+    Ok(Arc::new(registry))
 }
 
 /// The opt-out service's state: its store at `files.db` (with [`Numbers::opted_out`] opted
@@ -853,7 +1078,7 @@ fn registry(path: &Path, csv: &str, plan: NumberingPlan, now: u64) -> Result<Reg
 /// country's numbering plan, home country code and emergency numbers.
 fn signer_state(
     carrier: &Carrier,
-    registry: Registry,
+    registry: Arc<dyn NumberLookup>,
     trace_db: &Path,
     numbers: &Numbers,
     now: u64,
@@ -861,11 +1086,7 @@ fn signer_state(
     let key = SigningKey::from_pem(&read(&carrier.key)?)?;
     let state = SignerState::new(StateParts {
         signer: Arc::new(TokenSigner::new(key, carrier.x5u.clone())),
-        registry: Arc::new(CachedRegistry::new(
-            registry,
-            10_000,
-            Duration::from_secs(60),
-        )),
+        registry,
         trace: signer::trace::TraceLog::open(trace_db)?,
         policy: signer::policy::PolicyConfig {
             home_country_code: Some(numbers.plan.country_code().to_owned()),
@@ -894,6 +1115,7 @@ fn verifier_state(
     extras: &Extras,
     plan: NumberingPlan,
     monitor: SocketAddr,
+    scale: Option<&ScaleOut>,
 ) -> Result<verifier::service::VerifierState, LabError> {
     let policy = verifier::fetch::FetchPolicy {
         allow_private_addresses: true,
@@ -921,6 +1143,30 @@ fn verifier_state(
         events_path.clone(),
     ))
     .map_err(|e| LabError::io(&events_path, &e))?;
+    // On Kafka the events go to the topic only (and the file): each monitor instance must
+    // see just its partitions' callers ([`crate::scale_out`]).
+    if let Some(scale) = scale {
+        let publisher =
+            verifier::events::kafka::KafkaPublisher::start(verifier::events::kafka::KafkaOptions {
+                brokers: scale.kafka.clone(),
+                topic: scale.kafka_topic.clone(),
+                queue_lines: 100_000,
+                message_timeout: Duration::from_secs(300),
+                flush_timeout: Duration::from_secs(5),
+            })
+            .map_err(|e| LabError::Kafka {
+                brokers: scale.kafka.clone(),
+                detail: e.to_string(),
+            })?;
+        let events = verifier::events::EventSink::new(Some(file), None).with_kafka(publisher);
+        return Ok(verifier::service::VerifierState::new(
+            verifier,
+            vec![],
+            Some(plan),
+            16 * 1024,
+            Some(events),
+        ));
+    }
     let push_url = format!("http://{monitor}/v1/events");
     let section = verifier::config::EventsSection {
         push: Some(push_url.clone()),

@@ -51,6 +51,30 @@ pub(crate) struct LabArgs {
     /// from a repository of your own (`shaken repo serve` under its own TLS certificate).
     #[arg(long = "repository-tls-root", value_name = "TLS-ROOT.pem")]
     repository_tls_roots: Vec<PathBuf>,
+    /// Run on Kafka: the verifier publishes its events to these brokers and two monitors
+    /// consume them as one group (with --postgres)
+    ///
+    /// HOST:PORT[,HOST:PORT...]. The topics are created when missing (4 partitions each).
+    #[arg(long, value_name = "BROKERS", requires = "postgres")]
+    kafka: Option<String>,
+    /// The call-event topic on Kafka
+    #[arg(long, value_name = "TOPIC", requires = "kafka", default_value = lab::scale_out::DEFAULT_TOPIC)]
+    kafka_topic: String,
+    /// Run on PostgreSQL: carrier 1001's registry is imported into this database and two of
+    /// its signers sign from copies of it (with --kafka)
+    ///
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE; the password is never shown.
+    #[arg(long, value_name = "URL", requires = "kafka", value_parser = postgres_url)]
+    postgres: Option<String>,
+}
+
+/// A `postgres://` or `postgresql://` URL.
+fn postgres_url(text: &str) -> Result<String, String> {
+    if signer::registry::PgUrl::is_url(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("not a postgres:// or postgresql:// URL".into())
+    }
 }
 
 /// `NANP`, `CN` (and the other spellings the numbering plan accepts).
@@ -97,6 +121,13 @@ pub(crate) fn run(args: LabArgs) -> Result<ExitCode> {
             plan: args.country,
             trust_anchors: args.trust_anchors.clone(),
             repository_tls_roots: args.repository_tls_roots.clone(),
+            scale_out: match (&args.kafka, &args.postgres) {
+                (Some(kafka), Some(postgres)) => Some(lab::ScaleOut {
+                    kafka_topic: args.kafka_topic.clone(),
+                    ..lab::ScaleOut::new(kafka, postgres)
+                }),
+                _ => None,
+            },
         };
         let mut progress = |step: lab::Progress<'_>| println!("{step}");
         let lab = tokio::select! {

@@ -13,6 +13,7 @@ mod guides;
 mod http;
 mod interop_pyjwt;
 mod lab;
+mod lab_scale_out;
 mod lists;
 mod monitor;
 mod monitor_browser;
