@@ -64,9 +64,9 @@ pub struct Scenario<'a> {
     /// is asked of the instance holding the caller's events.
     pub others: &'a [SocketAddr],
     /// Calls the gateway signs with home-country caller IDs: [`GATEWAY_CALLS`] for one
-    /// monitor; on Kafka, [`GATEWAY_CALLS`] times the instances, so that at least one
-    /// instance sees more than the threshold whichever partitions it holds (the calls are
-    /// spread over the partitions by caller, the alert's subject is the SPC).
+    /// monitor; on Kafka, [`GATEWAY_CALLS`] times the topic's partitions, since each
+    /// partition has a detector engine of its own (`monitor::shards`) and the calls are
+    /// spread over the partitions by caller while the alert's subject is the SPC.
     pub gateway_calls: usize,
     /// The originating carrier's SPC.
     pub originating_spc: &'a str,

@@ -844,7 +844,14 @@ impl Lab {
             verifier: self.verifier,
             monitor: self.monitor,
             others: &others,
-            gateway_calls: monitoring::GATEWAY_CALLS * (1 + others.len()),
+            // On Kafka each partition has its own detector engine: the gateway's calls are
+            // spread over the partitions by caller, so it places the threshold's worth per
+            // partition.
+            gateway_calls: if others.is_empty() {
+                monitoring::GATEWAY_CALLS
+            } else {
+                monitoring::GATEWAY_CALLS * crate::scale_out::PARTITIONS.unsigned_abs() as usize
+            },
             originating_spc: self.pki.originating.spc,
             numbers: self.numbers,
         };
