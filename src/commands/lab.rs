@@ -58,7 +58,7 @@ pub(crate) struct LabArgs {
     #[arg(long, value_name = "BROKERS", requires = "postgres")]
     kafka: Option<String>,
     /// The call-event topic on Kafka
-    #[arg(long, value_name = "TOPIC", requires = "kafka", default_value = lab::scale_out::DEFAULT_TOPIC)]
+    #[arg(long, value_name = "NAME", requires = "kafka", default_value = lab::scale_out::DEFAULT_TOPIC)]
     kafka_topic: String,
     /// Run on PostgreSQL: carrier 1001's registry is imported into this database and two of
     /// its signers sign from copies of it (with --kafka)
