@@ -9,11 +9,12 @@
 //! quiet since `now - quiet`. Closing depends on event time only, so a replay closes the same
 //! alerts as live reception.
 //!
-//! Each open alert belongs to the [`Shard`] whose crossing last offered it: a shard's event
-//! time closes only its own alerts ([`AlertBook::close_quiet_in`]), since partitions are not
-//! in step; an alert taken over with a partition is adopted into the new owner's book
-//! ([`AlertBook::adopt`]), and a revoked partition's alerts are forgotten, not closed
-//! ([`AlertBook::forget`]): their new owner carries them on.
+//! Each open alert belongs to the [`Shard`] whose crossings raised it (one open alert per
+//! shard, subject and detector): a shard's event time closes only its own alerts
+//! ([`AlertBook::close_quiet_in`]), since partitions are not in step; an alert taken over
+//! with a partition is adopted into the new owner's book ([`AlertBook::adopt`]), and a
+//! revoked partition's alerts are forgotten, not closed ([`AlertBook::forget`]): their new
+//! owner adopts them.
 //!
 //! `quiet` is one value for every detector by default; [`AlertBook::set_quiet`] sets a
 //! detector's own (the service may use each detector's window, as
@@ -75,12 +76,15 @@ pub enum AlertChange {
     },
 }
 
-/// The open alerts, by subject and detector.
+/// The key of an open alert: the shard whose events raised it, its subject and detector.
+type Key = (Shard, Subject, DetectorId);
+
+/// The open alerts, by shard, subject and detector.
 #[derive(Debug, Default)]
 pub struct AlertBook {
-    open: HashMap<(Subject, DetectorId), Alert>,
-    /// The shard of each open alert not in [`Shard::Pushed`].
-    shard_of: HashMap<(Subject, DetectorId), Shard>,
+    open: HashMap<Key, Alert>,
+    /// The shard of each open alert, by its id (to tell which shard a changed alert is of).
+    shard_by_id: HashMap<u64, Shard>,
     quiet: u64,
     quiet_by: HashMap<DetectorId, u64>,
     next_id: u64,
@@ -92,7 +96,7 @@ impl AlertBook {
     pub fn new(quiet: u64, next_id: u64) -> Self {
         Self {
             open: HashMap::new(),
-            shard_of: HashMap::new(),
+            shard_by_id: HashMap::new(),
             quiet,
             quiet_by: HashMap::new(),
             next_id,
@@ -109,20 +113,33 @@ impl AlertBook {
         self.quiet_by.get(&detector).copied().unwrap_or(self.quiet)
     }
 
-    /// Puts back an alert read from the store (on restart). A closed one is ignored; the id
-    /// counter moves past it.
+    /// Puts back an alert read from the store (on restart) into [`Shard::Pushed`]. A closed
+    /// one is ignored; the id counter moves past it.
     pub fn restore(&mut self, alert: Alert) {
         self.next_id = self.next_id.max(alert.id + 1);
         if alert.closed {
             return;
         }
-        let key = (alert.subject.clone(), alert.detector);
+        let key = (Shard::Pushed, alert.subject.clone(), alert.detector);
         match self.open.get(&key) {
             Some(held) if held.id > alert.id => {}
             _ => {
-                self.open.insert(key, alert);
+                self.insert(key, alert);
             }
         }
+    }
+
+    fn insert(&mut self, key: Key, alert: Alert) {
+        self.shard_by_id.insert(alert.id, key.0);
+        if let Some(old) = self.open.insert(key, alert) {
+            self.shard_by_id.remove(&old.id);
+        }
+    }
+
+    fn remove(&mut self, key: &Key) -> Option<Alert> {
+        let alert = self.open.remove(key)?;
+        self.shard_by_id.remove(&alert.id);
+        Some(alert)
     }
 
     /// The open alerts (unordered).
@@ -135,24 +152,17 @@ impl AlertBook {
         self.open.len()
     }
 
-    fn shard(&self, key: &(Subject, DetectorId)) -> Shard {
-        self.shard_of.get(key).copied().unwrap_or(Shard::Pushed)
+    /// The shard of an open alert (by id); `None` once it is closed or forgotten.
+    pub fn shard_of(&self, id: u64) -> Option<Shard> {
+        self.shard_by_id.get(&id).copied()
     }
 
-    fn set_shard(&mut self, key: (Subject, DetectorId), shard: Shard) {
-        if shard == Shard::Pushed {
-            self.shard_of.remove(&key);
-        } else {
-            self.shard_of.insert(key, shard);
-        }
-    }
-
-    /// Takes over an open alert another instance raised (read from the alerts topic) for a
-    /// partition this one now owns, under a new id of this book, so that the next crossing
+    /// Takes over an open alert an instance raised for a partition this one now owns (read
+    /// from the alerts topic), under a new id of this book, so that the shard's next crossing
     /// extends it as the previous owner would have. Returns the adopted alert; `None` when it
-    /// is closed or the book already holds an open alert for its subject and detector.
+    /// is closed or the shard already holds an open alert for its subject and detector.
     pub fn adopt(&mut self, shard: Shard, alert: &Alert) -> Option<Alert> {
-        let key = (alert.subject.clone(), alert.detector);
+        let key = (shard, alert.subject.clone(), alert.detector);
         if alert.closed || self.open.contains_key(&key) {
             return None;
         }
@@ -161,23 +171,16 @@ impl AlertBook {
             ..alert.clone()
         };
         self.next_id += 1;
-        self.open.insert(key.clone(), adopted.clone());
-        self.set_shard(key, shard);
+        self.insert(key, adopted.clone());
         Some(adopted)
     }
 
-    /// Forgets the open alerts of a shard (a partition revoked: its new owner carries them
-    /// on), without closing them. Returns how many.
+    /// Forgets the open alerts of a shard (a partition revoked: its new owner adopts them),
+    /// without closing them. Returns how many.
     pub fn forget(&mut self, shard: Shard) -> usize {
-        let keys: Vec<(Subject, DetectorId)> = self
-            .open
-            .keys()
-            .filter(|key| self.shard(key) == shard)
-            .cloned()
-            .collect();
+        let keys: Vec<Key> = self.open.keys().filter(|k| k.0 == shard).cloned().collect();
         for key in &keys {
-            self.open.remove(key);
-            self.shard_of.remove(key);
+            self.remove(key);
         }
         keys.len()
     }
@@ -208,21 +211,22 @@ impl AlertBook {
         self.offer_in(Shard::Pushed, crossing)
     }
 
-    /// Offers a crossing found in `shard` ([`Self::offer`]); the alert then belongs to it.
+    /// Offers a crossing found in `shard` ([`Self::offer`]): each shard has its own open
+    /// alert per subject and detector (for a caller, only its partition's shard ever has one;
+    /// an SPC has one per partition that crossed).
     pub fn offer_in(&mut self, shard: Shard, crossing: Crossing) -> Option<AlertChange> {
-        let key = (crossing.subject.clone(), crossing.detector);
-        self.set_shard(key.clone(), shard);
+        let key = (shard, crossing.subject.clone(), crossing.detector);
         let quiet = self.quiet(crossing.detector);
         let Some(alert) = self.open.get_mut(&key) else {
             let alert = self.opened(crossing);
-            self.open.insert(key, alert.clone());
+            self.insert(key, alert.clone());
             return Some(AlertChange::Opened(alert));
         };
         if crossing.time > alert.last.saturating_add(quiet) {
             let mut closed = alert.clone();
             closed.closed = true;
             let opened = self.opened(crossing);
-            self.open.insert(key, opened.clone());
+            self.insert(key, opened.clone());
             return Some(AlertChange::Reopened { closed, opened });
         }
         let before = alert.clone();
@@ -250,40 +254,22 @@ impl AlertBook {
     /// Closes the alerts whose last crossing is more than their quiet window before `now`
     /// (event time: the newest event time seen), returning them closed (to be stored).
     pub fn close_quiet(&mut self, now: u64) -> Vec<Alert> {
-        let closed = self.close_where(now, |_| true);
-        for alert in &closed {
-            self.shard_of
-                .remove(&(alert.subject.clone(), alert.detector));
-        }
-        closed
+        self.close_where(now, |_| true)
     }
 
     /// Closes, as [`Self::close_quiet`] does, only the alerts of `shard`, with `now` that
     /// shard's newest event time.
     pub fn close_quiet_in(&mut self, shard: Shard, now: u64) -> Vec<Alert> {
-        let shard_of = std::mem::take(&mut self.shard_of);
-        let closed = self.close_where(now, |key| {
-            shard_of.get(key).copied().unwrap_or(Shard::Pushed) == shard
-        });
-        self.shard_of = shard_of;
-        for alert in &closed {
-            self.shard_of
-                .remove(&(alert.subject.clone(), alert.detector));
-        }
-        closed
+        self.close_where(now, |s| s == shard)
     }
 
-    fn close_where(
-        &mut self,
-        now: u64,
-        mine: impl Fn(&(Subject, DetectorId)) -> bool,
-    ) -> Vec<Alert> {
+    fn close_where(&mut self, now: u64, mine: impl Fn(Shard) -> bool) -> Vec<Alert> {
         let quiet_by = &self.quiet_by;
         let quiet = self.quiet;
         let mut closed = Vec::new();
         self.open.retain(|key, alert| {
-            let q = quiet_by.get(&key.1).copied().unwrap_or(quiet);
-            if mine(key) && alert.last.saturating_add(q) < now {
+            let q = quiet_by.get(&key.2).copied().unwrap_or(quiet);
+            if mine(key.0) && alert.last.saturating_add(q) < now {
                 let mut a = alert.clone();
                 a.closed = true;
                 closed.push(a);
@@ -292,6 +278,9 @@ impl AlertBook {
                 true
             }
         });
+        for alert in &closed {
+            self.shard_by_id.remove(&alert.id);
+        }
         closed.sort_by_key(|a| a.id);
         closed
     }

@@ -43,6 +43,10 @@ pub const DEFAULT_ALERTS_TOPIC: &str = "shaken.alerts";
 pub struct AlertRecord {
     /// The instance that raised it (unique per process).
     pub instance: String,
+    /// The call-event topic's partition whose events raised it (absent for pushed events):
+    /// the partition's next owner adopts the open alerts tagged with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
     /// The alert, as that instance stores it.
     pub alert: Alert,
 }
@@ -59,10 +63,13 @@ pub enum ClusterError {
     Record(#[source] serde_json::Error),
 }
 
+/// An alert's origin: the instance that raised it and its id there.
+type Origin = (String, u64);
+
 /// The cluster's alerts as read from the alerts topic, and the counters of the topic.
 #[derive(Debug, Default)]
 pub struct ClusterAlerts {
-    by_origin: Mutex<HashMap<(String, u64), Alert>>,
+    by_origin: Mutex<HashMap<Origin, (Option<i32>, Alert)>>,
     /// Per partition of the alerts topic, the offset after the last record read.
     positions: Mutex<HashMap<i32, i64>>,
     /// Records read from the alerts topic.
@@ -108,15 +115,24 @@ impl ClusterAlerts {
             }
         };
         let mut held = self.by_origin.lock().unwrap_or_else(|e| e.into_inner());
-        held.insert((record.instance, record.alert.id), record.alert);
+        held.insert(
+            (record.instance, record.alert.id),
+            (record.partition, record.alert),
+        );
         Ok(())
     }
 
     /// Notes that the reader has read `partition` of the alerts topic up to `offset`.
     pub fn read_up_to(&self, partition: i32, offset: i64) {
+        self.note_position(partition, offset + 1);
+    }
+
+    /// Notes the reader's position in `partition`: the offset of the next record it will
+    /// read (so every record before it is read, or was gone from the topic).
+    pub fn note_position(&self, partition: i32, next: i64) {
         let mut positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
         let at = positions.entry(partition).or_insert(0);
-        *at = (*at).max(offset + 1);
+        *at = (*at).max(next);
     }
 
     /// Whether the reader has read every partition up to (not including) the given offsets
@@ -127,21 +143,22 @@ impl ClusterAlerts {
             .all(|(partition, end)| *end <= positions.get(partition).copied().unwrap_or(0))
     }
 
-    /// The cluster's open alerts: every (subject, detector, time) once, as the instance that
-    /// saw most of it has it, unless that version is closed.
-    pub fn open_alerts(&self) -> Vec<Alert> {
-        let mut merged: HashMap<(Subject, DetectorId, u64), Alert> = HashMap::new();
+    /// The cluster's open alerts with the partition that raised them: every (subject,
+    /// detector, time) once, as the instance that saw most of it has it, unless that version
+    /// is closed.
+    pub fn open_alerts(&self) -> Vec<(Option<i32>, Alert)> {
+        let mut merged: HashMap<(Subject, DetectorId, u64), (Option<i32>, Alert)> = HashMap::new();
         let held = self.by_origin.lock().unwrap_or_else(|e| e.into_inner());
-        for alert in held.values() {
+        for (partition, alert) in held.values() {
             let key = identity(alert);
             match merged.get(&key) {
-                Some(kept) if !saw_more(alert, kept) => {}
+                Some((_, kept)) if !saw_more(alert, kept) => {}
                 _ => {
-                    merged.insert(key, alert.clone());
+                    merged.insert(key, (*partition, alert.clone()));
                 }
             }
         }
-        merged.into_values().filter(|a| !a.closed).collect()
+        merged.into_values().filter(|(_, a)| !a.closed).collect()
     }
 
     /// The instance's own alerts `local` (as its store answered `query`) merged with the
@@ -163,7 +180,7 @@ impl ClusterAlerts {
         }
         {
             let held = self.by_origin.lock().unwrap_or_else(|e| e.into_inner());
-            for alert in held.values().filter(|a| matches(a, query)) {
+            for (_, alert) in held.values().filter(|(_, a)| matches(a, query)) {
                 offer(alert.clone());
             }
         }
@@ -243,10 +260,11 @@ impl AlertPublisher {
 
     /// Queues `alerts` (never waits for the broker), each keyed by its subject; counts what
     /// is queued and what is not in `counters`.
-    pub fn publish(&self, alerts: &[Alert], counters: &ClusterAlerts) {
+    pub fn publish(&self, alerts: &[Alert], partition: Option<i32>, counters: &ClusterAlerts) {
         for alert in alerts {
             let record = AlertRecord {
                 instance: self.instance.clone(),
+                partition,
                 alert: alert.clone(),
             };
             let Ok(value) = serde_json::to_vec(&record) else {
@@ -359,6 +377,7 @@ impl AlertReader {
         if !self.assign(stop) {
             return;
         }
+        let mut noted = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(message)) => {
@@ -371,6 +390,18 @@ impl AlertReader {
                 }
                 Some(Err(error)) => tracing::debug!(%error, "alerts topic: poll"),
                 None => {}
+            }
+            // The consumer's own position also counts records gone from the topic
+            // (retention) as passed, so a takeover does not wait for them.
+            if noted.elapsed() >= Duration::from_millis(200) {
+                noted = std::time::Instant::now();
+                if let Ok(positions) = self.consumer.position() {
+                    for element in positions.elements() {
+                        if let Offset::Offset(next) = element.offset() {
+                            cluster.note_position(element.partition(), next);
+                        }
+                    }
+                }
             }
         }
     }
@@ -399,6 +430,7 @@ mod tests {
     fn record(instance: &str, alert: Alert) -> Vec<u8> {
         serde_json::to_vec(&AlertRecord {
             instance: instance.into(),
+            partition: None,
             alert,
         })
         .unwrap_or_default()

@@ -275,8 +275,13 @@ impl ConsumerContext for MemberContext {
 /// Where an owned partition is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    /// Assigned; the seek to where its rebuild starts has not taken effect yet.
+    /// Assigned (or its ingest failed); the group's committed offset not yet looked up or
+    /// the seek not yet taken effect.
     Seeking,
+    /// Sought to the last committed record, to learn its timestamp: the rebuild reads back
+    /// the horizon before it (not before the clock, so a group that lags still rebuilds
+    /// whole windows).
+    Probing { until: i64 },
     /// Records before `until` (the committed offset) rebuild the windows; from it on they
     /// are ingested.
     Rebuilding { until: i64 },
@@ -296,6 +301,8 @@ struct Owned {
 struct Polled {
     partition: i32,
     offset: i64,
+    /// The record's timestamp, milliseconds since the epoch.
+    timestamp: Option<i64>,
     payload: Vec<u8>,
 }
 
@@ -374,7 +381,7 @@ impl GroupConsumer {
         let mut owned: BTreeMap<i32, Owned> = BTreeMap::new();
         while !stop.load(Ordering::Relaxed) {
             self.follow_rebalances(state, &mut owned);
-            self.start_rebuilds(state, clock(), &mut owned);
+            self.start_rebuilds(state, &mut owned);
             let records = self.gather();
             // A rebalance inside the polls: records of a partition no longer owned (or not
             // yet sought) are dropped below.
@@ -397,13 +404,22 @@ impl GroupConsumer {
                         self.drop_records(records.len());
                         continue;
                     }
+                    Phase::Probing { until } => {
+                        self.drop_records(records.len());
+                        let stamp = records.first().and_then(|r| r.timestamp);
+                        part.phase = self.seek_horizon(state, clock(), partition, until, stamp);
+                        if part.phase == Phase::Live {
+                            self.end_rebuild(state, partition);
+                        }
+                        continue;
+                    }
                     Phase::Rebuilding { until } => until,
                     Phase::Live => i64::MIN,
                 };
                 let split = records.partition_point(|r| r.offset < until);
                 let (old, new) = records.split_at(split);
                 if !old.is_empty() {
-                    state.rebuild(partition, &body(old.iter()));
+                    state.rebuild(partition, &body(old.iter()), clock());
                 }
                 let last = records.last().map_or(part.next, |r| r.offset + 1);
                 part.next = last;
@@ -414,28 +430,32 @@ impl GroupConsumer {
                 if new.is_empty() {
                     continue;
                 }
-                let body = body(new.iter());
-                loop {
-                    match state.ingest_partition(partition, &body, clock()) {
-                        Ok(_) => break,
-                        Err(error) => {
-                            self.stats.ingest_failures.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(%error, "kafka: a body could not be stored; trying again");
-                            if stop.load(Ordering::Relaxed) {
-                                // Not stored, not committed: the next owner reads it again.
-                                return;
-                            }
+                match state.ingest_partition(partition, &body(new.iter()), clock()) {
+                    Ok(_) => {
+                        commit.insert(partition, last);
+                    }
+                    Err(error) => {
+                        // The engine may hold part of the body: the partition is rebuilt
+                        // from the topic and the body read again, not retried on top.
+                        self.stats.ingest_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%error, partition, "kafka: a body could not be stored; the partition is read again");
+                        part.phase = Phase::Seeking;
+                        if !stop.load(Ordering::Relaxed) {
                             std::thread::sleep(self.options.retry_pause);
                         }
                     }
                 }
-                commit.insert(partition, last);
             }
             if !commit.is_empty() {
                 // The alerts these events raised reach the topic before their offsets are
-                // committed, so the partition's next owner finds them.
-                state.flush_alerts(REQUEST_WAIT);
-                self.commit(&commit);
+                // committed, so the partition's next owner finds them; if they do not, the
+                // offsets wait for a later round (whose commit covers these records too).
+                if state.flush_alerts(REQUEST_WAIT) {
+                    self.commit(&commit);
+                } else {
+                    self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("kafka: alerts not acknowledged by the alerts topic; offsets not committed yet");
+                }
             }
         }
     }
@@ -483,20 +503,21 @@ impl GroupConsumer {
             .store(owned.len() as u64, Ordering::Relaxed);
     }
 
-    /// Seeks each newly assigned partition back to where its rebuild starts; one whose
-    /// broker requests or seek fail is tried again in the next round.
-    fn start_rebuilds(&self, state: &MonitorState, now: u64, owned: &mut BTreeMap<i32, Owned>) {
+    /// Looks up each newly assigned partition's committed offset and seeks to the last
+    /// committed record (to learn its timestamp), or to the beginning when the group has
+    /// committed none; a partition whose requests or seek fail is tried again next round.
+    fn start_rebuilds(&self, state: &MonitorState, owned: &mut BTreeMap<i32, Owned>) {
         for (&partition, part) in owned.iter_mut() {
             if part.phase != Phase::Seeking {
                 continue;
             }
-            match self.seek_back(state, now, partition) {
-                Ok((start, phase)) => {
+            match self.seek_committed(partition) {
+                Ok(phase) => {
                     state.begin_rebuild(partition);
-                    part.next = start;
                     part.phase = phase;
-                    tracing::info!(partition, start, ?phase, "kafka: partition sought");
+                    tracing::info!(partition, ?phase, "kafka: partition sought");
                     if phase == Phase::Live {
+                        part.next = 0;
                         self.end_rebuild(state, partition);
                     }
                 }
@@ -507,58 +528,83 @@ impl GroupConsumer {
         }
     }
 
-    /// Seeks `partition` to the first record within the horizon before its committed offset
-    /// (or to its beginning when the group has committed none); returns where it starts and
-    /// the phase it is then in.
-    fn seek_back(
+    /// Seeks `partition` to its last committed record ([`Phase::Probing`]), or to its
+    /// beginning when the group has committed none ([`Phase::Live`]).
+    fn seek_committed(&self, partition: i32) -> Result<Phase, KafkaError> {
+        let topic = self.options.topic.as_str();
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        let committed = self.consumer.committed_offsets(list, REQUEST_WAIT)?;
+        let element = committed
+            .find_partition(topic, partition)
+            .ok_or(KafkaError::Seek("no committed offset answered".into()))?;
+        element.error()?;
+        match element.offset() {
+            Offset::Offset(until) if until > 0 => {
+                self.consumer
+                    .seek(topic, partition, Offset::Offset(until - 1), REQUEST_WAIT)?;
+                Ok(Phase::Probing { until })
+            }
+            _ => {
+                self.consumer
+                    .seek(topic, partition, Offset::Beginning, REQUEST_WAIT)?;
+                Ok(Phase::Live)
+            }
+        }
+    }
+
+    /// Seeks `partition` back to the first record within the detectors' horizon (plus a
+    /// minute) before the last committed record's timestamp `stamp` (or `now`, when it has
+    /// none or is ahead of it); returns the phase the partition is then in. On a failure the
+    /// partition goes back to [`Phase::Seeking`].
+    fn seek_horizon(
         &self,
         state: &MonitorState,
         now: u64,
         partition: i32,
-    ) -> Result<(i64, Phase), KafkaError> {
+        until: i64,
+        stamp: Option<i64>,
+    ) -> Phase {
         let topic = self.options.topic.as_str();
-        let mut list = TopicPartitionList::new();
-        list.add_partition(topic, partition);
-        let committed = self
-            .consumer
-            .committed_offsets(list, REQUEST_WAIT)?
-            .find_partition(topic, partition)
-            .map(|e| e.offset());
-        let Some(Offset::Offset(until)) =
-            committed.filter(|o| matches!(o, Offset::Offset(n) if *n > 0))
-        else {
+        let now_ms = i64::try_from(now.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let reference = stamp.map_or(now_ms, |t| t.min(now_ms));
+        let back = i64::try_from((state.horizon() + REBUILD_MARGIN).saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        let since = reference.saturating_sub(back).max(0);
+        let sought = || -> Result<i64, KafkaError> {
+            let mut times = TopicPartitionList::new();
+            times.add_partition_offset(topic, partition, Offset::Offset(since))?;
+            let found = self.consumer.offsets_for_times(times, REQUEST_WAIT)?;
+            let element = found
+                .find_partition(topic, partition)
+                .ok_or(KafkaError::Seek("no offset for the time answered".into()))?;
+            element.error()?;
+            let start = match element.offset() {
+                Offset::Offset(first) => first.min(until),
+                // No record that recent: nothing to rebuild from.
+                _ => until,
+            };
             self.consumer
-                .seek(topic, partition, Offset::Beginning, REQUEST_WAIT)?;
-            return Ok((0, Phase::Live));
+                .seek(topic, partition, Offset::Offset(start), REQUEST_WAIT)?;
+            Ok(start)
         };
-        let since = now.saturating_sub(state.horizon() + REBUILD_MARGIN);
-        let since_ms = i64::try_from(since.saturating_mul(1000)).unwrap_or(i64::MAX);
-        let mut times = TopicPartitionList::new();
-        times.add_partition_offset(topic, partition, Offset::Offset(since_ms))?;
-        let found = self
-            .consumer
-            .offsets_for_times(times, REQUEST_WAIT)?
-            .find_partition(topic, partition)
-            .map(|e| e.offset());
-        let start = match found {
-            Some(Offset::Offset(first)) => first.min(until),
-            // No record that recent: nothing to rebuild from.
-            _ => until,
-        };
-        self.consumer
-            .seek(topic, partition, Offset::Offset(start), REQUEST_WAIT)?;
-        let phase = if start < until {
-            Phase::Rebuilding { until }
-        } else {
-            Phase::Live
-        };
-        Ok((start, phase))
+        match sought() {
+            Ok(start) if start < until => {
+                self.stats.rebuilds.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(partition, start, until, "kafka: partition rebuilding");
+                Phase::Rebuilding { until }
+            }
+            Ok(_) => Phase::Live,
+            Err(error) => {
+                tracing::debug!(%error, partition, "kafka: seek back not yet possible");
+                Phase::Seeking
+            }
+        }
     }
 
     /// Ends a partition's rebuild: waits (at most [`CLUSTER_WAIT`]) for the alerts topic to be
     /// read up to its end, then adopts the cluster's open alerts about the partition's callers.
     fn end_rebuild(&self, state: &MonitorState, partition: i32) {
-        self.stats.rebuilds.fetch_add(1, Ordering::Relaxed);
         let Some(cluster) = state.cluster_alerts() else {
             state.end_rebuild(partition, &[]);
             return;
@@ -613,6 +659,7 @@ impl GroupConsumer {
                     records.push(Polled {
                         partition: message.partition(),
                         offset: message.offset(),
+                        timestamp: message.timestamp().to_millis(),
                         payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
                     });
                     deadline.get_or_insert_with(|| Instant::now() + self.options.batch_wait);

@@ -271,6 +271,7 @@ pub async fn run_with(
                 path: Path::new("(start)").to_owned(),
                 detail: "start-up was interrupted".into(),
             })??;
+            prepared.state.consume_partitions();
             tracing::info!(
                 filled,
                 topic = %options.topic,

@@ -187,6 +187,10 @@ pub struct MonitorState {
     rebuilt: AtomicU64,
     /// Open alerts adopted from the alerts topic with a partition.
     adopted: AtomicU64,
+    /// Alerts published (the alerts topic's counter) when the publisher was last flushed.
+    flushed: AtomicU64,
+    /// Whether [`Self::consume_partitions`] has run.
+    partitioned: std::sync::atomic::AtomicBool,
     cluster: std::sync::OnceLock<ClusterLink>,
 }
 
@@ -304,6 +308,8 @@ impl MonitorState {
             replayed: AtomicU64::new(0),
             rebuilt: AtomicU64::new(0),
             adopted: AtomicU64::new(0),
+            partitioned: std::sync::atomic::AtomicBool::new(false),
+            flushed: AtomicU64::new(0),
             cluster: std::sync::OnceLock::new(),
         };
         state.refresh_store_size();
@@ -365,17 +371,22 @@ impl MonitorState {
     }
 
     /// Shows already-handled records of a partition to its engine only: not stored, no
-    /// alert offered (their alerts were raised by the partition's previous owner). Returns
-    /// the events shown; unreadable lines are skipped.
-    pub fn rebuild(&self, partition: i32, body: &[u8]) -> u64 {
+    /// alert offered (their alerts were raised by the partition's previous owner). Lines
+    /// ingest refuses (unreadable, `time` too far ahead of `now`) are skipped as ingest
+    /// skipped them. Returns the events shown.
+    pub fn rebuild(&self, partition: i32, body: &[u8], now: u64) -> u64 {
         let parsed = parse_body(body);
+        let latest = now.saturating_add(self.max_future_seconds);
         let mut core = lock(&self.core);
         let engine = core.shards.engine_mut(Shard::Partition(partition));
         let mut shown = 0;
         for (_, result) in parsed {
-            if let Ok(line) = result {
-                engine.observe(&line.event);
-                shown += 1;
+            match result {
+                Ok(line) if line.event.time <= latest => {
+                    engine.observe(&line.event);
+                    shown += 1;
+                }
+                _ => {}
             }
         }
         self.rebuilt.fetch_add(shown, Ordering::Relaxed);
@@ -383,11 +394,12 @@ impl MonitorState {
     }
 
     /// Ends a partition's rebuild: of `cluster_alerts` (the open alerts the alerts topic
-    /// holds), those about a calling number whose calls the rebuilt windows hold are adopted
-    /// into the book ([`AlertBook::adopt`]), so that the partition's next crossings extend
-    /// them as their previous owner would have, instead of raising them again. Returns how
-    /// many were adopted.
-    pub fn end_rebuild(&self, partition: i32, cluster_alerts: &[Alert]) -> usize {
+    /// holds, with the partition that raised each), those raised by this partition are
+    /// adopted into its book ([`AlertBook::adopt`]), so that the partition's next crossings
+    /// extend them as their previous owner would have, instead of raising them again; so are
+    /// open caller alerts with no partition (published before records named it) about a
+    /// calling number whose calls the rebuilt windows hold. Returns how many were adopted.
+    pub fn end_rebuild(&self, partition: i32, cluster_alerts: &[(Option<i32>, Alert)]) -> usize {
         let mut core = lock(&self.core);
         let shard = Shard::Partition(partition);
         let core = &mut *core;
@@ -395,10 +407,11 @@ impl MonitorState {
             return 0;
         };
         let mut adopted = 0;
-        for alert in cluster_alerts {
-            let ours = match &alert.subject {
-                crate::detect::Subject::Caller(tn) => engine.knows_caller(tn),
-                _ => false,
+        for (raised_in, alert) in cluster_alerts {
+            let ours = match (raised_in, &alert.subject) {
+                (Some(p), _) => *p == partition,
+                (None, crate::detect::Subject::Caller(tn)) => engine.knows_caller(tn),
+                (None, _) => false,
             };
             if ours && core.book.adopt(shard, alert).is_some() {
                 adopted += 1;
@@ -419,10 +432,15 @@ impl MonitorState {
         core.open_alerts = core.book.open_count() as u64;
     }
 
-    /// Readies the state for consuming partitions: the windows and open alerts restored from
-    /// the store into the pushed events' engine are dropped, since each partition's are
-    /// rebuilt from the topic when it is assigned (keeping both would count a caller twice).
+    /// Readies the state for consuming partitions, once (later calls do nothing): the
+    /// windows and open alerts restored from the store into the pushed events' engine are
+    /// dropped, since each partition's are rebuilt from the topic when it is assigned, and its
+    /// open alerts adopted from the alerts topic (keeping both would count a caller twice).
+    /// The service calls it before its API listens.
     pub fn consume_partitions(&self) {
+        if self.partitioned.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let mut core = lock(&self.core);
         core.shards.reset(Shard::Pushed);
         core.book.forget(Shard::Pushed);
@@ -442,11 +460,24 @@ impl MonitorState {
     /// Waits (at most `wait`) until the alerts published so far have reached the broker:
     /// called before offsets are committed, so a committed event's alert is on the topic.
     /// Returns false when they have not.
+    /// Waits only when alerts were published since the last successful flush, so a round
+    /// that raised none never waits on an alerts topic that is slow or missing.
     pub fn flush_alerts(&self, wait: Duration) -> bool {
-        match self.cluster.get().and_then(|link| link.publisher.as_ref()) {
-            Some(publisher) => publisher.flush(wait),
-            None => true,
+        let Some(link) = self.cluster.get() else {
+            return true;
+        };
+        let Some(publisher) = link.publisher.as_ref() else {
+            return true;
+        };
+        let published = link.alerts.published.load(Ordering::Relaxed);
+        if published == self.flushed.load(Ordering::Relaxed) {
+            return true;
         }
+        let flushed = publisher.flush(wait);
+        if flushed {
+            self.flushed.store(published, Ordering::Relaxed);
+        }
+        flushed
     }
 
     /// Starts recognizing replayed events in [`Self::ingest_once`]: the set holds the detectors'
@@ -504,28 +535,33 @@ impl MonitorState {
         let mut guard = lock(&self.core);
         let core = &mut *guard;
         let mut keys = Vec::new();
+        // Per good line: whether it is taken now (stored, counted, its crossings offered); a
+        // replay is not. On a partition, a replay (a record after the committed offset that
+        // this instance had stored before a restart) is still shown to the partition's
+        // engine, whose windows were rebuilt only up to the committed offset; its crossings
+        // are not offered (its alerts were stored, and published for adoption, when it was
+        // first taken).
+        let mut fresh = vec![true; good.len()];
+        let mut detect = vec![true; good.len()];
         if let (true, Some(seen)) = (once, core.seen.as_ref()) {
-            let before = good.len();
             let mut in_body = std::collections::HashSet::new();
-            let mut replays = Vec::new();
-            good.retain(|line| {
+            for (i, line) in good.iter().enumerate() {
                 let key = seen::key(line.event.origid.as_deref(), line.raw);
                 let new = !seen.contains(key) && in_body.insert(key);
                 if new {
                     keys.push((key, line.event.time));
-                } else if shard != Shard::Pushed && in_body.insert(key) {
-                    replays.push(line.event.clone());
-                }
-                new
-            });
-            if !replays.is_empty() {
-                let engine = core.shards.engine_mut(shard);
-                for event in &replays {
-                    engine.observe(event);
+                } else {
+                    let shown = shard != Shard::Pushed && in_body.insert(key);
+                    if let (Some(f), Some(d)) = (fresh.get_mut(i), detect.get_mut(i)) {
+                        *f = false;
+                        *d = shown;
+                    }
                 }
             }
-            self.replayed
-                .fetch_add((before - good.len()) as u64, Ordering::Relaxed);
+            self.replayed.fetch_add(
+                fresh.iter().filter(|f| !**f).count() as u64,
+                Ordering::Relaxed,
+            );
         }
         let mut marks: Vec<(Vec<DetectorId>, bool)> = Vec::with_capacity(good.len());
         let mut changed: Vec<Alert> = Vec::new();
@@ -545,9 +581,15 @@ impl MonitorState {
         let mut closed_count = 0_u64;
         let engine = core.shards.engine_mut(shard);
         let mut closed_at = engine.newest_time();
-        for line in &good {
+        for (i, line) in good.iter().enumerate() {
+            if !detect.get(i).copied().unwrap_or(true) {
+                continue;
+            }
             let engine = core.shards.engine_mut(shard);
             let observation = engine.observe(&line.event);
+            if !fresh.get(i).copied().unwrap_or(true) {
+                continue;
+            }
             let newest = engine.newest_time();
             for crossing in observation.crossings {
                 match core.book.offer_in(shard, crossing) {
@@ -581,6 +623,13 @@ impl MonitorState {
                 }
             }
         }
+        // Only the events taken now are stored (their marks are in `marks`, in order).
+        let mut index = 0;
+        good.retain(|_| {
+            let keep = fresh.get(index).copied().unwrap_or(true);
+            index += 1;
+            keep
+        });
         if !changed.is_empty() {
             if let Err(error) = core.store.write_batch(&[], &changed) {
                 self.metrics.store_error();
@@ -589,7 +638,11 @@ impl MonitorState {
             // Published under the lock, so the topic gets an alert's versions in order.
             if let Some(link) = self.cluster.get() {
                 if let Some(publisher) = &link.publisher {
-                    publisher.publish(&changed, &link.alerts);
+                    let partition = match shard {
+                        Shard::Partition(p) => Some(p),
+                        Shard::Pushed => None,
+                    };
+                    publisher.publish(&changed, partition, &link.alerts);
                 }
             }
         }
@@ -931,6 +984,80 @@ mod tests {
                 ..AlertQuery::default()
             })
             .unwrap()
+    }
+
+    #[test]
+    fn a_taken_over_partition_extends_the_alert_its_previous_owner_raised() {
+        let (dir_a, dir_b, dir_c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let (first, second) = (calls(0, 30), calls(30, 30));
+        // A owns partition 3 and raises the alert.
+        let a = open(dir_a.path());
+        a.consume_partitions();
+        a.ingest_partition(3, first.as_bytes(), NOW).unwrap();
+        let raised = alerts_of(&a, DetectorId::HighFrequency);
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        // B takes partition 3 over: the rebuild raises nothing, the adoption takes A's open
+        // alert of partition 3 and not another partition's.
+        let b = open(dir_b.path());
+        b.consume_partitions();
+        b.begin_rebuild(3);
+        let far_ahead = call(NOW + 3600, CALLER, 99, "late-clock");
+        assert_eq!(
+            b.rebuild(3, format!("{first}{far_ahead}\n").as_bytes(), NOW),
+            30,
+            "a line ingest would refuse is not shown to the windows"
+        );
+        assert!(alerts_of(&b, DetectorId::HighFrequency).is_empty());
+        let mut elsewhere = raised[0].clone();
+        elsewhere.subject = Subject::Caller("8613800000002".into());
+        let cluster = [(Some(3), raised[0].clone()), (Some(4), elsewhere)];
+        assert_eq!(b.end_rebuild(3, &cluster), 1);
+        b.ingest_partition(3, second.as_bytes(), NOW).unwrap();
+        let extended = alerts_of(&b, DetectorId::HighFrequency);
+        assert_eq!(
+            extended.len(),
+            1,
+            "extended, not raised again: {extended:?}"
+        );
+        assert_eq!(extended[0].time, raised[0].time);
+        // As a single node that read the whole partition.
+        let c = open(dir_c.path());
+        c.consume_partitions();
+        c.ingest_partition(3, format!("{first}{second}").as_bytes(), NOW)
+            .unwrap();
+        let reference = alerts_of(&c, DetectorId::HighFrequency);
+        assert_eq!(reference.len(), 1, "{reference:?} vs {extended:?}");
+        let view = |a: &Alert| (a.time, a.last, a.count, a.closed);
+        assert_eq!(view(&extended[0]), view(&reference[0]));
+        // Revoked: forgotten by the book, kept in the store.
+        assert_eq!(b.stats(60).alerts_open, c.stats(60).alerts_open);
+        b.drop_partition(3);
+        assert_eq!(b.stats(60).alerts_open, 0);
+        assert_eq!(alerts_of(&b, DetectorId::HighFrequency).len(), 1);
+    }
+
+    #[test]
+    fn partitions_out_of_step_do_not_make_each_other_late() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = open(dir.path());
+        state.consume_partitions();
+        let ahead: String = (0..20)
+            .map(|i| call(T0 + 7200 + i, "8613800000009", i, &format!("p{i}")) + "\n")
+            .collect();
+        state.ingest_partition(0, ahead.as_bytes(), NOW).unwrap();
+        // Partition 1 is two hours behind partition 0: none of its events is late, and its
+        // caller's alert is raised.
+        state
+            .ingest_partition(1, calls(0, 30).as_bytes(), NOW)
+            .unwrap();
+        assert!(state
+            .render_metrics()
+            .contains("\nmonitor_late_events_total 0\n"));
+        assert_eq!(alerts_of(&state, DetectorId::HighFrequency).len(), 1);
     }
 
     #[test]

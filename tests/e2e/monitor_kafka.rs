@@ -173,6 +173,10 @@ pub(crate) fn committed(broker: &Broker, topic: &str, group: &str, partitions: i
 async fn the_consumer_runs_beside_http_push_counts_in_metrics_and_stops_cleanly() {
     let broker = Broker::start().unwrap();
     broker.create_topic(TOPIC, 3).unwrap();
+    // The alerts topic: a round's offsets are committed once its alerts are on it.
+    broker
+        .create_topic(monitor::cluster::DEFAULT_ALERTS_TOPIC, 1)
+        .unwrap();
     let t0 = t0();
     // Twelve calls from one caller in a minute (high_frequency fires at eleven), two from
     // another.
@@ -194,7 +198,13 @@ async fn the_consumer_runs_beside_http_push_counts_in_metrics_and_stops_cleanly(
         broker.log()
     );
     assert_eq!(monitor.metric("monitor_kafka_records_total").await, 14);
-    assert!(monitor.metric("monitor_kafka_bodies_committed_total").await >= 1);
+    // Committed after the round's alert reached the alerts topic.
+    assert!(
+        monitor
+            .wait_metric("monitor_kafka_bodies_committed_total", 1)
+            .await
+            >= 1
+    );
     assert_eq!(
         monitor.metric("monitor_kafka_ingest_retries_total").await,
         0
@@ -624,6 +634,12 @@ async fn kafka_throughput_and_takeover_figures() {
     )
     .await;
     let rebuilt_records = a.metric("monitor_kafka_rebuilt_records_total").await;
+    // The takeover's steps, with their times, from the survivor's log.
+    for line in a.log_lines() {
+        if line.contains("kafka: partition") {
+            eprintln!("{line}");
+        }
+    }
     eprintln!(
         "takeover: partitions owned {:.1} s after kill -9 (session timeout 10 s), rebuilt {:.1} s after ({rebuilt_records} records read back)",
         owned.as_secs_f64(),
