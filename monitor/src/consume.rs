@@ -321,6 +321,8 @@ pub struct GroupConsumer {
     consumer: BaseConsumer<MemberContext>,
     options: ConsumeOptions,
     stats: Arc<ConsumeStats>,
+    /// The alerts topic's ends, as last asked, shared by the takeovers of one round.
+    alerts_ends: Mutex<Option<(Instant, Vec<(i32, i64)>)>>,
 }
 
 impl std::fmt::Debug for GroupConsumer {
@@ -365,6 +367,7 @@ impl GroupConsumer {
             consumer,
             options,
             stats,
+            alerts_ends: Mutex::new(None),
         })
     }
 
@@ -611,7 +614,7 @@ impl GroupConsumer {
         };
         if let Some(topic) = &self.options.alerts_topic {
             let deadline = Instant::now() + CLUSTER_WAIT;
-            match self.topic_ends(topic) {
+            match self.alerts_topic_ends(topic) {
                 Ok(ends) => {
                     while !cluster.has_read(&ends) && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_millis(20));
@@ -627,6 +630,24 @@ impl GroupConsumer {
         }
         let adopted = state.end_rebuild(partition, &cluster.open_alerts());
         tracing::info!(partition, adopted, "kafka: partition rebuilt");
+    }
+
+    /// The alerts topic's ends, asked again unless asked within the last 500 ms (the
+    /// partitions taken over in one round share one answer, asked after their assignment).
+    fn alerts_topic_ends(&self, topic: &str) -> Result<Vec<(i32, i64)>, KafkaError> {
+        let mut cached = self
+            .alerts_ends
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((asked, ends)) = cached.as_ref() {
+            if asked.elapsed() < Duration::from_millis(500) {
+                return Ok(ends.clone());
+            }
+        }
+        let asked = Instant::now();
+        let ends = self.topic_ends(topic)?;
+        *cached = Some((asked, ends.clone()));
+        Ok(ends)
     }
 
     /// Each partition of `topic` and the offset after its last record.

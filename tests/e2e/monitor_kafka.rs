@@ -324,22 +324,36 @@ async fn every_instance_of_a_group_serves_the_whole_clusters_alerts_once() {
 }
 
 /// The alerts of `/v1/alerts` about callers, as (caller, detector, time), sorted.
-async fn caller_alerts(monitor: &KafkaMonitor) -> Vec<(String, String, u64)> {
+async fn caller_alerts(monitor: &KafkaMonitor) -> Vec<CallerAlert> {
     let alerts = monitor.get("/v1/alerts?limit=1000").await.json();
-    let mut out: Vec<(String, String, u64)> = alerts["alerts"]
+    let mut out: Vec<CallerAlert> = alerts["alerts"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|a| {
-            Some((
-                a["subject"]["caller"].as_str()?.to_owned(),
-                a["detector"].as_str()?.to_owned(),
-                a["time"].as_u64()?,
-            ))
+            Some(CallerAlert {
+                caller: a["subject"]["caller"].as_str()?.to_owned(),
+                detector: a["detector"].as_str()?.to_owned(),
+                time: a["time"].as_u64()?,
+                last: a["last"].as_u64()?,
+                count: a["count"].as_u64()?,
+                closed: a["closed"].as_bool()?,
+            })
         })
         .collect();
     out.sort();
     out
+}
+
+/// A caller alert as `GET /v1/alerts` serves it, what the failover tests compare.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct CallerAlert {
+    caller: String,
+    detector: String,
+    time: u64,
+    last: u64,
+    count: u64,
+    closed: bool,
 }
 
 /// Waits (at most 120 s) until `group` has committed `total` offsets on `topic`; on time out
@@ -371,15 +385,36 @@ async fn wait_committed(
     }
 }
 
+/// How partitions move halfway through the failover tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Move {
+    /// Two instances from the start; one is `kill -9`'d.
+    Kill,
+    /// One instance from the start; a second joins the group.
+    Join,
+}
+
 /// Issue 19 §2: two instances in one group on 4 partitions, `kill -9` of one halfway
 /// through a synthetic mix with ground truth; the survivor (which takes over the dead
 /// instance's partitions, rebuilds their windows from the topic and adopts their open alerts
-/// from the alerts topic) serves the same caller alerts, to the second, as a single node that
-/// consumed the whole stream, and no event is late at either (each partition has its own
-/// detector engine). It waits on the broker moving the killed member's partitions (session
-/// timeout 10 s).
+/// from the alerts topic) serves the same caller alerts (time, last, count, closed) as a
+/// single node that consumed the whole stream, and no event is late at either (each
+/// partition has its own detector engine). It waits on the broker moving the killed member's
+/// partitions (session timeout 10 s).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_survivor_of_kill_9_serves_a_single_nodes_caller_alerts() {
+    partitions_move_halfway(Move::Kill).await;
+}
+
+/// As above, with a second instance joining halfway: the first gives up two partitions (their
+/// windows and open alerts dropped), the newcomer rebuilds them from the topic and adopts
+/// their open alerts; both serve a single node's caller alerts.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_joining_halfway_leaves_a_single_nodes_caller_alerts() {
+    partitions_move_halfway(Move::Join).await;
+}
+
+async fn partitions_move_halfway(how: Move) {
     use monitor::mix::{Mix, MixConfig};
     let mix = Mix::generate(&MixConfig {
         subscribers: 2_000,
@@ -422,33 +457,69 @@ async fn a_survivor_of_kill_9_serves_a_single_nodes_caller_alerts() {
         ]
     };
 
-    // The pair: both in one group before anything is published.
     let (dir_a, dir_b, dir_single) = (tempdir(), tempdir(), tempdir());
     let pair_args = args(alerts_topic);
     let pair_args: Vec<&str> = pair_args.iter().map(String::as_str).collect();
     let a = KafkaMonitor::start(dir_a.path(), &broker, topic, "pair", &pair_args);
-    let b = KafkaMonitor::start(dir_b.path(), &broker, topic, "pair", &pair_args);
-    tokio::time::sleep(Duration::from_secs(8)).await;
-
-    publish(&broker, topic, first);
-    wait_committed(
-        &broker,
-        topic,
-        "pair",
-        partitions,
-        first.len() as i64,
-        &[&a, &b],
-    )
-    .await;
-    let events = "monitor_events_total{kind=\"verification\"}";
-    assert!(b.metric(events).await > 0, "both instances took a share");
-    // kill -9 halfway: the survivor takes over its partitions.
-    let mut b = b;
-    b.child.kill().unwrap();
-    b.child.wait().unwrap();
-    drop(b);
+    let mut joined = None;
+    match how {
+        Move::Kill => {
+            // The pair: both in one group before anything is published.
+            let b = KafkaMonitor::start(dir_b.path(), &broker, topic, "pair", &pair_args);
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            publish(&broker, topic, first);
+            wait_committed(
+                &broker,
+                topic,
+                "pair",
+                partitions,
+                first.len() as i64,
+                &[&a, &b],
+            )
+            .await;
+            let events = "monitor_events_total{kind=\"verification\"}";
+            assert!(b.metric(events).await > 0, "both instances took a share");
+            // kill -9 halfway: the survivor takes over its partitions.
+            let mut b = b;
+            b.child.kill().unwrap();
+            b.child.wait().unwrap();
+        }
+        Move::Join => {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            publish(&broker, topic, first);
+            wait_committed(
+                &broker,
+                topic,
+                "pair",
+                partitions,
+                first.len() as i64,
+                &[&a],
+            )
+            .await;
+            // A second instance joins: some partitions move to it.
+            let b = KafkaMonitor::start(dir_b.path(), &broker, topic, "pair", &pair_args);
+            let started = Instant::now();
+            // It rebuilds them when their next records arrive (the second half).
+            while b.metric("monitor_kafka_partitions").await == 0 {
+                if started.elapsed() > Duration::from_secs(120) {
+                    for line in a.log_lines().into_iter().chain(b.log_lines()) {
+                        if line.contains("kafka") {
+                            eprintln!("{line}");
+                        }
+                    }
+                    panic!(
+                        "no partition moved: the newcomer owns {}",
+                        b.metric("monitor_kafka_partitions").await
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            joined = Some(b);
+        }
+    }
     publish(&broker, topic, second);
-    wait_committed(&broker, topic, "pair", partitions, total, &[&a]).await;
+    let members: Vec<&KafkaMonitor> = std::iter::once(&a).chain(joined.as_ref()).collect();
+    wait_committed(&broker, topic, "pair", partitions, total, &members).await;
 
     // A single node on the same stream, with an alerts topic of its own.
     let single_args = args("single.alerts");
@@ -468,6 +539,10 @@ async fn a_survivor_of_kill_9_serves_a_single_nodes_caller_alerts() {
         reference.len(),
         survivor.len()
     );
+    let times: Vec<(String, String, u64)> = reference
+        .iter()
+        .map(|a| (a.caller.clone(), a.detector.clone(), a.time))
+        .collect();
     let truth: Vec<(String, String, u64)> = mix
         .truth()
         .iter()
@@ -487,15 +562,22 @@ async fn a_survivor_of_kill_9_serves_a_single_nodes_caller_alerts() {
     let mut truth = truth;
     truth.sort();
     assert_eq!(
-        reference, truth,
+        times, truth,
         "the single node finds every planted offender, to the second"
     );
     assert_eq!(single.metric("monitor_late_events_total").await, 0);
     assert_eq!(a.metric("monitor_late_events_total").await, 0);
-    assert!(
-        a.metric("monitor_kafka_adopted_alerts_total").await > 0,
-        "the survivor adopted the dead instance's open alerts"
-    );
+    match &joined {
+        None => assert!(
+            a.metric("monitor_kafka_adopted_alerts_total").await > 0,
+            "the survivor adopted the dead instance's open alerts"
+        ),
+        Some(b) => {
+            assert_eq!(b.metric("monitor_late_events_total").await, 0);
+            assert!(b.metric("monitor_kafka_rebuilt_records_total").await > 0);
+            assert_eq!(caller_alerts(b).await, reference, "the newcomer's view");
+        }
+    }
     a.terminate();
     single.terminate();
 }
