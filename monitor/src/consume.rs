@@ -322,8 +322,11 @@ pub struct GroupConsumer {
     options: ConsumeOptions,
     stats: Arc<ConsumeStats>,
     /// The alerts topic's ends, as last asked, shared by the takeovers of one round.
-    alerts_ends: Mutex<Option<(Instant, Vec<(i32, i64)>)>>,
+    alerts_ends: Mutex<Option<(Instant, TopicEnds)>>,
 }
+
+/// Each partition of a topic and the offset after its last record.
+type TopicEnds = Vec<(i32, i64)>;
 
 impl std::fmt::Debug for GroupConsumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
