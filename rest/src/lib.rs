@@ -3,7 +3,8 @@
 //! ([`body`]), the request rules, `X-RequestID`, and the serve loop with graceful shutdown
 //! ([`http`]), the client allow-list with mutual TLS and rate limits ([`clients`], [`tls`]),
 //! metric primitives ([`metrics`]), and the process around a service: logs, listening, signals
-//! ([`service`]).
+//! ([`service`]), and PostgreSQL URLs and client settings shared by the services that can keep
+//! their data there ([`pg`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -13,6 +14,7 @@ pub mod error;
 pub mod fetch;
 pub mod http;
 pub mod metrics;
+pub mod pg;
 pub mod service;
 pub mod tls;
 

@@ -1,8 +1,11 @@
 //! Where a registry lives: an SQLite file (the default) or a PostgreSQL database named by a
 //! `postgres://` (or `postgresql://`) URL. A URL's password is never shown: [`PgUrl`]'s
-//! `Display` and `Debug` print only the user, hosts, ports and database.
+//! `Display` and `Debug` print only the user, hosts, ports and database ([`PgUrl`] lives in
+//! [`rest::pg`], shared with the monitor and the opt-out service).
 
 use std::path::{Path, PathBuf};
+
+pub use rest::pg::PgUrl;
 
 /// A registry's place, as `--db` and `registry_db` give it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,98 +56,6 @@ impl<'de> serde::Deserialize<'de> for RegistryLocation {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         Ok(Self::parse(&text))
-    }
-}
-
-/// A PostgreSQL connection URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE?OPTIONS`).
-///
-/// Its `Display` and `Debug` never show the password: they are built from what the
-/// `postgres` client itself parses out of the URL (user, hosts, ports, database), so a
-/// password given as `?password=...`, or holding an unencoded `/`, `?` or `@`, is hidden too.
-/// A URL the client cannot parse is shown as `postgres://(unparsable URL)`.
-/// [`PgUrl::secret`] gives the whole URL, for the connection only.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PgUrl {
-    text: String,
-    shown: String,
-}
-
-impl PgUrl {
-    /// Whether `text` is a PostgreSQL URL.
-    pub fn is_url(text: &str) -> bool {
-        text.starts_with("postgres://") || text.starts_with("postgresql://")
-    }
-
-    /// The URL `text` (its shown form computed once, here).
-    pub fn new(text: &str) -> Self {
-        Self {
-            text: text.to_owned(),
-            shown: shown_form(text),
-        }
-    }
-
-    /// The whole URL, password included: to connect with, never to print.
-    pub fn secret(&self) -> &str {
-        &self.text
-    }
-
-    /// The URL without its password: `postgres://USER@HOST:PORT[,HOST:PORT...]/DATABASE`.
-    pub fn redacted(&self) -> String {
-        self.shown.clone()
-    }
-}
-
-/// What [`PgUrl`] shows of `text`: only the user, hosts, ports and database the client
-/// parses from it. A host holding `@` (what an unencoded `@` in a password leaves there) is
-/// shown as `***`.
-fn shown_form(text: &str) -> String {
-    let Ok(config) = text.parse::<postgres::Config>() else {
-        return "postgres://(unparsable URL)".into();
-    };
-    let mut out = String::from("postgres://");
-    if let Some(user) = config.get_user() {
-        out.push_str(user);
-        out.push('@');
-    }
-    let ports = config.get_ports();
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(index, host)| {
-            let name = match host {
-                postgres::config::Host::Tcp(name) if name.contains('@') => "***".to_owned(),
-                postgres::config::Host::Tcp(name) => name.clone(),
-                postgres::config::Host::Unix(path) => path.display().to_string(),
-            };
-            // One port applies to every host; otherwise one per host.
-            match ports.get(index).or(if ports.len() == 1 {
-                ports.first()
-            } else {
-                None
-            }) {
-                Some(port) => format!("{name}:{port}"),
-                None => name,
-            }
-        })
-        .collect();
-    out.push_str(&hosts.join(","));
-    if let Some(db) = config.get_dbname() {
-        out.push('/');
-        out.push_str(db);
-    }
-    out
-}
-
-impl std::fmt::Display for PgUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.shown)
-    }
-}
-
-impl std::fmt::Debug for PgUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PgUrl({})", self.shown)
     }
 }
 

@@ -44,8 +44,7 @@ use crate::error::SignerError;
 /// The channel every change is announced on (payload: the new watermark).
 pub const CHANGES_CHANNEL: &str = "shaken_registry";
 
-/// How long a connection attempt may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use rest::pg::{CONNECT_TIMEOUT, PASSWORD_ENV, TCP_USER_TIMEOUT};
 
 /// The schema migrations, in order: `MIGRATIONS[0]` is version 1.
 pub const MIGRATIONS: &[&str] = &[
@@ -95,38 +94,12 @@ impl std::fmt::Debug for PgRegistry {
     }
 }
 
-/// The environment variable a password is taken from when the URL has none (as libpq's
-/// `PGPASSWORD`): a password there is not visible in `ps` as one in `--db` is.
-pub const PASSWORD_ENV: &str = "PGPASSWORD";
-
-/// The client's settings for `url`: its own, plus `password` when the URL has none, plus
-/// [`CONNECT_TIMEOUT`] when the URL sets no `connect_timeout`, and TCP keepalives and
-/// `tcp_user_timeout` so that a dead server or network is noticed within seconds.
+/// The client's settings for `url` ([`rest::pg::client_config`]).
 pub(crate) fn client_config(
     url: &PgUrl,
     password: Option<&str>,
 ) -> Result<postgres::Config, SignerError> {
-    let mut config: postgres::Config = url.secret().parse().map_err(|e| SignerError::pg(url, e))?;
-    if config.get_password().is_none() {
-        if let Some(password) = password.filter(|p| !p.is_empty()) {
-            config.password(password);
-        }
-    }
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(TCP_USER_TIMEOUT);
-    }
-    config.keepalives(true);
-    config.keepalives_idle(Duration::from_secs(5));
-    if config.get_keepalives_interval().is_none() {
-        config.keepalives_interval(Duration::from_secs(2));
-    }
-    if config.get_keepalives_retries().is_none() {
-        config.keepalives_retries(3);
-    }
-    Ok(config)
+    rest::pg::client_config(url, password).map_err(|e| SignerError::pg(url, e))
 }
 
 /// How long a connection attempt to `url` may take: the URL's `connect_timeout`, or
@@ -137,9 +110,6 @@ pub fn connect_timeout(url: &PgUrl) -> Duration {
         .and_then(|config| config.get_connect_timeout().copied())
         .unwrap_or(CONNECT_TIMEOUT)
 }
-
-/// Unacknowledged data older than this closes the connection (`tcp_user_timeout`).
-pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects to `url` (no TLS), the password taken from [`PASSWORD_ENV`] when the URL has
 /// none ([`client_config`]). Must not be called from an async task (the client runs its own

@@ -1,0 +1,275 @@
+//! PostgreSQL connection settings shared by every service that can keep its data there (the
+//! signer's registry, the monitor's store, the opt-out service): a URL whose password is
+//! never shown ([`PgUrl`]) and the client's settings for it ([`client_config`]): the password
+//! from [`PASSWORD_ENV`] when the URL has none, a connect timeout, TCP keepalives and
+//! `tcp_user_timeout` so that a dead server or network is noticed within seconds.
+//!
+//! Here rather than in one service's crate so that no service depends on another to reach
+//! PostgreSQL; the `postgres` client is only used to parse URLs and build its configuration.
+
+use std::time::Duration;
+
+/// How long a connection attempt may take when the URL sets no `connect_timeout`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Unacknowledged data older than this closes the connection (`tcp_user_timeout`), when the
+/// URL sets none.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The environment variable a password is taken from when the URL has none (as libpq's
+/// `PGPASSWORD`): a password there is not visible in `ps` as one in `--db` is.
+pub const PASSWORD_ENV: &str = "PGPASSWORD";
+
+/// A PostgreSQL connection URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE?OPTIONS`).
+///
+/// Its `Display` and `Debug` never show the password: they are built from what the
+/// `postgres` client itself parses out of the URL (user, hosts, ports, database), so a
+/// password given as `?password=...`, or holding an unencoded `/`, `?` or `@`, is hidden too.
+/// A URL the client cannot parse is shown as `postgres://(unparsable URL)`.
+/// [`PgUrl::secret`] gives the whole URL, for the connection only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PgUrl {
+    text: String,
+    shown: String,
+}
+
+impl PgUrl {
+    /// Whether `text` is a PostgreSQL URL.
+    pub fn is_url(text: &str) -> bool {
+        text.starts_with("postgres://") || text.starts_with("postgresql://")
+    }
+
+    /// The URL `text` (its shown form computed once, here).
+    pub fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            shown: shown_form(text),
+        }
+    }
+
+    /// The whole URL, password included: to connect with, never to print.
+    pub fn secret(&self) -> &str {
+        &self.text
+    }
+
+    /// The URL without its password: `postgres://USER@HOST:PORT[,HOST:PORT...]/DATABASE`.
+    pub fn redacted(&self) -> String {
+        self.shown.clone()
+    }
+}
+
+/// What [`PgUrl`] shows of `text`: only the user, hosts, ports and database the client
+/// parses from it. A host holding `@` (what an unencoded `@` in a password leaves there) is
+/// shown as `***`.
+fn shown_form(text: &str) -> String {
+    let Ok(config) = text.parse::<postgres::Config>() else {
+        return "postgres://(unparsable URL)".into();
+    };
+    let mut out = String::from("postgres://");
+    if let Some(user) = config.get_user() {
+        out.push_str(user);
+        out.push('@');
+    }
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(index, host)| {
+            let name = match host {
+                postgres::config::Host::Tcp(name) if name.contains('@') => "***".to_owned(),
+                postgres::config::Host::Tcp(name) => name.clone(),
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            // One port applies to every host; otherwise one per host.
+            match ports.get(index).or(if ports.len() == 1 {
+                ports.first()
+            } else {
+                None
+            }) {
+                Some(port) => format!("{name}:{port}"),
+                None => name,
+            }
+        })
+        .collect();
+    out.push_str(&hosts.join(","));
+    if let Some(db) = config.get_dbname() {
+        out.push('/');
+        out.push_str(db);
+    }
+    out
+}
+
+impl std::fmt::Display for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl std::fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgUrl({})", self.shown)
+    }
+}
+
+/// The client's settings for `url`: its own, plus `password` when the URL has none, plus
+/// [`CONNECT_TIMEOUT`] when the URL sets no `connect_timeout`, and TCP keepalives and
+/// [`TCP_USER_TIMEOUT`] so that a dead server or network is noticed within seconds.
+pub fn client_config(
+    url: &PgUrl,
+    password: Option<&str>,
+) -> Result<postgres::Config, postgres::Error> {
+    let mut config: postgres::Config = url.secret().parse()?;
+    if config.get_password().is_none() {
+        if let Some(password) = password.filter(|p| !p.is_empty()) {
+            config.password(password);
+        }
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(5));
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(2));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
+    Ok(config)
+}
+
+/// [`client_config`] with the password of [`PASSWORD_ENV`] when the URL has none.
+pub fn client_config_from_env(url: &PgUrl) -> Result<postgres::Config, postgres::Error> {
+    let password = std::env::var(PASSWORD_ENV).ok();
+    client_config(url, password.as_deref())
+}
+
+/// An error and its causes in one line (the `postgres` client's `Display` often says only
+/// "error connecting to server" and keeps the reason in its source). Safe to log: the
+/// client's errors never carry the connection's password.
+pub fn error_detail(error: &dyn std::error::Error) -> String {
+    let mut detail = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !detail.contains(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
+        }
+        source = cause.source();
+    }
+    detail
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_password_comes_from_the_url_or_else_from_outside_it() {
+        let bare = PgUrl::new("postgres://shaken@h/reg");
+        let config = client_config(&bare, Some("from-env")).unwrap();
+        assert_eq!(config.get_password(), Some(&b"from-env"[..]));
+        assert_eq!(client_config(&bare, None).unwrap().get_password(), None);
+        assert_eq!(client_config(&bare, Some("")).unwrap().get_password(), None);
+        let with = PgUrl::new("postgres://shaken:in-url@h/reg");
+        let config = client_config(&with, Some("from-env")).unwrap();
+        assert_eq!(config.get_password(), Some(&b"in-url"[..]));
+    }
+
+    #[test]
+    fn the_urls_timeouts_win_and_dead_connections_are_noticed() {
+        let config = client_config(&PgUrl::new("postgres://h/reg"), None).unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        assert!(config.get_keepalives());
+        assert!(config.get_keepalives_retries().is_some());
+        let url = PgUrl::new("postgres://h/reg?connect_timeout=2&tcp_user_timeout=3");
+        let config = client_config(&url, None).unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(2)));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn the_password_is_never_shown() {
+        // Every way the client accepts a password: in the authority (with unencoded '/', '?'
+        // or '@' in it too, which the client reads up to the first '@'), or as a parameter.
+        for (text, shown) in [
+            (
+                "postgres://shaken:s3cr3t@db.example:5432/reg?sslmode=disable",
+                "postgres://shaken@db.example:5432/reg",
+            ),
+            (
+                "postgres://shaken@db.example/reg?password=s3cr3t&sslmode=disable",
+                "postgres://shaken@db.example:5432/reg",
+            ),
+            (
+                "postgres://db.example/reg?user=shaken&password=s3cr3t",
+                "postgres://shaken@db.example:5432/reg",
+            ),
+            (
+                "postgres://shaken:s3/cr3t@h/reg",
+                "postgres://shaken@h:5432/reg",
+            ),
+            (
+                "postgres://shaken:s3?cr3t@h/reg",
+                "postgres://shaken@h:5432/reg",
+            ),
+            (
+                "postgres://shaken:s3?c/r3t@h:6000/reg",
+                "postgres://shaken@h:6000/reg",
+            ),
+            (
+                "postgres://shaken:s3cr3t@x@h/reg",
+                "postgres://shaken@***:5432/reg",
+            ),
+            (
+                "postgresql://shaken:s3cr3t@h1:5433,h2:5434/reg",
+                "postgres://shaken@h1:5433,h2:5434/reg",
+            ),
+            (
+                "postgres://shaken:s3cr3t@h:notaport/reg",
+                "postgres://(unparsable URL)",
+            ),
+        ] {
+            let url = PgUrl::new(text);
+            assert_eq!(url.to_string(), shown, "{text}");
+            assert_eq!(url.redacted(), shown, "{text}");
+            assert!(!format!("{url:?}").contains("s3"), "{text}");
+            assert_eq!(url.secret(), text);
+        }
+        for plain in [
+            "postgres://h:5432/db",
+            "postgres://u@h:5432/db",
+            "postgres://h:5432",
+        ] {
+            assert_eq!(PgUrl::new(plain).to_string(), plain);
+        }
+    }
+
+    #[test]
+    fn an_errors_causes_are_in_its_detail() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error connecting to server")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(
+            error_detail(&error),
+            "error connecting to server: connection refused"
+        );
+    }
+}
