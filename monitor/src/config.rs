@@ -41,6 +41,7 @@ pub const SERVICE_KEYS: &[&str] = &[
     "clients",
     "trace",
     "trace_fetch",
+    "db",
 ];
 
 /// Why a configuration was refused.
@@ -156,6 +157,25 @@ pub struct ServiceConfig {
     pub trace: BTreeMap<String, TraceEndpoint>,
     /// How trace endpoints are fetched.
     pub trace_fetch: TraceFetchConfig,
+    /// The store's PostgreSQL database (`db = "postgres://..."`, or `serve --db`); none: the
+    /// SQLite databases of the data folder. Its `Debug` hides the password.
+    #[serde(deserialize_with = "pg_url")]
+    pub db: Option<rest::pg::PgUrl>,
+}
+
+/// Reads `db`: a `postgres://` or `postgresql://` URL (the value is not repeated in the error,
+/// it may hold a password).
+fn pg_url<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<rest::pg::PgUrl>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if rest::pg::PgUrl::is_url(&text) {
+        Ok(Some(rest::pg::PgUrl::new(&text)))
+    } else {
+        Err(serde::de::Error::custom(
+            "db must be a postgres:// or postgresql:// URL",
+        ))
+    }
 }
 
 impl Default for ServiceConfig {
@@ -168,6 +188,7 @@ impl Default for ServiceConfig {
             clients: Vec::new(),
             trace: BTreeMap::new(),
             trace_fetch: TraceFetchConfig::default(),
+            db: None,
         }
     }
 }

@@ -45,6 +45,7 @@ pub mod journal;
 pub mod load;
 pub mod metrics;
 pub mod mix;
+pub mod pgstore;
 pub mod seen;
 pub mod server;
 pub mod state;

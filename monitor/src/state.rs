@@ -217,18 +217,19 @@ impl MonitorState {
         allow_file: Vec<String>,
     ) -> Result<(Self, Restored), StoreError> {
         let durability = config.service.durability;
-        let store = Store::open(dir, durability)?;
+        let db = config.service.db.as_ref();
+        let store = Store::open_in(dir, durability, db)?;
         let journal_dir = dir.join(journal::FOLDER);
         let checkpoint = store.checkpoint()?;
         let journal = JournalWriter::open(&journal_dir, durability, checkpoint)?;
-        let mut index_store = Store::open(dir, durability)?;
+        let mut index_store = Store::open_in(dir, durability, db)?;
         let indexed = indexer::catch_up(
             &mut index_store,
             &mut JournalReader::new(&journal_dir, checkpoint),
             journal.last_seq(),
         )?;
         journal::remove_indexed(&journal_dir, journal.last_seq())?;
-        let reader = Store::open_reader(dir)?;
+        let reader = Store::open_reader_in(dir, db)?;
         let mut engine = Engine::new(&config.detection, allow_file);
         for (tn, allowed) in store.allow_changes()? {
             if allowed {
