@@ -1065,4 +1065,57 @@ mod tests {
             Err(StoreError::Folder { .. })
         ));
     }
+
+    /// The indexer's rate into SQLite and into PostgreSQL on this machine (a measurement,
+    /// not a check: `cargo test -p monitor --lib indexing_rate -- --ignored --nocapture`).
+    /// Batches of 100,000 events as the indexer writes them (with the checkpoint), random
+    /// callers among a million, one called number each.
+    #[test]
+    #[ignore = "a measurement; prints events per second"]
+    fn indexing_rate_into_sqlite_and_postgresql() {
+        const EVENTS: u64 = 300_000;
+        const BATCH: u64 = 100_000;
+        let mut seed: u64 = 1;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            seed >> 33
+        };
+        let events: Vec<(Event, String)> = (0..EVENTS)
+            .map(|i| {
+                let from = format!("86138{:08}", next() % 1_000_000);
+                let to = format!("86139{:08}", next() % 10_000_000);
+                let origid = format!("{:016x}-{i:08}", next());
+                let time = 1_700_000_000 + i / 50;
+                let raw = format!(
+                    r#"{{"time":{time},"from":"{from}","to":["{to}"],"verstat":"TN-Validation-Passed","attest":"A","spc":"709J","origid":"{origid}","x5u":"https://cr.example/709J.pem","flags":[],"ingress":"local"}}"#
+                );
+                let mut event = event(time, &from, &origid);
+                event.to = vec![to];
+                (event, raw)
+            })
+            .collect();
+        let rows: Vec<EventRow<'_>> = events.iter().map(|(e, raw)| row(e, raw)).collect();
+        let run = |store: &mut Store| {
+            let started = std::time::Instant::now();
+            for (n, chunk) in rows.chunks(BATCH as usize).enumerate() {
+                store.write_indexed(chunk, n as u64 + 1).unwrap();
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            assert_eq!(store.event_count().unwrap(), EVENTS);
+            (EVENTS as f64 / seconds, store.size_bytes().unwrap())
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut sqlite = Store::open(&dir.path().join("sqlite"), Durability::Process).unwrap();
+        let (sqlite_rate, sqlite_bytes) = run(&mut sqlite);
+        let cluster = cluster();
+        let url = PgUrl::new(&cluster.url());
+        let mut pg =
+            Store::open_in(&dir.path().join("pg"), Durability::Process, Some(&url)).unwrap();
+        let (pg_rate, pg_bytes) = run(&mut pg);
+        println!(
+            "indexed {EVENTS} events in batches of {BATCH}: SQLite {sqlite_rate:.0} events/s ({sqlite_bytes} bytes), PostgreSQL {pg_rate:.0} events/s ({pg_bytes} bytes)"
+        );
+    }
 }

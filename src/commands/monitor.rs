@@ -18,9 +18,16 @@ pub(crate) enum MonitorCommand {
         /// Address to listen on.
         #[arg(long, value_name = "ADDR")]
         listen: SocketAddr,
-        /// The data folder (created 0700 when missing): the SQLite store.
+        /// The data folder (created 0700 when missing): the SQLite store, or with --db the
+        /// local event journal and the instance id.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
+        /// Keep the store in this PostgreSQL database (`postgres://...`; password best in
+        /// PGPASSWORD) instead of SQLite in --data; several instances may share it.
+        ///
+        /// Overrides the configuration's `db`.
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
         /// The TOML configuration file (defaults for every key without one).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -88,6 +95,7 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
         MonitorCommand::Serve {
             listen,
             data,
+            db,
             config,
             validate,
             kafka,
@@ -95,7 +103,13 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
             group,
             alerts_topic,
         } => {
-            let config = load_config(config.as_ref())?;
+            let mut config = load_config(config.as_ref())?;
+            if let Some(db) = db {
+                if !rest::pg::PgUrl::is_url(&db) {
+                    anyhow::bail!("--db must be a postgres:// or postgresql:// URL");
+                }
+                config.service.db = Some(rest::pg::PgUrl::new(&db));
+            }
             let allow = config.read_allow_file()?;
             if validate {
                 println!(

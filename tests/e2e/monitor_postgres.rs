@@ -1,0 +1,204 @@
+//! `shaken monitor serve --data DIR --db postgres://...` as a process, against a PostgreSQL
+//! cluster the test starts: events and alerts are stored in PostgreSQL (nothing of the store
+//! in the data folder, which keeps the journal), answers are the same after a restart and the
+//! windows are rebuilt from PostgreSQL; with PostgreSQL stopped, pushed events are still
+//! acknowledged (the journal is local), queries answer 503, and once it is back the indexer
+//! catches up. The URL's password never reaches the log.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use crate::http::{raw, Reply};
+use crate::monitor::{calls, t0};
+use crate::support::{listening_address, stderr_lines, tempdir};
+
+const X: &str = "8613800000001";
+const Y: &str = "8613800000002";
+
+struct Monitor {
+    child: Child,
+    lines: Receiver<String>,
+    address: std::net::SocketAddr,
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Monitor {
+    fn start(data: &Path, db: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shaken"))
+            .args(["monitor", "serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(["--db", db])
+            .env("SHAKEN_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = stderr_lines(&mut child);
+        let address = listening_address(&mut child, &lines, "monitor listening", "the monitor");
+        Self {
+            child,
+            lines,
+            address,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        raw(
+            self.address,
+            format!("GET {path} HTTP/1.1\r\nHost: monitor\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+    }
+
+    async fn post_events(&self, body: &str) -> serde_json::Value {
+        let request = format!(
+            "POST /v1/events HTTP/1.1\r\nHost: monitor\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let reply = raw(self.address, request.as_bytes()).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()
+    }
+
+    async fn alerts(&self, subject: &str) -> Vec<serde_json::Value> {
+        let reply = self
+            .get(&format!(
+                "/v1/alerts?subject={subject}&detector=high-frequency"
+            ))
+            .await;
+        assert_eq!(reply.status, 200);
+        reply.json()["alerts"].as_array().unwrap().clone()
+    }
+
+    /// Kills the process and returns the lines it logged after `monitor listening`.
+    fn kill_9(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let mut log = String::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    }
+}
+
+fn cluster() -> pg_test::PgCluster {
+    pg_test::PgCluster::start()
+        .unwrap_or_else(|e| panic!("the PostgreSQL tests need a cluster: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_on_postgresql_answers_alike_across_a_restart() {
+    let t0 = t0();
+    let cluster = cluster();
+    let dir = tempdir();
+    let data = dir.path().join("data");
+
+    let monitor = Monitor::start(&data, &cluster.url());
+    // Y: eleven calls in one minute fire high-frequency; X: eight, under the threshold.
+    let answer = monitor
+        .post_events(&format!("{}{}", calls(Y, 0, 11), calls(X, 0, 8)))
+        .await;
+    assert_eq!(answer["accepted"], 19, "{answer}");
+    let fired = monitor.alerts(Y).await;
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert!(monitor.alerts(X).await.is_empty());
+    let caller = monitor.get(&format!("/v1/callers/{X}")).await.json();
+    assert_eq!(caller["recent"].as_array().unwrap().len(), 8, "{caller}");
+    let log = monitor.kill_9();
+    assert!(
+        !log.contains(cluster.password()),
+        "the password was logged:\n{log}"
+    );
+    assert!(
+        !data.join("monitor.db").exists() && !data.join("alerts.db").exists(),
+        "the store is in PostgreSQL, not in the data folder"
+    );
+    assert!(data.join("instance-id").exists());
+
+    let monitor = Monitor::start(&data, &cluster.url());
+    assert_eq!(
+        monitor.alerts(Y).await,
+        fired,
+        "the same alert after a restart"
+    );
+    let again = monitor.get(&format!("/v1/callers/{X}")).await.json();
+    assert_eq!(again["recent"], caller["recent"], "the same events");
+    let trace = monitor
+        .get(&format!("/v1/traceback?origid={X}-3"))
+        .await
+        .json();
+    assert_eq!(trace["events"].as_array().unwrap().len(), 1, "{trace}");
+    // Three more calls by X: with the eight before the restart (replayed from PostgreSQL),
+    // eleven in a minute.
+    monitor.post_events(&calls(X, 8, 3)).await;
+    let x_alerts = monitor.alerts(X).await;
+    assert_eq!(x_alerts.len(), 1, "windows were rebuilt: {x_alerts:?}");
+    assert_eq!(x_alerts[0]["time"], t0 + 10);
+    assert_ne!(x_alerts[0]["id"], fired[0]["id"]);
+    monitor.kill_9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_pushed_while_postgresql_is_down_reach_it_once_it_is_back() {
+    let mut cluster = cluster();
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let monitor = Monitor::start(&data, &cluster.url());
+    monitor.post_events(&calls(X, 0, 3)).await;
+    let caller = monitor.get(&format!("/v1/callers/{X}")).await.json();
+    assert_eq!(caller["recent"].as_array().unwrap().len(), 3, "{caller}");
+
+    cluster.stop().unwrap();
+    // Ingest answers: the journal is local. Five more calls, under the threshold.
+    let answer = monitor.post_events(&calls(X, 3, 5)).await;
+    assert_eq!(answer["accepted"], 5, "{answer}");
+    let during = monitor.get(&format!("/v1/callers/{X}")).await;
+    assert_eq!(
+        during.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&during.body)
+    );
+    assert!(during.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("unavailable"));
+    let metrics = String::from_utf8(monitor.get("/metrics").await.body).unwrap();
+    assert!(metrics.contains("monitor_index_lag_events 5"), "{metrics}");
+
+    cluster.start_again().unwrap();
+    let started = Instant::now();
+    loop {
+        let reply = monitor.get(&format!("/v1/callers/{X}")).await;
+        if reply.status == 200 && reply.json()["recent"].as_array().unwrap().len() == 8 {
+            assert_eq!(reply.json()["unindexed"], 0);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the indexer did not catch up: {} {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = monitor.kill_9();
+    assert!(
+        !log.contains(cluster.password()),
+        "the password was logged:\n{log}"
+    );
+}
