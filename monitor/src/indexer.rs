@@ -8,7 +8,9 @@
 //! events wait (a bounded time) until the indexer has reached what was acknowledged when
 //! they began, and report the events still unindexed when they answer
 //! ([`Progress::lag_events`]). On a store error the indexer logs it (no event content),
-//! counts it, waits a second and reads again from its checkpoint.
+//! counts it, waits a second and reads again from its checkpoint. With the store on
+//! PostgreSQL it also sends, every second, the alert changes kept locally while PostgreSQL
+//! was away ([`Store::flush_pending`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +29,9 @@ pub const MAX_BATCH_EVENTS: usize = 400_000;
 const IDLE: Duration = Duration::from_millis(100);
 /// How long it waits after a failed transaction before reading again.
 const RETRY: Duration = Duration::from_secs(1);
+/// How often it sends the alert changes a PostgreSQL store kept locally while PostgreSQL was
+/// away ([`Store::flush_pending`]; nothing to do on SQLite).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Appends one record (an accepted line with what the detectors made of it) to a frame's
 /// payload; see [`crate::journal`] for the layout.
@@ -273,7 +278,14 @@ impl Drop for Indexer {
 
 fn run(dir: &Path, mut store: Store, progress: &Progress) {
     let mut reader = JournalReader::new(dir, progress.indexed_seq());
+    let mut flushed = Instant::now();
     while !progress.stop.load(Ordering::Acquire) {
+        if flushed.elapsed() >= FLUSH_EVERY {
+            flushed = Instant::now();
+            if let Err(error) = store.flush_pending() {
+                tracing::warn!(%error, "sending the locally kept alert changes failed; retrying");
+            }
+        }
         let upto = progress.journaled_seq();
         if reader.next_seq() > upto {
             std::thread::park_timeout(IDLE);

@@ -49,6 +49,7 @@ use postgres::{Client, GenericClient, NoTls, Row};
 use rest::pg::PgUrl;
 
 use crate::alerts::Alert;
+use crate::config::Durability;
 use crate::detect::{DetectorId, Subject};
 use crate::event::Kind;
 use crate::store::{AlertQuery, EventRow, MinuteCounts, StoreError, StoredEvent, SubjectFilter};
@@ -195,6 +196,84 @@ pub struct PgStore {
     url: PgUrl,
     instance: String,
     client: Mutex<Option<Client>>,
+    outbox: Option<Mutex<Outbox>>,
+}
+
+/// The file in the data folder holding alert changes committed while PostgreSQL was away.
+pub const OUTBOX_FILE: &str = "alerts-outbox.db";
+
+/// Alert changes that could not reach PostgreSQL, kept in a local SQLite file until they do
+/// ([`PgStore::write_batch`], [`PgStore::flush_outbox`]): ingest commits an alert before it
+/// acknowledges the events that raised it, and must not wait for PostgreSQL to do so.
+struct Outbox {
+    conn: rusqlite::Connection,
+}
+
+impl Outbox {
+    fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        let conn = rusqlite::Connection::open(dir.join(OUTBOX_FILE))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match durability {
+                Durability::Process => "NORMAL",
+                Durability::Power => "FULL",
+            },
+        )?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, alert TEXT NOT NULL)",
+        )?;
+        Ok(Self { conn })
+    }
+
+    fn pending(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))?;
+        Ok(to_u64(n))
+    }
+
+    fn append(&mut self, alerts: &[Alert]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO outbox (alert) VALUES (?1)")?;
+            for alert in alerts {
+                let json = serde_json::to_string(alert).unwrap_or_default();
+                insert.execute([json])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The kept changes in the order they were made, and the last one's sequence number.
+    /// A row that no longer reads as an alert is left out (and deleted with the rest).
+    fn read(&self) -> Result<(Vec<Alert>, i64), StoreError> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT seq, alert FROM outbox ORDER BY seq")?;
+        let rows =
+            statement.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut alerts = Vec::new();
+        let mut last = 0;
+        for row in rows {
+            let (seq, json) = row?;
+            last = seq;
+            match serde_json::from_str(&json) {
+                Ok(alert) => alerts.push(alert),
+                Err(_) => tracing::warn!(seq, "an unreadable alert change in the outbox; skipped"),
+            }
+        }
+        Ok((alerts, last))
+    }
+
+    fn remove_upto(&mut self, last: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM outbox WHERE seq <= ?1", [last])?;
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -215,15 +294,29 @@ impl PgStore {
     /// Connects to `url` as instance `instance` and migrates the schema to
     /// [`PG_SCHEMA_VERSION`] (refusing a newer one). Must not be called from an async task
     /// (the client runs its own small runtime).
-    pub fn open(url: &PgUrl, instance: &str) -> Result<Self, StoreError> {
+    ///
+    /// With `outbox` (the data folder and its durability), alert changes that cannot reach
+    /// PostgreSQL are kept there ([`OUTBOX_FILE`]) until they can; those kept before are sent
+    /// now, before anything is read.
+    pub fn open(
+        url: &PgUrl,
+        instance: &str,
+        outbox: Option<(&Path, Durability)>,
+    ) -> Result<Self, StoreError> {
+        let outbox = match outbox {
+            Some((dir, durability)) => Some(Mutex::new(Outbox::open(dir, durability)?)),
+            None => None,
+        };
         let store = Self {
             url: url.clone(),
             instance: instance.to_owned(),
             client: Mutex::new(None),
+            outbox,
         };
         if let Err(found) = store.with(migrate)? {
             return Err(too_new_or_old(url, found));
         }
+        store.flush_outbox()?;
         Ok(store)
     }
 
@@ -234,6 +327,7 @@ impl PgStore {
             url: url.clone(),
             instance: instance.to_owned(),
             client: Mutex::new(None),
+            outbox: None,
         };
         let version = store.with(schema_version)?;
         if version != PG_SCHEMA_VERSION {
@@ -319,16 +413,77 @@ impl PgStore {
         }
     }
 
+    fn outbox(&self) -> Option<MutexGuard<'_, Outbox>> {
+        self.outbox.as_ref().map(|outbox| {
+            outbox
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
+    }
+
     /// Writes events and alert states in one transaction, as
-    /// [`crate::store::SqliteStore::write_batch`].
+    /// [`crate::store::SqliteStore::write_batch`]. With an outbox, alert changes that cannot
+    /// reach PostgreSQL (or that must wait behind changes already kept there, so that an
+    /// alert's versions reach PostgreSQL in order) are kept in it, and this returns `Ok`:
+    /// they are committed locally, and [`Self::flush_outbox`] sends them later. Events are
+    /// never kept there (the journal holds them).
     pub fn write_batch(&self, events: &[EventRow<'_>], alerts: &[Alert]) -> Result<(), StoreError> {
+        let instance = self.instance.clone();
+        let write = |events: &[EventRow<'_>], alerts: &[Alert]| {
+            self.with(|client| {
+                let mut tx = client.transaction()?;
+                copy_events(&mut tx, &instance, events)?;
+                upsert_alerts(&mut tx, &instance, alerts)?;
+                tx.commit()
+            })
+        };
+        let Some(mut outbox) = self.outbox() else {
+            return write(events, alerts);
+        };
+        if alerts.is_empty() {
+            return write(events, alerts);
+        }
+        if outbox.pending()? == 0 {
+            match write(events, alerts) {
+                Ok(()) => return Ok(()),
+                Err(error) if events.is_empty() => {
+                    tracing::warn!(%error, alerts = alerts.len(), "alert changes kept in the local outbox until PostgreSQL is back");
+                }
+                Err(error) => return Err(error),
+            }
+        } else if !events.is_empty() {
+            write(events, &[])?;
+        }
+        outbox.append(alerts)
+    }
+
+    /// Sends the alert changes kept in the outbox to PostgreSQL in one transaction, in the
+    /// order they were made, then removes them; returns how many. Only one of an instance's
+    /// connections may call this once the service runs (the indexer's), so that a newer
+    /// version written directly never lands before an older one sent from here.
+    pub fn flush_outbox(&self) -> Result<u64, StoreError> {
+        let Some(mut outbox) = self.outbox() else {
+            return Ok(0);
+        };
+        if outbox.pending()? == 0 {
+            return Ok(0);
+        }
+        let (alerts, last) = outbox.read()?;
         let instance = self.instance.clone();
         self.with(|client| {
             let mut tx = client.transaction()?;
-            copy_events(&mut tx, &instance, events)?;
-            upsert_alerts(&mut tx, &instance, alerts)?;
+            // One statement may not touch a row twice; each version in turn is fine.
+            for alert in &alerts {
+                upsert_alerts(&mut tx, &instance, std::slice::from_ref(alert))?;
+            }
             tx.commit()
-        })
+        })?;
+        outbox.remove_upto(last)?;
+        tracing::info!(
+            alerts = alerts.len(),
+            "alert changes sent from the local outbox to PostgreSQL"
+        );
+        Ok(alerts.len() as u64)
     }
 
     /// Writes events from the journal and this instance's checkpoint in one transaction,
@@ -862,7 +1017,6 @@ fn event_of(row: &Row) -> Result<StoredEvent, postgres::Error> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
-    use crate::config::Durability;
     use crate::event::Event;
     use crate::store::Store;
 
@@ -1029,6 +1183,66 @@ mod tests {
         assert_eq!(store.checkpoint().unwrap(), 1);
         store.write_indexed(&[row(&e, "l")], 2).unwrap();
         assert_eq!(store.event_count().unwrap(), 2);
+    }
+
+    #[test]
+    fn alert_changes_made_while_postgresql_is_away_wait_in_the_outbox_and_arrive_in_order() {
+        let mut cluster = cluster();
+        let url = PgUrl::new(&cluster.url());
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_in(dir.path(), Durability::Process, Some(&url)).unwrap();
+        let indexer = Store::open_in(dir.path(), Durability::Process, Some(&url)).unwrap();
+        store
+            .write_batch(&[], &[alert(1, "8613800000001")])
+            .unwrap();
+        cluster.stop().unwrap();
+        // Ingest commits alert changes even now: they wait locally.
+        let mut extended = alert(1, "8613800000001");
+        extended.last = 1500;
+        extended.count = 70;
+        store.write_batch(&[], &[extended.clone()]).unwrap();
+        let mut closed = extended.clone();
+        closed.closed = true;
+        closed.last = 1600;
+        store.write_batch(&[], &[closed.clone()]).unwrap();
+        assert!(indexer.flush_pending().is_err(), "PostgreSQL is still away");
+        // Events are never kept there: the journal holds them.
+        let e = event(1000, "8613800000001", "o1");
+        assert!(store.write_batch(&[row(&e, "{}")], &[]).is_err());
+        cluster.start_again().unwrap();
+        // Behind kept changes, a new one waits too, so that versions stay in order.
+        store
+            .write_batch(&[], &[alert(2, "8613800000002")])
+            .unwrap();
+        assert_eq!(indexer.flush_pending().unwrap(), 3);
+        assert_eq!(indexer.flush_pending().unwrap(), 0);
+        let all = store
+            .alerts(&AlertQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        let first = all
+            .iter()
+            .find(|a| a.subject.value() == "8613800000001")
+            .unwrap();
+        assert_eq!((first.last, first.count, first.closed), (1600, 70, true));
+        // With the outbox empty, changes go straight to PostgreSQL again.
+        store
+            .write_batch(&[], &[alert(3, "8613800000003")])
+            .unwrap();
+        assert_eq!(store.open_alerts().unwrap().len(), 2);
+        // Kept changes left behind by a stop are sent when the store is opened again.
+        cluster.stop().unwrap();
+        store
+            .write_batch(&[], &[alert(4, "8613800000004")])
+            .unwrap();
+        drop((store, indexer));
+        cluster.start_again().unwrap();
+        let store = Store::open_in(dir.path(), Durability::Process, Some(&url)).unwrap();
+        assert_eq!(store.next_alert_id().unwrap(), 5);
+        assert_eq!(store.open_alerts().unwrap().len(), 3);
     }
 
     #[test]

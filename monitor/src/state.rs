@@ -11,6 +11,11 @@
 //! leaves an alert whose events were not acknowledged (the sender sends them again, and the
 //! restored open alert is extended), never an acknowledged event whose alert is lost.
 //!
+//! The store is SQLite in the data folder, or PostgreSQL with `[service] db` (`serve --db`,
+//! [`crate::pgstore`]): then the journal stays local, and alert changes that cannot reach
+//! PostgreSQL are committed to a local outbox instead, so ingest goes on answering while
+//! PostgreSQL is away (the alerts are shown once the indexer has sent them on).
+//!
 //! The indexer ([`crate::indexer`]) fills SQLite's event tables from the journal on its own
 //! thread. Queries of events wait up to [`QUERY_WAIT`] for it to reach what was acknowledged
 //! when they began, and the caller and SPC views say how many acknowledged events were still

@@ -951,7 +951,11 @@ impl Store {
             Some(url) => {
                 create_folder(dir)?;
                 let instance = crate::pgstore::instance_id(dir)?;
-                Ok(Self::Postgres(Box::new(PgStore::open(url, &instance)?)))
+                Ok(Self::Postgres(Box::new(PgStore::open(
+                    url,
+                    &instance,
+                    Some((dir, durability)),
+                )?)))
             }
         }
     }
@@ -1086,6 +1090,15 @@ impl Store {
         }
         self.prune_alerts(cutoff)?;
         Ok(deleted)
+    }
+
+    /// Sends alert changes kept locally while PostgreSQL was away
+    /// ([`PgStore::flush_outbox`]); returns how many (always 0 on SQLite).
+    pub fn flush_pending(&self) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(_) => Ok(0),
+            Self::Postgres(s) => s.flush_outbox(),
+        }
     }
 
     /// The store's size in bytes.

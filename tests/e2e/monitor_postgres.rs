@@ -2,8 +2,8 @@
 //! cluster the test starts: events and alerts are stored in PostgreSQL (nothing of the store
 //! in the data folder, which keeps the journal), answers are the same after a restart and the
 //! windows are rebuilt from PostgreSQL; with PostgreSQL stopped, pushed events are still
-//! acknowledged (the journal is local), queries answer 503, and once it is back the indexer
-//! catches up. The URL's password never reaches the log.
+//! acknowledged (the journal is local, alert changes wait in a local outbox), queries answer
+//! 503, and once it is back the indexer catches up and the alert raised meanwhile is shown. The URL's password never reaches the log.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -163,9 +163,12 @@ async fn events_pushed_while_postgresql_is_down_reach_it_once_it_is_back() {
     assert_eq!(caller["recent"].as_array().unwrap().len(), 3, "{caller}");
 
     cluster.stop().unwrap();
-    // Ingest answers: the journal is local. Five more calls, under the threshold.
+    // Ingest answers: the journal is local. Five more calls by X, under the threshold, and
+    // eleven by Y, which raise an alert: it waits in the local outbox.
     let answer = monitor.post_events(&calls(X, 3, 5)).await;
     assert_eq!(answer["accepted"], 5, "{answer}");
+    let answer = monitor.post_events(&calls(Y, 0, 11)).await;
+    assert_eq!(answer["accepted"], 11, "{answer}");
     let during = monitor.get(&format!("/v1/callers/{X}")).await;
     assert_eq!(
         during.status,
@@ -178,7 +181,14 @@ async fn events_pushed_while_postgresql_is_down_reach_it_once_it_is_back() {
         .unwrap()
         .contains("unavailable"));
     let metrics = String::from_utf8(monitor.get("/metrics").await.body).unwrap();
-    assert!(metrics.contains("monitor_index_lag_events 5"), "{metrics}");
+    assert!(metrics.contains("monitor_index_lag_events 16"), "{metrics}");
+    let alerts = monitor.get("/v1/alerts").await;
+    assert_eq!(
+        alerts.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&alerts.body)
+    );
 
     cluster.start_again().unwrap();
     let started = Instant::now();
@@ -196,6 +206,12 @@ async fn events_pushed_while_postgresql_is_down_reach_it_once_it_is_back() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let fired = monitor.alerts(Y).await;
+    assert_eq!(
+        fired.len(),
+        1,
+        "the alert raised during the outage: {fired:?}"
+    );
     let log = monitor.kill_9();
     assert!(
         !log.contains(cluster.password()),
