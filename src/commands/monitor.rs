@@ -18,14 +18,15 @@ pub(crate) enum MonitorCommand {
         /// Address to listen on.
         #[arg(long, value_name = "ADDR")]
         listen: SocketAddr,
-        /// The data folder (created 0700 when missing): the SQLite store, or with --db the
-        /// local event journal and the instance id.
+        /// The data folder (created 0700 when missing): the SQLite store.
+        ///
+        /// With --db it holds the local event journal and the instance id only.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
-        /// Keep the store in this PostgreSQL database (`postgres://...`; password best in
-        /// PGPASSWORD) instead of SQLite in --data; several instances may share it.
+        /// Keep the store in this PostgreSQL database (`postgres://...`).
         ///
-        /// Overrides the configuration's `db`.
+        /// Instead of SQLite in --data; several instances may share it. Give the password
+        /// in PGPASSWORD rather than here. Overrides the configuration's `db`.
         #[arg(long, value_name = "URL")]
         db: Option<String>,
         /// The TOML configuration file (defaults for every key without one).
