@@ -363,6 +363,20 @@ mod tests {
     }
 
     #[test]
+    fn db_is_a_postgresql_url_whose_password_is_never_shown() {
+        assert!(MonitorConfig::parse("").unwrap().service.db.is_none());
+        let config =
+            MonitorConfig::parse("db = \"postgres://mon:s3cr3t@db.example/shaken\"").unwrap();
+        let url = config.service.db.clone().unwrap();
+        assert_eq!(url.secret(), "postgres://mon:s3cr3t@db.example/shaken");
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+        let error = MonitorConfig::parse("db = \"monitor-s3cr3t.db\"").unwrap_err();
+        assert!(matches!(error, ConfigError::Syntax { .. }), "{error}");
+        assert!(error.to_string().contains("postgres://"), "{error}");
+        assert!(!error.to_string().contains("s3cr3t"), "{error}");
+    }
+
+    #[test]
     fn relative_paths_are_relative_to_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("allow.txt"), "8613800000001\n").unwrap();

@@ -189,19 +189,9 @@ impl SignerError {
     /// A PostgreSQL error: the URL without its password, and the error with its causes
     /// (the client's own message is often only "invalid configuration" or "db error").
     pub(crate) fn pg(url: &crate::registry::PgUrl, error: impl std::error::Error) -> Self {
-        let mut detail = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            let text = cause.to_string();
-            if !detail.contains(&text) {
-                detail.push_str(": ");
-                detail.push_str(&text);
-            }
-            source = cause.source();
-        }
         Self::Postgres {
             url: url.redacted(),
-            detail,
+            detail: rest::pg::error_detail(&error),
         }
     }
 
