@@ -11,8 +11,9 @@
 //! ```sql
 //! monitor.events(id BIGSERIAL PRIMARY KEY, instance TEXT, time BIGINT, kind TEXT, caller TEXT,
 //!                called TEXT[], spc TEXT, origid TEXT, verstat TEXT, flags TEXT, marks TEXT,
-//!                ingress TEXT, late BOOLEAN, raw TEXT)   -- indexed by caller, called (GIN),
-//!                                                        -- origid, SPC, time, instance+time
+//!                ingress TEXT, late BOOLEAN, raw TEXT)   -- indexed by caller, origid, SPC,
+//!                                                        -- time, instance+time
+//! monitor.event_called(called TEXT, event_id BIGINT, PRIMARY KEY (called, event_id))
 //! monitor.alerts(id BIGINT PRIMARY KEY DEFAULT nextval('monitor.alert_ids'), instance TEXT,
 //!                local_id BIGINT, subject_kind TEXT, subject TEXT, detector TEXT, time BIGINT,
 //!                window_seconds BIGINT, count BIGINT, threshold BIGINT, samples TEXT,
@@ -32,7 +33,9 @@
 //! instance's rows. Allow-list changes are shared.
 //!
 //! **Writes.** The indexer's batches are sent with binary `COPY` in one transaction with the
-//! instance's checkpoint ([`PgStore::write_indexed`]). A NUL character, which PostgreSQL's
+//! instance's checkpoint ([`PgStore::write_indexed`]): the batch's ids are drawn from the
+//! events' sequence first (one round trip), so that `event_called`, the called numbers'
+//! lookup table (a B-tree read newest first, as SQLite's), is sent by `COPY` too. A NUL character, which PostgreSQL's
 //! `TEXT` cannot hold (SQLite can), is stored as U+FFFD so that one odd line never stops the
 //! indexer.
 //!
@@ -78,7 +81,11 @@ CREATE TABLE monitor.events (
 CREATE INDEX events_time ON monitor.events (time);
 CREATE INDEX events_instance_time ON monitor.events (instance, time, id);
 CREATE INDEX events_caller ON monitor.events (caller, time, id);
-CREATE INDEX events_called ON monitor.events USING gin (called);
+CREATE TABLE monitor.event_called (
+    called TEXT COLLATE "C" NOT NULL,
+    event_id BIGINT NOT NULL,
+    PRIMARY KEY (called, event_id)
+);
 CREATE INDEX events_origid ON monitor.events (origid) WHERE origid IS NOT NULL;
 CREATE INDEX events_spc ON monitor.events (spc, time, id) WHERE spc IS NOT NULL;
 CREATE SEQUENCE monitor.alert_ids;
@@ -653,8 +660,9 @@ impl PgStore {
     pub fn events_by_called(&self, tn: &str, n: usize) -> Result<Vec<StoredEvent>, StoreError> {
         self.collect_events(
             &format!(
-                "SELECT {EVENT_COLUMNS} FROM (SELECT * FROM monitor.events
-                   WHERE called @> ARRAY[$1::TEXT] ORDER BY id DESC LIMIT $2) chosen
+                "SELECT {EVENT_COLUMNS} FROM monitor.events WHERE id IN
+                   (SELECT event_id FROM monitor.event_called WHERE called = $1
+                    ORDER BY event_id DESC LIMIT $2)
                  ORDER BY time DESC, id DESC"
             ),
             &[&tn, &limit(n)],
@@ -747,9 +755,15 @@ impl PgStore {
     /// one transaction; returns how many.
     pub fn prune_events(&self, cutoff: u64, chunk: usize) -> Result<u64, StoreError> {
         self.with(|c| {
+            // The called numbers' rows go in the same statement (a data-modifying CTE runs
+            // whether or not it is read); the count is the events'.
             c.execute(
-                "DELETE FROM monitor.events WHERE id IN
-                   (SELECT id FROM monitor.events WHERE time < $1 ORDER BY time LIMIT $2)",
+                "WITH doomed AS (SELECT id, called FROM monitor.events WHERE time < $1
+                                 ORDER BY time LIMIT $2),
+                      gone AS (DELETE FROM monitor.event_called c
+                               USING (SELECT unnest(called) AS called, id FROM doomed) d
+                               WHERE c.called = d.called AND c.event_id = d.id)
+                 DELETE FROM monitor.events WHERE id IN (SELECT id FROM doomed)",
                 &[&to_i64(cutoff), &limit(chunk.max(1))],
             )
         })
@@ -855,13 +869,22 @@ fn copy_events(
     if events.is_empty() {
         return Ok(());
     }
+    let ids: Vec<i64> = tx
+        .query(
+            "SELECT nextval('monitor.events_id_seq') FROM generate_series(1, $1::BIGINT)",
+            &[&(events.len() as i64)],
+        )?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
     let sink = tx.copy_in(
-        "COPY monitor.events (instance, time, kind, caller, called, spc, origid, verstat, flags,
-                              marks, ingress, late, raw) FROM STDIN BINARY",
+        "COPY monitor.events (id, instance, time, kind, caller, called, spc, origid, verstat,
+                              flags, marks, ingress, late, raw) FROM STDIN BINARY",
     )?;
     let mut writer = BinaryCopyInWriter::new(
         sink,
         &[
+            Type::INT8,
             Type::TEXT,
             Type::INT8,
             Type::TEXT,
@@ -878,7 +901,10 @@ fn copy_events(
         ],
     );
     let mut marks = String::new();
-    for row in events {
+    // The lookup rows, sent after the events in key order (and once each: a number twice in
+    // one event's `to` is one row, as SQLite's `INSERT OR IGNORE` makes it).
+    let mut lookups: Vec<(std::borrow::Cow<'_, str>, i64)> = Vec::with_capacity(events.len());
+    for (row, &id) in events.iter().zip(&ids) {
         let event = row.event;
         marks.clear();
         for (i, mark) in row.marks.iter().enumerate() {
@@ -895,7 +921,9 @@ fn copy_events(
             optional(&event.verstat),
             optional(&event.ingress),
         );
+        lookups.extend(event.to.iter().map(|to| (clean(to), id)));
         writer.write(&[
+            &id,
             &instance,
             &to_i64(event.time),
             &match event.kind {
@@ -913,6 +941,14 @@ fn copy_events(
             &row.late,
             &clean(row.raw).as_ref(),
         ])?;
+    }
+    writer.finish()?;
+    lookups.sort_unstable();
+    lookups.dedup();
+    let sink = tx.copy_in("COPY monitor.event_called (called, event_id) FROM STDIN BINARY")?;
+    let mut writer = BinaryCopyInWriter::new(sink, &[Type::TEXT, Type::INT8]);
+    for (called, id) in &lookups {
+        writer.write(&[&called.as_ref(), id])?;
     }
     writer.finish()?;
     Ok(())
@@ -1257,6 +1293,41 @@ mod tests {
         let stored = store.events_by_caller("8613800000001", 10).unwrap();
         assert_eq!(stored[0].origid.as_deref(), Some("o\u{fffd}x"));
         assert_eq!(stored[0].spc.as_deref(), Some("70\u{fffd}9"));
+    }
+
+    #[test]
+    fn a_number_twice_in_to_is_one_lookup_row_and_retention_removes_lookup_rows() {
+        let cluster = cluster();
+        let url = PgUrl::new(&cluster.url());
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open_in(dir.path(), Durability::Process, Some(&url)).unwrap();
+        let mut twice = event(1000, "8613800000001", "o1");
+        twice.to = vec!["8613900000007".into(), "8613900000007".into()];
+        let later = event(2000, "8613800000001", "o2");
+        store
+            .write_indexed(&[row(&twice, "{}"), row(&later, "{}")], 1)
+            .unwrap();
+        let found = store.events_by_called("8613900000007", 10).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].to.len(), 2);
+        let mut client = postgres::Client::connect(&cluster.url(), NoTls).unwrap();
+        let lookups = |client: &mut postgres::Client| -> i64 {
+            client
+                .query_one("SELECT count(*) FROM monitor.event_called", &[])
+                .unwrap()
+                .get(0)
+        };
+        assert_eq!(lookups(&mut client), 2);
+        assert_eq!(store.prune(1500, 10).unwrap(), 1);
+        assert_eq!(
+            lookups(&mut client),
+            1,
+            "the pruned event's lookup row is gone"
+        );
+        assert_eq!(
+            store.events_by_called("8613900000001", 10).unwrap().len(),
+            1
+        );
     }
 
     #[test]
