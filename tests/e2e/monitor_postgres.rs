@@ -11,10 +11,18 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use crate::http::{raw, Reply};
-use crate::monitor::{calls, t0};
+use crate::monitor::{call, t0};
 use crate::support::{listening_address, stderr_lines, tempdir};
 
 const X: &str = "8613800000001";
+
+/// `n` calls by `from`, one a second from `t0 + first` (`t0` read once per test, so that a
+/// minute turning during the test changes nothing).
+fn calls_at(t0: u64, from: &str, first: u64, n: u64) -> String {
+    (first..first + n)
+        .map(|i| call(t0 + i, from, i, &format!("{from}-{i}")) + "\n")
+        .collect()
+}
 const Y: &str = "8613800000002";
 
 struct Monitor {
@@ -110,7 +118,11 @@ async fn the_store_on_postgresql_answers_alike_across_a_restart() {
     let monitor = Monitor::start(&data, &cluster.url());
     // Y: eleven calls in one minute fire high-frequency; X: eight, under the threshold.
     let answer = monitor
-        .post_events(&format!("{}{}", calls(Y, 0, 11), calls(X, 0, 8)))
+        .post_events(&format!(
+            "{}{}",
+            calls_at(t0, Y, 0, 11),
+            calls_at(t0, X, 0, 8)
+        ))
         .await;
     assert_eq!(answer["accepted"], 19, "{answer}");
     let fired = monitor.alerts(Y).await;
@@ -144,7 +156,7 @@ async fn the_store_on_postgresql_answers_alike_across_a_restart() {
     assert_eq!(trace["events"].as_array().unwrap().len(), 1, "{trace}");
     // Three more calls by X: with the eight before the restart (replayed from PostgreSQL),
     // eleven in a minute.
-    monitor.post_events(&calls(X, 8, 3)).await;
+    monitor.post_events(&calls_at(t0, X, 8, 3)).await;
     let x_alerts = monitor.alerts(X).await;
     assert_eq!(x_alerts.len(), 1, "windows were rebuilt: {x_alerts:?}");
     assert_eq!(x_alerts[0]["time"], t0 + 10);
@@ -154,20 +166,21 @@ async fn the_store_on_postgresql_answers_alike_across_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_pushed_while_postgresql_is_down_reach_it_once_it_is_back() {
+    let t0 = t0();
     let mut cluster = cluster();
     let dir = tempdir();
     let data = dir.path().join("data");
     let monitor = Monitor::start(&data, &cluster.url());
-    monitor.post_events(&calls(X, 0, 3)).await;
+    monitor.post_events(&calls_at(t0, X, 0, 3)).await;
     let caller = monitor.get(&format!("/v1/callers/{X}")).await.json();
     assert_eq!(caller["recent"].as_array().unwrap().len(), 3, "{caller}");
 
     cluster.stop().unwrap();
     // Ingest answers: the journal is local. Five more calls by X, under the threshold, and
     // eleven by Y, which raise an alert: it waits in the local outbox.
-    let answer = monitor.post_events(&calls(X, 3, 5)).await;
+    let answer = monitor.post_events(&calls_at(t0, X, 3, 5)).await;
     assert_eq!(answer["accepted"], 5, "{answer}");
-    let answer = monitor.post_events(&calls(Y, 0, 11)).await;
+    let answer = monitor.post_events(&calls_at(t0, Y, 0, 11)).await;
     assert_eq!(answer["accepted"], 11, "{answer}");
     let during = monitor.get(&format!("/v1/callers/{X}")).await;
     assert_eq!(
@@ -217,4 +230,23 @@ async fn events_pushed_while_postgresql_is_down_reach_it_once_it_is_back() {
         !log.contains(cluster.password()),
         "the password was logged:\n{log}"
     );
+
+    // Started while PostgreSQL is away: a clear error naming the database, no password.
+    cluster.stop().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args(["monitor", "serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .args(["--db", &cluster.url()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "monitor database postgres://shaken@127.0.0.1:{}/",
+            cluster.port()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(cluster.password()), "{stderr}");
 }
