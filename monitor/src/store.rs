@@ -1,4 +1,8 @@
-//! The monitor's store: two SQLite databases in the data folder, `monitor.db` for events and
+//! The monitor's store ([`Store`]): the SQLite store described here ([`SqliteStore`], the
+//! default), or the same operations on PostgreSQL ([`crate::pgstore`], `serve --db`), chosen
+//! when the store is opened ([`Store::open_in`]); callers see one type either way.
+//!
+//! The SQLite store: two SQLite databases in the data folder, `monitor.db` for events and
 //! `alerts.db` (attached as `control`) for alerts and allow-list changes, so that an alert
 //! change committed in a request never waits for the indexer's large event transactions.
 //!
