@@ -3,7 +3,9 @@
 //! in the data folder, which keeps the journal), answers are the same after a restart and the
 //! windows are rebuilt from PostgreSQL; with PostgreSQL stopped, pushed events are still
 //! acknowledged (the journal is local, alert changes wait in a local outbox), queries answer
-//! 503, and once it is back the indexer catches up and the alert raised meanwhile is shown. The URL's password never reaches the log.
+//! 503, and once it is back the indexer catches up and the alert raised meanwhile is shown;
+//! two instances on one database each serve both ones' events and alerts. The URL's password
+//! never reaches the log.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -249,4 +251,53 @@ async fn events_pushed_while_postgresql_is_down_reach_it_once_it_is_back() {
         "{stderr}"
     );
     assert!(!stderr.contains(cluster.password()), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_each_show_both_ones_events_and_alerts() {
+    let t0 = t0();
+    let cluster = cluster();
+    let dir = tempdir();
+    let a = Monitor::start(&dir.path().join("a"), &cluster.url());
+    let b = Monitor::start(&dir.path().join("b"), &cluster.url());
+    // Y's calls go to A, X's to B: each raises its own alert (both books start at 1).
+    a.post_events(&calls_at(t0, Y, 0, 11)).await;
+    b.post_events(&calls_at(t0, X, 0, 11)).await;
+    for monitor in [&a, &b] {
+        let reply = monitor.get("/v1/alerts").await;
+        assert_eq!(reply.status, 200);
+        let alerts = reply.json()["alerts"].as_array().unwrap().clone();
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        assert_ne!(alerts[0]["id"], alerts[1]["id"], "{alerts:?}");
+        // Each one's events are found through the other once the other's indexer has
+        // stored them (a query waits for its own instance's indexer only).
+        for tn in [X, Y] {
+            let started = Instant::now();
+            loop {
+                let view = monitor.get(&format!("/v1/callers/{tn}")).await.json();
+                if view["recent"].as_array().unwrap().len() == 11 {
+                    break;
+                }
+                assert!(started.elapsed() < Duration::from_secs(10), "{view}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    // The detectors' windows stay each instance's own: X's calls count at B only.
+    let counted = |view: &serde_json::Value| -> u64 {
+        view["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["detector"] == "high-frequency")
+            .map(|w| w["count"].as_u64().unwrap())
+            .max()
+            .unwrap_or(0)
+    };
+    let at_a = a.get(&format!("/v1/callers/{X}")).await.json();
+    let at_b = b.get(&format!("/v1/callers/{X}")).await.json();
+    assert_eq!(counted(&at_a), 0, "{at_a}");
+    assert_eq!(counted(&at_b), 11, "{at_b}");
+    a.kill_9();
+    b.kill_9();
 }
