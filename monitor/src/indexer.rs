@@ -1,6 +1,7 @@
-//! The indexer: fills SQLite's event tables from the journal ([`crate::journal`]) behind
-//! ingest, on its own thread, in transactions of up to [`MAX_BATCH_EVENTS`] events, each
-//! storing the journal checkpoint with the events ([`Store::write_indexed`]).
+//! The indexer: fills the store's event tables (SQLite, or PostgreSQL with `--db`) from the
+//! journal ([`crate::journal`]) behind ingest, on its own thread, in transactions of up to
+//! [`MAX_BATCH_EVENTS`] events, each storing the journal checkpoint with the events
+//! ([`Store::write_indexed`]).
 //!
 //! Ingest writes a frame, reports it to the shared [`Progress`] and wakes the indexer; the
 //! indexer reads the frames up to the last one reported, parses their lines again, writes
@@ -23,7 +24,7 @@ use crate::event::{parse_line, Event};
 use crate::journal::{remove_indexed, Frame, JournalReader};
 use crate::store::{EventRow, Store, StoreError};
 
-/// Events written per SQLite transaction at most (whole frames: one more frame may pass it).
+/// Events written per store transaction at most (whole frames: one more frame may pass it).
 pub const MAX_BATCH_EVENTS: usize = 400_000;
 /// How long the indexer sleeps when it has nothing to do and is not woken.
 const IDLE: Duration = Duration::from_millis(100);
@@ -139,7 +140,7 @@ impl Progress {
         self.indexed_events.load(Ordering::Relaxed)
     }
 
-    /// Acknowledged events not yet in SQLite's indexes.
+    /// Acknowledged events not yet in the store's indexes.
     pub fn lag_events(&self) -> u64 {
         self.journaled_events()
             .saturating_sub(self.indexed_events())
