@@ -48,7 +48,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, GenericClient, NoTls, Row};
+use postgres::{Client, GenericClient, Row};
 use rest::pg::PgUrl;
 
 use crate::alerts::Alert;
@@ -402,9 +402,7 @@ impl PgStore {
         let client = match slot.as_mut() {
             Some(client) => client,
             None => {
-                let client = rest::pg::client_config_from_env(&self.url)
-                    .and_then(|config| config.connect(NoTls))
-                    .map_err(|e| (false, self.error(&e)))?;
+                let client = rest::pg::connect(&self.url).map_err(|e| (false, self.error(&e)))?;
                 slot.insert(client)
             }
         };
@@ -1055,6 +1053,7 @@ mod tests {
     use super::*;
     use crate::event::Event;
     use crate::store::Store;
+    use postgres::NoTls;
 
     fn event(time: u64, from: &str, origid: &str) -> Event {
         Event {

@@ -3,8 +3,7 @@
 //! ([`body`]), the request rules, `X-RequestID`, and the serve loop with graceful shutdown
 //! ([`http`]), the client allow-list with mutual TLS and rate limits ([`clients`], [`tls`]),
 //! metric primitives ([`metrics`]), and the process around a service: logs, listening, signals
-//! ([`service`]), and PostgreSQL URLs and client settings shared by the services that can keep
-//! their data there ([`pg`]).
+//! ([`service`]), and connecting to PostgreSQL without ever showing the password ([`pg`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

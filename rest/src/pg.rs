@@ -1,13 +1,15 @@
-//! PostgreSQL connection settings shared by every service that can keep its data there (the
-//! signer's registry, the monitor's store, the opt-out service): a URL whose password is
-//! never shown ([`PgUrl`]) and the client's settings for it ([`client_config`]): the password
-//! from [`PASSWORD_ENV`] when the URL has none, a connect timeout, TCP keepalives and
-//! `tcp_user_timeout` so that a dead server or network is noticed within seconds.
+//! Connecting to PostgreSQL, shared by every store that can live there (the signer's
+//! registry, the opt-out service's store): [`PgUrl`], a URL whose `Display` and `Debug` never
+//! show its password, and [`client_config`], the client settings that notice a dead server or
+//! network within seconds.
 //!
-//! Here rather than in one service's crate so that no service depends on another to reach
-//! PostgreSQL; the `postgres` client is only used to parse URLs and build its configuration.
+//! The client is the synchronous `postgres` crate: [`connect`] and every call on the client
+//! it returns must not run on an async task (the client drives its own small runtime); call
+//! them from a thread of their own or `tokio::task::spawn_blocking`.
 
 use std::time::Duration;
+
+use postgres::{Client, NoTls};
 
 /// How long a connection attempt may take when the URL sets no `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -17,7 +19,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The environment variable a password is taken from when the URL has none (as libpq's
-/// `PGPASSWORD`): a password there is not visible in `ps` as one in `--db` is.
+/// `PGPASSWORD`): a password there is not visible in `ps` as one in a `--db` argument is.
 pub const PASSWORD_ENV: &str = "PGPASSWORD";
 
 /// A PostgreSQL connection URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE?OPTIONS`).
@@ -114,7 +116,7 @@ impl std::fmt::Debug for PgUrl {
 
 /// The client's settings for `url`: its own, plus `password` when the URL has none, plus
 /// [`CONNECT_TIMEOUT`] when the URL sets no `connect_timeout`, and TCP keepalives and
-/// [`TCP_USER_TIMEOUT`] so that a dead server or network is noticed within seconds.
+/// `tcp_user_timeout` so that a dead server or network is noticed within seconds.
 pub fn client_config(
     url: &PgUrl,
     password: Option<&str>,
@@ -142,15 +144,25 @@ pub fn client_config(
     Ok(config)
 }
 
-/// [`client_config`] with the password of [`PASSWORD_ENV`] when the URL has none.
-pub fn client_config_from_env(url: &PgUrl) -> Result<postgres::Config, postgres::Error> {
-    let password = std::env::var(PASSWORD_ENV).ok();
-    client_config(url, password.as_deref())
+/// How long a connection attempt to `url` may take: the URL's `connect_timeout`, or
+/// [`CONNECT_TIMEOUT`].
+pub fn connect_timeout(url: &PgUrl) -> Duration {
+    client_config(url, None)
+        .ok()
+        .and_then(|config| config.get_connect_timeout().copied())
+        .unwrap_or(CONNECT_TIMEOUT)
 }
 
-/// An error and its causes in one line (the `postgres` client's `Display` often says only
-/// "error connecting to server" and keeps the reason in its source). Safe to log: the
-/// client's errors never carry the connection's password.
+/// Connects to `url` (no TLS), the password taken from [`PASSWORD_ENV`] when the URL has
+/// none ([`client_config`]). Must not be called from an async task.
+pub fn connect(url: &PgUrl) -> Result<Client, postgres::Error> {
+    let password = std::env::var(PASSWORD_ENV).ok();
+    client_config(url, password.as_deref())?.connect(NoTls)
+}
+
+/// An error's message followed by those of its causes (each once): what the `postgres`
+/// client's `Display` alone leaves out (it says "db error", the cause says which). Never
+/// holds the password: the client's errors do not quote the URL.
 pub fn error_detail(error: &dyn std::error::Error) -> String {
     let mut detail = error.to_string();
     let mut source = error.source();
@@ -166,34 +178,9 @@ pub fn error_detail(error: &dyn std::error::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn the_password_comes_from_the_url_or_else_from_outside_it() {
-        let bare = PgUrl::new("postgres://shaken@h/reg");
-        let config = client_config(&bare, Some("from-env")).unwrap();
-        assert_eq!(config.get_password(), Some(&b"from-env"[..]));
-        assert_eq!(client_config(&bare, None).unwrap().get_password(), None);
-        assert_eq!(client_config(&bare, Some("")).unwrap().get_password(), None);
-        let with = PgUrl::new("postgres://shaken:in-url@h/reg");
-        let config = client_config(&with, Some("from-env")).unwrap();
-        assert_eq!(config.get_password(), Some(&b"in-url"[..]));
-    }
-
-    #[test]
-    fn the_urls_timeouts_win_and_dead_connections_are_noticed() {
-        let config = client_config(&PgUrl::new("postgres://h/reg"), None).unwrap();
-        assert_eq!(config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
-        assert_eq!(config.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
-        assert!(config.get_keepalives());
-        assert!(config.get_keepalives_retries().is_some());
-        let url = PgUrl::new("postgres://h/reg?connect_timeout=2&tcp_user_timeout=3");
-        let config = client_config(&url, None).unwrap();
-        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(2)));
-        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(3)));
-    }
 
     #[test]
     fn the_password_is_never_shown() {
@@ -239,7 +226,6 @@ mod tests {
         ] {
             let url = PgUrl::new(text);
             assert_eq!(url.to_string(), shown, "{text}");
-            assert_eq!(url.redacted(), shown, "{text}");
             assert!(!format!("{url:?}").contains("s3"), "{text}");
             assert_eq!(url.secret(), text);
         }
@@ -253,23 +239,28 @@ mod tests {
     }
 
     #[test]
-    fn an_errors_causes_are_in_its_detail() {
-        #[derive(Debug)]
-        struct Outer(std::io::Error);
-        impl std::fmt::Display for Outer {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("error connecting to server")
-            }
-        }
-        impl std::error::Error for Outer {
-            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-                Some(&self.0)
-            }
-        }
-        let error = Outer(std::io::Error::other("connection refused"));
-        assert_eq!(
-            error_detail(&error),
-            "error connecting to server: connection refused"
-        );
+    fn the_password_comes_from_the_url_or_else_from_outside_it() {
+        let bare = PgUrl::new("postgres://shaken@h/reg");
+        let config = client_config(&bare, Some("from-env")).unwrap();
+        assert_eq!(config.get_password(), Some(&b"from-env"[..]));
+        assert_eq!(client_config(&bare, None).unwrap().get_password(), None);
+        assert_eq!(client_config(&bare, Some("")).unwrap().get_password(), None);
+        let with = PgUrl::new("postgres://shaken:in-url@h/reg");
+        let config = client_config(&with, Some("from-env")).unwrap();
+        assert_eq!(config.get_password(), Some(&b"in-url"[..]));
+    }
+
+    #[test]
+    fn the_urls_timeouts_win_and_dead_connections_are_noticed() {
+        let config = client_config(&PgUrl::new("postgres://h/reg"), None).unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        assert!(config.get_keepalives());
+        assert!(config.get_keepalives_retries().is_some());
+        let url = PgUrl::new("postgres://h/reg?connect_timeout=2&tcp_user_timeout=3");
+        let config = client_config(&url, None).unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(2)));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(3)));
+        assert_eq!(connect_timeout(&url), Duration::from_secs(2));
     }
 }

@@ -1,7 +1,6 @@
 //! Where a registry lives: an SQLite file (the default) or a PostgreSQL database named by a
 //! `postgres://` (or `postgresql://`) URL. A URL's password is never shown: [`PgUrl`]'s
-//! `Display` and `Debug` print only the user, hosts, ports and database ([`PgUrl`] lives in
-//! [`rest::pg`], shared with the monitor and the opt-out service).
+//! `Display` and `Debug` print only the user, hosts, ports and database.
 
 use std::path::{Path, PathBuf};
 
@@ -83,62 +82,18 @@ mod tests {
 
     #[test]
     fn the_password_is_never_shown() {
-        // Every way the client accepts a password: in the authority (with unencoded '/', '?'
-        // or '@' in it too, which the client reads up to the first '@'), or as a parameter.
-        for (text, shown) in [
-            (
-                "postgres://shaken:s3cr3t@db.example:5432/reg?sslmode=disable",
-                "postgres://shaken@db.example:5432/reg",
-            ),
-            (
-                "postgres://shaken@db.example/reg?password=s3cr3t&sslmode=disable",
-                "postgres://shaken@db.example:5432/reg",
-            ),
-            (
-                "postgres://db.example/reg?user=shaken&password=s3cr3t",
-                "postgres://shaken@db.example:5432/reg",
-            ),
-            (
-                "postgres://shaken:s3/cr3t@h/reg",
-                "postgres://shaken@h:5432/reg",
-            ),
-            (
-                "postgres://shaken:s3?cr3t@h/reg",
-                "postgres://shaken@h:5432/reg",
-            ),
-            (
-                "postgres://shaken:s3?c/r3t@h:6000/reg",
-                "postgres://shaken@h:6000/reg",
-            ),
-            (
-                "postgres://shaken:s3cr3t@x@h/reg",
-                "postgres://shaken@***:5432/reg",
-            ),
-            (
-                "postgresql://shaken:s3cr3t@h1:5433,h2:5434/reg",
-                "postgres://shaken@h1:5433,h2:5434/reg",
-            ),
-            (
-                "postgres://shaken:s3cr3t@h:notaport/reg",
-                "postgres://(unparsable URL)",
-            ),
+        // PgUrl's own cases are tested in rest::pg; here: what the signer builds from one.
+        for text in [
+            "postgres://shaken:s3cr3t@db.example:5432/reg?sslmode=disable",
+            "postgres://shaken@db.example/reg?password=s3cr3t&sslmode=disable",
+            "postgres://shaken:s3?c/r3t@h:6000/reg",
         ] {
             let url = PgUrl::new(text);
-            assert_eq!(url.to_string(), shown, "{text}");
-            assert!(!format!("{url:?}").contains("s3"), "{text}");
             assert!(!RegistryLocation::Postgres(url.clone())
                 .to_string()
                 .contains("s3"));
             let error = crate::error::SignerError::pg(&url, std::io::Error::other("refused"));
             assert!(!error.to_string().contains("s3"), "{error}");
-            assert_eq!(url.secret(), text);
-        }
-        for plain in [
-            "postgres://h:5432/db",
-            "postgres://u@h:5432/db",
-            "postgres://h:5432",
-        ] {
-            assert_eq!(PgUrl::new(plain).to_string(), plain);
         }
     }
 }

@@ -30,11 +30,10 @@
 //! as HMACs, as in SQLite.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::Type;
-use postgres::{Client, GenericClient, NoTls};
+use postgres::{Client, GenericClient};
 
 use super::import::{Entry, ImportMode, ImportSummary, ParsedImport};
 use super::location::PgUrl;
@@ -44,7 +43,8 @@ use crate::error::SignerError;
 /// The channel every change is announced on (payload: the new watermark).
 pub const CHANGES_CHANNEL: &str = "shaken_registry";
 
-pub use rest::pg::{CONNECT_TIMEOUT, PASSWORD_ENV, TCP_USER_TIMEOUT};
+/// How long a connection attempt may take (when the URL sets no `connect_timeout`).
+pub use rest::pg::CONNECT_TIMEOUT;
 
 /// The schema migrations, in order: `MIGRATIONS[0]` is version 1.
 pub const MIGRATIONS: &[&str] = &[
@@ -94,31 +94,13 @@ impl std::fmt::Debug for PgRegistry {
     }
 }
 
-/// The client's settings for `url` ([`rest::pg::client_config`]).
-pub(crate) fn client_config(
-    url: &PgUrl,
-    password: Option<&str>,
-) -> Result<postgres::Config, SignerError> {
-    rest::pg::client_config(url, password).map_err(|e| SignerError::pg(url, e))
-}
+pub use rest::pg::{connect_timeout, PASSWORD_ENV, TCP_USER_TIMEOUT};
 
-/// How long a connection attempt to `url` may take: the URL's `connect_timeout`, or
-/// [`CONNECT_TIMEOUT`].
-pub fn connect_timeout(url: &PgUrl) -> Duration {
-    client_config(url, None)
-        .ok()
-        .and_then(|config| config.get_connect_timeout().copied())
-        .unwrap_or(CONNECT_TIMEOUT)
-}
-
-/// Connects to `url` (no TLS), the password taken from [`PASSWORD_ENV`] when the URL has
-/// none ([`client_config`]). Must not be called from an async task (the client runs its own
-/// small runtime).
+/// Connects to `url` ([`rest::pg::connect`]: no TLS, the password from [`PASSWORD_ENV`] when
+/// the URL has none, keepalives and timeouts). Must not be called from an async task (the
+/// client runs its own small runtime).
 pub(crate) fn connect(url: &PgUrl) -> Result<Client, SignerError> {
-    let password = std::env::var(PASSWORD_ENV).ok();
-    client_config(url, password.as_deref())?
-        .connect(NoTls)
-        .map_err(|e| SignerError::pg(url, e))
+    rest::pg::connect(url).map_err(|e| SignerError::pg(url, e))
 }
 
 impl PgRegistry {
@@ -544,31 +526,6 @@ fn lookup_in(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_password_comes_from_the_url_or_else_from_outside_it() {
-        let bare = PgUrl::new("postgres://shaken@h/reg");
-        let config = client_config(&bare, Some("from-env")).unwrap();
-        assert_eq!(config.get_password(), Some(&b"from-env"[..]));
-        assert_eq!(client_config(&bare, None).unwrap().get_password(), None);
-        assert_eq!(client_config(&bare, Some("")).unwrap().get_password(), None);
-        let with = PgUrl::new("postgres://shaken:in-url@h/reg");
-        let config = client_config(&with, Some("from-env")).unwrap();
-        assert_eq!(config.get_password(), Some(&b"in-url"[..]));
-    }
-
-    #[test]
-    fn the_urls_timeouts_win_and_dead_connections_are_noticed() {
-        let config = client_config(&PgUrl::new("postgres://h/reg"), None).unwrap();
-        assert_eq!(config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
-        assert_eq!(config.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
-        assert!(config.get_keepalives());
-        assert!(config.get_keepalives_retries().is_some());
-        let url = PgUrl::new("postgres://h/reg?connect_timeout=2&tcp_user_timeout=3");
-        let config = client_config(&url, None).unwrap();
-        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(2)));
-        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(3)));
-    }
 
     #[test]
     fn a_signer_reads_only_the_schema_version_it_knows() {

@@ -15,7 +15,7 @@
 //! - when the connection fails it keeps the copy, counts the failure, and reconnects with a
 //!   backoff from 250 ms doubling to 5 s, and never longer than the interval (so a reconnected
 //!   signer is no later than a healthy one's catch-up); a dead connection is noticed through
-//!   TCP keepalives, `tcp_user_timeout` ([`super::postgres::client_config`]) and a 30 s
+//!   TCP keepalives, `tcp_user_timeout` ([`rest::pg::client_config`]) and a 30 s
 //!   statement timeout (none for a full load).
 //!
 //! The copy is locked (`COPY.lock`) while its thread runs: a second signer given the same
