@@ -118,6 +118,11 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
                     allow.len(),
                     config.service.trace.len()
                 );
+                // The URL's Display hides the password.
+                match &config.service.db {
+                    Some(url) => println!("store: PostgreSQL {url}"),
+                    None => println!("store: SQLite in {}", data.display()),
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             rest::service::init_logging();

@@ -117,6 +117,45 @@ async fn the_store_on_postgresql_answers_alike_across_a_restart() {
     let dir = tempdir();
     let data = dir.path().join("data");
 
+    let validate = Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args([
+            "monitor",
+            "serve",
+            "--validate",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(&data)
+        .args(["--db", &cluster.url()])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&validate.stdout);
+    assert!(validate.status.success(), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "store: PostgreSQL postgres://shaken@127.0.0.1:{}/",
+            cluster.port()
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains(cluster.password()), "{shown}");
+    let refused = Command::new(env!("CARGO_BIN_EXE_shaken"))
+        .args([
+            "monitor",
+            "serve",
+            "--validate",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(&data)
+        .args(["--db", "monitor.db"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("postgres://"));
+
     let monitor = Monitor::start(&data, &cluster.url());
     // Y: eleven calls in one minute fire high-frequency; X: eight, under the threshold.
     let answer = monitor
