@@ -283,6 +283,24 @@ impl Outbox {
     }
 }
 
+impl Drop for PgStore {
+    /// Closes the connection on a thread of its own when dropped on an async task (the
+    /// service's state is dropped there at shutdown): the client's close blocks on its own
+    /// runtime, which must not run inside another.
+    fn drop(&mut self) {
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(client) = client {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = std::thread::spawn(move || drop(client)).join();
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore")

@@ -77,6 +77,11 @@ pub(crate) enum MonitorCommand {
         /// A fresh data folder for the run's store (a temporary one when not given).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+        /// Index into this PostgreSQL database (`postgres://...`) instead of SQLite.
+        ///
+        /// Use an empty database: the run's events are added to what it holds.
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
         /// The monitor's configuration (else defaults, the mix's country and gateways).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -150,9 +155,16 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
             connections,
             span,
             data,
+            db,
             config,
         } => {
-            let config = load_config(config.as_ref())?;
+            let mut config = load_config(config.as_ref())?;
+            if let Some(db) = db {
+                if !rest::pg::PgUrl::is_url(&db) {
+                    anyhow::bail!("--db must be a postgres:// or postgresql:// URL");
+                }
+                config.service.db = Some(rest::pg::PgUrl::new(&db));
+            }
             let temporary = tempfile_dir()?;
             let data = data.unwrap_or_else(|| temporary.join("data"));
             let options = monitor::load::LoadOptions {

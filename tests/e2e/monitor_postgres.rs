@@ -1,7 +1,7 @@
 //! `shaken monitor serve --data DIR --db postgres://...` as a process, against a PostgreSQL
 //! cluster the test starts: events and alerts are stored in PostgreSQL (nothing of the store
 //! in the data folder, which keeps the journal), answers are the same after a restart and the
-//! windows are rebuilt from PostgreSQL; with PostgreSQL stopped, pushed events are still
+//! windows are rebuilt from PostgreSQL, and SIGTERM stops it cleanly; with PostgreSQL stopped, pushed events are still
 //! acknowledged (the journal is local, alert changes wait in a local outbox), queries answer
 //! 503, and once it is back the indexer catches up and the alert raised meanwhile is shown;
 //! two instances on one database each serve both ones' events and alerts. The URL's password
@@ -90,6 +90,20 @@ impl Monitor {
             .await;
         assert_eq!(reply.status, 200);
         reply.json()["alerts"].as_array().unwrap().clone()
+    }
+
+    /// SIGTERM: a clean stop, its connections to PostgreSQL closed without a panic.
+    fn terminate(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(
+            crate::support::wait_for(&self.lines, "monitor stopped").is_some(),
+            "no clean stop"
+        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status}");
     }
 
     /// Kills the process and returns the lines it logged after `monitor listening`.
@@ -202,7 +216,7 @@ async fn the_store_on_postgresql_answers_alike_across_a_restart() {
     assert_eq!(x_alerts.len(), 1, "windows were rebuilt: {x_alerts:?}");
     assert_eq!(x_alerts[0]["time"], t0 + 10);
     assert_ne!(x_alerts[0]["id"], fired[0]["id"]);
-    monitor.kill_9();
+    monitor.terminate();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,4 +353,33 @@ async fn two_instances_on_one_database_each_show_both_ones_events_and_alerts() {
     assert_eq!(counted(&at_b), 11, "{at_b}");
     a.kill_9();
     b.kill_9();
+}
+
+/// `shaken monitor load` into SQLite and into PostgreSQL on this machine, the same mix (a
+/// measurement, not a check: `cargo test --test e2e load_into_sqlite_and_postgresql --
+/// --ignored --nocapture`; figures in docs/performance-log.md).
+#[test]
+#[ignore = "a measurement; prints both runs' JSON"]
+fn load_into_sqlite_and_postgresql() {
+    let cluster = cluster();
+    let dir = tempdir();
+    for (name, db) in [("sqlite", None), ("postgres", Some(cluster.url()))] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_shaken"));
+        command
+            .args(["monitor", "load", "--callers", "100000", "--data"])
+            .arg(dir.path().join(name));
+        if let Some(db) = &db {
+            command.args(["--db", db]);
+        }
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert!(report["accepted"].as_u64().unwrap() > 200_000, "{report}");
+        println!("{name}: {report}");
+    }
 }
