@@ -41,6 +41,7 @@ pub const SERVICE_KEYS: &[&str] = &[
     "clients",
     "trace",
     "trace_fetch",
+    "db",
 ];
 
 /// Why a configuration was refused.
@@ -156,6 +157,25 @@ pub struct ServiceConfig {
     pub trace: BTreeMap<String, TraceEndpoint>,
     /// How trace endpoints are fetched.
     pub trace_fetch: TraceFetchConfig,
+    /// The store's PostgreSQL database (`db = "postgres://..."`, or `serve --db`); none: the
+    /// SQLite databases of the data folder. Its `Debug` hides the password.
+    #[serde(deserialize_with = "pg_url")]
+    pub db: Option<rest::pg::PgUrl>,
+}
+
+/// Reads `db`: a `postgres://` or `postgresql://` URL (the value is not repeated in the error,
+/// it may hold a password).
+fn pg_url<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<rest::pg::PgUrl>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if rest::pg::PgUrl::is_url(&text) {
+        Ok(Some(rest::pg::PgUrl::new(&text)))
+    } else {
+        Err(serde::de::Error::custom(
+            "db must be a postgres:// or postgresql:// URL",
+        ))
+    }
 }
 
 impl Default for ServiceConfig {
@@ -168,6 +188,7 @@ impl Default for ServiceConfig {
             clients: Vec::new(),
             trace: BTreeMap::new(),
             trace_fetch: TraceFetchConfig::default(),
+            db: None,
         }
     }
 }
@@ -339,6 +360,20 @@ mod tests {
         assert!(error.to_string().contains("trace.X1.url"), "{error}");
         let error = MonitorConfig::parse("[trace_fetch]\ntimeout = 3").unwrap_err();
         assert!(error.to_string().contains("timeout"), "{error}");
+    }
+
+    #[test]
+    fn db_is_a_postgresql_url_whose_password_is_never_shown() {
+        assert!(MonitorConfig::parse("").unwrap().service.db.is_none());
+        let config =
+            MonitorConfig::parse("db = \"postgres://mon:s3cr3t@db.example/shaken\"").unwrap();
+        let url = config.service.db.clone().unwrap();
+        assert_eq!(url.secret(), "postgres://mon:s3cr3t@db.example/shaken");
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+        let error = MonitorConfig::parse("db = \"monitor-s3cr3t.db\"").unwrap_err();
+        assert!(matches!(error, ConfigError::Syntax { .. }), "{error}");
+        assert!(error.to_string().contains("postgres://"), "{error}");
+        assert!(!error.to_string().contains("s3cr3t"), "{error}");
     }
 
     #[test]

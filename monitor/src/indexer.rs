@@ -1,6 +1,7 @@
-//! The indexer: fills SQLite's event tables from the journal ([`crate::journal`]) behind
-//! ingest, on its own thread, in transactions of up to [`MAX_BATCH_EVENTS`] events, each
-//! storing the journal checkpoint with the events ([`Store::write_indexed`]).
+//! The indexer: fills the store's event tables (SQLite, or PostgreSQL with `--db`) from the
+//! journal ([`crate::journal`]) behind ingest, on its own thread, in transactions of up to
+//! [`MAX_BATCH_EVENTS`] events, each storing the journal checkpoint with the events
+//! ([`Store::write_indexed`]).
 //!
 //! Ingest writes a frame, reports it to the shared [`Progress`] and wakes the indexer; the
 //! indexer reads the frames up to the last one reported, parses their lines again, writes
@@ -8,7 +9,9 @@
 //! events wait (a bounded time) until the indexer has reached what was acknowledged when
 //! they began, and report the events still unindexed when they answer
 //! ([`Progress::lag_events`]). On a store error the indexer logs it (no event content),
-//! counts it, waits a second and reads again from its checkpoint.
+//! counts it, waits a second and reads again from its checkpoint. With the store on
+//! PostgreSQL it also sends, every second, the alert changes kept locally while PostgreSQL
+//! was away ([`Store::flush_pending`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,12 +24,15 @@ use crate::event::{parse_line, Event};
 use crate::journal::{remove_indexed, Frame, JournalReader};
 use crate::store::{EventRow, Store, StoreError};
 
-/// Events written per SQLite transaction at most (whole frames: one more frame may pass it).
+/// Events written per store transaction at most (whole frames: one more frame may pass it).
 pub const MAX_BATCH_EVENTS: usize = 400_000;
 /// How long the indexer sleeps when it has nothing to do and is not woken.
 const IDLE: Duration = Duration::from_millis(100);
 /// How long it waits after a failed transaction before reading again.
 const RETRY: Duration = Duration::from_secs(1);
+/// How often it sends the alert changes a PostgreSQL store kept locally while PostgreSQL was
+/// away ([`Store::flush_pending`]; nothing to do on SQLite).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Appends one record (an accepted line with what the detectors made of it) to a frame's
 /// payload; see [`crate::journal`] for the layout.
@@ -134,7 +140,7 @@ impl Progress {
         self.indexed_events.load(Ordering::Relaxed)
     }
 
-    /// Acknowledged events not yet in SQLite's indexes.
+    /// Acknowledged events not yet in the store's indexes.
     pub fn lag_events(&self) -> u64 {
         self.journaled_events()
             .saturating_sub(self.indexed_events())
@@ -273,7 +279,14 @@ impl Drop for Indexer {
 
 fn run(dir: &Path, mut store: Store, progress: &Progress) {
     let mut reader = JournalReader::new(dir, progress.indexed_seq());
+    let mut flushed = Instant::now();
     while !progress.stop.load(Ordering::Acquire) {
+        if flushed.elapsed() >= FLUSH_EVERY {
+            flushed = Instant::now();
+            if let Err(error) = store.flush_pending() {
+                tracing::warn!(%error, "sending the locally kept alert changes failed; retrying");
+            }
+        }
         let upto = progress.journaled_seq();
         if reader.next_seq() > upto {
             std::thread::park_timeout(IDLE);

@@ -15,7 +15,8 @@
 //! - [`alerts`]: the alert book: one open alert per subject and detector, closed after a
 //!   quiet window;
 //! - [`config`]: the whole TOML configuration (the service's keys and the detectors');
-//! - [`store`]: the SQLite store of events, alerts and allow-list changes;
+//! - [`store`]: the store of events, alerts and allow-list changes, SQLite in the data folder
+//!   or [`pgstore`]: PostgreSQL shared by several instances (`serve --db`);
 //! - [`journal`]: the append-only journal that makes an accepted body durable before its
 //!   answer; [`indexer`]: the thread that fills the store's event tables behind it;
 //! - [`state`]: the engine, the alert book and the store together: restore on start, ingest
@@ -47,6 +48,7 @@ pub mod journal;
 pub mod load;
 pub mod metrics;
 pub mod mix;
+pub mod pgstore;
 pub mod seen;
 pub mod server;
 pub mod shards;

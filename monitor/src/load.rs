@@ -206,10 +206,20 @@ pub async fn run(options: &LoadOptions, config: &MonitorConfig) -> Result<LoadRe
     config.detection.home_country = mix_detection.home_country;
     config.detection.international_gateway_spcs = mix_detection.international_gateway_spcs;
     let rss_before = rss_bytes();
-    let prepared = prepare(&options.data, &config)?;
-    for tn in mix.allow_list() {
-        let _ = prepared.state.set_allowed(tn, true, options.start_time);
-    }
+    // On a blocking thread: the store may be PostgreSQL, whose client must not run on an
+    // async task.
+    let prepared = {
+        let (data, mix, start_time) = (options.data.clone(), Arc::clone(&mix), options.start_time);
+        tokio::task::spawn_blocking(move || {
+            let prepared = prepare(&data, &config)?;
+            for tn in mix.allow_list() {
+                let _ = prepared.state.set_allowed(tn, true, start_time);
+            }
+            Ok::<_, ServeError>(prepared)
+        })
+        .await
+        .map_err(|_| LoadError::Options("the monitor's start was interrupted"))??
+    };
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .map_err(|e| LoadError::Post(e.to_string()))?;
@@ -289,8 +299,15 @@ pub async fn run(options: &LoadOptions, config: &MonitorConfig) -> Result<LoadRe
         return Err(failure);
     }
     let (window_bytes, active_callers) = prepared.state.window_memory();
-    prepared.state.refresh_store_size();
-    let metrics = prepared.state.render_metrics();
+    let metrics = {
+        let state = Arc::clone(&prepared.state);
+        tokio::task::spawn_blocking(move || {
+            state.refresh_store_size();
+            state.render_metrics()
+        })
+        .await
+        .unwrap_or_default()
+    };
     let gauge = |name: &str| {
         metrics
             .lines()

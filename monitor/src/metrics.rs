@@ -137,7 +137,7 @@ impl Metrics {
             ("monitor_alerts_open", "Alerts open now.", open_alerts),
             (
                 "monitor_store_bytes",
-                "The database's size (pages in use, WAL excluded).",
+                "The store's size: SQLite's pages in use (WAL excluded), or PostgreSQL's monitor tables with their indexes.",
                 store_bytes,
             ),
         ] {

@@ -100,6 +100,11 @@ pub struct Prepared {
 pub fn prepare(dir: &Path, config: &MonitorConfig) -> Result<Prepared, ServeError> {
     let allow = config.read_allow_file()?;
     let (state, restored) = MonitorState::open(dir, config, allow)?;
+    match &config.service.db {
+        // The URL's Display hides the password.
+        Some(url) => tracing::info!(db = %url, "monitor store on PostgreSQL"),
+        None => tracing::info!(data = %dir.display(), "monitor store on SQLite"),
+    }
     tracing::info!(
         open_alerts = restored.open_alerts,
         replayed = restored.replayed,

@@ -11,6 +11,11 @@
 //! leaves an alert whose events were not acknowledged (the sender sends them again, and the
 //! restored open alert is extended), never an acknowledged event whose alert is lost.
 //!
+//! The store is SQLite in the data folder, or PostgreSQL with `[service] db` (`serve --db`,
+//! [`crate::pgstore`]): then the journal stays local, and alert changes that cannot reach
+//! PostgreSQL are committed to a local outbox instead, so ingest goes on answering while
+//! PostgreSQL is away (the alerts are shown once the indexer has sent them on).
+//!
 //! The indexer ([`crate::indexer`]) fills SQLite's event tables from the journal on its own
 //! thread. Queries of events wait up to [`QUERY_WAIT`] for it to reach what was acknowledged
 //! when they began, and the caller and SPC views say how many acknowledged events were still
@@ -226,18 +231,19 @@ impl MonitorState {
         allow_file: Vec<String>,
     ) -> Result<(Self, Restored), StoreError> {
         let durability = config.service.durability;
-        let store = Store::open(dir, durability)?;
+        let db = config.service.db.as_ref();
+        let store = Store::open_in(dir, durability, db)?;
         let journal_dir = dir.join(journal::FOLDER);
         let checkpoint = store.checkpoint()?;
         let journal = JournalWriter::open(&journal_dir, durability, checkpoint)?;
-        let mut index_store = Store::open(dir, durability)?;
+        let mut index_store = Store::open_in(dir, durability, db)?;
         let indexed = indexer::catch_up(
             &mut index_store,
             &mut JournalReader::new(&journal_dir, checkpoint),
             journal.last_seq(),
         )?;
         journal::remove_indexed(&journal_dir, journal.last_seq())?;
-        let reader = Store::open_reader(dir)?;
+        let reader = Store::open_reader_in(dir, db)?;
         let mut engine = Engine::new(&config.detection, allow_file);
         for (tn, allowed) in store.allow_changes()? {
             if allowed {

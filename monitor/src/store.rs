@@ -1,4 +1,8 @@
-//! The monitor's store: two SQLite databases in the data folder, `monitor.db` for events and
+//! The monitor's store ([`Store`]): the SQLite store described here ([`SqliteStore`], the
+//! default), or the same operations on PostgreSQL ([`crate::pgstore`], `serve --db`), chosen
+//! when the store is opened ([`Store::open_in`]); callers see one type either way.
+//!
+//! The SQLite store: two SQLite databases in the data folder, `monitor.db` for events and
 //! `alerts.db` (attached as `control`) for alerts and allow-list changes, so that an alert
 //! change committed in a request never waits for the indexer's large event transactions.
 //!
@@ -30,6 +34,8 @@ use crate::alerts::Alert;
 use crate::config::Durability;
 use crate::detect::{DetectorId, Subject};
 use crate::event::{Event, Kind};
+use crate::pgstore::PgStore;
+use rest::pg::PgUrl;
 
 /// The writer's SQLite page cache, KiB.
 pub const WRITER_CACHE_KIB: i64 = 256 * 1024;
@@ -54,6 +60,35 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("monitor database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed or could not be reached (the URL is shown without its password).
+    #[error("monitor database {url}: {detail}")]
+    Postgres {
+        /// The URL, password hidden.
+        url: String,
+        /// What the client said, with its causes.
+        detail: String,
+    },
+    /// The PostgreSQL database has a newer monitor schema than this program knows.
+    #[error("monitor database {url}: schema version {found} is newer than this program's {supported}; upgrade the monitor")]
+    PgSchemaTooNew {
+        /// The URL, password hidden.
+        url: String,
+        /// The version found.
+        found: i64,
+        /// The newest this program knows.
+        supported: i64,
+    },
+    /// The PostgreSQL database has no monitor schema, or an older one, where a reader expected
+    /// the writer to have migrated it.
+    #[error("monitor database {url}: schema version {found}, expected {supported}")]
+    PgSchemaTooOld {
+        /// The URL, password hidden.
+        url: String,
+        /// The version found.
+        found: i64,
+        /// The version expected.
+        supported: i64,
+    },
     /// The event journal could not be read or written.
     #[error("event journal {path}: {detail}")]
     Journal {
@@ -199,10 +234,10 @@ impl MinuteCounts {
     }
 }
 
-/// The store: one connection. The service keeps one for writing and one for reading (WAL
-/// lets readers see the last commit while a write is under way).
+/// The SQLite store: one connection. The service keeps one for writing and one for reading
+/// (WAL lets readers see the last commit while a write is under way).
 #[derive(Debug)]
-pub struct Store {
+pub struct SqliteStore {
     conn: Connection,
 }
 
@@ -430,7 +465,7 @@ fn upsert_alerts(tx: &rusqlite::Transaction<'_>, alerts: &[Alert]) -> Result<(),
     Ok(())
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating when missing) the database in `dir` for writing, with the schema and
     /// the journal settings of `durability`. Creates `dir` (0700) if it is missing.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
@@ -874,10 +909,234 @@ impl Store {
     }
 }
 
+/// The store, wherever its tables live: the SQLite databases of the data folder (the
+/// default) or a PostgreSQL database shared by several instances ([`PgStore`]). Every
+/// operation gives the same answers on both (per instance where [`crate::pgstore`] says so).
+#[derive(Debug)]
+pub enum Store {
+    /// `monitor.db` and `alerts.db` in the data folder.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database.
+    Postgres(Box<PgStore>),
+}
+
+/// Runs the same call on whichever backend `$store` is.
+macro_rules! on_backend {
+    ($store:expr, $s:ident => $call:expr) => {
+        match $store {
+            Store::Sqlite($s) => $call,
+            Store::Postgres($s) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the SQLite store in `dir` for writing ([`SqliteStore::open`]).
+    pub fn open(dir: &Path, durability: Durability) -> Result<Self, StoreError> {
+        Ok(Self::Sqlite(SqliteStore::open(dir, durability)?))
+    }
+
+    /// A read-only connection to the SQLite store in `dir` ([`SqliteStore::open_reader`]).
+    pub fn open_reader(dir: &Path) -> Result<Self, StoreError> {
+        Ok(Self::Sqlite(SqliteStore::open_reader(dir)?))
+    }
+
+    /// Opens the store for writing: in PostgreSQL at `db` (migrating its schema; the
+    /// instance's id is kept in `dir`, [`crate::pgstore::instance_id`]) when given, else
+    /// SQLite in `dir`. Creates `dir` (0700) if it is missing. A PostgreSQL one must not be
+    /// opened from an async task.
+    pub fn open_in(
+        dir: &Path,
+        durability: Durability,
+        db: Option<&PgUrl>,
+    ) -> Result<Self, StoreError> {
+        match db {
+            None => Self::open(dir, durability),
+            Some(url) => {
+                create_folder(dir)?;
+                let instance = crate::pgstore::instance_id(dir)?;
+                Ok(Self::Postgres(Box::new(PgStore::open(
+                    url,
+                    &instance,
+                    Some((dir, durability)),
+                )?)))
+            }
+        }
+    }
+
+    /// A connection for queries: to PostgreSQL at `db` when given (its schema must be the one
+    /// this program knows), else read-only to SQLite in `dir`.
+    pub fn open_reader_in(dir: &Path, db: Option<&PgUrl>) -> Result<Self, StoreError> {
+        match db {
+            None => Self::open_reader(dir),
+            Some(url) => {
+                let instance = crate::pgstore::instance_id(dir)?;
+                Ok(Self::Postgres(Box::new(PgStore::open_reader(
+                    url, &instance,
+                )?)))
+            }
+        }
+    }
+
+    /// Writes events and alert states in one transaction (all or nothing).
+    pub fn write_batch(
+        &mut self,
+        events: &[EventRow<'_>],
+        alerts: &[Alert],
+    ) -> Result<(), StoreError> {
+        on_backend!(self, s => s.write_batch(events, alerts))
+    }
+
+    /// Writes events from the journal with the journal's checkpoint in one transaction.
+    pub fn write_indexed(
+        &mut self,
+        events: &[EventRow<'_>],
+        checkpoint: u64,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, s => s.write_indexed(events, checkpoint))
+    }
+
+    /// The sequence number of the last journal frame whose events are stored (0: none).
+    pub fn checkpoint(&self) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.checkpoint())
+    }
+
+    /// The open alerts of this instance's book, oldest first.
+    pub fn open_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        on_backend!(self, s => s.open_alerts())
+    }
+
+    /// How many alerts are open.
+    pub fn open_alert_count(&self) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.open_alert_count())
+    }
+
+    /// The first id this instance's alert book may give.
+    pub fn next_alert_id(&self) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.next_alert_id())
+    }
+
+    /// Alerts matching `query`, newest first (by `time`, then id).
+    pub fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>, StoreError> {
+        on_backend!(self, s => s.alerts(query))
+    }
+
+    /// The newest event time stored (by this instance).
+    pub fn newest_event_time(&self) -> Result<Option<u64>, StoreError> {
+        on_backend!(self, s => s.newest_event_time())
+    }
+
+    /// Calls `each` with every counted event line since `since`, in event-time order.
+    pub fn replay(&self, since: u64, each: impl FnMut(&str)) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.replay(since, each))
+    }
+
+    /// A calling number's newest events, newest first.
+    pub fn events_by_caller(&self, tn: &str, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        on_backend!(self, s => s.events_by_caller(tn, limit))
+    }
+
+    /// A called number's newest events, newest first.
+    pub fn events_by_called(&self, tn: &str, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        on_backend!(self, s => s.events_by_called(tn, limit))
+    }
+
+    /// A signing carrier's newest events, newest first.
+    pub fn events_by_spc(&self, spc: &str, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        on_backend!(self, s => s.events_by_spc(spc, limit))
+    }
+
+    /// A call's events, oldest first.
+    pub fn events_by_origid(
+        &self,
+        origid: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        on_backend!(self, s => s.events_by_origid(origid, limit))
+    }
+
+    /// Events per minute by verdict for minutes starting in `[from, to]`, oldest first.
+    pub fn minute_counts(&self, from: u64, to: u64) -> Result<Vec<MinuteCounts>, StoreError> {
+        on_backend!(self, s => s.minute_counts(from, to))
+    }
+
+    /// Records an allow-list change made through the API.
+    pub fn set_allowed(&mut self, tn: &str, allowed: bool, now: u64) -> Result<(), StoreError> {
+        on_backend!(self, s => s.set_allowed(tn, allowed, now))
+    }
+
+    /// The allow-list changes made through the API: `(number, allowed)`.
+    pub fn allow_changes(&self) -> Result<Vec<(String, bool)>, StoreError> {
+        on_backend!(self, s => s.allow_changes())
+    }
+
+    /// Deletes at most `chunk` events older than `cutoff` in one transaction; how many.
+    pub fn prune_events(&mut self, cutoff: u64, chunk: usize) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.prune_events(cutoff, chunk))
+    }
+
+    /// Deletes the closed alerts whose last crossing is older than `cutoff`; how many.
+    pub fn prune_alerts(&mut self, cutoff: u64) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.prune_alerts(cutoff))
+    }
+
+    /// Deletes events older than `cutoff`, `chunk` per transaction, and the closed alerts
+    /// whose last crossing is older; returns the number of events deleted.
+    pub fn prune(&mut self, cutoff: u64, chunk: usize) -> Result<u64, StoreError> {
+        let chunk = chunk.max(1);
+        let mut deleted = 0;
+        loop {
+            let n = self.prune_events(cutoff, chunk)?;
+            deleted += n;
+            if n < chunk as u64 {
+                break;
+            }
+        }
+        self.prune_alerts(cutoff)?;
+        Ok(deleted)
+    }
+
+    /// Sends alert changes kept locally while PostgreSQL was away
+    /// ([`PgStore::flush_outbox`]); returns how many (always 0 on SQLite).
+    pub fn flush_pending(&self) -> Result<u64, StoreError> {
+        match self {
+            Self::Sqlite(_) => Ok(0),
+            Self::Postgres(s) => s.flush_outbox(),
+        }
+    }
+
+    /// The store's size in bytes.
+    pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.size_bytes())
+    }
+
+    /// How many events are stored.
+    pub fn event_count(&self) -> Result<u64, StoreError> {
+        on_backend!(self, s => s.event_count())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
+
+    /// Runs `check` on a new SQLite store (writer, reader) and on a new PostgreSQL one (a
+    /// cluster of its own), so both backends must give the same answers.
+    fn on_both(check: impl Fn(&mut Store, &Store)) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut store = Store::open(&data, Durability::Process).unwrap();
+        let reader = Store::open_reader(&data).unwrap();
+        check(&mut store, &reader);
+        let cluster = pg_test::PgCluster::start().unwrap();
+        let url = PgUrl::new(&cluster.url());
+        let data = dir.path().join("pg-data");
+        let mut store = Store::open_in(&data, Durability::Process, Some(&url)).unwrap();
+        assert!(matches!(store, Store::Postgres(_)));
+        let reader = Store::open_reader_in(&data, Some(&url)).unwrap();
+        check(&mut store, &reader);
+    }
 
     fn event(time: u64, from: &str, to: &[&str], origid: &str) -> Event {
         Event {
@@ -915,219 +1174,247 @@ mod tests {
 
     #[test]
     fn a_batch_is_stored_indexed_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let mut store = Store::open(&data, Durability::Process).unwrap();
-        let a = event(
-            1000,
-            "8613800000001",
-            &["8613900000001", "8613900000002"],
-            "o1",
-        );
-        let b = event(1060, "8613800000002", &["8613900000002"], "o2");
-        store
-            .write_batch(
-                &[
-                    EventRow {
-                        event: &a,
-                        raw: "{\"a\":1}",
-                        marks: &[DetectorId::OutOfArea],
-                        late: false,
-                    },
-                    EventRow {
-                        event: &b,
-                        raw: "{\"b\":2}",
-                        marks: &[],
-                        late: true,
-                    },
-                ],
-                &[alert(1, 1000, false), alert(2, 900, true)],
-            )
-            .unwrap();
-        let reader = Store::open_reader(&data).unwrap();
-        let by_caller = reader.events_by_caller("8613800000001", 10).unwrap();
-        assert_eq!(by_caller.len(), 1);
-        assert_eq!(by_caller[0].to, vec!["8613900000001", "8613900000002"]);
-        assert_eq!(by_caller[0].marks, vec!["out-of-area"]);
-        assert_eq!(by_caller[0].flags, vec!["marketing"]);
-        let called = reader.events_by_called("8613900000002", 10).unwrap();
-        assert_eq!(
-            called.iter().map(|e| e.time).collect::<Vec<_>>(),
-            vec![1060, 1000]
-        );
-        assert!(called[0].late);
-        assert_eq!(reader.events_by_origid("o2", 10).unwrap().len(), 1);
-        assert_eq!(reader.events_by_spc("709J", 1).unwrap()[0].time, 1060);
-        assert_eq!(reader.newest_event_time().unwrap(), Some(1060));
-        assert_eq!(reader.open_alerts().unwrap(), vec![alert(1, 1000, false)]);
-        assert_eq!(reader.next_alert_id().unwrap(), 3);
-        assert_eq!(reader.open_alert_count().unwrap(), 1);
-        let mut lines = Vec::new();
-        assert_eq!(
-            reader.replay(1000, |l| lines.push(l.to_owned())).unwrap(),
-            1
-        );
-        assert_eq!(lines, vec!["{\"a\":1}"], "the late event is not replayed");
-        let minutes = reader.minute_counts(960, 1080).unwrap();
-        assert_eq!(minutes.len(), 2);
-        assert_eq!((minutes[0].minute, minutes[0].passed), (960, 1));
+        on_both(|store, reader| {
+            let a = event(
+                1000,
+                "8613800000001",
+                &["8613900000001", "8613900000002"],
+                "o1",
+            );
+            let b = event(1060, "8613800000002", &["8613900000002"], "o2");
+            store
+                .write_batch(
+                    &[
+                        EventRow {
+                            event: &a,
+                            raw: "{\"a\":1}",
+                            marks: &[DetectorId::OutOfArea],
+                            late: false,
+                        },
+                        EventRow {
+                            event: &b,
+                            raw: "{\"b\":2}",
+                            marks: &[],
+                            late: true,
+                        },
+                    ],
+                    &[alert(1, 1000, false), alert(2, 900, true)],
+                )
+                .unwrap();
+            let by_caller = reader.events_by_caller("8613800000001", 10).unwrap();
+            assert_eq!(by_caller.len(), 1);
+            assert_eq!(by_caller[0].to, vec!["8613900000001", "8613900000002"]);
+            assert_eq!(by_caller[0].marks, vec!["out-of-area"]);
+            assert_eq!(by_caller[0].flags, vec!["marketing"]);
+            let called = reader.events_by_called("8613900000002", 10).unwrap();
+            assert_eq!(
+                called.iter().map(|e| e.time).collect::<Vec<_>>(),
+                vec![1060, 1000]
+            );
+            assert!(called[0].late);
+            assert_eq!(reader.events_by_origid("o2", 10).unwrap().len(), 1);
+            assert_eq!(reader.events_by_spc("709J", 1).unwrap()[0].time, 1060);
+            assert_eq!(reader.newest_event_time().unwrap(), Some(1060));
+            assert_eq!(reader.open_alerts().unwrap(), vec![alert(1, 1000, false)]);
+            assert_eq!(reader.next_alert_id().unwrap(), 3);
+            assert_eq!(reader.open_alert_count().unwrap(), 1);
+            let mut lines = Vec::new();
+            assert_eq!(
+                reader.replay(1000, |l| lines.push(l.to_owned())).unwrap(),
+                1
+            );
+            assert_eq!(lines, vec!["{\"a\":1}"], "the late event is not replayed");
+            let minutes = reader.minute_counts(960, 1080).unwrap();
+            assert_eq!(minutes.len(), 2);
+            assert_eq!((minutes[0].minute, minutes[0].passed), (960, 1));
+            assert_eq!(reader.minute_counts(0, 900).unwrap(), vec![]);
+        });
     }
 
     #[test]
     fn every_kind_of_subject_is_read_back_and_a_bare_name_matches_any_kind() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), Durability::Process).unwrap();
-        let subjects = [
-            Subject::Caller("2001".into()),
-            Subject::Spc("2001".into()),
-            Subject::Firm("91310000MA1FL1234X".into()),
-            Subject::Ingress("trunk-7".into()),
-        ];
-        let alerts: Vec<Alert> = subjects
-            .iter()
-            .enumerate()
-            .map(|(i, subject)| {
-                let mut a = alert(i as u64 + 1, 100 + i as u64, false);
-                a.subject = subject.clone();
-                a
-            })
-            .collect();
-        store.write_batch(&[], &alerts).unwrap();
-        let all = store
-            .alerts(&AlertQuery {
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
-        let mut read: Vec<Subject> = all.into_iter().map(|a| a.subject).collect();
-        read.sort();
-        let mut expected = subjects.to_vec();
-        expected.sort();
-        assert_eq!(read, expected);
-        let named = store
-            .alerts(&AlertQuery {
-                subject: Some(SubjectFilter::Named("2001".into())),
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(named.len(), 2, "the caller 2001 and the SPC 2001");
-        let exact = store
-            .alerts(&AlertQuery {
-                subject: Some(Subject::Spc("2001".into()).into()),
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(exact.len(), 1);
+        on_both(|store, _| {
+            let subjects = [
+                Subject::Caller("2001".into()),
+                Subject::Spc("2001".into()),
+                Subject::Firm("91310000MA1FL1234X".into()),
+                Subject::Ingress("trunk-7".into()),
+            ];
+            let alerts: Vec<Alert> = subjects
+                .iter()
+                .enumerate()
+                .map(|(i, subject)| {
+                    let mut a = alert(i as u64 + 1, 100 + i as u64, false);
+                    a.subject = subject.clone();
+                    a
+                })
+                .collect();
+            store.write_batch(&[], &alerts).unwrap();
+            let all = store
+                .alerts(&AlertQuery {
+                    limit: 10,
+                    ..Default::default()
+                })
+                .unwrap();
+            let mut read: Vec<Subject> = all.into_iter().map(|a| a.subject).collect();
+            read.sort();
+            let mut expected = subjects.to_vec();
+            expected.sort();
+            assert_eq!(read, expected);
+            let named = store
+                .alerts(&AlertQuery {
+                    subject: Some(SubjectFilter::Named("2001".into())),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(named.len(), 2, "the caller 2001 and the SPC 2001");
+            let exact = store
+                .alerts(&AlertQuery {
+                    subject: Some(Subject::Spc("2001".into()).into()),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(exact.len(), 1);
+        });
     }
 
     #[test]
     fn alerts_are_filtered_newest_first_and_replaced_by_id() {
+        on_both(|store, _| {
+            store
+                .write_batch(&[], &[alert(1, 100, false), alert(2, 300, false)])
+                .unwrap();
+            let mut spc = alert(3, 200, false);
+            spc.subject = Subject::Spc("709J".into());
+            spc.detector = DetectorId::OutOfArea;
+            store.write_batch(&[], &[spc.clone()]).unwrap();
+            let mut extended = alert(1, 100, true);
+            extended.last = 150;
+            store.write_batch(&[], &[extended.clone()]).unwrap();
+            let all = store
+                .alerts(&AlertQuery {
+                    limit: 10,
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(all.iter().map(|a| a.id).collect::<Vec<_>>(), vec![2, 3, 1]);
+            assert_eq!(all[2], extended);
+            let since = store
+                .alerts(&AlertQuery {
+                    since: Some(200),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(since.len(), 2);
+            let by_spc = store
+                .alerts(&AlertQuery {
+                    subject: Some(Subject::Spc("709J".into()).into()),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(by_spc, vec![spc]);
+            let by_detector = store
+                .alerts(&AlertQuery {
+                    detector: Some(DetectorId::HighFrequency),
+                    limit: 1,
+                    ..Default::default()
+                })
+                .unwrap();
+            assert_eq!(
+                by_detector.iter().map(|a| a.id).collect::<Vec<_>>(),
+                vec![2]
+            );
+            assert_eq!(store.open_alert_count().unwrap(), 2);
+        });
+    }
+
+    #[test]
+    fn the_checkpoint_is_committed_with_the_indexed_events() {
+        on_both(|store, reader| {
+            assert_eq!(reader.checkpoint().unwrap(), 0);
+            let e = event(1000, "8613800000001", &["8613900000001"], "o1");
+            let row = EventRow {
+                event: &e,
+                raw: "{}",
+                marks: &[],
+                late: false,
+            };
+            store.write_indexed(&[row], 7).unwrap();
+            assert_eq!(reader.checkpoint().unwrap(), 7);
+            assert_eq!(reader.event_count().unwrap(), 1);
+            store.write_indexed(&[], 9).unwrap();
+            assert_eq!(store.checkpoint().unwrap(), 9);
+            assert_eq!(reader.events_by_origid("o1", 10).unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn power_durability_opens_and_commits() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), Durability::Power).unwrap();
-        store
-            .write_batch(&[], &[alert(1, 100, false), alert(2, 300, false)])
-            .unwrap();
-        let mut spc = alert(3, 200, false);
-        spc.subject = Subject::Spc("709J".into());
-        spc.detector = DetectorId::OutOfArea;
-        store.write_batch(&[], &[spc.clone()]).unwrap();
-        let mut extended = alert(1, 100, true);
-        extended.last = 150;
-        store.write_batch(&[], &[extended.clone()]).unwrap();
-        let all = store
-            .alerts(&AlertQuery {
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(all.iter().map(|a| a.id).collect::<Vec<_>>(), vec![2, 3, 1]);
-        assert_eq!(all[2], extended);
-        let since = store
-            .alerts(&AlertQuery {
-                since: Some(200),
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(since.len(), 2);
-        let by_spc = store
-            .alerts(&AlertQuery {
-                subject: Some(Subject::Spc("709J".into()).into()),
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(by_spc, vec![spc]);
-        let by_detector = store
-            .alerts(&AlertQuery {
-                detector: Some(DetectorId::HighFrequency),
-                limit: 1,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(
-            by_detector.iter().map(|a| a.id).collect::<Vec<_>>(),
-            vec![2]
-        );
-        assert_eq!(store.open_alert_count().unwrap(), 2);
+        store.write_batch(&[], &[alert(1, 100, false)]).unwrap();
+        assert_eq!(store.open_alert_count().unwrap(), 1);
     }
 
     #[test]
     fn retention_deletes_old_events_and_old_closed_alerts_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), Durability::Process).unwrap();
-        let events: Vec<Event> = (0..25)
-            .map(|i| event(1000 + i * 10, "861", &["862"], "o"))
-            .collect();
-        let rows: Vec<EventRow<'_>> = events
-            .iter()
-            .map(|e| EventRow {
-                event: e,
-                raw: "{}",
-                marks: &[],
-                late: false,
-            })
-            .collect();
-        store
-            .write_batch(
-                &rows,
-                &[
-                    alert(1, 1000, true),
-                    alert(2, 1000, false),
-                    alert(3, 1200, true),
-                ],
-            )
-            .unwrap();
-        // Events at 1000..=1240; cutoff 1100 deletes the ten before it, in chunks of 3.
-        assert_eq!(store.prune(1100, 3).unwrap(), 10);
-        assert_eq!(store.event_count().unwrap(), 15);
-        assert_eq!(store.events_by_called("862", 100).unwrap().len(), 15);
-        let ids: Vec<u64> = store
-            .alerts(&AlertQuery {
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap()
-            .iter()
-            .map(|a| a.id)
-            .collect();
-        assert_eq!(ids, vec![3, 2]);
-        assert!(store.size_bytes().unwrap() > 0);
+        on_both(|store, _| {
+            let events: Vec<Event> = (0..25)
+                .map(|i| event(1000 + i * 10, "861", &["862"], "o"))
+                .collect();
+            let rows: Vec<EventRow<'_>> = events
+                .iter()
+                .map(|e| EventRow {
+                    event: e,
+                    raw: "{}",
+                    marks: &[],
+                    late: false,
+                })
+                .collect();
+            store
+                .write_batch(
+                    &rows,
+                    &[
+                        alert(1, 1000, true),
+                        alert(2, 1000, false),
+                        alert(3, 1200, true),
+                    ],
+                )
+                .unwrap();
+            // Events at 1000..=1240; cutoff 1100 deletes the ten before it, in chunks of 3.
+            assert_eq!(store.prune(1100, 3).unwrap(), 10);
+            assert_eq!(store.event_count().unwrap(), 15);
+            assert_eq!(store.events_by_called("862", 100).unwrap().len(), 15);
+            let ids: Vec<u64> = store
+                .alerts(&AlertQuery {
+                    limit: 10,
+                    ..Default::default()
+                })
+                .unwrap()
+                .iter()
+                .map(|a| a.id)
+                .collect();
+            assert_eq!(ids, vec![3, 2]);
+            assert!(store.size_bytes().unwrap() > 0);
+        });
     }
 
     #[test]
     fn allow_changes_keep_the_latest_per_number() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), Durability::Process).unwrap();
-        store.set_allowed("861", true, 10).unwrap();
-        store.set_allowed("862", true, 11).unwrap();
-        store.set_allowed("861", false, 12).unwrap();
-        assert_eq!(
-            store.allow_changes().unwrap(),
-            vec![("862".to_owned(), true), ("861".to_owned(), false)]
-        );
+        on_both(|store, reader| {
+            store.set_allowed("861", true, 10).unwrap();
+            store.set_allowed("862", true, 11).unwrap();
+            store.set_allowed("861", false, 12).unwrap();
+            assert_eq!(
+                store.allow_changes().unwrap(),
+                vec![("862".to_owned(), true), ("861".to_owned(), false)]
+            );
+            assert_eq!(reader.allow_changes().unwrap().len(), 2);
+        });
     }
 
     #[test]
@@ -1165,7 +1452,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = event(1000, "8613800000001", &["8613900000001"], "o1");
         {
-            let mut store = Store::open(dir.path(), Durability::Process).unwrap();
+            let mut store = SqliteStore::open(dir.path(), Durability::Process).unwrap();
             let row = EventRow {
                 event: &e,
                 raw: "{}",
@@ -1187,7 +1474,7 @@ mod tests {
                 .unwrap()
                 .is_empty());
         }
-        let store = Store::open(dir.path(), Durability::Process).unwrap();
+        let store = SqliteStore::open(dir.path(), Durability::Process).unwrap();
         assert_eq!(
             store.events_by_caller("8613800000001", 10).unwrap().len(),
             1

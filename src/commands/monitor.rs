@@ -19,8 +19,16 @@ pub(crate) enum MonitorCommand {
         #[arg(long, value_name = "ADDR")]
         listen: SocketAddr,
         /// The data folder (created 0700 when missing): the SQLite store.
+        ///
+        /// With --db it holds the local event journal and the instance id only.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
+        /// Keep the store in this PostgreSQL database (`postgres://...`).
+        ///
+        /// Instead of SQLite in --data; several instances may share it. Give the password
+        /// in PGPASSWORD rather than here. Overrides the configuration's `db`.
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
         /// The TOML configuration file (defaults for every key without one).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -69,6 +77,11 @@ pub(crate) enum MonitorCommand {
         /// A fresh data folder for the run's store (a temporary one when not given).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+        /// Index into this PostgreSQL database (`postgres://...`) instead of SQLite.
+        ///
+        /// Use an empty database: the run's events are added to what it holds.
+        #[arg(long, value_name = "URL")]
+        db: Option<String>,
         /// The monitor's configuration (else defaults, the mix's country and gateways).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -88,6 +101,7 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
         MonitorCommand::Serve {
             listen,
             data,
+            db,
             config,
             validate,
             kafka,
@@ -95,7 +109,13 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
             group,
             alerts_topic,
         } => {
-            let config = load_config(config.as_ref())?;
+            let mut config = load_config(config.as_ref())?;
+            if let Some(db) = db {
+                if !rest::pg::PgUrl::is_url(&db) {
+                    anyhow::bail!("--db must be a postgres:// or postgresql:// URL");
+                }
+                config.service.db = Some(rest::pg::PgUrl::new(&db));
+            }
             let allow = config.read_allow_file()?;
             if validate {
                 println!(
@@ -103,6 +123,11 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
                     allow.len(),
                     config.service.trace.len()
                 );
+                // The URL's Display hides the password.
+                match &config.service.db {
+                    Some(url) => println!("store: PostgreSQL {url}"),
+                    None => println!("store: SQLite in {}", data.display()),
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             rest::service::init_logging();
@@ -130,9 +155,16 @@ pub(crate) fn run(command: MonitorCommand) -> Result<ExitCode> {
             connections,
             span,
             data,
+            db,
             config,
         } => {
-            let config = load_config(config.as_ref())?;
+            let mut config = load_config(config.as_ref())?;
+            if let Some(db) = db {
+                if !rest::pg::PgUrl::is_url(&db) {
+                    anyhow::bail!("--db must be a postgres:// or postgresql:// URL");
+                }
+                config.service.db = Some(rest::pg::PgUrl::new(&db));
+            }
             let temporary = tempfile_dir()?;
             let data = data.unwrap_or_else(|| temporary.join("data"));
             let options = monitor::load::LoadOptions {

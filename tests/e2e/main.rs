@@ -18,6 +18,7 @@ mod lists;
 mod monitor;
 mod monitor_browser;
 mod monitor_kafka;
+mod monitor_postgres;
 mod monitor_push;
 mod openapi;
 mod optout_browser;
