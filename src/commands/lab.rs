@@ -51,19 +51,19 @@ pub(crate) struct LabArgs {
     /// from a repository of your own (`shaken repo serve` under its own TLS certificate).
     #[arg(long = "repository-tls-root", value_name = "TLS-ROOT.pem")]
     repository_tls_roots: Vec<PathBuf>,
-    /// Run on Kafka: the verifier publishes its events to these brokers and two monitors
-    /// consume them as one group (with --postgres)
+    /// Run on Kafka: events published there, two monitors in one group (with --postgres)
     ///
-    /// HOST:PORT[,HOST:PORT...]. The topics are created when missing (4 partitions each).
+    /// The verifier publishes its events to these brokers and two monitors consume them as
+    /// one group. HOST:PORT[,HOST:PORT...]. The topics are created when missing (4 partitions each).
     #[arg(long, value_name = "BROKERS", requires = "postgres")]
     kafka: Option<String>,
     /// The call-event topic on Kafka
     #[arg(long, value_name = "NAME", requires = "kafka", default_value = lab::scale_out::DEFAULT_TOPIC)]
     kafka_topic: String,
-    /// Run on PostgreSQL: carrier 1001's registry is imported into this database and two of
-    /// its signers sign from copies of it (with --kafka)
+    /// Run on PostgreSQL: carrier 1001's registry there, two signers on it (with --kafka)
     ///
-    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE; the password is never shown.
+    /// Carrier 1001's registry is imported into this database and two of its signers sign
+    /// from copies of it. postgres://USER:PASSWORD@HOST:PORT/DATABASE; the password is never shown.
     #[arg(long, value_name = "URL", requires = "kafka", value_parser = postgres_url)]
     postgres: Option<String>,
 }

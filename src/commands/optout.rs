@@ -23,8 +23,10 @@ pub(crate) enum OptOutCommand {
         /// Address to listen on, instead of the configuration's `listen`.
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
-        /// The store, instead of the configuration's `db`: an SQLite file, or a PostgreSQL
-        /// database as `postgres://USER@HOST:PORT/DATABASE` (password in PGPASSWORD).
+        /// The store, instead of the configuration's `db`: a file or a PostgreSQL URL
+        ///
+        /// A PostgreSQL database as `postgres://USER@HOST:PORT/DATABASE`, the password in
+        /// PGPASSWORD.
         #[arg(long, value_name = "URL|PATH")]
         db: Option<optout::store::StoreLocation>,
         /// Check the configuration, key and feed tokens, then exit.
