@@ -177,6 +177,61 @@ pub fn error_detail(error: &dyn std::error::Error) -> String {
     detail
 }
 
+/// Where a store lives, as a `--db` flag or a `db`/`registry_db` setting gives it: an SQLite
+/// file (the default) or a PostgreSQL database named by a `postgres://` (or `postgresql://`)
+/// URL. Shown (`Display`, `Debug`) without the URL's password. The signer's registry and the
+/// opt-out service's store name it after themselves (`RegistryLocation`, `StoreLocation`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DbLocation {
+    /// An SQLite file (created on first use).
+    File(std::path::PathBuf),
+    /// A PostgreSQL database.
+    Postgres(PgUrl),
+}
+
+impl DbLocation {
+    /// A `postgres://` or `postgresql://` URL is a PostgreSQL database; anything else a file.
+    pub fn parse(text: &str) -> Self {
+        if PgUrl::is_url(text) {
+            Self::Postgres(PgUrl::new(text))
+        } else {
+            Self::File(std::path::PathBuf::from(text))
+        }
+    }
+
+    /// The file, taken from `base` when relative (a URL is left as it is).
+    pub fn resolved_from(self, base: &std::path::Path) -> Self {
+        match self {
+            Self::File(path) if path.is_relative() => Self::File(base.join(path)),
+            other => other,
+        }
+    }
+}
+
+impl std::str::FromStr for DbLocation {
+    type Err = std::convert::Infallible;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self::parse(text))
+    }
+}
+
+/// The file's path, or the URL without its password.
+impl std::fmt::Display for DbLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DbLocation {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(Self::parse(&text))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -262,5 +317,36 @@ mod tests {
         assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(2)));
         assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(3)));
         assert_eq!(connect_timeout(&url), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn locations_tell_urls_from_files_and_never_show_the_password() {
+        use std::path::Path;
+        assert_eq!(
+            DbLocation::parse("registry.sqlite"),
+            DbLocation::File("registry.sqlite".into())
+        );
+        assert_eq!(
+            DbLocation::parse("r.sqlite").resolved_from(Path::new("/etc/shaken")),
+            DbLocation::File("/etc/shaken/r.sqlite".into())
+        );
+        assert_eq!(
+            DbLocation::parse("/var/optout.db").resolved_from(Path::new("/etc/shaken")),
+            DbLocation::File("/var/optout.db".into())
+        );
+        for text in [
+            "postgres://shaken:s3cr3t@db.example/optout",
+            "postgresql://shaken@db.example/optout?password=s3cr3t",
+        ] {
+            let location = DbLocation::parse(text).resolved_from(Path::new("/x"));
+            assert!(matches!(location, DbLocation::Postgres(_)), "{text}");
+            assert_eq!(
+                location.to_string(),
+                "postgres://shaken@db.example:5432/optout"
+            );
+            assert!(!format!("{location:?}").contains("s3cr3t"));
+        }
+        let parsed: DbLocation = "postgres://u:p@h/db".parse().unwrap();
+        assert_eq!(parsed.clone().resolved_from(Path::new("/x")), parsed);
     }
 }
