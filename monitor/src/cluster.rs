@@ -80,7 +80,16 @@ pub struct ClusterAlerts {
     pub published: AtomicU64,
     /// Alerts that could not be queued for publishing.
     pub unpublished: AtomicU64,
+    /// Closed alerts forgotten because they ended longer ago than the retention.
+    pub forgotten: AtomicU64,
+    /// Seconds a closed alert is kept after its last crossing (0: forever).
+    keep_closed: AtomicU64,
+    /// The latest `last` of any alert read.
+    newest: AtomicU64,
 }
+
+/// Records read between two sweeps of the closed alerts past the retention.
+const SWEEP_EVERY: u64 = 1024;
 
 /// The key by which alerts from different instances are one alert.
 fn identity(alert: &Alert) -> (Subject, DetectorId, u64) {
@@ -104,9 +113,16 @@ pub fn matches(alert: &Alert, query: &AlertQuery) -> bool {
 }
 
 impl ClusterAlerts {
+    /// Keeps a closed alert for `seconds` of alert time after its last crossing, then forgets
+    /// it (the service passes its retention, as its own store does): what the topic holds is
+    /// otherwise held in memory for as long as the process runs.
+    pub fn keep_closed_for(&self, seconds: u64) {
+        self.keep_closed.store(seconds, Ordering::Relaxed);
+    }
+
     /// Takes one record's value; the latest record of an (instance, id) replaces the earlier.
     pub fn take(&self, value: &[u8]) -> Result<(), ClusterError> {
-        self.read.fetch_add(1, Ordering::Relaxed);
+        let read = self.read.fetch_add(1, Ordering::Relaxed) + 1;
         let record: AlertRecord = match serde_json::from_slice(value) {
             Ok(record) => record,
             Err(error) => {
@@ -114,11 +130,20 @@ impl ClusterAlerts {
                 return Err(ClusterError::Record(error));
             }
         };
+        let newest = self.newest.fetch_max(record.alert.last, Ordering::Relaxed);
+        let newest = newest.max(record.alert.last);
         let mut held = self.by_origin.lock().unwrap_or_else(|e| e.into_inner());
         held.insert(
             (record.instance, record.alert.id),
             (record.partition, record.alert),
         );
+        let keep = self.keep_closed.load(Ordering::Relaxed);
+        if keep > 0 && read.is_multiple_of(SWEEP_EVERY) {
+            let before = held.len();
+            held.retain(|_, (_, a)| !a.closed || a.last.saturating_add(keep) >= newest);
+            self.forgotten
+                .fetch_add((before - held.len()) as u64, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -204,6 +229,11 @@ impl ClusterAlerts {
                 "monitor_alerts_topic_unreadable_total",
                 "Records of the alerts topic that were not alert records.",
                 get(&self.unreadable),
+            ),
+            (
+                "monitor_alerts_topic_forgotten_total",
+                "Closed alerts of the cluster forgotten after the retention.",
+                get(&self.forgotten),
             ),
             (
                 "monitor_alerts_topic_published_total",
@@ -503,5 +533,36 @@ mod tests {
         ));
         assert_eq!(cluster.unreadable.load(Ordering::Relaxed), 1);
         assert!(cluster.merge(vec![], &all()).is_empty());
+    }
+
+    #[test]
+    fn closed_alerts_past_the_retention_are_forgotten_open_ones_kept() {
+        let cluster = ClusterAlerts::default();
+        cluster.keep_closed_for(3600);
+        let mut old_closed = alert(1, "8613800000001", 1000, 1000);
+        old_closed.closed = true;
+        let old_open = alert(2, "8613800000002", 1000, 1000);
+        cluster.take(&record("a", old_closed)).unwrap();
+        cluster.take(&record("a", old_open)).unwrap();
+        // Enough later records to reach a sweep, a day later.
+        for id in 3..=SWEEP_EVERY {
+            let mut recent = alert(id, "8613800000003", 90_000 + id, 90_000 + id);
+            recent.closed = true;
+            cluster.take(&record("b", recent)).unwrap();
+        }
+        let query = AlertQuery {
+            limit: 10_000,
+            ..AlertQuery::default()
+        };
+        let merged = cluster.merge(Vec::new(), &query);
+        assert!(
+            !merged.iter().any(|a| a.id == 1),
+            "the old closed one is forgotten"
+        );
+        assert!(merged.iter().any(|a| a.id == 2), "an open one is kept");
+        assert_eq!(cluster.forgotten.load(Ordering::Relaxed), 1);
+        assert!(cluster
+            .render()
+            .contains("monitor_alerts_topic_forgotten_total 1"));
     }
 }

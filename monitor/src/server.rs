@@ -198,11 +198,17 @@ fn instance_name() -> String {
 impl ClusterThread {
     /// Attaches the alerts topic `topic` on `brokers` to `state`: its alerts are published
     /// there, and the topic is read whole into the alerts `state` serves.
-    fn start(brokers: &str, topic: &str, state: &Arc<MonitorState>) -> Result<Self, ServeError> {
+    fn start(
+        brokers: &str,
+        topic: &str,
+        state: &Arc<MonitorState>,
+        keep_closed: u64,
+    ) -> Result<Self, ServeError> {
         let instance = instance_name();
         let publisher = Arc::new(AlertPublisher::new(brokers, topic, &instance)?);
         let reader = AlertReader::new(brokers, topic, &instance)?;
         let alerts = Arc::new(ClusterAlerts::default());
+        alerts.keep_closed_for(keep_closed);
         state.attach_cluster(Arc::clone(&alerts), Some(Arc::clone(&publisher)));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -262,7 +268,14 @@ pub async fn run_with(
             brokers,
             alerts_topic: Some(topic),
             ..
-        }) => Some(ClusterThread::start(brokers, topic, &prepared.state)?),
+        }) => Some(ClusterThread::start(
+            brokers,
+            topic,
+            &prepared.state,
+            // Closed alerts of other instances are forgotten after the retention, as this
+            // instance's own are pruned from its store.
+            config.service.retention_days.saturating_mul(86_400),
+        )?),
         _ => None,
     };
     let consumer = match kafka {
