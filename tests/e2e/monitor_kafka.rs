@@ -402,7 +402,7 @@ enum Move {
 /// partition has its own detector engine). It waits on the broker moving the killed member's
 /// partitions (session timeout 10 s).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "run by .ci/run with up to three attempts: Tansu sometimes never expires the killed member"]
+#[ignore = "run by .ci/run with up to five attempts: Tansu sometimes never expires the killed member"]
 async fn a_survivor_of_kill_9_serves_a_single_nodes_caller_alerts() {
     partitions_move_halfway(Move::Kill).await;
 }
