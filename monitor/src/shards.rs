@@ -182,26 +182,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
     use super::*;
+    use crate::detect::tests::call;
     use crate::detect::DetectionConfig;
-    use crate::event::{Event, Kind};
-
-    fn call(time: u64, from: &str, to: &str) -> Event {
-        Event {
-            kind: Kind::Verification,
-            time,
-            from: from.into(),
-            to: vec![to.into()],
-            verstat: Some("TN-Validation-Passed".into()),
-            reasoncode: None,
-            attest: Some("A".into()),
-            spc: None,
-            origid: Some(format!("o-{time}-{from}")),
-            x5u: None,
-            flags: Vec::new(),
-            ingress: None,
-            firm: None,
-        }
-    }
 
     #[test]
     fn each_shard_judges_lateness_against_its_own_newest_time() {

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::event::{Event, Kind};
 
-fn call(time: u64, from: &str, to: &str) -> Event {
+/// A verified call (A attestation, no SPC), `origid` from its time and callee; also used by
+/// [`crate::shards`]' tests.
+pub(crate) fn call(time: u64, from: &str, to: &str) -> Event {
     Event {
         kind: Kind::Verification,
         time,
